@@ -1,0 +1,79 @@
+# Set-up and the two user-facing jobs. Every install step the project needs is here, so a
+# fresh Debian machine needs nothing but `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+EDGE_VENV ?= .venv-edge
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+# Debian packages: offline TTS engines for kws-synth, PortAudio/ALSA for the microphone path,
+# gcc for the reference C frontend, chromium for the web page's browser test.
+DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+	libportaudio2 alsa-utils sox gcc make chromium
+
+# TensorFlow with CUDA where an NVIDIA driver is present, the smaller CPU build elsewhere.
+TRAIN_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo train || echo train-cpu)
+
+DEMO_WORDS := yes,no,up,down,left,right,on,off,stop,go
+DEMO_DATA := data/demo
+DEMO_MODEL := models/demo
+
+.PHONY: demo test setup deb venv edge-venv clean bench help
+
+help:
+	@echo "make demo   set up, synthesize the default data, train, evaluate, convert"
+	@echo "make test   set up, then run the whole test suite"
+	@echo "make bench  run the benchmarks in bench/"
+
+demo: setup
+	$(VENV)/bin/kws-synth --words $(DEMO_WORDS) --out $(DEMO_DATA) --seed 7 --per-word 150 --negatives 600
+	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=12
+	$(VENV)/bin/kws-convert -m $(DEMO_MODEL) --out $(DEMO_MODEL)/dist --formats int8,float,c
+	@echo "demo model: $(DEMO_MODEL)  (try: $(VENV)/bin/kws-listen -m $(DEMO_MODEL)/dist --wav some.wav)"
+
+test: setup edge-venv
+	@set +e; $(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+
+bench: setup edge-venv
+	$(PY) -m bench.run_all
+
+setup: deb venv
+
+deb:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "Debian packages missing; run as root:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$missing"; \
+	fi
+
+# The main environment: the package in editable mode with TensorFlow and the test tools.
+# The stamp carries setup.py's checksum so a change of dependencies reinstalls.
+VENV_STAMP := $(VENV)/.kws-$(shell cat setup.py Makefile | md5sum | cut -c1-12)
+venv: $(VENV_STAMP)
+$(VENV_STAMP):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[$(TRAIN_EXTRA),dev,api]"
+	rm -f $(VENV)/.kws-*; touch $@
+
+# A second environment shaped like 32-bit Raspberry Pi OS: the edge package alone, no
+# TensorFlow, tflite-runtime 2.14 with numpy<2. Tests run kws-listen and the int8 model in it.
+EDGE_STAMP := $(EDGE_VENV)/.kws-$(shell cat setup.py Makefile | md5sum | cut -c1-12)
+edge-venv: $(EDGE_STAMP)
+$(EDGE_STAMP):
+	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
+	$(EDGE_VENV)/bin/pip install -q --upgrade pip
+	$(EDGE_VENV)/bin/pip install -q "numpy<2" scipy click pyyaml sounddevice "tflite-runtime==2.14.0"
+	$(EDGE_VENV)/bin/pip install -q --no-deps .
+	rm -f $(EDGE_VENV)/.kws-*; touch $@
+
+clean:
+	rm -rf $(VENV) $(EDGE_VENV) build *.egg-info
