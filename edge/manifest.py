@@ -1,0 +1,224 @@
+"""The manifest: everything an app needs beside a .tflite (labels, frontend, quantization,
+smoothing, thresholds), stored as ``manifest.json`` next to the exported models."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError
+from .frontend import FrontendConfig
+
+MANIFEST_FORMAT = "kws-manifest"
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SILENCE_LABEL = "_silence_"
+UNKNOWN_LABEL = "_unknown_"
+BACKGROUND_LABELS = (SILENCE_LABEL, UNKNOWN_LABEL)
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """Posterior smoothing (RecognizeCommands semantics) and how often the model runs."""
+
+    average_window_ms: float = 500.0
+    detection_threshold: float = 0.7
+    suppression_ms: float = 1000.0
+    minimum_count: int = 3
+    hop_ms: float = 40.0
+
+    def __post_init__(self) -> None:
+        if self.average_window_ms <= 0:
+            raise ValueError(f"average_window_ms must be > 0, got {self.average_window_ms}")
+        if not 0.0 <= self.detection_threshold <= 1.0:
+            raise ValueError(f"detection_threshold must be in [0, 1], got {self.detection_threshold}")
+        if self.suppression_ms < 0:
+            raise ValueError(f"suppression_ms must be >= 0, got {self.suppression_ms}")
+        if self.minimum_count < 1:
+            raise ValueError(f"minimum_count must be >= 1, got {self.minimum_count}")
+        if self.hop_ms <= 0:
+            raise ValueError(f"hop_ms must be > 0, got {self.hop_ms}")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: shape, dtype and (for int8) its affine quantization."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("int8", "uint8") and self.scale > 0
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One exported model file described by the manifest."""
+
+    file: str
+    input: TensorSpec
+    output: TensorSpec
+    sha256: str = ""
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The versioned manifest (see docs in firmware_notes/)."""
+
+    labels: tuple[str, ...]
+    frontend: FrontendConfig
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    ignore_labels: tuple[str, ...] = BACKGROUND_LABELS
+    config_digest: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: str = MANIFEST_FORMAT
+    version: int = MANIFEST_VERSION
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    @property
+    def clip_ms(self) -> int:
+        return self.frontend.clip_ms
+
+    def threshold_for(self, label: str) -> float:
+        """The detection threshold of a label: its own if set, else the smoothing default."""
+        return float(self.thresholds.get(label, self.smoothing.detection_threshold))
+
+    def default_model(self) -> str:
+        """Key of the model a runtime should use when none is named: int8, else the first."""
+        if "int8" in self.models:
+            return "int8"
+        if not self.models:
+            raise ManifestError("manifest lists no model files")
+        return next(iter(self.models))
+
+    def entry_for_file(self, filename: str) -> tuple[str, ModelEntry]:
+        for key, entry in self.models.items():
+            if entry.file == filename:
+                return key, entry
+        raise ManifestError(f"manifest does not describe {filename} (it lists: "
+                            f"{', '.join(e.file for e in self.models.values()) or 'nothing'})")
+
+    def with_updates(self, **changes: Any) -> "Manifest":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        data["ignore_labels"] = list(self.ignore_labels)
+        data["sample_rate"] = self.sample_rate
+        data["clip_ms"] = self.clip_ms
+        for entry in data["models"].values():
+            for key in ("input", "output"):
+                entry[key]["shape"] = list(entry[key]["shape"])
+        order = ["format", "version", "labels", "sample_rate", "clip_ms", "frontend", "models",
+                 "smoothing", "thresholds", "ignore_labels", "calibration", "config_digest", "extra"]
+        return {k: data[k] for k in order}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "manifest") -> "Manifest":
+        try:
+            if data.get("format") != MANIFEST_FORMAT:
+                raise ManifestError(f"{source}: not a kws manifest (format={data.get('format')!r})")
+            if int(data.get("version", 0)) > MANIFEST_VERSION:
+                raise ManifestError(f"{source}: manifest version {data['version']} is newer than this kws "
+                                    f"understands ({MANIFEST_VERSION}); upgrade kws")
+            models = {
+                key: ModelEntry(
+                    file=m["file"],
+                    input=TensorSpec(**{**m["input"], "shape": tuple(m["input"]["shape"])}),
+                    output=TensorSpec(**{**m["output"], "shape": tuple(m["output"]["shape"])}),
+                    sha256=m.get("sha256", ""),
+                    size_bytes=int(m.get("size_bytes", 0)),
+                )
+                for key, m in data.get("models", {}).items()
+            }
+            smoothing_keys = {f.name for f in fields(SmoothingConfig)}
+            unknown = set(data.get("smoothing", {})) - smoothing_keys
+            if unknown:
+                raise ManifestError(f"{source}: unknown smoothing key(s) {', '.join(sorted(unknown))}")
+            manifest = cls(
+                labels=tuple(data["labels"]),
+                frontend=FrontendConfig.from_dict(data["frontend"]),
+                models=models,
+                smoothing=SmoothingConfig(**data.get("smoothing", {})),
+                thresholds={str(k): float(v) for k, v in data.get("thresholds", {}).items()},
+                ignore_labels=tuple(data.get("ignore_labels", BACKGROUND_LABELS)),
+                config_digest=data.get("config_digest", ""),
+                calibration=dict(data.get("calibration", {})),
+                extra=dict(data.get("extra", {})),
+                version=int(data.get("version", MANIFEST_VERSION)),
+            )
+        except ManifestError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"{source}: malformed manifest ({type(exc).__name__}: {exc})") from None
+        if len(set(manifest.labels)) != len(manifest.labels) or len(manifest.labels) < 2:
+            raise ManifestError(f"{source}: labels must be at least two distinct names")
+        bad = sorted(set(manifest.thresholds) - set(manifest.labels))
+        if bad:
+            raise ManifestError(f"{source}: thresholds for unknown label(s) {', '.join(bad)}")
+        return manifest
+
+
+def load_manifest(path: str | os.PathLike) -> Manifest:
+    """Load and validate a manifest.json (or the manifest.json inside a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no manifest here") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: manifest must be a JSON object")
+    return Manifest.from_dict(data, source=str(path))
+
+
+def save_manifest(manifest: Manifest, path: str | os.PathLike) -> Path:
+    """Write the manifest atomically; returns the file written."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2) + "\n")
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file so a reader sees the old or the new content, never half."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to a temp file beside ``path``, fsync, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
