@@ -34,7 +34,6 @@ setup(
     package_dir=PACKAGE_DIRS,
     package_data={
         "kws.serving": ["static/*"],
-        "kws.trainer": ["default.yaml"],
     },
     install_requires=[
         'numpy>=1.23; platform_machine != "armv7l"',
@@ -49,8 +48,8 @@ setup(
     extras_require={
         # The TensorFlow side: training, conversion, the frozen graph. tensorflow-cpu is the
         # same code without CUDA; `make` picks it on machines without an NVIDIA driver.
-        "train": ["tensorflow>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
-        "train-cpu": ["tensorflow-cpu>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
+        "train": ["tensorflow>=2.16", "tensorboard>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
+        "train-cpu": ["tensorflow-cpu>=2.16", "tensorboard>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.6"],
         "api": ["deepaas==2.6.0"],
         "dev": ["pytest>=7", "pytest-timeout>=2.1", "matplotlib>=3.6", "tqdm>=4.60"],

@@ -1,0 +1,63 @@
+"""``kws-train``: folders of WAVs (or a URL of an archive of them) -> a trained, evaluated model."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from kws.edge.errors import KwsError
+
+EXAMPLES = """
+\b
+Examples:
+  kws-train --data data/demo
+  kws-train --data ~/speech_commands_v2 --words yes,no,up,down --set train.epochs=30
+  kws-train --data https://host/my_words.tar.gz --config configs/default.yaml
+  kws-train --resume models/20261123T101500Z      # after Ctrl-C or a crash
+  tensorboard --logdir models/
+"""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
+@click.option("--data", "data_path", metavar="DIR|URL", help="Folder with one sub-folder of WAVs per label, "
+              "or an http(s) URL of a .tar.gz/.zip of such folders.")
+@click.option("--words", metavar="W1,W2", help="Wanted words; other folders become _unknown_. "
+              "Default: every label folder.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config "
+              "(default: built-in defaults, as in configs/default.yaml).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one config value; repeatable, e.g. --set train.epochs=30.")
+@click.option("--arch", type=str, help="Shortcut for --set model.architecture=NAME "
+              "(ds_cnn, conv, low_latency_conv, tiny_conv).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: models/<UTC timestamp>, "
+              "models/ being ./models or $KWS_MODELS_DIR).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue a run folder from its last checkpoint.")
+@click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
+              show_default=True, help="tf.distribute strategy: mirrored = all local GPUs, "
+              "multiworker = several machines via TF_CONFIG.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines; only the result.")
+def main(data_path, words, config_path, overrides, arch, out, resume, distribute, quiet):
+    """Train a keyword-spotting model from folders of WAV files."""
+    from .config import load_config, with_data
+    from .train import EXIT_INTERRUPTED, TrainingInterrupted, train
+
+    try:
+        if resume:
+            if data_path or words or config_path or arch or out:
+                raise click.UsageError("--resume takes the run's own data and config; "
+                                       "only --set train.epochs=N may be added")
+            train(resume=resume, overrides=tuple(overrides), distribute=distribute, quiet=quiet)
+            return
+        sets = list(overrides) + ([f"model.architecture={arch}"] if arch else [])
+        cfg = with_data(load_config(config_path, sets), data_path,
+                        None if words is None else words.split(","))
+        train(cfg, out=out, distribute=distribute, quiet=quiet)
+    except TrainingInterrupted as exc:
+        click.echo(f"kws-train: {exc}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KwsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,297 @@
+"""The typed, frozen training configuration: YAML in, validated dataclasses out.
+
+Sections mirror ``configs/default.yaml``. Unknown keys and values of the wrong type are
+errors that name the key; ``--set section.key=value`` overrides are parsed as YAML scalars.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kws.edge.errors import KwsError
+from kws.edge.frontend import FrontendConfig
+from kws.edge.manifest import SmoothingConfig
+
+LR_SCHEDULES = ("cosine", "step", "constant")
+OPTIMIZERS = ("adam", "sgd")
+
+
+class ConfigError(KwsError):
+    """A configuration key is unknown or its value is invalid."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from and how they are split (speech_commands conventions)."""
+
+    path: str = ""
+    wanted_words: tuple[str, ...] = ()
+    silence_percentage: float = 10.0
+    unknown_percentage: float = 10.0
+    validation_percentage: float = 10.0
+    testing_percentage: float = 10.0
+    max_download_mb: int = 20000
+
+    def __post_init__(self) -> None:
+        for name in ("silence_percentage", "unknown_percentage"):
+            if not 0 <= getattr(self, name) <= 1000:
+                raise ValueError(f"{name} must be in [0, 1000], got {getattr(self, name)}")
+        for name in ("validation_percentage", "testing_percentage"):
+            if not 0 <= getattr(self, name) < 100:
+                raise ValueError(f"{name} must be in [0, 100), got {getattr(self, name)}")
+        if self.validation_percentage + self.testing_percentage >= 100:
+            raise ValueError("validation_percentage + testing_percentage must be < 100")
+        if any(not w.strip() for w in self.wanted_words):
+            raise ValueError("wanted_words has an empty word")
+        if self.max_download_mb <= 0:
+            raise ValueError(f"max_download_mb must be > 0, got {self.max_download_mb}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation: time shift, background mixing, gain, SpecAugment masks."""
+
+    time_shift_ms: float = 100.0
+    background_frequency: float = 0.8
+    background_volume: float = 0.1
+    silence_volume: float = 1.0
+    gain_db: float = 6.0
+    time_masks: int = 2
+    time_mask_frames: int = 10
+    freq_masks: int = 2
+    freq_mask_bins: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("background_frequency",):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("time_shift_ms", "background_volume", "silence_volume", "gain_db", "time_masks",
+                     "time_mask_frames", "freq_masks", "freq_mask_bins"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which architecture from the registry, and its width."""
+
+    architecture: str = "ds_cnn"
+    width: int = 64
+    blocks: int = 4
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        from .models import MODEL_BUILDERS
+
+        if self.architecture not in MODEL_BUILDERS:
+            raise ValueError(f"architecture must be one of {', '.join(MODEL_BUILDERS)}, got {self.architecture!r}")
+        if self.width < 1 or self.blocks < 0:
+            raise ValueError(f"width must be >= 1 and blocks >= 0, got {self.width}, {self.blocks}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop."""
+
+    epochs: int = 30
+    batch_size: int = 100
+    learning_rate: float = 0.002
+    final_learning_rate: float = 0.00005
+    lr_schedule: str = "cosine"
+    warmup_epochs: int = 1
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.05
+    seed: int = 1234
+    max_train_eval_clips: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.learning_rate <= 0 or self.final_learning_rate < 0:
+            raise ValueError("learning rates must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.max_train_eval_clips < 0:
+            raise ValueError("warmup_epochs, weight_decay and max_train_eval_clips must be >= 0")
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """Quantization and its accuracy guard (used by kws-convert)."""
+
+    calibration_clips: int = 400
+    max_accuracy_drop: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.calibration_clips < 1:
+            raise ValueError(f"calibration_clips must be >= 1, got {self.calibration_clips}")
+        if self.max_accuracy_drop < 0:
+            raise ValueError(f"max_accuracy_drop must be >= 0, got {self.max_accuracy_drop}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one frozen section per YAML group."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FrontendConfig = field(default_factory=FrontendConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for sec in fields(self):
+            values = dataclasses.asdict(getattr(self, sec.name))
+            out[sec.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        return out
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of everything that shapes the model (not the data path)."""
+        data = self.to_dict()
+        data["data"] = {k: v for k, v in data["data"].items() if k != "path"}
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check and convert one YAML value to a field's declared type."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [w.strip() for w in value.split(",") if w.strip()] if value.strip() else []
+        if value is None:
+            value = []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item_type = typing.get_args(annotation)[0]
+        return tuple(_coerce(v, item_type, where) for v in value)
+    raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def _build_section(cls: type, values: dict[str, Any], section: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section '{section}' must be a mapping, got {values!r}")
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{section}.{unknown[0]}' "
+                          f"(known: {', '.join(sorted(known))})")
+    kwargs = {k: _coerce(v, hints[k], f"{source}: {section}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: bad value in '{section}': {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any] | None, source: str = "config") -> Config:
+    """Build a Config from nested dicts; missing keys take their defaults."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of sections")
+    sections = {f.name: f for f in fields(Config)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known: {', '.join(sections)})")
+    hints = typing.get_type_hints(Config)
+    built = {name: _build_section(hints[name], data.get(name) or {}, name, source) for name in data}
+    return Config(**built)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'train.epochs=30' -> ('train', 'epochs', 30); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name:
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=30")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return section, name, value
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                base: dict[str, Any] | None = None) -> Config:
+    """Read a YAML config (or start from defaults / ``base``), apply ``--set`` overrides, validate."""
+    data: dict[str, Any] = json.loads(json.dumps(base)) if base else {}
+    source = "config"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the config must be a mapping of sections")
+        for sec, values in (loaded or {}).items():
+            data.setdefault(sec, {})
+            if isinstance(values, dict):
+                data[sec].update(values)
+            else:
+                data[sec] = values
+    for text in overrides:
+        section, name, value = parse_override(text)
+        if section not in {f.name for f in fields(Config)}:
+            raise ConfigError(f"--set {text}: unknown section '{section}'")
+        data.setdefault(section, {})[name] = value
+    return config_from_dict(data, source=source if not overrides else f"{source} + --set")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML, atomically."""
+    from kws.edge.manifest import atomic_write_text
+
+    atomic_write_text(path, "# resolved kws configuration (all values)\n"
+                      + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def with_data(cfg: Config, path: str | None, words: typing.Sequence[str] | None) -> Config:
+    """The config with --data / --words applied (taken verbatim, not parsed as YAML)."""
+    changes: dict[str, Any] = {}
+    if path:
+        changes["path"] = path if "://" in path else str(Path(path).expanduser())
+    if words is not None:
+        changes["wanted_words"] = tuple(w.strip() for w in words)
+    try:
+        return cfg.replace(data=dataclasses.replace(cfg.data, **changes)) if changes else cfg
+    except ValueError as exc:
+        raise ConfigError(f"--words: {exc}") from None

@@ -1,0 +1,295 @@
+"""Folders of WAVs -> labelled, split, in-memory clips (speech_commands conventions).
+
+One folder per label; ``_background_noise_/`` holds noise for mixing; wanted words keep their
+label, every other folder (and ``_unknown_/``) becomes ``_unknown_``; ``_silence_`` clips are
+made from background. The split hashes the file name up to ``_nohash_`` so it is stable as the
+data grows, and ``validation_list.txt`` / ``testing_list.txt`` win when present.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from kws.edge.audio import WavInfo, read_wav, resample
+from kws.edge.errors import AudioError, KwsError
+from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
+
+BACKGROUND_DIR = "_background_noise_"
+UNKNOWN_DIR = UNKNOWN_LABEL
+VALIDATION_LIST = "validation_list.txt"
+TESTING_LIST = "testing_list.txt"
+MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # speech_commands' modulus for the split hash
+SPLITS = ("training", "validation", "testing")
+NOHASH_RE = re.compile(r"_nohash_.*$")
+AUDIO_SUFFIXES = {".wav", ".wave"}
+
+
+class DataError(KwsError):
+    """The dataset folder cannot be used as given."""
+
+
+def which_set(filename: str, validation_percentage: float, testing_percentage: float) -> str:
+    """The split of a file: SHA-1 of its name without the ``_nohash_`` part, as speech_commands does."""
+    base = os.path.basename(filename)
+    hash_name = NOHASH_RE.sub("", base)
+    digest = hashlib.sha1(hash_name.encode("utf-8")).hexdigest()
+    percentage = (int(digest, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < validation_percentage + testing_percentage:
+        return "testing"
+    return "training"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One example: a file (or None for silence) and its label."""
+
+    path: str | None
+    label: str
+
+
+@dataclass
+class DataIndex:
+    """What a dataset folder holds, split and labelled."""
+
+    root: Path
+    labels: list[str]
+    splits: dict[str, list[Item]]
+    unknown_pool: dict[str, list[str]]
+    background_files: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    used_lists: bool = False
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
+
+    def to_json(self) -> dict:
+        """The split as file lists relative to the root, so a resumed run uses exactly it."""
+        def rel(p: str | None) -> str | None:
+            return None if p is None else os.path.relpath(p, self.root)
+        return {
+            "root": str(self.root),
+            "labels": self.labels,
+            "splits": {s: [[rel(i.path), i.label] for i in items] for s, items in self.splits.items()},
+            "unknown_pool": {s: [rel(p) for p in ps] for s, ps in self.unknown_pool.items()},
+            "background_files": [rel(p) for p in self.background_files],
+            "used_lists": self.used_lists,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, root: Path | None = None) -> "DataIndex":
+        root = Path(root or data["root"])
+        def absp(p: str | None) -> str | None:
+            return None if p is None else str(root / p)
+        return cls(
+            root=root,
+            labels=list(data["labels"]),
+            splits={s: [Item(absp(p), lab) for p, lab in items] for s, items in data["splits"].items()},
+            unknown_pool={s: [absp(p) for p in ps] for s, ps in data["unknown_pool"].items()},
+            background_files=[absp(p) for p in data["background_files"]],
+            used_lists=bool(data.get("used_lists", False)),
+        )
+
+
+def _read_list(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    return {line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()}
+
+
+def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
+    """WAV files directly in a folder, sorted; other files are recorded as skipped."""
+    out = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES:
+            out.append(str(entry))
+        elif entry.is_file():
+            skipped.append((str(entry), "not a .wav file"))
+    return out
+
+
+def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_percentage: float,
+                 unknown_percentage: float, validation_percentage: float, testing_percentage: float,
+                 seed: int) -> DataIndex:
+    """Label and split a dataset folder; raises DataError on a missing folder or too few labels."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    skipped: list[tuple[str, str]] = []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    label_folders = [p for p in folders if not p.name.startswith("_")]
+    names = {p.name for p in label_folders}
+    wanted = [w.strip() for w in wanted_words]
+    if any(not w for w in wanted):
+        raise DataError(f"--words has an empty word: {','.join(wanted_words)!r}")
+    for w in wanted:
+        if w.startswith("_"):
+            raise DataError(f"{w}: names starting with '_' are reserved (_silence_, _unknown_)")
+        if w not in names:
+            raise DataError(f"{root / w}: wanted word '{w}' has no folder in {root} "
+                            f"(folders: {', '.join(sorted(names)) or 'none'})")
+    if not wanted:
+        wanted = sorted(names)
+    files_by_label = {p.name: _wav_files(p, skipped) for p in label_folders}
+    for w in wanted:
+        if not files_by_label.get(w):
+            raise DataError(f"{root / w}: wanted word '{w}' has no .wav files")
+    unknown_files = [f for name, fs in files_by_label.items() if name not in wanted for f in fs]
+    if (root / UNKNOWN_DIR).is_dir():
+        unknown_files += _wav_files(root / UNKNOWN_DIR, skipped)
+    background = _wav_files(root / BACKGROUND_DIR, skipped) if (root / BACKGROUND_DIR).is_dir() else []
+    usable = len(wanted) + (1 if unknown_files else 0)
+    if usable < 2:
+        raise DataError(f"{root}: need at least two usable labels, found {usable} "
+                        f"(wanted: {', '.join(wanted)}; no other word folders or {UNKNOWN_DIR}/ for _unknown_)")
+
+    val_list = _read_list(root / VALIDATION_LIST)
+    test_list = _read_list(root / TESTING_LIST)
+    used_lists = bool(val_list or test_list)
+
+    def split_of(path: str) -> str:
+        if used_lists:
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            return "validation" if rel in val_list else "testing" if rel in test_list else "training"
+        return which_set(path, validation_percentage, testing_percentage)
+
+    splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
+    for w in wanted:
+        for f in files_by_label[w]:
+            splits[split_of(f)].append(Item(f, w))
+    unknown_pool: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for f in unknown_files:
+        unknown_pool[split_of(f)].append(f)
+
+    rng = np.random.default_rng(seed)
+    for s in SPLITS:
+        n_wanted = len(splits[s])
+        n_silence = int(math.ceil(n_wanted * silence_percentage / 100))
+        splits[s].extend(Item(None, SILENCE_LABEL) for _ in range(n_silence))
+        n_unknown = min(len(unknown_pool[s]), int(math.ceil(n_wanted * unknown_percentage / 100)))
+        if n_unknown:
+            chosen = rng.choice(len(unknown_pool[s]), size=n_unknown, replace=False)
+            splits[s].extend(Item(unknown_pool[s][i], UNKNOWN_LABEL) for i in sorted(chosen))
+    labels = [SILENCE_LABEL, UNKNOWN_LABEL] + list(wanted)
+    return DataIndex(root=root, labels=labels, splits=splits, unknown_pool=unknown_pool,
+                     background_files=background, skipped=skipped, used_lists=used_lists)
+
+
+def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
+    """The ``length``-sample window with the most energy (clips longer than the model's clip)."""
+    if len(samples) <= length:
+        return np.pad(samples, (0, length - len(samples)))
+    energy = np.concatenate([[0.0], np.cumsum(samples.astype(np.float64) ** 2)])
+    sums = energy[length:] - energy[:-length]
+    start = int(np.argmax(sums))
+    return samples[start:start + length]
+
+
+@dataclass
+class LoadReport:
+    """What loading converted and skipped, for the one summary line."""
+
+    total: int = 0
+    rates: Counter = field(default_factory=Counter)
+    formats: Counter = field(default_factory=Counter)
+    channels: Counter = field(default_factory=Counter)
+    longer: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, info: WavInfo, clip_samples: int, sample_rate: int) -> None:
+        self.total += 1
+        self.rates[info.sample_rate] += 1
+        self.formats[info.sample_format] += 1
+        self.channels[info.channels] += 1
+        if info.num_samples * sample_rate / info.sample_rate > clip_samples * 1.01:
+            self.longer += 1
+
+    def summary(self, sample_rate: int) -> str:
+        def fmt(counter: Counter, unit: str = "") -> str:
+            return ", ".join(f"{k}{unit} x{v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1]))
+        parts = [f"read {self.total} WAV files"]
+        if set(self.rates) - {sample_rate}:
+            parts.append(f"resampled to {sample_rate} Hz from {fmt(self.rates, ' Hz')}")
+        if set(self.formats) - {"int16"}:
+            parts.append(f"sample formats {fmt(self.formats)}")
+        if set(self.channels) - {1}:
+            parts.append(f"mixed to mono from {fmt(self.channels, ' ch')}")
+        if self.longer:
+            parts.append(f"{self.longer} longer than the clip (loudest window kept)")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)} unreadable")
+        return "; ".join(parts)
+
+
+def load_clips(paths: Sequence[str], sample_rate: int, clip_samples: int, workers: int = 4,
+               progress: Callable[[int], None] | None = None) -> tuple[dict[str, np.ndarray], LoadReport]:
+    """Read files as int16 clips of exactly ``clip_samples`` at ``sample_rate``; bad files are
+    recorded in the report, never raised."""
+    report = LoadReport()
+    clips: dict[str, np.ndarray] = {}
+
+    def one(path: str) -> tuple[str, np.ndarray | None, WavInfo | None, str]:
+        try:
+            samples, info = read_wav(path)
+        except AudioError as exc:
+            return path, None, None, str(exc).split(": ", 1)[-1]
+        samples = resample(samples, info.sample_rate, sample_rate)
+        clip = loudest_window(samples, clip_samples)
+        pcm = np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)
+        return path, pcm, info, ""
+
+    unique = list(dict.fromkeys(paths))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for path, pcm, info, why in pool.map(one, unique, chunksize=64):
+            if pcm is None:
+                report.skipped.append((path, why))
+            else:
+                clips[path] = pcm
+                report.add(info, clip_samples, sample_rate)
+            if progress:
+                progress(1)
+    return clips, report
+
+
+def load_background(paths: Iterable[str], sample_rate: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Background noise files as float32 at the model rate (any length)."""
+    out, skipped = [], []
+    for p in paths:
+        try:
+            samples, info = read_wav(p)
+        except AudioError as exc:
+            skipped.append((p, str(exc).split(": ", 1)[-1]))
+            continue
+        out.append(resample(samples, info.sample_rate, sample_rate))
+    return out, skipped
+
+
+def drop_unreadable(index: DataIndex, clips: dict[str, np.ndarray]) -> None:
+    """Remove items whose file failed to load (they are listed in the load report)."""
+    for s in SPLITS:
+        index.splits[s] = [i for i in index.splits[s] if i.path is None or i.path in clips]
+        index.unknown_pool[s] = [p for p in index.unknown_pool[s] if p in clips]
+
+
+def save_index(index: DataIndex, path: str | os.PathLike) -> None:
+    from kws.edge.manifest import atomic_write_text
+
+    atomic_write_text(path, json.dumps(index.to_json()))
+
+
+def load_index(path: str | os.PathLike, root: Path | None = None) -> DataIndex:
+    return DataIndex.from_json(json.loads(Path(path).read_text(encoding="utf-8")), root=root)

@@ -1,0 +1,136 @@
+"""The model registry: architectures chosen by name, each a Keras model from (frames, features)
+to class probabilities, built only from ops that convert to int8 TFLite builtins."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+# name -> builder(input_shape, num_labels, model_config) -> keras.Model
+MODEL_BUILDERS: dict[str, Callable[..., Any]] = {}
+DEFAULT_ARCHITECTURE = "ds_cnn"
+# Batch-norm statistics settle within ~30 steps, so small custom datasets evaluate correctly too.
+BN_MOMENTUM = 0.9
+
+
+def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        MODEL_BUILDERS[name] = fn
+        return fn
+    return wrap
+
+
+def build_model(name: str, input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+    """Build a registered architecture; ``cfg`` is the ModelConfig."""
+    try:
+        builder = MODEL_BUILDERS[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(MODEL_BUILDERS)}") from None
+    return builder(tuple(input_shape), int(num_labels), cfg)
+
+
+def _input(keras: Any, input_shape: tuple[int, int]) -> tuple[Any, Any]:
+    inputs = keras.Input(shape=input_shape, name="features")
+    x = keras.layers.Reshape((*input_shape, 1), name="add_channel")(inputs)
+    return inputs, x
+
+
+@register("conv")
+def conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+    """The speech_commands tutorial's default model ("CNNs for small-footprint KWS"), as in the seed."""
+    import keras
+
+    inputs, x = _input(keras, input_shape)
+    x = keras.layers.Conv2D(64, (20, 8), padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.MaxPooling2D((2, 2), name="pool1")(x)
+    x = keras.layers.Conv2D(64, (10, 4), padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="conv")
+
+
+@register("low_latency_conv")
+def low_latency_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+    """The tutorial's low_latency_conv: one full-height conv (186 filters, 8 wide), then dense layers."""
+    import keras
+
+    frames, _ = input_shape
+    inputs, x = _input(keras, input_shape)
+    x = keras.layers.Conv2D(186, (frames, 8), padding="valid", activation="relu", name="conv1")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(128, activation="relu", name="fc1")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.Dense(128, activation="relu", name="fc2")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="low_latency_conv")
+
+
+@register("tiny_conv")
+def tiny_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+    """micro_speech's tiny_conv: one strided 10x8 conv with 8 filters and a dense layer (<20 kB int8)."""
+    import keras
+
+    inputs, x = _input(keras, input_shape)
+    x = keras.layers.Conv2D(8, (10, 8), strides=(2, 2), padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="tiny_conv")
+
+
+@register("ds_cnn")
+def ds_cnn(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+    """Depthwise-separable CNN (Hello Edge): a strided 10x4 conv, ``blocks`` x (3x3 depthwise +
+    1x1 pointwise, each with batch norm and ReLU), global average pooling, dense softmax."""
+    import keras
+
+    width = cfg.width
+    inputs, x = _input(keras, input_shape)
+    x = keras.layers.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False, name="conv1")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="conv1_bn")(x)
+    x = keras.layers.ReLU(name="conv1_relu")(x)
+    for i in range(1, cfg.blocks + 1):
+        x = keras.layers.DepthwiseConv2D((3, 3), padding="same", use_bias=False, name=f"dw{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"dw{i}_relu")(x)
+        x = keras.layers.Conv2D(width, (1, 1), use_bias=False, name=f"pw{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"pw{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"pw{i}_relu")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name="avg_pool")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="ds_cnn")
+
+
+def count_macs(model: Any) -> int:
+    """Multiply-accumulates of one inference (conv, depthwise conv and dense layers)."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            out_h, out_w, out_c = layer.output.shape[1:]
+            kh, kw = layer.kernel_size
+            total += out_h * out_w * out_c * kh * kw
+        elif isinstance(layer, keras.layers.Conv2D):
+            out_h, out_w, out_c = layer.output.shape[1:]
+            kh, kw = layer.kernel_size
+            in_c = layer.input.shape[-1]
+            total += out_h * out_w * out_c * kh * kw * in_c
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(layer.input.shape[-1]) * layer.units
+    return int(total)
+
+
+def model_info(model: Any) -> dict[str, Any]:
+    """Architecture name, parameter count and MACs per inference."""
+    return {
+        "architecture": model.name,
+        "params": int(model.count_params()),
+        "macs": count_macs(model),
+        "input_shape": list(model.input_shape[1:]),
+        "num_labels": int(model.output_shape[-1]),
+    }

@@ -1,0 +1,95 @@
+"""A training run's folder: ``models/<UTC timestamp>/`` with config.yaml, labels.txt, split.json,
+ckpts/{last,best}.keras, state.json, logs/, model.keras, metrics.json, confusion_matrix.png."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kws.edge.locate import TIMESTAMP_FORMAT, models_dir
+from kws.edge.manifest import atomic_write_text
+
+CONFIG_FILE = "config.yaml"
+LABELS_FILE = "labels.txt"
+SPLIT_FILE = "split.json"
+STATE_FILE = "state.json"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+MODEL_INFO_FILE = "model_info.json"
+CONFUSION_PNG = "confusion_matrix.png"
+SKIPPED_FILE = "skipped_files.txt"
+CKPT_DIR = "ckpts"
+LAST_CKPT = "last.keras"
+BEST_CKPT = "best.keras"
+LOG_DIR = "logs"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run folder."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path: return self.path / CONFIG_FILE
+    @property
+    def labels(self) -> Path: return self.path / LABELS_FILE
+    @property
+    def split(self) -> Path: return self.path / SPLIT_FILE
+    @property
+    def state(self) -> Path: return self.path / STATE_FILE
+    @property
+    def model(self) -> Path: return self.path / MODEL_FILE
+    @property
+    def metrics(self) -> Path: return self.path / METRICS_FILE
+    @property
+    def model_info(self) -> Path: return self.path / MODEL_INFO_FILE
+    @property
+    def confusion_png(self) -> Path: return self.path / CONFUSION_PNG
+    @property
+    def skipped(self) -> Path: return self.path / SKIPPED_FILE
+    @property
+    def ckpts(self) -> Path: return self.path / CKPT_DIR
+    @property
+    def last_ckpt(self) -> Path: return self.path / CKPT_DIR / LAST_CKPT
+    @property
+    def best_ckpt(self) -> Path: return self.path / CKPT_DIR / BEST_CKPT
+    @property
+    def logs(self) -> Path: return self.path / LOG_DIR
+
+    def read_state(self) -> dict:
+        return json.loads(self.state.read_text()) if self.state.is_file() else {}
+
+    def write_state(self, state: dict) -> None:
+        atomic_write_text(self.state, json.dumps(state, indent=1))
+
+    def read_labels(self) -> list[str]:
+        return [line.strip() for line in self.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def new_run_dir(out: str | os.PathLike | None) -> Path:
+    """``out`` exactly, or a fresh ``<models>/<UTC timestamp>`` folder."""
+    if out is not None:
+        return Path(out)
+    root = models_dir()
+    stamp = time.strftime(TIMESTAMP_FORMAT, time.gmtime())
+    path = root / stamp
+    n = 1
+    while path.exists():  # two runs started in the same second
+        path = root / f"{stamp}-{n}"
+        n += 1
+    return path
+
+
+def save_keras_atomic(model, path: Path) -> None:
+    """Save a .keras file via a temp name in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

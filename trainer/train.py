@@ -1,0 +1,376 @@
+"""The training loop: data -> features -> model -> checkpoints, TensorBoard, metrics.
+
+Each epoch is deterministic given (seed, epoch), the split is saved in the run folder, and a
+checkpoint is written atomically after every epoch, so ``--resume`` after Ctrl-C or a kill
+continues exactly where the last finished epoch left off.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kws.edge.errors import KwsError
+from kws.edge.manifest import atomic_write_bytes, atomic_write_text
+
+from . import dataset as ds
+from .config import Config, load_config, save_config
+from .features import eval_features, training_features
+from .metrics import classification_report, plot_confusion
+from .run import RunDir, new_run_dir, save_keras_atomic
+
+DISTRIBUTE_CHOICES = ("none", "mirrored", "multiworker")
+LOGICAL_CPUS_ENV = "KWS_LOGICAL_CPUS"  # split the CPU into N logical devices (tests, debugging)
+UNKNOWN_POOL_FACTOR = 4  # training _unknown_ draws from up to this many times the needed clips
+EXIT_INTERRUPTED = 130
+
+
+class TrainingInterrupted(KwsError):
+    """Ctrl-C or SIGTERM during training; the last finished epoch's checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict
+
+
+def learning_rate(cfg: Config, epoch: int) -> float:
+    """Learning rate of a 0-based epoch: linear warm-up, then the configured schedule."""
+    t = cfg.train
+    if epoch < t.warmup_epochs:
+        return t.learning_rate * (epoch + 1) / (t.warmup_epochs + 1)
+    if t.lr_schedule == "constant":
+        return t.learning_rate
+    if t.lr_schedule == "step":
+        return t.learning_rate * (0.1 if epoch >= math.ceil(0.75 * t.epochs) else 1.0)
+    span = max(1, t.epochs - t.warmup_epochs - 1)
+    progress = min(1.0, (epoch - t.warmup_epochs) / span)
+    return t.final_learning_rate + 0.5 * (t.learning_rate - t.final_learning_rate) * (1 + math.cos(math.pi * progress))
+
+
+def make_strategy(kind: str):
+    """The tf.distribute strategy for --distribute (none: the default one-device strategy)."""
+    import tensorflow as tf
+
+    if kind == "none":
+        return tf.distribute.get_strategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if kind == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise KwsError("--distribute multiworker needs TF_CONFIG set on every worker "
+                           "(see README: Training on several machines)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise KwsError(f"--distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {kind!r}")
+
+
+def configure_devices() -> str:
+    """Split the CPU into logical devices if asked; describe the devices training will use."""
+    import tensorflow as tf
+
+    n = int(os.environ.get(LOGICAL_CPUS_ENV, "0") or 0)
+    cpus = tf.config.list_physical_devices("CPU")
+    if n > 1 and cpus:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except (RuntimeError, ValueError):
+            pass
+    if gpus:
+        return f"{len(gpus)} GPU(s): " + ", ".join(g.name for g in gpus)
+    return f"CPU ({os.cpu_count()} cores" + (f", {n} logical devices)" if n > 1 else ")")
+
+
+class _Printer:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+
+def _epoch_progress_callback(keras, total_steps: int, epoch: int, epochs: int, quiet: bool):
+    """A per-batch progress bar for one epoch (tqdm on stderr)."""
+    from tqdm import tqdm
+
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, _epoch, logs=None):
+            self.bar = tqdm(total=total_steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
+                            leave=False, disable=quiet, file=sys.stderr, dynamic_ncols=True)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.bar.update(1)
+            if logs and batch % 10 == 0:
+                self.bar.set_postfix(loss=f"{logs.get('loss', 0):.3f}", acc=f"{logs.get('accuracy', 0):.3f}")
+
+        def on_epoch_end(self, _epoch, logs=None):
+            self.bar.close()
+
+    return Progress()
+
+
+def _install_sigterm() -> Callable[[], None]:
+    """Turn SIGTERM into KeyboardInterrupt so a kill from a scheduler is handled like Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return model.predict(x, batch_size=max(batch_size, 256), verbose=0)
+
+
+def _labels_of(items, labels: list[str]) -> np.ndarray:
+    index = {lab: i for i, lab in enumerate(labels)}
+    return np.array([index[i.label] for i in items], dtype=np.int64)
+
+
+def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], None], quiet: bool):
+    """Scan (or reload the saved split), load every clip once, report conversions and skips."""
+    if resume:
+        index = ds.load_index(run.split)
+        if not index.root.is_dir():
+            raise ds.DataError(f"{index.root}: the data folder of this run is gone; cannot resume")
+    else:
+        data_path = cfg.data.path
+        if not data_path:
+            raise ds.DataError("no data: give --data FOLDER_OR_URL (or data.path in the config)")
+        from .fetch import fetch_dataset, is_url
+        root = fetch_dataset(data_path, cfg.data.max_download_mb, quiet) if is_url(data_path) else Path(data_path)
+        index = ds.scan_dataset(root, cfg.data.wanted_words, cfg.data.silence_percentage,
+                                cfg.data.unknown_percentage, cfg.data.validation_percentage,
+                                cfg.data.testing_percentage, cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    train_unknown = index.unknown_pool["training"]
+    n_unknown_train = sum(1 for i in index.splits["training"] if i.label == ds.UNKNOWN_LABEL)
+    cap = UNKNOWN_POOL_FACTOR * n_unknown_train
+    if len(train_unknown) > cap:
+        train_unknown = [train_unknown[i] for i in sorted(rng.choice(len(train_unknown), cap, replace=False))]
+    paths = [i.path for s in ds.SPLITS for i in index.splits[s] if i.path] + train_unknown
+    from tqdm import tqdm
+    with tqdm(total=len(set(paths)), desc="reading WAVs", unit="file", leave=False, disable=quiet,
+              file=sys.stderr) as bar:
+        clips, report = ds.load_clips(paths, cfg.features.sample_rate, cfg.features.clip_samples,
+                                      progress=bar.update)
+    backgrounds, bg_skipped = ds.load_background(index.background_files, cfg.features.sample_rate)
+    skipped = index.skipped + report.skipped + bg_skipped
+    report.skipped = skipped
+    say(f"data: {report.summary(cfg.features.sample_rate)}; {len(backgrounds)} background files")
+    if skipped:
+        shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
+        more = f" ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"warning: skipped {len(skipped)} file(s): {shown}{more} (full list: {run.skipped})",
+              file=sys.stderr)
+        atomic_write_text(run.skipped, "".join(f"{p}\t{why}\n" for p, why in skipped))
+    ds.drop_unreadable(index, clips)
+    train_unknown = [p for p in train_unknown if p in clips]
+    counts = index.counts()
+    for w in index.labels[2:]:
+        if not counts["training"].get(w):
+            raise ds.DataError(f"{index.root / w}: no readable training clips for wanted word '{w}'")
+    if not backgrounds:
+        print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
+              "background noise is mixed in", file=sys.stderr)
+    return index, clips, backgrounds, train_unknown
+
+
+def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+          overrides: tuple[str, ...] = (), distribute: str = "none", quiet: bool = False) -> TrainResult:
+    """Train (or resume) a model; returns the run folder and its final metrics."""
+    say = _Printer(quiet)
+    if resume is not None:
+        run = RunDir(Path(resume))
+        if not run.config.is_file() or not run.split.is_file():
+            raise KwsError(f"{run.path}: not a resumable run (no {run.config.name} / {run.split.name})")
+        allowed = [o for o in overrides if o.split("=", 1)[0].strip() in ("train.epochs",)]
+        if len(allowed) != len(overrides):
+            raise KwsError("--resume keeps the run's config; only --set train.epochs=N may change")
+        cfg = load_config(run.config, overrides)
+        state = run.read_state()
+    else:
+        assert cfg is not None
+        run = RunDir(new_run_dir(out))
+        if run.state.exists() or run.model.exists():
+            raise KwsError(f"{run.path}: already holds a training run; use --resume {run.path} or another --out")
+        run.path.mkdir(parents=True, exist_ok=True)
+        state = {}
+
+    import tensorflow as tf  # noqa: F401  (imported here: the CLI starts fast and errors early)
+    devices = configure_devices()
+    import keras
+
+    index, clips, backgrounds, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+    labels = index.labels
+    if resume is None:
+        save_config(cfg, run.config)
+        atomic_write_text(run.labels, "\n".join(labels) + "\n")
+        ds.save_index(index, run.split)
+    elif run.read_labels() != labels:
+        raise KwsError(f"{run.labels}: labels differ from the saved split; the run folder is inconsistent")
+    counts = index.counts()
+    say("split: " + "; ".join(f"{s} {sum(c.values())}" for s, c in counts.items())
+        + f" ({'from validation_list/testing_list' if index.used_lists else 'by file-name hash'}); labels: "
+        + ", ".join(labels))
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    strategy = make_strategy(distribute)
+    with strategy.scope():
+        if resume is not None and run.last_ckpt.is_file():
+            model = keras.models.load_model(run.last_ckpt)
+        else:
+            from .models import build_model
+            model = build_model(cfg.model.architecture, cfg.features.input_shape, len(labels), cfg.model)
+            if cfg.train.optimizer == "adam":
+                opt = (keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
+                       if cfg.train.weight_decay else keras.optimizers.Adam(cfg.train.learning_rate))
+            else:
+                opt = keras.optimizers.SGD(cfg.train.learning_rate, momentum=0.9)
+            model.compile(optimizer=opt,
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
+                          metrics=["accuracy"])
+    from .models import model_info
+    info = model_info(model)
+    info["architecture"] = cfg.model.architecture
+    atomic_write_text(run.model_info, json.dumps(info, indent=1))
+    say(f"model {cfg.model.architecture}: {info['params']:,} parameters, {info['macs'] / 1e6:.2f} M "
+        f"multiply-accumulates per inference; input {tuple(info['input_shape'])}; devices: {devices}"
+        + (f"; strategy {type(strategy).__name__} x{strategy.num_replicas_in_sync}" if distribute != "none" else ""))
+
+    val_items, test_items = index.splits["validation"], index.splits["testing"]
+    x_val = eval_features(val_items, clips, cfg, backgrounds, seed=cfg.train.seed + 1)
+    y_val = _labels_of(val_items, labels)
+    train_items = index.splits["training"]
+    y_train = keras.utils.to_categorical(_labels_of(train_items, labels), len(labels))
+
+    def epoch_features(epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([cfg.train.seed, epoch])
+        return training_features(train_items, clips, cfg, backgrounds, train_unknown, rng)
+
+    start_epoch = int(state.get("epochs_done", 0))
+    best_acc = float(state.get("best_val_accuracy", -1.0))
+    history = list(state.get("history", []))
+    writers = {name: tf.summary.create_file_writer(str(run.logs / name)) for name in ("train", "validation")}
+    steps = math.ceil(len(train_items) / cfg.train.batch_size)
+    restore = _install_sigterm()
+    pool = ThreadPoolExecutor(max_workers=1)
+    if start_epoch:
+        say(f"resuming {run.path} after epoch {start_epoch} (best validation accuracy {best_acc:.4f})")
+    try:
+        pending = pool.submit(epoch_features, start_epoch) if start_epoch < cfg.train.epochs else None
+        for epoch in range(start_epoch, cfg.train.epochs):
+            t0 = time.time()
+            x_train = pending.result()
+            pending = pool.submit(epoch_features, epoch + 1) if epoch + 1 < cfg.train.epochs else None
+            lr = learning_rate(cfg, epoch)
+            model.optimizer.learning_rate.assign(lr)
+            hist = model.fit(x_train, y_train, batch_size=cfg.train.batch_size, epochs=epoch + 1,
+                             initial_epoch=epoch, shuffle=True, verbose=0,
+                             callbacks=[_epoch_progress_callback(keras, steps, epoch, cfg.train.epochs, quiet)])
+            loss = float(hist.history["loss"][-1])
+            acc = float(hist.history["accuracy"][-1])
+            val_prob = _predict(model, x_val, cfg.train.batch_size)
+            val_pred = val_prob.argmax(axis=1)
+            val_acc = float((val_pred == y_val).mean()) if len(y_val) else acc
+            val_loss = float(-np.mean(np.log(val_prob[np.arange(len(y_val)), y_val] + 1e-9))) if len(y_val) else loss
+            improved = val_acc > best_acc
+            if improved:
+                best_acc = val_acc
+                save_keras_atomic(model, run.best_ckpt)
+            save_keras_atomic(model, run.last_ckpt)
+            seconds = time.time() - t0
+            history.append({"epoch": epoch + 1, "loss": loss, "accuracy": acc, "val_loss": val_loss,
+                            "val_accuracy": val_acc, "learning_rate": lr, "seconds": round(seconds, 2)})
+            run.write_state({"epochs_done": epoch + 1, "best_val_accuracy": best_acc, "history": history})
+            with writers["train"].as_default(step=epoch + 1):
+                tf.summary.scalar("loss", loss)
+                tf.summary.scalar("accuracy", acc)
+                tf.summary.scalar("learning_rate", lr)
+            with writers["validation"].as_default(step=epoch + 1):
+                tf.summary.scalar("loss", val_loss)
+                tf.summary.scalar("accuracy", val_acc)
+                if len(y_val):
+                    report = classification_report(y_val, val_pred, labels)
+                    png = plot_confusion(report["confusion_matrix"], labels, f"validation, epoch {epoch + 1}")
+                    tf.summary.image("confusion_matrix", tf.expand_dims(tf.image.decode_png(png, channels=4), 0))
+            for w in writers.values():
+                w.flush()
+            say(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {loss:.4f} acc {acc:.4f} | val loss {val_loss:.4f} "
+                f"acc {val_acc:.4f}{' *' if improved else ''} | lr {lr:.2e} | {seconds:.1f}s "
+                f"({len(train_items) / max(seconds, 1e-9):.0f} clips/s)")
+    except KeyboardInterrupt:
+        done = run.read_state().get("epochs_done", 0)
+        raise TrainingInterrupted(f"interrupted; {run.path} keeps the checkpoint of epoch {done}. "
+                                  f"Resume with: kws-train --resume {run.path}") from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        restore()
+        for w in writers.values():
+            w.close()
+
+    return finish(cfg, run, model_path=run.best_ckpt if run.best_ckpt.is_file() else run.last_ckpt,
+                  index=index, clips=clips, backgrounds=backgrounds, info=info, say=say)
+
+
+def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clips, backgrounds, info: dict,
+           say: Callable[[str], None]) -> TrainResult:
+    """Evaluate the best checkpoint on train/validation/test, save model.keras, metrics and figure."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(model_path)
+    labels = index.labels
+    out: dict = {"labels": labels, "model": info, "config_digest": cfg.digest(), "epochs": run.read_state().get("epochs_done")}
+    rng = np.random.default_rng(cfg.train.seed + 2)
+    train_items = index.splits["training"]
+    if len(train_items) > cfg.train.max_train_eval_clips:
+        pick = sorted(rng.choice(len(train_items), cfg.train.max_train_eval_clips, replace=False))
+        train_items = [train_items[i] for i in pick]
+    for split, items, seed in (("train", train_items, cfg.train.seed + 3),
+                               ("validation", index.splits["validation"], cfg.train.seed + 1),
+                               ("test", index.splits["testing"], cfg.train.seed + 4)):
+        if not items:
+            out[split] = None
+            continue
+        x = eval_features(items, clips, cfg, backgrounds, seed=seed)
+        y = _labels_of(items, labels)
+        pred = _predict(model, x, cfg.train.batch_size).argmax(axis=1)
+        out[split] = classification_report(y, pred, labels)
+    save_keras_atomic(model, run.model)
+    atomic_write_text(run.metrics, json.dumps(out, indent=1))
+    final = out.get("test") or out.get("validation") or out["train"]
+    png = plot_confusion(final["confusion_matrix"], labels,
+                         f"{'test' if out.get('test') else 'validation'} set, accuracy {final['accuracy']:.3f}")
+    atomic_write_bytes(run.confusion_png, png)
+    w = tf.summary.create_file_writer(str(run.logs / "test"))
+    with w.as_default(step=out["epochs"] or 0):
+        tf.summary.image("confusion_matrix", tf.expand_dims(tf.image.decode_png(png, channels=4), 0))
+        if out.get("test"):
+            tf.summary.scalar("accuracy", out["test"]["accuracy"])
+    w.close()
+
+    def pct(split: str) -> str:
+        return f"{out[split]['accuracy'] * 100:.2f}% (n={out[split]['count']})" if out.get(split) else "n/a"
+    say(f"accuracy: train {pct('train')}, validation {pct('validation')}, test {pct('test')}")
+    print(f"test accuracy: {pct('test')}  model: {run.path}")
+    return TrainResult(run.path, out)
