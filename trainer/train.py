@@ -27,6 +27,7 @@ from .config import Config, load_config, save_config
 from .features import eval_features, training_features
 from .metrics import classification_report, plot_confusion
 from .run import RunDir, new_run_dir, save_keras_atomic
+from .tfimport import import_tensorflow
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multiworker")
 LOGICAL_CPUS_ENV = "KWS_LOGICAL_CPUS"  # split the CPU into N logical devices (tests, debugging)
@@ -60,7 +61,7 @@ def learning_rate(cfg: Config, epoch: int) -> float:
 
 def make_strategy(kind: str):
     """The tf.distribute strategy for --distribute (none: the default one-device strategy)."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     if kind == "none":
         return tf.distribute.get_strategy()
@@ -78,7 +79,7 @@ def make_strategy(kind: str):
 
 def configure_devices() -> str:
     """Split the CPU into logical devices if asked; describe the devices training will use."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     n = int(os.environ.get(LOGICAL_CPUS_ENV, "0") or 0)
     cpus = tf.config.list_physical_devices("CPU")
@@ -216,11 +217,11 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         run.path.mkdir(parents=True, exist_ok=True)
         state = {}
 
-    import tensorflow as tf  # noqa: F401  (imported here: the CLI starts fast and errors early)
+    # data first: a bad folder is reported before TensorFlow's few seconds of start-up
+    index, clips, backgrounds, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+    tf = import_tensorflow()
     devices = configure_devices()
     import keras
-
-    index, clips, backgrounds, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
     labels = index.labels
     if resume is None:
         save_config(cfg, run.config)
@@ -335,8 +336,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
 def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clips, backgrounds, info: dict,
            say: Callable[[str], None]) -> TrainResult:
     """Evaluate the best checkpoint on train/validation/test, save model.keras, metrics and figure."""
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     model = keras.models.load_model(model_path)
     labels = index.labels

@@ -1,0 +1,78 @@
+"""The typed config: defaults file, validation errors naming the key, --set overrides."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kws.trainer.config import Config, ConfigError, load_config, save_config, with_data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_default_yaml_lists_every_key_with_the_builtin_defaults():
+    from_file = load_config(REPO / "configs" / "default.yaml")
+    assert from_file == Config()
+    listed = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
+    assert {s: set(v) for s, v in listed.items()} == {s: set(v) for s, v in Config().to_dict().items()}
+
+
+def test_every_default_yaml_key_has_a_comment():
+    lines = (REPO / "configs" / "default.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("  ") and ":" in line and not line.strip().startswith("#"):
+            assert lines[i - 1].strip().startswith("#"), f"key without a comment: {line.strip()}"
+
+
+def test_set_overrides_are_typed():
+    cfg = load_config(None, ["train.epochs=3", "model.architecture=conv", "features.feature_type=log_mel",
+                             "data.wanted_words=[yes, no]"])
+    assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
+    assert cfg.model.architecture == "conv"
+    assert cfg.features.feature_type == "log_mel"
+    assert cfg.data.wanted_words == ("yes", "no")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epoch=3", "unknown key 'train.epoch'"),
+    ("trian.epochs=3", "unknown section 'trian'"),
+    ("train.epochs=three", "train.epochs: expected an integer"),
+    ("train.epochs=0", "epochs and batch_size must be >= 1"),
+    ("model.architecture=resnet", "architecture must be one of"),
+    ("features.stride_ms=50", "stride_ms must be in (0, window_ms]"),
+    ("train.epochs", "expected section.key=value"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 2\n  lerning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and "train.lerning_rate" in str(err.value)
+
+
+def test_config_is_frozen_and_round_trips(tmp_path):
+    cfg = load_config(None, ["train.epochs=5", "augment.gain_db=0"])
+    with pytest.raises(Exception):
+        cfg.train.epochs = 9  # type: ignore[misc]
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert cfg.digest() == load_config(tmp_path / "config.yaml").digest()
+    assert cfg.digest() != Config().digest()
+
+
+def test_yes_no_on_off_stay_words(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  wanted_words: [yes, no, on, off, up]\n")
+    assert load_config(path).data.wanted_words == ("yes", "no", "on", "off", "up")
+    assert load_config(None, ["data.wanted_words=[on,off]"]).data.wanted_words == ("on", "off")
+
+
+def test_with_data_rejects_empty_word():
+    with pytest.raises(ConfigError, match="empty word"):
+        with_data(Config(), "/data", ["yes", "", "no"])
+    assert with_data(Config(), "~/x", ["yes"]).data.path == str(Path("~/x").expanduser())

@@ -1,0 +1,228 @@
+"""Dataset rules: labels, _unknown_ folding, split stability, lists, odd WAV formats, bad files."""
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from kws.edge.audio import load_audio, read_wav, write_wav
+from kws.trainer import dataset as ds
+from kws.trainer.fetch import FetchError, fetch_dataset, safe_extract
+
+SR = 16000
+
+
+def _tone(n=SR, freq=440.0, amp=0.5, sr=SR):
+    return (amp * np.sin(2 * np.pi * freq * np.arange(n) / sr)).astype(np.float32)
+
+
+def _layout(root: Path, words=("yes", "no", "cat", "dog"), per=20):
+    for w in words:
+        for i in range(per):
+            write_wav(root / w / f"{w}{i}_nohash_0.wav", _tone(freq=300 + 50 * i), SR)
+    write_wav(root / "_background_noise_" / "n.wav", np.zeros(SR * 2, np.float32), SR)
+    return root
+
+
+def test_which_set_matches_the_speech_commands_rule():
+    name = "0a7c2a8d_nohash_0.wav"
+    h = int(hashlib.sha1(b"0a7c2a8d").hexdigest(), 16)
+    pct = (h % (2 ** 27)) * (100.0 / (2 ** 27 - 1))
+    expected = "validation" if pct < 10 else "testing" if pct < 20 else "training"
+    assert ds.which_set(name, 10, 10) == expected
+    # every take of one speaker lands in the same split, whatever follows _nohash_
+    sets = {ds.which_set(f"speakerA_nohash_{i}.wav", 10, 10) for i in range(20)}
+    assert len(sets) == 1
+
+
+def test_split_is_stable_as_data_grows(tmp_path):
+    root = _layout(tmp_path / "d")
+    first = ds.scan_dataset(root, ["yes", "no"], 0, 0, 20, 20, seed=1)
+    for i in range(20, 60):
+        write_wav(root / "yes" / f"yes{i}_nohash_0.wav", _tone(), SR)
+    second = ds.scan_dataset(root, ["yes", "no"], 0, 0, 20, 20, seed=1)
+    before = {i.path: s for s, items in first.splits.items() for i in items}
+    after = {i.path: s for s, items in second.splits.items() for i in items}
+    assert all(after[p] == s for p, s in before.items())
+    assert len(after) == len(before) + 40
+
+
+def test_labels_unknown_and_silence(tmp_path):
+    root = _layout(tmp_path / "d")
+    index = ds.scan_dataset(root, ["yes", "no"], 10, 50, 10, 10, seed=0)
+    assert index.labels == ["_silence_", "_unknown_", "yes", "no"]
+    pool = {p for ps in index.unknown_pool.values() for p in ps}
+    assert {Path(p).parent.name for p in pool} == {"cat", "dog"}
+    train = index.splits["training"]
+    n_wanted = sum(i.label in ("yes", "no") for i in train)
+    assert sum(i.label == "_silence_" for i in train) == int(np.ceil(n_wanted * 0.10))
+    assert sum(i.label == "_unknown_" for i in train) == int(np.ceil(n_wanted * 0.50))
+    assert len(index.background_files) == 1
+
+
+def test_no_words_means_every_folder(tmp_path):
+    root = _layout(tmp_path / "d")
+    index = ds.scan_dataset(root, [], 10, 10, 10, 10, seed=0)
+    assert index.labels == ["_silence_", "_unknown_", "cat", "dog", "no", "yes"]
+
+
+def test_lists_are_honoured(tmp_path):
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    (root / "validation_list.txt").write_text("yes/yes1_nohash_0.wav\nno/no2_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("yes/yes3_nohash_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert index.used_lists
+    names = {s: sorted(Path(i.path).name for i in items if i.path) for s, items in index.splits.items()}
+    assert names["validation"] == ["no2_nohash_0.wav", "yes1_nohash_0.wav"]
+    assert names["testing"] == ["yes3_nohash_0.wav"]
+    assert len(names["training"]) == 37
+
+
+@pytest.mark.parametrize("words, message", [
+    (["yes", "maybe"], "wanted word 'maybe' has no folder"),
+    (["yes", ""], "empty word"),
+    (["yes"], "need at least two usable labels"),
+])
+def test_bad_datasets_are_one_line_errors(tmp_path, words, message):
+    root = _layout(tmp_path / "d", words=("yes",))
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(root, words, 10, 10, 10, 10, seed=0)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_folder_and_empty_word(tmp_path):
+    with pytest.raises(ds.DataError, match="no such data folder"):
+        ds.scan_dataset(tmp_path / "nope", [], 10, 10, 10, 10, seed=0)
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    (root / "empty").mkdir()
+    with pytest.raises(ds.DataError, match="wanted word 'empty' has no .wav files"):
+        ds.scan_dataset(root, ["yes", "empty"], 10, 10, 10, 10, seed=0)
+
+
+def test_every_wav_format_is_converted(tmp_path):
+    base = _tone(n=44100, freq=440, amp=0.5, sr=44100)
+    cases = {
+        "u8.wav": (np.round(base * 127 + 128).astype(np.uint8), 44100),
+        "i16.wav": (np.round(base * 32767).astype(np.int16), 44100),
+        "i32.wav": (np.round(base * 2147483647).astype(np.int32), 44100),
+        "f32.wav": (base, 44100),
+        "stereo.wav": (np.stack([base, base], axis=1), 44100),
+        "8k.wav": (_tone(n=8000, freq=440, amp=0.5, sr=8000), 8000),
+    }
+    for name, (data, rate) in cases.items():
+        wavfile.write(tmp_path / name, rate, data)
+    # 24-bit PCM, written by hand (scipy writes no 24-bit)
+    pcm24 = np.round(base * 8388607).astype(np.int32)
+    raw = b"".join(int(v).to_bytes(3, "little", signed=True) for v in pcm24)
+    import wave
+    with wave.open(str(tmp_path / "i24.wav"), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(3), w.setframerate(44100), w.writeframes(raw)
+    reference = _tone(n=SR, freq=440, amp=0.5)
+    for name in list(cases) + ["i24.wav"]:
+        audio, info = load_audio(tmp_path / name, SR)
+        assert abs(len(audio) - SR) <= 1, name
+        mid = slice(1000, 15000)  # away from the resampler's edges
+        assert np.max(np.abs(audio[mid] - reference[mid])) < 0.02, name
+    assert read_wav(tmp_path / "i24.wav")[1].sample_format == "int24"
+    assert read_wav(tmp_path / "stereo.wav")[1].channels == 2
+
+
+def test_unreadable_files_are_listed_and_skipped(tmp_path):
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    (root / "yes" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
+    (root / "yes" / "notes.txt").write_text("hello")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 0, 0, seed=0)
+    assert [Path(p).name for p, _ in index.skipped] == ["notes.txt"]
+    paths = [i.path for i in index.splits["training"]]
+    clips, report = ds.load_clips(paths, SR, SR)
+    assert [Path(p).name for p, _ in report.skipped] == ["broken.wav"]
+    assert len(clips) == len(paths) - 1
+    assert "skipped 1 unreadable" in report.summary(SR)
+
+
+def test_loudest_window_keeps_the_word_of_a_long_clip():
+    audio = np.zeros(SR * 3, np.float32)
+    audio[SR + 4000:SR + 8000] = 0.5
+    clip = ds.loudest_window(audio, SR)
+    assert len(clip) == SR and np.sum(np.abs(clip) > 0.4) == 4000
+
+
+# --- archives and URLs -------------------------------------------------------------------
+
+def _tar_bytes(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _wav_bytes():
+    buf = io.BytesIO()
+    wavfile.write(buf, SR, (_tone() * 30000).astype(np.int16))
+    return buf.getvalue()
+
+
+def test_unsafe_archives_are_refused(tmp_path):
+    escape = tarfile.TarInfo("../evil.wav")
+    escape.size = 3
+    (tmp_path / "a.tar.gz").write_bytes(_tar_bytes([(escape, b"abc")]))
+    with pytest.raises(FetchError, match="escape"):
+        safe_extract(tmp_path / "a.tar.gz", tmp_path / "out1", 10 ** 9)
+    link = tarfile.TarInfo("data/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+    (tmp_path / "b.tar.gz").write_bytes(_tar_bytes([(link, None)]))
+    with pytest.raises(FetchError, match="points outside"):
+        safe_extract(tmp_path / "b.tar.gz", tmp_path / "out2", 10 ** 9)
+    big = tarfile.TarInfo("data/yes/big.wav")
+    big.size = 5000
+    (tmp_path / "c.tar.gz").write_bytes(_tar_bytes([(big, b"x" * 5000)]))
+    with pytest.raises(FetchError, match="over the limit"):
+        safe_extract(tmp_path / "c.tar.gz", tmp_path / "out3", 1000)
+    assert not (tmp_path / "evil.wav").exists()
+
+
+@pytest.fixture()
+def http_root(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_dataset_url_is_downloaded_cached_and_unpacked(http_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    root, base = http_root
+    wav = _wav_bytes()
+    members = []
+    for w in ("yes", "no"):
+        info = tarfile.TarInfo(f"mywords/{w}/a_nohash_0.wav")
+        info.size = len(wav)
+        members.append((info, wav))
+    (root / "words.tar.gz").write_bytes(_tar_bytes(members))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("yes/a_nohash_0.wav", wav)
+        zf.writestr("no/b_nohash_0.wav", wav)
+    (root / "words.zip").write_bytes(buf.getvalue())
+
+    data = fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=True)
+    assert sorted(p.name for p in data.iterdir()) == ["no", "yes"]
+    (root / "words.tar.gz").unlink()  # the second call must come from the cache
+    assert fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=True) == data
+    zdata = fetch_dataset(f"{base}/words.zip", max_mb=10, quiet=True)
+    assert (zdata / "yes" / "a_nohash_0.wav").read_bytes() == wav
+    with pytest.raises(FetchError, match="download failed"):
+        fetch_dataset(f"{base}/missing.tar.gz", max_mb=10, quiet=True)

@@ -1,0 +1,133 @@
+"""Training end to end on the synthetic fixture: outputs, metrics, TensorBoard, resume, mirrored."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import FIXTURE_WORDS
+
+REPO = Path(__file__).resolve().parent.parent
+KWS_TRAIN = [sys.executable, "-m", "kws.trainer.cli"]
+FAST = ["--set", "train.batch_size=16", "--set", "augment.time_masks=0"]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def test_run_folder_holds_everything(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"config.yaml", "labels.txt", "split.json", "model.keras", "metrics.json", "confusion_matrix.png",
+            "model_info.json", "ckpts", "logs", "state.json"} <= names
+    assert {p.name for p in (trained_run / "ckpts").iterdir()} == {"last.keras", "best.keras"}
+    assert (trained_run / "labels.txt").read_text().split() == ["_silence_", "_unknown_", *FIXTURE_WORDS]
+    cfg = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert cfg["train"]["epochs"] == 8 and cfg["model"]["architecture"] == "ds_cnn"
+    assert (trained_run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_are_complete_and_the_model_learned(trained_run):
+    m = json.loads((trained_run / "metrics.json").read_text())
+    for split in ("train", "validation", "test"):
+        assert set(m[split]) >= {"accuracy", "per_class", "confusion_matrix"}
+        cm = m[split]["confusion_matrix"]
+        assert sum(map(sum, cm)) == m[split]["count"] and len(cm) == 5
+    assert m["validation"]["accuracy"] >= 0.85
+    assert m["test"]["accuracy"] >= 0.8
+    assert set(m["test"]["per_class"]["up"]) == {"precision", "recall", "f1", "support"}
+    info = json.loads((trained_run / "model_info.json").read_text())
+    assert info["architecture"] == "ds_cnn" and 20_000 < info["params"] < 30_000 and info["macs"] > 1e7
+
+
+def test_tensorboard_logs_have_scalars_and_confusion_images(trained_run):
+    from tensorflow.core.util import event_pb2
+    import tensorflow as tf
+
+    def tags(folder):
+        found = set()
+        for f in (trained_run / "logs" / folder).glob("events.out.tfevents.*"):
+            for rec in tf.data.TFRecordDataset(str(f)):
+                ev = event_pb2.Event.FromString(rec.numpy())
+                found |= {v.tag for v in ev.summary.value}
+        return found
+    assert {"loss", "accuracy", "learning_rate"} <= tags("train")
+    assert {"loss", "accuracy", "confusion_matrix"} <= tags("validation")
+
+
+def test_registry_counts_params_and_macs():
+    from kws.trainer.config import Config
+    from kws.trainer.models import MODEL_BUILDERS, build_model, model_info
+
+    assert set(MODEL_BUILDERS) == {"conv", "low_latency_conv", "tiny_conv", "ds_cnn"}
+    tiny = model_info(build_model("tiny_conv", (98, 40), 12, Config().model))
+    # conv 10x8 stride 2 "same" -> 49x20x8 outputs of 80 MACs each, then a 7840x12 dense layer
+    assert tiny["macs"] == 49 * 20 * 8 * 80 + 49 * 20 * 8 * 12
+    conv = model_info(build_model("conv", (98, 40), 12, Config().model))
+    ds = model_info(build_model("ds_cnn", (98, 40), 12, Config().model))
+    assert 900_000 < conv["params"] < 960_000  # the tutorial's ~940k
+    assert ds["macs"] * 5 < conv["macs"] and ds["params"] * 20 < conv["params"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_resumable_run_and_resume_finishes_it(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    cmd = KWS_TRAIN + ["--data", str(tiny_dataset), "--words", ",".join(FIXTURE_WORDS), "--out", str(out),
+                       "--set", "train.epochs=40", *FAST]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        state = out / "state.json"
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"training ended early: {proc.communicate()}")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"kws-train --resume {out}" in err
+    done = json.loads((out / "state.json").read_text())["epochs_done"]
+    assert 2 <= done < 40 and (out / "ckpts" / "last.keras").is_file()
+    assert not (out / "model.keras").exists()
+    split_before = (out / "split.json").read_text()
+
+    res = subprocess.run(KWS_TRAIN + ["--resume", str(out), "--set", f"train.epochs={done + 2}", "-q"],
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    state = json.loads((out / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == list(range(1, done + 3))
+    assert (out / "split.json").read_text() == split_before
+    assert (out / "model.keras").is_file() and "test accuracy:" in res.stdout
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):
+    out = tmp_path / "mirrored"
+    res = subprocess.run(KWS_TRAIN + ["--data", str(tiny_dataset), "--words", "up,down", "--out", str(out),
+                                      "--distribute", "mirrored", "--set", "train.epochs=2", *FAST],
+                         env=_env(KWS_LOGICAL_CPUS="2"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "strategy MirroredStrategy x2" in res.stderr
+    assert json.loads((out / "state.json").read_text())["epochs_done"] == 2
+    assert (out / "model.keras").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path, trained_run):
+    def run(*args):
+        return subprocess.run(KWS_TRAIN + list(args), env=_env(), capture_output=True, text=True, timeout=120)
+    res = run("--data", str(tmp_path / "missing"))
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"Error: {tmp_path / 'missing'}: no such data folder"]
+    res = run("--data", str(tmp_path), "--set", "train.epocs=3")
+    assert res.returncode == 1 and "unknown key 'train.epocs'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run("--data", str(tmp_path), "--out", str(trained_run))
+    assert res.returncode == 1 and "already holds a training run" in res.stderr
+    res = run("--resume", str(tmp_path))
+    assert res.returncode == 1 and "not a resumable run" in res.stderr
