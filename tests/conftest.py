@@ -20,6 +20,19 @@ FIXTURE_WORDS = ("up", "down", "beep")
 FIXTURE_OVERRIDES = ("train.epochs=8", "train.batch_size=16", "train.seed=3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_models_dir(tmp_path_factory):
+    """Runs started without --out go to a temp models folder, never the checkout's ./models."""
+    path = tmp_path_factory.mktemp("default_models")
+    old = os.environ.get("KWS_MODELS_DIR")
+    os.environ["KWS_MODELS_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("KWS_MODELS_DIR", None)
+    else:
+        os.environ["KWS_MODELS_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Three synthetic words (rising chirp, falling chirp, two-tone beep), _unknown_ bursts, noise."""

@@ -123,7 +123,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):
 def test_cli_errors_are_one_line(tmp_path, trained_run):
     def run(*args):
         return subprocess.run(KWS_TRAIN + list(args), env=_env(), capture_output=True, text=True, timeout=120)
+    before = set(os.listdir(os.environ["KWS_MODELS_DIR"]))
     res = run("--data", str(tmp_path / "missing"))
+    assert set(os.listdir(os.environ["KWS_MODELS_DIR"])) == before  # no empty run folder left behind
     assert res.returncode == 1 and res.stderr.strip().splitlines() == [f"Error: {tmp_path / 'missing'}: no such data folder"]
     res = run("--data", str(tmp_path), "--set", "train.epocs=3")
     assert res.returncode == 1 and "unknown key 'train.epocs'" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -209,16 +210,24 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             raise KwsError("--resume keeps the run's config; only --set train.epochs=N may change")
         cfg = load_config(run.config, overrides)
         state = run.read_state()
+        created = False
     else:
         assert cfg is not None
         run = RunDir(new_run_dir(out))
         if run.state.exists() or run.model.exists():
             raise KwsError(f"{run.path}: already holds a training run; use --resume {run.path} or another --out")
+        created = not run.path.exists()
         run.path.mkdir(parents=True, exist_ok=True)
         state = {}
 
-    # data first: a bad folder is reported before TensorFlow's few seconds of start-up
-    index, clips, backgrounds, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+    # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
+    # run that fails here leaves no folder behind
+    try:
+        index, clips, backgrounds, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+    except BaseException:
+        if created:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     tf = import_tensorflow()
     devices = configure_devices()
     import keras
