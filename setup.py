@@ -8,7 +8,7 @@ click, pyyaml); TensorFlow only comes with the ``train`` extras.
 from setuptools import setup
 
 PACKAGE_DIRS = {
-    "kws": "kws",
+    "kws": "commands",
     "kws.edge": "edge",
     "kws.trainer": "trainer",
     "kws.converters": "converters",

@@ -131,8 +131,11 @@ class TrainConfig:
     label_smoothing: float = 0.05
     seed: int = 1234
     max_train_eval_clips: int = 5000
+    time_budget_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.time_budget_s < 0:
+            raise ValueError(f"time_budget_s must be >= 0, got {self.time_budget_s}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if self.learning_rate <= 0 or self.final_learning_rate < 0:

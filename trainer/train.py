@@ -286,6 +286,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     pool = ThreadPoolExecutor(max_workers=1)
     if start_epoch:
         say(f"resuming {run.path} after epoch {start_epoch} (best validation accuracy {best_acc:.4f})")
+    budget_start = time.time() - float(state.get("train_seconds", 0.0))
     try:
         pending = pool.submit(epoch_features, start_epoch) if start_epoch < cfg.train.epochs else None
         for epoch in range(start_epoch, cfg.train.epochs):
@@ -311,7 +312,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             seconds = time.time() - t0
             history.append({"epoch": epoch + 1, "loss": loss, "accuracy": acc, "val_loss": val_loss,
                             "val_accuracy": val_acc, "learning_rate": lr, "seconds": round(seconds, 2)})
-            run.write_state({"epochs_done": epoch + 1, "best_val_accuracy": best_acc, "history": history})
+            run.write_state({"epochs_done": epoch + 1, "best_val_accuracy": best_acc, "history": history,
+                             "train_seconds": round(time.time() - budget_start, 2)})
             with writers["train"].as_default(step=epoch + 1):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", acc)
@@ -328,6 +330,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             say(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {loss:.4f} acc {acc:.4f} | val loss {val_loss:.4f} "
                 f"acc {val_acc:.4f}{' *' if improved else ''} | lr {lr:.2e} | {seconds:.1f}s "
                 f"({len(train_items) / max(seconds, 1e-9):.0f} clips/s)")
+            if cfg.train.time_budget_s and time.time() - budget_start >= cfg.train.time_budget_s:
+                say(f"time budget of {cfg.train.time_budget_s:.0f}s reached after epoch {epoch + 1}")
+                break
     except KeyboardInterrupt:
         done = run.read_state().get("epochs_done", 0)
         raise TrainingInterrupted(f"interrupted; {run.path} keeps the checkpoint of epoch {done}. "
