@@ -1,6 +1,6 @@
 """The ``kws`` command group: every tool as a subcommand (``kws train``, ``kws listen`` ...).
 
-Subcommands are imported lazily so ``kws listen`` never pays for TensorFlow.
+Subcommands are imported lazily so ``kws listen`` (and ``kws --help``) never pay for TensorFlow.
 """
 from __future__ import annotations
 
@@ -8,38 +8,42 @@ import importlib
 
 import click
 
-# subcommand name -> "module:attribute" of its click command
+# subcommand name -> ("module:attribute" of its click command, one-line help)
 SUBCOMMANDS = {
-    "train": "kws.trainer.cli:main",
-    "synth": "kws.synth.cli:main",
-    "convert": "kws.converters.cli:main",
-    "listen": "kws.edge.listen_cli:main",
-    "predict": "kws.evaluation.predict_cli:main",
-    "eval": "kws.evaluation.eval_cli:main",
-    "inspect": "kws.evaluation.inspect_cli:inspect_cmd",
-    "data-stats": "kws.evaluation.inspect_cli:data_stats_cmd",
-    "serve": "kws.serving.web:serve_cmd",
+    "train": ("kws.trainer.cli:main", "Train a model from folders of WAV files (kws-train)."),
+    "synth": ("kws.synth.cli:main", "Synthesize a keyword dataset with offline TTS (kws-synth)."),
+    "convert": ("kws.converters.cli:main", "Export int8/float TFLite, frozen .pb, C array, manifest (kws-convert)."),
+    "listen": ("kws.edge.listen_cli:main", "Detect keywords continuously from a microphone or file (kws-listen)."),
+    "predict": ("kws.evaluation.predict_cli:main", "Classify WAV files, folders, URLs or a test list (kws-predict)."),
+    "eval": ("kws.evaluation.eval_cli:main", "Streaming false accepts/hour and false rejects; calibrate (kws-eval)."),
+    "inspect": ("kws.evaluation.inspect_cli:inspect_cmd", "Plot a clip's waveform, spectrogram and model features."),
+    "data-stats": ("kws.evaluation.inspect_cli:data_stats_cmd", "Summarise a dataset folder and flag problems."),
+    "serve": ("kws.serving.web:serve_cmd", "Web page and JSON API for prediction."),
 }
+TF_MODULES = ("tensorflow", "keras")
 
 
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when it is run."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return list(SUBCOMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in SUBCOMMANDS.items()])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(cmd_name)
-        if target is None:
+        entry = SUBCOMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = entry[0].split(":")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:  # e.g. the TensorFlow extra is not installed
-            raise click.ClickException(
-                f"'kws {cmd_name}' is not available in this install: {exc}. "
-                "Install the training extra: pip install 'kws[train]'"
-            ) from exc
+        except ImportError as exc:
+            hint = (" Install the training extra: pip install 'kws[train]'"
+                    if (exc.name or "").split(".")[0] in TF_MODULES else "")
+            raise click.ClickException(f"'kws {cmd_name}' is not available in this install: {exc}.{hint}") from exc
         return getattr(module, attr)
 
 
@@ -53,5 +57,5 @@ def main() -> None:
       kws synth --words yes,no --out data/yesno
       kws train --data data/yesno
       kws convert
-      kws listen -m dist/
+      kws listen -m models/<run>/dist/
     """
