@@ -133,3 +133,14 @@ def test_cli_errors_are_one_line(tmp_path, trained_run):
     assert res.returncode == 1 and "already holds a training run" in res.stderr
     res = run("--resume", str(tmp_path))
     assert res.returncode == 1 and "not a resumable run" in res.stderr
+
+
+def test_only_the_chief_writes_the_run_folder(monkeypatch):
+    from kws.trainer.train import worker_subdir
+
+    cluster = {"worker": ["a:1", "b:1"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert worker_subdir("multiworker") is None
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert worker_subdir("multiworker") == ".worker-1"
+    assert worker_subdir("mirrored") is None

@@ -78,6 +78,23 @@ def make_strategy(kind: str):
     raise KwsError(f"--distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, got {kind!r}")
 
 
+def worker_subdir(distribute: str) -> str | None:
+    """For a non-chief multi-worker process, the private sub-folder it writes into (else None).
+
+    All workers run the same command with the same --out; only the chief (task 0, or a task of
+    type "chief") writes the run folder itself, the others keep their copies out of its way."""
+    if distribute != "multiworker" or "TF_CONFIG" not in os.environ:
+        return None
+    try:
+        task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
+    except json.JSONDecodeError:
+        raise KwsError("TF_CONFIG is not valid JSON") from None
+    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    is_chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    return None if is_chief else f".{kind}-{index}"
+
+
 def configure_devices() -> str:
     """Split the CPU into logical devices if asked; describe the devices training will use."""
     tf = import_tensorflow()
@@ -214,6 +231,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     else:
         assert cfg is not None
         run = RunDir(new_run_dir(out))
+        sub = worker_subdir(distribute)
+        if sub:
+            run = RunDir(run.path / sub)
         if run.state.exists() or run.model.exists():
             raise KwsError(f"{run.path}: already holds a training run; use --resume {run.path} or another --out")
         created = not run.path.exists()

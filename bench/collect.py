@@ -1,0 +1,35 @@
+"""Assemble docs/BENCHMARKS.md from the per-area result files in bench/results/*.md.
+
+    python -m bench.collect
+
+Each benchmark script writes its own markdown (with the command that produced it) into
+bench/results/; this file only concatenates them in a fixed order under one heading.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
+ORDER = ("demo", "train", "synth", "synth_transfer", "convert", "edge", "eval")
+HEADER = """# Benchmarks
+
+Every number here was measured on the project's reference machine (x86_64, 2 cores, 24 GiB, no GPU,
+Debian 12, Python 3.11) by the command printed with it. `make bench` reruns them all
+(`python -m bench.run_all`), and `python -m bench.collect` rebuilds this page from `bench/results/`.
+"""
+
+
+def main() -> None:
+    parts = [HEADER]
+    names = [n for n in ORDER if (RESULTS / f"{n}.md").is_file()]
+    names += sorted(p.stem for p in RESULTS.glob("*.md") if p.stem not in ORDER)
+    for name in names:
+        parts.append((RESULTS / f"{name}.md").read_text().strip() + "\n")
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text("\n".join(parts))
+    print(f"wrote {DOC} from {len(names)} result file(s): {', '.join(names)}")
+
+
+if __name__ == "__main__":
+    main()
