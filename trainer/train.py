@@ -86,10 +86,10 @@ def worker_subdir(distribute: str) -> str | None:
     if distribute != "multiworker" or "TF_CONFIG" not in os.environ:
         return None
     try:
-        task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
+        tf_config = json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError:
         raise KwsError("TF_CONFIG is not valid JSON") from None
-    cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    task, cluster = tf_config.get("task", {}), tf_config.get("cluster", {})
     kind, index = task.get("type", "worker"), int(task.get("index", 0))
     is_chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
     return None if is_chief else f".{kind}-{index}"
