@@ -1,0 +1,197 @@
+"""The DEEPaaS V2 model entry point (``deepaas.v2.model: kws``), as the seed exposed it.
+
+``deepaas-run --listen-ip 127.0.0.1`` then serves ``/v2/models/kws/`` (metadata),
+``/v2/models/kws/train/`` (train with the config's parameters as arguments) and
+``/v2/models/kws/predict/`` (a WAV upload ``data`` or a ``url``; top-3 ``{label, probability}``).
+The model is ``models/api`` if present, else the newest model in ``./models`` or ``$KWS_MODELS_DIR``;
+it is looked up again on every prediction, so a model trained through the API is used next.
+DEEPaaS runs train/predict/warm in worker processes; nothing here imports TensorFlow at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+from marshmallow import fields, validate
+
+import kws
+from kws.edge.errors import ModelNotFoundError
+from kws.edge.locate import default_model, models_dir
+
+from .fetch import DEFAULT_MAX_BYTES, fetch_url
+from .predictor import DEFAULT_TOP_K, Predictor, read_labels
+
+LOG = logging.getLogger(__name__)
+MODEL_NAME = "kws"
+AUTHOR = "kws contributors"
+LICENSE = "MIT"
+DESCRIPTION = ("Keyword spotting: small convolutional models trained on folders of WAV files, "
+               "predicting the top-3 keywords of a 1 s clip.")
+# enumerated string settings of the config, offered as choices
+ARG_SEPARATOR = "_"  # train argument names are <section>_<key>, e.g. train_epochs, data_wanted_words
+ARCH_REGISTRY = "kws.trainer.models:MODEL_BUILDERS"
+
+_predictor: Predictor | None = None
+_predictor_key: tuple[str, float] | None = None
+
+
+def _current_model() -> Path | None:
+    try:
+        return default_model()
+    except ModelNotFoundError:
+        return None
+
+
+def get_metadata() -> dict[str, Any]:
+    """Name, version, author, license, description, and the model predictions would use."""
+    model = _current_model()
+    return {
+        "id": MODEL_NAME,
+        "name": MODEL_NAME,
+        "version": kws.__version__,
+        "author": AUTHOR,
+        "license": LICENSE,
+        "description": DESCRIPTION,
+        "models_dir": str(models_dir().resolve()),
+        "model": str(model) if model else None,
+        "labels": read_labels(model) if model else [],
+    }
+
+
+# ---------------------------------------------------------------- training
+
+def _choices() -> dict[str, tuple[str, ...]]:
+    """Allowed values of the config's enumerated strings."""
+    from kws.edge.frontend import FEATURE_TYPES
+    from kws.trainer.config import LR_SCHEDULES, OPTIMIZERS
+
+    out = {"train_lr_schedule": LR_SCHEDULES, "train_optimizer": OPTIMIZERS,
+           "features_feature_type": FEATURE_TYPES}
+    try:
+        from kws.trainer.models import MODEL_BUILDERS
+        out["model_architecture"] = tuple(MODEL_BUILDERS)
+    except ImportError:  # the registry needs TensorFlow; without it any name is passed on
+        pass
+    return out
+
+
+def _field_for(annotation: Any, default: Any, description: str, choices: tuple[str, ...] | None):
+    """A webargs (marshmallow) field for one config value; missing arguments keep the default."""
+    meta = {"description": description}
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    kwargs: dict[str, Any] = {"required": False, "load_default": shown, "metadata": meta}
+    if choices:
+        meta["enum"] = list(choices)
+        kwargs["validate"] = validate.OneOf(list(choices))
+    if annotation is bool:
+        return fields.Bool(**kwargs)
+    if annotation is int:
+        return fields.Int(**kwargs)
+    if annotation is float:
+        return fields.Float(**kwargs)
+    if typing.get_origin(annotation) is tuple:
+        meta["description"] += " (comma-separated)"
+        return fields.Str(**kwargs)
+    return fields.Str(**kwargs)
+
+
+def get_train_args() -> dict[str, fields.Field]:
+    """One argument per config value, named <section>_<key> (as ``--set section.key=`` of kws-train)."""
+    from kws.trainer.config import Config
+
+    hints = typing.get_type_hints(Config)
+    choices = _choices()
+    args: dict[str, fields.Field] = {}
+    for section in dataclasses.fields(Config):
+        cls = hints[section.name]
+        sec_hints = typing.get_type_hints(cls)
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            name = f"{section.name}{ARG_SEPARATOR}{f.name}"
+            desc = f"{section.name}.{f.name}"
+            if name == "data_path":
+                desc = "data folder (one sub-folder of WAVs per label) or URL of a .tar.gz holding them"
+            args[name] = _field_for(sec_hints[f.name], getattr(defaults, f.name), desc, choices.get(name))
+    return args
+
+
+def config_from_args(kwargs: dict[str, Any]):
+    """The Config of a training request; arguments not given (or None) keep their defaults."""
+    from kws.trainer.config import Config, load_config
+
+    sections: dict[str, dict[str, Any]] = {}
+    names = {s.name for s in dataclasses.fields(Config)}
+    for key, value in kwargs.items():
+        section, _, name = key.partition(ARG_SEPARATOR)
+        if section not in names or not name or value is None:
+            continue
+        sections.setdefault(section, {})[name] = value
+    return load_config(None, base=sections)
+
+
+def train(**kwargs: Any) -> dict[str, Any]:
+    """Train like kws-train: a new timestamped run folder under the models folder."""
+    from kws.trainer.train import train as run_training
+
+    cfg = config_from_args(kwargs)
+    if not cfg.data.path:
+        raise ValueError("data_path is required: a folder of WAV folders or a URL of a .tar.gz")
+    result = run_training(cfg, out=None, quiet=True)
+    metrics = result.metrics or {}
+    summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    return {"model": str(result.run_dir), "labels": read_labels(result.run_dir), "metrics": summary}
+
+
+# ---------------------------------------------------------------- prediction
+
+def _predictor_for_current() -> Predictor:
+    """The loaded model of the current default model, reloaded when that changes."""
+    global _predictor, _predictor_key
+    model = default_model()
+    marker = model / "model.keras"
+    key = (str(model.resolve()), marker.stat().st_mtime if marker.exists() else 0.0)
+    if _predictor is None or key != _predictor_key:
+        _predictor, _predictor_key = Predictor(model), key
+    return _predictor
+
+
+def warm() -> None:
+    """Load the current model in the worker process (no model yet is fine)."""
+    try:
+        _predictor_for_current()
+    except ModelNotFoundError as exc:
+        LOG.warning("no model to warm: %s", exc)
+
+
+def get_predict_args() -> dict[str, fields.Field]:
+    return {
+        "data": fields.Field(required=False, load_default=None, metadata={
+            "description": "WAV file to classify", "location": "form", "type": "file"}),
+        "url": fields.Str(required=False, load_default=None, metadata={
+            "description": "http(s) URL of a WAV file to classify"}),
+        "top_k": fields.Int(required=False, load_default=DEFAULT_TOP_K, validate=validate.Range(1, 100),
+                            metadata={"description": "how many labels to return"}),
+    }
+
+
+def predict(**kwargs: Any) -> dict[str, Any]:
+    """Top-k ``{label, probability}`` of an uploaded WAV (``data``) or a ``url``."""
+    upload, url = kwargs.get("data"), kwargs.get("url")
+    top_k = kwargs.get("top_k") or DEFAULT_TOP_K
+    if bool(upload) == bool(url):
+        raise ValueError("give exactly one of: data (a WAV upload) or url")
+    predictor = _predictor_for_current()
+    if upload:
+        try:
+            name = getattr(upload, "original_filename", None) or "upload"
+            result = predictor.predict_file(upload.filename, top_k)
+        finally:
+            Path(upload.filename).unlink(missing_ok=True)
+    else:
+        name = url
+        result = predictor.predict_bytes(fetch_url(url, DEFAULT_MAX_BYTES), top_k, name="url")
+    return {"input": name, "model": str(predictor.path), "labels": result.labels}

@@ -1,0 +1,170 @@
+"""Loads a model once and classifies WAV bytes: the core shared by the web page and DEEPaaS.
+
+Models are Keras run folders (model.keras, else the newest checkpoint) read by a small private
+adapter; other paths (.tflite + manifest) go to ``kws.evaluation.models.load_classifier`` when
+that module is installed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kws.edge.audio import read_wav, resample
+from kws.edge.errors import AudioError, KwsError, ModelNotFoundError
+from kws.edge.frontend import Frontend, FrontendConfig
+
+DEFAULT_TOP_K = 3
+LABELS_FILE = "labels.txt"
+CONFIG_FILE = "config.yaml"
+KERAS_MODEL = "model.keras"
+CKPT_CANDIDATES = ("ckpts/best.keras", "ckpts/last.keras")
+FRONTEND_ATTRS = ("frontend_config", "frontend_cfg", "features", "frontend")
+LOUDEST_HOP_MS = 50  # step when searching a longer recording for its loudest model-length window
+
+
+def read_labels(folder: Path) -> list[str]:
+    """The labels of a run folder (labels.txt), without loading the model."""
+    path = Path(folder) / LABELS_FILE
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def keras_file(folder: Path) -> Path | None:
+    """model.keras of a run, else its best/last checkpoint (the seed's 'latest checkpoint')."""
+    for name in (KERAS_MODEL, *CKPT_CANDIDATES):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+class _KerasClassifier:
+    """A Keras run folder: labels.txt, config.yaml's features section, model.keras."""
+
+    def __init__(self, folder: Path):
+        from kws.trainer.config import load_config
+
+        path = keras_file(folder)
+        if path is None:
+            raise ModelNotFoundError(f"{folder}: no {KERAS_MODEL} or checkpoint in this run folder")
+        self.labels = read_labels(folder)
+        if not self.labels:
+            raise ModelNotFoundError(f"{folder}: no {LABELS_FILE}")
+        cfg_path = folder / CONFIG_FILE
+        self.frontend_config = load_config(cfg_path).features if cfg_path.is_file() else FrontendConfig()
+        import keras
+
+        self._model = keras.models.load_model(path, compile=False)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model(features.astype(np.float32), training=False))
+
+
+class _ExternalClassifier:
+    """Adapts kws.evaluation.models.load_classifier's object to labels/frontend_config/predict."""
+
+    def __init__(self, path: Path):
+        try:
+            from kws.evaluation.models import load_classifier
+        except ImportError:
+            raise ModelNotFoundError(f"{path}: not a Keras run folder (only those are served "
+                                     "without kws.evaluation)") from None
+        self._clf = load_classifier(path)
+        self.labels = list(self._clf.labels)
+        cfg = next((getattr(self._clf, a) for a in FRONTEND_ATTRS if hasattr(self._clf, a)), None)
+        if isinstance(cfg, dict):
+            cfg = FrontendConfig.from_dict(cfg)
+        if not isinstance(cfg, FrontendConfig):
+            raise ModelNotFoundError(f"{path}: cannot find the model's frontend configuration")
+        self.frontend_config = cfg
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self._clf.predict(features))
+
+
+def load_classifier(path: Path):
+    """A classifier for a run folder (Keras) or anything kws.evaluation can load."""
+    path = Path(path)
+    if path.is_dir() and keras_file(path) is not None:
+        return _KerasClassifier(path)
+    return _ExternalClassifier(path)
+
+
+def loudest_window(audio: np.ndarray, length: int, hop: int) -> np.ndarray:
+    """The ``length``-sample window with the most energy (the whole clip if it is shorter)."""
+    if len(audio) <= length:
+        return audio
+    energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(audio) - length + 1, max(1, hop))
+    sums = energy[starts + length] - energy[starts]
+    start = int(starts[int(np.argmax(sums))])
+    return audio[start:start + length]
+
+
+@dataclass
+class Prediction:
+    """Top-k labels of one input, with the model features it was computed from."""
+
+    labels: list[dict[str, Any]]
+    features: np.ndarray
+    duration_s: float
+    sample_rate: int
+
+    def to_dict(self, with_features: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"labels": self.labels, "duration_s": round(self.duration_s, 3),
+                               "sample_rate": self.sample_rate}
+        if with_features:
+            out["features"] = np.round(self.features, 3).tolist()
+        return out
+
+
+class Predictor:
+    """One loaded model; ``predict_bytes`` is thread-safe."""
+
+    def __init__(self, model_path: str | os.PathLike):
+        self.path = Path(model_path)
+        self.classifier = load_classifier(self.path)
+        self.labels = self.classifier.labels
+        self.frontend = Frontend(self.classifier.frontend_config)
+        self._lock = threading.Lock()
+
+    def info(self) -> dict[str, Any]:
+        cfg = self.classifier.frontend_config
+        return {"model": str(self.path), "labels": self.labels, "frontend": cfg.to_dict()}
+
+    def predict_samples(self, samples: np.ndarray, sample_rate: int, top_k: int = DEFAULT_TOP_K) -> Prediction:
+        """Classify float mono audio at any rate; longer recordings use their loudest window."""
+        cfg = self.classifier.frontend_config
+        audio = resample(samples, sample_rate, cfg.sample_rate)
+        hop = cfg.sample_rate * LOUDEST_HOP_MS // 1000
+        feats = self.frontend.clip_features(loudest_window(audio, cfg.clip_samples, hop))
+        with self._lock:
+            probs = self.classifier.predict(feats[None])[0]
+        k = max(1, min(int(top_k), len(self.labels)))
+        order = np.argsort(-probs)[:k]
+        labels = [{"label": self.labels[i], "probability": float(probs[i])} for i in order]
+        return Prediction(labels, feats, len(samples) / sample_rate, sample_rate)
+
+    def predict_file(self, path: str | os.PathLike, top_k: int = DEFAULT_TOP_K) -> Prediction:
+        samples, info = read_wav(path)
+        return self.predict_samples(samples, info.sample_rate, top_k)
+
+    def predict_bytes(self, data: bytes, top_k: int = DEFAULT_TOP_K, name: str = "upload") -> Prediction:
+        """Classify the bytes of a WAV file; AudioError if they are not one."""
+        if not data:
+            raise KwsError("empty upload: no WAV data received")
+        fd, tmp = tempfile.mkstemp(prefix="kws-serve-", suffix=".wav")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            return self.predict_file(tmp, top_k)
+        except AudioError as exc:  # name the upload, not the temporary file
+            raise AudioError(str(exc).replace(tmp, name)) from None
+        finally:
+            os.unlink(tmp)
