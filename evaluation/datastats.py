@@ -1,0 +1,136 @@
+"""Dataset summary for ``kws data-stats``: per-label counts, durations and formats, and the
+problems that quietly hurt training (wrong rates, clipping, silence, duplicates, tiny labels)."""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kws.edge.audio import read_wav
+from kws.edge.errors import AudioError
+
+EXPECTED_RATE = 16000
+FULL_SCALE = 0.999          # |sample| at or above this counts as clipped (int16 32767/32768 = 0.99997)
+CLIP_FRACTION = 0.001       # more than 0.1% clipped samples -> clipping
+SILENT_DBFS = -50.0         # peak below this -> silent
+FEW_FILES = 20              # a label with fewer files than this ...
+FEW_FRACTION_OF_MEDIAN = 0.1  # ... or fewer than 10% of the median label's -> few files
+BACKGROUND_DIR = "_background_noise_"
+HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class LabelStats:
+    """Per-label accumulators."""
+
+    files: int = 0
+    total_s: float = 0.0
+    min_s: float = float("inf")
+    max_s: float = 0.0
+    rates: dict = field(default_factory=lambda: defaultdict(int))
+    channels: dict = field(default_factory=lambda: defaultdict(int))
+    formats: dict = field(default_factory=lambda: defaultdict(int))
+
+    def to_dict(self) -> dict:
+        return {"files": self.files, "total_s": round(self.total_s, 3),
+                "min_s": round(self.min_s, 3) if self.files else 0.0, "max_s": round(self.max_s, 3),
+                "sample_rates": {str(k): v for k, v in sorted(self.rates.items())},
+                "channels": {str(k): v for k, v in sorted(self.channels.items())},
+                "sample_formats": dict(sorted(self.formats.items()))}
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def peak_dbfs(samples: np.ndarray) -> float:
+    """Peak level in dB relative to full scale (-inf for digital silence)."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE) -> dict:
+    """Walk ``root`` (one folder per label) and return the summary and a list of problems.
+
+    Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
+    clipping, silent, duplicate, few_files.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise AudioError(f"{root}: not a folder (give a dataset folder with one sub-folder per label)")
+    labels: dict[str, LabelStats] = defaultdict(LabelStats)
+    problems: list[dict] = []
+    by_hash: dict[str, list[str]] = defaultdict(list)
+    wavs = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".wav")
+    for path in wavs:
+        rel = path.relative_to(root)
+        label = rel.parts[0] if len(rel.parts) > 1 else "."
+        try:
+            samples, info = read_wav(path)
+        except AudioError as exc:
+            problems.append({"kind": "unreadable", "path": str(rel), "detail": str(exc).split(": ", 1)[-1]})
+            continue
+        stats = labels[label]
+        dur = info.duration_s
+        stats.files += 1
+        stats.total_s += dur
+        stats.min_s = min(stats.min_s, dur)
+        stats.max_s = max(stats.max_s, dur)
+        stats.rates[info.sample_rate] += 1
+        stats.channels[info.channels] += 1
+        stats.formats[info.sample_format] += 1
+        by_hash[_file_hash(path)].append(str(rel))
+        if info.sample_rate != expected_rate:
+            problems.append({"kind": "wrong_rate", "path": str(rel),
+                             "detail": f"{info.sample_rate} Hz (expected {expected_rate}; it will be resampled)"})
+        clipped = float(np.mean(np.abs(samples) >= FULL_SCALE))
+        if clipped > CLIP_FRACTION:
+            problems.append({"kind": "clipping", "path": str(rel),
+                             "detail": f"{100 * clipped:.2f}% of samples at full scale"})
+        level = peak_dbfs(samples)
+        if level < SILENT_DBFS:
+            problems.append({"kind": "silent", "path": str(rel),
+                             "detail": f"peak {level:.1f} dBFS (< {SILENT_DBFS:.0f})"})
+    for paths in by_hash.values():
+        if len(paths) > 1:
+            problems.append({"kind": "duplicate", "path": paths[0],
+                             "detail": "identical to " + ", ".join(paths[1:])})
+    word_labels = {k: v for k, v in labels.items() if k not in (BACKGROUND_DIR, ".")}
+    if word_labels:
+        median = float(np.median([s.files for s in word_labels.values()]))
+        for name, s in sorted(word_labels.items()):
+            if s.files < FEW_FILES or s.files < FEW_FRACTION_OF_MEDIAN * median:
+                problems.append({"kind": "few_files", "label": name,
+                                 "detail": f"{s.files} files (median label has {median:g})"})
+    return {
+        "root": str(root),
+        "files": sum(s.files for s in labels.values()),
+        "total_s": round(sum(s.total_s for s in labels.values()), 3),
+        "labels": {k: labels[k].to_dict() for k in sorted(labels)},
+        "problems": problems,
+    }
+
+
+def format_stats(stats: dict) -> str:
+    """A human-readable table of ``dataset_stats`` output."""
+    lines = [f"{stats['root']}: {stats['files']} files, {stats['total_s'] / 60:.1f} min",
+             f"{'label':<24}{'files':>7}{'total s':>10}{'min s':>8}{'max s':>8}  rates / channels / formats"]
+    for name, s in stats["labels"].items():
+        rates = ",".join(f"{r}" for r in s["sample_rates"])
+        chans = ",".join(s["channels"])
+        fmts = ",".join(s["sample_formats"])
+        lines.append(f"{name:<24}{s['files']:>7}{s['total_s']:>10.1f}{s['min_s']:>8.2f}{s['max_s']:>8.2f}"
+                     f"  {rates} Hz / {chans} ch / {fmts}")
+    probs = stats["problems"]
+    lines.append(f"problems: {len(probs) or 'none'}")
+    for p in probs:
+        lines.append(f"  {p['kind']:<11} {p.get('path', p.get('label'))}: {p['detail']}")
+    return "\n".join(lines)

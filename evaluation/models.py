@@ -1,0 +1,136 @@
+"""One interface over the model kinds kws produces, for prediction and evaluation:
+
+* a training run folder (``model.keras`` + ``config.yaml`` + ``labels.txt``): Keras via TensorFlow,
+  imported only on this path;
+* a ``.tflite`` file with its ``manifest.json`` beside it, or a folder of converted artifacts
+  (``manifest.json`` + model files): the edge runtime, no TensorFlow.
+
+``load_classifier(path)`` returns an object with ``labels``, ``frontend`` (FrontendConfig),
+``manifest`` (or None for Keras), ``path`` and ``predict(features_batch) -> probabilities``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kws.edge.errors import ModelNotFoundError
+from kws.edge.frontend import FrontendConfig
+from kws.edge.locate import resolve_model
+from kws.edge.manifest import MANIFEST_NAME, Manifest, load_manifest
+
+KERAS_FILE = "model.keras"
+RUN_CONFIG = "config.yaml"
+RUN_LABELS = "labels.txt"
+DIST_DIR = "dist"
+KERAS_BATCH = 256
+
+
+class KerasClassifier:
+    """A trained run's model.keras, with the run's labels and frontend config."""
+
+    kind = "keras"
+
+    def __init__(self, run_dir: Path):
+        from kws.trainer.config import load_config  # yaml only, no TF
+
+        self.path = run_dir
+        for name in (KERAS_FILE, RUN_CONFIG, RUN_LABELS):
+            if not (run_dir / name).is_file():
+                raise ModelNotFoundError(f"{run_dir}: not a complete training run (no {name})")
+        cfg = load_config(run_dir / RUN_CONFIG)
+        self.frontend: FrontendConfig = cfg.features
+        self.smoothing = cfg.smoothing
+        self.labels = [s.strip() for s in (run_dir / RUN_LABELS).read_text(encoding="utf-8").splitlines()
+                       if s.strip()]
+        self.manifest = None
+        from kws.trainer.tfimport import import_tensorflow
+
+        import_tensorflow()  # TensorFlow only on this path, without its start-up notices
+        import keras
+
+        self._model = keras.models.load_model(run_dir / KERAS_FILE, compile=False)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities (B, labels) for a batch of features (B, frames, bins)."""
+        features = np.asarray(features, dtype=np.float32)
+        if len(features) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        out = [np.asarray(self._model(features[i:i + KERAS_BATCH], training=False))
+               for i in range(0, len(features), KERAS_BATCH)]
+        return np.concatenate(out).astype(np.float32)
+
+
+class TFLiteClassifier:
+    """A .tflite model described by a manifest, run by the edge runtime."""
+
+    kind = "tflite"
+
+    def __init__(self, manifest_path: Path, model_file: str | None = None):
+        self.manifest: Manifest = load_manifest(manifest_path)
+        self.manifest_path = manifest_path if manifest_path.is_file() else manifest_path / MANIFEST_NAME
+        folder = self.manifest_path.parent
+        key = self.manifest.entry_for_file(model_file)[0] if model_file else self.manifest.default_model()
+        self.model_key = key
+        self.path = folder / self.manifest.models[key].file
+        if not self.path.is_file():
+            raise ModelNotFoundError(f"{self.path}: model file listed in {self.manifest_path} is missing")
+        self.labels = list(self.manifest.labels)
+        self.frontend: FrontendConfig = self.manifest.frontend
+        self.smoothing = self.manifest.smoothing
+        self._model = _open_tflite(self.path, self.manifest)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities (B, labels) for a batch of features (B, frames, bins), one clip at a time."""
+        features = np.asarray(features, dtype=np.float32)
+        out = np.zeros((len(features), len(self.labels)), np.float32)
+        for i, f in enumerate(features):
+            out[i] = np.asarray(self._model.predict(f), dtype=np.float32).reshape(-1)
+        return out
+
+
+def _open_tflite(path: Path, manifest: Manifest):
+    """The edge runtime's TFLiteModel for this file (kws.edge.runtime)."""
+    from kws.edge.runtime import TFLiteModel
+
+    return TFLiteModel.from_manifest(manifest, path) if hasattr(TFLiteModel, "from_manifest") \
+        else TFLiteModel(path, manifest)
+
+
+def load_classifier(path: str | os.PathLike | None = None):
+    """A Keras or TFLite classifier for ``path`` (None: the default model, kws.edge.locate)."""
+    path = resolve_model(path)
+    if path.is_file():
+        if path.suffix == ".tflite":
+            manifest = path.parent / MANIFEST_NAME
+            if not manifest.is_file():
+                raise ModelNotFoundError(f"{path}: no {MANIFEST_NAME} beside it (convert with kws-convert)")
+            return TFLiteClassifier(manifest, path.name)
+        if path.suffix == ".keras":
+            return KerasClassifier(path.parent)
+        if path.name == MANIFEST_NAME:
+            return TFLiteClassifier(path)
+        raise ModelNotFoundError(f"{path}: not a model (give a .tflite, a run folder or a converted folder)")
+    if (path / MANIFEST_NAME).is_file():
+        return TFLiteClassifier(path / MANIFEST_NAME)
+    if (path / KERAS_FILE).is_file():
+        return KerasClassifier(path)
+    if (path / DIST_DIR / MANIFEST_NAME).is_file():
+        return TFLiteClassifier(path / DIST_DIR / MANIFEST_NAME)
+    raise ModelNotFoundError(f"{path}: no {MANIFEST_NAME} or {KERAS_FILE} in this folder")
+
+
+def manifest_path_for(path: str | os.PathLike | None) -> Path:
+    """The manifest.json a .tflite / converted folder / run folder uses (for the recognizer)."""
+    path = resolve_model(path)
+    if path.is_file():
+        cand = path if path.name == MANIFEST_NAME else path.parent / MANIFEST_NAME
+    elif (path / MANIFEST_NAME).is_file():
+        cand = path / MANIFEST_NAME
+    else:
+        cand = path / DIST_DIR / MANIFEST_NAME
+    if not cand.is_file():
+        raise ModelNotFoundError(f"{path}: no {MANIFEST_NAME} (streaming evaluation needs a converted model: "
+                                 f"run kws-convert first)")
+    return cand

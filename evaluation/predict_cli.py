@@ -1,0 +1,114 @@
+"""kws-predict: classify WAV files, folders, http(s) URLs, or a labelled test list."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kws.edge.errors import KwsError
+from kws.edge.manifest import atomic_write_bytes, atomic_write_text
+
+from .predict import DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs, predict_sources, read_list
+
+REPORT_JSON = "predictions.json"
+METRICS_JSON = "metrics.json"
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("inputs", nargs=-1)
+@click.option("-m", "--model", "model", default=None,
+              help="A .tflite (with manifest.json beside it), a converted folder, or a training run "
+                   "folder (Keras, needs TensorFlow). Default: models/api, else the newest model.")
+@click.option("--list", "list_file", type=click.Path(dir_okay=False), default=None,
+              help="Test list: one 'path[,label]' per line, paths relative to the list's folder.")
+@click.option("--label-from-folder", is_flag=True,
+              help="With --list: a line without a label takes its parent folder's name if it is a model label.")
+@click.option("--top-k", type=click.IntRange(1, 100), default=DEFAULT_TOP_K, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per input and line.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for predictions.json, and with labels metrics.json and confusion_matrix.png.")
+@click.option("--max-mb", type=click.FloatRange(0.001), default=MAX_URL_BYTES / 2 ** 20, show_default=True,
+              help="Largest URL download accepted.")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=URL_TIMEOUT_S, show_default=True,
+              help="Seconds to wait for a URL.")
+def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir, max_mb, timeout_s) -> None:
+    """Classify clips: local WAVs, folders of WAVs, http(s) URLs, or a --list with labels.
+
+    A clip longer than the model's clip length is scanned with sliding windows (100 ms hop) and
+    the most confident keyword window is reported (or the best background window if none).
+    Exits non-zero when any input failed; the other inputs are still processed.
+
+    \b
+    Examples:
+      kws-predict -m dist/model_int8.tflite clip.wav https://host/clip.wav folder/ --top-k 3
+      kws-predict --list test.txt --report out/
+      kws-predict -m models/20250101T000000Z clip.wav --json
+    """
+    from .models import load_classifier
+
+    if not inputs and not list_file:
+        raise click.UsageError("give WAV files, folders or URLs, or --list FILE")
+    try:
+        clf = load_classifier(model)
+        sources, errors = expand_inputs(inputs)
+        if list_file:
+            sources += read_list(list_file, clf.labels, label_from_folder)
+    except KwsError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item, msg in errors:
+        click.echo(f"error: {item}: {msg}", err=True)
+    results = []
+    failed = len(errors)
+    for res in predict_sources(clf, sources, top_k, max_bytes=int(max_mb * 2 ** 20), timeout_s=timeout_s):
+        results.append(res)
+        if "error" in res:
+            failed += 1
+            click.echo(f"error: {res['path']}: {res['error']}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps({k: res[k] for k in ("path", "label", "score", "top", "true") if k in res}))
+        else:
+            tops = "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"])
+            truth = f"  (true: {res['true']})" if "true" in res else ""
+            click.echo(f"{res['path']}: {tops}{truth}")
+    report = metrics_of(results, clf.labels)
+    if report is not None and not as_json:
+        click.echo(f"accuracy {100 * report['accuracy']:.2f}% on {report['count']} labelled clips")
+    if report_dir:
+        write_report(Path(report_dir), results, report, clf.labels)
+        if not as_json:
+            click.echo(f"report: {report_dir}")
+    if failed:
+        click.echo(f"{failed} input(s) failed", err=True)
+        sys.exit(1)
+
+
+def metrics_of(results: list[dict], labels: list[str]) -> dict | None:
+    """Accuracy, per-class P/R/F1 and the confusion matrix of the labelled results (None if none)."""
+    from kws.trainer.metrics import classification_report
+
+    pairs = [(labels.index(r["true"]), labels.index(r["label"])) for r in results
+             if "true" in r and "error" not in r]
+    if not pairs:
+        return None
+    true, pred = zip(*pairs)
+    return classification_report(true, pred, labels)
+
+
+def write_report(out: Path, results: list[dict], report: dict | None, labels: list[str]) -> None:
+    """predictions.json always; metrics.json and confusion_matrix.png when labels were given."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / REPORT_JSON, json.dumps(results, indent=1) + "\n")
+    if report is not None:
+        from kws.trainer.metrics import plot_confusion
+
+        atomic_write_text(out / METRICS_JSON, json.dumps(report, indent=1) + "\n")
+        atomic_write_bytes(out / CONFUSION_PNG, plot_confusion(report["confusion_matrix"], labels,
+                                                               f"confusion matrix (n={report['count']})"))
+
+
+if __name__ == "__main__":
+    main()
