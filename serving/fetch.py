@@ -15,6 +15,7 @@ DEFAULT_TIMEOUT_S = 15.0
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 USER_AGENT = "kws-serving/0.1"
+MAX_SHOWN_URL = 100
 
 
 class FetchError(KwsError):
@@ -30,7 +31,8 @@ def check_url(url: str) -> str:
     url = (url or "").strip()
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise FetchError(f"only http and https URLs are allowed, got {parts.scheme or 'no'} scheme")
+        raise FetchError(f"only http and https URLs are allowed, got {parts.scheme or 'no'} scheme"
+                         + (f" in {url[:MAX_SHOWN_URL]!r}" if parts.scheme else ""))
     if not parts.hostname:
         raise FetchError(f"URL has no host: {url!r}")
     return url
@@ -40,6 +42,14 @@ class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
     """Follows at most MAX_REDIRECTS redirects, each to an http(s) URL."""
 
     max_redirections = MAX_REDIRECTS
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        target = headers.get("Location") or headers.get("URI")
+        if target:
+            check_url(urllib.parse.urljoin(req.full_url, target))
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         newurl = urllib.parse.urljoin(req.full_url, newurl)

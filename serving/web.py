@@ -43,6 +43,8 @@ MAX_URL_BYTES = 10 * 1024 * 1024
 URL_TIMEOUT_S = 15.0
 MAX_JSON_BYTES = 64 * 1024
 MAX_TOP_K = 100
+DRAIN_FACTOR = 4  # over-limit bodies up to this many times the limit are read and dropped
+DRAIN_CHUNK = 1 << 16
 MAX_NAME_CHARS = 200  # an upload's display name (?name=)
 # errors answered before the body was read: the connection cannot be reused
 CLOSE_STATUSES = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED)
@@ -148,9 +150,18 @@ class KwsHandler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
         size = int(length)
         if size > limit:
+            if size <= DRAIN_FACTOR * limit:  # read it away so the client sees the 413, not a reset
+                self._discard(size)
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"upload is {size / 1e6:.1f} MB, more than the {limit / 1e6:.0f} MB allowed")
         return self.rfile.read(size)
+
+    def _discard(self, size: int) -> None:
+        while size > 0:
+            chunk = self.rfile.read(min(size, DRAIN_CHUNK))
+            if not chunk:
+                break
+            size -= len(chunk)
 
     def _post(self) -> None:
         parts = urllib.parse.urlsplit(self.path)

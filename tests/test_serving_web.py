@@ -1,0 +1,114 @@
+"""kws serve's JSON API (in-process server on 127.0.0.1) and the URL fetcher's limits."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from serving_helpers import FIXTURE_WORD, FileServer, request, write_fixture_clip
+
+pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def server(trained_run):
+    from kws.serving.predictor import Predictor
+    from kws.serving.web import make_server
+
+    httpd = make_server(Predictor(trained_run), "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_fixture_clip(tmp_path_factory.mktemp("clips") / f"{FIXTURE_WORD}.wav")
+
+
+def test_page_and_model_info(server, trained_run):
+    import urllib.request
+
+    with urllib.request.urlopen(server + "/", timeout=10) as resp:
+        assert "file-input" in resp.read().decode()
+    status, info = request(server + "/api/model")
+    assert status == 200 and FIXTURE_WORD in info["labels"]
+    assert request(server + "/static/../config.yaml")[0] == 404
+
+
+def test_upload_predicts_top3(server, clip):
+    status, out = request(server + "/api/predict?features=1&name=my.wav", clip.read_bytes(),
+                          {"Content-Type": "audio/wav"})
+    assert status == 200, out
+    assert len(out["labels"]) == 3 and out["labels"][0]["label"] == FIXTURE_WORD
+    assert out["input"] == "my.wav"
+    from kws.edge.frontend import FrontendConfig
+
+    frames, bins = FrontendConfig.from_dict(request(server + "/api/model")[1]["frontend"]).input_shape
+    assert len(out["features"]) == frames and len(out["features"][0]) == bins
+
+
+def test_multipart_upload(server, clip):
+    boundary = "kwsboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            f"Content-Type: audio/wav\r\n\r\n").encode() + clip.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    status, out = request(server + "/api/predict?top_k=2", body,
+                          {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 200, out
+    assert len(out["labels"]) == 2 and out["labels"][0]["label"] == FIXTURE_WORD
+
+
+def test_url_prediction(server, clip):
+    with FileServer(clip.parent) as files:
+        status, out = request(server + "/api/predict", json.dumps({"url": f"{files.url}/{clip.name}"}).encode(),
+                              {"Content-Type": "application/json"})
+        assert status == 200, out
+        assert out["labels"][0]["label"] == FIXTURE_WORD
+        status, out = request(server + "/api/predict", json.dumps({"url": f"{files.url}/missing.wav"}).encode(),
+                              {"Content-Type": "application/json"})
+        assert status == 400 and "404" in out["error"]
+        status, out = request(server + "/api/predict", json.dumps({"url": f"{files.url}/to-file"}).encode(),
+                              {"Content-Type": "application/json"})
+        assert status == 400 and "http" in out["error"]
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.wav", "data:audio/wav;base64,AAAA"])
+def test_non_http_scheme_rejected(server, url):
+    status, out = request(server + "/api/predict", json.dumps({"url": url}).encode(),
+                          {"Content-Type": "application/json"})
+    assert status == 400 and "only http and https" in out["error"]
+
+
+def test_too_large_upload_is_413(server):
+    from kws.serving.web import MAX_UPLOAD_BYTES
+
+    status, out = request(server + "/api/predict", b"\0" * (MAX_UPLOAD_BYTES + 1),
+                          {"Content-Type": "audio/wav"})
+    assert status == 413 and "MB" in out["error"]
+
+
+def test_bad_inputs_are_json_4xx(server):
+    status, out = request(server + "/api/predict", b"this is not a wav file", {"Content-Type": "audio/wav"})
+    assert status == 400 and "WAV" in out["error"] and "Traceback" not in out["error"]
+    assert "/tmp" not in out["error"]
+    status, out = request(server + "/api/predict", b"{not json", {"Content-Type": "application/json"})
+    assert status == 400 and "JSON" in out["error"]
+    status, out = request(server + "/api/predict?top_k=zero", b"x", {"Content-Type": "audio/wav"})
+    assert status == 400 and "top_k" in out["error"]
+    assert request(server + "/api/nothing")[0] == 404
+
+
+def test_fetch_limits(clip):
+    from kws.serving.fetch import FetchError, TooLargeError, fetch_url
+
+    with FileServer(clip.parent) as files:
+        assert fetch_url(f"{files.url}/{clip.name}") == clip.read_bytes()
+        with pytest.raises(TooLargeError):
+            fetch_url(f"{files.url}/{clip.name}", max_bytes=1000)
+        with pytest.raises(FetchError, match="http and https"):
+            fetch_url(f"{files.url}/to-file")
+    with pytest.raises(FetchError, match="no host"):
+        fetch_url("http:///x.wav")
