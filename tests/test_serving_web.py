@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from serving_helpers import FIXTURE_WORD, FileServer, request, write_fixture_clip
+from test_serving_helpers import FIXTURE_WORD, FileServer, request, write_fixture_clip
 
 pytest.importorskip("keras")
 
