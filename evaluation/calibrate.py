@@ -1,0 +1,94 @@
+"""Threshold calibration: per-label thresholds (and a smoothing window from a small grid) that
+keep false accepts per hour under a target at the lowest false-reject rate on a stream, and
+writing them into the manifest atomically with a backup."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from kws.edge.manifest import Manifest, save_manifest
+
+from .scoring import smooth, sweep, with_window
+from .streaming_metrics import streaming_report
+
+THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.90, 0.025), np.arange(0.90, 1.0, 0.01)]), 3))
+WINDOW_GRID_MS = (300.0, 500.0, 750.0, 1000.0)
+BACKUP_SUFFIX = ".bak"
+
+
+def _greedy(tables: dict[str, dict], grid: Sequence[float], target_fa: float, free_h: float) -> dict[str, int]:
+    """Per label an index into ``grid``: start strict, lower the label whose step saves the most
+    misses per added false accept while the summed false accepts stay within the target."""
+    idx = {label: len(grid) - 1 for label in tables}
+    budget = target_fa * free_h
+    while True:
+        fa_now = sum(tables[l]["fa"][i] for l, i in idx.items())
+        best, best_gain = None, 0.0
+        for label, i in idx.items():
+            miss, fa = tables[label]["miss"], tables[label]["fa"]
+            for j in range(i - 1, -1, -1):  # look past plateaus where a step changes nothing
+                d_miss, d_fa = miss[i] - miss[j], fa[j] - fa[i]
+                if fa_now + d_fa > budget:
+                    break
+                gain = d_miss / (max(d_fa, 0) + 1e-3)
+                if d_miss > 0 and gain > best_gain:
+                    best, best_gain = (label, j), gain
+        if best is None:
+            return idx
+        idx[best[0]] = best[1]
+
+
+def calibrate(times, scores, manifest: Manifest, events, duration_s: float, target_fa: float,
+              grid: Sequence[float] = THRESHOLD_GRID, windows: Sequence[float] = WINDOW_GRID_MS) -> dict:
+    """The best operating point: {"thresholds", "average_window_ms", "report"}; ``report`` is the
+    exact streaming report re-measured with the chosen per-label thresholds."""
+    keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
+    best = None
+    for window in sorted(set(windows) | {manifest.smoothing.average_window_ms}):
+        sm = with_window(manifest.smoothing, window)
+        rows = sweep(times, scores, manifest, events, duration_s, grid, sm)
+        free_h = rows[0]["keyword_free_hours"]
+        tables = {l: {"fa": [r["per_label"][l]["false_accepts"] for r in rows],
+                      "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows]}
+                  for l in keywords}
+        idx = _greedy(tables, grid, target_fa, free_h)
+        while True:  # labels interact through suppression: re-measure, tighten until the target holds
+            th = {l: float(grid[i]) for l, i in idx.items()}
+            rep = streaming_report(smooth(times, scores, manifest, sm, th), events, duration_s, keywords)
+            if rep["fa_per_hour"] is None or rep["fa_per_hour"] <= target_fa:
+                break
+            worst = max(keywords, key=lambda l: (rep["per_label"][l]["false_accepts"], -idx[l]))
+            if idx[worst] == len(grid) - 1:
+                rep = None
+                break
+            idx[worst] += 1
+        if rep is None:
+            continue
+        key = (rep["frr"] if rep["frr"] is not None else 1.0, rep["fa_per_hour"] or 0.0)
+        if best is None or key < best[0]:
+            best = (key, {"thresholds": th, "average_window_ms": window, "report": rep})
+    if best is None:
+        from kws.edge.errors import KwsError
+
+        raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on this stream")
+    return best[1]
+
+
+def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, target_fa: float,
+                      hours: float) -> Path:
+    """Write thresholds, smoothing window and the measured operating point into the manifest,
+    atomically, after copying the old one to ``manifest.json.bak``."""
+    rep = result["report"]
+    cal = {"fa_per_hour": rep["fa_per_hour"], "frr": rep["frr"], "hours": round(hours, 4),
+           "keyword_free_hours": rep["keyword_free_hours"], "keywords": rep["keywords"],
+           "target": target_fa, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "average_window_ms": result["average_window_ms"]}
+    new = manifest.with_updates(thresholds=dict(result["thresholds"]),
+                                smoothing=with_window(manifest.smoothing, result["average_window_ms"]),
+                                calibration=cal)
+    shutil.copy2(manifest_path, manifest_path.with_name(manifest_path.name + BACKUP_SUFFIX))
+    return save_manifest(new, manifest_path)

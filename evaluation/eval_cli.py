@@ -1,0 +1,203 @@
+"""kws-eval: streaming evaluation (false accepts per hour, false rejects, the TF streaming
+test's percentages, latency) and threshold calibration."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from kws.edge.audio import load_audio, write_wav
+from kws.edge.errors import KwsError
+from kws.edge.manifest import atomic_write_bytes, atomic_write_text, load_manifest
+
+from .calibrate import THRESHOLD_GRID, calibrate, write_calibration
+from .scoring import edge_available, smooth, stream_scores, sweep
+from .stream import build_stream, load_clips, load_noise, read_labels, write_labels
+from .streaming_metrics import SECONDS_PER_HOUR, streaming_report
+
+REPORT_JSON = "eval.json"
+CURVE_PNG = "fa_frr_curve.png"
+LABELS_CSV = "stream_labels.csv"
+STREAM_WAV = "stream.wav"
+DEFAULT_HOURS = 0.25
+DEFAULT_SNR = "5:20"
+
+
+def parse_snr(text: str) -> tuple[float, float]:
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise click.BadParameter(f"expected LOW:HIGH in dB (e.g. 5:20), got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or parts[0] > parts[1]:
+        raise click.BadParameter(f"expected LOW:HIGH with LOW <= HIGH, got {text!r}")
+    return parts[0], parts[1]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-m", "--model", default=None,
+              help="A .tflite with manifest.json beside it, or a converted folder (default: models/api, "
+                   "else the newest model, its dist/ folder).")
+@click.option("--keywords", "keywords_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of label folders; folders not named after a keyword are used as unknown words.")
+@click.option("--noise", "noise_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of background-noise WAVs (default: generated pink noise).")
+@click.option("--hours", type=click.FloatRange(0.001, 100), default=DEFAULT_HOURS, show_default=True,
+              help="Length of the built stream.")
+@click.option("--snr", default=DEFAULT_SNR, show_default=True, help="Speech-to-noise ratio range in dB, LOW:HIGH.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stream", "stream_wav", type=click.Path(dir_okay=False), default=None,
+              help="Evaluate this long WAV instead of building one (needs --labels).")
+@click.option("--labels", "labels_csv", type=click.Path(dir_okay=False), default=None,
+              help="Ground truth of --stream: CSV label,start_s,end_s.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for eval.json, fa_frr_curve.png and the built stream's labels.")
+@click.option("--save-stream", is_flag=True, help="Also write the built stream as stream.wav in --report.")
+@click.option("--calibrate", "do_calibrate", is_flag=True,
+              help="Choose per-label thresholds and the smoothing window; write them into the manifest.")
+@click.option("--target-fa-per-hour", type=click.FloatRange(0), default=0.5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_csv, report_dir, save_stream,
+         do_calibrate, target_fa_per_hour, as_json) -> None:
+    """Evaluate a converted model on a long stream with the edge recognizer.
+
+    Builds a stream (keywords and unknown words at random times, at least 2 s apart, in noise at
+    the given SNR) or reads one; runs the model once and re-runs only the smoothing for every
+    threshold. Reports the TF streaming test's matched / correctly / wrongly matched / false
+    positive percentages (+-1500 ms), false accepts per hour of keyword-free audio against the
+    false-reject rate, and detection latency after the keyword's end.
+
+    \b
+    Examples:
+      kws-eval -m dist/ --keywords data/test --noise ~/noise --hours 1 --snr 5:20 --report out/
+      kws-eval -m dist/ --stream long.wav --labels long.csv --report out/
+      kws-eval -m dist/ --keywords data/test --calibrate --target-fa-per-hour 0.5
+    """
+    from .models import manifest_path_for
+
+    snr_db = parse_snr(snr)
+    if stream_wav and not labels_csv:
+        raise click.UsageError("--stream needs --labels (CSV label,start_s,end_s)")
+    if not stream_wav and not keywords_dir:
+        raise click.UsageError("give --keywords DIR to build a stream, or --stream WAV --labels CSV")
+    try:
+        mpath = manifest_path_for(model)
+        manifest = load_manifest(mpath)
+        sr = manifest.sample_rate
+        keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
+        t0 = time.time()
+        if stream_wav:
+            audio, _ = load_audio(stream_wav, sr)
+            events = read_labels(labels_csv)
+        else:
+            rng = np.random.default_rng(seed)
+            clips = load_clips(keywords_dir, keywords, sr)
+            noises = load_noise(noise_dir, sr, rng)
+            audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, snr_db, sr, seed)
+        duration = len(audio) / sr
+        if report_dir and not stream_wav:
+            write_labels(Path(report_dir) / LABELS_CSV, events)
+            if save_stream:
+                write_wav(Path(report_dir) / STREAM_WAV, audio, sr)
+        t1 = time.time()
+        times, scores = stream_scores(mpath, audio)
+        t2 = time.time()
+        at_manifest = streaming_report(smooth(times, scores, manifest), events, duration, keywords)
+        curve = sweep(times, scores, manifest, events, duration, THRESHOLD_GRID)
+        result = None
+        if do_calibrate:
+            result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour)
+            write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR)
+        t3 = time.time()
+    except KwsError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = {
+        "model": str(mpath), "stream": stream_wav or "built", "duration_s": round(duration, 3),
+        "edge_recognizer": edge_available(),
+        "smoothing": {"average_window_ms": manifest.smoothing.average_window_ms,
+                      "suppression_ms": manifest.smoothing.suppression_ms, "hop_ms": manifest.smoothing.hop_ms},
+        "thresholds": {l: manifest.threshold_for(l) for l in keywords},
+        "at_manifest_thresholds": at_manifest,
+        "curve": [{k: r[k] for k in ("threshold", "fa_per_hour", "frr", "false_accepts", "tutorial", "latency_s")}
+                  for r in curve],
+        "timing_s": {"stream": round(t1 - t0, 2), "model": round(t2 - t1, 2), "smoothing": round(t3 - t2, 2),
+                     "hops": int(len(times))},
+    }
+    if result is not None:
+        report["calibration"] = {"thresholds": result["thresholds"],
+                                 "average_window_ms": result["average_window_ms"],
+                                 "fa_per_hour": result["report"]["fa_per_hour"], "frr": result["report"]["frr"],
+                                 "target": target_fa_per_hour, "manifest": str(mpath)}
+    if report_dir:
+        out = Path(report_dir)
+        atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1) + "\n")
+        atomic_write_bytes(out / CURVE_PNG, plot_curve(curve, at_manifest, report.get("calibration")))
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        click.echo(format_report(report))
+
+
+def format_report(report: dict) -> str:
+    """Human-readable summary of an eval report."""
+    rep = report["at_manifest_thresholds"]
+    tut = rep["tutorial"]
+    lat = rep["latency_s"]
+    lines = [
+        f"stream: {report['duration_s'] / 60:.1f} min, {rep['keywords']} keywords, "
+        f"{rep['non_keyword_events']} unknown words, {rep['keyword_free_hours']:.3f} keyword-free h",
+        f"thresholds {report['thresholds']}, window {report['smoothing']['average_window_ms']:g} ms:",
+        f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  "
+        f"wrongly {tut['wrongly_matched_pct']:.1f}%  false positives {tut['false_positive_pct']:.1f}%  (+-1500 ms)",
+        f"  false accepts {rep['false_accepts']} = {rep['fa_per_hour']} per hour; false-reject rate "
+        f"{100 * (rep['frr'] or 0):.1f}%; latency after keyword end median {lat['median']} s, p90 {lat['p90']} s",
+        "threshold  FA/h    FRR",
+    ]
+    for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
+        lines.append(f"  {r['threshold']:<7} {r['fa_per_hour']!s:<7} {100 * (r['frr'] or 0):.1f}%")
+    if "calibration" in report:
+        c = report["calibration"]
+        lines.append(f"calibrated: thresholds {c['thresholds']}, window {c['average_window_ms']:g} ms -> "
+                     f"FA/h {c['fa_per_hour']}, FRR {100 * (c['frr'] or 0):.1f}% (target {c['target']}); "
+                     f"written to {c['manifest']} (backup .bak)")
+    return "\n".join(lines)
+
+
+def plot_curve(curve: list[dict], at_manifest: dict, calibration: dict | None) -> bytes:
+    """PNG of FA/h (x) against FRR (y) over the threshold sweep."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fa = [r["fa_per_hour"] or 0.0 for r in curve]
+    frr = [100 * (r["frr"] or 0.0) for r in curve]
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    ax.plot(fa, frr, "o-", ms=3, label="threshold sweep")
+    for r, x, y in list(zip(curve, fa, frr))[::6]:
+        ax.annotate(f"{r['threshold']:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.plot([at_manifest["fa_per_hour"] or 0], [100 * (at_manifest["frr"] or 0)], "s", color="k",
+            label="manifest thresholds")
+    if calibration:
+        ax.plot([calibration["fa_per_hour"] or 0], [100 * (calibration["frr"] or 0)], "*", ms=12, color="C3",
+                label=f"calibrated (target {calibration['target']} FA/h)")
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("false accepts per hour (keyword-free audio)")
+    ax.set_ylabel("false-reject rate (%)")
+    ax.set_title("FA/h vs FRR")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Streaming quality from detections and ground truth (pure functions, no I/O):
+
+* the TF test_streaming_accuracy percentages (matched, correctly matched, wrongly matched,
+  false positives; all relative to the number of ground-truth keywords, +-TOLERANCE_S);
+* false accepts per hour of keyword-free audio and the false-reject rate, overall and per label;
+* detection latency after the end of the keyword's speech.
+
+A detection matches the nearest still-unmatched keyword whose speech end is within
+TOLERANCE_S of it. An unmatched keyword detection is a false accept, including one fired on an
+``_unknown_`` word. Keyword-free time is the stream minus, for every keyword, the span where a
+detection would have matched it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from kws.edge.manifest import BACKGROUND_LABELS
+
+from .stream import Event
+
+TOLERANCE_S = 1.5
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    time_s: float
+    label: str
+    score: float
+
+
+def keyword_events(events: Sequence[Event]) -> list[Event]:
+    return [e for e in events if e.label not in BACKGROUND_LABELS]
+
+
+def keyword_free_seconds(events: Sequence[Event], duration_s: float, tol: float = TOLERANCE_S) -> float:
+    """Seconds of the stream outside every keyword's matching span [end - tol, end + tol]."""
+    spans = sorted((max(0.0, e.end_s - tol), min(duration_s, e.end_s + tol)) for e in keyword_events(events))
+    covered, cur_a, cur_b = 0.0, None, None
+    for a, b in spans:
+        if cur_b is None or a > cur_b:
+            if cur_b is not None:
+                covered += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    if cur_b is not None:
+        covered += cur_b - cur_a
+    return max(0.0, duration_s - covered)
+
+
+def match(detections: Sequence[Detection], events: Sequence[Event], tol: float = TOLERANCE_S):
+    """Pair detections with keyword events; returns (pairs [(det, event)], unmatched detections)."""
+    kws = keyword_events(events)
+    ends = np.array([e.end_s for e in kws])
+    used = np.zeros(len(kws), dtype=bool)
+    pairs, false_accepts = [], []
+    for d in sorted(detections, key=lambda d: d.time_s):
+        if d.label in BACKGROUND_LABELS:
+            continue
+        if len(kws):
+            dist = np.abs(ends - d.time_s)
+            dist[used] = np.inf
+            j = int(np.argmin(dist))
+            if dist[j] <= tol:
+                used[j] = True
+                pairs.append((d, kws[j]))
+                continue
+        false_accepts.append(d)
+    return pairs, false_accepts
+
+
+def streaming_report(detections: Sequence[Detection], events: Sequence[Event], duration_s: float,
+                     labels: Sequence[str] | None = None, tol: float = TOLERANCE_S) -> dict:
+    """All streaming metrics for one set of detections (see the module docstring)."""
+    kws = keyword_events(events)
+    pairs, fas = match(detections, events, tol)
+    n = len(kws)
+    correct = [(d, e) for d, e in pairs if d.label == e.label]
+    wrong = len(pairs) - len(correct)
+    free_h = keyword_free_seconds(events, duration_s, tol) / SECONDS_PER_HOUR
+    latencies = np.array([d.time_s - e.end_s for d, e in correct])
+    labels = [l for l in (labels or sorted({e.label for e in kws})) if l not in BACKGROUND_LABELS]
+    per_label = {}
+    for label in labels:
+        n_l = sum(e.label == label for e in kws)
+        hit_l = sum(e.label == label for _, e in correct)
+        fa_l = sum(d.label == label for d in fas) + sum(d.label == label and e.label != label for d, e in pairs)
+        per_label[label] = {"keywords": n_l, "detected": hit_l,
+                            "frr": round(1 - hit_l / n_l, 6) if n_l else None,
+                            "false_accepts": fa_l,
+                            "fa_per_hour": round(fa_l / free_h, 4) if free_h else None}
+    pct = (lambda k: round(100.0 * k / n, 3) if n else 0.0)
+    return {
+        "keywords": n,
+        "non_keyword_events": len(events) - n,
+        "duration_s": round(duration_s, 3),
+        "keyword_free_hours": round(free_h, 5),
+        "detections": sum(d.label not in BACKGROUND_LABELS for d in detections),
+        "tutorial": {"matched_pct": pct(len(pairs)), "correctly_matched_pct": pct(len(correct)),
+                     "wrongly_matched_pct": pct(wrong), "false_positive_pct": pct(len(fas))},
+        "false_accepts": len(fas),
+        "fa_per_hour": round(len(fas) / free_h, 4) if free_h else None,
+        "frr": round(1 - len(correct) / n, 6) if n else None,
+        "latency_s": {"median": round(float(np.median(latencies)), 4) if len(latencies) else None,
+                      "p90": round(float(np.percentile(latencies, 90)), 4) if len(latencies) else None},
+        "per_label": per_label,
+    }
