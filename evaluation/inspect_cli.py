@@ -1,0 +1,116 @@
+"""``kws inspect`` (waveform, spectrogram and model features of a clip) and ``kws data-stats``
+(a dataset folder's summary and problems)."""
+from __future__ import annotations
+
+import io
+import json
+
+import click
+import numpy as np
+
+from kws.edge.audio import load_audio
+from kws.edge.errors import KwsError
+from kws.edge.frontend import Frontend, FrontendConfig
+from kws.edge.manifest import atomic_write_bytes
+
+SPEC_WINDOW_MS = 25.0
+SPEC_HOP_MS = 10.0
+DB_FLOOR = -100.0
+
+
+def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str) -> bytes:
+    """PNG with three panels: waveform, log-power spectrogram, and the model's input features."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.signal import spectrogram
+
+    sr = cfg.sample_rate
+    t = np.arange(len(audio)) / sr
+    nper = int(sr * SPEC_WINDOW_MS / 1000)
+    f, ts, sxx = spectrogram(audio, fs=sr, nperseg=nper, noverlap=nper - int(sr * SPEC_HOP_MS / 1000))
+    feats = Frontend(cfg).features(audio) if len(audio) >= cfg.window_samples else np.zeros((0, cfg.num_features))
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8), dpi=100)
+    axes[0].plot(t, audio, lw=0.5)
+    axes[0].set_xlim(0, max(t[-1], 1e-3))
+    axes[0].set_ylim(-1, 1)
+    axes[0].set_title(f"{title}: waveform")
+    axes[0].set_xlabel("s")
+    axes[1].pcolormesh(ts, f, np.maximum(10 * np.log10(sxx + 1e-12), DB_FLOOR), shading="auto", cmap="magma")
+    axes[1].set_title("spectrogram (dB)")
+    axes[1].set_ylabel("Hz")
+    axes[2].imshow(feats.T, origin="lower", aspect="auto", cmap="viridis",
+                   extent=(0, len(feats) * cfg.stride_ms / 1000, 0, cfg.num_features))
+    axes[2].set_title(f"model features: {cfg.feature_type}, {cfg.num_features} x {len(feats)} frames "
+                      f"({cfg.window_ms:g}/{cfg.stride_ms:g} ms)")
+    axes[2].set_xlabel("s")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@click.command("inspect", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("clip", type=click.Path(dir_okay=False))
+@click.option("-m", "--model", default=None,
+              help="Model whose frontend config to use (run folder, .tflite or converted folder); "
+                   "also prints its top prediction. Default: the default frontend, no prediction.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the waveform / spectrogram / features figure to this PNG.")
+@click.option("--top-k", type=click.IntRange(1, 100), default=3, show_default=True)
+def inspect_cmd(clip, model, plot_path, top_k) -> None:
+    """Show a clip's format and level, plot it, and classify it with -m.
+
+    \b
+    Examples:
+      kws inspect clip.wav --plot spectrogram.png
+      kws inspect clip.wav -m models/api/dist --plot spectrogram.png
+    """
+    from kws.edge.audio import read_wav
+
+    from .datastats import peak_dbfs
+    from .predict import classify_audio
+
+    try:
+        clf = None
+        if model is not None:
+            from .models import load_classifier
+
+            clf = load_classifier(model)
+        cfg = clf.frontend if clf is not None else FrontendConfig()
+        raw, info = read_wav(clip)
+        audio, _ = load_audio(clip, cfg.sample_rate)
+    except KwsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{clip}: {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, {info.sample_format}, "
+               f"peak {peak_dbfs(raw):.1f} dBFS")
+    if clf is not None:
+        res = classify_audio(clf, audio, top_k)
+        click.echo("prediction: " + "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"]))
+    if plot_path:
+        atomic_write_bytes(plot_path, clip_figure(audio, cfg, click.format_filename(clip, shorten=True)))
+        click.echo(f"figure: {plot_path}")
+
+
+@click.command("data-stats", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--rate", "expected_rate", type=click.IntRange(1), default=16000, show_default=True,
+              help="Sample rate the model expects; other rates are flagged.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def data_stats_cmd(folder, expected_rate, as_json) -> None:
+    """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,
+    clipping (>0.1% samples at full scale), silent files (peak < -50 dBFS), exact duplicates,
+    labels with few files (< 20 or < 10% of the median), unreadable files.
+
+    \b
+    Example:
+      kws data-stats data/
+    """
+    from .datastats import dataset_stats, format_stats
+
+    try:
+        stats = dataset_stats(folder, expected_rate)
+    except KwsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(stats) if as_json else format_stats(stats))

@@ -1,0 +1,173 @@
+"""kws-predict: files, folders, URLs, --json, --list metrics, sliding windows, Keras and TFLite."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audio_fixtures import SAMPLE_RATE, other_audio, word_audio
+from kws.edge.audio import write_wav
+from kws.evaluation.models import load_classifier
+from kws.evaluation.predict import Source, predict_sources
+from kws.evaluation.predict_cli import main as predict_main
+from test_eval_support import convert_run
+
+WORDS = ("up", "down", "beep")
+
+
+@pytest.fixture(scope="module")
+def dist(trained_run, tmp_path_factory) -> Path:
+    return convert_run(trained_run, tmp_path_factory.mktemp("dist") / "dist")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    """Fresh synthetic words (a seed the training set never saw), 5 per word, in label folders."""
+    root = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(123)
+    for w in WORDS:
+        for i in range(5):
+            write_wav(root / w / f"{w}{i}.wav", word_audio(w, rng), SAMPLE_RATE)
+    return root
+
+
+def _run(args):
+    res = CliRunner().invoke(predict_main, [str(a) for a in args])
+    return res
+
+
+def test_tflite_predictions_are_right(dist, clips):
+    clf = load_classifier(dist)
+    assert clf.kind == "tflite" and list(clf.labels[2:]) == list(WORDS)
+    sources = [Source(str(p), p, true=p.parent.name) for p in sorted(clips.rglob("*.wav"))]
+    results = list(predict_sources(clf, sources, top_k=3))
+    correct = sum(r["label"] == r["true"] for r in results)
+    assert correct >= 14, results  # 15 clips
+    for r in results:
+        assert len(r["top"]) == 3 and r["top"][0]["score"] >= r["top"][1]["score"] >= r["top"][2]["score"]
+
+
+def test_keras_run_folder_matches_tflite(trained_run, dist, clips):
+    keras_clf, tfl = load_classifier(trained_run), load_classifier(dist)
+    assert keras_clf.kind == "keras"
+    paths = sorted(clips.rglob("*.wav"))[:6]
+    k = [r["label"] for r in predict_sources(keras_clf, [Source(str(p), p) for p in paths])]
+    t = [r["label"] for r in predict_sources(tfl, [Source(str(p), p) for p in paths])]
+    assert k == t == [p.parent.name for p in paths]
+
+
+def test_json_lines_and_folder_input(dist, clips):
+    res = _run(["-m", dist, clips / "beep", "--json", "--top-k", "2"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(line) for line in res.output.splitlines()]
+    assert len(lines) == 5
+    for obj in lines:
+        assert set(obj) == {"path", "label", "score", "top"}
+        assert obj["label"] == "beep" and obj["score"] == obj["top"][0]["score"]
+        assert [set(t) for t in obj["top"]] == [{"label", "score"}] * 2
+
+
+def test_list_metrics_match_hand_computed_confusion(dist, clips, tmp_path):
+    files = sorted(clips.rglob("*.wav"))
+    # relative paths from the list's folder; deliberately mislabel two clips as "up"
+    lines = []
+    for i, p in enumerate(files):
+        label = "up" if i in (5, 10) else p.parent.name
+        lines.append(f"../{clips.name}/{p.parent.name}/{p.name},{label}")
+    lst = clips.parent / "lists" / "test.txt"
+    lst.parent.mkdir(exist_ok=True)
+    lst.write_text("# test list\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "report"
+    res = _run(["-m", dist, "--list", lst, "--json", "--report", out])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert len(rows) == len(files) and all("true" in r for r in rows)
+    labels = load_classifier(dist).labels
+    cm = np.zeros((len(labels), len(labels)), int)
+    for r in rows:
+        cm[labels.index(r["true"]), labels.index(r["label"])] += 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["confusion_matrix"] == cm.tolist()
+    assert metrics["accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-6)
+    up = labels.index("up")
+    assert metrics["per_class"]["up"]["recall"] == pytest.approx(cm[up, up] / cm[up].sum(), abs=1e-5)
+    assert metrics["per_class"]["up"]["precision"] == pytest.approx(cm[up, up] / cm[:, up].sum(), abs=1e-5)
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_label_from_folder(dist, clips, tmp_path):
+    lst = tmp_path / "l.txt"
+    lst.write_text(f"{clips}/down/down0.wav\n{clips}/up/up0.wav,up\n")
+    res = _run(["-m", dist, "--list", lst, "--json", "--label-from-folder"])
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert [r["true"] for r in rows] == ["down", "up"]
+    res = _run(["-m", dist, "--list", lst, "--json"])
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert "true" not in rows[0] and rows[1]["true"] == "up"
+
+
+def test_long_clip_reports_keyword_window(dist, tmp_path):
+    rng = np.random.default_rng(7)
+    audio = np.concatenate([other_audio(rng) * 0.2, word_audio("down", rng), rng.normal(0, 0.003, SAMPLE_RATE)])
+    write_wav(tmp_path / "long.wav", audio.astype(np.float32), SAMPLE_RATE)
+    res = list(predict_sources(load_classifier(dist), [Source("long", tmp_path / "long.wav")]))[0]
+    assert res["label"] == "down"
+    assert 0.3 <= res["window_s"] <= 1.7
+
+
+@pytest.fixture(scope="module")
+def http_root(clips, tmp_path_factory):
+    """A local HTTP server (127.0.0.1, own thread) serving a WAV, a text file and a large file."""
+    root = tmp_path_factory.mktemp("www")
+    (root / "clip.wav").write_bytes((clips / "up" / "up1.wav").read_bytes())
+    (root / "page.html").write_text("<html>not audio</html>")
+    (root / "big.wav").write_bytes(b"RIFF" + bytes(300_000))
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
+    bad_port = _closed_port()
+    res = _run(["-m", dist, "--json", "--max-mb", "0.2", "--timeout", "5",
+                f"{http_root}/clip.wav", f"{http_root}/page.html", f"http://127.0.0.1:{bad_port}/x.wav",
+                f"{http_root}/big.wav", f"{http_root}/missing.wav", "ftp://host/x.wav", clips / "down" / "down1.wav"])
+    assert res.exit_code == 1
+    out = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [(o["path"].rsplit("/", 1)[-1], o["label"]) for o in out] == [("clip.wav", "up"), ("down1.wav", "down")]
+    err = res.stderr
+    assert "page.html: not a WAV file (Content-Type text/html)" in err
+    assert f"127.0.0.1:{bad_port}/x.wav: cannot reach the server" in err
+    assert "big.wav: response is" in err and "limit" in err
+    assert "missing.wav: HTTP 404" in err
+    assert "ftp://host/x.wav: only http:// and https:// URLs are supported" in err
+    assert "5 input(s) failed" in err
+
+
+def test_bad_model_is_one_line_error(tmp_path):
+    res = _run(["-m", tmp_path / "nope", "x.wav"])
+    assert res.exit_code == 1 and "no such model file or folder" in res.output
