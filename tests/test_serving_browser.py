@@ -120,3 +120,5 @@ def test_page_microphone_recording(page):
     sync_api.expect(page.locator("#labels li")).to_have_count(3)
     sync_api.expect(page.locator("#error")).to_be_hidden()
     sync_api.expect(page.locator("#result-input")).to_have_text("recording")
+    # the fake device loops the fixture clip; the loudest 1 s window of the recording holds the word
+    sync_api.expect(page.locator("#labels li .label-name").first).to_have_text(FIXTURE_WORD)
