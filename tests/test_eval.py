@@ -1,0 +1,134 @@
+"""kws-eval: stream builder ground truth, streaming metrics, FA/h and FRR, calibration."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kws.edge.manifest import load_manifest
+from kws.evaluation.eval_cli import main as eval_main
+from kws.evaluation.stream import (Event, build_stream, load_clips, pink_noise, read_labels, speech_bounds,
+                                   write_labels)
+from kws.evaluation.streaming_metrics import Detection, keyword_free_seconds, streaming_report
+from test_eval_support import convert_run
+
+SR = 16000
+WORDS = ("up", "down", "beep")
+STREAM_HOURS = "0.05"  # 3 minutes
+
+
+@pytest.fixture(scope="module")
+def dist(trained_run, tmp_path_factory) -> Path:
+    return convert_run(trained_run, tmp_path_factory.mktemp("dist") / "dist")
+
+
+def test_stream_ground_truth_is_where_the_speech_is(tiny_dataset):
+    clips = load_clips(tiny_dataset, WORDS, SR)
+    assert set(clips) == {*WORDS, "_unknown_"}  # "other" becomes unknown, noise folder skipped
+    noise = [pink_noise(SR * 10, np.random.default_rng(0))]
+    audio, events = build_stream(clips, noise, 120.0, (20.0, 20.0), SR, seed=1)
+    assert len(audio) == 120 * SR and len(events) >= 15
+    assert {e.label for e in events} == {*WORDS, "_unknown_"}
+    for a, b in zip(events, events[1:]):
+        assert b.start_s - a.end_s >= 2.0
+    bed_rms = np.sqrt(np.mean(audio[: int(events[0].start_s * SR)] ** 2))
+    for e in events:
+        inside = audio[int(e.start_s * SR):int(e.end_s * SR)]
+        before = audio[int((e.start_s - 0.5) * SR):int((e.start_s - 0.1) * SR)]
+        after = audio[int((e.end_s + 0.1) * SR):int((e.end_s + 0.5) * SR)]
+        level = 20 * np.log10(np.sqrt(np.mean(inside ** 2)) / bed_rms)
+        assert 15 < level < 25, (e, level)  # 20 dB SNR measured over the speech
+        for quiet in (before, after):
+            assert 20 * np.log10(np.sqrt(np.mean(quiet ** 2)) / bed_rms) < 3
+
+
+def test_speech_bounds_of_a_burst():
+    clip = np.zeros(SR, np.float32)
+    clip[4000:9000] = np.sin(np.arange(5000) * 0.3)
+    assert speech_bounds(clip, SR) == (4000, 9120)  # 10 ms frames
+
+
+def test_labels_csv_round_trip(tmp_path):
+    events = [Event("up", 1.25, 1.75), Event("_unknown_", 4.0, 4.5)]
+    write_labels(tmp_path / "l.csv", events)
+    assert read_labels(tmp_path / "l.csv") == events
+
+
+def test_streaming_report_by_hand():
+    events = [Event("up", 2.0, 2.5), Event("down", 6.0, 6.5), Event("up", 10.0, 10.4), Event("_unknown_", 14.0, 14.5)]
+    dets = [Detection(2.7, "up", 0.9),       # correct, latency 0.2
+            Detection(6.9, "up", 0.8),       # wrongly matched (down)
+            Detection(14.6, "down", 0.8),    # false accept on an unknown word
+            Detection(30.0, "_unknown_", 0.9)]  # background labels ignored
+    rep = streaming_report(dets, events, 3600.0, ["up", "down"])
+    assert rep["keywords"] == 3 and rep["false_accepts"] == 1
+    assert rep["tutorial"] == {"matched_pct": pytest.approx(66.667), "correctly_matched_pct": pytest.approx(33.333),
+                               "wrongly_matched_pct": pytest.approx(33.333), "false_positive_pct": pytest.approx(33.333)}
+    free_h = (3600 - 3 * 3.0) / 3600
+    assert keyword_free_seconds(events, 3600.0) == pytest.approx(3600 - 9.0)
+    assert rep["fa_per_hour"] == pytest.approx(1 / free_h, abs=1e-3)
+    assert rep["frr"] == pytest.approx(2 / 3, abs=1e-5)
+    assert rep["latency_s"]["median"] == pytest.approx(0.2)
+    assert rep["per_label"]["up"] == {"keywords": 2, "detected": 1, "frr": 0.5, "false_accepts": 1,
+                                      "fa_per_hour": pytest.approx(1 / free_h, abs=1e-3)}
+
+
+def test_eval_reports_and_calibration_meets_target(dist, tiny_dataset, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "rep"
+    common = ["-m", str(dist), "--keywords", str(tiny_dataset), "--hours", STREAM_HOURS, "--snr", "10:25",
+              "--seed", "3"]
+    res = runner.invoke(eval_main, common + ["--report", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert (out / "fa_frr_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "eval.json").read_text())["curve"] == report["curve"]
+    events = read_labels(out / "stream_labels.csv")
+    curve = report["curve"]
+    # FRR never falls and FA/h never rises as the threshold goes up
+    assert all(a["frr"] <= b["frr"] + 1e-9 for a, b in zip(curve, curve[1:]))
+    assert all(a["fa_per_hour"] >= b["fa_per_hour"] - 1e-9 for a, b in zip(curve, curve[1:]))
+    assert curve[0]["frr"] < 0.3 and curve[-1]["frr"] > 0.5
+    at = report["at_manifest_thresholds"]
+    assert at["keywords"] == sum(e.label in WORDS for e in events) >= 15
+    assert 0 < at["keyword_free_hours"] < 0.05
+    assert at["latency_s"]["median"] is not None and -0.5 < at["latency_s"]["median"] < 1.5
+
+    target = 1.0
+    manifest_file = dist / "manifest.json"
+    before = manifest_file.read_text()
+    res = runner.invoke(eval_main, common + ["--calibrate", "--target-fa-per-hour", str(target), "--json"])
+    assert res.exit_code == 0, res.output
+    cal = json.loads(res.stdout)["calibration"]
+    assert (dist / "manifest.json.bak").read_text() == before
+    m = load_manifest(dist)
+    assert m.thresholds == cal["thresholds"] and set(m.thresholds) == set(WORDS)
+    assert m.smoothing.average_window_ms == cal["average_window_ms"]
+    assert m.calibration["target"] == target and m.calibration["fa_per_hour"] <= target
+    assert m.calibration["hours"] == pytest.approx(0.05) and m.calibration["date"]
+    assert cal["frr"] <= min(r["frr"] for r in curve if r["fa_per_hour"] <= target) + 1e-9
+    # a rerun reads the calibrated manifest and meets the target on the same stream
+    res = runner.invoke(eval_main, common + ["--json"])
+    again = json.loads(res.stdout)["at_manifest_thresholds"]
+    assert again["fa_per_hour"] <= target
+    assert again["frr"] == pytest.approx(cal["frr"])
+    # the given-stream path (--stream + --labels) agrees with the built one
+    res = runner.invoke(eval_main, common + ["--report", str(out), "--save-stream"])
+    res = runner.invoke(eval_main, ["-m", str(dist), "--stream", str(out / "stream.wav"),
+                                    "--labels", str(out / "stream_labels.csv"), "--json"])
+    assert res.exit_code == 0, res.output
+    given = json.loads(res.stdout)["at_manifest_thresholds"]
+    assert given["keywords"] == again["keywords"]
+    assert abs(given["frr"] - again["frr"]) <= 0.1  # the WAV is 16-bit: tiny score changes only
+
+
+def test_eval_errors_are_one_line(dist, tmp_path):
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", "x.wav"])
+    assert res.exit_code == 2 and "--stream needs --labels" in res.output
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path)])
+    assert res.exit_code == 1 and "no folder named after a keyword" in res.output
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--snr", "20:5"])
+    assert res.exit_code == 2 and "LOW <= HIGH" in res.output

@@ -1,0 +1,60 @@
+"""kws data-stats flags problems; kws inspect writes its figure and prints a prediction."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audio_fixtures import SAMPLE_RATE, word_audio
+from kws.edge.audio import write_wav
+from kws.evaluation.inspect_cli import data_stats_cmd, inspect_cmd
+from test_eval_support import convert_run
+
+
+def test_data_stats_flags_problems(tmp_path):
+    rng = np.random.default_rng(0)
+    for label, n in (("yes", 25), ("no", 25), ("rare", 2)):
+        for i in range(n):
+            write_wav(tmp_path / label / f"{i}.wav", word_audio("up", rng), SAMPLE_RATE)
+    clipped = word_audio("up", rng) * 40
+    write_wav(tmp_path / "yes" / "clipped.wav", clipped, SAMPLE_RATE)
+    write_wav(tmp_path / "yes" / "silent.wav", np.full(SAMPLE_RATE, 1e-4, np.float32), SAMPLE_RATE)
+    shutil.copy(tmp_path / "no" / "3.wav", tmp_path / "no" / "copy.wav")
+    write_wav(tmp_path / "no" / "rate.wav", word_audio("up", rng, 8000), 8000)
+    (tmp_path / "no" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.output)
+    kinds = {(p["kind"], p.get("path", p.get("label"))) for p in stats["problems"]}
+    assert ("clipping", "yes/clipped.wav") in kinds
+    assert ("silent", "yes/silent.wav") in kinds
+    assert ("wrong_rate", "no/rate.wav") in kinds
+    assert ("unreadable", "no/broken.wav") in kinds
+    assert ("few_files", "rare") in kinds
+    dup = [p for p in stats["problems"] if p["kind"] == "duplicate"]
+    assert len(dup) == 1 and {dup[0]["path"], dup[0]["detail"].split()[-1]} == {"no/3.wav", "no/copy.wav"}
+    assert len(kinds) == 6
+    yes = stats["labels"]["yes"]
+    assert yes["files"] == 27 and yes["sample_rates"] == {"16000": 27} and yes["sample_formats"] == {"int16": 27}
+    assert stats["labels"]["no"]["sample_rates"] == {"8000": 1, "16000": 26}
+    assert stats["labels"]["no"]["min_s"] == pytest.approx(1.0)
+    text = CliRunner().invoke(data_stats_cmd, [str(tmp_path)]).output
+    assert "problems: 6" in text and "clipping    yes/clipped.wav" in text
+
+
+def test_inspect_writes_png_and_predicts(trained_run, tmp_path):
+    dist = convert_run(trained_run, tmp_path / "dist")
+    rng = np.random.default_rng(5)
+    write_wav(tmp_path / "c.wav", word_audio("beep", rng), SAMPLE_RATE)
+    png = tmp_path / "fig.png"
+    res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "c.wav"), "-m", str(dist), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert "1.000 s, 16000 Hz, 1 ch, int16" in res.output
+    assert "prediction: beep" in res.output
+    data = png.read_bytes()
+    assert data[:4] == b"\x89PNG" and len(data) > 20000
+    res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "missing.wav")])
+    assert res.exit_code == 1 and "no such file" in res.output
