@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,7 @@ AUTHOR = "kws contributors"
 LICENSE = "MIT"
 DESCRIPTION = ("Keyword spotting: small convolutional models trained on folders of WAV files, "
                "predicting the top-3 keywords of a 1 s clip.")
-# enumerated string settings of the config, offered as choices
 ARG_SEPARATOR = "_"  # train argument names are <section>_<key>, e.g. train_epochs, data_wanted_words
-ARCH_REGISTRY = "kws.trainer.models:MODEL_BUILDERS"
 
 _predictor: Predictor | None = None
 _predictor_key: tuple[str, float] | None = None

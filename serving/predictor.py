@@ -6,6 +6,7 @@ that module is installed.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 import threading
@@ -89,9 +90,10 @@ class _ExternalClassifier:
 
 
 def load_classifier(path: Path):
-    """A classifier for a run folder (Keras) or anything kws.evaluation can load."""
+    """A classifier for a run folder (Keras, when installed) or anything kws.evaluation can load
+    (.tflite + manifest, a converted folder)."""
     path = Path(path)
-    if path.is_dir() and keras_file(path) is not None:
+    if path.is_dir() and keras_file(path) is not None and importlib.util.find_spec("keras") is not None:
         return _KerasClassifier(path)
     return _ExternalClassifier(path)
 
