@@ -28,9 +28,10 @@ help:
 
 demo: setup
 	$(VENV)/bin/kws-synth --words $(DEMO_WORDS) --out $(DEMO_DATA) --seed 7 --per-word 150 --negatives 600
+	@if [ -e $(DEMO_MODEL)/state.json ]; then mv $(DEMO_MODEL) $(DEMO_MODEL).previous-$$(date +%s); \
+		echo "kept the previous demo model as $(DEMO_MODEL).previous-*"; fi
 	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=12
-	$(VENV)/bin/kws-convert -m $(DEMO_MODEL) --out $(DEMO_MODEL)/dist --formats int8,float,c
-	@echo "demo model: $(DEMO_MODEL)  (try: $(VENV)/bin/kws-listen -m $(DEMO_MODEL)/dist --wav some.wav)"
+	@echo "demo model: $(DEMO_MODEL)  (try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL) $(DEMO_DATA)/yes/ --top-k 3)"
 
 test: setup edge-venv
 	@set +e; $(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
