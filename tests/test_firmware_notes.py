@@ -1,0 +1,253 @@
+"""firmware_notes/: the committed golden vectors match kws.edge.frontend, the generator reproduces
+them, and the reference C frontend (built here with gcc) matches them too."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws.edge.frontend import Frontend, FrontendConfig, StreamingFrontend
+
+REPO = Path(__file__).resolve().parents[1]
+NOTES = REPO / "firmware_notes"
+GOLDEN = NOTES / "golden"
+C_DIR = NOTES / "c_frontend"
+FEATURE_ATOL = 1e-4        # numpy frontend vs committed golden features
+C_MAX_REL = 1e-3           # C frontend: max abs error / feature range of the case
+MAX_GOLDEN_BYTES = 1 << 20
+
+sys.path.insert(0, str(GOLDEN))
+_dont_write = sys.dont_write_bytecode
+sys.dont_write_bytecode = True  # keep __pycache__ out of the golden folder
+import make_golden  # noqa: E402
+
+sys.dont_write_bytecode = _dont_write
+
+
+def _index() -> dict:
+    return json.loads((GOLDEN / "index.json").read_text(encoding="utf-8"))
+
+
+CASES = _index()["cases"]
+CASE_IDS = [c["name"] for c in CASES]
+
+
+def _load(case: dict) -> tuple[FrontendConfig, np.ndarray, np.ndarray, np.ndarray]:
+    index = _index()
+    cfg = FrontendConfig.from_dict(index["configs"][case["config"]]["frontend"])
+    pcm = np.fromfile(GOLDEN / case["pcm"]["file"], dtype="<i2")
+    feats = np.fromfile(GOLDEN / case["features"]["file"], dtype="<f4").reshape(case["features"]["shape"])
+    q = np.fromfile(GOLDEN / case["int8"]["file"], dtype=np.int8).reshape(case["int8"]["shape"])
+    assert pcm.shape == tuple(case["pcm"]["shape"])
+    return cfg, pcm, feats, q
+
+
+def test_golden_folder_is_small_and_complete():
+    files = [p for p in GOLDEN.iterdir() if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < MAX_GOLDEN_BYTES
+    names = {p.name for p in files}
+    for case in CASES:
+        for key in ("pcm", "features", "int8"):
+            assert case[key]["file"] in names
+        assert f"{case['name']}.txt" in names
+    assert {c["signal"] for c in CASES} == {"tone_1khz", "chirp", "noise", "silence"}
+    assert {_index()["configs"][c["config"]]["frontend"]["feature_type"] for c in CASES} == {"mfcc", "log_mel"}
+
+
+def test_default_config_derived_sizes_as_documented():
+    derived = _index()["configs"]["mfcc"]["derived"]
+    cfg = FrontendConfig()
+    assert derived == make_golden.derived_sizes(cfg)
+    assert (derived["window_samples"], derived["stride_samples"], derived["fft_size"]) == (480, 160, 512)
+    assert (derived["num_frames"], cfg.num_features, derived["num_fft_bins"]) == (98, 40, 257)
+    spec = (NOTES / "frontend_spec.md").read_text(encoding="utf-8")
+    for text in ("480", "160", "512", "257", "98"):
+        assert text in spec
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_golden_features_match_numpy_frontend(case):
+    cfg, pcm, feats, q = _load(case)
+    audio = pcm.astype(np.float32) / 32768.0
+    got = Frontend(cfg).features(audio)
+    assert got.shape == feats.shape == (cfg.num_frames, cfg.num_features)
+    np.testing.assert_allclose(got, feats, rtol=0, atol=FEATURE_ATOL)
+    # streaming in odd chunk sizes gives the same frames
+    for chunk in (37, 160, 1000):
+        sfe = StreamingFrontend(cfg)
+        streamed = np.concatenate([sfe.push(audio[i:i + chunk]) for i in range(0, len(audio), chunk)])
+        np.testing.assert_allclose(streamed, feats, rtol=0, atol=FEATURE_ATOL)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_golden_int8_matches_quantization_rule(case):
+    cfg, pcm, feats, q = _load(case)
+    scale, zp = case["int8"]["scale"], case["int8"]["zero_point"]
+    got = make_golden.quantize(Frontend(cfg).features(pcm.astype(np.float32) / 32768.0), scale, zp)
+    assert np.abs(got.astype(int) - q.astype(int)).max() <= 1
+    # the rule itself, written out: clamp(round(x / scale) + zero_point, -128, 127)
+    by_hand = np.clip(np.round(feats.astype(np.float64) / scale) + zp, -128, 127)
+    assert np.abs(by_hand - q).max() <= 1
+    if case["signal"] != "silence":
+        assert len(np.unique(q)) > 10  # the example scale spreads real signals over many steps
+
+
+def test_quantize_rounds_half_to_even_and_clamps():
+    x = np.array([-1000.0, -0.5, 0.5, 1.5, 2.49, 1000.0], np.float32)
+    assert make_golden.quantize(x, 1.0, 0).tolist() == [-128, 0, 0, 2, 2, 127]
+    assert make_golden.quantize(np.array([0.0, 1.0], np.float32), 0.5, -3).tolist() == [-3, -1]
+
+
+def test_generator_reproduces_committed_vectors(tmp_path):
+    index = make_golden.generate(tmp_path)
+    committed = _index()
+    # feature min/max may move by float32 rounding on another machine; everything else is equal
+    for new, old in zip(index["cases"], committed["cases"]):
+        for key in ("min", "max"):
+            assert abs(new["features"].pop(key) - old["features"].pop(key)) < FEATURE_ATOL
+    assert json.loads(json.dumps(index)) == committed
+    for name in committed["signals"]:
+        a = np.fromfile(tmp_path / f"{name}.s16le", "<i2").astype(int)
+        b = np.fromfile(GOLDEN / f"{name}.s16le", "<i2").astype(int)
+        assert np.abs(a - b).max(initial=0) <= 1
+    for case in committed["cases"]:
+        assert (tmp_path / f"{case['name']}.txt").read_text() == (GOLDEN / f"{case['name']}.txt").read_text()
+
+
+# --- the reference C implementation ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def golden_check(tmp_path_factory) -> Path:
+    """The C checker, built with the same flags as firmware_notes/c_frontend/Makefile."""
+    gcc, make = shutil.which("gcc"), shutil.which("make")
+    if gcc is None:
+        pytest.skip("gcc not found: the reference C frontend cannot be built (apt-get install gcc)")
+    build = tmp_path_factory.mktemp("c_frontend")
+    if make is not None:
+        proc = subprocess.run([make, "-C", str(C_DIR), f"BUILD={build}", "all"], capture_output=True, text=True)
+    else:
+        proc = subprocess.run([gcc, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O2", "-o",
+                               str(build / "golden_check"), str(C_DIR / "golden_check.c"),
+                               str(C_DIR / "kws_frontend.c"), "-lm"], capture_output=True, text=True)
+    assert proc.returncode == 0, f"C build failed:\n{proc.stdout}\n{proc.stderr}"
+    return build / "golden_check"
+
+
+def _run_check(exe: Path, case_txt: Path, *args: str) -> tuple[int, dict]:
+    proc = subprocess.run([str(exe), str(case_txt), *args], capture_output=True, text=True, timeout=60)
+    values = {}
+    for line in proc.stdout.splitlines():
+        m = re.match(r"(\w+) ([-+0-9.e]+)", line)
+        if m:
+            values[m.group(1)] = float(m.group(2))
+    return proc.returncode, {**values, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+@pytest.mark.parametrize("chunk", [1, 37, 160, 16000])
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_c_frontend_matches_golden(golden_check, case, chunk):
+    rc, out = _run_check(golden_check, GOLDEN / f"{case['name']}.txt", "--chunk", str(chunk))
+    assert rc == 0, out["stdout"] + out["stderr"]
+    feats = case["features"]
+    assert out["feature_range"] == pytest.approx(feats["max"] - feats["min"], rel=1e-4)
+    assert out["max_abs_error"] <= C_MAX_REL * out["feature_range"]
+    assert out["max_rel_error"] <= C_MAX_REL
+    assert out["int8_max_step"] <= 1 and out["window_int8_max_step"] <= 1
+
+
+def test_c_frontend_fails_loudly_on_a_wrong_vector(golden_check, tmp_path):
+    """The checker is not vacuous: a corrupted expected file makes it fail."""
+    case = CASES[1]
+    for p in GOLDEN.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    feats = np.fromfile(tmp_path / case["features"]["file"], "<f4")
+    feats[123] += 0.5
+    feats.astype("<f4").tofile(tmp_path / case["features"]["file"])
+    rc, out = _run_check(golden_check, tmp_path / f"{case['name']}.txt")
+    assert rc == 1 and "FAIL" in out["stdout"]
+    assert out["max_abs_error"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_c_frontend_static_sizes_as_documented(golden_check):
+    proc = subprocess.run([str(golden_check), "--sizes"], capture_output=True, text=True, check=True)
+    sizes = dict(re.findall(r"sizeof\((\w+)\) (\d+)", proc.stdout))
+    doc = (NOTES / "microcontroller.md").read_text(encoding="utf-8")
+    for name, size in sizes.items():
+        assert f"{int(size):,}" in doc or size in doc, f"microcontroller.md should state sizeof({name}) = {size}"
+
+
+# --- the smoothing reference in smoothing.md ------------------------------------------------
+
+SMOOTH_HARNESS = r"""
+#include <stdio.h>
+int main(void) {
+  static smoother_t s; int n, i, j, d; long t; float sc[MAX_LABELS];
+  if (scanf("%d %d %f %f %d %d", &s.num_labels, &s.silence_index, &s.window_ms, &s.suppression_ms,
+            &s.minimum_count, &n) != 6) return 2;
+  s.last_label = -1;
+  for (j = 0; j < s.num_labels; j++) { if (scanf("%f", &s.threshold[j]) != 1) return 2; s.ignore[j] = j < 2; }
+  for (i = 0; i < n; i++) {
+    if (scanf("%ld", &t) != 1) return 2;
+    for (j = 0; j < s.num_labels; j++) if (scanf("%f", &sc[j]) != 1) return 2;
+    d = smoother_update(&s, sc, t);
+    if (d >= 0) printf("%ld %d\n", t, d);
+  }
+  return 0;
+}
+"""
+
+
+def _smooth_by_the_rules(times, scores, window, suppression, min_count, thresholds, ignore):
+    """The five rules of smoothing.md, written independently."""
+    queue, last_label, last_time, out = [], None, 0, []
+    for t, s in zip(times, scores):
+        if queue and t < queue[-1][0]:
+            continue
+        queue.append((t, s))
+        queue = [(u, v) for u, v in queue if u >= t - window]
+        if len(queue) < min_count or t - queue[0][0] < window / 4:
+            continue
+        avg = np.mean([v for _, v in queue], axis=0)
+        top = int(np.argmax(avg))
+        since = np.inf if last_label in (None, 0) else t - last_time
+        if avg[top] > thresholds[top] and (top != last_label or since > suppression):
+            last_label, last_time = top, t
+            if top not in ignore:
+                out.append((t, top))
+    return out
+
+
+def test_smoothing_reference_code_follows_the_rules(tmp_path):
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not found: cannot compile the smoothing reference of smoothing.md")
+    text = (NOTES / "smoothing.md").read_text(encoding="utf-8")
+    code = re.search(r"```c\n(.*?)```", text, re.S).group(1)
+    src = tmp_path / "smooth.c"
+    src.write_text(code + SMOOTH_HARNESS)
+    exe = tmp_path / "smooth"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-o", str(exe), str(src)], check=True)
+    rng = np.random.default_rng(5)
+    total = 0
+    for trial in range(10):
+        n, labels = 400, 5
+        times = np.arange(1, n + 1) * 125  # ms; exact in float, so both sides see the same window edges
+        raw = rng.random((n, labels)) ** 4
+        for k in range(0, n, 13):
+            raw[k:k + rng.integers(2, 12), rng.integers(0, labels)] += 3
+        scores = (raw / raw.sum(1, keepdims=True)).astype(np.float32)
+        window, suppression = float(rng.choice([500, 1000, 2000])), float(rng.choice([0, 250, 1000]))
+        thresholds = [0.5, 0.5, 0.6, 0.5, 0.5]
+        lines = [f"{labels} 0 {window} {suppression} 3 {n}", " ".join(map(str, thresholds))]
+        lines += [f"{t} " + " ".join(repr(float(v)) for v in row) for t, row in zip(times, scores)]
+        proc = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+        got = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
+        want = _smooth_by_the_rules(times, scores, window, suppression, 3, thresholds, {0, 1})
+        assert got == want
+        total += len(want)
+    assert total > 50  # the scenarios do fire
