@@ -1,0 +1,240 @@
+"""``kws-listen``: continuous keyword detection from a microphone, a WAV file or raw PCM on stdin.
+
+One line per detection on stdout (or JSON lines with ``--json``); start-up information and the
+final summary go to stderr. Ctrl-C or SIGTERM stops cleanly with the summary.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import click
+
+from .errors import KwsError
+from .recognizer import Detection, Recognizer
+
+PROG = "kws-listen"
+ON_DETECT_QUEUE = 64  # detections waiting for their command before new ones are dropped
+ON_DETECT_DRAIN_S = 5.0  # how long to wait for pending commands at exit
+EXIT_ERROR = 1
+
+EXAMPLES = """
+\b
+Examples:
+  kws-listen -m dist/model_int8.tflite            # default microphone
+  kws-listen --list-devices
+  kws-listen -m dist/ --device "USB" --json --on-detect 'notify-send {label}'
+  kws-listen -m dist/ --wav long_recording.wav --json
+  arecord -f S16_LE -r 16000 -c 1 -t raw | kws-listen -m dist/ --stdin
+"""
+
+
+class CommandRunner:
+    """Runs ``--on-detect`` commands one after another on a worker thread, never blocking audio."""
+
+    def __init__(self, template: str):
+        self.template = template
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=ON_DETECT_QUEUE)
+        self._thread = threading.Thread(target=self._work, name="on-detect", daemon=True)
+        self._thread.start()
+
+    def command_for(self, det: Detection) -> str:
+        """The command with {label}, {score} and {time_s} filled in (shell-quoted)."""
+        values = {"label": det.label, "score": f"{det.score:.3f}", "time_s": f"{det.time_s:.3f}"}
+        return self.template.format(**{k: shlex.quote(v) for k, v in values.items()})
+
+    def submit(self, det: Detection) -> None:
+        try:
+            self._queue.put_nowait(det)
+        except queue.Full:
+            self.dropped += 1
+
+    def _work(self) -> None:
+        while True:
+            det = self._queue.get()
+            if det is None:
+                return
+            env = {"KWS_LABEL": det.label, "KWS_SCORE": f"{det.score:.3f}", "KWS_TIME_S": f"{det.time_s:.3f}"}
+            try:
+                import os
+
+                rc = subprocess.run(self.command_for(det), shell=True, env={**os.environ, **env}).returncode
+            except (OSError, KeyError, IndexError, ValueError):
+                rc = -1
+            if rc != 0:
+                self.failed += 1
+
+    def close(self) -> None:
+        try:
+            self._queue.put(None, timeout=ON_DETECT_DRAIN_S)
+        except queue.Full:
+            return
+        self._thread.join(ON_DETECT_DRAIN_S)
+
+
+@dataclass
+class Summary:
+    audio_s: float = 0.0
+    detections: int = 0
+    overflows: int = 0
+    dropped_blocks: int = 0
+    wall_s: float = 0.0
+
+    def to_dict(self, rec: Recognizer | None) -> dict:
+        hop = rec.timer.summary_ms() if rec is not None else {"mean_ms": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
+        return {"audio_s": round(self.audio_s, 3), "detections": self.detections, "overflows": self.overflows,
+                "dropped_blocks": self.dropped_blocks, "hops": rec.timer.count if rec is not None else 0,
+                "hop_mean_ms": round(hop["mean_ms"], 4), "hop_p50_ms": round(hop["p50_ms"], 4),
+                "hop_p99_ms": round(hop["p99_ms"], 4), "wall_s": round(self.wall_s, 3),
+                "processing_s": round(rec.timer.total_s, 3) if rec is not None else 0.0,
+                "real_time_factor": round(rec.timer.total_s / self.audio_s, 5) if rec is not None and self.audio_s
+                else 0.0}
+
+    def line(self, rec: Recognizer | None) -> str:
+        d = self.to_dict(rec)
+        return (f"{d['audio_s']:.1f} s of audio, {d['detections']} detection(s), "
+                f"{d['overflows']} input overflow(s), {d['dropped_blocks']} dropped block(s); "
+                f"per hop: mean {d['hop_mean_ms']:.2f} ms, p99 {d['hop_p99_ms']:.2f} ms over {d['hops']} hops")
+
+
+def _format(det: Detection, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(det.to_dict())
+    return f"{det.time_s:9.2f} s  {det.label:<16} {det.score:.2f}"
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        click.echo(f"{PROG}: {text}", err=True)
+
+
+def _list_devices() -> None:
+    from .sources import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        click.echo("no input devices found")
+        return
+    for d in devices:
+        mark = "*" if d["default"] else " "
+        click.echo(f"{mark} {d['index']:3d}  {d['name']}  ({d['channels']} ch, default {d['default_rate']} Hz)")
+
+
+def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
+    raise KeyboardInterrupt
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
+@click.option("-m", "--model", metavar="PATH", help="A .tflite with manifest.json beside it, or a folder from "
+              "kws-convert. Default: models/api, else the newest model (its dist/).")
+@click.option("--list-devices", is_flag=True, help="List audio input devices and exit.")
+@click.option("--device", metavar="NAME|INDEX", help="Input device (index, or part of its name). Default: "
+              "the system default input.")
+@click.option("--wav", "wav_path", type=click.Path(dir_okay=False), help="Read this WAV file instead of a "
+              "microphone, as fast as possible.")
+@click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian int16 PCM from stdin.")
+@click.option("--rate", type=int, help="Sample rate of --stdin audio (default: the model's).")
+@click.option("--channels", type=int, default=1, show_default=True, help="Channels of --stdin audio.")
+@click.option("--json", "as_json", is_flag=True, help='JSON lines: {"time_s", "label", "score"}.')
+@click.option("--on-detect", metavar="CMD", help="Shell command per detection; {label}, {score}, {time_s} "
+              "are replaced (also in $KWS_LABEL, $KWS_SCORE, $KWS_TIME_S). Runs off the audio thread.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), help="Detection threshold for every label "
+              "(default: the manifest's, per label).")
+@click.option("--hop-ms", type=click.FloatRange(min=1.0), help="Run the model every this many ms "
+              "(default: the manifest's smoothing.hop_ms; a multiple of the frontend stride).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Interpreter threads.")
+@click.option("--runtime", type=click.Choice(["litert", "tflite-runtime", "tf"]), help="TFLite runtime "
+              "(default: ai-edge-litert, else tflite-runtime, else tf.lite; or $KWS_TFLITE_RUNTIME).")
+@click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), help="Stop after this many "
+              "seconds of audio.")
+@click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the summary as JSON here.")
+@click.option("-q", "--quiet", is_flag=True, help="No start-up lines or summary on stderr.")
+def main(model, list_devices, device, wav_path, use_stdin, rate, channels, as_json, on_detect, threshold,
+         hop_ms, threads, runtime, duration, summary_json, quiet):
+    """Detect keywords continuously and print one line per detection."""
+    if list_devices:
+        try:
+            _list_devices()
+        except KwsError as exc:
+            raise click.ClickException(str(exc)) from None
+        return
+    if wav_path and use_stdin:
+        raise click.UsageError("give --wav or --stdin, not both")
+    if (wav_path or use_stdin) and device:
+        raise click.UsageError("--device is for microphone input; it cannot be used with --wav/--stdin")
+    started = time.perf_counter()
+    rec = source = runner = None
+    summary = Summary()
+    error: str | None = None
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from .locate import resolve_model
+        from .sources import MicrophoneSource, RawSource, WavSource, stdin_binary
+
+        rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
+                                       num_threads=threads, runtime=runtime)
+        if wav_path:
+            source = WavSource(wav_path, rec.sample_rate)
+        elif use_stdin:
+            source = RawSource(stdin_binary(), rate or rec.sample_rate, rec.sample_rate, channels)
+        else:
+            source = MicrophoneSource(rec.sample_rate, device)
+        _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
+                    f"{rec.model.runtime.name} {rec.model.runtime.version}); hop {rec.hop_ms:g} ms")
+        _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
+        runner = CommandRunner(on_detect) if on_detect else None
+        limit = int(duration * rec.sample_rate) if duration else None
+        for chunk in source.chunks():
+            if limit is not None and rec.samples_seen + len(chunk) >= limit:
+                chunk = chunk[:limit - rec.samples_seen]
+            for det in rec.process(chunk):
+                summary.detections += 1
+                click.echo(_format(det, as_json))
+                sys.stdout.flush()
+                if runner is not None:
+                    runner.submit(det)
+            if limit is not None and rec.samples_seen >= limit:
+                break
+    except KeyboardInterrupt:
+        _say(quiet, "stopped")
+    except KwsError as exc:
+        error = str(exc)
+    finally:
+        if source is not None and hasattr(source, "stop"):
+            source.stop()
+        if runner is not None:
+            runner.close()
+    summary.wall_s = time.perf_counter() - started
+    if rec is not None:
+        summary.audio_s = rec.time_s
+    if source is not None:
+        summary.overflows = source.stats.overflows
+        summary.dropped_blocks = source.stats.dropped_blocks
+    if error is not None and (rec is None or rec.samples_seen == 0):
+        click.echo(f"Error: {error}", err=True)  # nothing was heard: the error alone
+        sys.exit(EXIT_ERROR)
+    if error is not None:
+        click.echo(f"Error: {error}", err=True)
+    _say(quiet, summary.line(rec))
+    if runner is not None and (runner.dropped or runner.failed):
+        _say(quiet, f"--on-detect: {runner.failed} command(s) failed, {runner.dropped} skipped (queue full)")
+    if summary_json:
+        from .manifest import atomic_write_text
+
+        atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
+    if error is not None:
+        sys.exit(EXIT_ERROR)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

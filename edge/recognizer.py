@@ -1,0 +1,269 @@
+"""The streaming recognizer: audio chunks in, detections out.
+
+Caller-driven: ``process(chunk)`` takes any number of samples (int16 or float) at the model's rate.
+Audio is consumed hop by hop: the new samples go through the streaming frontend (only new feature
+frames are computed) into a ring of the last clip's frames; at every hop boundary the model scores
+that clip and the smoother decides. A hop boundary at stream sample ``t`` scores exactly the audio
+``[t - clip, t)``, so the result does not depend on chunk sizes, and a stream that is one clip long
+scores the same as classifying that clip whole. The first score comes once a full clip has arrived.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .errors import KwsError, ManifestError
+from .frontend import StreamingFrontend
+from .manifest import MANIFEST_NAME, Manifest, SmoothingConfig, load_manifest
+from .ringbuffer import RingBuffer
+from .runtime import TFLiteModel
+from .smoothing import PosteriorSmoother
+
+INT16_SCALE = 32768.0
+INT32_SCALE = 2147483648.0
+# per-hop processing times kept for the percentiles of the summary (about 67 min at a 40 ms hop)
+HOP_TIMES_KEPT = 100_000
+MS_PER_S = 1000.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A keyword heard: ``time_s`` is the stream time (s) of the newest audio when it fired."""
+
+    time_s: float
+    label: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"time_s": round(self.time_s, 3), "label": self.label, "score": round(self.score, 4)}
+
+
+def to_float_audio(chunk: np.ndarray) -> np.ndarray:
+    """Mono float32 in [-1, 1] from int16/int32/float samples, 1-D or (frames, channels)."""
+    a = np.asarray(chunk)
+    if a.ndim == 2:
+        a = a[:, 0] if a.shape[1] == 1 else a.mean(axis=1)
+    elif a.ndim != 1:
+        raise ValueError(f"audio chunk must be 1-D or (frames, channels), got shape {a.shape}")
+    if a.dtype == np.int16:
+        return a.astype(np.float32) / INT16_SCALE
+    if a.dtype == np.int32:
+        return (a.astype(np.float64) / INT32_SCALE).astype(np.float32)
+    if a.dtype.kind == "f":
+        return a.astype(np.float32, copy=False)
+    raise ValueError(f"unsupported audio sample type {a.dtype} (use int16, int32 or float)")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """(manifest.json, model file name or None) for a .tflite, a manifest, or a folder holding one
+    (a folder of converted artifacts, or a training run with ``dist/`` inside)."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".tflite":
+        manifest = p.parent / MANIFEST_NAME
+        if not manifest.is_file():
+            raise ManifestError(f"{p}: no {MANIFEST_NAME} beside the model (kws-convert writes one)")
+        return manifest, p.name
+    if p.is_file():
+        return p, None
+    for candidate in (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME):
+        if candidate.is_file():
+            return candidate, None
+    if p.is_dir() and (p / "model.keras").exists():
+        raise ManifestError(f"{p}: a training run without converted models; run: kws-convert -m {p}")
+    raise ManifestError(f"{p}: no {MANIFEST_NAME} here (expected a .tflite with its manifest, or a folder "
+                        f"from kws-convert)")
+
+
+class HopTimer:
+    """Processing time per hop (feature frames + model + smoothing), bounded memory."""
+
+    def __init__(self, keep: int = HOP_TIMES_KEPT):
+        self._times: deque[float] = deque(maxlen=keep)
+        self.count = 0
+        self.total_s = 0.0
+
+    def add(self, seconds: float) -> None:
+        self._times.append(seconds)
+        self.count += 1
+        self.total_s += seconds
+
+    def summary_ms(self) -> dict[str, float]:
+        """Mean, p50 and p99 in ms (of the most recent hops kept); zeros before the first hop."""
+        if not self._times:
+            return {"mean_ms": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
+        t = np.fromiter(self._times, np.float64) * MS_PER_S
+        return {"mean_ms": float(self.total_s / self.count * MS_PER_S),
+                "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
+
+
+class Recognizer:
+    """Continuous keyword recognition over a stream at the model's sample rate."""
+
+    def __init__(self, model: TFLiteModel, manifest: Manifest, hop_ms: float | None = None,
+                 smoothing: SmoothingConfig | None = None, thresholds: Mapping[str, float] | None = None,
+                 keep_scores: bool = False):
+        self.manifest = manifest
+        self.model = model
+        fe = manifest.frontend
+        if model.num_labels != len(manifest.labels):
+            raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest "
+                                f"lists {len(manifest.labels)} labels")
+        shape = tuple(model.input_shape)
+        if int(np.prod(shape)) != fe.num_frames * fe.num_features:
+            raise ManifestError(f"{model.path}: model input {list(shape)} does not fit the manifest's "
+                                f"frontend ({fe.num_frames} frames x {fe.num_features} features)")
+        config = smoothing or manifest.smoothing
+        if hop_ms is not None:
+            config = SmoothingConfig(**{**config.__dict__, "hop_ms": float(hop_ms)})
+        hop_samples = fe.sample_rate * config.hop_ms / MS_PER_S
+        if abs(hop_samples / fe.stride_samples - round(hop_samples / fe.stride_samples)) > 1e-9 or hop_samples <= 0:
+            raise KwsError(f"hop {config.hop_ms:g} ms must be a multiple of the frontend stride "
+                           f"({fe.stride_ms:g} ms)")
+        self.smoothing = config
+        self._hop_samples = int(round(hop_samples))
+        self._frontend = StreamingFrontend(fe)
+        self._frames = RingBuffer(fe.num_frames, fe.num_features)
+        self._clip = np.empty((fe.num_frames, fe.num_features), np.float32)
+        self.audio = RingBuffer(fe.clip_samples)  # the last clip of audio, e.g. to save a detection
+        self.smoother = PosteriorSmoother.from_manifest(manifest, config, thresholds)
+        self.timer = HopTimer()
+        self.keep_scores = keep_scores
+        self._score_times: list[float] = []
+        self._scores: list[np.ndarray] = []
+        self.last_scores: np.ndarray | None = None
+        self.reset()
+
+    @classmethod
+    def from_manifest(cls, path: str | os.PathLike, model: str | None = None, hop_ms: float | None = None,
+                      threshold: float | None = None, num_threads: int = 1, runtime: str | None = None,
+                      keep_scores: bool = False) -> "Recognizer":
+        """A recognizer for a manifest (or a .tflite beside one, or a folder holding one).
+
+        ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
+        replaces every label's threshold."""
+        manifest_path, model_file = locate(path)
+        manifest = load_manifest(manifest_path)
+        if model_file is not None:
+            key, entry = manifest.entry_for_file(model_file)
+        else:
+            key = model or manifest.default_model()
+            if key in manifest.models:
+                entry = manifest.models[key]
+            else:
+                key, entry = manifest.entry_for_file(key)
+        model_path = manifest_path.parent / entry.file
+        if not model_path.is_file():
+            raise ManifestError(f"{manifest_path}: lists {entry.file}, which is not in {manifest_path.parent}")
+        if entry.sha256 and sha256_of(model_path) != entry.sha256:
+            raise ManifestError(f"{model_path}: does not match {manifest_path} (sha256 differs: the model "
+                                f"was replaced after conversion; re-run kws-convert)")
+        tfl = TFLiteModel(model_path, num_threads=num_threads, runtime=runtime)
+        tfl.check_entry(entry, manifest_path)
+        smoothing = manifest.smoothing
+        thresholds = None
+        if threshold is not None:
+            smoothing = SmoothingConfig(**{**smoothing.__dict__, "detection_threshold": float(threshold)})
+            thresholds = {}
+        return cls(tfl, manifest, hop_ms=hop_ms, smoothing=smoothing, thresholds=thresholds,
+                   keep_scores=keep_scores)
+
+    # --- properties -----------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.manifest.frontend.sample_rate
+
+    @property
+    def hop_ms(self) -> float:
+        return self.smoothing.hop_ms
+
+    @property
+    def hop_samples(self) -> int:
+        return self._hop_samples
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.manifest.labels
+
+    @property
+    def samples_seen(self) -> int:
+        return self._samples
+
+    @property
+    def time_s(self) -> float:
+        """Stream time of the newest sample processed, in seconds."""
+        return self._samples / self.sample_rate
+
+    # --- processing -----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new stream: forget audio, frames, smoothing state and stream time."""
+        self._frontend.reset()
+        self._frames.reset()
+        self.audio.reset()
+        self.smoother.reset()
+        self._samples = 0
+        self._unscored_s = 0.0
+        self._next_hop = self.manifest.frontend.clip_samples  # first boundary with a whole clip behind it
+        self._score_times.clear()
+        self._scores.clear()
+        self.last_scores = None
+
+    def process(self, chunk: np.ndarray) -> list[Detection]:
+        """Consume samples (any length, int16 or float at ``sample_rate``); return new detections."""
+        audio = to_float_audio(chunk)
+        detections: list[Detection] = []
+        pos = 0
+        while pos < len(audio):
+            start = time.perf_counter()
+            take = min(len(audio) - pos, self._next_hop - self._samples)
+            self._push(audio[pos:pos + take])
+            pos += take
+            if self._samples == self._next_hop:
+                det = self._score_hop()
+                if det is not None:
+                    detections.append(det)
+                self._next_hop += self._hop_samples
+                self.timer.add(self._unscored_s + time.perf_counter() - start)
+                self._unscored_s = 0.0
+            else:  # the chunk ended mid-hop: its frontend time counts towards the next hop
+                self._unscored_s += time.perf_counter() - start
+        return detections
+
+    def _push(self, samples: np.ndarray) -> None:
+        self._frames.write(self._frontend.push(samples))
+        self.audio.write(samples)
+        self._samples += len(samples)
+
+    def _score_hop(self) -> Detection | None:
+        scores = self.model.predict(self._frames.latest(self._clip))
+        self.last_scores = scores
+        time_ms = self._samples * MS_PER_S / self.sample_rate
+        if self.keep_scores:
+            self._score_times.append(time_ms / MS_PER_S)
+            self._scores.append(scores)
+        result = self.smoother.update(scores, time_ms)
+        if result is not None and result.is_detection:
+            return Detection(time_ms / MS_PER_S, result.label, result.score)
+        return None
+
+    def pop_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """The raw per-hop scores kept since the last call (``keep_scores=True``): times (s), (n, labels)."""
+        times = np.asarray(self._score_times, np.float64)
+        scores = np.stack(self._scores) if self._scores else np.zeros((0, len(self.labels)), np.float32)
+        self._score_times.clear()
+        self._scores.clear()
+        return times, scores

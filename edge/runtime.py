@@ -1,0 +1,225 @@
+"""TFLite runtimes without TensorFlow: pick ai-edge-litert, else tflite-runtime, else tf.lite, and
+wrap one model as ``TFLiteModel`` (float features in, float probabilities out, quantization handled).
+
+``KWS_TFLITE_RUNTIME`` (``litert``, ``tflite-runtime``, ``tf``) forces one runtime.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import KwsError, ManifestError, RuntimeMissingError
+from .manifest import ModelEntry, TensorSpec
+
+RUNTIME_ENV = "KWS_TFLITE_RUNTIME"
+LITERT = "litert"
+TFLITE_RUNTIME = "tflite-runtime"
+TF_LITE = "tf"
+# (name, module holding Interpreter, distribution name for the version), in order of preference
+RUNTIMES = (
+    (LITERT, "ai_edge_litert.interpreter", "ai-edge-litert"),
+    (TFLITE_RUNTIME, "tflite_runtime.interpreter", "tflite-runtime"),
+    (TF_LITE, "tensorflow.lite", "tensorflow"),
+)
+RUNTIME_ALIASES = {"litert": LITERT, "ai-edge-litert": LITERT, "ai_edge_litert": LITERT,
+                   "tflite-runtime": TFLITE_RUNTIME, "tflite_runtime": TFLITE_RUNTIME,
+                   "tf": TF_LITE, "tensorflow": TF_LITE, "tf.lite": TF_LITE}
+INT8_RANGE = (-128, 127)
+UINT8_RANGE = (0, 255)
+
+
+class ModelLoadError(KwsError):
+    """A .tflite file is missing, unreadable or not a TFLite model."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A loaded TFLite runtime: its name, version and Interpreter class."""
+
+    name: str
+    version: str
+    interpreter_class: Callable[..., Any]
+
+
+def install_hint() -> str:
+    """What to pip-install for a TFLite runtime on this machine."""
+    machine = platform.machine().lower()
+    py = sys.version_info[:2]
+    if machine in ("armv7l", "armv6l"):
+        return "pip install 'tflite-runtime==2.14.0' 'numpy<2'  (32-bit ARM: ai-edge-litert has no wheel; needs Python 3.11)"
+    if machine in ("x86_64", "amd64", "aarch64", "arm64") and (3, 11) <= py <= (3, 13):
+        return "pip install ai-edge-litert"
+    return "pip install ai-edge-litert (wheels: Python 3.11-3.13 on x86_64/aarch64) or tensorflow"
+
+
+def _version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001 - version is informational only
+        return "unknown"
+
+
+def _try_load(name: str, module: str, dist: str) -> Runtime | None:
+    try:
+        mod = importlib.import_module(module)
+        cls = mod.Interpreter
+    except Exception:  # noqa: BLE001 - ImportError, or a runtime built for another numpy
+        return None
+    return Runtime(name, _version(dist), cls)
+
+
+def available_runtimes() -> list[str]:
+    """Names of the runtimes that import here (tf.lite is only tried if nothing lighter works)."""
+    found = [name for name, module, dist in RUNTIMES[:2] if _try_load(name, module, dist)]
+    return found
+
+
+_CACHE: dict[str, Runtime] = {}
+
+
+def load_runtime(name: str | None = None) -> Runtime:
+    """The runtime named (or by $KWS_TFLITE_RUNTIME), else the first that imports.
+
+    Raises RuntimeMissingError with the pip line for this platform if none does."""
+    wanted = name or os.environ.get(RUNTIME_ENV) or ""
+    if wanted:
+        key = RUNTIME_ALIASES.get(wanted.lower())
+        if key is None:
+            raise RuntimeMissingError(f"unknown TFLite runtime {wanted!r} (choose litert, tflite-runtime or tf)")
+        candidates = [r for r in RUNTIMES if r[0] == key]
+    else:
+        key = "auto"
+        candidates = list(RUNTIMES)
+    if key in _CACHE:
+        return _CACHE[key]
+    for rname, module, dist in candidates:
+        runtime = _try_load(rname, module, dist)
+        if runtime is not None:
+            _CACHE[key] = runtime
+            return runtime
+    what = f"the TFLite runtime {wanted!r} does not import" if wanted else "no TFLite runtime is installed"
+    raise RuntimeMissingError(f"{what}; install one: {install_hint()}")
+
+
+def _spec(detail: dict) -> TensorSpec:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorSpec(shape=tuple(int(d) for d in detail["shape"]), dtype=np.dtype(detail["dtype"]).name,
+                      scale=float(scale), zero_point=int(zero_point))
+
+
+def quantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Float values to the integer type of ``spec`` with its scale and zero point (round, clip)."""
+    lo, hi = INT8_RANGE if spec.dtype == "int8" else UINT8_RANGE
+    q = np.round(np.asarray(values, np.float32) / spec.scale) + spec.zero_point
+    return np.clip(q, lo, hi).astype(spec.dtype)
+
+
+def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Integer tensor values to float with the scale and zero point of ``spec``."""
+    return ((np.asarray(values, np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide the runtime's native start-up chatter ("INFO: Created TensorFlow Lite XNNPACK delegate")."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class TFLiteModel:
+    """One .tflite classifier: ``predict(features)`` takes float features of the model's input shape
+    (without or with the batch dimension of 1) and returns float probabilities per label."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, runtime: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelLoadError(f"{self.path}: no such model file")
+        self.runtime = load_runtime(runtime)
+        try:
+            content = self.path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"{self.path}: cannot read model ({exc.strerror})") from None
+        if len(content) < 8 or content[4:8] != b"TFL3":
+            raise ModelLoadError(f"{self.path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
+        try:
+            with _native_stderr_silenced():
+                self._interpreter = self.runtime.interpreter_class(model_content=content, num_threads=num_threads)
+                self._interpreter.allocate_tensors()
+        except Exception as exc:  # noqa: BLE001 - runtimes raise ValueError/RuntimeError with long texts
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{self.path}: {self.runtime.name} cannot load this model: {first}") from None
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(f"{self.path}: expected one input and one output, "
+                                 f"found {len(inputs)} and {len(outputs)}")
+        self._in_index = inputs[0]["index"]
+        self._out_index = outputs[0]["index"]
+        self.input_spec = _spec(inputs[0])
+        self.output_spec = _spec(outputs[0])
+        self.size_bytes = len(content)
+        self.num_threads = num_threads
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.input_spec.shape
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.output_spec.shape[-1])
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities (float32, one per label) for one example of float features."""
+        x = np.asarray(features, np.float32).reshape(self.input_spec.shape)
+        if self.input_spec.quantized:
+            x = quantize(x, self.input_spec)
+        elif self.input_spec.dtype != "float32":
+            raise ModelLoadError(f"{self.path}: unsupported input type {self.input_spec.dtype}")
+        self._interpreter.set_tensor(self._in_index, x)
+        self._interpreter.invoke()
+        y = self._interpreter.get_tensor(self._out_index)
+        if self.output_spec.quantized:
+            y = dequantize(y, self.output_spec)
+        return np.asarray(y, np.float32).reshape(-1)
+
+    def predict_batch(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch of examples, (n, labels); the model itself runs batch 1."""
+        feats = np.asarray(features, np.float32)
+        if len(feats) == 0:
+            return np.zeros((0, self.num_labels), np.float32)
+        return np.stack([self.predict(f) for f in feats])
+
+    def check_entry(self, entry: ModelEntry, manifest_path: str | os.PathLike = "manifest") -> None:
+        """Raise ManifestError if the manifest's description of this model does not match it."""
+        for what, spec, actual in (("input", entry.input, self.input_spec),
+                                   ("output", entry.output, self.output_spec)):
+            if tuple(spec.shape) != tuple(actual.shape) or spec.dtype != actual.dtype:
+                raise ManifestError(f"{manifest_path}: says the {what} of {self.path.name} is "
+                                    f"{spec.dtype}{list(spec.shape)}, the model has {actual.dtype}{list(actual.shape)}")
+            if actual.quantized and (abs(spec.scale - actual.scale) > 1e-6 * max(1.0, abs(actual.scale))
+                                     or spec.zero_point != actual.zero_point):
+                raise ManifestError(f"{manifest_path}: {what} quantization of {self.path.name} "
+                                    f"({spec.scale}, {spec.zero_point}) differs from the model's "
+                                    f"({actual.scale}, {actual.zero_point})")

@@ -1,0 +1,293 @@
+"""Audio sources around the recognizer: microphone (sounddevice/PortAudio), WAV file, raw PCM stream.
+
+Each source yields float32 mono chunks at the model's rate (resampling where the input differs).
+The microphone callback only copies into a queue; the caller's thread does the processing.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from .audio import read_wav
+from .errors import AudioError, KwsError
+from .resample import StreamResampler
+
+BLOCK_MS = 100  # file and stdin sources read this much audio at a time
+MIC_BLOCK_MS = 20  # microphone callback size
+MIC_QUEUE_SECONDS = 10  # audio the queue holds before the callback has to drop blocks
+MIC_STALL_S = 3.0  # no audio for this long from a started device: it is gone
+FALLBACK_RATES = (48000, 44100, 32000, 22050, 16000, 8000)
+PCM_WIDTHS = {1: "uint8", 2: "int16", 3: "int24", 4: "int32"}
+
+
+class DeviceError(KwsError):
+    """An audio device is unknown, cannot be opened, or stopped delivering audio."""
+
+
+@dataclass
+class SourceStats:
+    """Counters a source keeps for the summary."""
+
+    overflows: int = 0  # input overflows reported by PortAudio
+    dropped_blocks: int = 0  # blocks the callback could not queue (processing fell behind)
+    notes: list[str] = field(default_factory=list)
+
+
+def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
+    """Little-endian PCM bytes to float32 mono."""
+    if width == 1:
+        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        x = v.astype(np.float32) / float(1 << 23)
+    elif width == 4:
+        x = (np.frombuffer(raw, "<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+    else:
+        raise AudioError(f"unsupported PCM sample width {width} bytes")
+    if channels > 1:
+        usable = len(x) - len(x) % channels
+        x = x[:usable].reshape(-1, channels).mean(axis=1)
+    return x
+
+
+class _Resampled:
+    """Resamples a chunk iterator to ``to_rate`` (flushing at the end)."""
+
+    def __init__(self, from_rate: int, to_rate: int):
+        self.resampler = StreamResampler(from_rate, to_rate)
+
+    def wrap(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            out = self.resampler.process(chunk)
+            if len(out):
+                yield out
+        tail = self.resampler.flush()
+        if len(tail):
+            yield tail
+
+
+class WavSource:
+    """A WAV file, read block by block (constant memory for PCM files of any length)."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, block_ms: int = BLOCK_MS):
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.block_ms = block_ms
+        self.stats = SourceStats()
+        if not self.path.is_file():
+            raise AudioError(f"{self.path}: no such file")
+        try:
+            with wave.open(str(self.path), "rb") as w:
+                self.file_rate, self.channels = w.getframerate(), w.getnchannels()
+                self.width, self.frames = w.getsampwidth(), w.getnframes()
+            self._pcm = True
+        except (wave.Error, EOFError) as exc:
+            # IEEE float or other formats the wave module does not stream: read whole
+            samples, info = read_wav(self.path)  # raises AudioError naming the file
+            self._whole, self.file_rate, self.channels = samples, info.sample_rate, info.channels
+            self.frames, self._pcm = info.num_samples, False
+            del exc
+        if self._pcm and self.width not in PCM_WIDTHS:
+            raise AudioError(f"{self.path}: unsupported PCM sample width {self.width * 8} bits")
+        if self.frames == 0:
+            raise AudioError(f"{self.path}: WAV file holds no samples")
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.file_rate
+
+    def describe(self) -> str:
+        fmt = PCM_WIDTHS.get(self.width, "?") if self._pcm else "float"
+        text = f"{self.path} ({self.file_rate} Hz, {self.channels} ch, {fmt}, {self.duration_s:.1f} s)"
+        if self.file_rate != self.sample_rate:
+            text += f", resampled to {self.sample_rate} Hz"
+        return text
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        block = max(1, self.file_rate * self.block_ms // 1000)
+        if not self._pcm:
+            for start in range(0, len(self._whole), block):
+                yield self._whole[start:start + block]
+            return
+        with wave.open(str(self.path), "rb") as w:
+            while True:
+                raw = w.readframes(block)
+                if not raw:
+                    return
+                yield _pcm_to_float(raw, self.width, self.channels)
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Float32 mono chunks at ``sample_rate`` until the end of the file."""
+        return _Resampled(self.file_rate, self.sample_rate).wrap(self._blocks())
+
+
+class RawSource:
+    """Raw little-endian int16 PCM (mono or interleaved) from a binary stream such as stdin."""
+
+    def __init__(self, stream: BinaryIO, file_rate: int, sample_rate: int, channels: int = 1,
+                 block_ms: int = BLOCK_MS):
+        if channels < 1:
+            raise AudioError(f"channels must be >= 1, got {channels}")
+        self.stream = stream
+        self.file_rate, self.sample_rate, self.channels = file_rate, sample_rate, channels
+        self.block_bytes = max(1, file_rate * block_ms // 1000) * 2 * channels
+        self.stats = SourceStats()
+
+    def describe(self) -> str:
+        text = f"raw int16 PCM on stdin ({self.file_rate} Hz, {self.channels} ch)"
+        if self.file_rate != self.sample_rate:
+            text += f", resampled to {self.sample_rate} Hz"
+        return text
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        frame = 2 * self.channels
+        leftover = b""
+        read = getattr(self.stream, "read1", self.stream.read)
+        while True:
+            raw = read(self.block_bytes)
+            if not raw:
+                return
+            raw = leftover + raw
+            usable = len(raw) - len(raw) % frame
+            leftover = raw[usable:]
+            if usable:
+                yield _pcm_to_float(raw[:usable], 2, self.channels)
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        return _Resampled(self.file_rate, self.sample_rate).wrap(self._blocks())
+
+
+def _sounddevice():
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # the module imports but PortAudio is missing
+        raise DeviceError(f"PortAudio is not installed ({exc}); on Debian/Raspberry Pi OS: "
+                          f"sudo apt-get install libportaudio2") from None
+    return sd
+
+
+def list_input_devices() -> list[dict]:
+    """Input devices PortAudio sees: index, name, channels, default rate, default marker."""
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        default_in = sd.default.device[0]
+    except Exception as exc:  # noqa: BLE001 - PortAudio errors have many types
+        raise DeviceError(f"cannot list audio devices: {exc}") from None
+    return [{"index": i, "name": d["name"], "channels": int(d["max_input_channels"]),
+             "default_rate": int(d["default_samplerate"]), "default": i == default_in}
+            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+
+
+def _resolve_device(sd, device: str | int | None):
+    """A device index or name substring as PortAudio takes it; unknown names raise DeviceError."""
+    if device is None or device == "":
+        return None
+    spec = int(device) if isinstance(device, int) or str(device).isdigit() else str(device)
+    try:
+        info = sd.query_devices(spec, "input")
+    except (ValueError, sd.PortAudioError) as exc:
+        raise DeviceError(f"no input device {str(device)!r} ({str(exc).splitlines()[0]}); "
+                          f"see kws-listen --list-devices") from None
+    return spec if isinstance(spec, int) else info["name"]
+
+
+class MicrophoneSource:
+    """A PortAudio input device. ``chunks()`` yields audio as it arrives until ``stop()``."""
+
+    def __init__(self, sample_rate: int, device: str | int | None = None, block_ms: int = MIC_BLOCK_MS,
+                 stall_s: float = MIC_STALL_S):
+        self.sd = _sounddevice()
+        self.sample_rate = sample_rate
+        self.device = _resolve_device(self.sd, device)
+        self.device_rate = self._pick_rate()
+        self.block = max(1, self.device_rate * block_ms // 1000)
+        self.stats = SourceStats()
+        self.stall_s = stall_s
+        self._queue: queue.Queue = queue.Queue(maxsize=max(4, MIC_QUEUE_SECONDS * 1000 // block_ms))
+        self._stop = threading.Event()
+        self._stream = None
+        self.device_name = self.sd.query_devices(self.device, "input")["name"]
+
+    def _pick_rate(self) -> int:
+        """The model's rate if the device opens at it, else the first rate it accepts."""
+        info = self.sd.query_devices(self.device, "input")
+        rates = [self.sample_rate, int(info["default_samplerate"])] + list(FALLBACK_RATES)
+        errors = []
+        for rate in dict.fromkeys(rates):
+            try:
+                self.sd.check_input_settings(device=self.device, channels=1, dtype="int16", samplerate=rate)
+                return rate
+            except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError
+                errors.append(f"{rate}: {exc}")
+        raise DeviceError(f"input device {info['name']!r} opens at none of the rates tried ({errors[0]})")
+
+    def describe(self) -> str:
+        text = f"input device {self.device_name!r} at {self.device_rate} Hz"
+        if self.device_rate != self.sample_rate:
+            text += f" (it does not open at {self.sample_rate} Hz; resampling to {self.sample_rate} Hz)"
+        return text
+
+    def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: copy only
+        if status.input_overflow:
+            self.stats.overflows += 1
+        try:
+            self._queue.put_nowait(indata[:, 0].copy())
+        except queue.Full:
+            self.stats.dropped_blocks += 1
+
+    def start(self) -> None:
+        try:
+            self._stream = self.sd.InputStream(samplerate=self.device_rate, blocksize=self.block,
+                                               device=self.device, channels=1, dtype="int16",
+                                               callback=self._callback)
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001 - PortAudioError
+            raise DeviceError(f"cannot open input device {self.device_name!r}: {exc}") from None
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except Exception:  # noqa: BLE001 - closing a vanished device may fail; we are done anyway
+                pass
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        waited = 0.0
+        poll = 0.1
+        while not self._stop.is_set():
+            try:
+                block = self._queue.get(timeout=poll)
+            except queue.Empty:
+                waited += poll
+                stream = self._stream
+                if stream is None or not stream.active or waited >= self.stall_s:
+                    raise DeviceError(f"input device {self.device_name!r} stopped delivering audio"
+                                      + ("" if stream is None or stream.active else " (stream closed)"))
+                continue
+            waited = 0.0
+            yield block.astype(np.float32) / 32768.0
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        if self._stream is None:
+            self.start()
+        return _Resampled(self.device_rate, self.sample_rate).wrap(self._blocks())
+
+
+def stdin_binary() -> BinaryIO:
+    return sys.stdin.buffer
