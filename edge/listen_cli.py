@@ -6,6 +6,7 @@ final summary go to stderr. Ctrl-C or SIGTERM stops cleanly with the summary.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shlex
 import signal
@@ -65,8 +66,6 @@ class CommandRunner:
                 return
             env = {"KWS_LABEL": det.label, "KWS_SCORE": f"{det.score:.3f}", "KWS_TIME_S": f"{det.time_s:.3f}"}
             try:
-                import os
-
                 rc = subprocess.run(self.command_for(det), shell=True, env={**os.environ, **env}).returncode
             except (OSError, KeyError, IndexError, ValueError):
                 rc = -1
@@ -232,8 +231,14 @@ def main(model, list_devices, device, wav_path, use_stdin, rate, channels, as_js
         from .manifest import atomic_write_text
 
         atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
-    if error is not None:
-        sys.exit(EXIT_ERROR)
+    code = EXIT_ERROR if error is not None else 0
+    if source is not None and not getattr(source, "closed_cleanly", True):
+        # a hung device would also hang PortAudio's exit handler: leave without it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ BLOCK_MS = 100  # file and stdin sources read this much audio at a time
 MIC_BLOCK_MS = 20  # microphone callback size
 MIC_QUEUE_SECONDS = 10  # audio the queue holds before the callback has to drop blocks
 MIC_STALL_S = 3.0  # no audio for this long from a started device: it is gone
+STOP_TIMEOUT_S = 2.0  # how long closing a device may take before we stop waiting for it
 FALLBACK_RATES = (48000, 44100, 32000, 22050, 16000, 8000)
 PCM_WIDTHS = {1: "uint8", 2: "int16", 3: "int24", 4: "int32"}
 
@@ -219,6 +220,7 @@ class MicrophoneSource:
         self._queue: queue.Queue = queue.Queue(maxsize=max(4, MIC_QUEUE_SECONDS * 1000 // block_ms))
         self._stop = threading.Event()
         self._stream = None
+        self.closed_cleanly = True
         self.device_name = self.sd.query_devices(self.device, "input")["name"]
 
     def _pick_rate(self) -> int:
@@ -258,14 +260,24 @@ class MicrophoneSource:
             raise DeviceError(f"cannot open input device {self.device_name!r}: {exc}") from None
 
     def stop(self) -> None:
+        """Stop and close the stream. A device that hangs (vanished, or blocked in a read) is left to
+        a daemon thread after STOP_TIMEOUT_S, so stopping never hangs the program."""
         self._stop.set()
         stream, self._stream = self._stream, None
-        if stream is not None:
+        if stream is None:
+            return
+
+        def close() -> None:
             try:
-                stream.stop(ignore_errors=True)
+                stream.abort(ignore_errors=True)
                 stream.close(ignore_errors=True)
             except Exception:  # noqa: BLE001 - closing a vanished device may fail; we are done anyway
                 pass
+
+        closer = threading.Thread(target=close, name="close-audio", daemon=True)
+        closer.start()
+        closer.join(STOP_TIMEOUT_S)
+        self.closed_cleanly = not closer.is_alive()
 
     def _blocks(self) -> Iterator[np.ndarray]:
         waited = 0.0
@@ -277,8 +289,9 @@ class MicrophoneSource:
                 waited += poll
                 stream = self._stream
                 if stream is None or not stream.active or waited >= self.stall_s:
-                    raise DeviceError(f"input device {self.device_name!r} stopped delivering audio"
-                                      + ("" if stream is None or stream.active else " (stream closed)"))
+                    why = ("its stream closed" if stream is None or not stream.active
+                           else f"no audio for {self.stall_s:g} s: unplugged or hung?")
+                    raise DeviceError(f"input device {self.device_name!r} stopped delivering audio ({why})")
                 continue
             waited = 0.0
             yield block.astype(np.float32) / 32768.0
