@@ -67,13 +67,15 @@ $(VENV_STAMP):
 
 # A second environment shaped like 32-bit Raspberry Pi OS: the edge package alone, no
 # TensorFlow, tflite-runtime 2.14 with numpy<2. Tests run kws-listen and the int8 model in it.
+# The package itself is reinstalled every time (a normal, non-editable install, as on a Pi), so the
+# edge tests always run the current code.
 EDGE_STAMP := $(EDGE_VENV)/.kws-$(shell cat setup.py Makefile | md5sum | cut -c1-12)
 edge-venv: $(EDGE_STAMP)
+	$(EDGE_VENV)/bin/pip install -q --no-deps --force-reinstall .
 $(EDGE_STAMP):
 	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install -q --upgrade pip
 	$(EDGE_VENV)/bin/pip install -q "numpy<2" scipy click pyyaml sounddevice "tflite-runtime==2.14.0"
-	$(EDGE_VENV)/bin/pip install -q --no-deps .
 	rm -f $(EDGE_VENV)/.kws-*; touch $@
 
 clean:

@@ -63,3 +63,17 @@ def make_dataset(root: Path, per_word: int = 40, unknown: int = 30, seed: int = 
     noise = rng.normal(0, 0.05, SAMPLE_RATE * 5).astype(np.float32)
     write_wav(root / "_background_noise_" / "white.wav", noise, SAMPLE_RATE)
     return root
+
+
+def keyword_stream(words, rng: np.random.Generator, gap_s: float = 0.8, lead_s: float = 1.0,
+                   sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """Quiet noise with the given words one after another: (audio, [(word, end of its 1 s clip in s)])."""
+    parts = [rng.normal(0, 0.003, int(lead_s * sample_rate)).astype(np.float32)]
+    truth, t = [], lead_s
+    for w in words:
+        parts.append(word_audio(w, rng, sample_rate))
+        t += 1.0
+        truth.append((w, t))
+        parts.append(rng.normal(0, 0.003, int(gap_s * sample_rate)).astype(np.float32))
+        t += gap_s
+    return np.concatenate(parts), truth

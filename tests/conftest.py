@@ -57,3 +57,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real audio not available: {SHARED_DATA} is missing (only present in the dev workspace)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def converted_run(trained_run, tmp_path_factory) -> Path:
+    """The fixture run converted by kws-convert (int8 + float TFLite and manifest.json): the folder."""
+    from kws.converters.convert import ConvertOptions, convert
+
+    out = tmp_path_factory.mktemp("dist") / "dist"
+    convert(ConvertOptions(model=str(trained_run), formats=("int8", "float"), out=str(out),
+                           check_edge_env=False), say=lambda msg: None)
+    return out

@@ -29,10 +29,14 @@ def available() -> bool:
 
 
 class VirtualMic:
-    """Plays int16 audio into the virtual microphone in real time, then silence (``tail="silence"``)
-    or nothing at all (``tail="stall"``: the device stops delivering, as a vanished USB mic does)."""
+    """Plays int16 audio into the virtual microphone, then silence (``tail="silence"``) or nothing
+    at all (``tail="stall"``: the device stops delivering, as a vanished USB mic does).
 
-    def __init__(self, folder: Path, audio: np.ndarray, tail: str = "silence"):
+    By default the writer blocks on the full pipe, so the capture side gets every sample exactly
+    (faster than real time: the file plugin's "null" slave has no clock, and it does not wait for
+    a pipe that is short of data — with real-time pacing its reads come back padded with junk)."""
+
+    def __init__(self, folder: Path, audio: np.ndarray, tail: str = "silence", realtime: bool = False):
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "asound_test.conf"
         self.conf.write_text(ASOUND_CONF)
@@ -41,6 +45,7 @@ class VirtualMic:
             os.mkfifo(self.fifo)
         self.audio = np.asarray(audio, dtype="<i2")
         self.tail = tail
+        self.realtime = realtime
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.played = threading.Event()  # set when the audio (not the tail) has been written
@@ -80,6 +85,7 @@ class VirtualMic:
             except (BlockingIOError, BrokenPipeError, OSError):
                 pass  # the reader is slow or gone: keep the clock
             i += 1
-            delay = start + i * BLOCK / SAMPLE_RATE - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
+            if self.realtime:
+                delay = start + i * BLOCK / SAMPLE_RATE - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)

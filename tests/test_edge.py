@@ -1,0 +1,294 @@
+"""The edge package on the fixture model converted by kws-convert: streaming recognizer, kws-listen from
+WAV / stdin / the real PortAudio+ALSA capture path, the TensorFlow-free environment, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import virtual_mic
+from audio_fixtures import SAMPLE_RATE, keyword_stream, word_audio
+from kws.edge.audio import to_int16, write_wav
+from kws.edge.errors import KwsError, ManifestError, RuntimeMissingError
+from kws.edge.frontend import Frontend
+from kws.edge.recognizer import Recognizer
+from kws.edge.resample import StreamResampler
+from kws.edge.ringbuffer import RingBuffer
+from kws.edge.runtime import ModelLoadError, TFLiteModel
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+EDGE_PYTHON = REPO / ".venv-edge" / "bin" / "python"
+# The fixture model trains for 8 epochs on 100 clips: its keyword scores in a stream peak around
+# 0.5, so the tests listen at this threshold (the manifest's default is 0.7).
+THRESHOLD = 0.4
+WORDS = ("up", "down", "beep", "up")
+MAX_LATENCY_S = 1.0  # detection time minus the end of the word's 1 s clip
+
+
+@pytest.fixture(scope="module")
+def stream():
+    audio, truth = keyword_stream(WORDS, np.random.default_rng(11))
+    return audio, truth
+
+
+def listen_cmd(*args: str) -> list[str]:
+    return [str(VENV_BIN / "kws-listen"), *args]
+
+
+def check_detections(labels_times, truth):
+    assert [label for label, _ in labels_times] == [w for w, _ in truth]
+    for (label, t), (_, end) in zip(labels_times, truth):
+        assert end - 1.0 < t <= end + MAX_LATENCY_S, (label, t, end)
+
+
+# --- the recognizer API ---------------------------------------------------------------------------
+@pytest.mark.parametrize("key", ["float", "int8"])
+def test_streaming_scores_equal_classifying_each_clip_whole(converted_run, stream, key):
+    audio = stream[0][: SAMPLE_RATE * 3]
+    rec = Recognizer.from_manifest(converted_run, model=key, keep_scores=True)
+    rec.process(audio)
+    times, scores = rec.pop_scores()
+    # one score per 40 ms hop once a whole second is in: 1.00, 1.04, ... 3.00 s
+    assert len(times) == 51 and times[0] == pytest.approx(1.0) and times[-1] == pytest.approx(3.0)
+    frontend = Frontend(rec.manifest.frontend)
+    for i in (0, 7, 25, 50):
+        end = int(round(times[i] * SAMPLE_RATE))
+        whole = rec.model.predict(frontend.clip_features(audio[end - SAMPLE_RATE:end]))
+        # float: the same features to rounding; int8: the same quantized input, so the same output
+        assert np.allclose(scores[i], whole, atol=1e-5 if key == "float" else 1 / 256)
+
+
+def test_chunk_size_and_sample_type_do_not_change_the_result(converted_run, stream):
+    pcm = to_int16(stream[0])
+    rec = Recognizer.from_manifest(converted_run, keep_scores=True, threshold=THRESHOLD)
+    reference = rec.process(pcm)
+    ref_times, ref_scores = rec.pop_scores()
+    assert reference, "the fixture stream should give detections"
+    for chunk in (7, 333, 640, 16000):
+        rec.reset()
+        dets = []
+        for start in range(0, len(pcm), chunk):
+            dets += rec.process(pcm[start:start + chunk])
+        times, scores = rec.pop_scores()
+        assert np.array_equal(times, ref_times) and np.array_equal(scores, ref_scores)
+        assert dets == reference
+    rec.reset()
+    as_float = rec.process(pcm.astype(np.float32) / 32768.0)  # the same samples as float: same answer
+    assert [(d.label, d.time_s) for d in as_float] == [(d.label, d.time_s) for d in reference]
+
+
+def test_the_recognizer_hears_the_keywords_in_order(converted_run, stream):
+    audio, truth = stream
+    rec = Recognizer.from_manifest(converted_run, threshold=THRESHOLD)
+    assert (rec.sample_rate, rec.hop_ms, rec.hop_samples) == (16000, 40.0, 640)
+    dets = rec.process(audio)
+    check_detections([(d.label, d.time_s) for d in dets], truth)
+    assert all(THRESHOLD < d.score <= 1.0 for d in dets)
+    assert rec.time_s == pytest.approx(len(audio) / SAMPLE_RATE)
+    rec.reset()
+    assert rec.time_s == 0.0 and rec.process(audio[:8000]) == []
+    # the manifest's own threshold (0.7) is stricter: no more detections than at 0.4
+    assert len(Recognizer.from_manifest(converted_run).process(audio)) <= len(dets)
+
+
+def test_hop_must_be_a_multiple_of_the_frontend_stride(converted_run):
+    with pytest.raises(KwsError, match="multiple of the frontend stride"):
+        Recognizer.from_manifest(converted_run, hop_ms=25)
+    assert Recognizer.from_manifest(converted_run, hop_ms=20).hop_samples == 320
+
+
+def test_a_manifest_that_does_not_match_its_model_is_refused(converted_run, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    manifest = json.loads((dist / "manifest.json").read_text())
+
+    wrong = dict(manifest, labels=manifest["labels"][:-1])
+    (dist / "manifest.json").write_text(json.dumps(wrong))
+    with pytest.raises(ManifestError, match="outputs, the manifest lists 4 labels"):
+        Recognizer.from_manifest(dist)
+
+    (dist / "manifest.json").write_text(json.dumps(manifest))
+    (dist / "model_int8.tflite").write_bytes((dist / "model_float.tflite").read_bytes())
+    with pytest.raises(ManifestError, match="sha256 differs"):
+        Recognizer.from_manifest(dist)
+
+    (dist / "model_int8.tflite").write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="not a TFLite model"):
+        TFLiteModel(dist / "model_int8.tflite")
+    alone = tmp_path / "alone.tflite"
+    alone.write_bytes(b"x")
+    with pytest.raises(ManifestError, match="no manifest.json beside the model"):
+        Recognizer.from_manifest(alone)
+
+
+def test_runtime_choice_and_a_missing_runtime_say_what_to_install(monkeypatch, converted_run):
+    from kws.edge import runtime
+
+    model = TFLiteModel(converted_run / "model_int8.tflite", runtime="litert")
+    assert model.runtime.name == "litert" and model.input_spec.dtype == "int8"
+    with pytest.raises(RuntimeMissingError, match="unknown TFLite runtime 'bogus'"):
+        runtime.load_runtime("bogus")
+    monkeypatch.setattr(runtime, "_try_load", lambda *a: None)
+    monkeypatch.setattr(runtime, "_CACHE", {})
+    with pytest.raises(RuntimeMissingError, match="no TFLite runtime is installed; install one: pip install"):
+        runtime.load_runtime()
+
+
+# --- building blocks --------------------------------------------------------------------------------
+@pytest.mark.parametrize("rate", [48000, 44100, 8000])
+def test_stream_resampler_is_exact_across_chunks_and_keeps_time(rate):
+    t = np.arange(rate * 2) / rate
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    r = StreamResampler(rate, 16000)
+    whole = np.concatenate([r.process(x), r.flush()])
+    r.reset()
+    rng = np.random.default_rng(0)
+    parts, pos = [], 0
+    while pos < len(x):
+        n = int(rng.integers(1, 5000))
+        parts.append(r.process(x[pos:pos + n]))
+        pos += n
+    chunked = np.concatenate(parts + [r.flush()])
+    assert len(whole) == 32000 and np.array_equal(whole, chunked)
+    expected = 0.5 * np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)  # no delay: time is kept
+    assert np.abs(whole[500:-500] - expected[500:-500]).max() < 2e-3
+
+
+def test_ring_buffer_keeps_the_newest_rows_in_order():
+    ring = RingBuffer(5)
+    ring.write(np.arange(3))
+    assert ring.latest().tolist() == [0, 0, 0, 1, 2]
+    ring.write(np.arange(3, 7))
+    assert ring.latest().tolist() == [2, 3, 4, 5, 6]
+    ring.write(np.arange(10, 22))
+    assert ring.latest().tolist() == [17, 18, 19, 20, 21] and ring.total == 19
+
+
+# --- kws-listen from files and stdin -----------------------------------------------------------------
+def test_kws_listen_wav_json_on_detect_and_summary(converted_run, stream, tmp_path):
+    audio, truth = stream
+    from kws.edge.audio import resample
+
+    wav = tmp_path / "stream44k.wav"  # a 44.1 kHz recording: resampled on the way in
+    write_wav(wav, resample(audio, SAMPLE_RATE, 44100), 44100)
+    log = tmp_path / "hits.txt"
+    summary = tmp_path / "summary.json"
+    proc = subprocess.run(listen_cmd("-m", str(converted_run / "model_int8.tflite"), "--wav", str(wav), "--json",
+                                     "--threshold", str(THRESHOLD), "--summary-json", str(summary),
+                                     "--on-detect", f"echo {{label}} $KWS_SCORE >> {log}"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert all(set(d) == {"time_s", "label", "score"} for d in lines)
+    check_detections([(d["label"], d["time_s"]) for d in lines], truth)
+    assert "resampled to 16000 Hz" in proc.stderr
+    hits = log.read_text().split("\n")[:-1]
+    assert [h.split()[0] for h in hits] == [d["label"] for d in lines]
+    stats = json.loads(summary.read_text())
+    assert stats["detections"] == len(lines) and stats["audio_s"] == pytest.approx(len(audio) / SAMPLE_RATE, abs=0.01)
+    assert stats["hops"] > 0 and 0 < stats["hop_p50_ms"] <= stats["hop_p99_ms"]
+
+
+def test_kws_listen_reads_raw_pcm_from_stdin(converted_run, stream):
+    audio, truth = stream
+    proc = subprocess.run(listen_cmd("-m", str(converted_run), "--stdin", "--threshold", str(THRESHOLD), "-q"),
+                          input=to_int16(audio).tobytes(), capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.decode().splitlines()]
+    check_detections([(r[2], float(r[0])) for r in rows], truth)
+    assert proc.stderr == b""  # -q: detections only
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--wav", "{bad_wav}"], "not a readable WAV"),
+    (["--wav", "{missing}"], "no such file"),
+    (["-m", "{missing}", "--wav", "{bad_wav}"], "no such model file or folder"),
+])
+def test_kws_listen_bad_input_is_one_line_and_nonzero(converted_run, tmp_path, args, message):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    fill = {"bad_wav": str(bad), "missing": str(tmp_path / "missing.wav")}
+    argv = [a.format(**fill) for a in args]
+    if "-m" not in argv:
+        argv = ["-m", str(converted_run)] + argv
+    proc = subprocess.run(listen_cmd(*argv), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+    both = subprocess.run(listen_cmd("--wav", str(bad), "--stdin"), capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_the_edge_package_imports_no_tensorflow():
+    code = ("import sys, kws.edge, kws.edge.listen_cli, kws.edge.recognizer, kws.edge.sources, kws.edge.runtime;"
+            "from kws.edge import Recognizer;"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_kws_listen_in_the_tensorflow_free_edge_environment(converted_run, stream, tmp_path):
+    """CI's second venv: the edge package alone, numpy<2, tflite-runtime 2.14, no TensorFlow."""
+    if not EDGE_PYTHON.exists():
+        pytest.skip(f"{EDGE_PYTHON} missing: `make test` creates it (make edge-venv)")
+    audio, truth = stream
+    wav = tmp_path / "stream.wav"
+    write_wav(wav, audio, SAMPLE_RATE)
+    probe = subprocess.run([str(EDGE_PYTHON), "-c", "import importlib.util as u, numpy;"
+                            "print(u.find_spec('tensorflow') is None, numpy.__version__.split('.')[0])"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.split() == ["True", "1"]
+    proc = subprocess.run([str(EDGE_PYTHON.parent / "kws-listen"), "-m", str(converted_run), "--wav", str(wav),
+                           "--json", "--threshold", str(THRESHOLD)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "tflite-runtime 2.14.0" in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    check_detections([(d["label"], d["time_s"]) for d in lines], truth)
+
+
+# --- the real PortAudio/ALSA capture path ------------------------------------------------------------
+needs_alsa = pytest.mark.skipif(not virtual_mic.available(), reason="ALSA (alsa.conf) not installed")
+
+
+@needs_alsa
+def test_kws_listen_hears_keywords_from_the_virtual_microphone_and_stops_on_ctrl_c(converted_run, tmp_path):
+    audio, truth = keyword_stream(("down", "beep", "up"), np.random.default_rng(12))
+    with virtual_mic.VirtualMic(tmp_path / "mic", to_int16(audio)) as mic:
+        listed = subprocess.run(listen_cmd("--list-devices"), env=mic.env(), capture_output=True, text=True,
+                                timeout=60)
+        assert virtual_mic.DEVICE in listed.stdout
+        proc = subprocess.Popen(listen_cmd("-m", str(converted_run), "--device", virtual_mic.DEVICE, "--json",
+                                           "--threshold", str(THRESHOLD)),
+                                env=mic.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert mic.played.wait(60)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    # the device starts with the stream, so its times are the stream's (give or take a block)
+    check_detections([(d["label"], d["time_s"]) for d in lines], truth)
+    assert "input device 'kws_test_mic' at 16000 Hz" in err
+    assert "stopped" in err and f"{len(lines)} detection(s)" in err and "dropped block(s)" in err
+
+
+@needs_alsa
+def test_a_device_that_stops_delivering_ends_with_a_message_and_the_summary(converted_run, tmp_path):
+    audio = to_int16(word_audio("up", np.random.default_rng(3)))
+    with virtual_mic.VirtualMic(tmp_path / "mic", np.tile(audio, 2), tail="stall") as mic:
+        proc = subprocess.run(listen_cmd("-m", str(converted_run), "--device", virtual_mic.DEVICE),
+                              env=mic.env(), capture_output=True, text=True, timeout=60)
+        unknown = subprocess.run(listen_cmd("-m", str(converted_run), "--device", "no-such-mic"),
+                                 env=mic.env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "stopped delivering audio" in proc.stderr and "s of audio" in proc.stderr
+    assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
+    assert "no input device 'no-such-mic'" in unknown.stderr and "--list-devices" in unknown.stderr
