@@ -31,7 +31,10 @@ demo: setup
 	@if [ -e $(DEMO_MODEL)/state.json ]; then mv $(DEMO_MODEL) $(DEMO_MODEL).previous-$$(date +%s); \
 		echo "kept the previous demo model as $(DEMO_MODEL).previous-*"; fi
 	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=20 --set train.batch_size=32
-	@echo "demo model: $(DEMO_MODEL)  (try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL) $(DEMO_DATA)/yes/ --top-k 3)"
+	$(VENV)/bin/kws-convert -m $(DEMO_MODEL)
+	@echo "demo model: $(DEMO_MODEL), converted to $(DEMO_MODEL)/dist/"
+	@echo "  try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL)/dist/model_int8.tflite $(DEMO_DATA)/yes/ --top-k 3"
+	@echo "       $(VENV)/bin/kws-listen -m $(DEMO_MODEL)/dist/      # your microphone"
 
 test: setup edge-venv
 	@set +e; $(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc

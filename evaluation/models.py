@@ -91,38 +91,12 @@ class TFLiteClassifier:
 
 
 def _open_tflite(path: Path, manifest: Manifest):
-    """The edge runtime's TFLiteModel for this file (kws.edge.runtime), else a plain interpreter."""
-    try:
-        from kws.edge.runtime import TFLiteModel
-    except ImportError:  # kws.edge.runtime not in this checkout yet
-        return _Interpreter(path)
-    return TFLiteModel(path)
+    """The edge runtime's TFLiteModel for this file, checked against its manifest entry."""
+    from kws.edge.runtime import TFLiteModel
 
-
-class _Interpreter:
-    """Minimal LiteRT wrapper (float or int8 in/out), used only where kws.edge.runtime is absent."""
-
-    def __init__(self, path: Path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._it = Interpreter(model_path=str(path), num_threads=1)
-        self._it.allocate_tensors()
-        self._in = self._it.get_input_details()[0]
-        self._out = self._it.get_output_details()[0]
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        x = np.asarray(features, np.float32).reshape(self._in["shape"])
-        scale, zero = self._in["quantization"]
-        if self._in["dtype"] != np.float32 and scale:
-            info = np.iinfo(self._in["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self._in["dtype"])
-        self._it.set_tensor(self._in["index"], x)
-        self._it.invoke()
-        y = self._it.get_tensor(self._out["index"])[0]
-        scale, zero = self._out["quantization"]
-        if self._out["dtype"] != np.float32 and scale:
-            y = (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
+    model = TFLiteModel(path)
+    model.check_entry(manifest.entry_for_file(path.name)[1], path.parent / MANIFEST_NAME)
+    return model
 
 
 def load_classifier(path: str | os.PathLike | None = None):

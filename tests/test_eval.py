@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ from kws.evaluation.eval_cli import main as eval_main
 from kws.evaluation.stream import (Event, build_stream, load_clips, pink_noise, read_labels, speech_bounds,
                                    write_labels)
 from kws.evaluation.streaming_metrics import Detection, keyword_free_seconds, streaming_report
-from test_eval_support import convert_run
 
 SR = 16000
 WORDS = ("up", "down", "beep")
@@ -21,8 +21,11 @@ STREAM_HOURS = "0.05"  # 3 minutes
 
 
 @pytest.fixture(scope="module")
-def dist(trained_run, tmp_path_factory) -> Path:
-    return convert_run(trained_run, tmp_path_factory.mktemp("dist") / "dist")
+def dist(converted_run, tmp_path_factory) -> Path:
+    """A private copy of the converted fixture run (calibration may rewrite its manifest)."""
+    out = tmp_path_factory.mktemp("dist") / "dist"
+    shutil.copytree(converted_run, out)
+    return out
 
 
 def test_stream_ground_truth_is_where_the_speech_is(tiny_dataset):
@@ -91,7 +94,8 @@ def test_eval_reports_and_calibration_meets_target(dist, tiny_dataset, tmp_path)
     # FRR never falls and FA/h never rises as the threshold goes up
     assert all(a["frr"] <= b["frr"] + 1e-9 for a, b in zip(curve, curve[1:]))
     assert all(a["fa_per_hour"] >= b["fa_per_hour"] - 1e-9 for a, b in zip(curve, curve[1:]))
-    assert curve[0]["frr"] < 0.3 and curve[-1]["frr"] > 0.5
+    # the fixture model (8 epochs) scores its words around 0.5 in a stream: most found at 0.3, few at 0.99
+    assert curve[0]["frr"] < 0.5 and curve[-1]["frr"] > 0.8
     at = report["at_manifest_thresholds"]
     assert at["keywords"] == sum(e.label in WORDS for e in events) >= 15
     assert 0 < at["keyword_free_hours"] < 0.05

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from audio_fixtures import SAMPLE_RATE, word_audio
 from kws.edge.audio import write_wav
 from kws.evaluation.inspect_cli import data_stats_cmd, inspect_cmd
-from test_eval_support import convert_run
 
 
 def test_data_stats_flags_problems(tmp_path):
@@ -45,8 +44,8 @@ def test_data_stats_flags_problems(tmp_path):
     assert "problems: 6" in text and "clipping    yes/clipped.wav" in text
 
 
-def test_inspect_writes_png_and_predicts(trained_run, tmp_path):
-    dist = convert_run(trained_run, tmp_path / "dist")
+def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
+    dist = converted_run
     rng = np.random.default_rng(5)
     write_wav(tmp_path / "c.wav", word_audio("beep", rng), SAMPLE_RATE)
     png = tmp_path / "fig.png"

@@ -6,6 +6,7 @@ import http.server
 import json
 import socket
 import threading
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,16 @@ from kws.edge.audio import write_wav
 from kws.evaluation.models import load_classifier
 from kws.evaluation.predict import Source, predict_sources
 from kws.evaluation.predict_cli import main as predict_main
-from test_eval_support import convert_run
 
 WORDS = ("up", "down", "beep")
 
 
 @pytest.fixture(scope="module")
-def dist(trained_run, tmp_path_factory) -> Path:
-    return convert_run(trained_run, tmp_path_factory.mktemp("dist") / "dist")
+def dist(converted_run, tmp_path_factory) -> Path:
+    """A private copy of the converted fixture run (calibration may rewrite its manifest)."""
+    out = tmp_path_factory.mktemp("dist") / "dist"
+    shutil.copytree(converted_run, out)
+    return out
 
 
 @pytest.fixture(scope="module")
