@@ -15,7 +15,7 @@ from kws.edge.manifest import Manifest, save_manifest
 from .scoring import smooth, sweep, with_window
 from .streaming_metrics import streaming_report
 
-THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.90, 0.025), np.arange(0.90, 1.0, 0.01)]), 3))
+THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01)]), 3))
 WINDOW_GRID_MS = (300.0, 500.0, 750.0, 1000.0)
 BACKUP_SUFFIX = ".bak"
 
