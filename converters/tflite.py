@@ -1,0 +1,109 @@
+"""Keras -> TFLite: a batch-1 copy of the model, then float and full-integer int8 conversion with
+``TFLiteConverter.from_keras_model`` (builtin ops only; see PLATFORM.md for why not
+from_concrete_functions or model.export)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import warnings
+from typing import Any, Iterator
+
+import numpy as np
+
+from kws.trainer.tfimport import import_tensorflow
+
+from .errors import ConvertError
+
+EDGE_BATCH = 1
+INPUT_NAME = "features"
+
+
+@contextlib.contextmanager
+def captured_output() -> Iterator[io.StringIO]:
+    """Silence Python and C++ output (TF's converter chatter) for a block; the text is kept so a
+    failure can quote it."""
+    buf = io.StringIO()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                yield buf
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, old in saved.items():
+                os.dup2(old, fd)
+                os.close(old)
+            sink.seek(0)
+            buf.write(sink.read().decode("utf-8", "replace"))
+
+
+def batch1_model(model: Any) -> Any:
+    """The same network with its batch dimension fixed to 1 (a dynamic batch adds
+    SHAPE/STRIDED_SLICE/PACK ops the edge model does not need); weights are shared."""
+    import keras
+
+    inputs = keras.Input(batch_shape=(EDGE_BATCH, *model.input_shape[1:]), name=INPUT_NAME)
+    outputs = model(inputs, training=False)
+    return keras.Model(inputs, outputs, name=f"{model.name}_batch1")
+
+
+def _last_error_line(exc: Exception, log: str) -> str:
+    text = (str(exc).strip() or log.strip() or type(exc).__name__).splitlines()
+    errors = [line for line in text if "error" in line.lower()]
+    return (errors[-1] if errors else text[-1]).strip()[:300]
+
+
+def convert_float(model: Any) -> bytes:
+    """Float32 TFLite of a batch-1 Keras model, builtin ops only."""
+    tf = import_tensorflow()
+    with captured_output() as log:
+        try:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            data = converter.convert()
+        except Exception as exc:  # noqa: BLE001 - converter errors are long; keep one line
+            error = exc
+        else:
+            error = None
+    if error is not None:
+        raise ConvertError(f"float TFLite conversion failed: {_last_error_line(error, log.getvalue())}")
+    return bytes(data)
+
+
+def convert_int8(model: Any, calibration: np.ndarray) -> bytes:
+    """Full-integer TFLite: int8 weights, activations, input and output (TFLITE_BUILTINS_INT8),
+    calibrated on ``calibration`` features (one example per step, batch 1)."""
+    tf = import_tensorflow()
+    if len(calibration) == 0:
+        raise ConvertError("int8 conversion needs calibration features; none were given")
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for x in calibration:
+            yield [np.asarray(x, np.float32)[None]]
+
+    with captured_output() as log, warnings.catch_warnings():
+        # "Statistics for quantized inputs were expected": the input range comes from calibration
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+            data = converter.convert()
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        else:
+            error = None
+    if error is not None:
+        raise ConvertError(f"int8 TFLite conversion failed: {_last_error_line(error, log.getvalue())}")
+    return bytes(data)
