@@ -138,6 +138,8 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
 @click.option("--list-devices", is_flag=True, help="List audio input devices and exit.")
 @click.option("--device", metavar="NAME|INDEX", help="Input device (index, or part of its name). Default: "
               "the system default input.")
+@click.option("--device-rate", type=click.IntRange(min=1000), help="Open the device at this rate (default: "
+              "the model's if the device supports it, else one it does; resampled to the model's rate).")
 @click.option("--wav", "wav_path", type=click.Path(dir_okay=False), help="Read this WAV file instead of a "
               "microphone, as fast as possible.")
 @click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian int16 PCM from stdin.")
@@ -158,7 +160,7 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
               "seconds of audio.")
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the summary as JSON here.")
 @click.option("-q", "--quiet", is_flag=True, help="No start-up lines or summary on stderr.")
-def main(model, list_devices, device, wav_path, use_stdin, rate, channels, as_json, on_detect, threshold,
+def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, channels, as_json, on_detect, threshold,
          hop_ms, threads, runtime, duration, summary_json, quiet):
     """Detect keywords continuously and print one line per detection."""
     if list_devices:
@@ -169,8 +171,8 @@ def main(model, list_devices, device, wav_path, use_stdin, rate, channels, as_js
         return
     if wav_path and use_stdin:
         raise click.UsageError("give --wav or --stdin, not both")
-    if (wav_path or use_stdin) and device:
-        raise click.UsageError("--device is for microphone input; it cannot be used with --wav/--stdin")
+    if (wav_path or use_stdin) and (device or device_rate):
+        raise click.UsageError("--device/--device-rate are for microphone input, not --wav/--stdin")
     started = time.perf_counter()
     rec = source = runner = None
     summary = Summary()
@@ -187,7 +189,7 @@ def main(model, list_devices, device, wav_path, use_stdin, rate, channels, as_js
         elif use_stdin:
             source = RawSource(stdin_binary(), rate or rec.sample_rate, rec.sample_rate, channels)
         else:
-            source = MicrophoneSource(rec.sample_rate, device)
+            source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
         _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
                     f"{rec.model.runtime.name} {rec.model.runtime.version}); hop {rec.hop_ms:g} ms")
         _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))

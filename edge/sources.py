@@ -209,11 +209,12 @@ class MicrophoneSource:
     """A PortAudio input device. ``chunks()`` yields audio as it arrives until ``stop()``."""
 
     def __init__(self, sample_rate: int, device: str | int | None = None, block_ms: int = MIC_BLOCK_MS,
-                 stall_s: float = MIC_STALL_S):
+                 stall_s: float = MIC_STALL_S, device_rate: int | None = None):
         self.sd = _sounddevice()
         self.sample_rate = sample_rate
         self.device = _resolve_device(self.sd, device)
-        self.device_rate = self._pick_rate()
+        self.forced_rate = bool(device_rate)
+        self.device_rate = self._pick_rate(device_rate)
         self.block = max(1, self.device_rate * block_ms // 1000)
         self.stats = SourceStats()
         self.stall_s = stall_s
@@ -223,9 +224,16 @@ class MicrophoneSource:
         self.closed_cleanly = True
         self.device_name = self.sd.query_devices(self.device, "input")["name"]
 
-    def _pick_rate(self) -> int:
-        """The model's rate if the device opens at it, else the first rate it accepts."""
+    def _pick_rate(self, wanted: int | None = None) -> int:
+        """``wanted`` if given (it must open), else the model's rate if the device opens at it, else
+        the first rate it accepts."""
         info = self.sd.query_devices(self.device, "input")
+        if wanted:
+            try:
+                self.sd.check_input_settings(device=self.device, channels=1, dtype="int16", samplerate=wanted)
+            except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError
+                raise DeviceError(f"input device {info['name']!r} does not open at {wanted} Hz ({exc})") from None
+            return int(wanted)
         rates = [self.sample_rate, int(info["default_samplerate"])] + list(FALLBACK_RATES)
         errors = []
         for rate in dict.fromkeys(rates):
@@ -239,7 +247,8 @@ class MicrophoneSource:
     def describe(self) -> str:
         text = f"input device {self.device_name!r} at {self.device_rate} Hz"
         if self.device_rate != self.sample_rate:
-            text += f" (it does not open at {self.sample_rate} Hz; resampling to {self.sample_rate} Hz)"
+            why = "" if self.forced_rate else f"it does not open at {self.sample_rate} Hz; "
+            text += f" ({why}resampling to {self.sample_rate} Hz)"
         return text
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: copy only

@@ -292,3 +292,19 @@ def test_a_device_that_stops_delivering_ends_with_a_message_and_the_summary(conv
     assert "stopped delivering audio" in proc.stderr and "s of audio" in proc.stderr
     assert unknown.returncode == 1 and unknown.stderr.count("\n") == 1
     assert "no input device 'no-such-mic'" in unknown.stderr and "--list-devices" in unknown.stderr
+
+
+@needs_alsa
+def test_a_48khz_microphone_is_resampled_to_the_model_rate(converted_run, tmp_path):
+    from kws.edge.audio import resample
+
+    audio, truth = keyword_stream(("beep", "down"), np.random.default_rng(13))
+    with virtual_mic.VirtualMic(tmp_path / "mic", to_int16(resample(audio, SAMPLE_RATE, 48000))) as mic:
+        proc = subprocess.run(listen_cmd("-m", str(converted_run), "--device", virtual_mic.DEVICE_48K,
+                                         "--device-rate", "48000", "--json", "--threshold", str(THRESHOLD),
+                                         "--duration", f"{len(audio) / SAMPLE_RATE:.2f}"),
+                              env=mic.env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "input device 'kws_test_mic48' at 48000 Hz" in proc.stderr and "resampling to 16000 Hz" in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    check_detections([(d["label"], d["time_s"]) for d in lines], truth)

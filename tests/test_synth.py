@@ -1,20 +1,34 @@
-"""kws-synth: layout, clip format, split by voice, determinism, resume, errors."""
+"""kws-synth: layout, clip format, levels, CSV, split by voice, determinism, resume (after deleted
+files and after Ctrl-C), too-long words, the missing-engine error, voice balance, engine rate and
+pitch controls, phonetic neighbours, augmentation maths, the progress bar without tqdm."""
 import csv
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from kws.synth.vocabulary import close_words
+from kws.synth import augment, clips
+from kws.synth.dataset import META_FIELDS, assign_splits, pick_voices
+from kws.synth.engines import Voice
+from kws.synth.vocabulary import close_words, negative_vocabulary, phonetic_neighbours, spelling_onset, spelling_rhyme
 
 SYNTH = [sys.executable, "-m", "kws.synth.cli"]
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make test installs it)")
+HAS_ESPEAK = shutil.which("espeak-ng") is not None
+needs_espeak = pytest.mark.skipif(not HAS_ESPEAK, reason="espeak-ng not installed (make test installs it)")
+needs_all_engines = pytest.mark.skipif(
+    not all(shutil.which(b) for b in ("espeak-ng", "flite", "festival")),
+    reason="needs espeak-ng, flite and festival (make test installs them)")
+SMALL = ("--words", "yes,no", "--per-word", 24, "--negatives", 16, "--seed", 5, "--reverb-prob", 0.5,
+         "--noise-prob", 0.5, "-q")
 
 
 def _run(*args, env=None):
@@ -23,72 +37,157 @@ def _run(*args, env=None):
 
 def _digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and ".synth_state" not in p.parts}
+
+
+def _rows(out: Path) -> list[dict]:
+    with (out / "synth_meta.csv").open() as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
+    """yes/no x 24 + 16 negatives from every installed engine, two workers."""
+    if not HAS_ESPEAK:
+        pytest.skip("espeak-ng not installed")
     out = tmp_path_factory.mktemp("synth") / "yesno"
-    res = _run("--words", "yes,no", "--per-word", 30, "--negatives", 20, "--seed", 5, "--out", out, "-q")
+    res = _run(*SMALL, "--out", out, "--jobs", 2)
     assert res.returncode == 0, res.stderr
     return out, res.stdout
 
 
 @needs_espeak
-def test_layout_format_and_metadata(small_set):
+def test_layout_clip_format_and_levels(small_set):
     out, summary = small_set
     assert {p.name for p in out.iterdir()} >= {"yes", "no", "_unknown_", "_background_noise_", "synth_meta.csv",
                                                 "validation_list.txt", "testing_list.txt"}
-    assert len(list((out / "yes").glob("*.wav"))) == 30 and len(list((out / "_unknown_").glob("*.wav"))) == 20
-    for wav in list((out / "yes").glob("*.wav"))[:10]:
+    assert len(list((out / "yes").glob("*.wav"))) == 24 and len(list((out / "_unknown_").glob("*.wav"))) == 16
+    rows = {r["path"]: r for r in _rows(out)}
+    for wav in sorted((out / "yes").glob("*.wav")):
         rate, data = wavfile.read(wav)
         assert rate == 16000 and data.dtype == np.int16 and data.shape == (16000,)
-        rms_db = 20 * np.log10(np.sqrt(np.mean((data[np.abs(data) > 3] / 32768.0) ** 2)))
-        assert -40 < rms_db < -10 and np.max(np.abs(data)) < 32767  # normalised, not clipped
-    rows = list(csv.DictReader((out / "synth_meta.csv").open()))
-    assert len(rows) == 80
-    assert set(rows[0]) == {"path", "label", "text", "engine", "voice", "rate", "pitch", "speed",
-                            "reverb_rt60_s", "noise", "snr_db", "split"}
+        row = rows[f"yes/{wav.name}"]
+        audio = data / 32768.0
+        assert np.max(np.abs(audio)) <= 10 ** (clips.PEAK_LIMIT_DBFS / 20) + 1e-4  # never clipped
+        if not row["noise"] and float(row["reverb_rt60_s"]) == 0:
+            # clean clips: the speech's RMS is the target (-24 dBFS) plus the drawn gain, unless the
+            # peak limit stopped it
+            got = clips.level_dbfs(audio.astype(np.float32), "rms")
+            wanted = float(row["level_dbfs"])
+            assert got == pytest.approx(wanted, abs=0.3) or np.max(np.abs(audio)) > 0.88
+            assert -30.5 <= wanted <= -17.5
+    noises = sorted(p.name for p in (out / "_background_noise_").glob("*.wav"))
+    assert noises == ["brown_noise.wav", "pink_noise.wav", "white_noise.wav"]
+    rate, noise = wavfile.read(out / "_background_noise_" / "pink_noise.wav")
+    assert rate == 16000 and 30 <= len(noise) / rate <= 60
+    assert summary.startswith("kws-synth: 64 clips") and "yes 24, no 24, _unknown_ 16" in summary
+
+
+@needs_espeak
+def test_metadata_csv_describes_every_clip(small_set):
+    out, _ = small_set
+    rows = _rows(out)
+    assert tuple(rows[0]) == META_FIELDS and len(rows) == 64
     assert all((out / r["path"]).is_file() for r in rows)
-    unknown_texts = {r["text"] for r in rows if r["label"] == "_unknown_"}
-    assert not unknown_texts & {"yes", "no"}
-    assert "80 clips" in summary and "yes 30" in summary
+    assert {r["label"] for r in rows} == {"yes", "no", "_unknown_"}
+    for r in rows:
+        assert Path(r["path"]).name.startswith(f"{r['voice_id']}_nohash_")
+        assert 0.75 <= float(r["rate"]) <= 1.3 and 0.9 <= float(r["speed"]) <= 1.1
+        assert float(r["offset_ms"]) + float(r["speech_ms"]) <= 1000.5
+        if r["noise"]:
+            assert 5 <= float(r["snr_db"]) <= 30
+    # every noise-free, reverb-free clip is silent before its recorded offset
+    for r in rows[:20]:
+        if not r["noise"] and float(r["reverb_rt60_s"]) == 0 and float(r["offset_ms"]) > 5:
+            _, data = wavfile.read(out / r["path"])
+            assert np.all(data[:int(float(r["offset_ms"]) * 16) - 1] == 0)
+    texts = {r["text"] for r in rows if r["label"] == "_unknown_"}
+    assert not texts & {"yes", "no", "know"}  # never a keyword or a homophone of one
 
 
 @needs_espeak
 def test_split_is_by_voice(small_set):
     out, _ = small_set
-    rows = list(csv.DictReader((out / "synth_meta.csv").open()))
-    voice_of = {r["path"]: (r["engine"], r["voice"]) for r in rows}
+    rows = _rows(out)
+    voice_of = {r["path"]: r["voice_id"] for r in rows}
     listed = {s: set((out / f"{s}_list.txt").read_text().split()) for s in ("validation", "testing")}
+    assert listed["validation"] and listed["testing"]
+    assert all(p in voice_of for s in listed.values() for p in s)
     train = set(voice_of) - listed["validation"] - listed["testing"]
     voices = {s: {voice_of[p] for p in paths} for s, paths in {**listed, "training": train}.items()}
-    assert not voices["training"] & voices["validation"] and not voices["training"] & voices["testing"]
-    assert listed["validation"] or listed["testing"]
+    assert not voices["training"] & voices["validation"]
+    assert not voices["training"] & voices["testing"]
+    assert not voices["validation"] & voices["testing"]
+    assert {r["split"] for r in rows if r["path"] in listed["validation"]} == {"validation"}
+
+
+def test_assign_splits_gives_each_split_a_voice_and_training_the_most():
+    counts = {f"v{i}": 10 for i in range(40)}
+    splits = assign_splits(counts, 10, 10)
+    n = {s: sum(1 for v in splits.values() if v == s) for s in ("training", "validation", "testing")}
+    assert n == {"training": 32, "validation": 4, "testing": 4}
+    assert assign_splits({"a": 5, "b": 5, "c": 5}, 10, 10) == {**{g: s for g, s in assign_splits(
+        {"a": 5, "b": 5, "c": 5}, 10, 10).items()}}  # stable
+    assert sorted(assign_splits({"a": 5, "b": 5, "c": 5}, 10, 10).values()) == ["testing", "training", "validation"]
+    assert set(assign_splits({"a": 5, "b": 5}, 10, 10).values()) == {"training"}  # too few voices to split
 
 
 @needs_espeak
-def test_same_seed_same_bytes_and_resume_redoes_only_missing(small_set, tmp_path):
+def test_same_seed_same_bytes_any_workers_and_resume_redoes_only_missing(small_set, tmp_path):
     out, _ = small_set
     again = tmp_path / "again"
-    res = _run("--words", "yes,no", "--per-word", 30, "--negatives", 20, "--seed", 5, "--out", again, "-q",
-               "--jobs", 1)
+    res = _run(*SMALL, "--out", again, "--jobs", 1)
     assert res.returncode == 0, res.stderr
-    assert _digest(again) == _digest(out)  # one worker or two: identical
-    removed = sorted((again / "yes").glob("*.wav"))[:3]
+    assert _digest(again) == _digest(out)  # one worker or two: identical WAVs, lists and CSV
+    removed = sorted((again / "yes").glob("*.wav"))[:2] + sorted((again / "_unknown_").glob("*.wav"))[:1]
+    kept = sorted((again / "no").glob("*.wav"))[0]
+    kept_mtime = kept.stat().st_mtime_ns
     for p in removed:
         p.unlink()
-    res = _run("--words", "yes,no", "--per-word", 30, "--negatives", 20, "--seed", 5, "--out", again, "-q")
-    assert "3 rendered, 77 already there" in res.stdout
+    res = _run(*SMALL, "--out", again, "--jobs", 2)
+    assert res.returncode == 0, res.stderr
+    assert "3 rendered, 61 already there" in res.stdout
+    assert kept.stat().st_mtime_ns == kept_mtime
     assert _digest(again) == _digest(out)
+    res = _run(*SMALL, "--out", again)
+    assert "0 rendered, 64 already there" in res.stdout
 
 
 @needs_espeak
-def test_words_too_long_are_reported(tmp_path):
+def test_other_options_into_the_same_folder_is_refused(small_set, tmp_path):
+    out = tmp_path / "opts"
+    assert _run("--words", "up", "--per-word", 2, "--negatives", 0, "--out", out, "-q").returncode == 0
+    res = _run("--words", "up", "--per-word", 3, "--negatives", 0, "--out", out, "-q")
+    assert res.returncode == 1 and "made with other options" in res.stderr
+
+
+@needs_espeak
+def test_words_too_long_are_reported_not_cut(tmp_path):
     res = _run("--words", "internationalization", "--per-word", 4, "--negatives", 0, "--clip-ms", 300,
-               "--speed", "1:1", "--out", tmp_path / "long", "-q")
-    assert res.returncode == 0
-    assert "too long for 300 ms, skipped" in res.stdout
+               "--speed", "1", "--out", tmp_path / "long", "--engines", "espeak", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "too long for 300 ms: 4 (e.g. 'internationalization' by espeak-" in res.stdout
+    assert not list((tmp_path / "long" / "internationalization").glob("*.wav"))
+    assert len(_rows(tmp_path / "long")) == 0
+
+
+@needs_espeak
+def test_other_rate_and_length(tmp_path):
+    out = tmp_path / "sr8k"
+    res = _run("--words", "go", "--per-word", 3, "--negatives", 0, "--sample-rate", 8000, "--clip-ms", 1500,
+               "--engines", "espeak", "--level", "peak", "--level-dbfs", -6, "--gain", 0, "--noise-prob", 0,
+               "--reverb-prob", 0, "--out", out, "-q")
+    assert res.returncode == 0, res.stderr
+    for wav in (out / "go").glob("*.wav"):
+        rate, data = wavfile.read(wav)
+        assert rate == 8000 and data.shape == (12000,)
+        assert 20 * np.log10(np.max(np.abs(data)) / 32768) == pytest.approx(-6.0, abs=0.05)
+
+
+@needs_all_engines
+def test_all_three_engines_are_used(small_set):
+    out, _ = small_set
+    assert {r["engine"] for r in _rows(out)} == {"espeak", "flite", "festival"}
 
 
 def test_no_engine_is_a_one_line_error_with_the_apt_line(tmp_path):
@@ -99,8 +198,161 @@ def test_no_engine_is_a_one_line_error_with_the_apt_line(tmp_path):
     assert len(lines) == 1 and "apt-get install -y espeak-ng flite festival" in lines[0]
 
 
+def test_bad_values_are_one_line_errors(tmp_path):
+    res = _run("--words", "yes", "--out", tmp_path / "x", "--snr", "30:5")
+    assert res.returncode == 2 and "LOW <= HIGH" in res.stderr
+    res = _run("--words", "yes/no", "--out", tmp_path / "x")
+    assert res.returncode == 1 and "folder names" in res.stderr
+
+
 def test_phonetic_neighbours_share_onset_or_rhyme():
+    assert spelling_onset("computer") == "co" and spelling_rhyme("computer") == "ter"
     near = close_words("computer")
-    assert {"commuter", "compute", "scooter"} <= set(near)
-    assert all(w[:2] == "co" or w.endswith("ter") for w in near)
+    assert {"commuter", "compute", "scooter", "tutor"} & set(near) == {"commuter", "compute", "scooter"}
+    assert all(w.startswith("co") or w.endswith("ter") for w in near)
     assert "computer" not in near
+    assert "know" not in close_words("no") and "write" not in close_words("right")
+
+
+def test_phoneme_neighbours_from_a_table():
+    table = {"computer": ("k", "@", "m", "p", "j", "'u:", "t#", "3"), "commuter": ("k", "@", "m", "j", "'u:", "t#", "3"),
+             "scooter": ("s", "k", "'u:", "t#", "3"), "banana": ("b", "@", "n", "'a", "n", "@"),
+             "kompyooter": ("k", "@", "m", "p", "j", "'u:", "t#", "3")}
+    assert phonetic_neighbours("computer", table) == ["commuter", "scooter"]  # the homophone is left out
+    close, general, parts = negative_vocabulary(["hey computer"])
+    assert parts == ["computer", "hey"] and "hey computer" not in close + general
+
+
+@needs_espeak
+def test_phoneme_neighbours_of_computer_from_espeak():
+    from kws.synth.engines import phonemes
+
+    table = phonemes(["computer", "commuter", "compute", "scooter", "banana", "window"])
+    assert table["computer"][:2] == ("k", "@")
+    assert phonetic_neighbours("computer", table) == ["commuter", "compute", "scooter"]
+
+
+def test_augmentation_maths():
+    rng = np.random.default_rng(0)
+    n = 2 ** 16
+    spectra = {k: np.abs(np.fft.rfft(augment.colored_noise(k, n, rng))) ** 2 for k in augment.NOISE_KINDS}
+    f = np.fft.rfftfreq(n)
+    low, high = (f > 0.01) & (f < 0.02), (f > 0.2) & (f < 0.4)
+    slope = {k: 10 * np.log10(s[low].mean() / s[high].mean()) for k, s in spectra.items()}
+    assert abs(slope["white"]) < 1 and 10 < slope["pink"] < 16 and 25 < slope["brown"] < 32
+    speech = np.zeros(16000, np.float32)
+    speech[4000:8000] = 0.1 * np.sin(np.arange(4000) * 0.2)
+    noise = augment.colored_noise("white", 16000, rng)
+    mixed = augment.mix_at_snr(speech, noise, 10.0)
+    added = mixed - speech
+    snr = 20 * np.log10(clips.active_rms(speech) / np.sqrt(np.mean(added ** 2)))
+    assert snr == pytest.approx(10.0, abs=0.01)
+    ir = augment.room_impulse_response(0.5, 16000, rng)
+    energy = np.cumsum(ir[::-1] ** 2)[::-1]  # Schroeder decay
+    t60 = np.flatnonzero(10 * np.log10(energy / energy[0]) < -30)[0] * 2 / 16000  # T30 x 2
+    assert 0.35 < t60 < 0.65
+    x = clips.normalise(speech, -20.0, "rms")
+    assert clips.level_dbfs(x, "rms") == pytest.approx(-20.0, abs=0.01)
+    trimmed = clips.trim_silence(speech, 16000)
+    assert 4000 <= len(trimmed) <= 4000 + 2 * 320 + 160
+    assert len(clips.speed(trimmed, 1.25)) == pytest.approx(len(trimmed) / 1.25, abs=1)
+
+
+def test_assign_splits_keeps_scarce_recorded_speakers_in_training():
+    counts = {f"espeak-{i}": 10 for i in range(30)}
+    counts.update({"speaker-kal": 60, "speaker-slt": 60})
+    splits = assign_splits(counts, 10, 10, scarce={"speaker-kal", "speaker-slt"})
+    assert splits["speaker-kal"] == splits["speaker-slt"] == "training"
+    held = Counter(s for g, s in splits.items())
+    assert held["validation"] >= 3 and held["testing"] >= 3
+    # with nothing else to hold out, recorded speakers are split too
+    only = assign_splits({"speaker-a": 10, "speaker-b": 10, "speaker-c": 10, "speaker-d": 10}, 10, 10,
+                         scarce={"speaker-a", "speaker-b", "speaker-c", "speaker-d"})
+    assert sorted(only.values()) == ["testing", "training", "training", "validation"]
+
+
+def test_pick_voices_uses_every_voice_of_an_engine_equally_without_repeats():
+    voices = [Voice("flite", "kal16", base_f0=100.0, speaker="kal"), Voice("flite", "rms", speaker="rms"),
+              Voice("festival", "kal_diphone", base_f0=105.0, speaker="kal")]
+    picked = pick_voices(voices, 600, np.random.default_rng(0))
+    per_voice = Counter(v.name for v, _, _ in picked)
+    flite = per_voice["kal16"] + per_voice["rms"]
+    assert abs(per_voice["kal16"] - per_voice["rms"]) <= 1  # rms (no pitch control) as often as kal16
+    assert 0.5 < flite / 600 < 0.75  # engine weights flite 0.3 : festival 0.2
+    kal = [(r, p) for v, r, p in picked if v.name == "kal16"]
+    assert len(set(kal[:84])) == min(84, len(kal))  # 12 rates x 7 pitches, no repeat
+    assert {p for v, _, p in picked if v.name == "rms"} == {1.0}
+
+
+@needs_espeak
+def test_interrupted_run_resumes_without_redoing_finished_clips(tmp_path):
+    out = tmp_path / "int"
+    args = ("--words", "yes,no", "--per-word", 150, "--negatives", 0, "--seed", 3, "--jobs", 1, "-q",
+            "--out", out)
+    proc = subprocess.Popen(SYNTH + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not list(out.glob(".synth_state/shards/*.json")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert not list((out / ".synth_state" / "tmp").glob("*"))  # no half-written clip left behind
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/*.wav") if p.parent.name != "_background_noise_"}
+    assert 0 < len(before) < 300
+    res = _run(*args)
+    assert res.returncode == 0, res.stderr
+    rendered, already = (int(x) for x in
+                         res.stdout.split("; ")[2].replace(" rendered, ", " ").replace(" already there", "").split())
+    assert already >= len(before) and rendered + already == 300
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+@needs_all_engines
+def test_engines_honour_rate_and_pitch():
+    from kws.synth.engines import Synthesizer, Utterance, available_voices
+
+    voices = {v.voice_id: v for v in available_voices()}
+    synth = Synthesizer(16000)
+    ids = ["espeak-en-us-m1", "flite-kal16", "festival-kal-diphone", "festival-cmu-us-slt-arctic-hts"]
+    utts = [Utterance(voices[i], "computer", rate, 1.0) for i in ids for rate in (0.75, 1.3)]
+    out = synth.render(utts)
+    for i, vid in enumerate(ids):
+        slow, fast = (len(clips.trim_silence(a, 16000)) for a in out[2 * i:2 * i + 2])
+        assert slow > 1.3 * fast, vid  # every engine (the HTS voice too) changes its speaking rate
+    low, high = synth.render([Utterance(voices["festival-kal-diphone"], "computer", 1.0, p) for p in (0.8, 1.25)])
+    assert _f0(high) > 1.3 * _f0(low)
+
+
+def _f0(audio: np.ndarray, sr: int = 16000) -> float:
+    """Median autocorrelation pitch (Hz) over the loud 40 ms frames."""
+    n = int(0.04 * sr)
+    frames = [audio[i:i + n] for i in range(0, len(audio) - n, n)]
+    loud = [f for f in frames if np.sqrt(np.mean(f ** 2)) > 0.3 * max(np.sqrt(np.mean(g ** 2)) for g in frames)]
+    out = []
+    for f in loud:
+        c = np.correlate(f - f.mean(), f - f.mean(), "full")[n - 1:]
+        lo, hi = sr // 400, sr // 60
+        out.append(sr / (lo + int(np.argmax(c[lo:hi]))))
+    return float(np.median(out))
+
+
+def test_plain_progress_bar_without_tqdm(monkeypatch, capsys):
+    import builtins
+
+    from kws.synth import progress
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name == "tqdm":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    bar = progress.progress_bar(10, 4, "kws-synth", disable=False)
+    assert isinstance(bar, progress.PlainBar)
+    bar.update(6)
+    bar.close()
+    assert "kws-synth: 10/10 clips" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """A file-backed ALSA microphone for tests (no sound card needed): the real PortAudio/ALSA capture
 path reads audio that a test writes, paced in real time, into a named pipe.
 
-ALSA's ``file`` plugin reads its ``infile`` (here a FIFO named by $KWS_TEST_PCM) as raw S16_LE mono
-16 kHz; the config is scoped to one process through $ALSA_CONFIG_PATH.
+ALSA's ``file`` plugin reads its ``infile`` (here a FIFO named by $KWS_TEST_PCM) as raw S16_LE mono,
+16 kHz through ``kws_test_mic`` and 48 kHz through ``kws_test_mic48``; the config is scoped to one
+process through $ALSA_CONFIG_PATH.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 DEVICE = "kws_test_mic"
+DEVICE_48K = "kws_test_mic48"  # the same pipe read as 48 kHz audio
 ALSA_BASE_CONFIG = Path("/usr/share/alsa/alsa.conf")
 SAMPLE_RATE = 16000
 BLOCK = 320  # samples written every BLOCK / SAMPLE_RATE seconds (20 ms)
@@ -21,6 +23,7 @@ ASOUND_CONF = """
 pcm.kws_test_mic_raw { type file  slave.pcm "null"  file "/dev/null"  format "raw"
     infile { @func getenv vars [ KWS_TEST_PCM ] default "/dev/zero" } }
 pcm.kws_test_mic { type plug  slave { pcm "kws_test_mic_raw" format S16_LE rate 16000 channels 1 } }
+pcm.kws_test_mic48 { type plug  slave { pcm "kws_test_mic_raw" format S16_LE rate 48000 channels 1 } }
 """
 
 
