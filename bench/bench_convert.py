@@ -105,7 +105,7 @@ def _ms(rt: dict | None) -> str:
 
 
 def _kb(n) -> str:
-    return "-" if n is None else f"{n / 1024:.1f} kB"
+    return "-" if n is None else f"{n / 1024:.1f} KiB"
 
 
 def main() -> None:
@@ -195,7 +195,7 @@ def main() -> None:
         diff = (a["int8"]["accuracy"] - a["float"]["accuracy"]) * 100
         lines += ["", f"Targets (ds_cnn): int8 within 0.5 points of float: {diff:+.2f} points "
                   f"({'met' if diff >= -0.5 else 'NOT met'}); int8 under 100 kB: "
-                  f"{a['int8']['size_bytes'] / 1000:.1f} kB ({'met' if a['int8']['size_bytes'] < 100_000 else 'NOT met'})."]
+                  f"{a['int8']['size_bytes']:,} B ({'met' if a['int8']['size_bytes'] < 100_000 else 'NOT met'})."]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}", file=sys.stderr)
