@@ -229,7 +229,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     entries: dict[str, ModelEntry] = {}
     produced: list[str] = []
     failures: list[str] = []
-    guard: dict[str, Any] = {"checked": False, "max_accuracy_drop": max_drop, "class_noise_clips": CLASS_NOISE_CLIPS,
+    guard: dict[str, Any] = {"checked": False, "max_accuracy_drop": max_drop, "class_noise_clips": "max(1, round(sqrt(n) / 2))",
                              "reference": "model.keras", "passed": None, "failures": []}
     calibration_info: dict[str, Any] = {}
 
