@@ -14,72 +14,103 @@ EXAMPLES = """
 Examples:
   kws-synth --words computer --negatives 2000 --per-word 1500 --out data/computer
   kws-synth --words yes,no,up,down,left,right,on,off,stop,go --out data/demo --seed 7
-  kws-synth --words lights-on --noise-dir ~/noise --snr 0:20 --out data/lights
+  kws-synth --words hey-robot --noise-dir ~/noise --snr 0:20 --reverb-prob 0.5 --out data/robot
+
+\b
+Writes <out>/<word>/*.wav, <out>/_unknown_/*.wav (similar-sounding and general words),
+<out>/_background_noise_/*.wav, validation_list.txt and testing_list.txt (split by voice)
+and synth_meta.csv (engine, voice, rate, pitch and augmentations of every clip).
+Rerun the same command to resume an interrupted run.
+
+\b
+With one keyword, let kws-train use the negatives (it adds only 10% _unknown_ by default):
+  kws-train --data data/computer --set data.unknown_percentage=150
 """
 
 
-def _range(text: str, name: str) -> tuple[float, float]:
+def parse_range(text: str, name: str) -> tuple[float, float]:
+    """'LOW:HIGH' (or one number for a fixed value) -> (low, high)."""
     try:
-        lo, hi = (float(v) for v in text.split(":"))
+        parts = [float(v) for v in text.split(":")]
     except ValueError:
         raise click.BadParameter(f"expected LOW:HIGH, got {text!r}", param_hint=name) from None
-    if lo > hi:
-        raise click.BadParameter(f"LOW must be <= HIGH, got {text!r}", param_hint=name)
-    return lo, hi
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or parts[0] > parts[1]:
+        raise click.BadParameter(f"expected LOW:HIGH with LOW <= HIGH, got {text!r}", param_hint=name)
+    return parts[0], parts[1]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
-@click.option("--words", required=True, help="Comma-separated keywords (a '-' inside a word becomes a space).")
+@click.option("--words", required=True, help="Comma-separated keywords; '-' joins a phrase (hey-robot).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
-@click.option("--per-word", default=500, show_default=True, help="Clips per keyword.")
-@click.option("--negatives", default=None, type=int, help="_unknown_ clips (default: per-word x words / 2).")
-@click.option("--seed", default=0, show_default=True, help="Same seed, same dataset.")
-@click.option("--sample-rate", default=16000, show_default=True)
-@click.option("--clip-ms", default=1000, show_default=True)
-@click.option("--speed", "speed", default="0.9:1.1", show_default=True, help="Speed perturbation range.")
+@click.option("--per-word", default=500, show_default=True, type=click.IntRange(min=1), help="Clips per keyword.")
+@click.option("--negatives", default=None, type=click.IntRange(min=0),
+              help="_unknown_ clips in all  [default: per-word x words / 2]")
+@click.option("--seed", default=0, show_default=True, help="Same seed, byte-identical dataset.")
+@click.option("--sample-rate", default=16000, show_default=True, help="Hz.")
+@click.option("--clip-ms", default=1000, show_default=True, help="Clip length (the model's input).")
+@click.option("--engines", default="espeak,flite,festival", show_default=True,
+              help="TTS engines to use, those installed among them.")
+@click.option("--speed", default="0.9:1.1", show_default=True, help="Speed perturbation factor range.")
+@click.option("--level", "level_mode", type=click.Choice(["rms", "peak"]), default="rms", show_default=True,
+              help="Normalise the speech's RMS or its peak.")
+@click.option("--level-dbfs", type=float, default=None, help="Target level  [default: -24 rms, -3 peak]")
+@click.option("--gain", default="-6:6", show_default=True, help="Random gain (dB) around the target level.")
 @click.option("--reverb-prob", default=0.3, show_default=True, help="Share of clips with synthetic room reverb.")
+@click.option("--rt60", default="0.2:0.8", show_default=True, help="Reverb time range in seconds.")
 @click.option("--noise-prob", default=0.5, show_default=True, help="Share of clips with background noise.")
 @click.option("--snr", default="5:30", show_default=True, help="Speech-to-noise ratio range in dB.")
-@click.option("--noise-dir", type=click.Path(file_okay=False), help="Your own noise WAVs, mixed in and "
-              "copied to _background_noise_/.")
-@click.option("--jobs", default=os.cpu_count() or 1, show_default=True, help="Parallel workers.")
+@click.option("--noise-dir", type=click.Path(file_okay=False, exists=True),
+              help="Your noise WAVs: mixed into clips and copied to _background_noise_/.")
+@click.option("--validation-percent", default=10.0, show_default=True, help="Share of voices for validation.")
+@click.option("--testing-percent", default=10.0, show_default=True, help="Share of voices for testing.")
+@click.option("--jobs", default=os.cpu_count() or 1, show_default=True, type=click.IntRange(min=1),
+              help="Parallel worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, speed, reverb_prob, noise_prob, snr,
-         noise_dir, jobs, quiet):
-    """Synthesize keyword clips (espeak-ng, flite, festival voices) plus _unknown_ negatives and noise."""
+def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, speed, level_mode, level_dbfs,
+         gain, reverb_prob, rt60, noise_prob, snr, noise_dir, validation_percent, testing_percent, jobs, quiet):
+    """Synthesize keyword clips with espeak-ng, flite and festival voices, plus _unknown_
+    negatives and background noise, ready for kws-train."""
     from .dataset import SynthOptions, generate
 
-    word_list = tuple(w.strip().replace("-", " ") for w in words.split(","))
-    if any(not w for w in word_list):
-        raise click.BadParameter(f"empty word in {words!r}", param_hint="--words")
-    if per_word < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--per-word")
+    word_list = tuple(w.strip() for w in words.split(","))
     if negatives is None:
         negatives = per_word * len(word_list) // 2
-    opts = SynthOptions(words=word_list, out=Path(out),
-                        per_word=per_word, negatives=negatives, seed=seed, sample_rate=sample_rate,
-                        clip_ms=clip_ms, speed_range=_range(speed, "--speed"), reverb_prob=reverb_prob,
-                        noise_prob=noise_prob, snr_range=_range(snr, "--snr"),
-                        noise_dir=Path(noise_dir) if noise_dir else None)
     try:
-        res = generate(opts, jobs=jobs, quiet=quiet)
+        opts = SynthOptions(
+            words=word_list, out=Path(out), per_word=per_word, negatives=negatives, seed=seed,
+            sample_rate=sample_rate, clip_ms=clip_ms, speed_range=parse_range(speed, "--speed"),
+            gain_range=parse_range(gain, "--gain"), level_mode=level_mode, level_dbfs=level_dbfs,
+            reverb_prob=reverb_prob, rt60_range=parse_range(rt60, "--rt60"), noise_prob=noise_prob,
+            snr_range=parse_range(snr, "--snr"), noise_dir=Path(noise_dir) if noise_dir else None,
+            engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
+            validation_percentage=validation_percent, testing_percentage=testing_percent)
+        summary = generate(opts, jobs=jobs, quiet=quiet)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo(f"kws-synth: interrupted; finished clips are kept, rerun the same command to resume", err=True)
+        click.echo("kws-synth: interrupted; finished clips are kept, rerun the same command to resume", err=True)
         sys.exit(130)
-    labels = ", ".join(f"{k} {v}" for k, v in res["per_label"].items())
-    rate = res["rendered"] / res["seconds"] if res["seconds"] else 0.0
-    line = (f"kws-synth: {res['clips']} clips in {out} ({labels}); {res['voices']} voices; "
-            f"{res['rendered']} rendered, {res['resumed']} already there; {res['seconds']:.1f}s "
-            f"({rate:.0f} clips/s)")
-    if res["too_long"]:
-        ex = res["too_long"][0]
-        line += f"; {len(res['too_long'])} too long for {clip_ms} ms, skipped (e.g. {ex.text!r} by {ex.voice.voice_id})"
-    if res["failed"]:
-        t, why = res["failed"][0]
-        line += f"; {len(res['failed'])} failed (e.g. {why})"
-    click.echo(line)
+    click.echo(summary_line(summary, out, clip_ms))
+
+
+def summary_line(s, out: str, clip_ms: int) -> str:
+    """The one-line report of a run."""
+    labels = ", ".join(f"{k} {v}" for k, v in s.per_label.items())
+    rate = s.written / s.seconds if s.seconds > 0 else 0.0
+    sv = s.split_voices
+    line = (f"kws-synth: {s.clips} clips in {out} ({labels}); {s.voices} voices "
+            f"({sv['training']} train, {sv['validation']} validation, {sv['testing']} test); "
+            f"{s.written} rendered, {s.already} already there; too long for {clip_ms} ms: {len(s.too_long)}")
+    if s.too_long:
+        task, ms = s.too_long[0]
+        line += f" (e.g. {task.text!r} by {task.voice.voice_id} at rate {task.rate} speed {task.speed}: {ms:.0f} ms)"
+    if s.failed:
+        task, why = s.failed[0]
+        line += f"; {len(s.failed)} failed (e.g. {why})"
+    line += f"; {s.seconds:.1f} s ({rate:.0f} clips/s)"
+    return line
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,15 +1,38 @@
-"""Turning a synthesized utterance into a training clip: trim silence, augment (speed, gain,
-room reverb, noise at an SNR), place at a random offset in a fixed-length clip, normalise."""
+"""From one synthesized utterance to one fixed-length training clip: change rate, trim silence
+(energy based), place at an offset, and set the level (peak or RMS to a target dBFS)."""
 from __future__ import annotations
 
 import numpy as np
 
-from kws.edge.audio import resample
-
-TRIM_DB = -40.0  # samples quieter than this, relative to the peak, count as silence
+TRIM_DB = -40.0  # frames this far below the loudest frame count as silence
 TRIM_FRAME_MS = 10
-TARGET_RMS_DBFS = (-28.0, -16.0)
-PEAK_LIMIT = 0.89  # -1 dBFS
+TRIM_PAD_MS = 20  # keep this much of the fade-in/out around the detected speech
+PEAK_LIMIT_DBFS = -1.0
+ACTIVE_DB = -40.0  # level measurement ignores samples this far below the peak (silence around the word)
+LEVEL_MODES = ("rms", "peak")
+
+
+def change_rate(audio: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
+    """Band-limited (FFT) resampling to any rate ratio; exact for the silence-padded utterances the
+    engines return, and ~10x faster than a polyphase filter for 22050 -> 16000 Hz."""
+    if from_rate == to_rate or len(audio) == 0:
+        return audio.astype(np.float32, copy=False)
+    from scipy.fft import next_fast_len
+    from scipy.signal import resample
+
+    n_out = max(1, int(round(len(audio) * to_rate / from_rate)))
+    padded_in = next_fast_len(len(audio) + 64)
+    padded_out = int(round(padded_in * to_rate / from_rate))
+    buf = np.zeros(padded_in, dtype=np.float64)
+    buf[:len(audio)] = audio
+    return resample(buf, padded_out)[:n_out].astype(np.float32)
+
+
+def speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster (pitch moves with it), as speed perturbation does."""
+    if abs(factor - 1.0) < 1e-6:
+        return audio
+    return change_rate(audio, factor, 1.0)
 
 
 def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -18,70 +41,57 @@ def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     n = len(audio) // frame
     if n == 0:
         return audio
-    rms = np.sqrt(np.mean(audio[:n * frame].reshape(n, frame) ** 2, axis=1) + 1e-12)
+    rms = np.sqrt(np.mean(audio[:n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1) + 1e-20)
     loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > TRIM_DB)
-    return audio[loud[0] * frame:(loud[-1] + 1) * frame]
+    pad = sample_rate * TRIM_PAD_MS // 1000
+    start = max(0, loud[0] * frame - pad)
+    end = min(len(audio), (loud[-1] + 1) * frame + pad)
+    return audio[start:end]
 
 
-def speed(audio: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
-    """Play faster (factor > 1) or slower, changing pitch with it (speed perturbation)."""
-    if abs(factor - 1.0) < 1e-3:
-        return audio
-    return resample(audio, int(round(sample_rate * factor / 100)) * 100, sample_rate)
-
-
-def colored_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """White, pink (1/f) or brown (1/f^2) noise with unit RMS."""
-    white = rng.standard_normal(n)
-    if kind == "white":
-        noise = white
-    else:
-        spectrum = np.fft.rfft(white)
-        f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
-        spectrum /= np.sqrt(f) if kind == "pink" else f
-        noise = np.fft.irfft(spectrum, n)
-    noise = noise - noise.mean()
-    return (noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)).astype(np.float32)
-
-
-def reverb(audio: np.ndarray, rt60_s: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Convolve with a synthetic room impulse response: exponentially decaying noise of the given RT60."""
-    n = max(1, int(rt60_s * sample_rate))
-    t = np.arange(n) / sample_rate
-    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60_s)  # -60 dB at rt60
-    ir[0] = 1.0
-    ir /= np.sqrt(np.sum(ir ** 2))
-    from scipy.signal import fftconvolve
-    return fftconvolve(audio, ir)[:len(audio) + n // 4].astype(np.float32)
-
-
-def place(audio: np.ndarray, clip_samples: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Put the utterance at a random offset in a silent clip; None if it does not fit."""
+def place(audio: np.ndarray, clip_samples: int, position: float) -> tuple[np.ndarray, int]:
+    """The utterance inside a silent clip, starting at ``position`` (0..1) of the free space;
+    returns (clip, start sample). The caller checks the length first (see fits)."""
     if len(audio) > clip_samples:
-        return None
+        raise ValueError(f"utterance of {len(audio)} samples does not fit a clip of {clip_samples}")
+    start = int(position * (clip_samples - len(audio) + 1))
+    start = min(start, clip_samples - len(audio))
     out = np.zeros(clip_samples, dtype=np.float32)
-    start = int(rng.integers(0, clip_samples - len(audio) + 1))
     out[start:start + len(audio)] = audio
-    return out
+    return out, start
 
 
-def normalise(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Scale the speech to a random RMS level in TARGET_RMS_DBFS, never past PEAK_LIMIT."""
-    active = clip[np.abs(clip) > 1e-4]
-    rms = np.sqrt(np.mean(active ** 2)) if active.size else 0.0
-    if rms <= 0:
-        return clip
-    gain = 10 ** (rng.uniform(*TARGET_RMS_DBFS) / 20) / rms
-    peak = np.max(np.abs(clip)) * gain
-    if peak > PEAK_LIMIT:
-        gain *= PEAK_LIMIT / peak
-    return (clip * gain).astype(np.float32)
+def fits(audio: np.ndarray, clip_samples: int) -> bool:
+    """Whether the trimmed utterance fits the clip (else it is reported as too long, never cut)."""
+    return len(audio) <= clip_samples
 
 
-def add_noise(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Mix noise (same length) at the given speech-to-noise ratio; clip to [-1, 1]."""
-    active = clip[np.abs(clip) > 1e-4]
-    speech_rms = np.sqrt(np.mean(active ** 2)) if active.size else 0.0
-    noise_rms = np.sqrt(np.mean(noise ** 2)) + 1e-12
-    mixed = clip + noise * (speech_rms / noise_rms) * 10 ** (-snr_db / 20)
-    return np.clip(mixed, -1.0, 1.0).astype(np.float32)
+def active_rms(audio: np.ndarray) -> float:
+    """RMS over the samples within ACTIVE_DB of the peak (the speech, not the silence around it)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak <= 0:
+        return 0.0
+    active = audio[np.abs(audio) > peak * 10 ** (ACTIVE_DB / 20)]
+    return float(np.sqrt(np.mean(active.astype(np.float64) ** 2)))
+
+
+def level_dbfs(audio: np.ndarray, mode: str) -> float:
+    """The level as normalise measures it: active RMS or peak, in dBFS (-inf for silence)."""
+    value = active_rms(audio) if mode == "rms" else float(np.max(np.abs(audio), initial=0.0))
+    return 20 * np.log10(value) if value > 0 else float("-inf")
+
+
+def normalise(audio: np.ndarray, target_dbfs: float, mode: str = "rms") -> np.ndarray:
+    """Scale so the level (``mode`` rms or peak) is ``target_dbfs``, never with a peak above
+    PEAK_LIMIT_DBFS (a loud RMS target on a peaky word stops at the limit)."""
+    if mode not in LEVEL_MODES:
+        raise ValueError(f"level mode must be one of {LEVEL_MODES}, got {mode!r}")
+    current = level_dbfs(audio, mode)
+    if not np.isfinite(current):
+        return audio.astype(np.float32, copy=False)
+    gain = 10 ** ((target_dbfs - current) / 20)
+    peak = float(np.max(np.abs(audio))) * gain
+    limit = 10 ** (PEAK_LIMIT_DBFS / 20)
+    if peak > limit:
+        gain *= limit / peak
+    return (audio * gain).astype(np.float32)

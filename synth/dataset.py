@@ -1,44 +1,69 @@
 """Planning and rendering a synthetic keyword dataset in the layout kws-train reads:
-<out>/<word>/*.wav, <out>/_unknown_/*.wav, <out>/_background_noise_/*.wav, validation_list.txt and
-testing_list.txt (split by voice), and synth_meta.csv describing every clip."""
+``<out>/<word>/*.wav``, ``<out>/_unknown_/*.wav``, ``<out>/_background_noise_/*.wav``,
+``validation_list.txt`` / ``testing_list.txt`` (split by voice) and ``synth_meta.csv``.
+
+Every random choice is drawn up front by ``plan`` from the seed, and clips are rendered in fixed
+shards, each in a fresh worker process, so the bytes depend on neither the number of workers nor
+on what an interrupted run had already finished.
+"""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
+import multiprocessing
 import os
-import shutil
+import re
+import signal
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Collection, Sequence
 
 import numpy as np
 
-from kws.edge.audio import load_audio, write_wav
+from kws.edge.audio import load_audio, to_int16
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
-from . import clips
-from .engines import Voice, available_voices, synthesize
-from .vocabulary import negative_vocabulary
+from . import augment, clips
+from .engines import ENGINES, SynthesisError, Synthesizer, Utterance, Voice, available_voices, phonemes
+from .progress import progress_bar
+from .vocabulary import CLOSE_WORDS, GENERAL_WORDS, negative_vocabulary
 
 BACKGROUND_DIR = "_background_noise_"
 META_CSV = "synth_meta.csv"
-NOISE_KINDS = ("white", "pink", "brown")
-BACKGROUND_SECONDS = 30
-# flite and festival carry the real recorded voices (kal, ked, awb, rms, slt), so they get more than their
-# share of voices; festival less than flite because each call starts text2wave (~200 ms vs ~10 ms).
-ENGINE_WEIGHTS = {"espeak": 0.6, "flite": 0.34, "festival": 0.06}
-RATE_LEVELS = np.round(np.linspace(0.75, 1.35, 9), 3)
-PITCH_LEVELS = np.round(np.linspace(0.7, 1.45, 9), 3)
-META_FIELDS = ("path", "label", "text", "engine", "voice", "rate", "pitch", "speed", "reverb_rt60_s",
-               "noise", "snr_db", "split")
+VALIDATION_LIST = "validation_list.txt"
+TESTING_LIST = "testing_list.txt"
+STATE_DIR = ".synth_state"  # per-shard records, the options fingerprint, temp files
+BACKGROUND_SECONDS = 45
+BACKGROUND_RMS = 0.1
+# Real recorded speakers (flite, festival) are worth more than espeak's formant voices; festival runs
+# in batch mode, so it costs no more per clip than the others.
+ENGINE_WEIGHTS = {"espeak": 0.5, "flite": 0.3, "festival": 0.2}
+DEFAULT_ENGINE_WEIGHT = 0.2
+RATE_LEVELS = tuple(float(x) for x in np.round(np.linspace(0.75, 1.3, 12), 3))
+ESPEAK_PITCH_LEVELS = tuple(float(x) for x in np.round(np.linspace(0.6, 1.5, 10), 3))
+RECORDED_PITCH_LEVELS = tuple(float(x) for x in np.round(np.linspace(0.8, 1.25, 7), 3))
+# Clips per shard (one worker process each): festival pays ~0.5 s to start, so its shards are larger.
+SHARD_SIZE = {"espeak": 100, "flite": 60, "festival": 200}
+# Of the _unknown_ clips: this share is phonetic neighbours, this share parts of multi-word keywords.
+CLOSE_SHARE = 0.5
+PARTS_SHARE = 0.15
+LEVEL_DEFAULTS_DBFS = {"rms": -24.0, "peak": -3.0}
+META_FIELDS = ("path", "label", "text", "engine", "voice", "accent", "voice_id", "rate", "pitch", "speed",
+               "gain_db", "level_mode", "level_dbfs", "reverb_rt60_s", "noise", "snr_db", "offset_ms",
+               "speech_ms", "split")
+OK, TOO_LONG = "ok", "too_long"
+LABEL_RE = re.compile(r"[A-Za-z0-9'][A-Za-z0-9'_-]*")
 
 
 @dataclass(frozen=True)
 class SynthOptions:
-    """What to synthesize and how much variety to add."""
+    """What to synthesize and how much variety to add (ranges are (low, high) inclusive)."""
 
     words: tuple[str, ...]
     out: Path
@@ -48,22 +73,76 @@ class SynthOptions:
     sample_rate: int = 16000
     clip_ms: int = 1000
     speed_range: tuple[float, float] = (0.9, 1.1)
+    gain_range: tuple[float, float] = (-6.0, 6.0)
+    level_mode: str = "rms"
+    level_dbfs: float | None = None  # None: LEVEL_DEFAULTS_DBFS[level_mode]
     reverb_prob: float = 0.3
+    rt60_range: tuple[float, float] = (0.2, 0.8)
     noise_prob: float = 0.5
     snr_range: tuple[float, float] = (5.0, 30.0)
     noise_dir: Path | None = None
+    engines: tuple[str, ...] = ENGINES
     validation_percentage: float = 10.0
     testing_percentage: float = 10.0
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.words or any(not w.strip() for w in self.words):
+            problems.append(f"words must be non-empty, got {self.words!r}")
+        bad = [w for w in self.words if not LABEL_RE.fullmatch(w)]
+        if bad:
+            problems.append(f"words must be letters, digits, ' - or _ (folder names), got {bad!r}")
+        if len(set(self.words)) != len(self.words):
+            problems.append(f"words repeat: {self.words!r}")
+        if self.per_word < 1 or self.negatives < 0:
+            problems.append("per_word must be >= 1 and negatives >= 0")
+        if not 8000 <= self.sample_rate <= 48000:
+            problems.append(f"sample_rate {self.sample_rate} outside 8000..48000 Hz")
+        if not 100 <= self.clip_ms <= 10000:
+            problems.append(f"clip_ms {self.clip_ms} outside 100..10000")
+        for name in ("speed_range", "gain_range", "rt60_range", "snr_range"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                problems.append(f"{name}: low {lo} > high {hi}")
+        if not 0 < self.speed_range[0]:
+            problems.append(f"speed_range must be positive, got {self.speed_range}")
+        if not 0 < self.rt60_range[0]:
+            problems.append(f"rt60_range must be positive, got {self.rt60_range}")
+        for name in ("reverb_prob", "noise_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be within 0..1, got {getattr(self, name)}")
+        if self.level_mode not in LEVEL_DEFAULTS_DBFS:
+            problems.append(f"level_mode must be one of {tuple(LEVEL_DEFAULTS_DBFS)}, got {self.level_mode!r}")
+        if self.validation_percentage < 0 or self.testing_percentage < 0 or \
+                self.validation_percentage + self.testing_percentage >= 100:
+            problems.append("validation + testing percentages must be >= 0 and below 100")
+        unknown = set(self.engines) - set(ENGINES)
+        if unknown or not self.engines:
+            problems.append(f"engines must be among {ENGINES}, got {self.engines!r}")
+        if problems:
+            raise KwsError("; ".join(problems))
+
     @property
     def clip_samples(self) -> int:
+        """Samples per clip."""
         return self.sample_rate * self.clip_ms // 1000
+
+    @property
+    def target_dbfs(self) -> float:
+        """The level every clip is normalised to before its random gain."""
+        return LEVEL_DEFAULTS_DBFS[self.level_mode] if self.level_dbfs is None else self.level_dbfs
+
+    def fingerprint(self) -> dict:
+        """Everything that decides the bytes of the dataset (not the output folder or worker count)."""
+        d = asdict(self)
+        d.pop("out")
+        d["noise_dir"] = str(self.noise_dir) if self.noise_dir else None
+        return json.loads(json.dumps(d))
 
 
 @dataclass(frozen=True)
 class ClipTask:
-    """One clip to render, with every random choice already drawn (so resume and parallelism
-    cannot change the result)."""
+    """One clip with every random choice already drawn."""
 
     path: str
     label: str
@@ -72,179 +151,423 @@ class ClipTask:
     rate: float
     pitch: float
     speed: float
+    gain_db: float
+    position: float  # where the word starts, as a share of the free space in the clip
     reverb_rt60_s: float
     noise: str
     snr_db: float
+    noise_position: float
     seed: int
     split: str
+    shard: int = -1
 
 
-def _pick_voices(voices: list[Voice], rng: np.random.Generator, n: int) -> list[tuple[Voice, float, float]]:
-    """n (voice, rate, pitch) combinations without repeats, engines weighted by ENGINE_WEIGHTS."""
+@dataclass
+class ClipResult:
+    """What rendering one clip gave: status ok / too_long / an error, and what was measured."""
+
+    path: str
+    status: str
+    speech_ms: float = 0.0
+    offset_ms: float = 0.0
+    written: bool = False
+
+
+@dataclass
+class Summary:
+    """The numbers of a run, for the one-line report."""
+
+    per_label: dict[str, int]
+    voices: int
+    split_voices: dict[str, int]
+    written: int
+    already: int
+    too_long: list[tuple[ClipTask, float]] = field(default_factory=list)
+    failed: list[tuple[ClipTask, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def clips(self) -> int:
+        """Clips in the dataset."""
+        return sum(self.per_label.values())
+
+
+def _rate_pitch_levels(voice: Voice) -> list[tuple[float, float]]:
+    """The (rate, pitch) combinations a voice can say a word with."""
+    if voice.engine == "espeak":
+        pitches = ESPEAK_PITCH_LEVELS
+    else:
+        pitches = RECORDED_PITCH_LEVELS if voice.has_pitch else (1.0,)
+    return [(r, p) for r in RATE_LEVELS for p in pitches]
+
+
+def pick_voices(voices: Sequence[Voice], n: int, rng: np.random.Generator) -> list[tuple[Voice, float, float]]:
+    """n (voice, rate, pitch) combinations: an engine drawn by ENGINE_WEIGHTS, then that engine's
+    voices in turn (a shuffled order each round, so every voice -- e.g. each of the five recorded
+    speakers -- is used equally often), then the voice's next (rate, pitch) from its shuffled list,
+    so no combination repeats until every one of that voice has been used."""
     by_engine: dict[str, list[Voice]] = {}
     for v in voices:
         by_engine.setdefault(v.engine, []).append(v)
     engines = sorted(by_engine)
-    weights = np.array([ENGINE_WEIGHTS.get(e, 0.2) for e in engines])
+    weights = np.array([ENGINE_WEIGHTS.get(e, DEFAULT_ENGINE_WEIGHT) for e in engines])
     weights /= weights.sum()
-    capacity = len(voices) * len(RATE_LEVELS) * len(PITCH_LEVELS)
-    seen: set[tuple[str, float, float]] = set()
+    levels = {}
+    for e in engines:
+        for v in by_engine[e]:
+            combos = _rate_pitch_levels(v)
+            levels[v] = [combos[i] for i in rng.permutation(len(combos))]
+    rounds: dict[str, list[Voice]] = {e: [] for e in engines}
+    used: Counter = Counter()
     out = []
-    while len(out) < n:
-        if len(seen) >= capacity:
-            seen.clear()  # more clips than distinct combinations: start a second round
-        engine = engines[int(rng.choice(len(engines), p=weights))]
-        voice = by_engine[engine][int(rng.integers(len(by_engine[engine])))]
-        combo = (voice.voice_id, float(rng.choice(RATE_LEVELS)), float(rng.choice(PITCH_LEVELS)))
-        if combo in seen:
-            continue
-        seen.add(combo)
-        out.append((voice, combo[1], combo[2]))
+    for _ in range(n):
+        e = engines[int(rng.choice(len(engines), p=weights))]
+        if not rounds[e]:  # a new round over this engine's voices
+            rounds[e] = [by_engine[e][i] for i in rng.permutation(len(by_engine[e]))]
+        v = rounds[e].pop()
+        rate, pitch = levels[v][used[v] % len(levels[v])]
+        used[v] += 1
+        out.append((v, rate, pitch))
     return out
 
 
-def voice_split(voice_id: str, opts: SynthOptions) -> str:
-    """training / validation / testing by the speech_commands hash of the voice id."""
-    from kws.trainer.dataset import which_set
-    return which_set(f"{voice_id}_nohash_", opts.validation_percentage, opts.testing_percentage)
+def assign_splits(counts: dict[str, int], validation_pct: float, testing_pct: float,
+                  scarce: Collection[str] = ()) -> dict[str, str]:
+    """Split groups (voices) -> training/validation/testing, so validation and testing hear only
+    voices training never hears. Groups go, in SHA-1 order, to the first split they fit (its clips
+    stay within half a group of the split's share); a split left empty gets the first free group no
+    larger than twice its share (else the smallest); training keeps at least one group. Groups in
+    ``scarce`` (the few recorded human speakers behind flite/festival) come after all others, so
+    they stay in training whenever the other voices can fill the held-out splits."""
+    groups = sorted(counts, key=lambda g: (g in scarce, hashlib.sha1(g.encode()).hexdigest()))
+    total = sum(counts.values())
+    out = {g: "training" for g in groups}
+    if len(groups) < 3:
+        return out
+    targets = {split: total * pct / 100 for split, pct in (("validation", validation_pct),
+                                                           ("testing", testing_pct)) if pct > 0}
+    taken = {split: 0 for split in targets}
+    for g in groups[:-1]:  # the last group in hash order always trains
+        for split, target in targets.items():
+            if taken[split] + counts[g] / 2 <= target:
+                out[g] = split
+                taken[split] += counts[g]
+                break
+    for split, target in targets.items():
+        free = [g for g in groups if out[g] == "training"]
+        if taken[split] or len(free) < 2:
+            continue
+        fitting = [g for g in free if counts[g] <= 2 * target]
+        g = fitting[0] if fitting else min(free, key=lambda g: counts[g])
+        out[g] = split
+        taken[split] += counts[g]
+    return out
 
 
-def plan(opts: SynthOptions, voices: list[Voice], noise_names: list[str]) -> list[ClipTask]:
+def spoken(label: str) -> str:
+    """The text said for a label: '-' and '_' join the words of a phrase ('hey-computer')."""
+    return re.sub(r"[-_]+", " ", label).strip().lower()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def negative_texts(opts: SynthOptions, rng: np.random.Generator, table=None) -> list[str]:
+    """The words spoken in _unknown_ clips: phonetic neighbours, parts of multi-word keywords and
+    general words, each list cycled in a shuffled order so every word gets its turn."""
+    close, general, parts = negative_vocabulary([spoken(w) for w in opts.words], table)
+    n_parts = int(round(opts.negatives * PARTS_SHARE)) if parts else 0
+    n_close = int(round(opts.negatives * CLOSE_SHARE)) if close else 0
+    n_general = opts.negatives - n_parts - n_close
+    out = []
+    for pool, n in ((close, n_close), (parts, n_parts), (general, n_general)):
+        order = [pool[i] for i in rng.permutation(len(pool))]
+        out += [order[i % len(order)] for i in range(n)]
+    return out
+
+
+def plan(opts: SynthOptions, voices: Sequence[Voice], noise_names: Sequence[str], table=None) -> list[ClipTask]:
     """Every clip of the dataset, deterministically from opts.seed."""
     rng = np.random.default_rng(opts.seed)
-    jobs: list[tuple[str, str]] = [(w, w) for w in opts.words for _ in range(opts.per_word)]
-    if opts.negatives:
-        close, general = negative_vocabulary(list(opts.words))
-        for i in range(opts.negatives):
-            pool = close if close and i % 2 == 0 else general
-            jobs.append((UNKNOWN_LABEL, pool[int(rng.integers(len(pool)))]))
-    combos_by_label: dict[str, list] = {}
-    counts: dict[str, int] = {}
-    for label, _ in jobs:
-        counts[label] = counts.get(label, 0) + 1
-    for label in sorted(counts):
-        combos_by_label[label] = _pick_voices(voices, rng, counts[label])
-    used: dict[str, int] = {}
+    jobs: list[tuple[str, str]] = [(w, spoken(w)) for w in opts.words for _ in range(opts.per_word)]
+    jobs += [(UNKNOWN_LABEL, t) for t in negative_texts(opts, rng, table)]
+    counts = Counter(label for label, _ in jobs)
+    combos = {label: pick_voices(voices, counts[label], rng) for label in sorted(counts)}
+    group_counts = Counter(c[0].split_group for cs in combos.values() for c in cs)
+    recorded = {c[0].split_group for cs in combos.values() for c in cs if c[0].speaker}
+    splits = assign_splits(group_counts, opts.validation_percentage, opts.testing_percentage, recorded)
+    used: Counter = Counter()
     tasks = []
     for label, text in jobs:
-        k = used.get(label, 0)
-        used[label] = k + 1
-        voice, rate, pitch = combos_by_label[label][k]
-        lo, hi = opts.speed_range
-        speed = float(np.round(rng.uniform(lo, hi), 3)) if hi > lo else 1.0
-        rt60 = float(np.round(rng.uniform(0.2, 0.8), 3)) if rng.random() < opts.reverb_prob else 0.0
+        k = used[label]
+        used[label] += 1
+        voice, rate, pitch = combos[label][k]
+        speed = float(np.round(rng.uniform(*opts.speed_range), 3))
+        gain = float(np.round(rng.uniform(*opts.gain_range), 2))
+        position = float(rng.random())
+        rt60 = float(np.round(rng.uniform(*opts.rt60_range), 3)) if rng.random() < opts.reverb_prob else 0.0
         noise = noise_names[int(rng.integers(len(noise_names)))] if rng.random() < opts.noise_prob else ""
         snr = float(np.round(rng.uniform(*opts.snr_range), 1)) if noise else 0.0
-        slug = text.replace(" ", "-") if label == UNKNOWN_LABEL else ""
-        name = f"{voice.voice_id}_nohash_{slug + '_' if slug else ''}{k}.wav"
-        tasks.append(ClipTask(f"{label}/{name}", label, text, voice, rate, pitch, speed, rt60, noise, snr,
-                              int(rng.integers(2 ** 31)), voice_split(voice.voice_id, opts)))
-    return tasks
+        noise_position = float(rng.random())
+        name = f"{voice.voice_id}_nohash_{_slug(text) + '_' if label == UNKNOWN_LABEL else ''}{k}.wav"
+        tasks.append(ClipTask(f"{label}/{name}", label, text, voice, rate, pitch, speed, gain, position, rt60,
+                              noise, snr, noise_position, int(rng.integers(2 ** 31)),
+                              splits[voice.split_group]))
+    return _assign_shards(tasks)
 
 
-_NOISES: dict[str, np.ndarray] = {}
+def _assign_shards(tasks: list[ClipTask]) -> list[ClipTask]:
+    """Shard numbers by engine, in plan order: a shard holds one engine's clips."""
+    by_engine: dict[str, list[int]] = {}
+    for i, t in enumerate(tasks):
+        by_engine.setdefault(t.voice.engine, []).append(i)
+    out = list(tasks)
+    shard = 0
+    for engine in sorted(by_engine):
+        idx = by_engine[engine]
+        size = SHARD_SIZE.get(engine, 100)
+        for start in range(0, len(idx), size):
+            for i in idx[start:start + size]:
+                out[i] = replace(tasks[i], shard=shard)
+            shard += 1
+    return out
 
 
-def _init_worker(noises: dict[str, np.ndarray]) -> None:
-    _NOISES.clear()
-    _NOISES.update(noises)
+# ---- rendering (in worker processes) -------------------------------------------------------------
+
+_WORKER: dict = {}
 
 
-def render(task: ClipTask, opts: SynthOptions) -> tuple[str, str]:
-    """Synthesize and write one clip; returns (path, "ok" | "too_long" | error text)."""
+def _init_worker(opts: SynthOptions, noises: dict[str, np.ndarray]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    _WORKER.update(opts=opts, noises=noises)
+
+
+def write_clip(path: Path, clip: np.ndarray, sample_rate: int, tmp_dir: Path) -> None:
+    """16-bit mono PCM, written to a temp file outside the label folders, then renamed into place."""
+    from scipy.io import wavfile
+
+    tmp = tmp_dir / f"{os.getpid()}-{path.name}"
+    with open(tmp, "wb") as f:
+        wavfile.write(f, int(sample_rate), to_int16(clip))
+    os.replace(tmp, path)
+
+
+def finish_clip(audio: np.ndarray, task: ClipTask, opts: SynthOptions, noises: dict[str, np.ndarray]
+                ) -> tuple[np.ndarray | None, float, float]:
+    """Synthesized audio -> the clip (None when the word is longer than the clip), speech ms, offset ms."""
     rng = np.random.default_rng(task.seed)
-    try:
-        audio = synthesize(task.voice, task.text, task.rate, task.pitch, opts.sample_rate)
-    except KwsError as exc:
-        return task.path, str(exc)
-    audio = clips.trim_silence(audio, opts.sample_rate)
-    audio = clips.speed(audio, task.speed, opts.sample_rate)
+    sr = opts.sample_rate
+    audio = clips.speed(clips.trim_silence(audio, sr), task.speed)
+    speech_ms = 1000.0 * len(audio) / sr
+    if not clips.fits(audio, opts.clip_samples):
+        return None, speech_ms, 0.0
+    clip, start = clips.place(audio, opts.clip_samples, task.position)
     if task.reverb_rt60_s:
-        audio = clips.reverb(audio, task.reverb_rt60_s, opts.sample_rate, rng)
-    clip = clips.place(audio, opts.clip_samples, rng)
-    if clip is None:
-        return task.path, "too_long"
-    clip = clips.normalise(clip, rng)
+        clip = augment.reverb(clip, task.reverb_rt60_s, sr, rng)
+    clip = clips.normalise(clip, opts.target_dbfs + task.gain_db, opts.level_mode)
     if task.noise:
-        source = _NOISES[task.noise]
-        start = int(rng.integers(0, max(1, len(source) - len(clip))))
-        clip = clips.add_noise(clip, np.resize(source[start:start + len(clip)], len(clip)), task.snr_db)
-    write_wav(opts.out / task.path, clip, opts.sample_rate)
-    return task.path, "ok"
+        noise = augment.noise_segment(noises[task.noise], len(clip), task.noise_position)
+        clip = augment.mix_at_snr(clip, noise, task.snr_db)
+        peak = float(np.max(np.abs(clip)))
+        limit = 10 ** (clips.PEAK_LIMIT_DBFS / 20)
+        if peak > limit:
+            clip = (clip * (limit / peak)).astype(np.float32)
+    return clip, speech_ms, 1000.0 * start / sr
 
 
-def _render_star(args: tuple[ClipTask, SynthOptions]) -> tuple[str, str]:
-    return render(*args)
+def render_shard(tasks: Sequence[ClipTask]) -> list[ClipResult]:
+    """Synthesize a shard in a fresh process and write the clips that are not on disk yet. All of
+    the shard is synthesized even when some files exist: libespeak-ng's output depends on the
+    utterances before it in the process, so a shard is always rendered whole and in order."""
+    opts: SynthOptions = _WORKER["opts"]
+    noises = _WORKER["noises"]
+    tmp_dir = opts.out / STATE_DIR / "tmp"
+    audios = Synthesizer(opts.sample_rate).render([Utterance(t.voice, t.text, t.rate, t.pitch) for t in tasks])
+    results = []
+    for task, audio in zip(tasks, audios):
+        if isinstance(audio, SynthesisError):
+            results.append(ClipResult(task.path, f"error: {audio}"))
+            continue
+        clip, speech_ms, offset_ms = finish_clip(audio, task, opts, noises)
+        if clip is None:
+            results.append(ClipResult(task.path, TOO_LONG, round(speech_ms, 1)))
+            continue
+        target = opts.out / task.path
+        written = not target.exists()
+        if written:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_clip(target, clip, opts.sample_rate, tmp_dir)
+        results.append(ClipResult(task.path, OK, round(speech_ms, 1), round(offset_ms, 1), written))
+    return results
 
 
-def background_noises(opts: SynthOptions, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Generated white/pink/brown noise plus every WAV of the user's noise folder."""
+# ---- the run (parent process) ----------------------------------------------------------------------
+
+def background_noises(opts: SynthOptions) -> dict[str, np.ndarray]:
+    """Generated white/pink/brown noise plus every WAV of the user's noise folder, by name."""
+    rng = np.random.default_rng([opts.seed, 1])
     n = BACKGROUND_SECONDS * opts.sample_rate
-    noises = {f"{k}_noise": 0.1 * clips.colored_noise(k, n, rng) for k in NOISE_KINDS}
-    if opts.noise_dir:
+    noises = {f"{k}_noise": BACKGROUND_RMS * augment.colored_noise(k, n, rng) for k in augment.NOISE_KINDS}
+    if opts.noise_dir is not None:
         folder = Path(opts.noise_dir)
         if not folder.is_dir():
-            raise KwsError(f"{folder}: --noise-dir is not a folder")
-        for f in sorted(folder.glob("*.wav")):
+            raise KwsError(f"--noise-dir {folder}: not a folder")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav")
+        if not files:
+            raise KwsError(f"--noise-dir {folder}: no .wav files in it")
+        for f in files:
             try:
                 audio, _ = load_audio(f, opts.sample_rate)
             except AudioError as exc:
-                print(f"warning: skipped noise file {exc}", file=sys.stderr)
+                print(f"kws-synth: warning: skipped noise file: {exc}", file=sys.stderr)
                 continue
-            noises[f"user_{f.stem}"] = audio
+            noises[f"user_{_slug(str(f.relative_to(folder).with_suffix('')))}"] = audio
     return noises
 
 
-def generate(opts: SynthOptions, jobs: int, quiet: bool = False) -> dict:
-    """Render the whole dataset (skipping clips already on disk); returns the summary numbers."""
+def _check_fingerprint(opts: SynthOptions) -> None:
+    state = opts.out / STATE_DIR / "options.json"
+    current = json.dumps(opts.fingerprint(), indent=1, sort_keys=True)
+    if state.is_file() and state.read_text() != current:
+        raise KwsError(f"{opts.out} holds a dataset made with other options ({state}); "
+                       "use another --out or delete it to start over")
+    atomic_write_text(state, current)
+
+
+def _shard_record(opts: SynthOptions, shard: int) -> Path:
+    return opts.out / STATE_DIR / "shards" / f"{shard:05d}.json"
+
+
+def _load_record(opts: SynthOptions, shard: int) -> dict[str, dict] | None:
+    path = _shard_record(opts, shard)
+    try:
+        return {r["path"]: r for r in json.loads(path.read_text())}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _shard_done(opts: SynthOptions, shard_tasks: Sequence[ClipTask], record: dict | None) -> bool:
+    if record is None or set(record) != {t.path for t in shard_tasks}:
+        return False
+    return all(record[t.path]["status"] != OK or (opts.out / t.path).is_file() for t in shard_tasks)
+
+
+def generate(opts: SynthOptions, jobs: int, quiet: bool = False) -> Summary:
+    """Render the dataset (skipping finished clips), write the lists and CSV; returns the summary."""
     t0 = time.time()
-    voices = available_voices()
-    rng = np.random.default_rng([opts.seed, 1])
-    noises = background_noises(opts, rng)
+    voices = available_voices(opts.engines)
     opts.out.mkdir(parents=True, exist_ok=True)
+    _check_fingerprint(opts)
+    tmp_dir = opts.out / STATE_DIR / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    for stale in tmp_dir.iterdir():  # half-written clips of a killed run
+        stale.unlink()
+    noises = background_noises(opts)
     for name, audio in noises.items():
         target = opts.out / BACKGROUND_DIR / f"{name}.wav"
         if not target.exists():
-            write_wav(target, audio, opts.sample_rate)
-    tasks = plan(opts, voices, sorted(noises))
-    todo = [t for t in tasks if not (opts.out / t.path).exists()]
-    status: dict[str, str] = {t.path: "ok" for t in tasks if t not in todo}
-    from tqdm import tqdm
-    with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="synthesizing", unit="clip",
-              disable=quiet, file=sys.stderr) as bar:
-        if jobs <= 1:
-            _init_worker(noises)
-            for t in todo:
-                path, st = render(t, opts)
-                status[path] = st
-                bar.update(1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_clip(target, audio, opts.sample_rate, tmp_dir)
+    table = None
+    if opts.negatives:
+        vocab = list(dict.fromkeys([spoken(w) for w in opts.words] + list(GENERAL_WORDS) + list(CLOSE_WORDS)))
+        table = phonemes(vocab)
+    tasks = plan(opts, voices, sorted(noises), table)
+    shards: dict[int, list[ClipTask]] = {}
+    for t in tasks:
+        shards.setdefault(t.shard, []).append(t)
+    records = {s: _load_record(opts, s) for s in shards}
+    todo = [s for s in shards if not _shard_done(opts, shards[s], records[s])]
+    # big festival shards first, so no worker is left with one at the end
+    todo.sort(key=lambda s: (-len(shards[s]), s))
+    done_before = sum(len(shards[s]) for s in shards if s not in todo)
+    written = 0
+    bar = progress_bar(len(tasks), done_before, "kws-synth", disable=quiet)
+    try:
+        for shard, results in _run_shards([shards[s] for s in todo], todo, opts, noises, jobs):
+            records[shard] = {r.path: asdict(r) for r in results}
+            atomic_write_text(_shard_record(opts, shard), json.dumps([asdict(r) for r in results]))
+            written += sum(r.written for r in results)
+            bar.update(len(results))
+    finally:
+        bar.close()
+    return _finish(opts, tasks, records, written, time.time() - t0)
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so the pool is stopped and the state stays consistent."""
+
+
+def _on_sigterm(_signum, _frame):
+    raise _Terminated()
+
+
+def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOptions,
+                noises: dict[str, np.ndarray], jobs: int):
+    """Yield (shard id, results) as shards finish; one fresh process per shard."""
+    if not shard_tasks:
+        return
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:  # no fork (Windows): spawn gives the same bytes, it only starts slower
+        ctx = multiprocessing.get_context("spawn")
+    import scipy.fft  # noqa: F401  imported once here, so forked workers do not each pay ~1 s for it
+    import scipy.io.wavfile  # noqa: F401
+    import scipy.signal  # noqa: F401
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    pool = ctx.Pool(processes=max(1, min(jobs, len(shard_tasks))), initializer=_init_worker,
+                    initargs=(opts, noises), maxtasksperchild=1)
+    try:
+        pending = {i: pool.apply_async(render_shard, (tasks,)) for i, tasks in zip(ids, shard_tasks)}
+        while pending:
+            ready = [i for i, r in pending.items() if r.ready()]
+            if not ready:
+                time.sleep(0.02)
+                continue
+            for i in ready:
+                yield i, pending.pop(i).get()
+        pool.close()
+    except (KeyboardInterrupt, _Terminated):
+        pool.terminate()
+        raise KeyboardInterrupt from None
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _finish(opts: SynthOptions, tasks: list[ClipTask], records: dict, written: int, seconds: float) -> Summary:
+    rows, too_long, failed = [], [], []
+    for t in tasks:
+        r = (records.get(t.shard) or {}).get(t.path)
+        if r is None:
+            continue
+        if r["status"] == OK:
+            rows.append((t, r))
+        elif r["status"] == TOO_LONG:
+            too_long.append((t, r["speech_ms"]))
         else:
-            with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(noises,)) as pool:
-                for path, st in pool.map(_render_star, [(t, opts) for t in todo], chunksize=8):
-                    status[path] = st
-                    bar.update(1)
-    written = [t for t in tasks if status.get(t.path) == "ok"]
-    _write_lists(opts, written)
-    _write_meta(opts, written)
-    too_long = [t for t in tasks if status.get(t.path) == "too_long"]
-    failed = [(t, status[t.path]) for t in tasks if status.get(t.path) not in ("ok", "too_long")]
-    seconds = time.time() - t0
-    return {"clips": len(written), "rendered": len(todo), "resumed": len(tasks) - len(todo),
-            "too_long": too_long, "failed": failed, "voices": len({t.voice.voice_id for t in written}),
-            "seconds": seconds, "per_label": {lab: sum(t.label == lab for t in written)
-                                              for lab in dict.fromkeys(t.label for t in tasks)}}
-
-
-def _write_lists(opts: SynthOptions, written: list[ClipTask]) -> None:
-    for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
-        atomic_write_text(opts.out / name, "".join(f"{t.path}\n" for t in written if t.split == split))
-
-
-def _write_meta(opts: SynthOptions, written: list[ClipTask]) -> None:
+            failed.append((t, r["status"]))
+    for split, name in (("validation", VALIDATION_LIST), ("testing", TESTING_LIST)):
+        atomic_write_text(opts.out / name, "".join(f"{t.path}\n" for t, _ in rows if t.split == split))
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csv.writer(buf, lineterminator="\n")
     w.writerow(META_FIELDS)
-    for t in written:
-        w.writerow([t.path, t.label, t.text, t.voice.engine, t.voice.name, t.rate, t.pitch, t.speed,
-                    t.reverb_rt60_s, t.noise, t.snr_db, t.split])
+    for t, r in rows:
+        w.writerow([t.path, t.label, t.text, t.voice.engine, t.voice.name, t.voice.accent, t.voice.voice_id,
+                    t.rate, t.pitch if t.voice.has_pitch else "", t.speed, t.gain_db, opts.level_mode,
+                    round(opts.target_dbfs + t.gain_db, 2), t.reverb_rt60_s, t.noise, t.snr_db if t.noise else "",
+                    r["offset_ms"], r["speech_ms"], t.split])
     atomic_write_text(opts.out / META_CSV, buf.getvalue())
+    per_label = {label: 0 for label in dict.fromkeys(t.label for t in tasks)}
+    for t, _ in rows:
+        per_label[t.label] += 1
+    split_voices = {s: len({t.voice.voice_id for t, _ in rows if t.split == s})
+                    for s in ("training", "validation", "testing")}
+    return Summary(per_label=per_label, voices=len({t.voice.voice_id for t, _ in rows}), split_voices=split_voices,
+                   written=written, already=len(rows) - written, too_long=too_long, failed=failed, seconds=seconds)
