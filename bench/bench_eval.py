@@ -48,7 +48,7 @@ def main() -> None:
     shown = "python -m bench.bench_eval " + " ".join(a if " " not in a else repr(a) for a in ["--model", args.model,
                                                            "--hours", str(args.hours), "--snr", args.snr])
     lines = [
-        "# Streaming evaluation: FA/h vs FRR",
+        "## Streaming evaluation: FA/h vs FRR",
         "",
         f"Command: `{shown}`  ",
         f"Model: `{args.model}` {args.note}  ",

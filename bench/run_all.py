@@ -14,16 +14,28 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO / "data" / "demo"
 
 
+DEMO_DIST = REPO / "models" / "demo" / "dist"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
 def main() -> None:
-    steps = [["-m", "bench.bench_synth"]]
+    """Each benchmark needs: synth nothing; train and convert the demo data; edge the converted demo
+    model; eval a converted "computer" model (bench_synth_transfer trains one; convert it and run
+    ``python -m bench.bench_eval --model ...`` by hand)."""
+    steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"]] if SHARED_DATA.is_dir() \
+        else [["-m", "bench.bench_synth"]]
     if DEMO_DATA.is_dir():
         steps.append(["-m", "bench.bench_train", "--data", str(DEMO_DATA)])
+        steps.append(["-m", "bench.bench_convert", "--data", str(DEMO_DATA)])
     else:
-        print(f"skipping bench_train: {DEMO_DATA} missing (run make demo first)", file=sys.stderr)
+        print(f"skipping bench_train, bench_convert: {DEMO_DATA} missing (run make demo first)", file=sys.stderr)
+    if (DEMO_DIST / "manifest.json").is_file():
+        steps.append(["-m", "bench.bench_edge", "--model", str(DEMO_DIST), "--keywords", str(DEMO_DATA)])
+    else:
+        print(f"skipping bench_edge: {DEMO_DIST} missing (run make demo first)", file=sys.stderr)
     for step in steps:
         subprocess.run([sys.executable, *step], cwd=REPO, check=True)
     subprocess.run([sys.executable, "-m", "bench.collect"], cwd=REPO, check=True)
-
 
 if __name__ == "__main__":
     main()
