@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -61,27 +61,38 @@ def _last_error_line(exc: Exception, log: str) -> str:
     return (errors[-1] if errors else text[-1]).strip()[:300]
 
 
-def convert_float(model: Any) -> bytes:
-    """Float32 TFLite of a batch-1 Keras model, builtin ops only."""
+def _convert(model: Any, what: str, configure: Callable[[Any, Any], None]) -> bytes:
+    """Run TFLiteConverter.from_keras_model with ``configure(converter, tf)`` applied; a failure is
+    a one-line ConvertError naming ``what``."""
     tf = import_tensorflow()
-    with captured_output() as log:
+    with captured_output() as log, warnings.catch_warnings():
+        # int8: "Statistics for quantized inputs were expected": the input range comes from calibration
+        warnings.simplefilter("ignore", UserWarning)
         try:
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            configure(converter, tf)
             data = converter.convert()
         except Exception as exc:  # noqa: BLE001 - converter errors are long; keep one line
             error = exc
         else:
             error = None
     if error is not None:
-        raise ConvertError(f"float TFLite conversion failed: {_last_error_line(error, log.getvalue())}")
+        raise ConvertError(f"{what} TFLite conversion failed: {_last_error_line(error, log.getvalue())}")
     return bytes(data)
+
+
+def convert_float(model: Any) -> bytes:
+    """Float32 TFLite of a batch-1 Keras model, builtin ops only."""
+
+    def configure(converter: Any, tf: Any) -> None:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+    return _convert(model, "float", configure)
 
 
 def convert_int8(model: Any, calibration: np.ndarray) -> bytes:
     """Full-integer TFLite: int8 weights, activations, input and output (TFLITE_BUILTINS_INT8),
     calibrated on ``calibration`` features (one example per step, batch 1)."""
-    tf = import_tensorflow()
     if len(calibration) == 0:
         raise ConvertError("int8 conversion needs calibration features; none were given")
 
@@ -89,21 +100,11 @@ def convert_int8(model: Any, calibration: np.ndarray) -> bytes:
         for x in calibration:
             yield [np.asarray(x, np.float32)[None]]
 
-    with captured_output() as log, warnings.catch_warnings():
-        # "Statistics for quantized inputs were expected": the input range comes from calibration
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            converter = tf.lite.TFLiteConverter.from_keras_model(model)
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-            data = converter.convert()
-        except Exception as exc:  # noqa: BLE001
-            error = exc
-        else:
-            error = None
-    if error is not None:
-        raise ConvertError(f"int8 TFLite conversion failed: {_last_error_line(error, log.getvalue())}")
-    return bytes(data)
+    def configure(converter: Any, tf: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+
+    return _convert(model, "int8", configure)

@@ -13,12 +13,13 @@ import hashlib
 import os
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
+from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
 from .frontend import StreamingFrontend
 from .manifest import MANIFEST_NAME, Manifest, SmoothingConfig, load_manifest
@@ -26,7 +27,6 @@ from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .smoothing import PosteriorSmoother
 
-INT16_SCALE = 32768.0
 INT32_SCALE = 2147483648.0
 # per-hop processing times kept for the percentiles of the summary (about 67 min at a 40 ms hop)
 HOP_TIMES_KEPT = 100_000
@@ -129,7 +129,7 @@ class Recognizer:
                                 f"frontend ({fe.num_frames} frames x {fe.num_features} features)")
         config = smoothing or manifest.smoothing
         if hop_ms is not None:
-            config = SmoothingConfig(**{**config.__dict__, "hop_ms": float(hop_ms)})
+            config = replace(config, hop_ms=float(hop_ms))
         hop_samples = fe.sample_rate * config.hop_ms / MS_PER_S
         if abs(hop_samples / fe.stride_samples - round(hop_samples / fe.stride_samples)) > 1e-9 or hop_samples <= 0:
             raise KwsError(f"hop {config.hop_ms:g} ms must be a multiple of the frontend stride "
@@ -177,7 +177,7 @@ class Recognizer:
         smoothing = manifest.smoothing
         thresholds = None
         if threshold is not None:
-            smoothing = SmoothingConfig(**{**smoothing.__dict__, "detection_threshold": float(threshold)})
+            smoothing = replace(smoothing, detection_threshold=float(threshold))
             thresholds = {}
         return cls(tfl, manifest, hop_ms=hop_ms, smoothing=smoothing, thresholds=thresholds,
                    keep_scores=keep_scores)

@@ -78,12 +78,6 @@ def _try_load(name: str, module: str, dist: str) -> Runtime | None:
     return Runtime(name, _version(dist), cls)
 
 
-def available_runtimes() -> list[str]:
-    """Names of the runtimes that import here (tf.lite is only tried if nothing lighter works)."""
-    found = [name for name, module, dist in RUNTIMES[:2] if _try_load(name, module, dist)]
-    return found
-
-
 _CACHE: dict[str, Runtime] = {}
 
 

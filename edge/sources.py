@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import read_wav
+from .audio import INT16_SCALE, read_wav
 from .errors import AudioError, KwsError
 from .resample import StreamResampler
 
@@ -47,7 +47,7 @@ def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
     if width == 1:
         x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 2:
-        x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+        x = np.frombuffer(raw, "<i2").astype(np.float32) / INT16_SCALE
     elif width == 3:
         b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
         v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
@@ -63,20 +63,16 @@ def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
     return x
 
 
-class _Resampled:
-    """Resamples a chunk iterator to ``to_rate`` (flushing at the end)."""
-
-    def __init__(self, from_rate: int, to_rate: int):
-        self.resampler = StreamResampler(from_rate, to_rate)
-
-    def wrap(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        for chunk in chunks:
-            out = self.resampler.process(chunk)
-            if len(out):
-                yield out
-        tail = self.resampler.flush()
-        if len(tail):
-            yield tail
+def _resampled(chunks: Iterator[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:
+    """The chunks resampled to ``to_rate``, flushing the filter at the end."""
+    resampler = StreamResampler(from_rate, to_rate)
+    for chunk in chunks:
+        out = resampler.process(chunk)
+        if len(out):
+            yield out
+    tail = resampler.flush()
+    if len(tail):
+        yield tail
 
 
 class WavSource:
@@ -131,7 +127,7 @@ class WavSource:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Float32 mono chunks at ``sample_rate`` until the end of the file."""
-        return _Resampled(self.file_rate, self.sample_rate).wrap(self._blocks())
+        return _resampled(self._blocks(), self.file_rate, self.sample_rate)
 
 
 class RawSource:
@@ -167,7 +163,7 @@ class RawSource:
                 yield _pcm_to_float(raw[:usable], 2, self.channels)
 
     def chunks(self) -> Iterator[np.ndarray]:
-        return _Resampled(self.file_rate, self.sample_rate).wrap(self._blocks())
+        return _resampled(self._blocks(), self.file_rate, self.sample_rate)
 
 
 def _sounddevice():
@@ -303,12 +299,12 @@ class MicrophoneSource:
                     raise DeviceError(f"input device {self.device_name!r} stopped delivering audio ({why})")
                 continue
             waited = 0.0
-            yield block.astype(np.float32) / 32768.0
+            yield block.astype(np.float32) / INT16_SCALE
 
     def chunks(self) -> Iterator[np.ndarray]:
         if self._stream is None:
             self.start()
-        return _Resampled(self.device_rate, self.sample_rate).wrap(self._blocks())
+        return _resampled(self._blocks(), self.device_rate, self.sample_rate)
 
 
 def stdin_binary() -> BinaryIO:

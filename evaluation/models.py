@@ -83,11 +83,7 @@ class TFLiteClassifier:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probabilities (B, labels) for a batch of features (B, frames, bins), one clip at a time."""
-        features = np.asarray(features, dtype=np.float32)
-        out = np.zeros((len(features), len(self.labels)), np.float32)
-        for i, f in enumerate(features):
-            out[i] = np.asarray(self._model.predict(f), dtype=np.float32).reshape(-1)
-        return out
+        return self._model.predict_batch(features)
 
 
 def _open_tflite(path: Path, manifest: Manifest):

@@ -22,11 +22,6 @@ from .streaming_metrics import Detection
 STREAM_CHUNK_MS = 100.0
 
 
-def edge_available() -> bool:
-    """Kept for reports: the scores always come from the edge recognizer."""
-    return True
-
-
 def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None) -> tuple[np.ndarray, np.ndarray]:
     """(times_s (N,), scores (N, labels)) of every model run over the stream, one per hop, from the
     edge recognizer fed in 100 ms chunks as a microphone would."""
