@@ -80,6 +80,11 @@ def _field_for(annotation: Any, default: Any, description: str, choices: tuple[s
     """A webargs (marshmallow) field for one config value; missing arguments keep the default."""
     meta = {"description": description}
     shown = ",".join(default) if isinstance(default, tuple) else default
+    if default is None and type(None) in typing.get_args(annotation):
+        from kws.trainer.config import AUTO
+
+        shown = AUTO
+        meta["description"] += f" (a number, or {AUTO})"
     kwargs: dict[str, Any] = {"required": False, "load_default": shown, "metadata": meta}
     if choices:
         meta["enum"] = list(choices)

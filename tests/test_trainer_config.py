@@ -40,6 +40,9 @@ def test_set_overrides_are_typed():
     ("model.architecture=resnet", "architecture must be one of"),
     ("features.stride_ms=50", "stride_ms must be in (0, window_ms]"),
     ("train.epochs", "expected section.key=value"),
+    ("train.learning_rate=fast", "train.learning_rate: expected auto or a number, got 'fast'"),
+    ("train.learning_rate=-0.1", "learning rates must be positive"),
+    ("model.input_normalization=on", "model.input_normalization: expected true or false"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=None) as err:
@@ -76,3 +79,17 @@ def test_with_data_rejects_empty_word():
     with pytest.raises(ConfigError, match="empty word"):
         with_data(Config(), "/data", ["yes", "", "no"])
     assert with_data(Config(), "~/x", ["yes"]).data.path == str(Path("~/x").expanduser())
+
+
+def test_auto_learning_rate_is_the_architectures_and_is_saved_as_a_number(tmp_path):
+    assert Config().train.learning_rate == 0.002  # ds_cnn
+    conv = load_config(None, ["model.architecture=conv"])
+    assert conv.train.learning_rate == 0.0005  # conv stays at chance at 0.002
+    assert load_config(None, ["model.architecture=conv", "train.learning_rate=0.003"]).train.learning_rate == 0.003
+    assert load_config(None, ["model.architecture=conv", "train.learning_rate=auto"]).train.learning_rate == 0.0005
+    save_config(conv, tmp_path / "config.yaml")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["train"]["learning_rate"] == 0.0005  # a resumed run keeps the rate it started with
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  architecture: low_latency_conv\ntrain:\n  learning_rate: auto\n")
+    assert load_config(path).train.learning_rate == 0.001

@@ -21,6 +21,7 @@ from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest import SmoothingConfig
 
 LR_SCHEDULES = ("cosine", "step", "constant")
+AUTO = "auto"
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -98,12 +99,13 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which architecture from the registry, and its width."""
+    """Which architecture from the registry, its width, and whether it standardises its input."""
 
     architecture: str = "ds_cnn"
     width: int = 64
     blocks: int = 4
     dropout: float = 0.2
+    input_normalization: bool = False
 
     def __post_init__(self) -> None:
         from .models import MODEL_BUILDERS
@@ -122,7 +124,9 @@ class TrainConfig:
 
     epochs: int = 30
     batch_size: int = 100
-    learning_rate: float = 0.002
+    # None ("auto" in YAML): the architecture's own rate (models.DEFAULT_LEARNING_RATES), filled in
+    # by Config, so a built Config always holds a number
+    learning_rate: float | None = None
     final_learning_rate: float = 0.00005
     lr_schedule: str = "cosine"
     warmup_epochs: int = 1
@@ -138,7 +142,7 @@ class TrainConfig:
             raise ValueError(f"time_budget_s must be >= 0, got {self.time_budget_s}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if self.learning_rate <= 0 or self.final_learning_rate < 0:
+        if (self.learning_rate is not None and self.learning_rate <= 0) or self.final_learning_rate < 0:
             raise ValueError("learning rates must be positive")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
@@ -176,6 +180,13 @@ class Config:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
 
+    def __post_init__(self) -> None:
+        if self.train.learning_rate is None:
+            from .models import default_learning_rate
+
+            rate = default_learning_rate(self.model.architecture)
+            object.__setattr__(self, "train", dataclasses.replace(self.train, learning_rate=rate))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for sec in fields(self):
@@ -197,6 +208,20 @@ class Config:
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check and convert one YAML value to a field's declared type."""
     origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if type(None) in args:  # "X | None": null or "auto" means "choose for me"
+        if value is None or value == AUTO:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        if isinstance(value, str):  # a number typed into a form (DEEPaaS) arrives as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        try:
+            return _coerce(value, inner, where)
+        except ConfigError:
+            raise ConfigError(f"{where}: expected {AUTO} or a number, got {value!r}") from None
     if annotation is bool:
         if isinstance(value, bool):
             return value

@@ -1,44 +1,97 @@
 """The model registry: architectures chosen by name, each a Keras model from (frames, features)
-to class probabilities, built only from ops that convert to int8 TFLite builtins."""
+to class probabilities, built only from ops that convert to int8 TFLite builtins.
+
+``model.input_normalization`` starts a model with a per-feature standardisation: a Keras
+``Normalization`` layer holding the training set's per-coefficient mean and variance as constants
+(it converts to one SUB and one MUL, int8 too). On the demo's MFCCs it made every architecture
+worse (docs/BENCHMARKS.md), so it is off by default; what the BN-free models needed was a lower
+learning rate (DEFAULT_LEARNING_RATES).
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
-# name -> builder(input_shape, num_labels, model_config) -> keras.Model
+import numpy as np
+
+# name -> builder(input_shape, num_labels, model_config, feature_stats) -> keras.Model
 MODEL_BUILDERS: dict[str, Callable[..., Any]] = {}
+# name -> the peak Adam learning rate train.learning_rate=auto gives it (chosen on validation
+# accuracy, docs/BENCHMARKS.md "Learning rate per architecture")
+DEFAULT_LEARNING_RATES: dict[str, float] = {}
 DEFAULT_ARCHITECTURE = "ds_cnn"
 # Batch-norm statistics settle within ~30 steps, so small custom datasets evaluate correctly too.
 BN_MOMENTUM = 0.9
+NORMALIZATION_LAYER = "standardize"
+# A feature whose training standard deviation is below this is only centred, not scaled up.
+MIN_FEATURE_STD = 1e-3
 
 
-def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-feature mean and variance of the training features (over clips and frames)."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+    @classmethod
+    def of(cls, features: np.ndarray) -> "FeatureStats":
+        """Statistics of a (clips, frames, features) array."""
+        flat = np.asarray(features, np.float64).reshape(-1, features.shape[-1])
+        variance = np.maximum(flat.var(axis=0), MIN_FEATURE_STD ** 2)
+        return cls(flat.mean(axis=0).astype(np.float32), variance.astype(np.float32))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": [round(float(v), 6) for v in self.mean],
+                "std": [round(float(v), 6) for v in np.sqrt(self.variance)]}
+
+
+def register(name: str, learning_rate: float) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         MODEL_BUILDERS[name] = fn
+        DEFAULT_LEARNING_RATES[name] = learning_rate
         return fn
     return wrap
 
 
-def build_model(name: str, input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
-    """Build a registered architecture; ``cfg`` is the ModelConfig."""
+def default_learning_rate(name: str) -> float:
+    """The learning rate an architecture trains with when train.learning_rate is auto."""
+    return DEFAULT_LEARNING_RATES.get(name, DEFAULT_LEARNING_RATES[DEFAULT_ARCHITECTURE])
+
+
+def build_model(name: str, input_shape: tuple[int, int], num_labels: int, cfg: Any,
+                feature_stats: FeatureStats | None = None) -> Any:
+    """Build a registered architecture; ``cfg`` is the ModelConfig. With ``feature_stats`` the
+    model starts with a fixed per-feature standardisation."""
     try:
         builder = MODEL_BUILDERS[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(MODEL_BUILDERS)}") from None
-    return builder(tuple(input_shape), int(num_labels), cfg)
+    return builder(tuple(input_shape), int(num_labels), cfg, feature_stats)
 
 
-def _input(keras: Any, input_shape: tuple[int, int]) -> tuple[Any, Any]:
+def _input(keras: Any, input_shape: tuple[int, int], stats: FeatureStats | None) -> tuple[Any, Any]:
     inputs = keras.Input(shape=input_shape, name="features")
-    x = keras.layers.Reshape((*input_shape, 1), name="add_channel")(inputs)
+    x = inputs
+    if stats is not None:
+        x = keras.layers.Normalization(axis=-1, mean=stats.mean, variance=stats.variance,
+                                       name=NORMALIZATION_LAYER)(x)
+    x = keras.layers.Reshape((*input_shape, 1), name="add_channel")(x)
     return inputs, x
 
 
-@register("conv")
-def conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+def is_normalized(model: Any) -> bool:
+    """Whether a built or loaded model starts with the input standardisation."""
+    return any(layer.name == NORMALIZATION_LAYER for layer in model.layers)
+
+
+@register("conv", learning_rate=0.0005)
+def conv(input_shape: tuple[int, int], num_labels: int, cfg: Any,
+         stats: FeatureStats | None = None) -> Any:
     """The speech_commands tutorial's default model ("CNNs for small-footprint KWS"), as in the seed."""
     import keras
 
-    inputs, x = _input(keras, input_shape)
+    inputs, x = _input(keras, input_shape, stats)
     x = keras.layers.Conv2D(64, (20, 8), padding="same", activation="relu", name="conv1")(x)
     x = keras.layers.Dropout(cfg.dropout)(x)
     x = keras.layers.MaxPooling2D((2, 2), name="pool1")(x)
@@ -49,13 +102,14 @@ def conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
     return keras.Model(inputs, outputs, name="conv")
 
 
-@register("low_latency_conv")
-def low_latency_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+@register("low_latency_conv", learning_rate=0.001)
+def low_latency_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any,
+                     stats: FeatureStats | None = None) -> Any:
     """The tutorial's low_latency_conv: one full-height conv (186 filters, 8 wide), then dense layers."""
     import keras
 
     frames, _ = input_shape
-    inputs, x = _input(keras, input_shape)
+    inputs, x = _input(keras, input_shape, stats)
     x = keras.layers.Conv2D(186, (frames, 8), padding="valid", activation="relu", name="conv1")(x)
     x = keras.layers.Dropout(cfg.dropout)(x)
     x = keras.layers.Flatten()(x)
@@ -67,12 +121,13 @@ def low_latency_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) ->
     return keras.Model(inputs, outputs, name="low_latency_conv")
 
 
-@register("tiny_conv")
-def tiny_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+@register("tiny_conv", learning_rate=0.002)
+def tiny_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any,
+              stats: FeatureStats | None = None) -> Any:
     """micro_speech's tiny_conv: one strided 10x8 conv with 8 filters and a dense layer (<20 kB int8)."""
     import keras
 
-    inputs, x = _input(keras, input_shape)
+    inputs, x = _input(keras, input_shape, stats)
     x = keras.layers.Conv2D(8, (10, 8), strides=(2, 2), padding="same", activation="relu", name="conv1")(x)
     x = keras.layers.Dropout(cfg.dropout)(x)
     x = keras.layers.Flatten()(x)
@@ -80,14 +135,15 @@ def tiny_conv(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
     return keras.Model(inputs, outputs, name="tiny_conv")
 
 
-@register("ds_cnn")
-def ds_cnn(input_shape: tuple[int, int], num_labels: int, cfg: Any) -> Any:
+@register("ds_cnn", learning_rate=0.002)
+def ds_cnn(input_shape: tuple[int, int], num_labels: int, cfg: Any,
+           stats: FeatureStats | None = None) -> Any:
     """Depthwise-separable CNN (Hello Edge): a strided 10x4 conv, ``blocks`` x (3x3 depthwise +
     1x1 pointwise, each with batch norm and ReLU), global average pooling, dense softmax."""
     import keras
 
     width = cfg.width
-    inputs, x = _input(keras, input_shape)
+    inputs, x = _input(keras, input_shape, stats)
     x = keras.layers.Conv2D(width, (10, 4), strides=(2, 2), padding="same", use_bias=False, name="conv1")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="conv1_bn")(x)
     x = keras.layers.ReLU(name="conv1_relu")(x)
@@ -133,4 +189,5 @@ def model_info(model: Any) -> dict[str, Any]:
         "macs": count_macs(model),
         "input_shape": list(model.input_shape[1:]),
         "num_labels": int(model.output_shape[-1]),
+        "input_normalization": is_normalized(model),
     }

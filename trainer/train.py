@@ -33,6 +33,7 @@ from .tfimport import import_tensorflow
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multiworker")
 LOGICAL_CPUS_ENV = "KWS_LOGICAL_CPUS"  # split the CPU into N logical devices (tests, debugging)
 UNKNOWN_POOL_FACTOR = 4  # training _unknown_ draws from up to this many times the needed clips
+NORMALIZATION_CLIPS = 2000  # training clips (a seeded sample) whose features give the input statistics
 EXIT_INTERRUPTED = 130
 
 
@@ -165,6 +166,16 @@ def _labels_of(items, labels: list[str]) -> np.ndarray:
     return np.array([index[i.label] for i in items], dtype=np.int64)
 
 
+def feature_stats(cfg: Config, items, clips, backgrounds):
+    """Per-feature mean and variance of (a seeded sample of) the training clips, unaugmented."""
+    from .models import FeatureStats
+
+    rng = np.random.default_rng(cfg.train.seed + 5)
+    if len(items) > NORMALIZATION_CLIPS:
+        items = [items[i] for i in sorted(rng.choice(len(items), NORMALIZATION_CLIPS, replace=False))]
+    return FeatureStats.of(eval_features(items, clips, cfg, backgrounds, seed=cfg.train.seed + 5))
+
+
 def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], None], quiet: bool):
     """Scan (or reload the saved split), load every clip once, report conversions and skips."""
     if resume:
@@ -265,12 +276,17 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
 
     keras.utils.set_random_seed(cfg.train.seed)
     strategy = make_strategy(distribute)
+    resuming = resume is not None and run.last_ckpt.is_file()
+    from .models import build_model
+    stats = None
+    if not resuming and cfg.model.input_normalization:
+        stats = feature_stats(cfg, index.splits["training"], clips, backgrounds)
     with strategy.scope():
-        if resume is not None and run.last_ckpt.is_file():
+        if resuming:
             model = keras.models.load_model(run.last_ckpt)
         else:
-            from .models import build_model
-            model = build_model(cfg.model.architecture, cfg.features.input_shape, len(labels), cfg.model)
+            model = build_model(cfg.model.architecture, cfg.features.input_shape, len(labels), cfg.model,
+                                feature_stats=stats)
             if cfg.train.optimizer == "adam":
                 opt = (keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
                        if cfg.train.weight_decay else keras.optimizers.Adam(cfg.train.learning_rate))
@@ -282,9 +298,14 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     from .models import model_info
     info = model_info(model)
     info["architecture"] = cfg.model.architecture
+    if stats is not None:
+        info["feature_stats"] = stats.to_dict()
+    elif resuming and run.model_info.is_file():
+        info = {**json.loads(run.model_info.read_text()), **info}
     atomic_write_text(run.model_info, json.dumps(info, indent=1))
     say(f"model {cfg.model.architecture}: {info['params']:,} parameters, {info['macs'] / 1e6:.2f} M "
-        f"multiply-accumulates per inference; input {tuple(info['input_shape'])}; devices: {devices}"
+        f"multiply-accumulates per inference; input {tuple(info['input_shape'])}"
+        + (", standardised per feature" if info["input_normalization"] else "") + f"; devices: {devices}"
         + (f"; strategy {type(strategy).__name__} x{strategy.num_replicas_in_sync}" if distribute != "none" else ""))
 
     val_items, test_items = index.splits["validation"], index.splits["testing"]
