@@ -131,7 +131,7 @@ def _epoch_progress_callback(keras, total_steps: int, epoch: int, epochs: int, q
     class Progress(keras.callbacks.Callback):
         def on_epoch_begin(self, _epoch, logs=None):
             self.bar = tqdm(total=total_steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
-                            leave=False, disable=quiet, file=sys.stderr, dynamic_ncols=True)
+                            leave=False, disable=True if quiet else None, file=sys.stderr, dynamic_ncols=True)
 
         def on_train_batch_end(self, batch, logs=None):
             self.bar.update(1)
@@ -199,8 +199,9 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         train_unknown = [train_unknown[i] for i in sorted(rng.choice(len(train_unknown), cap, replace=False))]
     paths = [i.path for s in ds.SPLITS for i in index.splits[s] if i.path] + train_unknown
     from tqdm import tqdm
-    with tqdm(total=len(set(paths)), desc="reading WAVs", unit="file", leave=False, disable=quiet,
-              file=sys.stderr) as bar:
+    # disable=None: bars only on a terminal, so a log file gets the one-line summaries alone
+    with tqdm(total=len(set(paths)), desc="reading WAVs", unit="file", leave=False,
+              disable=True if quiet else None, file=sys.stderr) as bar:
         clips, report = ds.load_clips(paths, cfg.features.sample_rate, cfg.features.clip_samples,
                                       progress=bar.update)
     backgrounds, bg_skipped = ds.load_background(index.background_files, cfg.features.sample_rate)
