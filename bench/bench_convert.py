@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--tflm-python", metavar="PYTHON", help="a python with the tflite-micro package, to measure "
                     "the exact TFLite Micro arena next to kws-convert's estimate (optional)")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
     data = Path(args.data)
     if not data.is_dir():
         print(f"bench_convert: skipped: {data} does not exist (run make demo first, or pass --data)", file=sys.stderr)
@@ -148,7 +149,8 @@ def main() -> None:
             print(f"{arch}: keras {_pct(report['keras']['accuracy'])} float {_pct(arts['float']['accuracy'])} "
                   f"int8 {_pct(arts['int8']['accuracy'])} int8 {_kb(arts['int8']['size_bytes'])}", file=sys.stderr)
 
-    cmd = (f"flock /tmp/kws-bench.lock python -m bench.bench_convert --data {args.data} --epochs {args.epochs}"
+    load_end = os.getloadavg()[0]
+    cmd = (f"python -m bench.bench_convert --data {args.data} --epochs {args.epochs}"
            + (f" --models {args.models}" if args.models else "")
            + (f" --keep {args.keep}" if args.keep else "") + (" --reuse" if args.reuse else "")
            + (" --tflm-python <venv with tflite-micro>/bin/python" if args.tflm_python else ""))
@@ -158,7 +160,8 @@ def main() -> None:
         "",
         f"Command: `{cmd}` (each architecture trained {args.epochs} epochs, batch {args.batch_size}, then "
         "`kws-convert` with its defaults: 400 calibration clips, guard 1.0 point). "
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, Python {platform.python_version()}, "
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, 1-minute load average {load_start:.2f} at the start "
+        f"and {load_end:.2f} at the end (above ~2, other work took CPU from this run), Python {platform.python_version()}, "
         f"TensorFlow {first.get('tensorflow')}. Accuracy on the {first['evaluation']['split']} split "
         f"({first['evaluation']['clips']} clips) with the edge runtime; latency = median of one inference "
         "(quantize + invoke + dequantize), one thread, in ms.",
