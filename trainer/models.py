@@ -17,13 +17,13 @@ import numpy as np
 # name -> builder(input_shape, num_labels, model_config, feature_stats) -> keras.Model
 MODEL_BUILDERS: dict[str, Callable[..., Any]] = {}
 # name -> the peak Adam learning rate train.learning_rate=auto gives it (chosen on validation
-# accuracy, docs/BENCHMARKS.md "Learning rate per architecture")
+# accuracy on the demo data: bench/bench_lr.py, docs/BENCHMARKS.md "Learning rate ...")
 DEFAULT_LEARNING_RATES: dict[str, float] = {}
 DEFAULT_ARCHITECTURE = "ds_cnn"
 # Batch-norm statistics settle within ~30 steps, so small custom datasets evaluate correctly too.
 BN_MOMENTUM = 0.9
 NORMALIZATION_LAYER = "standardize"
-# A feature whose training standard deviation is below this is only centred, not scaled up.
+# Floor of the standard deviation a feature is divided by (a constant feature becomes 0, not NaN).
 MIN_FEATURE_STD = 1e-3
 
 
