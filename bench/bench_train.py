@@ -3,10 +3,9 @@ tutorial's conv model trained on the same data within the same time budget.
 
     python -m bench.bench_train --data data/demo --budget 240 --batch-size 32
 
-Every model trains with its own default learning rate and input standardisation
-(train.learning_rate / model.input_normalization auto; bench_lr.py is how they were chosen) and
-make demo's batch size. Each model first trains two epochs to measure steady-state throughput (the second epoch; the
-first includes graph tracing). For the budget comparison each model gets as many epochs as its
+Every model trains with its own default learning rate (train.learning_rate: auto; bench_lr.py
+is how the rates were chosen) and make demo's batch size. Each model first trains two epochs to
+measure steady-state throughput (the second epoch; the first includes graph tracing). For the budget comparison each model gets as many epochs as its
 measured speed fits into the budget (so both run a complete learning-rate schedule), plus the
 hard stop train.time_budget_s. Results go to bench/results/train.md.
 """

@@ -56,7 +56,7 @@ def register(name: str, learning_rate: float) -> Callable[[Callable[..., Any]], 
 
 def default_learning_rate(name: str) -> float:
     """The learning rate an architecture trains with when train.learning_rate is auto."""
-    return DEFAULT_LEARNING_RATES.get(name, DEFAULT_LEARNING_RATES[DEFAULT_ARCHITECTURE])
+    return DEFAULT_LEARNING_RATES[name]
 
 
 def build_model(name: str, input_shape: tuple[int, int], num_labels: int, cfg: Any,

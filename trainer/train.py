@@ -166,13 +166,18 @@ def _labels_of(items, labels: list[str]) -> np.ndarray:
     return np.array([index[i.label] for i in items], dtype=np.int64)
 
 
+def _sample(items: list, n: int, rng: np.random.Generator) -> list:
+    """At most ``n`` of ``items``, a seeded choice kept in the original order."""
+    if len(items) <= n:
+        return items
+    return [items[i] for i in sorted(rng.choice(len(items), n, replace=False))]
+
+
 def feature_stats(cfg: Config, items, clips, backgrounds):
     """Per-feature mean and variance of (a seeded sample of) the training clips, unaugmented."""
     from .models import FeatureStats
 
-    rng = np.random.default_rng(cfg.train.seed + 5)
-    if len(items) > NORMALIZATION_CLIPS:
-        items = [items[i] for i in sorted(rng.choice(len(items), NORMALIZATION_CLIPS, replace=False))]
+    items = _sample(items, NORMALIZATION_CLIPS, np.random.default_rng(cfg.train.seed + 5))
     return FeatureStats.of(eval_features(items, clips, cfg, backgrounds, seed=cfg.train.seed + 5))
 
 
@@ -194,9 +199,7 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     rng = np.random.default_rng(cfg.train.seed)
     train_unknown = index.unknown_pool["training"]
     n_unknown_train = sum(1 for i in index.splits["training"] if i.label == ds.UNKNOWN_LABEL)
-    cap = UNKNOWN_POOL_FACTOR * n_unknown_train
-    if len(train_unknown) > cap:
-        train_unknown = [train_unknown[i] for i in sorted(rng.choice(len(train_unknown), cap, replace=False))]
+    train_unknown = _sample(train_unknown, UNKNOWN_POOL_FACTOR * n_unknown_train, rng)
     paths = [i.path for s in ds.SPLITS for i in index.splits[s] if i.path] + train_unknown
     from tqdm import tqdm
     # disable=None: bars only on a terminal, so a log file gets the one-line summaries alone
@@ -278,7 +281,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     keras.utils.set_random_seed(cfg.train.seed)
     strategy = make_strategy(distribute)
     resuming = resume is not None and run.last_ckpt.is_file()
-    from .models import build_model
+    from .models import build_model, model_info
     stats = None
     if not resuming and cfg.model.input_normalization:
         stats = feature_stats(cfg, index.splits["training"], clips, backgrounds)
@@ -296,7 +299,6 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             model.compile(optimizer=opt,
                           loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
                           metrics=["accuracy"])
-    from .models import model_info
     info = model_info(model)
     info["architecture"] = cfg.model.architecture
     if stats is not None:
@@ -399,10 +401,7 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
     labels = index.labels
     out: dict = {"labels": labels, "model": info, "config_digest": cfg.digest(), "epochs": run.read_state().get("epochs_done")}
     rng = np.random.default_rng(cfg.train.seed + 2)
-    train_items = index.splits["training"]
-    if len(train_items) > cfg.train.max_train_eval_clips:
-        pick = sorted(rng.choice(len(train_items), cfg.train.max_train_eval_clips, replace=False))
-        train_items = [train_items[i] for i in pick]
+    train_items = _sample(index.splits["training"], cfg.train.max_train_eval_clips, rng)
     for split, items, seed in (("train", train_items, cfg.train.seed + 3),
                                ("validation", index.splits["validation"], cfg.train.seed + 1),
                                ("test", index.splits["testing"], cfg.train.seed + 4)):
