@@ -57,12 +57,33 @@ def peak_dbfs(samples: np.ndarray) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE) -> dict:
+def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
+                  testing_percentage: float) -> dict | None:
+    """Speakers per split as kws-train would split the folder (same rule, same lists), and the
+    warning kws-train prints when voices cannot be kept apart; None for fewer than two labels."""
+    from kws.trainer import dataset as ds
+
+    try:
+        index = ds.scan_dataset(root, [], 0, 0, validation_percentage, testing_percentage, seed=0,
+                                group_pattern=group_pattern)
+    except ds.DataError:
+        return None
+    info = index.speakers()
+    info["split_by"] = "validation_list/testing_list" if index.used_lists else "speaker-group hash"
+    info["warning"] = index.speaker_warning()
+    return info
+
+
+def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, group_pattern: str | None = None,
+                  validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> dict:
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
-    clipping, silent, duplicate, few_files.
+    clipping, silent, duplicate, few_files. ``speakers`` says how many speakers (groups of
+    ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get.
     """
+    from kws.trainer.config import DEFAULT_GROUP_PATTERN
+
     root = Path(root)
     if not root.is_dir():
         raise AudioError(f"{root}: not a folder (give a dataset folder with one sub-folder per label)")
@@ -115,6 +136,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE) -
         "files": sum(s.files for s in labels.values()),
         "total_s": round(sum(s.total_s for s in labels.values()), 3),
         "labels": {k: labels[k].to_dict() for k in sorted(labels)},
+        "speakers": speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
+                                  validation_percentage, testing_percentage),
         "problems": problems,
     }
 
@@ -129,6 +152,15 @@ def format_stats(stats: dict) -> str:
         fmts = ",".join(s["sample_formats"])
         lines.append(f"{name:<24}{s['files']:>7}{s['total_s']:>10.1f}{s['min_s']:>8.2f}{s['max_s']:>8.2f}"
                      f"  {rates} Hz / {chans} ch / {fmts}")
+    spk = stats.get("speakers")
+    if spk:
+        per = spk["per_split"]
+        lines.append(f"speakers (group_pattern {spk['group_pattern']!r}, split by {spk['split_by']}): "
+                     f"training {per['training']}, validation {per['validation']}, testing {per['testing']}"
+                     + (f"; {spk['files_without_group']} of {spk['files']} files without a group"
+                        if spk["files_without_group"] else ""))
+        if spk.get("warning"):
+            lines.append(spk["warning"])
     probs = stats["problems"]
     lines.append(f"problems: {len(probs) or 'none'}")
     for p in probs:

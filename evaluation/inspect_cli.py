@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import click
 import numpy as np
@@ -97,11 +98,17 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--rate", "expected_rate", type=click.IntRange(1), default=16000, show_default=True,
               help="Sample rate the model expects; other rates are flagged.")
+@click.option("--group-pattern", default=None,
+              help="Regex on the file name whose first group is the speaker id (kws-train's data.group_pattern; "
+                   "default: the text before _nohash_).")
+@click.option("--validation-percentage", type=click.FloatRange(0, 100, max_open=True), default=10.0, show_default=True)
+@click.option("--testing-percentage", type=click.FloatRange(0, 100, max_open=True), default=10.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data_stats_cmd(folder, expected_rate, as_json) -> None:
+def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, testing_percentage, as_json) -> None:
     """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,
     clipping (>0.1% samples at full scale), silent files (peak < -50 dBFS), exact duplicates,
-    labels with few files (< 20 or < 10% of the median), unreadable files.
+    labels with few files (< 20 or < 10% of the median), unreadable files; and how many speakers
+    each split gets under kws-train's rule (warning when file names carry no speaker id).
 
     \b
     Example:
@@ -110,7 +117,13 @@ def data_stats_cmd(folder, expected_rate, as_json) -> None:
     from .datastats import dataset_stats, format_stats
 
     try:
-        stats = dataset_stats(folder, expected_rate)
+        if group_pattern:
+            try:
+                if re.compile(group_pattern).groups < 1:
+                    raise click.BadParameter("needs a (group) capturing the speaker id", param_hint="--group-pattern")
+            except re.error as exc:
+                raise click.BadParameter(f"not a valid regex ({exc})", param_hint="--group-pattern") from None
+        stats = dataset_stats(folder, expected_rate, group_pattern, validation_percentage, testing_percentage)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(stats) if as_json else format_stats(stats))

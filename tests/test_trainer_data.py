@@ -226,3 +226,56 @@ def test_dataset_url_is_downloaded_cached_and_unpacked(http_root, tmp_path, monk
     assert (zdata / "yes" / "a_nohash_0.wav").read_bytes() == wav
     with pytest.raises(FetchError, match="download failed"):
         fetch_dataset(f"{base}/missing.tar.gz", max_mb=10, quiet=True)
+
+
+def _speaker_layout(root: Path, speakers=12, takes=3, words=("yes", "no", "cat")):
+    for w in words:
+        for s in range(speakers):
+            for t in range(takes):
+                write_wav(root / w / f"spk{s:02d}_{t}.wav", _tone(freq=200 + 40 * s), SR)
+    return root
+
+
+def test_group_pattern_keeps_each_speaker_on_one_side(tmp_path):
+    root = _speaker_layout(tmp_path / "d")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 100, 20, 20, seed=0, group_pattern=r"^([^_]+)_")
+    side = {}
+    for split, items in index.splits.items():
+        for item in items:
+            if item.path:
+                assert item.group == Path(item.path).name.split("_")[0]
+                assert side.setdefault(item.group, split) == split, f"{item.group} on two sides"
+    info = index.speakers()
+    assert sum(info["per_split"].values()) == 12 and min(info["per_split"].values()) >= 1
+    assert info["files_without_group"] == 0 and info["groups_in_several_splits"] == 0
+    assert index.speaker_warning() is None
+    # the split.json round trip keeps the groups
+    again = ds.DataIndex.from_json(index.to_json())
+    assert again.splits == index.splits and again.to_json()["speakers"] == info
+
+
+def test_no_speaker_id_in_the_file_names_is_said_in_one_line(tmp_path):
+    root = _speaker_layout(tmp_path / "d")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 20, 20, seed=0)  # default: _nohash_ rule
+    warning = index.speaker_warning()
+    assert warning and "\n" not in warning
+    assert "no file name yields a speaker group" in warning and "data.group_pattern" in warning
+    assert "overstate accuracy on new voices" in warning
+    assert index.speakers()["files_without_group"] == index.speakers()["files"] == 72
+
+
+def test_nohash_split_is_unchanged_by_the_group_rule(tmp_path):
+    root = _layout(tmp_path / "d", per=30)
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 20, 20, seed=0)
+    for split, items in index.splits.items():
+        for item in items:
+            assert ds.which_set(item.path, 20, 20) == split
+            assert item.group == Path(item.path).name.split("_nohash_")[0]
+
+
+def test_list_files_that_mix_speakers_are_flagged(tmp_path):
+    root = _speaker_layout(tmp_path / "d", speakers=4, takes=2)
+    (root / "testing_list.txt").write_text("yes/spk00_0.wav\n")  # spk00_1 stays in training
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^([^_]+)_")
+    assert index.speakers()["groups_in_several_splits"] == 1
+    assert "1 speaker group(s) are in more than one split (e.g. spk00)" in index.speaker_warning()

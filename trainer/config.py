@@ -20,6 +20,8 @@ from kws.edge.errors import KwsError
 from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest import SmoothingConfig
 
+# speech_commands' rule: the speaker id is everything before "_nohash_"
+DEFAULT_GROUP_PATTERN = r"^(.*?)_nohash_"
 LR_SCHEDULES = ("cosine", "step", "constant")
 AUTO = "auto"
 OPTIMIZERS = ("adam", "sgd")
@@ -57,8 +59,18 @@ class DataConfig:
     validation_percentage: float = 10.0
     testing_percentage: float = 10.0
     max_download_mb: int = 20000
+    # regex on the file name whose first group is the speaker (or session) id: every file of one
+    # group goes to the same split, and results are reported per group
+    group_pattern: str = DEFAULT_GROUP_PATTERN
 
     def __post_init__(self) -> None:
+        if self.group_pattern:
+            try:
+                groups = re.compile(self.group_pattern).groups
+            except re.error as exc:
+                raise ValueError(f"group_pattern {self.group_pattern!r} is not a valid regex ({exc})") from None
+            if groups < 1:
+                raise ValueError(f"group_pattern {self.group_pattern!r} needs a (group) that captures the speaker id")
         for name in ("silence_percentage", "unknown_percentage"):
             if not 0 <= getattr(self, name) <= 1000:
                 raise ValueError(f"{name} must be in [0, 1000], got {getattr(self, name)}")
@@ -75,26 +87,46 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Training-time augmentation: time shift, background mixing, gain, SpecAugment masks."""
+    """Training-time augmentation for voices, rooms, microphones and noise (configs/default.yaml
+    says what each key does and docs/BENCHMARKS.md what it is worth on speakers never heard)."""
 
     time_shift_ms: float = 100.0
+    speed_range: tuple[float, ...] = (0.9, 1.1)
+    vtlp_range: tuple[float, ...] = (0.9, 1.1)
+    reverb_probability: float = 0.5
+    reverb_rt60_s: tuple[float, ...] = (0.15, 0.8)
+    reverb_drr_db: tuple[float, ...] = (0.0, 12.0)
+    rir_dir: str = ""
+    recorded_rir_share: float = 0.5
+    eq_probability: float = 0.5
+    eq_db: float = 6.0
+    band_limit_probability: float = 0.1
     background_frequency: float = 0.8
+    background_snr_db: tuple[float, ...] = (0.0, 20.0)
     background_volume: float = 0.1
     silence_volume: float = 1.0
-    gain_db: float = 6.0
+    gain_db: float = 20.0
     time_masks: int = 2
     time_mask_frames: int = 10
     freq_masks: int = 2
     freq_mask_bins: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("background_frequency",):
+        for name in ("background_frequency", "reverb_probability", "recorded_rir_share", "eq_probability",
+                     "band_limit_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("time_shift_ms", "background_volume", "silence_volume", "gain_db", "time_masks",
+        for name in ("time_shift_ms", "background_volume", "silence_volume", "gain_db", "eq_db", "time_masks",
                      "time_mask_frames", "freq_masks", "freq_mask_bins"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name, lo, hi in (("speed_range", 0.5, 2.0), ("vtlp_range", 0.7, 1.4), ("reverb_rt60_s", 0.01, 3.0),
+                             ("reverb_drr_db", -20.0, 40.0), ("background_snr_db", -20.0, 60.0)):
+            value = getattr(self, name)
+            if name == "background_snr_db" and not value:
+                continue  # empty: the tutorial's raw-volume mixing (background_volume)
+            if len(value) != 2 or not lo <= value[0] <= value[1] <= hi:
+                raise ValueError(f"{name} must be [min, max] with {lo} <= min <= max <= {hi}, got {list(value)}")
 
 
 @dataclass(frozen=True)
@@ -246,8 +278,19 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         item_type = typing.get_args(annotation)[0]
+        if item_type is float:  # "0.9,1.1" typed on the command line or into a form
+            value = [_number_or_text(v) for v in value]
         return tuple(_coerce(v, item_type, where) for v in value)
     raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _build_section(cls: type, values: dict[str, Any], section: str, source: str) -> Any:

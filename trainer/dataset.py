@@ -2,8 +2,10 @@
 
 One folder per label; ``_background_noise_/`` holds noise for mixing; wanted words keep their
 label, every other folder (and ``_unknown_/``) becomes ``_unknown_``; ``_silence_`` clips are
-made from background. The split hashes the file name up to ``_nohash_`` so it is stable as the
-data grows, and ``validation_list.txt`` / ``testing_list.txt`` win when present.
+made from background. Each file belongs to a group (its speaker or session: the first group of
+``data.group_pattern`` on the file name, by default the text before ``_nohash_``); the split hashes
+the group, so one speaker's files stay on one side and the split is stable as the data grows.
+``validation_list.txt`` / ``testing_list.txt`` win when present.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from kws.edge.audio import WavInfo, read_wav, resample
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 
+from .config import DEFAULT_GROUP_PATTERN
+
 BACKGROUND_DIR = "_background_noise_"
 UNKNOWN_DIR = UNKNOWN_LABEL
 VALIDATION_LIST = "validation_list.txt"
@@ -40,9 +44,21 @@ class DataError(KwsError):
 
 def which_set(filename: str, validation_percentage: float, testing_percentage: float) -> str:
     """The split of a file: SHA-1 of its name without the ``_nohash_`` part, as speech_commands does."""
-    base = os.path.basename(filename)
-    hash_name = NOHASH_RE.sub("", base)
-    digest = hashlib.sha1(hash_name.encode("utf-8")).hexdigest()
+    return split_of_key(NOHASH_RE.sub("", os.path.basename(filename)), validation_percentage, testing_percentage)
+
+
+def group_of(filename: str, pattern: re.Pattern | None) -> str | None:
+    """The speaker/session id of a file: the first group of ``pattern`` searched in its file name,
+    or None when it does not match (the file is then a group of its own)."""
+    if pattern is None:
+        return None
+    match = pattern.search(os.path.basename(filename))
+    return match.group(1) if match and match.group(1) is not None else None
+
+
+def split_of_key(key: str, validation_percentage: float, testing_percentage: float) -> str:
+    """The split of a hashing key (a group id, or a file name without group): speech_commands' rule."""
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
     percentage = (int(digest, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if percentage < validation_percentage:
         return "validation"
@@ -53,10 +69,11 @@ def which_set(filename: str, validation_percentage: float, testing_percentage: f
 
 @dataclass(frozen=True)
 class Item:
-    """One example: a file (or None for silence) and its label."""
+    """One example: a file (or None for silence), its label and its speaker/session group."""
 
     path: str | None
     label: str
+    group: str | None = None
 
 
 @dataclass
@@ -70,9 +87,46 @@ class DataIndex:
     background_files: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     used_lists: bool = False
+    group_pattern: str = ""
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
+
+    def speakers(self) -> dict:
+        """Speakers (groups) per split, files without a group, and groups found on more than one
+        side (which let validation/test hear voices that training heard)."""
+        per_split = {s: sorted({i.group for i in items if i.path and i.group is not None})
+                     for s, items in self.splits.items()}
+        files = [i for items in self.splits.values() for i in items if i.path]
+        ungrouped = sum(1 for i in files if i.group is None)
+        seen: dict[str, set[str]] = {}
+        for s, groups in per_split.items():
+            for g in groups:
+                seen.setdefault(g, set()).add(s)
+        shared = sorted(g for g, where in seen.items() if len(where) > 1)
+        return {"group_pattern": self.group_pattern,
+                "per_split": {s: len(g) for s, g in per_split.items()},
+                "files": len(files), "files_without_group": ungrouped,
+                "groups_in_several_splits": len(shared), "examples_in_several_splits": shared[:5]}
+
+    def speaker_warning(self) -> str | None:
+        """One line when the split cannot keep voices apart, else None."""
+        info = self.speakers()
+        option = "set data.group_pattern to a regex whose first group is the speaker id " \
+                 "(e.g. '^([^_]+)_' for <speaker>_<take>.wav)"
+        if info["files"] and info["files_without_group"] == info["files"]:
+            return (f"warning: no file name yields a speaker group (data.group_pattern {self.group_pattern!r}), "
+                    "so validation and test share voices with training and overstate accuracy on new voices; "
+                    + option)
+        if info["files_without_group"]:
+            return (f"warning: {info['files_without_group']} of {info['files']} files yield no speaker group "
+                    f"(data.group_pattern {self.group_pattern!r}); each is split on its own and may share a "
+                    "voice with training; " + option)
+        if info["groups_in_several_splits"]:
+            return (f"warning: {info['groups_in_several_splits']} speaker group(s) are in more than one split "
+                    f"(e.g. {', '.join(info['examples_in_several_splits'])}): the list files mix voices, so "
+                    "validation/test accuracy overstates accuracy on new voices")
+        return None
 
     def to_json(self) -> dict:
         """The split as file lists relative to the root, so a resumed run uses exactly it."""
@@ -81,10 +135,12 @@ class DataIndex:
         return {
             "root": str(self.root),
             "labels": self.labels,
-            "splits": {s: [[rel(i.path), i.label] for i in items] for s, items in self.splits.items()},
+            "splits": {s: [[rel(i.path), i.label, i.group] for i in items] for s, items in self.splits.items()},
             "unknown_pool": {s: [rel(p) for p in ps] for s, ps in self.unknown_pool.items()},
             "background_files": [rel(p) for p in self.background_files],
             "used_lists": self.used_lists,
+            "group_pattern": self.group_pattern,
+            "speakers": self.speakers(),
         }
 
     @classmethod
@@ -95,10 +151,12 @@ class DataIndex:
         return cls(
             root=root,
             labels=list(data["labels"]),
-            splits={s: [Item(absp(p), lab) for p, lab in items] for s, items in data["splits"].items()},
+            splits={s: [Item(absp(e[0]), e[1], e[2] if len(e) > 2 else None) for e in items]
+                    for s, items in data["splits"].items()},
             unknown_pool={s: [absp(p) for p in ps] for s, ps in data["unknown_pool"].items()},
             background_files=[absp(p) for p in data["background_files"]],
             used_lists=bool(data.get("used_lists", False)),
+            group_pattern=str(data.get("group_pattern", "")),
         )
 
 
@@ -124,8 +182,11 @@ def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
 
 def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_percentage: float,
                  unknown_percentage: float, validation_percentage: float, testing_percentage: float,
-                 seed: int) -> DataIndex:
-    """Label and split a dataset folder; raises DataError on a missing folder or too few labels."""
+                 seed: int, group_pattern: str = DEFAULT_GROUP_PATTERN) -> DataIndex:
+    """Label and split a dataset folder; raises DataError on a missing folder or too few labels.
+
+    Files whose name matches ``group_pattern`` are split by their group (speaker), so a speaker
+    is on one side only; the others by their own name."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
@@ -161,16 +222,20 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     test_list = _read_list(root / TESTING_LIST)
     used_lists = bool(val_list or test_list)
 
+    pattern = re.compile(group_pattern) if group_pattern else None
+
     def split_of(path: str) -> str:
         if used_lists:
             rel = os.path.relpath(path, root).replace(os.sep, "/")
             return "validation" if rel in val_list else "testing" if rel in test_list else "training"
-        return which_set(path, validation_percentage, testing_percentage)
+        group = group_of(path, pattern)
+        key = group if group is not None else os.path.basename(path)
+        return split_of_key(key, validation_percentage, testing_percentage)
 
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for w in wanted:
         for f in files_by_label[w]:
-            splits[split_of(f)].append(Item(f, w))
+            splits[split_of(f)].append(Item(f, w, group_of(f, pattern)))
     unknown_pool: dict[str, list[str]] = {s: [] for s in SPLITS}
     for f in unknown_files:
         unknown_pool[split_of(f)].append(f)
@@ -183,10 +248,12 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
         n_unknown = min(len(unknown_pool[s]), int(math.ceil(n_wanted * unknown_percentage / 100)))
         if n_unknown:
             chosen = rng.choice(len(unknown_pool[s]), size=n_unknown, replace=False)
-            splits[s].extend(Item(unknown_pool[s][i], UNKNOWN_LABEL) for i in sorted(chosen))
+            splits[s].extend(Item(unknown_pool[s][i], UNKNOWN_LABEL, group_of(unknown_pool[s][i], pattern))
+                             for i in sorted(chosen))
     labels = [SILENCE_LABEL, UNKNOWN_LABEL] + list(wanted)
     return DataIndex(root=root, labels=labels, splits=splits, unknown_pool=unknown_pool,
-                     background_files=background, skipped=skipped, used_lists=used_lists)
+                     background_files=background, skipped=skipped, used_lists=used_lists,
+                     group_pattern=group_pattern)
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
