@@ -25,6 +25,7 @@ FEATURE_TYPES = ("mfcc", "log_mel")
 LOG_OFFSET = 1e-6
 MEL_BREAK_HZ = 700.0
 MEL_HIGH_Q = 1127.0
+VTLP_KNEE = 0.85  # share of the Nyquist frequency up to which a VTLP warp is a plain scaling
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,21 @@ def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return MEL_HIGH_Q * np.log1p(np.asarray(hz, dtype=np.float64) / MEL_BREAK_HZ)
 
 
-def mel_matrix(cfg: FrontendConfig) -> np.ndarray:
-    """Triangular mel filterbank, shape (fft_size // 2 + 1, num_mel_bins); the DC bin gets 0."""
+def warp_frequencies(hz: np.ndarray, factor: float, nyquist: float) -> np.ndarray:
+    """Vocal-tract length warp of a frequency axis (training-side augmentation, never on a device):
+    f -> factor * f up to a knee, then a straight line that keeps the Nyquist frequency in place."""
+    knee = VTLP_KNEE * nyquist * min(1.0, 1.0 / factor)
+    upper = factor * knee + (nyquist - factor * knee) * (hz - knee) / (nyquist - knee)
+    return np.where(hz <= knee, factor * hz, upper)
+
+
+def mel_matrix(cfg: FrontendConfig, warp: float = 1.0) -> np.ndarray:
+    """Triangular mel filterbank, shape (fft_size // 2 + 1, num_mel_bins); the DC bin gets 0.
+    ``warp`` != 1 moves the spectrum's frequencies (VTLP, training only; see warp_frequencies)."""
     num_bins = cfg.fft_size // 2 + 1
     bin_hz = np.linspace(0.0, cfg.sample_rate / 2, num_bins)
+    if warp != 1.0:
+        bin_hz = warp_frequencies(bin_hz, warp, cfg.sample_rate / 2)
     bin_mel = hz_to_mel(bin_hz)
     edges = np.linspace(hz_to_mel(cfg.lower_hz), hz_to_mel(cfg.upper_hz), cfg.num_mel_bins + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
@@ -148,14 +160,21 @@ class Frontend:
             self._dct = None
         self._mel = mel
 
-    def frames_to_features(self, frames: np.ndarray) -> np.ndarray:
-        """Features of already-cut frames, shape (..., window_samples) -> (..., num_features)."""
+    def power_spectrum(self, frames: np.ndarray) -> np.ndarray:
+        """|FFT|^2 of windowed frames, shape (..., window_samples) -> (..., fft_size // 2 + 1)."""
         spectrum = _rfft(frames * self.window, n=self.cfg.fft_size, axis=-1)
-        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-        feats = np.log(power @ self._mel + LOG_OFFSET)
+        return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+
+    def mel_to_features(self, mel_energy: np.ndarray) -> np.ndarray:
+        """Log of mel energies, then the DCT for MFCC."""
+        feats = np.log(mel_energy + LOG_OFFSET)
         if self._dct is not None:
             feats = feats @ self._dct
         return feats.astype(np.float32, copy=False)
+
+    def frames_to_features(self, frames: np.ndarray) -> np.ndarray:
+        """Features of already-cut frames, shape (..., window_samples) -> (..., num_features)."""
+        return self.mel_to_features(self.power_spectrum(frames) @ self._mel)
 
     def num_frames_for(self, num_samples: int) -> int:
         if num_samples < self.cfg.window_samples:

@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from kws.trainer.augment import active_rms
+
 TRIM_DB = -40.0  # frames this far below the loudest frame count as silence
 TRIM_FRAME_MS = 10
 TRIM_PAD_MS = 20  # keep this much of the fade-in/out around the detected speech
 PEAK_LIMIT_DBFS = -1.0
-ACTIVE_DB = -40.0  # level measurement ignores samples this far below the peak (silence around the word)
 LEVEL_MODES = ("rms", "peak")
-
-
-def change_rate(audio: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
-    """Band-limited (FFT) resampling to any rate ratio; exact for the silence-padded utterances the
-    engines return, and ~10x faster than a polyphase filter for 22050 -> 16000 Hz."""
-    if from_rate == to_rate or len(audio) == 0:
-        return audio.astype(np.float32, copy=False)
-    from scipy.fft import next_fast_len
-    from scipy.signal import resample
-
-    n_out = max(1, int(round(len(audio) * to_rate / from_rate)))
-    padded_in = next_fast_len(len(audio) + 64)
-    padded_out = int(round(padded_in * to_rate / from_rate))
-    buf = np.zeros(padded_in, dtype=np.float64)
-    buf[:len(audio)] = audio
-    return resample(buf, padded_out)[:n_out].astype(np.float32)
-
-
-def speed(audio: np.ndarray, factor: float) -> np.ndarray:
-    """Play ``factor`` times faster (pitch moves with it), as speed perturbation does."""
-    if abs(factor - 1.0) < 1e-6:
-        return audio
-    return change_rate(audio, factor, 1.0)
 
 
 def trim_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -64,15 +42,6 @@ def place(audio: np.ndarray, clip_samples: int, position: float) -> tuple[np.nda
 def fits(audio: np.ndarray, clip_samples: int) -> bool:
     """Whether the trimmed utterance fits the clip (else it is reported as too long, never cut)."""
     return len(audio) <= clip_samples
-
-
-def active_rms(audio: np.ndarray) -> float:
-    """RMS over the samples within ACTIVE_DB of the peak (the speech, not the silence around it)."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak <= 0:
-        return 0.0
-    active = audio[np.abs(audio) > peak * 10 ** (ACTIVE_DB / 20)]
-    return float(np.sqrt(np.mean(active.astype(np.float64) ** 2)))
 
 
 def level_dbfs(audio: np.ndarray, mode: str) -> float:

@@ -29,7 +29,9 @@ from kws.edge.audio import load_audio, to_int16
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
-from . import augment, clips
+from kws.trainer import augment
+
+from . import clips
 from .engines import ENGINES, SynthesisError, Synthesizer, Utterance, Voice, available_voices, phonemes
 from .progress import progress_bar
 from .vocabulary import CLOSE_WORDS, GENERAL_WORDS, negative_vocabulary
@@ -359,7 +361,7 @@ def finish_clip(audio: np.ndarray, task: ClipTask, opts: SynthOptions, noises: d
     """Synthesized audio -> the clip (None when the word is longer than the clip), speech ms, offset ms."""
     rng = np.random.default_rng(task.seed)
     sr = opts.sample_rate
-    audio = clips.speed(clips.trim_silence(audio, sr), task.speed)
+    audio = augment.speed(clips.trim_silence(audio, sr), task.speed)
     speech_ms = 1000.0 * len(audio) / sr
     if not clips.fits(audio, opts.clip_samples):
         return None, speech_ms, 0.0

@@ -23,8 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from kws.edge.errors import KwsError
-
-from .clips import change_rate
+from kws.trainer.augment import change_rate
 
 APT_LINE = ("sudo apt-get install -y espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
             "festvox-us-slt-hts")

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from kws.synth import augment, clips
+from kws.synth import clips
+from kws.trainer import augment
 from kws.synth.dataset import META_FIELDS, assign_splits, pick_voices
 from kws.synth.engines import Voice
 from kws.synth.vocabulary import close_words, negative_vocabulary, phonetic_neighbours, spelling_onset, spelling_rhyme
@@ -245,7 +246,7 @@ def test_augmentation_maths():
     noise = augment.colored_noise("white", 16000, rng)
     mixed = augment.mix_at_snr(speech, noise, 10.0)
     added = mixed - speech
-    snr = 20 * np.log10(clips.active_rms(speech) / np.sqrt(np.mean(added ** 2)))
+    snr = 20 * np.log10(augment.active_rms(speech) / np.sqrt(np.mean(added ** 2)))
     assert snr == pytest.approx(10.0, abs=0.01)
     ir = augment.room_impulse_response(0.5, 16000, rng)
     energy = np.cumsum(ir[::-1] ** 2)[::-1]  # Schroeder decay
@@ -255,7 +256,7 @@ def test_augmentation_maths():
     assert clips.level_dbfs(x, "rms") == pytest.approx(-20.0, abs=0.01)
     trimmed = clips.trim_silence(speech, 16000)
     assert 4000 <= len(trimmed) <= 4000 + 2 * 320 + 160
-    assert len(clips.speed(trimmed, 1.25)) == pytest.approx(len(trimmed) / 1.25, abs=1)
+    assert len(augment.speed(trimmed, 1.25)) == pytest.approx(len(trimmed) / 1.25, abs=1)
 
 
 def test_assign_splits_keeps_scarce_recorded_speakers_in_training():

@@ -1,12 +1,95 @@
-"""Training-time augmentation on audio (time shift, gain, background mixing) and on features
-(SpecAugment time/frequency masks). Pure numpy, driven by an explicit Generator."""
+"""The one augmentation library of kws (``kws-train`` and ``kws-synth`` both use it): voices (speed
+perturbation; the vocal-tract warp lives in the training frontend, ``features.py``), rooms (generated
+or recorded impulse responses), microphones and channels (random EQ, band-limiting, input level),
+background noise at a speech-to-noise ratio, time shift, and SpecAugment masks on features.
+
+Pure numpy/scipy; every random choice comes from the ``numpy.random.Generator`` passed in, so the
+same generator state gives the same clip.
+"""
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .config import AugmentConfig
+if TYPE_CHECKING:
+    from .config import AugmentConfig
+
+NOISE_KINDS = ("white", "pink", "brown")
+ACTIVE_DB = -40.0  # level measurement ignores samples this far below the peak (silence around the word)
+RT60_DECAY_DB = 60.0
+REVERB_DIRECT_GAIN = 1.0  # kws-synth's rooms: direct path as strong as all reflections together (DRR 0 dB)
+PREDELAY_MS = 3.0  # sound travel before the first reflections
+MAX_RIR_S = 1.0  # recorded impulse responses are cut to this length
+EQ_POINTS_HZ = (100.0, 250.0, 600.0, 1500.0, 3500.0, 7000.0)  # control points of the random EQ curve
+BAND_ORDER = 4  # slope of the band-limit edges (Butterworth-like magnitude, 24 dB/octave)
+PHONE_LOW_HZ = (200.0, 400.0)  # band-limiting: high-pass corner drawn from this range ...
+PHONE_HIGH_HZ = (3000.0, 4500.0)  # ... and low-pass corner from this one (telephone-like channel)
+CLIP_LIMIT = 1.0  # an ADC saturates here
+RIR_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
+
+
+# ---- levels and resampling ---------------------------------------------------------------------
+
+def active_rms(audio: np.ndarray) -> float:
+    """RMS over the samples within ACTIVE_DB of the peak (the speech, not the silence around it)."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak <= 0:
+        return 0.0
+    active = audio[np.abs(audio) > peak * 10 ** (ACTIVE_DB / 20)]
+    return float(np.sqrt(np.mean(active.astype(np.float64) ** 2)))
+
+
+def change_rate(audio: np.ndarray, from_rate: float, to_rate: float) -> np.ndarray:
+    """Band-limited (FFT) resampling to any rate ratio; exact for silence-padded audio and ~10x
+    faster than a polyphase filter for 22050 -> 16000 Hz."""
+    if from_rate == to_rate or len(audio) == 0:
+        return audio.astype(np.float32, copy=False)
+    from scipy.fft import next_fast_len
+    from scipy.signal import resample
+
+    n_out = max(1, int(round(len(audio) * to_rate / from_rate)))
+    padded_in = next_fast_len(len(audio) + 64)
+    padded_out = int(round(padded_in * to_rate / from_rate))
+    buf = np.zeros(padded_in, dtype=np.float64)
+    buf[:len(audio)] = audio
+    return resample(buf, padded_out)[:n_out].astype(np.float32)
+
+
+def speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``factor`` times faster, tempo and pitch together (band-limited resampling; kws-synth)."""
+    if abs(factor - 1.0) < 1e-6:
+        return audio
+    return change_rate(audio, factor, 1.0)
+
+
+def speed_perturb(audio: np.ndarray, factor: float, length: int) -> np.ndarray:
+    """``length`` samples of the audio played ``factor`` times faster, centred: linear interpolation,
+    about 10x cheaper than ``speed`` per training clip; its aliasing above 7 kHz at factors within
+    +-10% lies beyond the mel filters' upper edge."""
+    if abs(factor - 1.0) < 1e-6:
+        return fit_length(audio, length)
+    n = len(audio)
+    centre_in, centre_out = (n - 1) / 2.0, (length - 1) / 2.0
+    positions = centre_in + (np.arange(length) - centre_out) * factor
+    return np.interp(positions, np.arange(n), audio, left=0.0, right=0.0).astype(np.float32)
+
+
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Centre-crop or zero-pad to exactly ``length`` samples (a sped-up or slowed clip back to size)."""
+    n = len(audio)
+    if n == length:
+        return audio
+    if n > length:
+        start = (n - length) // 2
+        return audio[start:start + length]
+    out = np.zeros(length, dtype=np.float32)
+    start = (length - n) // 2
+    out[start:start + n] = audio
+    return out
 
 
 def time_shift(clip: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
@@ -24,37 +107,238 @@ def time_shift(clip: np.ndarray, max_shift: int, rng: np.random.Generator) -> np
     return out
 
 
+def set_gain_db(audio: np.ndarray, gain_db: float) -> np.ndarray:
+    """The clip ``gain_db`` louder, never past full scale (a louder talker, not a broken ADC)."""
+    gain = 10 ** (gain_db / 20)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0 and peak * gain > CLIP_LIMIT:
+        gain = CLIP_LIMIT / peak
+    return (audio * gain).astype(np.float32)
+
+
+# ---- noise ----------------------------------------------------------------------------------------
+
+def colored_noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """White (flat), pink (1/f power) or brown (1/f^2 power) noise of n samples with unit RMS."""
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
+    white = rng.standard_normal(n)
+    if kind == "white":
+        noise = white
+    else:
+        spectrum = np.fft.rfft(white)
+        f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)  # no infinite gain at DC
+        spectrum /= np.sqrt(f) if kind == "pink" else f
+        noise = np.fft.irfft(spectrum, n)
+    noise = noise - noise.mean()
+    return (noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)).astype(np.float32)
+
+
+def noise_segment(source: np.ndarray, n: int, position: float) -> np.ndarray:
+    """n samples of ``source`` starting at ``position`` (0..1) of it, looped if it is shorter."""
+    if len(source) == 0:
+        return np.zeros(n, dtype=np.float32)
+    start = int(position * max(1, len(source) - n))
+    seg = source[start:start + n]
+    if len(seg) < n:
+        seg = np.resize(source, n) if len(source) < n else np.concatenate([seg, source[:n - len(seg)]])
+    return seg.astype(np.float32, copy=False)
+
+
 def background_segment(backgrounds: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``length``-sample stretch of a random background file (tiled if shorter)."""
+    """A random ``length``-sample stretch of a random background file (looped if shorter)."""
     noise = backgrounds[int(rng.integers(len(backgrounds)))]
-    if len(noise) < length:
-        noise = np.tile(noise, int(np.ceil(length / len(noise))))
-    start = int(rng.integers(0, len(noise) - length + 1))
-    return noise[start:start + length]
+    return noise_segment(noise, length, float(rng.random()))
 
 
-def augment_audio(clip: np.ndarray, is_silence: bool, cfg: AugmentConfig, sample_rate: int,
-                  backgrounds: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One augmented float32 clip: shift, gain, then background at a random volume.
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Speech plus noise scaled so that active speech RMS / noise RMS is ``snr_db``."""
+    speech_rms = active_rms(speech)
+    noise_rms = float(np.sqrt(np.mean(noise.astype(np.float64) ** 2)))
+    if speech_rms <= 0 or noise_rms <= 0:
+        return speech
+    return (speech + noise * (speech_rms / noise_rms) * 10 ** (-snr_db / 20)).astype(np.float32)
 
-    Silence clips are background alone at a volume uniform in [0, silence_volume]; keyword clips
-    get background with probability background_frequency at a volume in [0, background_volume].
+
+# ---- rooms ----------------------------------------------------------------------------------------
+
+def room_impulse_response(rt60_s: float, sample_rate: int, rng: np.random.Generator,
+                          direct_gain: float = REVERB_DIRECT_GAIN) -> np.ndarray:
+    """A synthetic room: a direct path, then exponentially decaying noise (the diffuse tail, with
+    unit energy) reaching -60 dB at ``rt60_s``; ``direct_gain`` sets the direct-to-reverberant ratio
+    (20 log10 of it, in dB). Unit energy overall."""
+    n = max(2, int(rt60_s * sample_rate))
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-np.log(10 ** (RT60_DECAY_DB / 20)) * t / rt60_s)
+    tail[: int(PREDELAY_MS * sample_rate / 1000)] = 0.0
+    tail /= np.sqrt(np.sum(tail ** 2)) + 1e-12
+    ir = tail
+    ir[0] = direct_gain
+    return (ir / np.sqrt(np.sum(ir ** 2))).astype(np.float32)
+
+
+def convolve_same(clip: np.ndarray, ir: np.ndarray) -> np.ndarray:
+    """The clip filtered by ``ir``, same length (the tail past the clip's end is cut, as a recording
+    window would)."""
+    from scipy.signal import fftconvolve
+
+    return fftconvolve(clip, ir)[:len(clip)].astype(np.float32)
+
+
+def reverb(clip: np.ndarray, rt60_s: float, sample_rate: int, rng: np.random.Generator,
+           direct_gain: float = REVERB_DIRECT_GAIN) -> np.ndarray:
+    """The clip as heard in a generated room of the given RT60 (see room_impulse_response)."""
+    return convolve_same(clip, room_impulse_response(rt60_s, sample_rate, rng, direct_gain))
+
+
+def prepare_rir(ir: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A recorded impulse response made ready to use: starts at its strongest tap (the direct path,
+    so the word is not delayed), at most MAX_RIR_S long, unit energy."""
+    ir = np.asarray(ir, dtype=np.float32)
+    start = int(np.argmax(np.abs(ir))) if ir.size else 0
+    ir = ir[start:start + int(MAX_RIR_S * sample_rate)]
+    energy = float(np.sqrt(np.sum(ir.astype(np.float64) ** 2)))
+    if energy <= 0:
+        raise ValueError("impulse response is silent")
+    return (ir / energy).astype(np.float32)
+
+
+def load_rirs(folder: str | os.PathLike, sample_rate: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
+    """Every audio file under ``folder`` as a ready impulse response; unreadable or silent files are
+    returned as (path, why) instead of raised. Raises FileNotFoundError for a missing folder."""
+    from kws.edge.audio import load_audio
+    from kws.edge.errors import AudioError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: augment.rir_dir is not a folder")
+    rirs, skipped = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RIR_SUFFIXES):
+        try:
+            samples, _ = load_audio(path, sample_rate)
+            rirs.append(prepare_rir(samples, sample_rate))
+        except (AudioError, ValueError) as exc:
+            skipped.append((str(path), str(exc).split(": ", 1)[-1]))
+    return rirs, skipped
+
+
+# ---- microphones and channels ---------------------------------------------------------------------
+
+def eq_curve(freqs_hz: np.ndarray, gains_db: Sequence[float]) -> np.ndarray:
+    """A smooth magnitude response: ``gains_db`` at EQ_POINTS_HZ, linear in dB over log frequency
+    between them, flat beyond the first and last point."""
+    logf = np.log(np.maximum(freqs_hz, 1.0))
+    db = np.interp(logf, np.log(EQ_POINTS_HZ), np.asarray(gains_db, dtype=np.float64))
+    return 10 ** (db / 20)
+
+
+def band_curve(freqs_hz: np.ndarray, low_hz: float, high_hz: float, order: int = BAND_ORDER) -> np.ndarray:
+    """Band-pass magnitude with Butterworth-like edges at ``low_hz`` and ``high_hz``."""
+    f = np.maximum(freqs_hz, 1e-3)
+    high_pass = 1.0 / np.sqrt(1.0 + (low_hz / f) ** (2 * order))
+    low_pass = 1.0 / np.sqrt(1.0 + (f / high_hz) ** (2 * order))
+    return high_pass * low_pass
+
+
+def apply_response(clip: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """Filter by a zero-phase magnitude ``response`` given on rfftfreq(len(clip)) bins."""
+    return np.fft.irfft(np.fft.rfft(clip) * response, len(clip)).astype(np.float32)
+
+
+def room_and_channel(clip: np.ndarray, ir: np.ndarray | None, eq_gains: Sequence[float] | None,
+                     band: tuple[float, float] | None, sample_rate: int) -> np.ndarray:
+    """The clip through a room (impulse response ``ir``) and a channel (EQ gains at EQ_POINTS_HZ,
+    band edges ``(low_hz, high_hz)``), any of them None for none, in one FFT pair; same length."""
+    n = len(clip)
+    size = _fast_size(n + (len(ir) - 1 if ir is not None else 0))
+    spectrum = np.fft.rfft(clip, size)
+    if ir is not None:
+        spectrum *= np.fft.rfft(ir, size)
+    if eq_gains is not None or band is not None:
+        freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
+        if eq_gains is not None:
+            spectrum *= eq_curve(freqs, eq_gains)
+        if band is not None:
+            spectrum *= band_curve(freqs, *band)
+    return np.fft.irfft(spectrum, size)[:n].astype(np.float32)
+
+
+def _fast_size(n: int) -> int:
+    """An FFT length >= n with only factors 2, 3 and 5 (fast for pocketfft)."""
+    from scipy.fft import next_fast_len
+
+    return int(next_fast_len(n, real=True))
+
+
+# ---- the training pipeline ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AugmentSources:
+    """Audio the pipeline draws from: background noise files and recorded impulse responses."""
+
+    backgrounds: Sequence[np.ndarray] = ()
+    rirs: Sequence[np.ndarray] = ()
+
+
+def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
+    lo, hi = bounds
+    return float(lo) if lo == hi else float(rng.uniform(lo, hi))
+
+
+def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", sample_rate: int,
+                  sources: AugmentSources | Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One augmented float32 clip of the same length.
+
+    Keyword and _unknown_ clips: speed perturbation, time shift, a room (generated or recorded
+    impulse response), a microphone/channel (random EQ, band-limiting), background noise at a random
+    speech-to-noise ratio (or, with ``background_snr_db`` empty, at the tutorial's raw volume), then
+    a random input level. _silence_ clips: background alone at a volume in [0, silence_volume], then
+    the same input level. Every step's probability or range is in ``cfg`` (configs/default.yaml).
     """
+    if not isinstance(sources, AugmentSources):
+        sources = AugmentSources(backgrounds=tuple(sources))
+    backgrounds = sources.backgrounds
     length = len(clip)
     if is_silence:
         out = np.zeros(length, dtype=np.float32)
         if backgrounds:
-            out += background_segment(backgrounds, length, rng) * rng.uniform(0, cfg.silence_volume)
-        return out
-    out = time_shift(clip, int(round(cfg.time_shift_ms * sample_rate / 1000)), rng)
-    if cfg.gain_db > 0:
-        out = out * np.float32(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))
+            out += background_segment(backgrounds, length, rng) * np.float32(rng.uniform(0, cfg.silence_volume))
+        return _input_level(out, cfg, rng)
+    out = clip
+    if tuple(cfg.speed_range) != (1.0, 1.0):
+        out = speed_perturb(out, _uniform(rng, cfg.speed_range), length)
+    out = time_shift(out, int(round(cfg.time_shift_ms * sample_rate / 1000)), rng)
+    ir = None
+    if cfg.reverb_probability and rng.random() < cfg.reverb_probability:
+        if sources.rirs and rng.random() < cfg.recorded_rir_share:
+            ir = sources.rirs[int(rng.integers(len(sources.rirs)))]
+        else:
+            drr_db = _uniform(rng, cfg.reverb_drr_db)
+            ir = room_impulse_response(_uniform(rng, cfg.reverb_rt60_s), sample_rate, rng, 10 ** (drr_db / 20))
+    eq_gains = band = None
+    if cfg.eq_probability and rng.random() < cfg.eq_probability:
+        eq_gains = rng.uniform(-cfg.eq_db, cfg.eq_db, size=len(EQ_POINTS_HZ))
+    if cfg.band_limit_probability and rng.random() < cfg.band_limit_probability:
+        band = (_uniform(rng, PHONE_LOW_HZ), _uniform(rng, PHONE_HIGH_HZ))
+    if ir is not None or eq_gains is not None or band is not None:
+        out = room_and_channel(out, ir, eq_gains, band, sample_rate)
     if backgrounds and rng.random() < cfg.background_frequency:
-        out = out + background_segment(backgrounds, length, rng) * rng.uniform(0, cfg.background_volume)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+        noise = background_segment(backgrounds, length, rng)
+        if cfg.background_snr_db:
+            out = mix_at_snr(out, noise, _uniform(rng, cfg.background_snr_db))
+        else:
+            out = out + noise * np.float32(rng.uniform(0, cfg.background_volume))
+    return _input_level(out, cfg, rng)
 
 
-def spec_augment(features: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+def _input_level(audio: np.ndarray, cfg: "AugmentConfig", rng: np.random.Generator) -> np.ndarray:
+    """A random input level, uniform in +-gain_db (quieter or louder talker, microphone gain)."""
+    if cfg.gain_db > 0:
+        audio = set_gain_db(audio, float(rng.uniform(-cfg.gain_db, cfg.gain_db)))
+    return np.clip(audio, -CLIP_LIMIT, CLIP_LIMIT).astype(np.float32)
+
+
+def spec_augment(features: np.ndarray, cfg: "AugmentConfig", rng: np.random.Generator) -> np.ndarray:
     """SpecAugment masks on (frames, bins): masked cells take the clip's mean value."""
     if not (cfg.time_masks and cfg.time_mask_frames) and not (cfg.freq_masks and cfg.freq_mask_bins):
         return features

@@ -1,0 +1,188 @@
+"""The augmentation library: each step does what its name says (measured on real signals), the
+training features are deterministic per (seed, epoch) whatever the number of workers, and the
+vocal-tract warp never reaches the device frontend."""
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from kws.edge.audio import write_wav
+from kws.edge.frontend import Frontend, FrontendConfig, mel_matrix
+from kws.trainer import augment as aug
+from kws.trainer import dataset as ds
+from kws.trainer.config import AugmentConfig, ConfigError, load_config
+from kws.trainer.features import WarpedFrontend, training_features
+
+SR = 16000
+
+
+def _tone(freq, n=SR, amp=0.3):
+    return (amp * np.sin(2 * np.pi * freq * np.arange(n) / SR)).astype(np.float32)
+
+
+def _peak_hz(x):
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return np.fft.rfftfreq(len(x), 1 / SR)[int(np.argmax(spec))]
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2)))
+
+
+def test_speed_perturbation_moves_pitch_and_keeps_length():
+    out = aug.speed_perturb(_tone(1000.0), 1.1, SR)
+    assert out.shape == (SR,) and out.dtype == np.float32
+    assert _peak_hz(out[2000:-2000]) == pytest.approx(1100.0, abs=5)
+    assert _peak_hz(aug.speed_perturb(_tone(1000.0), 0.9, SR)[2000:-2000]) == pytest.approx(900.0, abs=5)
+    # a short word played slower stays centred in the clip
+    word = np.zeros(SR, np.float32)
+    word[7000:9000] = _tone(500.0, 2000)
+    slow = aug.speed_perturb(word, 0.8, SR)
+    active = np.flatnonzero(np.abs(slow) > 0.01)
+    assert abs((active[0] + active[-1]) / 2 - SR / 2) < 100
+    assert active[-1] - active[0] == pytest.approx(2000 / 0.8, rel=0.02)
+
+
+def test_background_is_mixed_at_the_requested_snr():
+    rng = np.random.default_rng(0)
+    speech = _tone(440.0, amp=0.02)
+    noise = aug.colored_noise("pink", SR, rng)
+    for snr in (0.0, 10.0, 20.0):
+        mixed = aug.mix_at_snr(speech, noise, snr)
+        assert 20 * np.log10(aug.active_rms(speech) / _rms(mixed - speech)) == pytest.approx(snr, abs=0.01)
+
+
+def test_band_limit_passes_the_phone_band_and_cuts_outside():
+    freqs = np.fft.rfftfreq(SR, 1 / SR)
+    response = aug.band_curve(freqs, 300.0, 3400.0)
+    # 4th-order edges: 100 Hz is 1.6 octaves below 300 Hz (-38 dB), 6 kHz 0.8 above 3.4 kHz (-20 dB)
+    for f, lo, hi in ((100.0, 0.0, 0.015), (1000.0, 0.98, 1.0), (6000.0, 0.09, 0.11)):
+        out = aug.apply_response(_tone(f), response)
+        assert lo <= _rms(out) / _rms(_tone(f)) <= hi, f
+
+
+def test_random_eq_hits_its_control_gains():
+    freqs = np.fft.rfftfreq(SR, 1 / SR)
+    gains = [6.0, -6.0, 3.0, 0.0, -3.0, 6.0]
+    curve = aug.eq_curve(freqs, gains)
+    for f, g in zip(aug.EQ_POINTS_HZ, gains):
+        assert 20 * np.log10(curve[int(f)]) == pytest.approx(g, abs=0.05)
+
+
+def test_generated_room_has_its_direct_to_reverberant_ratio_and_decay():
+    rng = np.random.default_rng(1)
+    ir = aug.room_impulse_response(0.5, SR, rng, direct_gain=10 ** (6 / 20))
+    assert np.sum(ir ** 2) == pytest.approx(1.0, rel=1e-4)
+    assert 10 * np.log10(ir[0] ** 2 / np.sum(ir[1:] ** 2)) == pytest.approx(6.0, abs=0.01)
+    tail = ir[1:] ** 2
+    early, late = tail[SR // 20:SR // 10].mean(), tail[int(0.4 * SR):int(0.45 * SR)].mean()
+    # -60 dB per RT60 = -120 dB/s: 0.35 s between the windows is about -42 dB
+    assert 10 * np.log10(late / early) == pytest.approx(-42, abs=4)
+
+
+def test_recorded_rirs_load_from_a_folder_and_bad_files_are_listed(tmp_path):
+    ir = np.zeros(SR // 2, np.float32)
+    ir[400] = 1.0
+    ir[800:] = 0.05 * np.exp(-np.arange(SR // 2 - 800) / 800.0)
+    write_wav(tmp_path / "rirs" / "hall.wav", ir, SR)
+    (tmp_path / "rirs" / "broken.wav").write_bytes(b"RIFF0000WAVE")
+    rirs, skipped = aug.load_rirs(tmp_path / "rirs", SR)
+    assert len(rirs) == 1 and [p.endswith("broken.wav") for p, _ in skipped] == [True]
+    assert np.argmax(np.abs(rirs[0])) == 0  # starts at the direct path: no delay of the word
+    assert np.sum(rirs[0].astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-3)
+    with pytest.raises(FileNotFoundError):
+        aug.load_rirs(tmp_path / "none", SR)
+
+
+def test_input_level_never_amplifies_past_full_scale():
+    loud = _tone(300.0, amp=0.9)
+    assert np.max(np.abs(aug.set_gain_db(loud, 20.0))) == pytest.approx(1.0, abs=1e-6)
+    quiet = _tone(300.0, amp=0.001)
+    assert _rms(aug.set_gain_db(quiet, 20.0)) / _rms(quiet) == pytest.approx(10.0, rel=1e-4)
+    assert _rms(aug.set_gain_db(quiet, -20.0)) / _rms(quiet) == pytest.approx(0.1, rel=1e-4)
+
+
+def test_vtlp_warp_moves_formants_but_not_the_device_frontend():
+    cfg = FrontendConfig(feature_type="log_mel", num_features=40)
+    plain = mel_matrix(cfg)
+    assert np.array_equal(mel_matrix(cfg, 1.0), plain)
+    fe = Frontend(cfg)
+    power = fe.power_spectrum(fe.frame(_tone(1000.0)))
+    peak = {w: int(np.argmax((power @ mel_matrix(cfg, w)).mean(axis=0))) for w in (0.9, 1.0, 1.1)}
+    assert peak[0.9] < peak[1.0] < peak[1.1]  # a longer vocal tract (warp < 1) sounds lower
+
+
+def _cfg(**augment):
+    return load_config(None, [f"augment.{k}={v}" for k, v in augment.items()])
+
+
+def _items_and_clips(tmp_path):
+    rng = np.random.default_rng(3)
+    clips, items = {}, []
+    for i in range(300):
+        path = str(tmp_path / f"w{i}.wav")
+        clips[path] = (rng.standard_normal(SR) * 3000).astype(np.int16)
+        items.append(ds.Item(path, "yes" if i % 2 else "no", f"spk{i % 7}"))
+    items += [ds.Item(None, "_silence_")] * 20
+    noise = [aug.colored_noise("pink", 3 * SR, rng)]
+    return items, clips, noise
+
+
+def test_training_features_are_deterministic_per_seed_and_epoch(tmp_path):
+    items, clips, noise = _items_and_clips(tmp_path)
+    cfg = load_config(None)
+    sources = aug.AugmentSources(backgrounds=tuple(noise))
+    a = training_features(items, clips, cfg, sources, [], seed=[5, 0], workers=1)
+    b = training_features(items, clips, cfg, sources, [], seed=[5, 0], workers=3)
+    c = training_features(items, clips, cfg, sources, [], seed=[5, 1], workers=2)
+    assert a.shape == (len(items), *cfg.features.input_shape) and a.dtype == np.float32
+    assert np.all(np.isfinite(a))
+    assert np.array_equal(a, b)  # the same clips whatever the number of workers
+    assert not np.allclose(a, c)  # another epoch, other clips
+
+
+def test_each_augmentation_changes_the_features_and_off_means_off(tmp_path):
+    items, clips, noise = _items_and_clips(tmp_path)
+    sources = aug.AugmentSources(backgrounds=tuple(noise))
+    off = dict(speed_range="[1.0,1.0]", vtlp_range="[1.0,1.0]", reverb_probability=0, eq_probability=0,
+               band_limit_probability=0, background_frequency=0, gain_db=0, time_shift_ms=0, time_masks=0,
+               freq_masks=0)
+    words = [i for i in items if i.path]
+    base = training_features(words, clips, _cfg(**off), sources, [], seed=[1, 0], workers=1)
+    fe = Frontend(load_config(None).features)
+    clean = np.stack([fe.features(clips[i.path].astype(np.float32) / 32768.0) for i in words])
+    np.testing.assert_allclose(base, clean, atol=1e-4)  # everything off: the device's features
+    for key, value in (("speed_range", "[0.9,1.1]"), ("vtlp_range", "[0.9,1.1]"), ("reverb_probability", 1),
+                       ("eq_probability", 1), ("band_limit_probability", 1), ("background_frequency", 1),
+                       ("gain_db", 20)):
+        changed = training_features(words, clips, _cfg(**{**off, key: value}), sources, [], seed=[1, 0], workers=1)
+        assert not np.allclose(changed, base, atol=1e-3), key
+
+
+def test_warped_frontend_matches_the_edge_frontend_without_warp():
+    cfg = load_config(None, ["augment.vtlp_range=[1.0,1.0]"])
+    audio = np.random.default_rng(0).standard_normal((3, SR)).astype(np.float32) * 0.1
+    wf = WarpedFrontend(cfg)
+    np.testing.assert_allclose(wf.features(audio, np.zeros(3, np.int64)), Frontend(cfg.features).features(audio),
+                               rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("augment.speed_range=[1.2,0.9]", "speed_range must be [min, max]"),
+    ("augment.vtlp_range=[0.5]", "vtlp_range must be [min, max]"),
+    ("augment.reverb_probability=1.5", "reverb_probability must be in [0, 1]"),
+    ("augment.background_snr_db=[30,10]", "background_snr_db must be [min, max]"),
+    ("data.group_pattern=nohash", "needs a (group)"),
+    ("data.group_pattern=([a-z", "not a valid regex"),
+])
+def test_bad_augmentation_and_group_settings_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override])
+
+
+def test_ranges_typed_on_the_command_line():
+    cfg = load_config(None, ["augment.speed_range=0.95,1.05", "augment.background_snr_db=[]"])
+    assert cfg.augment.speed_range == (0.95, 1.05)
+    assert cfg.augment.background_snr_db == ()
+    assert dataclasses.asdict(AugmentConfig())["gain_db"] == 20.0
