@@ -173,6 +173,52 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_finishes_it(tiny_dataset, tmp_
 
 
 @pytest.mark.slow
+def test_resume_continues_exactly_as_an_uninterrupted_run(tiny_dataset, tmp_path):
+    """Stopped after epoch 1 and resumed to 3, a run ends with the same losses and weights as one
+    that ran 3 epochs straight: every random stream depends on (seed, epoch) alone."""
+    import numpy as np
+
+    args = ["--data", str(tiny_dataset), "--words", ",".join(FIXTURE_WORDS), "--arch", "tiny_conv", "-q", *FAST]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    for out, epochs in ((straight, 3), (stopped, 1)):
+        res = subprocess.run(KWS_TRAIN + args + ["--out", str(out), "--set", f"train.epochs={epochs}"],
+                             env=_env(), capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+    # the first run's schedule must not depend on its epoch count for this to be a fair stop:
+    # epoch 1 is the warm-up epoch in both (train.warmup_epochs = 1)
+    res = subprocess.run(KWS_TRAIN + ["--resume", str(stopped), "--set", "train.epochs=3", "-q"],
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    h1 = json.loads((straight / "state.json").read_text())["history"]
+    h2 = json.loads((stopped / "state.json").read_text())["history"]
+    assert [h["loss"] for h in h1] == [h["loss"] for h in h2]
+    assert [h["val_accuracy"] for h in h1] == [h["val_accuracy"] for h in h2]
+    import keras
+    w1 = keras.models.load_model(straight / "ckpts" / "last.keras").get_weights()
+    w2 = keras.models.load_model(stopped / "ckpts" / "last.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
+
+
+def test_test_accuracy_is_reported_per_unseen_speaker(trained_run):
+    m = json.loads((trained_run / "metrics.json").read_text())
+    split = json.loads((trained_run / "split.json").read_text())
+    test = m["test"]
+    spk = test["by_speaker"]
+    groups = {g for _, _, g in split["splits"]["testing"] if g is not None}
+    trained = {g for _, _, g in split["splits"]["training"] if g is not None}
+    assert spk["speakers"] == len(groups) > 0
+    assert spk["unseen_speakers"] == len(groups - trained) == spk["speakers"]  # the split keeps voices apart
+    # per-speaker results add up to the accuracy over the clips that have a speaker (all but _silence_)
+    cm = test["confusion_matrix"]
+    correct = sum(cm[i][i] for i in range(1, len(cm)))
+    total = test["count"] - sum(cm[0])
+    per = spk["per_speaker"].values()
+    assert sum(v["count"] for v in per) == total
+    assert sum(v["accuracy"] * v["count"] for v in per) == pytest.approx(correct, abs=0.01)
+    assert spk["worst"][0]["accuracy"] == spk["min_accuracy"] == min(v["accuracy"] for v in per)
+
+
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tiny_dataset, tmp_path):
     out = tmp_path / "mirrored"
     res = subprocess.run(KWS_TRAIN + ["--data", str(tiny_dataset), "--words", "up,down", "--out", str(out),

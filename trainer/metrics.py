@@ -38,6 +38,29 @@ def classification_report(true: Sequence[int], pred: Sequence[int], labels: Sequ
     }
 
 
+WORST_GROUPS = 5  # speakers listed as the worst in reports
+
+
+def group_report(true: Sequence[int], pred: Sequence[int], groups: Sequence[str | None],
+                 seen_groups: Sequence[str] = ()) -> dict | None:
+    """Accuracy per speaker (group) of the clips that have one, the worst WORST_GROUPS of them, and
+    how many of the speakers are unseen (not in ``seen_groups``, e.g. training's). None when no
+    clip has a group."""
+    per: dict[str, list[int]] = {}
+    for t, p, g in zip(true, pred, groups):
+        if g is not None:
+            per.setdefault(g, []).append(int(t == p))
+    if not per:
+        return None
+    seen = set(seen_groups)
+    per_group = {g: {"accuracy": round(sum(v) / len(v), 5), "count": len(v)} for g, v in sorted(per.items())}
+    worst = sorted(per_group.items(), key=lambda kv: (kv[1]["accuracy"], -kv[1]["count"], kv[0]))[:WORST_GROUPS]
+    accs = [v["accuracy"] for v in per_group.values()]
+    return {"speakers": len(per_group), "unseen_speakers": sum(1 for g in per_group if g not in seen),
+            "min_accuracy": min(accs), "median_accuracy": round(float(np.median(accs)), 5),
+            "worst": [{"speaker": g, **v} for g, v in worst], "per_speaker": per_group}
+
+
 def plot_confusion(cm: np.ndarray | list, labels: Sequence[str], title: str = "confusion matrix") -> bytes:
     """A PNG of the confusion matrix (rows: true label, columns: predicted), counts in each cell."""
     import matplotlib

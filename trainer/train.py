@@ -24,9 +24,10 @@ from kws.edge.errors import KwsError
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
 
 from . import dataset as ds
+from .augment import AugmentSources, load_rirs
 from .config import Config, load_config, save_config
 from .features import eval_features, training_features
-from .metrics import classification_report, plot_confusion
+from .metrics import classification_report, group_report, plot_confusion
 from .run import RunDir, new_run_dir, save_keras_atomic
 from .tfimport import import_tensorflow
 
@@ -155,6 +156,18 @@ def _install_sigterm() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+SEED_STATE_SUFFIX = "seed_generator_state"
+
+
+def reseed_layers(model, seed: int, epoch: int) -> None:
+    """Set every layer's random state (dropout's seed generators) from (seed, epoch): Keras does
+    not restore these from a checkpoint, so without this a resumed run drops other units."""
+    states = [v for v in model.non_trainable_variables if v.path.endswith(SEED_STATE_SUFFIX)]
+    for i, var in enumerate(states):
+        base = np.random.SeedSequence([seed, epoch, i]).generate_state(1)[0]
+        var.assign(np.array([base, 0], dtype=var.dtype))
+
+
 def _predict(model, x: np.ndarray, batch_size: int) -> np.ndarray:
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
@@ -195,7 +208,7 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         root = fetch_dataset(data_path, cfg.data.max_download_mb, quiet) if is_url(data_path) else Path(data_path)
         index = ds.scan_dataset(root, cfg.data.wanted_words, cfg.data.silence_percentage,
                                 cfg.data.unknown_percentage, cfg.data.validation_percentage,
-                                cfg.data.testing_percentage, cfg.train.seed)
+                                cfg.data.testing_percentage, cfg.train.seed, cfg.data.group_pattern)
     rng = np.random.default_rng(cfg.train.seed)
     train_unknown = index.unknown_pool["training"]
     n_unknown_train = sum(1 for i in index.splits["training"] if i.label == ds.UNKNOWN_LABEL)
@@ -208,9 +221,18 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         clips, report = ds.load_clips(paths, cfg.features.sample_rate, cfg.features.clip_samples,
                                       progress=bar.update)
     backgrounds, bg_skipped = ds.load_background(index.background_files, cfg.features.sample_rate)
-    skipped = index.skipped + report.skipped + bg_skipped
+    rirs, rir_skipped = [], []
+    if cfg.augment.rir_dir:
+        try:
+            rirs, rir_skipped = load_rirs(cfg.augment.rir_dir, cfg.features.sample_rate)
+        except FileNotFoundError as exc:
+            raise ds.DataError(str(exc)) from None
+        if not rirs:
+            raise ds.DataError(f"{cfg.augment.rir_dir}: augment.rir_dir holds no readable impulse response")
+    skipped = index.skipped + report.skipped + bg_skipped + rir_skipped
     report.skipped = skipped
-    say(f"data: {report.summary(cfg.features.sample_rate)}; {len(backgrounds)} background files")
+    say(f"data: {report.summary(cfg.features.sample_rate)}; {len(backgrounds)} background files"
+        + (f"; {len(rirs)} recorded impulse responses" if cfg.augment.rir_dir else ""))
     if skipped:
         shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
         more = f" ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
@@ -226,7 +248,10 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     if not backgrounds:
         print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
               "background noise is mixed in", file=sys.stderr)
-    return index, clips, backgrounds, train_unknown
+    warning = index.speaker_warning()
+    if warning:
+        print(warning, file=sys.stderr)
+    return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
 
 
 def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
@@ -258,7 +283,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
-        index, clips, backgrounds, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+        index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+        backgrounds = sources.backgrounds
     except BaseException:
         if created:
             shutil.rmtree(run.path, ignore_errors=True)
@@ -274,8 +300,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     elif run.read_labels() != labels:
         raise KwsError(f"{run.labels}: labels differ from the saved split; the run folder is inconsistent")
     counts = index.counts()
-    say("split: " + "; ".join(f"{s} {sum(c.values())}" for s, c in counts.items())
-        + f" ({'from validation_list/testing_list' if index.used_lists else 'by file-name hash'}); labels: "
+    speakers = index.speakers()["per_split"]
+    say("split: " + "; ".join(f"{s} {sum(c.values())} ({speakers.get(s, 0)} speakers)" for s, c in counts.items())
+        + f" ({'from validation_list/testing_list' if index.used_lists else 'by speaker-group hash'}); labels: "
         + ", ".join(labels))
 
     keras.utils.set_random_seed(cfg.train.seed)
@@ -318,8 +345,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     y_train = keras.utils.to_categorical(_labels_of(train_items, labels), len(labels))
 
     def epoch_features(epoch: int) -> np.ndarray:
-        rng = np.random.default_rng([cfg.train.seed, epoch])
-        return training_features(train_items, clips, cfg, backgrounds, train_unknown, rng)
+        return training_features(train_items, clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch])
 
     start_epoch = int(state.get("epochs_done", 0))
     best_acc = float(state.get("best_val_accuracy", -1.0))
@@ -339,6 +365,10 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             pending = pool.submit(epoch_features, epoch + 1) if epoch + 1 < cfg.train.epochs else None
             lr = learning_rate(cfg, epoch)
             model.optimizer.learning_rate.assign(lr)
+            # dropout, shuffling and every other TF/numpy draw of this epoch depend on (seed, epoch)
+            # alone, so a resumed run continues exactly as an uninterrupted one would
+            keras.utils.set_random_seed(cfg.train.seed * 1000 + epoch)
+            reseed_layers(model, cfg.train.seed, epoch)
             hist = model.fit(x_train, y_train, batch_size=cfg.train.batch_size, epochs=epoch + 1,
                              initial_epoch=epoch, shuffle=True, verbose=0,
                              callbacks=[_epoch_progress_callback(keras, steps, epoch, cfg.train.epochs, quiet)])
@@ -402,6 +432,7 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
     out: dict = {"labels": labels, "model": info, "config_digest": cfg.digest(), "epochs": run.read_state().get("epochs_done")}
     rng = np.random.default_rng(cfg.train.seed + 2)
     train_items = _sample(index.splits["training"], cfg.train.max_train_eval_clips, rng)
+    training_groups = {i.group for i in index.splits["training"] if i.group is not None}
     for split, items, seed in (("train", train_items, cfg.train.seed + 3),
                                ("validation", index.splits["validation"], cfg.train.seed + 1),
                                ("test", index.splits["testing"], cfg.train.seed + 4)):
@@ -412,6 +443,10 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
         y = _labels_of(items, labels)
         pred = _predict(model, x, cfg.train.batch_size).argmax(axis=1)
         out[split] = classification_report(y, pred, labels)
+        if split != "train":
+            by_speaker = group_report(y, pred, [i.group for i in items], training_groups)
+            if by_speaker:
+                out[split]["by_speaker"] = by_speaker
     save_keras_atomic(model, run.model)
     atomic_write_text(run.metrics, json.dumps(out, indent=1))
     final = out.get("test") or out.get("validation") or out["train"]
@@ -426,7 +461,15 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
     w.close()
 
     def pct(split: str) -> str:
-        return f"{out[split]['accuracy'] * 100:.2f}% (n={out[split]['count']})" if out.get(split) else "n/a"
+        if not out.get(split):
+            return "n/a"
+        spk = out[split].get("by_speaker")
+        voices = (f", {spk['unseen_speakers']} unseen speaker{'s' if spk['unseen_speakers'] != 1 else ''}"
+                  f" (worst {spk['worst'][0]['speaker']} {spk['worst'][0]['accuracy'] * 100:.1f}%)"
+                  if spk and split != "train" else "")
+        if split != "train" and not spk:
+            voices = ", speakers unknown: see data.group_pattern"
+        return f"{out[split]['accuracy'] * 100:.2f}% (n={out[split]['count']}{voices})"
     say(f"accuracy: train {pct('train')}, validation {pct('validation')}, test {pct('test')}")
     print(f"test accuracy: {pct('test')}  model: {run.path}")
     return TrainResult(run.path, out)
