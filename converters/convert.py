@@ -31,7 +31,7 @@ from .errors import AccuracyGuardError, FormatError, OutputError
 from .evaluate import RuntimeResult, run_litert, run_tflite_runtime, scores
 from .flatbuffer import parse_model
 from .report import (CLASS_NOISE_CLIPS, REPORT_FORMAT, REPORT_NAME, REPORT_VERSION, class_changes,
-                     guard_failures)
+                     guard_failures, speaker_changes)
 from .source import AUGMENTED_CALIBRATION_SHARE, RunData, load_keras_model, open_run
 
 FORMATS = ("int8", "float", "pb", "c")
@@ -162,11 +162,11 @@ def _evaluate_tflite(key: str, file: str, data: bytes, path: Path, ev, keras_sco
     entry = None
     sc = None
     if probs is not None:
-        sc = scores(probs, ev.y, labels)
+        sc = scores(probs, ev.y, labels, ev.groups)
         litert.accuracy = sc.accuracy
         art["runtimes"]["ai-edge-litert"] = litert.to_dict()
         art.update(accuracy=sc.accuracy, accuracy_change_points=(sc.accuracy - keras_scores.accuracy) * 100.0,
-                   per_class=class_changes(keras_scores, sc))
+                   per_class=class_changes(keras_scores, sc), per_speaker=speaker_changes(keras_scores, sc))
         entry = ModelEntry(file=file, input=m.input_spec, output=m.output_spec, sha256=art["sha256"],
                            size_bytes=len(data))
         art["input"], art["output"] = _spec(m.input_spec), _spec(m.output_spec)
@@ -222,7 +222,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     data = RunData(src, say)
     ev = data.evaluation()
     keras_probs = _keras_predict(model, ev.x)
-    keras_scores = scores(keras_probs, ev.y, labels)
+    keras_scores = scores(keras_probs, ev.y, labels, ev.groups)
     edge_model = batch1_model(model)
     timings: dict[str, float] = {}
     artifacts: dict[str, dict[str, Any]] = {}

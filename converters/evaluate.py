@@ -77,9 +77,12 @@ class Scores:
     accuracy: float
     per_class: dict[str, float]
     counts: dict[str, int]
+    per_group: dict[str, float] = field(default_factory=dict)  # accuracy per speaker, where known
+    group_counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "per_class": self.per_class, "counts": self.counts}
+        return {"accuracy": self.accuracy, "per_class": self.per_class, "counts": self.counts,
+                "per_speaker": self.per_group, "speaker_counts": self.group_counts}
 
 
 @dataclass
@@ -102,8 +105,10 @@ class RuntimeResult:
         return out
 
 
-def scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> Scores:
-    """Accuracy and per-label accuracy of probabilities against integer labels."""
+def scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
+           groups: tuple[str | None, ...] = ()) -> Scores:
+    """Accuracy and per-label accuracy of probabilities against integer labels, and per speaker
+    (``groups``, one per clip, None where unknown)."""
     pred = probs.argmax(axis=1) if len(probs) else np.zeros((0,), np.int64)
     per_class, counts = {}, {}
     for i, lab in enumerate(labels):
@@ -111,7 +116,14 @@ def scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...]) -> Scores:
         counts[lab] = int(mask.sum())
         if counts[lab]:
             per_class[lab] = float((pred[mask] == i).mean())
-    return Scores(float((pred == y).mean()) if len(y) else 0.0, per_class, counts)
+    per_group, group_counts = {}, {}
+    if len(groups) == len(y):
+        correct = pred == y
+        for g in sorted({g for g in groups if g is not None}):
+            mask = np.array([x == g for x in groups])
+            group_counts[g] = int(mask.sum())
+            per_group[g] = float(correct[mask].mean())
+    return Scores(float((pred == y).mean()) if len(y) else 0.0, per_class, counts, per_group, group_counts)
 
 
 def median_latency_ms(model: TFLiteModel, runs: int = LATENCY_RUNS, warmup: int = LATENCY_WARMUP) -> float:

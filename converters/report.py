@@ -37,6 +37,14 @@ def class_changes(reference: Scores, scored: Scores) -> dict[str, dict[str, floa
     return out
 
 
+def speaker_changes(reference: Scores, scored: Scores) -> dict[str, dict[str, float]]:
+    """Per speaker (test-split group): Keras accuracy, this artifact's, the change in points, clips."""
+    return {g: {"keras": ref, "accuracy": scored.per_group.get(g, 0.0),
+                "change_points": (scored.per_group.get(g, 0.0) - ref) * POINTS,
+                "clips": reference.group_counts.get(g, 0)}
+            for g, ref in reference.per_group.items()}
+
+
 def guard_failures(reference: Scores, int8: Scores, max_drop_points: float) -> list[str]:
     """What the int8 model lost beyond ``max_drop_points``, overall and per class (a class must
     also lose more than class_noise_clips of its clips); empty: passed."""
@@ -112,6 +120,12 @@ def format_table(report: dict[str, Any]) -> str:
     pb = report["artifacts"].get("pb")
     if pb and pb.get("max_abs_diff_vs_keras") is not None:
         lines.append(f"frozen_graph.pb: reloads with TensorFlow, max |diff| vs Keras {pb['max_abs_diff_vs_keras']:.1e}")
+    int8 = report["artifacts"].get("int8") or {}
+    if int8.get("per_speaker"):
+        changes = sorted(int8["per_speaker"].items(), key=lambda kv: kv[1]["change_points"])
+        lines.append(f"int8 per speaker ({len(changes)} in the {split['split']} split), largest changes: "
+                     + ", ".join(f"{g} {c['keras'] * POINTS:.1f}% -> {c['accuracy'] * POINTS:.1f}% "
+                                 f"({c['change_points']:+.2f})" for g, c in changes[:3]))
     guard = report.get("guard")
     if guard and guard.get("checked"):
         lines.append(f"int8 guard (max drop {guard['max_accuracy_drop']:g} points): "

@@ -14,6 +14,7 @@ import numpy as np
 from kws.edge.locate import resolve_model
 from kws.edge.manifest import MANIFEST_NAME
 from kws.trainer import dataset as ds
+from kws.trainer.augment import AugmentSources, load_rirs
 from kws.trainer.config import Config, load_config
 from kws.trainer.features import eval_features, training_features
 from kws.trainer.run import MODEL_FILE, RunDir
@@ -28,7 +29,8 @@ TRAIN_SPLIT = "training"
 TEST_SEED_OFFSET = 4
 VALIDATION_SEED_OFFSET = 1
 CALIBRATION_SEED_OFFSET = 11
-# share of calibration clips drawn with training augmentation (time shift, gain, background mix)
+# share of calibration clips drawn with the full training augmentation (speed, VTLP, rooms,
+# channels, noise at an SNR, input level +-gain_db), so int8 ranges cover what training covered
 AUGMENTED_CALIBRATION_SHARE = 0.5
 
 
@@ -53,6 +55,7 @@ class FeatureSet:
     y: np.ndarray
     split: str
     by_label: dict[str, int]
+    groups: tuple[str | None, ...] = ()
 
 
 def open_run(model_arg: str | os.PathLike | None) -> RunSource:
@@ -154,10 +157,13 @@ class RunData:
         n_aug = int(round(len(items) * AUGMENTED_CALIBRATION_SHARE))
         clean, augmented = items[n_aug:], items[:n_aug]
         no_masks = cfg.replace(augment=dataclasses.replace(cfg.augment, time_masks=0, freq_masks=0))
-        rng = np.random.default_rng(cfg.train.seed + CALIBRATION_SEED_OFFSET)
         parts = [eval_features(clean, self.clips, cfg, self.backgrounds, seed=cfg.train.seed + CALIBRATION_SEED_OFFSET)]
         if augmented:
-            parts.append(training_features(augmented, self.clips, no_masks, self.backgrounds, [], rng))
+            rirs = load_rirs(cfg.augment.rir_dir, cfg.features.sample_rate)[0] if cfg.augment.rir_dir and \
+                Path(cfg.augment.rir_dir).is_dir() else []
+            sources = AugmentSources(backgrounds=tuple(self.backgrounds), rirs=tuple(rirs))
+            parts.append(training_features(augmented, self.clips, no_masks, sources, [],
+                                           seed=[cfg.train.seed, CALIBRATION_SEED_OFFSET]))
         x = np.concatenate(parts).astype(np.float32)
         ordered = clean + augmented
         return FeatureSet(x, self._labels_of(ordered), TRAIN_SPLIT, _count(ordered))
@@ -167,7 +173,8 @@ class RunData:
         cfg = self.src.cfg
         offset = TEST_SEED_OFFSET if self.eval_split == TEST_SPLIT else VALIDATION_SEED_OFFSET
         x = eval_features(self.eval_items, self.clips, cfg, self.backgrounds, seed=cfg.train.seed + offset)
-        return FeatureSet(x, self._labels_of(self.eval_items), self.eval_split, _count(self.eval_items))
+        return FeatureSet(x, self._labels_of(self.eval_items), self.eval_split, _count(self.eval_items),
+                          tuple(i.group for i in self.eval_items))
 
 
 def _count(items: list[ds.Item]) -> dict[str, int]:

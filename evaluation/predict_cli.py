@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import click
 
 from kws.edge.errors import KwsError
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
+from kws.trainer.config import DEFAULT_GROUP_PATTERN
 
 from .predict import DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs, predict_sources, read_list
 
@@ -34,7 +36,11 @@ CONFUSION_PNG = "confusion_matrix.png"
               help="Largest URL download accepted.")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=URL_TIMEOUT_S, show_default=True,
               help="Seconds to wait for a URL.")
-def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir, max_mb, timeout_s) -> None:
+@click.option("--group-pattern", default=DEFAULT_GROUP_PATTERN, show_default=True,
+              help="Regex on the file name whose first group is the speaker: labelled results are also "
+                   "reported per speaker (kws-train's data.group_pattern).")
+def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir, max_mb, timeout_s,
+         group_pattern) -> None:
     """Classify clips: local WAVs, folders of WAVs, http(s) URLs, or a --list with labels.
 
     A clip longer than the model's clip length is scanned with sliding windows (100 ms hop) and
@@ -51,6 +57,12 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
 
     if not inputs and not list_file:
         raise click.UsageError("give WAV files, folders or URLs, or --list FILE")
+    try:
+        pattern = re.compile(group_pattern) if group_pattern else None
+    except re.error as exc:
+        raise click.BadParameter(f"not a valid regex ({exc})", param_hint="--group-pattern") from None
+    if pattern is not None and pattern.groups < 1:
+        raise click.BadParameter("needs a (group) capturing the speaker id", param_hint="--group-pattern")
     try:
         clf = load_classifier(model)
         sources, errors = expand_inputs(inputs)
@@ -74,9 +86,12 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
             tops = "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"])
             truth = f"  (true: {res['true']})" if "true" in res else ""
             click.echo(f"{res['path']}: {tops}{truth}")
-    report = metrics_of(results, clf.labels)
+    report = metrics_of(results, clf.labels, pattern)
     if report is not None and not as_json:
-        click.echo(f"accuracy {100 * report['accuracy']:.2f}% on {report['count']} labelled clips")
+        spk = report.get("by_speaker")
+        speakers = (f" from {spk['speakers']} speakers (worst: " + ", ".join(
+            f"{w['speaker']} {100 * w['accuracy']:.1f}%" for w in spk["worst"][:3]) + ")") if spk else ""
+        click.echo(f"accuracy {100 * report['accuracy']:.2f}% on {report['count']} labelled clips{speakers}")
     if report_dir:
         write_report(Path(report_dir), results, report, clf.labels)
         if not as_json:
@@ -86,16 +101,22 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
         sys.exit(1)
 
 
-def metrics_of(results: list[dict], labels: list[str]) -> dict | None:
-    """Accuracy, per-class P/R/F1 and the confusion matrix of the labelled results (None if none)."""
-    from kws.trainer.metrics import classification_report
+def metrics_of(results: list[dict], labels: list[str], group_pattern: re.Pattern | None = None) -> dict | None:
+    """Accuracy, per-class P/R/F1 and the confusion matrix of the labelled results (None if none),
+    plus accuracy per speaker where ``group_pattern`` finds one in the file names."""
+    from kws.trainer.dataset import group_of
+    from kws.trainer.metrics import classification_report, group_report
 
-    pairs = [(labels.index(r["true"]), labels.index(r["label"])) for r in results
-             if "true" in r and "error" not in r]
-    if not pairs:
+    labelled = [r for r in results if "true" in r and "error" not in r]
+    if not labelled:
         return None
-    true, pred = zip(*pairs)
-    return classification_report(true, pred, labels)
+    true = [labels.index(r["true"]) for r in labelled]
+    pred = [labels.index(r["label"]) for r in labelled]
+    report = classification_report(true, pred, labels)
+    by_speaker = group_report(true, pred, [group_of(str(r["path"]), group_pattern) for r in labelled])
+    if by_speaker:
+        report["by_speaker"] = by_speaker
+    return report
 
 
 def write_report(out: Path, results: list[dict], report: dict | None, labels: list[str]) -> None:
