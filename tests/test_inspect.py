@@ -57,3 +57,22 @@ def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
     assert data[:4] == b"\x89PNG" and len(data) > 20000
     res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "missing.wav")])
     assert res.exit_code == 1 and "no such file" in res.output
+
+
+def test_data_stats_counts_speakers_per_split_and_warns_without_ids(tmp_path):
+    rng = np.random.default_rng(1)
+    for label in ("yes", "no"):
+        for s in range(10):
+            for t in range(2):
+                write_wav(tmp_path / label / f"spk{s}_{t}.wav", word_audio("up", rng), SAMPLE_RATE)
+    plain = CliRunner().invoke(data_stats_cmd, [str(tmp_path)])
+    assert plain.exit_code == 0, plain.output
+    assert "40 of 40 files without a group" in plain.output
+    assert "warning: no file name yields a speaker group" in plain.output
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--group-pattern", "^([^_]+)_",
+                                              "--validation-percentage", "20", "--testing-percentage", "20"])
+    spk = json.loads(res.output)["speakers"]
+    assert sum(spk["per_split"].values()) == 10 and spk["files_without_group"] == 0
+    assert spk["groups_in_several_splits"] == 0 and spk["warning"] is None
+    bad = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--group-pattern", "spk"])
+    assert bad.exit_code == 2 and "needs a (group)" in bad.output

@@ -105,6 +105,29 @@ def test_list_metrics_match_hand_computed_confusion(dist, clips, tmp_path):
     assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_gives_accuracy_per_speaker(dist, clips, tmp_path):
+    """Files named <speaker>_<take>: --group-pattern groups them, metrics.json has each speaker's
+    accuracy computed from the same predictions, and the summary line names the worst."""
+    root = tmp_path / "bytalker"
+    for p in sorted(clips.rglob("*.wav")):
+        (root / p.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, root / p.parent.name / f"talker{int(p.stem[-1]) % 2}_{p.stem}.wav")
+    lst = root / "list.txt"
+    lst.write_text("".join(f"{p.parent.name}/{p.name},{p.parent.name}\n" for p in sorted(root.rglob("*.wav"))))
+    out = tmp_path / "report"
+    res = _run(["-m", dist, "--list", lst, "--json", "--report", out, "--group-pattern", r"^(talker\d)_"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    spk = json.loads((out / "metrics.json").read_text())["by_speaker"]
+    assert set(spk["per_speaker"]) == {"talker0", "talker1"}
+    for name, got in spk["per_speaker"].items():
+        mine = [r for r in rows if Path(r["path"]).name.startswith(name + "_")]
+        assert got["count"] == len(mine)
+        assert got["accuracy"] == pytest.approx(sum(r["label"] == r["true"] for r in mine) / len(mine), abs=1e-5)
+    text = _run(["-m", dist, "--list", lst, "--group-pattern", r"^(talker\d)_"]).output
+    assert "labelled clips from 2 speakers (worst: " in text
+
+
 def test_label_from_folder(dist, clips, tmp_path):
     lst = tmp_path / "l.txt"
     lst.write_text(f"{clips}/down/down0.wav\n{clips}/up/up0.wav,up\n")
