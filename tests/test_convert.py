@@ -76,6 +76,7 @@ def test_writes_every_artifact_and_prints_a_table(converted):
     assert {p.name for p in out.iterdir()} == ALL_FILES
     assert "model_int8.tflite" in result.stdout and "accuracy" in result.stdout
     assert "int8 guard (max drop 1 points): passed" in result.stdout
+    assert "int8 per speaker (" in result.stdout and "largest changes" in result.stdout
     assert not list(out.parent.glob(".kws-convert-*")), "staging folder left behind"
 
 
@@ -197,6 +198,16 @@ def test_report_has_accuracy_ops_sizes_and_runtimes(converted):
     assert r["guard"]["max_accuracy_drop"] == 1.0 and r["guard"]["reference"] == "model.keras"
     assert r["artifacts"]["int8"]["micro_arena"]["estimated_arena_bytes"] > 0
     assert r["artifacts"]["int8"]["calibration"]["by_label"].keys() == set(r["labels"])
+    # per test speaker: Keras vs int8 on the same clips, counts adding up to the speakers' clips
+    split = json.loads((Path(r["model"]) / "split.json").read_text())
+    per = r["artifacts"]["int8"]["per_speaker"]
+    keras = r["keras"]
+    assert per and set(per) == set(keras["per_speaker"])
+    assert sum(v["clips"] for v in per.values()) == sum(keras["speaker_counts"].values())
+    for name, v in per.items():
+        assert v["change_points"] == pytest.approx((v["accuracy"] - v["keras"]) * 100)
+        assert v["keras"] == keras["per_speaker"][name]
+    assert set(per) == {g for _, _, g in split["splits"]["testing"] if g is not None}
 
 
 def test_guard_rejects_int8_keeps_float_and_report(trained_run, tmp_path):
