@@ -74,6 +74,7 @@ $(VENV_STAMP):
 # edge tests always run the current code.
 EDGE_STAMP := $(EDGE_VENV)/.kws-$(shell cat setup.py Makefile | md5sum | cut -c1-12)
 edge-venv: $(EDGE_STAMP)
+	rm -rf build  # setuptools would reuse build/lib, keeping modules that were deleted from the tree
 	$(EDGE_VENV)/bin/pip install -q --no-deps --force-reinstall .
 $(EDGE_STAMP):
 	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
