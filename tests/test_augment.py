@@ -186,3 +186,21 @@ def test_ranges_typed_on_the_command_line():
     assert cfg.augment.speed_range == (0.95, 1.05)
     assert cfg.augment.background_snr_db == ()
     assert dataclasses.asdict(AugmentConfig())["gain_db"] == 20.0
+
+
+def test_generated_noise_has_its_colour_and_is_mixed_without_noise_files():
+    rng = np.random.default_rng(4)
+    n = 8 * SR
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    for exponent in (0.0, 1.0, 2.0):
+        power = np.abs(np.fft.rfft(aug.tilted_noise(n, exponent, rng))) ** 2
+        low = power[(freqs > 100) & (freqs < 200)].mean()
+        high = power[(freqs > 1600) & (freqs < 3200)].mean()
+        # 1/f^k power: 4 octaves apart is 12 dB per unit of k (within the noise of the estimate)
+        assert 10 * np.log10(low / high) == pytest.approx(12.0 * exponent * np.log2(2400 / 150) / 4, abs=1.5)
+    cfg = _cfg(background_frequency=1, generated_noise_share=1, gain_db=0, time_shift_ms=0,
+               speed_range="[1.0,1.0]", reverb_probability=0, eq_probability=0, band_limit_probability=0,
+               background_snr_db="[10,10]")
+    speech = _tone(440.0, amp=0.1)
+    out = aug.augment_audio(speech, False, cfg.augment, SR, aug.AugmentSources(), rng)
+    assert 20 * np.log10(aug.active_rms(speech) / _rms(out - speech)) == pytest.approx(10.0, abs=0.1)

@@ -29,6 +29,8 @@ BAND_ORDER = 4  # slope of the band-limit edges (Butterworth-like magnitude, 24 
 PHONE_LOW_HZ = (200.0, 400.0)  # band-limiting: high-pass corner drawn from this range ...
 PHONE_HIGH_HZ = (3000.0, 4500.0)  # ... and low-pass corner from this one (telephone-like channel)
 CLIP_LIMIT = 1.0  # an ADC saturates here
+NOISE_EXPONENTS = (0.0, 2.0)  # generated noise: spectral slope from white to brown
+GENERATED_NOISE_RMS = 0.05  # its level where a raw volume applies (background_snr_db: [])
 RIR_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
 
 
@@ -143,6 +145,16 @@ def noise_segment(source: np.ndarray, n: int, position: float) -> np.ndarray:
     if len(seg) < n:
         seg = np.resize(source, n) if len(source) < n else np.concatenate([seg, source[:n - len(seg)]])
     return seg.astype(np.float32, copy=False)
+
+
+def tilted_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Noise of n samples with power falling as 1/f^exponent (0 white, 1 pink, 2 brown; any value
+    between), unit RMS: a new noise colour per clip, beyond the colours of the noise files."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+    noise = np.fft.irfft(spectrum * f ** (-exponent / 2), n)
+    noise -= noise.mean()
+    return (noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)).astype(np.float32)
 
 
 def background_segment(backgrounds: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
@@ -322,8 +334,11 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
         band = (_uniform(rng, PHONE_LOW_HZ), _uniform(rng, PHONE_HIGH_HZ))
     if ir is not None or eq_gains is not None or band is not None:
         out = room_and_channel(out, ir, eq_gains, band, sample_rate)
-    if backgrounds and rng.random() < cfg.background_frequency:
-        noise = background_segment(backgrounds, length, rng)
+    if (backgrounds or cfg.generated_noise_share) and rng.random() < cfg.background_frequency:
+        if not backgrounds or (cfg.generated_noise_share and rng.random() < cfg.generated_noise_share):
+            noise = tilted_noise(length, _uniform(rng, NOISE_EXPONENTS), rng) * np.float32(GENERATED_NOISE_RMS)
+        else:
+            noise = background_segment(backgrounds, length, rng)
         if cfg.background_snr_db:
             out = mix_at_snr(out, noise, _uniform(rng, cfg.background_snr_db))
         else:

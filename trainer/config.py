@@ -102,6 +102,7 @@ class AugmentConfig:
     eq_db: float = 6.0
     band_limit_probability: float = 0.1
     background_frequency: float = 0.8
+    generated_noise_share: float = 0.0
     background_snr_db: tuple[float, ...] = (0.0, 20.0)
     background_volume: float = 0.1
     silence_volume: float = 1.0
@@ -113,7 +114,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name in ("background_frequency", "reverb_probability", "recorded_rir_share", "eq_probability",
-                     "band_limit_probability"):
+                     "band_limit_probability", "generated_noise_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("time_shift_ms", "background_volume", "silence_volume", "gain_db", "eq_db", "time_masks",

@@ -1,0 +1,249 @@
+"""Accuracy on speakers never heard: the Arabic Speech Commands set in ../shared/data, split by its
+own speaker-disjoint lists (18 training, 6 validation, 6 test speakers).
+
+    python -m bench.bench_unseen                          # headline run + stream, then the ablation
+    python -m bench.bench_unseen --variants default,before --ablation-epochs 15
+
+Ten words are wanted (yes no up down left right open close start stop); the six others
+(zero..five) are ``_unknown_``; ``_silence_`` is made from background noise. Training mixes the six
+Speech Commands background files (``noise/speech_commands``); the streaming test uses the nine
+Mycroft room recordings (``noise/mycroft``) that training never heard.
+
+Headline: the default config for --epochs. Ablation: each variant (the default config plus its
+``--set`` overrides) for --ablation-epochs (fewer, to fit the machine), the default among them so the
+comparison is like with like. For each run: test accuracy on the 6 unseen speakers, per speaker,
+training throughput. For the headline run: kws-convert
+(int8 accuracy on the same speakers) and kws-eval: thresholds from ``--calibrate`` on a stream of
+the validation speakers, then recall and false accepts per hour on a stream of the test speakers,
+both in noise at 5-20 dB SNR. Results: bench/results/unseen.md (and unseen.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+SOURCE = SHARED / "speech_commands_ar"
+TRAIN_NOISE = SHARED / "noise" / "speech_commands"
+TEST_NOISE = SHARED / "noise" / "mycroft"
+OUT = REPO / "bench" / "out" / "unseen"
+RESULTS = REPO / "bench" / "results" / "unseen.md"
+WORDS = ("yes", "no", "up", "down", "left", "right", "open", "close", "start", "stop")
+LISTS = ("validation_list.txt", "testing_list.txt")
+SNR = "5:20"
+TARGET_FA_PER_HOUR = 1.0
+
+# The default config, then each augmentation switched off alone (the ablation), then all new ones off.
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "no_speed": ["augment.speed_range=[1.0,1.0]"],
+    "no_vtlp": ["augment.vtlp_range=[1.0,1.0]"],
+    "no_reverb": ["augment.reverb_probability=0"],
+    "no_eq_band": ["augment.eq_probability=0", "augment.band_limit_probability=0"],
+    "raw_volume_noise": ["augment.background_snr_db=[]"],
+    "gain_6db": ["augment.gain_db=6"],
+    "generated_noise": ["augment.generated_noise_share=0.3"],
+    "shift_250ms": ["augment.time_shift_ms=250"],
+    "unknown_30pct": ["data.unknown_percentage=30"],
+    "before": ["augment.speed_range=[1.0,1.0]", "augment.vtlp_range=[1.0,1.0]", "augment.reverb_probability=0",
+               "augment.eq_probability=0", "augment.band_limit_probability=0", "augment.background_snr_db=[]",
+               "augment.gain_db=6"],
+}
+
+
+def _convert(src: Path, dst: Path) -> None:
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(".tmp.wav")
+        subprocess.run(["sox", str(src), "-b", "16", str(tmp)], check=True)
+        os.replace(tmp, dst)
+
+
+def prepare() -> Path:
+    """The dataset as 16-bit WAV (sox) with the dataset's own lists and the training noise; also
+    keyword folders of the validation and of the test speakers for the streams. Cached in bench/out."""
+    data = OUT / "data"
+    done = data / ".complete"
+    if done.exists():
+        return data
+    jobs = []
+    for folder in sorted(p for p in SOURCE.iterdir() if p.is_dir()):
+        for f in sorted(folder.glob("*.flac")):
+            jobs.append((f, data / folder.name / (f.stem + ".wav")))
+    for f in sorted(TRAIN_NOISE.glob("*.wav")):
+        jobs.append((f, data / "_background_noise_" / f.name))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        list(pool.map(lambda j: _convert(*j), jobs))
+    for name in LISTS:
+        lines = (SOURCE / name).read_text().split()
+        (data / name).write_text("".join(line.replace(".flac", ".wav") + "\n" for line in lines))
+        stream_dir = OUT / ("stream_validation" if name.startswith("validation") else "stream_test")
+        shutil.rmtree(stream_dir, ignore_errors=True)
+        for line in lines:
+            rel = line.replace(".flac", ".wav")
+            link = stream_dir / rel
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(data / rel)
+    done.touch()
+    return data
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode:
+        raise SystemExit(f"{what} failed ({res.returncode}):\n{res.stderr[-3000:]}")
+    return res
+
+
+def train_variant(data: Path, name: str, sets: list[str], epochs: int) -> dict:
+    out = OUT / "runs" / f"{name}-{epochs}ep"
+    if (out / "metrics.json").is_file():
+        print(f"{name}: cached in {out}", file=sys.stderr)
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "kws.trainer.cli", "--data", str(data), "--out", str(out), "-q",
+               "--words", ",".join(WORDS), "--set", f"train.epochs={epochs}", "--set", "train.batch_size=32"]
+        for s in sets:
+            cmd += ["--set", s]
+        t0 = time.time()
+        _run(cmd, f"training {name}")
+        (out / "bench_wall_s.txt").write_text(f"{time.time() - t0:.1f}\n")
+    metrics = json.loads((out / "metrics.json").read_text())
+    state = json.loads((out / "state.json").read_text())
+    split = json.loads((out / "split.json").read_text())
+    n_train = len(split["splits"]["training"])
+    steady = [h["seconds"] for h in state["history"][1:]] or [state["history"][0]["seconds"]]
+    steady.sort()
+    median_s = steady[len(steady) // 2]
+    return {"name": name, "epochs": epochs, "sets": sets, "run": str(out), "metrics": metrics, "n_train": n_train,
+            "clips_per_s": n_train / median_s, "wall_s": float((out / "bench_wall_s.txt").read_text()) if (out / "bench_wall_s.txt").is_file()
+            else float(state.get("train_seconds", 0.0)),
+            "speakers": split.get("speakers")}
+
+
+def convert_and_stream(run: Path, hours: float) -> dict:
+    dist = run / "dist"
+    cached = dist / f"bench_stream_{hours:g}h.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    if not (dist / "convert_report.json").is_file():
+        # a failed int8 guard exits non-zero but writes the report (and the float model): go on with it
+        subprocess.run([sys.executable, "-m", "kws.converters.cli", "-m", str(run), "--out", str(dist)],
+                       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    if not (dist / "convert_report.json").is_file():
+        raise SystemExit(f"kws-convert wrote no report in {dist}")
+    report = json.loads((dist / "convert_report.json").read_text())
+    int8 = str(dist / ("model_int8.tflite" if (dist / "model_int8.tflite").is_file() else "model_float.tflite"))
+    out: dict = {"convert_report": report, "streamed_model": Path(int8).name}
+    cal = _run([sys.executable, "-m", "kws.evaluation.eval_cli", "-m", int8, "--keywords",
+                str(OUT / "stream_validation"), "--noise", str(TEST_NOISE), "--hours", str(hours), "--snr", SNR,
+                "--seed", "1", "--calibrate", "--target-fa-per-hour", str(TARGET_FA_PER_HOUR), "--json"],
+               "kws-eval --calibrate")
+    out["calibration"] = json.loads(cal.stdout.strip().splitlines()[-1])
+    test = _run([sys.executable, "-m", "kws.evaluation.eval_cli", "-m", int8, "--keywords",
+                 str(OUT / "stream_test"), "--noise", str(TEST_NOISE), "--hours", str(hours), "--snr", SNR,
+                 "--seed", "2", "--json"], "kws-eval on the test speakers")
+    out["test_stream"] = json.loads(test.stdout.strip().splitlines()[-1])
+    cached.write_text(json.dumps(out))
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _row_table(rows: list[dict]) -> list[str]:
+    lines = ["| variant | overrides | epochs | test acc (unseen speakers) | worst speaker | validation acc | "
+             "train clips/s | wall |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        test = r["metrics"].get("test") or {}
+        spk = test.get("by_speaker") or {}
+        worst = spk.get("worst", [{}])[0]
+        lines.append(f"| {r['name']} | {'<br>'.join(f'`{s}`' for s in r['sets']) or '(configs/default.yaml)'} | "
+                     f"{r['epochs']} | "
+                     f"{_pct(test.get('accuracy'))} (n={test.get('count')}, {spk.get('unseen_speakers', '?')} unseen) | "
+                     f"{worst.get('speaker', '?')} {_pct(worst.get('accuracy'))} | "
+                     f"{_pct((r['metrics'].get('validation') or {}).get('accuracy'))} | {r['clips_per_s']:.0f} | "
+                     f"{r['wall_s'] / 60:.1f} min |")
+    return lines
+
+
+def write_results(headline: dict | None, rows: list[dict], stream: dict | None, args) -> None:
+    lines = ["## Speakers never heard (Arabic Speech Commands, speaker-disjoint split)", "",
+             f"Command: `python -m bench.bench_unseen --epochs {args.epochs} --ablation-epochs "
+             f"{args.ablation_epochs} --stream-hours {args.stream_hours}"
+             f"{' --variants ' + ','.join(args.variants) if args.variants != list(VARIANTS) else ''}` "
+             f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+             f"{os.getloadavg()[0]:.1f} at the end; other jobs shared the cores, so times are upper bounds). "
+             "ds_cnn, batch 32; 10 words + `_unknown_` (6 other words) + `_silence_`; test = the dataset's "
+             "6 test speakers, never heard in training.", "", "### Default config", ""]
+    default = headline
+    if default:
+        lines += _row_table([default])
+        per = ((default["metrics"].get("test") or {}).get("by_speaker") or {}).get("per_speaker", {})
+        lines += ["", "Default config, test accuracy per unseen speaker: "
+                  + ", ".join(f"{g} {_pct(v['accuracy'])} (n={v['count']})" for g, v in per.items())]
+    if rows:
+        lines += ["", f"### Ablation ({args.ablation_epochs} epochs each, one seed)", ""] + _row_table(rows)
+    if stream:
+        rep = stream.get("convert_report") or {}
+        arts = rep.get("artifacts", {})
+        int8 = arts.get("int8", {})
+        keras = rep.get("keras", {})
+        worst = sorted((int8.get("per_speaker") or {}).items(), key=lambda kv: kv[1]["change_points"])[:3]
+        lines += ["", f"kws-convert (default run): Keras {_pct(keras.get('accuracy'))}, int8 "
+                  f"{_pct(int8.get('accuracy'))} on the same {(rep.get('evaluation') or {}).get('clips')} "
+                  f"{(rep.get('evaluation') or {}).get('split')} clips of unseen speakers; guard "
+                  f"{'passed' if (rep.get('guard') or {}).get('passed') else 'FAILED'}. Largest int8 changes per "
+                  "speaker: " + ", ".join(f"{g} {c['change_points']:+.2f} points" for g, c in worst) + "."]
+        cal = stream["calibration"].get("calibration", {})
+        t = stream["test_stream"]["at_manifest_thresholds"]
+        lines += ["", f"Streaming, {stream.get('streamed_model')} through kws-eval (edge recognizer), "
+                  f"{args.stream_hours} h streams "
+                  f"in Mycroft noise at {SNR} dB SNR: thresholds from `kws-eval --calibrate --target-fa-per-hour "
+                  f"{TARGET_FA_PER_HOUR:g}` on the validation speakers' stream "
+                  f"({json.dumps(cal.get('thresholds'))}; there FA/h {cal.get('fa_per_hour')}, FRR "
+                  f"{cal.get('frr')}); on the test speakers' stream: **recall {_pct(1 - t['frr'])}, "
+                  f"{t['fa_per_hour']:.2f} false accepts per hour** ({t.get('false_accepts')} in "
+                  f"{t.get('keyword_free_hours', '?')} keyword-free hours)."]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    (RESULTS.with_suffix(".json")).write_text(json.dumps({"headline": headline, "rows": rows, "stream": stream},
+                                                         indent=1, default=str))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="ablation, comma-separated: " + ", ".join(VARIANTS) + " (empty: none)")
+    ap.add_argument("--epochs", type=int, default=30, help="epochs of the headline run")
+    ap.add_argument("--ablation-epochs", type=int, default=15)
+    ap.add_argument("--stream-hours", type=float, default=0.5)
+    ap.add_argument("--no-stream", action="store_true", help="skip kws-convert and the streams")
+    args = ap.parse_args()
+    args.variants = [v for v in args.variants.split(",") if v]
+    if not SOURCE.is_dir():
+        raise SystemExit(f"skipping: {SOURCE} not found (the benchmark needs ../shared/data)")
+    data = prepare()
+    headline = train_variant(data, "default", [], args.epochs)
+    stream = None if args.no_stream else convert_and_stream(Path(headline["run"]), args.stream_hours)
+    rows: list[dict] = []
+    write_results(headline, rows, stream, args)
+    for name in args.variants:
+        rows.append(train_variant(data, name, VARIANTS[name], args.ablation_epochs))
+        write_results(headline, rows, stream, args)
+
+
+if __name__ == "__main__":
+    main()
