@@ -26,6 +26,7 @@ def main() -> None:
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
     if DEMO_DATA.is_dir():
         steps.append(["-m", "bench.bench_train", "--data", str(DEMO_DATA)])
+        steps.append(["-m", "bench.bench_augment_speed", "--data", str(DEMO_DATA)])
         steps.append(["-m", "bench.bench_lr", "--data", str(DEMO_DATA)])
         steps.append(["-m", "bench.bench_convert", "--data", str(DEMO_DATA)])
     else:
