@@ -132,6 +132,7 @@ def http_root(clips, tmp_path_factory):
     (root / "clip.wav").write_bytes((clips / "up" / "up1.wav").read_bytes())
     (root / "page.html").write_text("<html>not audio</html>")
     (root / "big.wav").write_bytes(b"RIFF" + bytes(300_000))
+    (root / "broken.wav").write_bytes(_mp3_in_wav())
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -139,6 +140,16 @@ def http_root(clips, tmp_path_factory):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+def _mp3_in_wav() -> bytes:
+    """A WAV container holding MPEG audio (format tag 0x55): a file the WAV reader refuses."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 0x55, 1, SAMPLE_RATE, 2 * SAMPLE_RATE, 2, 16)
+    data = bytes(100)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -158,17 +169,20 @@ def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
     bad_port = _closed_port()
     res = _run(["-m", dist, "--json", "--max-mb", "0.2", "--timeout", "5",
                 f"{http_root}/clip.wav", f"{http_root}/page.html", f"http://127.0.0.1:{bad_port}/x.wav",
-                f"{http_root}/big.wav", f"{http_root}/missing.wav", "ftp://host/x.wav", clips / "down" / "down1.wav"])
+                f"{http_root}/big.wav", f"{http_root}/missing.wav", "ftp://host/x.wav", f"{http_root}/broken.wav",
+                clips / "down" / "down1.wav"])
     assert res.exit_code == 1
     out = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(o["path"].rsplit("/", 1)[-1], o["label"]) for o in out] == [("clip.wav", "up"), ("down1.wav", "down")]
     err = res.stderr
-    assert "page.html: not a WAV file (Content-Type text/html)" in err
-    assert f"127.0.0.1:{bad_port}/x.wav: cannot reach the server" in err
-    assert "big.wav: response is" in err and "limit" in err
-    assert "missing.wav: HTTP 404" in err
+    assert "page.html: not a WAV file" in err
+    assert f"127.0.0.1:{bad_port}/x.wav: could not fetch http://127.0.0.1:{bad_port}/x.wav: connection refused" in err
+    assert "big.wav: URL content is" in err and "allowed" in err
+    assert "missing.wav: URL returned HTTP 404 Not Found" in err
     assert "ftp://host/x.wav: only http:// and https:// URLs are supported" in err
-    assert "5 input(s) failed" in err
+    broken = next(line for line in err.splitlines() if "broken.wav" in line)
+    assert broken.startswith(f"error: {http_root}/broken.wav: ") and "tmp" not in broken, broken
+    assert "6 input(s) failed" in err
 
 
 def test_bad_model_is_one_line_error(tmp_path):
