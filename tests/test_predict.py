@@ -188,3 +188,34 @@ def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
 def test_bad_model_is_one_line_error(tmp_path):
     res = _run(["-m", tmp_path / "nope", "x.wav"])
     assert res.exit_code == 1 and "no such model file or folder" in res.output
+
+
+def _tampered(dist: Path, tmp_path: Path, name: str, change) -> Path:
+    out = tmp_path / name
+    shutil.copytree(dist, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    change(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_every_tool_refuses_a_manifest_that_does_not_match_its_model(dist, clips, tmp_path):
+    """kws-predict and kws serve's Predictor use kws-listen's loader: same checks, one-line errors."""
+    from kws.edge.errors import ManifestError
+    from kws.serving.predictor import Predictor
+
+    clip = clips / "up" / "up0.wav"
+    cases = {
+        "labels": (lambda m: m.update(labels=m["labels"][:-1]), "outputs, the manifest lists"),
+        "sha256": (lambda m: m["models"]["int8"].update(sha256="0" * 64), "sha256 differs"),
+        "escape": (lambda m: m["models"]["int8"].update(file="../dist/model_int8.tflite"),
+                   "models.int8.file must be a file name inside the manifest's folder"),
+        "rate": (lambda m: m["frontend"].update(sample_rate=10 ** 9), "frontend.sample_rate must be in"),
+    }
+    for name, (change, message) in cases.items():
+        bad = _tampered(dist, tmp_path, name, change)
+        res = _run(["-m", bad, clip])
+        assert res.exit_code == 1 and message in res.output, (name, res.output)
+        assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+        with pytest.raises(ManifestError, match=message.replace(".", r"\.")):
+            Predictor(bad)
