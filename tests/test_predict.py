@@ -219,3 +219,11 @@ def test_every_tool_refuses_a_manifest_that_does_not_match_its_model(dist, clips
         assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
         with pytest.raises(ManifestError, match=message.replace(".", r"\.")):
             Predictor(bad)
+
+
+def test_unwritable_report_folder_is_one_line_error(dist, clips, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    res = _run(["-m", dist, clips / "up" / "up0.wav", "--report", blocker / "report"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert f"{blocker / 'report'}: cannot write the report (Not a directory)" in res.output
