@@ -181,8 +181,9 @@ def _pinned_address(host: str, port: int, policy: UrlPolicy, deadline: _Deadline
 
 
 def _connection(scheme: str, host: str, port: int, address: str, policy: UrlPolicy,
-                deadline: _Deadline) -> http.client.HTTPConnection:
+                deadline: _Deadline, idle_timeout_s: float | None = None) -> http.client.HTTPConnection:
     """An HTTP(S) connection to ``host`` that connects to ``address`` only and checks the peer."""
+    timeout = min(deadline.left(), idle_timeout_s or deadline.timeout_s)
 
     def connect(_addr, timeout, source_address=None):
         sock = socket.create_connection((address, port), timeout, source_address)
@@ -196,9 +197,9 @@ def _connection(scheme: str, host: str, port: int, address: str, policy: UrlPoli
 
     if scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=deadline.left(), context=ssl.create_default_context())
+            host, port, timeout=timeout, context=ssl.create_default_context())
     else:
-        conn = http.client.HTTPConnection(host, port, timeout=deadline.left())
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     conn._create_connection = connect  # type: ignore[attr-defined] # the documented hook of http.client
     return conn
 
@@ -213,10 +214,11 @@ def _status_text(status: int) -> str:
 def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, timeout_s: float,
                policy: UrlPolicy = PUBLIC_ONLY, headers: Mapping[str, str] | None = None,
                on_headers: Callable[[FetchResult], None] | None = None,
-               not_modified_ok: bool = False) -> FetchResult:
+               not_modified_ok: bool = False, idle_timeout_s: float | None = None) -> FetchResult:
     """GET ``url`` and pass its body to ``write`` chunk by chunk, within ``max_bytes`` and
-    ``timeout_s`` in all; ``on_headers`` sees the final response's headers before the body.
-    With ``not_modified_ok`` a 304 answer (to conditional ``headers``) is returned, bodyless."""
+    ``timeout_s`` in all (and ``idle_timeout_s`` without progress, if given); ``on_headers`` sees
+    the final response's headers before the body. With ``not_modified_ok`` a 304 answer (to
+    conditional ``headers``) is returned, bodyless."""
     url = check_url(url)
     deadline = _Deadline(timeout_s)
     try:
@@ -225,7 +227,7 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
             scheme, host = parts.scheme.lower(), parts.hostname or ""
             port = parts.port or DEFAULT_PORTS[scheme]
             address = _pinned_address(host, port, policy, deadline)
-            conn = _connection(scheme, host, port, address, policy, deadline)
+            conn = _connection(scheme, host, port, address, policy, deadline, idle_timeout_s)
             try:
                 target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
                 conn.request("GET", target, headers={"User-Agent": USER_AGENT, **(headers or {})})
@@ -246,7 +248,7 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
                     on_headers(result)
                 while True:
                     if conn.sock is not None:
-                        conn.sock.settimeout(deadline.left())
+                        conn.sock.settimeout(min(deadline.left(), idle_timeout_s or deadline.timeout_s))
                     chunk = resp.read1(CHUNK_BYTES)
                     if not chunk:
                         break
@@ -263,8 +265,10 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
     except FetchError:
         raise
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        if deadline.expired or isinstance(exc, TimeoutError):
+        if deadline.expired:
             raise deadline.error() from None
+        if isinstance(exc, TimeoutError):
+            raise FetchError(f"could not fetch {shown(url)}: no data for {idle_timeout_s or timeout_s:g} s") from None
         raise FetchError(f"could not fetch {shown(url)}: {_os_reason(exc)}") from None
     finally:
         deadline.cancel()
