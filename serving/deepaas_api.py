@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 import kws
 from kws.edge.errors import KwsError, ModelNotFoundError
@@ -41,6 +41,8 @@ DESCRIPTION = ("Keyword spotting: small convolutional models trained on folders 
 ARG_SEPARATOR = "_"  # train argument names are <section>_<key>, e.g. train_epochs, data_wanted_words
 # deepaas-run takes no options of ours: a lab set-up lets URLs reach its own network with this
 ALLOW_PRIVATE_ENV = "KWS_ALLOW_PRIVATE_URLS"
+QUERY_NAMES_LOCATION = "kws_query_names"  # a webargs location registered below: all query argument names
+ARGUMENT_CHECK = "kws_argument_check"  # not <section>_<key> of any config section: never reaches the config
 NO_MODEL_MESSAGE = "no model to predict with yet: train one first (POST /v2/models/kws/train/)"
 # an absolute path in a message (not the path part of a URL): replaced before a client sees it
 SERVER_PATH_RE = re.compile(r"(?<![\w:/.])/[^\s'\"():,]+")
@@ -161,8 +163,36 @@ def _field_for(annotation: Any, default: Any, description: str, choices: tuple[s
     return fields.Str(**kwargs)
 
 
+def _query_names(request, name: str, field: fields.Field) -> list[str]:
+    """A webargs location: the names of every query argument of the request."""
+    return sorted(set(request.query.keys()))
+
+
+def _argument_check(known: set[str]) -> fields.Field:
+    """A field that sees every query argument name and rejects (422, naming them) those not in ``known``.
+
+    DEEPaaS's parser looks up declared names only, so an unknown (misspelt) training argument would
+    otherwise be dropped silently and the run trained with the default."""
+    from webargs import aiohttpparser
+
+    parser = aiohttpparser.parser
+    if QUERY_NAMES_LOCATION not in parser.__location_map__:
+        parser.location_handler(QUERY_NAMES_LOCATION)(_query_names)
+
+    def check(names: list[str]) -> None:
+        unknown = sorted(set(names) - known - {ARGUMENT_CHECK})
+        if unknown:
+            raise ValidationError(f"unknown training argument(s): {', '.join(unknown)} (arguments are "
+                                  f"<section>_<key>, e.g. train_epochs)")
+
+    return fields.List(fields.Str(), required=False, load_default=list, validate=check, metadata={
+        "location": QUERY_NAMES_LOCATION, "description": "(set by the server: rejects unknown arguments; "
+                                                         "a value given here is ignored)"})
+
+
 def get_train_args() -> dict[str, fields.Field]:
-    """One argument per config value, named <section>_<key> (as ``--set section.key=`` of kws-train)."""
+    """One argument per config value, named <section>_<key> (as ``--set section.key=`` of kws-train),
+    and a check that rejects any other argument."""
     from kws.trainer.config import Config
 
     hints = typing.get_type_hints(Config)
@@ -178,6 +208,7 @@ def get_train_args() -> dict[str, fields.Field]:
             if name == "data_path":
                 desc = "data folder (one sub-folder of WAVs per label) or URL of a .tar.gz holding them"
             args[name] = _field_for(sec_hints[f.name], getattr(defaults, f.name), desc, choices.get(name))
+    args[ARGUMENT_CHECK] = _argument_check(set(args))
     return args
 
 

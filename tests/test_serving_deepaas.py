@@ -83,6 +83,11 @@ def test_deepaas_without_a_model_says_so(deepaas, tmp_path):
     status, out = request(f"{base}/models/{MODEL}/predict/", body, {"Content-Type": ctype})
     assert status == 404 and "train one first" in out["error"], out
     assert str(models) not in json.dumps(out) and list(tmp.iterdir()) == []
+    # a misspelt training argument is rejected, not silently replaced by its default
+    status, out = request(f"{base}/models/{MODEL}/train/?data_path=/nowhere&train_epochz=3", b"", method="POST")
+    assert status == 422 and "unknown training argument(s): train_epochz" in json.dumps(out), out
+    status, trainings = request(f"{base}/models/{MODEL}/train/")
+    assert status == 200 and trainings == [], trainings
 
 
 def test_deepaas_metadata_train_predict(deepaas, tiny_dataset, trained_run, tmp_path):
