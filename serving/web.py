@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import socket
 import sys
 import threading
@@ -51,6 +52,7 @@ DRAIN_FACTOR = 4  # over-limit bodies up to this many times the limit are read a
 DRAIN_CHUNK = 1 << 16
 MAX_NAME_CHARS = 200  # an upload's display name (?name=)
 MAX_SHOWN_VALUE = 40  # of a bad parameter, in its error message
+INTEGER_RE = re.compile(r"[+-]?[0-9]+")  # ASCII digits only (str.isdigit also accepts '²')
 # errors answered before the body was read: the connection cannot be reused
 CLOSE_STATUSES = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED, HTTPStatus.REQUEST_TIMEOUT)
 LISTEN_BACKLOG = 128  # connections the kernel queues while every worker is busy (socketserver's default is 5)
@@ -250,8 +252,9 @@ class KwsHandler(BaseHTTPRequestHandler):
 def _int_value(value: Any, name: str) -> int:
     """An integer in [1, MAX_TOP_K] from a query string or JSON value; HttpError 400 otherwise."""
     number: Any = value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit() and len(value) <= len(str(MAX_TOP_K)) + 1:
-        number = int(value)
+    if isinstance(value, str) and INTEGER_RE.fullmatch(value.strip()):
+        digits = value.strip().lstrip("+-").lstrip("0")
+        number = int(value) if len(digits) <= len(str(MAX_TOP_K)) else MAX_TOP_K + 1
     elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
     if isinstance(number, bool) or not isinstance(number, int):
