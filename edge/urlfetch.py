@@ -31,6 +31,7 @@ CHUNK_BYTES = 64 * 1024
 USER_AGENT = "kws/0.1"
 MAX_SHOWN_URL = 100
 MIN_SOCKET_TIMEOUT_S = 0.05
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 # The option (or setting) that lets a lab set-up fetch from its own network; named in the errors.
 ALLOW_PRIVATE_HINT = "--allow-private-urls"
 
@@ -57,16 +58,29 @@ class UrlPolicy:
     hint: str = ALLOW_PRIVATE_HINT
 
     def refusal(self, address: str) -> str | None:
-        """Why ``address`` may not be connected to (None: it may)."""
+        """Why ``address`` may not be connected to (None: it may). An IPv6 address that carries an
+        IPv4 one (mapped, 6to4, NAT64) is judged by that too."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if self.allow_private or any(ip in ipaddress.ip_network(n) for n in self.allow_networks):
             return None
-        for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
-            if getattr(ip, f"is_{kind}"):
-                return kind.replace("_", "-")
-        return None if ip.is_global else "non-public"
+        own = () if ip in NAT64_PREFIX else (ip,)  # NAT64 lies in reserved ::/8: judge by the IPv4 inside
+        for candidate in (*_embedded_ipv4(ip), *own):
+            for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
+                if getattr(candidate, f"is_{kind}"):
+                    return kind.replace("_", "-")
+            if not candidate.is_global:
+                return "non-public"
+        return None
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to (IPv4-mapped, 6to4, the NAT64 well-known prefix)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    found = [ip.ipv4_mapped, ip.sixtofour]
+    if ip in NAT64_PREFIX:  # the last 32 bits
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [a for a in found if a is not None]
 
 
 PUBLIC_ONLY = UrlPolicy()

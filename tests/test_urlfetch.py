@@ -20,7 +20,8 @@ def test_policy_classifies_addresses():
     for address, kind in [("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"),
                           ("192.168.0.10", "private"), ("172.16.5.5", "private"), ("169.254.169.254", "link-local"),
                           ("fe80::1", "link-local"), ("224.0.0.1", "multicast"), ("0.0.0.0", "unspecified"),
-                          ("::ffff:127.0.0.1", "loopback"), ("100.64.0.1", "non-public"), ("240.0.0.1", "reserved")]:
+                          ("::ffff:127.0.0.1", "loopback"), ("100.64.0.1", "non-public"), ("240.0.0.1", "reserved"),
+                          ("2002:7f00:1::1", "loopback"), ("64:ff9b::a00:1", "private"), ("fd00::1", "private")]:
         assert PUBLIC_ONLY.refusal(address) == kind, address
     assert PUBLIC_ONLY.refusal("93.184.216.34") is None
     assert ALLOW_ALL.refusal("127.0.0.1") is None
