@@ -52,7 +52,7 @@ setup(
         "train-cpu": ["tensorflow-cpu>=2.16", "tensorboard>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.6"],
         "api": ["deepaas==2.6.0"],
-        "dev": ["pytest>=7", "pytest-timeout>=2.1", "matplotlib>=3.6", "tqdm>=4.60", "playwright>=1.40"],
+        "dev": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6.0", "matplotlib>=3.6", "tqdm>=4.60", "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shlex
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from .recognizer import Detection, Recognizer
 PROG = "kws-listen"
 ON_DETECT_QUEUE = 64  # detections waiting for their command before new ones are dropped
 ON_DETECT_DRAIN_S = 5.0  # how long to wait for pending commands at exit
+PLACEHOLDER_RE = re.compile(r"\{(label|score|time_s)\}")
 EXIT_ERROR = 1
 
 EXAMPLES = """
@@ -38,20 +40,30 @@ Examples:
 
 
 class CommandRunner:
-    """Runs ``--on-detect`` commands one after another on a worker thread, never blocking audio."""
+    """Runs ``--on-detect`` commands one after another on a worker thread, never blocking audio.
 
-    def __init__(self, template: str):
+    A template is split like a shell would (``shlex.split``) and run without a shell, with
+    {label}, {score} and {time_s} replaced inside the arguments: a label from a downloaded
+    manifest is one argument, never shell syntax. ``shell=True`` (``--on-detect-shell``) runs the
+    template through /bin/sh unchanged; it may not contain placeholders (model data reaches it
+    only in the environment, $KWS_LABEL...)."""
+
+    def __init__(self, template: str, shell: bool = False):
         self.template = template
+        self.shell = shell
+        self.argv = check_on_detect(template, shell)
         self.dropped = 0
         self.failed = 0
         self._queue: queue.Queue = queue.Queue(maxsize=ON_DETECT_QUEUE)
         self._thread = threading.Thread(target=self._work, name="on-detect", daemon=True)
         self._thread.start()
 
-    def command_for(self, det: Detection) -> str:
-        """The command with {label}, {score} and {time_s} filled in (shell-quoted)."""
-        values = {"label": det.label, "score": f"{det.score:.3f}", "time_s": f"{det.time_s:.3f}"}
-        return self.template.format(**{k: shlex.quote(v) for k, v in values.items()})
+    def command_for(self, det: Detection) -> list[str] | str:
+        """The argument list with {label}, {score} and {time_s} filled in (the template as is for a shell)."""
+        if self.shell:
+            return self.template
+        values = _values(det)
+        return [PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], arg) for arg in self.argv]
 
     def submit(self, det: Detection) -> None:
         try:
@@ -64,10 +76,10 @@ class CommandRunner:
             det = self._queue.get()
             if det is None:
                 return
-            env = {"KWS_LABEL": det.label, "KWS_SCORE": f"{det.score:.3f}", "KWS_TIME_S": f"{det.time_s:.3f}"}
+            env = {f"KWS_{k.upper()}": v for k, v in _values(det).items()}
             try:
-                rc = subprocess.run(self.command_for(det), shell=True, env={**os.environ, **env}).returncode
-            except (OSError, KeyError, IndexError, ValueError):
+                rc = subprocess.run(self.command_for(det), shell=self.shell, env={**os.environ, **env}).returncode
+            except (OSError, ValueError):
                 rc = -1
             if rc != 0:
                 self.failed += 1
@@ -78,6 +90,27 @@ class CommandRunner:
         except queue.Full:
             return
         self._thread.join(ON_DETECT_DRAIN_S)
+
+
+def _values(det: Detection) -> dict[str, str]:
+    return {"label": det.label, "score": f"{det.score:.3f}", "time_s": f"{det.time_s:.3f}"}
+
+
+def check_on_detect(template: str, shell: bool) -> list[str]:
+    """The template's arguments (empty for a shell template); KwsError if it cannot be used safely."""
+    if shell:
+        found = PLACEHOLDER_RE.search(template)
+        if found:
+            raise KwsError(f"--on-detect-shell does not replace {found.group(0)} (model data never goes into "
+                           f"a shell command); use \"$KWS_{found.group(1).upper()}\" in it, or --on-detect")
+        return []
+    try:
+        argv = shlex.split(template)
+    except ValueError as exc:
+        raise KwsError(f"--on-detect: cannot split the command ({exc})") from None
+    if not argv:
+        raise KwsError("--on-detect: the command is empty")
+    return argv
 
 
 @dataclass
@@ -146,8 +179,11 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
 @click.option("--rate", type=int, help="Sample rate of --stdin audio (default: the model's).")
 @click.option("--channels", type=int, default=1, show_default=True, help="Channels of --stdin audio.")
 @click.option("--json", "as_json", is_flag=True, help='JSON lines: {"time_s", "label", "score"}.')
-@click.option("--on-detect", metavar="CMD", help="Shell command per detection; {label}, {score}, {time_s} "
-              "are replaced (also in $KWS_LABEL, $KWS_SCORE, $KWS_TIME_S). Runs off the audio thread.")
+@click.option("--on-detect", metavar="CMD", help="Command per detection, split like a shell would but run "
+              "without one; {label}, {score}, {time_s} are replaced inside its arguments (also in $KWS_LABEL, "
+              "$KWS_SCORE, $KWS_TIME_S). Runs off the audio thread.")
+@click.option("--on-detect-shell", metavar="CMD", help="Shell command per detection, run by /bin/sh; no "
+              "{placeholders}: use \"$KWS_LABEL\", \"$KWS_SCORE\", \"$KWS_TIME_S\".")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), help="Detection threshold for every label "
               "(default: the manifest's, per label).")
 @click.option("--hop-ms", type=click.FloatRange(min=1.0), help="Run the model every this many ms "
@@ -160,8 +196,8 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
               "seconds of audio.")
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the summary as JSON here.")
 @click.option("-q", "--quiet", is_flag=True, help="No start-up lines or summary on stderr.")
-def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, channels, as_json, on_detect, threshold,
-         hop_ms, threads, runtime, duration, summary_json, quiet):
+def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, channels, as_json, on_detect,
+         on_detect_shell, threshold, hop_ms, threads, runtime, duration, summary_json, quiet):
     """Detect keywords continuously and print one line per detection."""
     if list_devices:
         try:
@@ -173,6 +209,12 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         raise click.UsageError("give --wav or --stdin, not both")
     if (wav_path or use_stdin) and (device or device_rate):
         raise click.UsageError("--device/--device-rate are for microphone input, not --wav/--stdin")
+    if on_detect and on_detect_shell:
+        raise click.UsageError("give --on-detect or --on-detect-shell, not both")
+    try:
+        check_on_detect(on_detect or on_detect_shell or "-", shell=bool(on_detect_shell))
+    except KwsError as exc:
+        raise click.UsageError(str(exc)) from None
     started = time.perf_counter()
     rec = source = runner = None
     summary = Summary()
@@ -193,7 +235,8 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
                     f"{rec.model.runtime.name} {rec.model.runtime.version}); hop {rec.hop_ms:g} ms")
         _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
-        runner = CommandRunner(on_detect) if on_detect else None
+        runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
+            if on_detect or on_detect_shell else None
         limit = int(duration * rec.sample_rate) if duration else None
         for chunk in source.chunks():
             if limit is not None and rec.samples_seen + len(chunk) >= limit:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import ManifestError
 from .frontend import FrontendConfig
+from .manifest_schema import check_manifest_data
 
 MANIFEST_FORMAT = "kws-manifest"
 MANIFEST_VERSION = 1
@@ -18,6 +19,7 @@ MANIFEST_NAME = "manifest.json"
 SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
 BACKGROUND_LABELS = (SILENCE_LABEL, UNKNOWN_LABEL)
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,16 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "manifest") -> "Manifest":
+        """A validated Manifest; ManifestError (one line naming the field) for anything wrong."""
+        if not isinstance(data, dict):
+            raise ManifestError(f"{source}: manifest must be a JSON object")
         try:
             if data.get("format") != MANIFEST_FORMAT:
                 raise ManifestError(f"{source}: not a kws manifest (format={data.get('format')!r})")
             if int(data.get("version", 0)) > MANIFEST_VERSION:
                 raise ManifestError(f"{source}: manifest version {data['version']} is newer than this kws "
                                     f"understands ({MANIFEST_VERSION}); upgrade kws")
+            check_manifest_data(data, source)
             models = {
                 key: ModelEntry(
                     file=m["file"],
@@ -179,15 +185,21 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     if path.is_dir():
         path = path / MANIFEST_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ManifestError(f"{path}: no manifest here") from None
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read manifest ({exc.strerror})") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: {len(raw)} bytes is too large for a manifest (at most {MAX_MANIFEST_BYTES})")
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # e.g. integers too long to convert, nesting too deep
+        raise ManifestError(f"{path}: not a usable JSON manifest ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: manifest must be a JSON object")
     return Manifest.from_dict(data, source=str(path))

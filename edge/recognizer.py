@@ -9,12 +9,10 @@ scores the same as classifying that clip whole. The first score comes once a ful
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -22,7 +20,8 @@ import numpy as np
 from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
 from .frontend import StreamingFrontend
-from .manifest import MANIFEST_NAME, Manifest, SmoothingConfig, load_manifest
+from .manifest import Manifest, SmoothingConfig
+from .model_loader import locate, open_model, sha256_of  # noqa: F401 - locate, sha256_of: public here too
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .smoothing import PosteriorSmoother
@@ -59,34 +58,6 @@ def to_float_audio(chunk: np.ndarray) -> np.ndarray:
     if a.dtype.kind == "f":
         return a.astype(np.float32, copy=False)
     raise ValueError(f"unsupported audio sample type {a.dtype} (use int16, int32 or float)")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
-    """(manifest.json, model file name or None) for a .tflite, a manifest, or a folder holding one
-    (a folder of converted artifacts, or a training run with ``dist/`` inside)."""
-    p = Path(path)
-    if p.is_file() and p.suffix == ".tflite":
-        manifest = p.parent / MANIFEST_NAME
-        if not manifest.is_file():
-            raise ManifestError(f"{p}: no {MANIFEST_NAME} beside the model (kws-convert writes one)")
-        return manifest, p.name
-    if p.is_file():
-        return p, None
-    for candidate in (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME):
-        if candidate.is_file():
-            return candidate, None
-    if p.is_dir() and (p / "model.keras").exists():
-        raise ManifestError(f"{p}: a training run without converted models; run: kws-convert -m {p}")
-    raise ManifestError(f"{p}: no {MANIFEST_NAME} here (expected a .tflite with its manifest, or a folder "
-                        f"from kws-convert)")
 
 
 class HopTimer:
@@ -156,24 +127,8 @@ class Recognizer:
 
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
         replaces every label's threshold."""
-        manifest_path, model_file = locate(path)
-        manifest = load_manifest(manifest_path)
-        if model_file is not None:
-            key, entry = manifest.entry_for_file(model_file)
-        else:
-            key = model or manifest.default_model()
-            if key in manifest.models:
-                entry = manifest.models[key]
-            else:
-                key, entry = manifest.entry_for_file(key)
-        model_path = manifest_path.parent / entry.file
-        if not model_path.is_file():
-            raise ManifestError(f"{manifest_path}: lists {entry.file}, which is not in {manifest_path.parent}")
-        if entry.sha256 and sha256_of(model_path) != entry.sha256:
-            raise ManifestError(f"{model_path}: does not match {manifest_path} (sha256 differs: the model "
-                                f"was replaced after conversion; re-run kws-convert)")
-        tfl = TFLiteModel(model_path, num_threads=num_threads, runtime=runtime)
-        tfl.check_entry(entry, manifest_path)
+        loaded = open_model(path, model, num_threads=num_threads, runtime=runtime)
+        tfl, manifest = loaded.model, loaded.manifest
         smoothing = manifest.smoothing
         thresholds = None
         if threshold is not None:

@@ -18,7 +18,7 @@ import numpy as np
 from kws.edge.errors import ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
 from kws.edge.locate import resolve_model
-from kws.edge.manifest import MANIFEST_NAME, Manifest, load_manifest
+from kws.edge.manifest import MANIFEST_NAME, Manifest
 
 KERAS_FILE = "model.keras"
 RUN_CONFIG = "config.yaml"
@@ -68,31 +68,21 @@ class TFLiteClassifier:
     kind = "tflite"
 
     def __init__(self, manifest_path: Path, model_file: str | None = None):
-        self.manifest: Manifest = load_manifest(manifest_path)
-        self.manifest_path = manifest_path if manifest_path.is_file() else manifest_path / MANIFEST_NAME
-        folder = self.manifest_path.parent
-        key = self.manifest.entry_for_file(model_file)[0] if model_file else self.manifest.default_model()
-        self.model_key = key
-        self.path = folder / self.manifest.models[key].file
-        if not self.path.is_file():
-            raise ModelNotFoundError(f"{self.path}: model file listed in {self.manifest_path} is missing")
+        from kws.edge.model_loader import open_model
+
+        loaded = open_model(manifest_path, model_file)  # the same checks as kws-listen
+        self.manifest: Manifest = loaded.manifest
+        self.manifest_path = loaded.manifest_path
+        self.model_key = loaded.key
+        self.path = loaded.path
         self.labels = list(self.manifest.labels)
         self.frontend: FrontendConfig = self.manifest.frontend
         self.smoothing = self.manifest.smoothing
-        self._model = _open_tflite(self.path, self.manifest)
+        self._model = loaded.model
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probabilities (B, labels) for a batch of features (B, frames, bins), one clip at a time."""
         return self._model.predict_batch(features)
-
-
-def _open_tflite(path: Path, manifest: Manifest):
-    """The edge runtime's TFLiteModel for this file, checked against its manifest entry."""
-    from kws.edge.runtime import TFLiteModel
-
-    model = TFLiteModel(path)
-    model.check_entry(manifest.entry_for_file(path.name)[1], path.parent / MANIFEST_NAME)
-    return model
 
 
 def load_classifier(path: str | os.PathLike | None = None):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -16,6 +14,7 @@ from kws.edge.audio import load_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
+from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, stream_url
 
 URL_SCHEMES = ("http://", "https://")
 MAX_URL_BYTES = 20 * 1024 * 1024
@@ -23,11 +22,6 @@ URL_TIMEOUT_S = 15.0
 READ_CHUNK = 64 * 1024
 WINDOW_HOP_MS = 100.0
 DEFAULT_TOP_K = 3
-USER_AGENT = "kws-predict/0.1"
-
-
-class FetchError(KwsError):
-    """A URL could not be fetched or is not acceptable."""
 
 
 @dataclass(frozen=True)
@@ -71,45 +65,24 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Source], list[tuple[str, s
 
 
 def fetch_url(url: str, dest_dir: str | os.PathLike, max_bytes: int = MAX_URL_BYTES,
-              timeout_s: float = URL_TIMEOUT_S) -> Path:
-    """Download an http(s) URL to a temp file, refusing more than ``max_bytes``."""
+              timeout_s: float = URL_TIMEOUT_S, policy: UrlPolicy = ALLOW_ALL) -> Path:
+    """Download an http(s) URL to a temp file with the guarded fetcher (``kws.edge.urlfetch``:
+    whole-fetch deadline, size cap, address policy); FetchError unless it is a WAV file."""
     if not is_url(url):
         raise FetchError("only http:// and https:// URLs are supported")
-    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            final = resp.geturl()
-            if not is_url(final):
-                raise FetchError(f"redirected to a non-http URL ({final})")
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise FetchError(f"response is {int(length) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
-            fd, tmp = tempfile.mkstemp(suffix=".wav", dir=dest_dir)
-            total = 0
-            with os.fdopen(fd, "wb") as f:
-                while True:
-                    chunk = resp.read(READ_CHUNK)
-                    if not chunk:
-                        break
-                    total += len(chunk)
-                    if total > max_bytes:
-                        raise FetchError(f"response is over the {max_bytes / 1e6:.0f} MB limit")
-                    f.write(chunk)
-            ctype = resp.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as exc:
-        raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchError(f"cannot reach the server ({exc.reason})") from None
-    except TimeoutError:
-        raise FetchError(f"no answer within {timeout_s:g} s") from None
-    except OSError as exc:
-        raise FetchError(f"download failed ({exc})") from None
+    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=dest_dir)
     path = Path(tmp)
-    with open(path, "rb") as f:
-        head = f.read(12)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            stream_url(url, f.write, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        kind = f" (Content-Type {ctype.split(';')[0]})" if ctype else ""
-        raise FetchError(f"not a WAV file{kind}")
+        path.unlink(missing_ok=True)
+        raise FetchError("not a WAV file")
     return path
 
 
@@ -196,25 +169,27 @@ def read_list(list_path: str | os.PathLike, labels: Sequence[str] | None = None,
 
 
 def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
-                    max_bytes: int = MAX_URL_BYTES, timeout_s: float = URL_TIMEOUT_S) -> Iterator[dict]:
+                    max_bytes: int = MAX_URL_BYTES, timeout_s: float = URL_TIMEOUT_S,
+                    policy: UrlPolicy = ALLOW_ALL) -> Iterator[dict]:
     """Classify each source; yields a result dict, or {"path", "error"} for a failed one."""
     fe = Frontend(clf.frontend)
     with tempfile.TemporaryDirectory(prefix="kws-predict-") as tmp:
         for src in sources:
+            path = src.path
             try:
-                path = src.path
                 if src.url is not None:
-                    path = fetch_url(src.url, tmp, max_bytes=max_bytes, timeout_s=timeout_s)
+                    path = fetch_url(src.url, tmp, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
                 audio, _ = load_audio(path, clf.frontend.sample_rate)
                 res = {"path": src.name, **classify_audio(clf, audio, top_k, fe)}
-                if src.url is not None:
-                    path.unlink()
             except (KwsError, AudioError) as exc:
                 msg = str(exc)
-                if src.path is not None and msg.startswith(str(src.path) + ": "):
-                    msg = msg[len(str(src.path)) + 2:]
+                if path is not None:  # the input's own name is already in the line; never a temp name
+                    msg = msg.replace(str(path) + ": ", "").replace(str(path), src.name)
                 yield {"path": src.name, "error": msg}
                 continue
+            finally:
+                if src.url is not None and path is not None:
+                    path.unlink(missing_ok=True)
             if src.true is not None:
                 res["true"] = src.true
             yield res

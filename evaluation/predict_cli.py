@@ -93,7 +93,11 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
             f"{w['speaker']} {100 * w['accuracy']:.1f}%" for w in spk["worst"][:3]) + ")") if spk else ""
         click.echo(f"accuracy {100 * report['accuracy']:.2f}% on {report['count']} labelled clips{speakers}")
     if report_dir:
-        write_report(Path(report_dir), results, report, clf.labels)
+        try:
+            write_report(Path(report_dir), results, report, clf.labels)
+        except OSError as exc:
+            raise click.ClickException(f"{report_dir}: cannot write the report "
+                                       f"({exc.strerror or exc.__class__.__name__})") from None
         if not as_json:
             click.echo(f"report: {report_dir}")
     if failed:

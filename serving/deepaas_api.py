@@ -3,6 +3,9 @@
 ``deepaas-run --listen-ip 127.0.0.1`` then serves ``/v2/models/kws/`` (metadata),
 ``/v2/models/kws/train/`` (train with the config's parameters as arguments) and
 ``/v2/models/kws/predict/`` (a WAV upload ``data`` or a ``url``; top-3 ``{label, probability}``).
+Client errors are 4xx with ``{"error": reason}`` (no server folder names); URLs (predict, and a
+training ``data_path``) reach only public addresses unless ``$KWS_ALLOW_PRIVATE_URLS`` is ``1`` or
+lists networks.
 The model is ``models/api`` if present, else the newest model in ``./models`` or ``$KWS_MODELS_DIR``;
 it is looked up again on every prediction, so a model trained through the API is used next.
 DEEPaaS runs train/predict/warm in worker processes; nothing here imports TensorFlow at import time.
@@ -10,18 +13,23 @@ DEEPaaS runs train/predict/warm in worker processes; nothing here imports Tensor
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import json
 import logging
+import os
+import re
 import typing
 from pathlib import Path
 from typing import Any
 
-from marshmallow import fields, validate
+from aiohttp import web
+from marshmallow import ValidationError, fields, validate
 
 import kws
-from kws.edge.errors import ModelNotFoundError
+from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.locate import default_model, models_dir
 
-from .fetch import DEFAULT_MAX_BYTES, fetch_url
+from .fetch import ALLOW_ALL, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlPolicy, fetch_url
 from .predictor import DEFAULT_TOP_K, Predictor, read_labels
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +39,60 @@ LICENSE = "MIT"
 DESCRIPTION = ("Keyword spotting: small convolutional models trained on folders of WAV files, "
                "predicting the top-3 keywords of a 1 s clip.")
 ARG_SEPARATOR = "_"  # train argument names are <section>_<key>, e.g. train_epochs, data_wanted_words
+# deepaas-run takes no options of ours: a lab set-up lets URLs reach its own network with this
+ALLOW_PRIVATE_ENV = "KWS_ALLOW_PRIVATE_URLS"
+QUERY_NAMES_LOCATION = "kws_query_names"  # a webargs location registered below: all query argument names
+ARGUMENT_CHECK = "kws_argument_check"  # not <section>_<key> of any config section: never reaches the config
+NO_MODEL_MESSAGE = "no model to predict with yet: train one first (POST /v2/models/kws/train/)"
+# an absolute path in a message (not the path part of a URL): replaced before a client sees it
+SERVER_PATH_RE = re.compile(r"(?<![\w:/.])/[^\s'\"():,]+")
+HIDDEN_PATH = "<server path>"
+
+
+class _ClientError:
+    """An aiohttp HTTP error whose body is JSON ``{"error": message}``, picklable so that it comes back
+    from DEEPaaS's worker process as itself (DEEPaaS answers anything else with a bare 500)."""
+
+    def __init__(self, message: str):
+        super().__init__(text=json.dumps({"error": message}), content_type="application/json")
+        self.message = message
+
+    def __reduce__(self):
+        return (type(self), (self.message,))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(_ClientError, web.HTTPBadRequest):
+    """400 with the reason."""
+
+
+class NoModel(_ClientError, web.HTTPNotFound):
+    """404: there is no model to predict with yet."""
+
+
+def public_message(exc: BaseException, replacements: dict[str, str] | None = None) -> str:
+    """The error's message for a client: known paths replaced by names, other absolute paths hidden."""
+    message = str(exc)
+    for path, name in (replacements or {}).items():
+        message = message.replace(path, name)
+    return SERVER_PATH_RE.sub(HIDDEN_PATH, message)
+
+
+def url_policy() -> UrlPolicy:
+    """Public addresses only, unless $KWS_ALLOW_PRIVATE_URLS is 1 (any address) or a comma-separated
+    list of networks (e.g. 10.1.0.0/16) that URLs may reach as well (lab set-ups)."""
+    value = os.environ.get(ALLOW_PRIVATE_ENV, "").strip()
+    if value == "1":
+        return ALLOW_ALL
+    networks = []
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            LOG.warning("$%s: %r is not a network (like 10.1.0.0/16); ignored", ALLOW_PRIVATE_ENV, item)
+    return UrlPolicy(allow_networks=tuple(networks), hint=f"{ALLOW_PRIVATE_ENV}=1 in deepaas-run's environment")
 
 _predictor: Predictor | None = None
 _predictor_key: tuple[str, float] | None = None
@@ -101,8 +163,36 @@ def _field_for(annotation: Any, default: Any, description: str, choices: tuple[s
     return fields.Str(**kwargs)
 
 
+def _query_names(request, name: str, field: fields.Field) -> list[str]:
+    """A webargs location: the names of every query argument of the request."""
+    return sorted(set(request.query.keys()))
+
+
+def _argument_check(known: set[str]) -> fields.Field:
+    """A field that sees every query argument name and rejects (422, naming them) those not in ``known``.
+
+    DEEPaaS's parser looks up declared names only, so an unknown (misspelt) training argument would
+    otherwise be dropped silently and the run trained with the default."""
+    from webargs import aiohttpparser
+
+    parser = aiohttpparser.parser
+    if QUERY_NAMES_LOCATION not in parser.__location_map__:
+        parser.location_handler(QUERY_NAMES_LOCATION)(_query_names)
+
+    def check(names: list[str]) -> None:
+        unknown = sorted(set(names) - known - {ARGUMENT_CHECK})
+        if unknown:
+            raise ValidationError(f"unknown training argument(s): {', '.join(unknown)} (arguments are "
+                                  f"<section>_<key>, e.g. train_epochs)")
+
+    return fields.List(fields.Str(), required=False, load_default=list, validate=check, metadata={
+        "location": QUERY_NAMES_LOCATION, "description": "(set by the server: rejects unknown arguments; "
+                                                         "a value given here is ignored)"})
+
+
 def get_train_args() -> dict[str, fields.Field]:
-    """One argument per config value, named <section>_<key> (as ``--set section.key=`` of kws-train)."""
+    """One argument per config value, named <section>_<key> (as ``--set section.key=`` of kws-train),
+    and a check that rejects any other argument."""
     from kws.trainer.config import Config
 
     hints = typing.get_type_hints(Config)
@@ -118,6 +208,7 @@ def get_train_args() -> dict[str, fields.Field]:
             if name == "data_path":
                 desc = "data folder (one sub-folder of WAVs per label) or URL of a .tar.gz holding them"
             args[name] = _field_for(sec_hints[f.name], getattr(defaults, f.name), desc, choices.get(name))
+    args[ARGUMENT_CHECK] = _argument_check(set(args))
     return args
 
 
@@ -136,13 +227,19 @@ def config_from_args(kwargs: dict[str, Any]):
 
 
 def train(**kwargs: Any) -> dict[str, Any]:
-    """Train like kws-train: a new timestamped run folder under the models folder."""
+    """Train like kws-train: a new timestamped run folder under the models folder. A data URL may
+    reach only public addresses (unless $KWS_ALLOW_PRIVATE_URLS=1)."""
+    from kws.trainer.fetch import DownloadOptions
     from kws.trainer.train import train as run_training
 
-    cfg = config_from_args(kwargs)
-    if not cfg.data.path:
-        raise ValueError("data_path is required: a folder of WAV folders or a URL of a .tar.gz")
-    result = run_training(cfg, out=None, quiet=True)
+    try:
+        cfg = config_from_args(kwargs)
+        if not cfg.data.path:
+            raise BadRequest("data_path is required: a folder of WAV folders or a URL of a .tar.gz")
+        allow = url_policy().allow_private
+        result = run_training(cfg, out=None, quiet=True, download=DownloadOptions(allow_private_urls=allow))
+    except (KwsError, ValueError) as exc:
+        raise BadRequest(public_message(exc)) from None
     metrics = result.metrics or {}
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     return {"model": str(result.run_dir), "labels": read_labels(result.run_dir), "metrics": summary}
@@ -181,19 +278,28 @@ def get_predict_args() -> dict[str, fields.Field]:
 
 
 def predict(**kwargs: Any) -> dict[str, Any]:
-    """Top-k ``{label, probability}`` of an uploaded WAV (``data``) or a ``url``."""
+    """Top-k ``{label, probability}`` of an uploaded WAV (``data``) or a ``url``. Client errors are
+    4xx with the reason (no server folder names); the upload's temporary file is always removed."""
     upload, url = kwargs.get("data"), kwargs.get("url")
-    top_k = kwargs.get("top_k") or DEFAULT_TOP_K
-    if bool(upload) == bool(url):
-        raise ValueError("give exactly one of: data (a WAV upload) or url")
-    predictor = _predictor_for_current()
-    if upload:
+    tmp = getattr(upload, "filename", None)
+    name = getattr(upload, "original_filename", None) or "upload"
+    try:
+        top_k = kwargs.get("top_k") or DEFAULT_TOP_K
+        if bool(upload) == bool(url):
+            raise BadRequest("give exactly one of: data (a WAV upload) or url")
         try:
-            name = getattr(upload, "original_filename", None) or "upload"
-            result = predictor.predict_file(upload.filename, top_k)
-        finally:
-            Path(upload.filename).unlink(missing_ok=True)
-    else:
-        name = url
-        result = predictor.predict_bytes(fetch_url(url, DEFAULT_MAX_BYTES), top_k, name="url")
+            predictor = _predictor_for_current()
+        except ModelNotFoundError:
+            raise NoModel(NO_MODEL_MESSAGE) from None
+        if upload:
+            result = predictor.predict_file(tmp, top_k)
+        else:
+            name = url
+            data = fetch_url(url, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, url_policy())
+            result = predictor.predict_fetched(data, top_k)
+    except KwsError as exc:
+        raise BadRequest(public_message(exc, {tmp: name} if tmp else None)) from None
+    finally:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
     return {"input": name, "model": str(predictor.path), "labels": result.labels}

@@ -26,6 +26,7 @@ CONFIG_FILE = "config.yaml"
 KERAS_MODEL = "model.keras"
 CKPT_CANDIDATES = ("ckpts/best.keras", "ckpts/last.keras")
 FRONTEND_ATTRS = ("frontend_config", "frontend_cfg", "features", "frontend")
+FETCHED_NOT_WAV = "the URL's content is not a WAV file this server can read (PCM or float WAV expected)"
 LOUDEST_HOP_MS = 50  # step when searching a longer recording for its loudest model-length window
 
 
@@ -156,6 +157,13 @@ class Predictor:
     def predict_file(self, path: str | os.PathLike, top_k: int = DEFAULT_TOP_K) -> Prediction:
         samples, info = read_wav(path)
         return self.predict_samples(samples, info.sample_rate, top_k)
+
+    def predict_fetched(self, data: bytes, top_k: int = DEFAULT_TOP_K) -> Prediction:
+        """Classify bytes fetched from a URL; a reading error says so without quoting any of them."""
+        try:
+            return self.predict_bytes(data, top_k, name="url")
+        except AudioError:
+            raise AudioError(FETCHED_NOT_WAV) from None
 
     def predict_bytes(self, data: bytes, top_k: int = DEFAULT_TOP_K, name: str = "upload") -> Prediction:
         """Classify the bytes of a WAV file; AudioError if they are not one."""

@@ -8,16 +8,20 @@ Endpoints
                          field, or JSON {"url": "http(s)://..."}; query ``top_k`` (default 3),
                          ``features=1`` adds the model's input features for the spectrogram view,
                          ``name`` names an upload in the answer.
-Errors are JSON ``{"error": "..."}`` with a 4xx status (413 for uploads over the limit); a
-server fault is a 500 with a generic message, the traceback goes to the server's log only.
+Errors are JSON ``{"error": "..."}`` with a 4xx status (413 for uploads over the limit, 408 for a
+body that does not arrive); a server fault is a 500 with a generic message, the traceback goes to
+the server's log only; 503 when every worker is busy. URLs are fetched only from public addresses
+unless ``--allow-private-urls``; fetched bytes are never echoed.
 """
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import json
 import logging
+import math
+import re
+import socket
 import sys
+import threading
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +33,8 @@ import click
 from kws.edge.errors import KwsError
 from kws.edge.locate import resolve_model
 
-from .fetch import FetchError, TooLargeError, fetch_url
+from .fetch import ALLOW_ALL, PUBLIC_ONLY, FetchError, TooLargeError, UrlPolicy, fetch_url
+from .multipart import first_file_part
 from .predictor import DEFAULT_TOP_K, Predictor
 
 LOG = logging.getLogger("kws.serving.web")
@@ -46,26 +51,28 @@ MAX_TOP_K = 100
 DRAIN_FACTOR = 4  # over-limit bodies up to this many times the limit are read and dropped
 DRAIN_CHUNK = 1 << 16
 MAX_NAME_CHARS = 200  # an upload's display name (?name=)
+MAX_SHOWN_VALUE = 40  # of a bad parameter, in its error message
+INTEGER_RE = re.compile(r"[+-]?[0-9]+")  # ASCII digits only (str.isdigit also accepts '²')
 # errors answered before the body was read: the connection cannot be reused
-CLOSE_STATUSES = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED)
+CLOSE_STATUSES = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED, HTTPStatus.REQUEST_TIMEOUT)
+LISTEN_BACKLOG = 128  # connections the kernel queues while every worker is busy (socketserver's default is 5)
+MAX_WORKERS = 32  # requests handled at once; more wait up to SLOT_WAIT_S, then get a 503
+SLOT_WAIT_S = 2.0
+IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed
+READ_TIMEOUT_S = 30.0  # a request's line, headers and body must all arrive within this
+BUSY_DRAIN_BYTES = 64 * 1024  # what a refused connection's request may have sent, read away before closing
+BUSY_BODY = json.dumps({"error": "server busy: too many requests at once; retry shortly"}).encode()
+BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                 b"Connection: close\r\nContent-Length: " + str(len(BUSY_BODY)).encode() + b"\r\n\r\n" + BUSY_BODY)
 
 
 class HttpError(Exception):
     """An error answered as JSON with this status."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, close: bool = False):
         super().__init__(message)
         self.status = status
-
-
-def _multipart_file(body: bytes, content_type: str) -> bytes:
-    """The first file part of a multipart/form-data body."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    for part in msg.iter_parts() if msg.is_multipart() else ():
-        if part.get_filename() is not None or part.get_param("name", header="content-disposition") == "file":
-            return part.get_payload(decode=True) or b""
-    raise HttpError(HTTPStatus.BAD_REQUEST, "multipart upload has no file part")
+        self.close = close  # the body was not (fully) read: the connection cannot be reused
 
 
 class KwsHandler(BaseHTTPRequestHandler):
@@ -73,7 +80,33 @@ class KwsHandler(BaseHTTPRequestHandler):
 
     server_version = "kws-serve"
     protocol_version = "HTTP/1.1"
-    predictor: Predictor  # set on the subclass made by make_server
+    predictor: Predictor  # these are set on the subclass made by make_server
+    url_policy: UrlPolicy = PUBLIC_ONLY
+    timeout = IDLE_TIMEOUT_S  # socket timeout of every read and write (StreamRequestHandler)
+    read_timeout_s = READ_TIMEOUT_S
+    _watchdog: threading.Timer | None = None
+
+    # ------------------------------------------------------------ slow clients
+    def handle_one_request(self) -> None:
+        """One request, with a watchdog closing the connection if it does not arrive in time."""
+        self._watchdog = threading.Timer(self.read_timeout_s, self._too_slow)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        try:
+            super().handle_one_request()
+        finally:
+            self._request_read()
+
+    def _request_read(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def _too_slow(self) -> None:
+        LOG.info("%s: request not received within %g s; closing", self.address_string(), self.read_timeout_s)
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     # ------------------------------------------------------------ plumbing
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -103,7 +136,7 @@ class KwsHandler(BaseHTTPRequestHandler):
         try:
             fn()
         except HttpError as exc:
-            self._error(exc.status, str(exc), close=exc.status in CLOSE_STATUSES)
+            self._error(exc.status, str(exc), close=exc.close or exc.status in CLOSE_STATUSES)
         except TooLargeError as exc:
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc))
         except FetchError as exc:
@@ -127,6 +160,7 @@ class KwsHandler(BaseHTTPRequestHandler):
         self._guard(self._post)
 
     def _get(self) -> None:
+        self._request_read()
         path = urllib.parse.urlsplit(self.path).path
         if path in ("/", "/index.html"):
             return self._static("index.html")
@@ -143,6 +177,16 @@ class KwsHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, allowed[name].read_bytes(), STATIC_TYPES[Path(name).suffix])
 
     def _read_body(self, limit: int) -> bytes:
+        """The request body (Content-Length bytes, at most ``limit``), then the watchdog is off."""
+        try:
+            return self._read_body_within(limit)
+        except TimeoutError:
+            raise HttpError(HTTPStatus.REQUEST_TIMEOUT,
+                            f"request body not received within {self.timeout:g} s") from None
+        finally:
+            self._request_read()
+
+    def _read_body_within(self, limit: int) -> bytes:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked uploads are not supported; send Content-Length")
@@ -153,8 +197,12 @@ class KwsHandler(BaseHTTPRequestHandler):
             if size <= DRAIN_FACTOR * limit:  # read it away so the client sees the 413, not a reset
                 self._discard(size)
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            f"upload is {size / 1e6:.1f} MB, more than the {limit / 1e6:.0f} MB allowed")
-        return self.rfile.read(size)
+                            f"upload is {_size_text(size)}, more than the {_size_text(limit)} allowed")
+        data = self.rfile.read(size)
+        if len(data) < size:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"request body ended after {len(data)} of the {size} bytes "
+                                                    "its Content-Length announced", close=True)
+        return data
 
     def _discard(self, size: int) -> None:
         while size > 0:
@@ -187,38 +235,104 @@ class KwsHandler(BaseHTTPRequestHandler):
         if url:
             if ctype != "application/json":
                 self._read_body(MAX_JSON_BYTES)  # drain any body so the connection stays usable
-            data, source = fetch_url(str(url), MAX_URL_BYTES, URL_TIMEOUT_S), str(url)
+            data = fetch_url(str(url), MAX_URL_BYTES, URL_TIMEOUT_S, self.url_policy)
+            source = str(url)
+            result = self.predictor.predict_fetched(data, top_k)
         else:
             data = self._read_body(MAX_UPLOAD_BYTES)
             source = query.get("name", ["upload"])[0][:MAX_NAME_CHARS] or "upload"
             if ctype == "multipart/form-data":
-                data = _multipart_file(data, self.headers.get("Content-Type", ""))
-        result = self.predictor.predict_bytes(data, top_k, name=source if url is None else "url")
+                data = first_file_part(data, self.headers.get("Content-Type", ""))
+            result = self.predictor.predict_bytes(data, top_k, name=source)
         out = result.to_dict(with_features)
         out.update({"input": source, "model": str(self.predictor.path)})
         self._json(HTTPStatus.OK, out)
 
 
 def _int_value(value: Any, name: str) -> int:
-    try:
+    """An integer in [1, MAX_TOP_K] from a query string or JSON value; HttpError 400 otherwise."""
+    number: Any = value
+    if isinstance(value, str) and INTEGER_RE.fullmatch(value.strip()):
+        digits = value.strip().lstrip("+-").lstrip("0")
+        number = int(value) if len(digits) <= len(str(MAX_TOP_K)) else MAX_TOP_K + 1
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
         number = int(value)
-    except (TypeError, ValueError):
-        raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {value!r}") from None
+    if isinstance(number, bool) or not isinstance(number, int):
+        shown = repr(value) if len(repr(value)) <= MAX_SHOWN_VALUE else repr(value)[:MAX_SHOWN_VALUE] + "..."
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be an integer, got {shown}")
     if not 1 <= number <= MAX_TOP_K:
-        raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be in [1, {MAX_TOP_K}], got {number}")
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be in [1, {MAX_TOP_K}]")
     return number
+
+
+def _size_text(size: int) -> str:
+    """A byte count for messages: KB below a megabyte, else MB (never "0 MB")."""
+    if size < 1_000_000:
+        return f"{max(1, round(size / 1000))} KB"
+    return f"{size / 1e6:.1f} MB"
 
 
 def _int_arg(query: dict[str, list[str]], name: str, default: int) -> int:
     return _int_value(query[name][0], name) if name in query else default
 
 
-def make_server(predictor: Predictor, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ThreadingHTTPServer:
-    """A threading HTTP server bound to host:port (port 0 picks a free one) serving ``predictor``."""
-    handler = type("BoundKwsHandler", (KwsHandler,), {"predictor": predictor})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+class KwsServer(ThreadingHTTPServer):
+    """A threading HTTP server with a real listen backlog and at most ``max_workers`` requests in
+    progress; a connection that finds every worker busy for SLOT_WAIT_S gets a 503."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type, max_workers: int = MAX_WORKERS):
+        self._slots = threading.BoundedSemaphore(max_workers)
+        self.max_workers = max_workers
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(timeout=SLOT_WAIT_S):
+            threading.Thread(target=self._refuse, args=(request,), name="kws-busy", daemon=True).start()
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """503, then read what the client sent (so closing does not reset the connection), then close."""
+        try:
+            request.settimeout(IDLE_TIMEOUT_S)
+            request.sendall(BUSY_RESPONSE)
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(SLOT_WAIT_S)
+            drained = 0
+            while drained < BUSY_DRAIN_BYTES:
+                chunk = request.recv(DRAIN_CHUNK)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        except OSError:
+            pass
+        finally:
+            request.close()
+
+
+def make_server(predictor: Predictor, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
+                allow_private_urls: bool = False, max_workers: int = MAX_WORKERS,
+                idle_timeout_s: float = IDLE_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S) -> KwsServer:
+    """A server bound to host:port (port 0 picks a free one) serving ``predictor``: URLs only to public
+    addresses unless ``allow_private_urls``; idle connections closed after ``idle_timeout_s``; a
+    request that has not fully arrived after ``read_timeout_s`` is dropped."""
+    handler = type("BoundKwsHandler", (KwsHandler,), {
+        "predictor": predictor, "url_policy": ALLOW_ALL if allow_private_urls else PUBLIC_ONLY,
+        "timeout": idle_timeout_s, "read_timeout_s": read_timeout_s})
+    return KwsServer((host, port), handler, max_workers)
 
 
 @click.command("serve")
@@ -228,12 +342,18 @@ def make_server(predictor: Predictor, host: str = DEFAULT_HOST, port: int = DEFA
               help="Port (0 picks a free one).")
 @click.option("-m", "--model", "model", default=None,
               help="Model run folder (default: models/api, else the newest model).")
-def serve_cmd(host: str, port: int, model: str | None) -> None:
+@click.option("--allow-private-urls", is_flag=True,
+              help="Let prediction URLs reach loopback, private, link-local and other non-public addresses "
+                   "(lab set-ups only: anyone who can reach the page can then make this machine fetch from "
+                   "its own network).")
+@click.option("--workers", default=MAX_WORKERS, show_default=True, type=click.IntRange(1, 1024),
+              help="Requests handled at once; more get 503 after a short wait.")
+def serve_cmd(host: str, port: int, model: str | None, allow_private_urls: bool, workers: int) -> None:
     """Web page and JSON API for prediction: upload a WAV, paste a URL, or use the microphone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         predictor = Predictor(resolve_model(model))
-        server = make_server(predictor, host, port)
+        server = make_server(predictor, host, port, allow_private_urls=allow_private_urls, max_workers=workers)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -241,6 +361,8 @@ def serve_cmd(host: str, port: int, model: str | None) -> None:
     bound_host, bound_port = server.server_address[:2]
     click.echo(f"kws serve: model {predictor.path} ({', '.join(predictor.labels)})", err=True)
     click.echo(f"listening on http://{bound_host}:{bound_port}/ (Ctrl-C stops)", err=True)
+    if allow_private_urls:
+        click.echo("prediction URLs may reach private and loopback addresses (--allow-private-urls)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

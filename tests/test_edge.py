@@ -188,7 +188,7 @@ def test_kws_listen_wav_json_on_detect_and_summary(converted_run, stream, tmp_pa
     summary = tmp_path / "summary.json"
     proc = subprocess.run(listen_cmd("-m", str(converted_run / "model_int8.tflite"), "--wav", str(wav), "--json",
                                      "--threshold", str(THRESHOLD), "--summary-json", str(summary),
-                                     "--on-detect", f"echo {{label}} $KWS_SCORE >> {log}"),
+                                     "--on-detect-shell", f'echo "$KWS_LABEL" "$KWS_SCORE" >> {log}'),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -155,6 +155,7 @@ def http_root(clips, tmp_path_factory):
     (root / "clip.wav").write_bytes((clips / "up" / "up1.wav").read_bytes())
     (root / "page.html").write_text("<html>not audio</html>")
     (root / "big.wav").write_bytes(b"RIFF" + bytes(300_000))
+    (root / "broken.wav").write_bytes(_mp3_in_wav())
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -162,6 +163,16 @@ def http_root(clips, tmp_path_factory):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+def _mp3_in_wav() -> bytes:
+    """A WAV container holding MPEG audio (format tag 0x55): a file the WAV reader refuses."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 0x55, 1, SAMPLE_RATE, 2 * SAMPLE_RATE, 2, 16)
+    data = bytes(100)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -181,19 +192,61 @@ def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
     bad_port = _closed_port()
     res = _run(["-m", dist, "--json", "--max-mb", "0.2", "--timeout", "5",
                 f"{http_root}/clip.wav", f"{http_root}/page.html", f"http://127.0.0.1:{bad_port}/x.wav",
-                f"{http_root}/big.wav", f"{http_root}/missing.wav", "ftp://host/x.wav", clips / "down" / "down1.wav"])
+                f"{http_root}/big.wav", f"{http_root}/missing.wav", "ftp://host/x.wav", f"{http_root}/broken.wav",
+                clips / "down" / "down1.wav"])
     assert res.exit_code == 1
     out = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(o["path"].rsplit("/", 1)[-1], o["label"]) for o in out] == [("clip.wav", "up"), ("down1.wav", "down")]
     err = res.stderr
-    assert "page.html: not a WAV file (Content-Type text/html)" in err
-    assert f"127.0.0.1:{bad_port}/x.wav: cannot reach the server" in err
-    assert "big.wav: response is" in err and "limit" in err
-    assert "missing.wav: HTTP 404" in err
+    assert "page.html: not a WAV file" in err
+    assert f"127.0.0.1:{bad_port}/x.wav: could not fetch http://127.0.0.1:{bad_port}/x.wav: connection refused" in err
+    assert "big.wav: URL content is" in err and "allowed" in err
+    assert "missing.wav: URL returned HTTP 404 Not Found" in err
     assert "ftp://host/x.wav: only http:// and https:// URLs are supported" in err
-    assert "5 input(s) failed" in err
+    broken = next(line for line in err.splitlines() if "broken.wav" in line)
+    assert broken.startswith(f"error: {http_root}/broken.wav: ") and "tmp" not in broken, broken
+    assert "6 input(s) failed" in err
 
 
 def test_bad_model_is_one_line_error(tmp_path):
     res = _run(["-m", tmp_path / "nope", "x.wav"])
     assert res.exit_code == 1 and "no such model file or folder" in res.output
+
+
+def _tampered(dist: Path, tmp_path: Path, name: str, change) -> Path:
+    out = tmp_path / name
+    shutil.copytree(dist, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    change(manifest)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_every_tool_refuses_a_manifest_that_does_not_match_its_model(dist, clips, tmp_path):
+    """kws-predict and kws serve's Predictor use kws-listen's loader: same checks, one-line errors."""
+    from kws.edge.errors import ManifestError
+    from kws.serving.predictor import Predictor
+
+    clip = clips / "up" / "up0.wav"
+    cases = {
+        "labels": (lambda m: m.update(labels=m["labels"][:-1]), "outputs, the manifest lists"),
+        "sha256": (lambda m: m["models"]["int8"].update(sha256="0" * 64), "sha256 differs"),
+        "escape": (lambda m: m["models"]["int8"].update(file="../dist/model_int8.tflite"),
+                   "models.int8.file must be a file name inside the manifest's folder"),
+        "rate": (lambda m: m["frontend"].update(sample_rate=10 ** 9), "frontend.sample_rate must be in"),
+    }
+    for name, (change, message) in cases.items():
+        bad = _tampered(dist, tmp_path, name, change)
+        res = _run(["-m", bad, clip])
+        assert res.exit_code == 1 and message in res.output, (name, res.output)
+        assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+        with pytest.raises(ManifestError, match=message.replace(".", r"\.")):
+            Predictor(bad)
+
+
+def test_unwritable_report_folder_is_one_line_error(dist, clips, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    res = _run(["-m", dist, clips / "up" / "up0.wav", "--report", blocker / "report"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert f"{blocker / 'report'}: cannot write the report (Not a directory)" in res.output

@@ -2,6 +2,7 @@
 timestamped model into $KWS_MODELS_DIR, and predicting from an upload and a URL."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from net_servers import loopback_alias_available
 from test_serving_helpers import FIXTURE_WORD, FileServer, free_port, request, write_fixture_clip
 
 pytest.importorskip("keras")
@@ -22,6 +24,8 @@ START_TIMEOUT_S = 60
 TRAIN_TIMEOUT_S = 150
 POLL_S = 0.5
 MODEL = "kws"
+LAB_HOST = "127.0.0.2"
+LAB_NETWORK = "127.0.0.2/32"
 
 
 def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
@@ -39,7 +43,10 @@ def deepaas(tmp_path_factory):
     models = tmp_path_factory.mktemp("deepaas_models")
     port = free_port()
     log = tmp_path_factory.mktemp("deepaas_log") / "deepaas.log"
-    env = dict(os.environ, KWS_MODELS_DIR=str(models), DEEPAAS_V2_MODEL=MODEL)
+    tmp = tmp_path_factory.mktemp("deepaas_tmp")  # where DEEPaaS stores uploads: must stay empty
+    # URLs may reach 127.0.0.2 (standing in for a lab network), not the rest of the machine
+    env = dict(os.environ, KWS_MODELS_DIR=str(models), DEEPAAS_V2_MODEL=MODEL, TMPDIR=str(tmp),
+               KWS_ALLOW_PRIVATE_URLS=LAB_NETWORK)
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(DEEPAAS_RUN), "--listen-ip", "127.0.0.1", "--listen-port", str(port),
                                  "--model-name", MODEL], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -57,7 +64,7 @@ def deepaas(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"deepaas-run did not start in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
             time.sleep(POLL_S)
-        yield base, models, log
+        yield base, models, log, tmp
     finally:
         proc.terminate()
         try:
@@ -67,8 +74,24 @@ def deepaas(tmp_path_factory):
             proc.wait()
 
 
+def test_deepaas_without_a_model_says_so(deepaas, tmp_path):
+    base, models, _log, tmp = deepaas
+    if any(models.iterdir()):
+        pytest.skip("a model was trained already")
+    clip = write_fixture_clip(tmp_path / f"{FIXTURE_WORD}.wav")
+    body, ctype = _multipart("data", clip.name, clip.read_bytes())
+    status, out = request(f"{base}/models/{MODEL}/predict/", body, {"Content-Type": ctype})
+    assert status == 404 and "train one first" in out["error"], out
+    assert str(models) not in json.dumps(out) and list(tmp.iterdir()) == []
+    # a misspelt training argument is rejected, not silently replaced by its default
+    status, out = request(f"{base}/models/{MODEL}/train/?data_path=/nowhere&train_epochz=3", b"", method="POST")
+    assert status == 422 and "unknown training argument(s): train_epochz" in json.dumps(out), out
+    status, trainings = request(f"{base}/models/{MODEL}/train/")
+    assert status == 200 and trainings == [], trainings
+
+
 def test_deepaas_metadata_train_predict(deepaas, tiny_dataset, trained_run, tmp_path):
-    base, models, log = deepaas
+    base, models, log, tmp = deepaas
     status, meta = request(f"{base}/models/{MODEL}/")
     assert status == 200, meta
     assert meta["name"] == MODEL and meta["license"] == "MIT" and meta["model"] is None
@@ -109,7 +132,26 @@ def test_deepaas_metadata_train_predict(deepaas, tiny_dataset, trained_run, tmp_
     assert out["predictions"]["model"].endswith("api")
     assert out["predictions"]["labels"][0]["label"] == FIXTURE_WORD
 
-    with FileServer(clip.parent) as files:
-        status, out = request(f"{base}/models/{MODEL}/predict/?url={files.url}/{clip.name}", b"", method="POST")
-    assert status == 200, out
-    assert out["predictions"]["labels"][0]["label"] == FIXTURE_WORD
+    if loopback_alias_available(LAB_HOST):
+        with FileServer(clip.parent, host=LAB_HOST) as files:
+            status, out = request(f"{base}/models/{MODEL}/predict/?url={files.url}/{clip.name}", b"", method="POST")
+        assert status == 200, out
+        assert out["predictions"]["labels"][0]["label"] == FIXTURE_WORD
+    check_client_errors(base, clip, tmp, models)
+
+
+def check_client_errors(base: str, clip: Path, tmp: Path, models: Path) -> None:
+    """4xx with the reason, no server folder names, no upload left behind."""
+    predict = f"{base}/models/{MODEL}/predict/"
+    with FileServer(clip.parent) as files:  # on 127.0.0.1: this machine, refused
+        status, out = request(f"{predict}?url={files.url}/{clip.name}", b"", method="POST")
+        assert status == 400 and "KWS_ALLOW_PRIVATE_URLS" in out["error"], out
+        body, ctype = _multipart("data", clip.name, clip.read_bytes())
+        status, out = request(f"{predict}?url={files.url}/{clip.name}", body, {"Content-Type": ctype})
+        assert status == 400 and "exactly one" in out["error"], out
+    body, ctype = _multipart("data", "notes.wav", b"this is not audio at all")
+    status, out = request(predict, body, {"Content-Type": ctype})
+    assert status == 400 and "notes.wav" in out["error"] and "WAV" in out["error"], out
+    for secret in (str(tmp), str(models), "/tmp/"):
+        assert secret not in json.dumps(out)
+    assert list(tmp.iterdir()) == [], "an upload was left in the server's temp folder"

@@ -49,12 +49,12 @@ def request(url: str, data: bytes | None = None, headers: dict | None = None,
 
 
 class FileServer:
-    """A static http.server on 127.0.0.1 serving one folder, in a thread."""
+    """A static http.server on 127.0.0.1 (or another loopback address) serving one folder, in a thread."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, host: str = "127.0.0.1"):
         handler = functools.partial(_QuietHandler, directory=str(folder))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.httpd = ThreadingHTTPServer((host, 0), handler)
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> "FileServer":

@@ -1,6 +1,7 @@
 """kws serve's JSON API (in-process server on 127.0.0.1) and the URL fetcher's limits."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -12,16 +13,39 @@ pytest.importorskip("keras")
 
 
 @pytest.fixture(scope="module")
-def server(trained_run):
+def predictor(trained_run):
     from kws.serving.predictor import Predictor
+
+    return Predictor(trained_run)
+
+
+@contextlib.contextmanager
+def running(predictor, **options):
+    """kws serve's server on 127.0.0.1 (a free port) in a thread; yields (base URL, server)."""
     from kws.serving.web import make_server
 
-    httpd = make_server(Predictor(trained_run), "127.0.0.1", 0)
+    httpd = make_server(predictor, "127.0.0.1", 0, **options)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server(predictor):
+    """The default server: prediction URLs only to public addresses."""
+    with running(predictor) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def lab_server(predictor):
+    """Started with --allow-private-urls, so it may fetch from the tests' loopback file server."""
+    with running(predictor, allow_private_urls=True) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +85,8 @@ def test_multipart_upload(server, clip):
     assert len(out["labels"]) == 2 and out["labels"][0]["label"] == FIXTURE_WORD
 
 
-def test_url_prediction(server, clip):
+def test_url_prediction(lab_server, clip):
+    server = lab_server
     with FileServer(clip.parent) as files:
         status, out = request(server + "/api/predict", json.dumps({"url": f"{files.url}/{clip.name}"}).encode(),
                               {"Content-Type": "application/json"})
@@ -104,11 +129,13 @@ def test_bad_inputs_are_json_4xx(server):
 def test_fetch_limits(clip):
     from kws.serving.fetch import FetchError, TooLargeError, fetch_url
 
+    from kws.serving.fetch import ALLOW_ALL
+
     with FileServer(clip.parent) as files:
-        assert fetch_url(f"{files.url}/{clip.name}") == clip.read_bytes()
+        assert fetch_url(f"{files.url}/{clip.name}", policy=ALLOW_ALL) == clip.read_bytes()
         with pytest.raises(TooLargeError):
-            fetch_url(f"{files.url}/{clip.name}", max_bytes=1000)
+            fetch_url(f"{files.url}/{clip.name}", max_bytes=1000, policy=ALLOW_ALL)
         with pytest.raises(FetchError, match="http and https"):
-            fetch_url(f"{files.url}/to-file")
+            fetch_url(f"{files.url}/to-file", policy=ALLOW_ALL)
     with pytest.raises(FetchError, match="no host"):
         fetch_url("http:///x.wav")

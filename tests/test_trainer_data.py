@@ -279,3 +279,60 @@ def test_list_files_that_mix_speakers_are_flagged(tmp_path):
     index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^([^_]+)_")
     assert index.speakers()["groups_in_several_splits"] == 1
     assert "1 speaker group(s) are in more than one split (e.g. spk00)" in index.speaker_warning()
+
+
+def _words_archive(words) -> bytes:
+    wav = _wav_bytes()
+    members = []
+    for w in words:
+        info = tarfile.TarInfo(f"mywords/{w}/a_nohash_0.wav")
+        info.size = len(wav)
+        members.append((info, wav))
+    return _tar_bytes(members)
+
+
+def test_cached_download_is_revalidated_and_refresh_forces_it(http_root, tmp_path, monkeypatch, capsys):
+    """A changed archive at the same URL is used, not the stale cache; an unchanged one is reused and
+    said so; --refresh downloads again."""
+    import os
+    import time
+
+    from kws.trainer.fetch import DownloadOptions
+
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    root, base = http_root
+    archive = root / "words.tar.gz"
+    archive.write_bytes(_words_archive(["yes", "no"]))
+    old = time.time() - 1000
+    os.utime(archive, (old, old))
+    first = fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=False)
+    assert sorted(p.name for p in first.iterdir()) == ["no", "yes"]
+
+    assert fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=False) == first
+    assert "using the cached copy" in capsys.readouterr().err
+
+    archive.write_bytes(_words_archive(["yes", "no", "maybe"]))  # changed on the server, same URL
+    second = fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=False)
+    assert sorted(p.name for p in second.iterdir()) == ["maybe", "no", "yes"]
+    assert "changed since it was cached" in capsys.readouterr().err
+
+    fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=False, options=DownloadOptions(refresh=True))
+    assert "using the cached copy" not in capsys.readouterr().err
+
+
+def test_archive_entry_count_is_capped_and_refused_archives_leave_the_cache(http_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
+    root, base = http_root
+    empties = []
+    for i in range(3000):  # 3000 empty files: a few KB compressed, under a 1 MB cap by size alone
+        info = tarfile.TarInfo(f"bomb/{i}.wav")
+        info.size = 0
+        empties.append((info, b""))
+    (root / "bomb.tar.gz").write_bytes(_tar_bytes(empties))
+    with pytest.raises(FetchError, match="over the limit"):
+        fetch_dataset(f"{base}/bomb.tar.gz", max_mb=1, quiet=True)
+    cache = tmp_path / "cache"
+    assert [p.name for p in (cache / "downloads").iterdir() if p.name != "index.json"] == []
+    assert not any((cache / "datasets").iterdir())
+    with pytest.raises(FetchError, match="more than 100 entries"):
+        safe_extract(root / "bomb.tar.gz", tmp_path / "out", 10 ** 9, max_entries=100)

@@ -35,10 +35,13 @@ Examples:
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute strategy: mirrored = all local GPUs, "
               "multiworker = several machines via TF_CONFIG.")
+@click.option("--refresh", is_flag=True, help="With --data URL: download again even if a cached copy exists "
+              "(without it, the cached copy is used only if the server says it is unchanged).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines; only the result.")
-def main(data_path, words, config_path, overrides, arch, out, resume, distribute, quiet):
+def main(data_path, words, config_path, overrides, arch, out, resume, distribute, refresh, quiet):
     """Train a keyword-spotting model from folders of WAV files."""
     from .config import load_config, with_data
+    from .fetch import DownloadOptions
     from .train import EXIT_INTERRUPTED, TrainingInterrupted, train
 
     try:
@@ -51,7 +54,7 @@ def main(data_path, words, config_path, overrides, arch, out, resume, distribute
         sets = list(overrides) + ([f"model.architecture={arch}"] if arch else [])
         cfg = with_data(load_config(config_path, sets), data_path,
                         None if words is None else words.split(","))
-        train(cfg, out=out, distribute=distribute, quiet=quiet)
+        train(cfg, out=out, distribute=distribute, quiet=quiet, download=DownloadOptions(refresh=refresh))
     except TrainingInterrupted as exc:
         click.echo(f"kws-train: {exc}", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -1,5 +1,6 @@
-"""``--data URL``: download a .tar.gz/.zip with a progress bar, cache it by checksum, and unpack
-it safely (no path escaping the target, no links pointing outside, a size cap)."""
+"""``--data URL``: download a .tar.gz/.zip with a progress bar (through ``kws.edge.urlfetch``), cache
+it by checksum, revalidate the cached copy with the server (ETag / Last-Modified) before reuse, and
+unpack it safely (no path escaping the target, no links pointing outside, a cap on size and entries)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,20 +10,23 @@ import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
-from kws.edge.errors import KwsError
+from kws.edge.urlfetch import ALLOW_ALL, BlockedAddressError, FetchResult, TooLargeError, UrlPolicy, stream_url
+from kws.edge.urlfetch import FetchError as UrlFetchError
 
 CACHE_ENV = "KWS_CACHE_DIR"
-CHUNK = 1 << 16
-TIMEOUT_S = 60
+TIMEOUT_S = 60  # without any data from the server
+DOWNLOAD_TIMEOUT_S = 12 * 3600  # a whole dataset download
+MAX_ARCHIVE_ENTRIES = 1_000_000
+ENTRY_COST_BYTES = 4096  # what an entry costs on disk at least (a file-system block): counted toward the cap
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
 
 
-class FetchError(KwsError):
+class FetchError(UrlFetchError):
     """A URL could not be downloaded or its archive is unsafe or malformed."""
 
 
@@ -42,50 +46,111 @@ def _progress(total: int | None, desc: str, quiet: bool):
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=quiet, file=sys.stderr)
 
 
-def download(url: str, max_bytes: int, quiet: bool = False) -> Path:
-    """Download ``url`` into the cache, named by the SHA-256 of its content; reuse it next time."""
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How ``--data URL`` is fetched: ``refresh`` ignores the cache; ``allow_private_urls`` lets the URL
+    reach loopback/private addresses (kws-train on your own machine: yes; a server such as DEEPaaS: no)."""
+
+    refresh: bool = False
+    allow_private_urls: bool = True
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(f"kws: {text}", file=sys.stderr)
+
+
+def _load_index(path: Path) -> dict:
+    """url -> {"file", "etag", "last_modified", "size"} (an old index maps url -> file name)."""
+    try:
+        index = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return {url: ({"file": e} if isinstance(e, str) else e) for url, e in index.items()
+            if isinstance(e, (str, dict))} if isinstance(index, dict) else {}
+
+
+def _validators(entry: dict) -> dict[str, str]:
+    """Conditional request headers from what the server said last time."""
+    headers = {}
+    if entry.get("etag"):
+        headers["If-None-Match"] = entry["etag"]
+    if entry.get("last_modified"):
+        headers["If-Modified-Since"] = entry["last_modified"]
+    return headers
+
+
+def download(url: str, max_bytes: int, quiet: bool = False, options: DownloadOptions = DownloadOptions()) -> Path:
+    """Download ``url`` into the cache, named by the SHA-256 of its content. A cached copy is reused
+    only when the server says it is unchanged (ETag / Last-Modified), or when the server cannot be
+    reached (said on stderr); ``options.refresh`` always downloads."""
     root = cache_dir() / "downloads"
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    known = index.get(url)
-    if known and (root / known).is_file():
-        return root / known
+    index = _load_index(index_path)
+    known = index.get(url, {})
+    cached = root / known["file"] if known.get("file") else None
+    if cached is not None and not cached.is_file():
+        cached = None
+    conditional = _validators(known) if cached is not None and not options.refresh else {}
+    policy = ALLOW_ALL if options.allow_private_urls else UrlPolicy(hint="KWS_ALLOW_PRIVATE_URLS=1")
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".download-")
     digest = hashlib.sha256()
+    bar = None
+
+    def start(result: FetchResult) -> None:
+        nonlocal bar
+        total = result.headers.get("content-length", "")
+        bar = _progress(int(total) if total.isdigit() else None, "download", quiet)
+
     try:
-        req = urllib.request.Request(url, headers={"User-Agent": "kws"})
-        with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp, os.fdopen(fd, "wb") as out:
-            total = resp.headers.get("Content-Length")
-            total = int(total) if total and total.isdigit() else None
-            if total and total > max_bytes:
-                raise FetchError(f"{url}: {total / 1e6:.0f} MB is over the {max_bytes / 1e6:.0f} MB limit "
-                                 "(data.max_download_mb)")
-            bar = _progress(total, "download", quiet)
-            size = 0
-            while chunk := resp.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FetchError(f"{url}: more than the {max_bytes / 1e6:.0f} MB limit (data.max_download_mb)")
+        with os.fdopen(fd, "wb") as out:
+            def write(chunk: bytes) -> None:
                 digest.update(chunk)
                 out.write(chunk)
                 if bar:
                     bar.update(len(chunk))
-            if bar:
-                bar.close()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+
+            result = stream_url(url, write, max_bytes=max_bytes, timeout_s=DOWNLOAD_TIMEOUT_S,
+                                idle_timeout_s=TIMEOUT_S, policy=policy, headers=conditional,
+                                on_headers=start, not_modified_ok=bool(conditional))
+        if bar:
+            bar.close()
+    except TooLargeError:
+        os.unlink(tmp)
+        raise FetchError(f"{url}: more than the {max_bytes / 1e6:.0f} MB limit (data.max_download_mb)") from None
+    except (UrlFetchError, OSError) as exc:
         os.path.exists(tmp) and os.unlink(tmp)
-        reason = getattr(exc, "reason", None) or exc
-        raise FetchError(f"{url}: download failed ({reason})") from None
+        if cached is not None and not options.refresh and not isinstance(exc, BlockedAddressError):
+            _say(quiet, f"could not check {url} for changes ({exc}); using the cached copy")
+            return cached
+        raise FetchError(f"{url}: download failed ({exc})") from None
     except BaseException:
         os.path.exists(tmp) and os.unlink(tmp)
         raise
+    if result.status == HTTPStatus.NOT_MODIFIED and cached is not None:
+        os.unlink(tmp)
+        _say(quiet, f"using the cached copy of {url} (the server says it is unchanged)")
+        return cached
     name = digest.hexdigest() + _suffix(url)
     os.replace(tmp, root / name)
-    index[url] = name
+    if cached is not None and cached.name != name:
+        _say(quiet, f"{url} changed since it was cached; using the new download")
+    index[url] = {"file": name, "etag": result.headers.get("etag", ""), "size": result.size,
+                  "last_modified": result.headers.get("last-modified", "")}
     from kws.edge.manifest import atomic_write_text
     atomic_write_text(index_path, json.dumps(index, indent=1))
     return root / name
+
+
+def forget(url: str, archive: Path) -> None:
+    """Remove a downloaded archive (refused as unsafe) from the cache and its index."""
+    index_path = archive.parent / "index.json"
+    index = _load_index(index_path)
+    if index.pop(url, None) is not None:
+        from kws.edge.manifest import atomic_write_text
+        atomic_write_text(index_path, json.dumps(index, indent=1))
+    archive.unlink(missing_ok=True)
 
 
 def _suffix(url: str) -> str:
@@ -98,14 +163,28 @@ def _inside(target: Path, name: str) -> bool:
     return dest == target or target in dest.parents
 
 
-def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
-    """Unpack a tar or zip into ``target``, refusing escapes, outside links, devices and bombs."""
+def _unpacked_cost(sizes: list[int]) -> int:
+    """Bytes an archive's entries take on disk, at least ENTRY_COST_BYTES each (so a bomb of empty
+    files counts against the size cap too)."""
+    return sum(max(size, 0) + ENTRY_COST_BYTES for size in sizes)
+
+
+def _check_entry_count(archive: Path, count: int, max_entries: int) -> None:
+    if count > max_entries:
+        raise FetchError(f"{archive}: holds more than {max_entries} entries, over the limit")
+
+
+def safe_extract(archive: Path, target: Path, max_bytes: int, max_entries: int = MAX_ARCHIVE_ENTRIES) -> None:
+    """Unpack a tar or zip into ``target``, refusing escapes, outside links, devices and bombs (more
+    than ``max_bytes`` on disk, counting each entry as at least ENTRY_COST_BYTES, or more than
+    ``max_entries`` entries)."""
     target = target.resolve()
     target.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            total = sum(i.file_size for i in infos)
+            _check_entry_count(archive, len(infos), max_entries)
+            total = _unpacked_cost([i.file_size for i in infos])
             if total > max_bytes:
                 raise FetchError(f"{archive}: unpacks to {total / 1e6:.0f} MB, over the limit")
             for info in infos:
@@ -121,9 +200,11 @@ def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
     except tarfile.TarError as exc:
         raise FetchError(f"{archive}: not a .tar.gz or .zip archive ({exc})") from None
     with tf:
-        members = tf.getmembers()
+        members = []
         total = 0
-        for m in members:
+        for m in tf:  # one by one, so a million-entry archive is refused without listing it all
+            members.append(m)
+            _check_entry_count(archive, len(members), max_entries)
             if not _inside(target, m.name) or m.name.startswith("/"):
                 raise FetchError(f"{archive}: entry {m.name!r} would escape the target folder")
             if m.issym() or m.islnk():
@@ -133,7 +214,7 @@ def safe_extract(archive: Path, target: Path, max_bytes: int) -> None:
                     raise FetchError(f"{archive}: link {m.name!r} -> {m.linkname!r} points outside the target")
             elif not (m.isfile() or m.isdir()):
                 raise FetchError(f"{archive}: entry {m.name!r} is a device or fifo; refusing")
-            total += max(m.size, 0)
+            total += _unpacked_cost([m.size])
             if total > max_bytes:
                 raise FetchError(f"{archive}: unpacks to more than {max_bytes / 1e6:.0f} MB, over the limit")
         try:
@@ -150,10 +231,12 @@ def data_root(folder: Path) -> Path:
     return folder
 
 
-def fetch_dataset(url: str, max_mb: int, quiet: bool = False) -> Path:
-    """Download (or reuse) and unpack a dataset archive; returns the folder of label folders."""
+def fetch_dataset(url: str, max_mb: int, quiet: bool = False,
+                  options: DownloadOptions = DownloadOptions()) -> Path:
+    """Download (or reuse, see ``download``) and unpack a dataset archive; returns the folder of
+    label folders. An archive refused as unsafe is removed from the cache."""
     max_bytes = int(max_mb) * 1_000_000
-    archive = download(url, max_bytes, quiet)
+    archive = download(url, max_bytes, quiet, options)
     target = cache_dir() / "datasets" / archive.name.split(".")[0]
     done = target / ".kws-unpacked"
     if not done.exists():
@@ -165,6 +248,10 @@ def fetch_dataset(url: str, max_mb: int, quiet: bool = False) -> Path:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(partial, target)
+        except FetchError:
+            shutil.rmtree(partial, ignore_errors=True)
+            forget(url, archive)
+            raise
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise

@@ -194,7 +194,8 @@ def feature_stats(cfg: Config, items, clips, backgrounds):
     return FeatureStats.of(eval_features(items, clips, cfg, backgrounds, seed=cfg.train.seed + 5))
 
 
-def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], None], quiet: bool):
+def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], None], quiet: bool,
+                 download=None):
     """Scan (or reload the saved split), load every clip once, report conversions and skips."""
     if resume:
         index = ds.load_index(run.split)
@@ -204,8 +205,9 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         data_path = cfg.data.path
         if not data_path:
             raise ds.DataError("no data: give --data FOLDER_OR_URL (or data.path in the config)")
-        from .fetch import fetch_dataset, is_url
-        root = fetch_dataset(data_path, cfg.data.max_download_mb, quiet) if is_url(data_path) else Path(data_path)
+        from .fetch import DownloadOptions, fetch_dataset, is_url
+        root = (fetch_dataset(data_path, cfg.data.max_download_mb, quiet, download or DownloadOptions())
+                if is_url(data_path) else Path(data_path))
         index = ds.scan_dataset(root, cfg.data.wanted_words, cfg.data.silence_percentage,
                                 cfg.data.unknown_percentage, cfg.data.validation_percentage,
                                 cfg.data.testing_percentage, cfg.train.seed, cfg.data.group_pattern)
@@ -255,8 +257,10 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
 
 
 def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-          overrides: tuple[str, ...] = (), distribute: str = "none", quiet: bool = False) -> TrainResult:
-    """Train (or resume) a model; returns the run folder and its final metrics."""
+          overrides: tuple[str, ...] = (), distribute: str = "none", quiet: bool = False,
+          download=None) -> TrainResult:
+    """Train (or resume) a model; returns the run folder and its final metrics. ``download``
+    (kws.trainer.fetch.DownloadOptions) says how a data URL is fetched."""
     say = _Printer(quiet)
     if resume is not None:
         run = RunDir(Path(resume))
@@ -283,7 +287,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
-        index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet)
+        index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet, download)
         backgrounds = sources.backgrounds
     except BaseException:
         if created:

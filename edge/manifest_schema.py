@@ -1,0 +1,159 @@
+"""The manifest's field types and sane ranges, checked before anything is built from a manifest
+(which may come from a stranger): every problem is one ManifestError naming the field."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from .errors import ManifestError
+
+MAX_LABELS = 1000
+MAX_LABEL_CHARS = 64
+MAX_MODELS = 16
+MAX_TENSOR_DIMS = 8
+MAX_TENSOR_DIM = 1_000_000
+TENSOR_DTYPES = ("int8", "uint8", "int16", "int32", "float16", "float32")
+QUANT_ZERO_POINT_RANGE = (-128, 255)
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+
+# field -> (minimum, maximum, integer?): wide enough for every real frontend, narrow enough that
+# nothing allocates more than tens of MB (a 10 s clip at 192 kHz is 1.9 M samples)
+FRONTEND_RANGES: dict[str, tuple[float, float, bool]] = {
+    "sample_rate": (1000, 192_000, True),
+    "clip_ms": (50, 10_000, True),
+    "window_ms": (1.0, 1000.0, False),
+    "stride_ms": (1.0, 1000.0, False),
+    "num_features": (1, 512, True),
+    "num_mel_bins": (1, 512, True),
+    "lower_hz": (0.0, 96_000.0, False),
+    "upper_hz": (1.0, 96_000.0, False),
+}
+SMOOTHING_RANGES: dict[str, tuple[float, float, bool]] = {
+    "average_window_ms": (1.0, 60_000.0, False),
+    "detection_threshold": (0.0, 1.0, False),
+    "suppression_ms": (0.0, 600_000.0, False),
+    "minimum_count": (1, 10_000, True),
+    "hop_ms": (1.0, 10_000.0, False),
+}
+STRING_FIELDS = {"feature_type"}
+
+
+def _fail(source: str, name: str, what: str, value: Any) -> ManifestError:
+    shown = repr(value)
+    if len(shown) > MAX_LABEL_CHARS:
+        shown = shown[:MAX_LABEL_CHARS] + "..."
+    return ManifestError(f"{source}: {name} {what}, got {shown}")
+
+
+def number(source: str, name: str, value: Any, low: float, high: float, integer: bool) -> None:
+    """A finite number (an integer if ``integer``) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(source, name, "must be a number", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(source, name, "must be a finite number", value)
+    if integer and value != int(value):
+        raise _fail(source, name, "must be a whole number", value)
+    if not low <= value <= high:
+        raise _fail(source, name, f"must be in [{low:g}, {high:g}]", value)
+
+
+def _object(source: str, name: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise _fail(source, name, "must be a JSON object", value)
+    return value
+
+
+def _label(source: str, name: str, value: Any) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_LABEL_CHARS or not value.isprintable():
+        raise _fail(source, name, f"must be 1..{MAX_LABEL_CHARS} printable characters (no control "
+                    "characters)", value)
+
+
+def _labels(source: str, name: str, value: Any) -> None:
+    if not isinstance(value, list) or len(value) > MAX_LABELS:
+        raise _fail(source, name, f"must be a list of at most {MAX_LABELS} labels", value)
+    for i, label in enumerate(value):
+        _label(source, f"{name}[{i}]", label)
+
+
+def _ranged_section(source: str, section: str, data: Any, ranges: dict) -> None:
+    for key, value in _object(source, section, data).items():
+        if key in ranges:
+            number(source, f"{section}.{key}", value, *ranges[key])
+        elif key in STRING_FIELDS:
+            if not isinstance(value, str):
+                raise _fail(source, f"{section}.{key}", "must be a string", value)
+        else:
+            raise _fail(source, f"{section}.{key}", "is not a known field", key)
+
+
+def model_file_name(source: str, name: str, value: Any) -> None:
+    """A plain file name in the manifest's own folder: no folders, no '..', not absolute."""
+    if (not isinstance(value, str) or value in ("", ".", "..") or "/" in value or "\\" in value
+            or "\0" in value or not value.isprintable() or len(value) > 255):
+        raise _fail(source, name, "must be a file name inside the manifest's folder", value)
+
+
+def _tensor(source: str, name: str, data: Any) -> None:
+    data = _object(source, name, data)
+    for key in ("shape", "dtype"):
+        if key not in data:
+            raise ManifestError(f"{source}: {name}.{key} is missing")
+    unknown = sorted(set(data) - {"shape", "dtype", "scale", "zero_point"})
+    if unknown:
+        raise _fail(source, f"{name}.{unknown[0]}", "is not a known field", unknown[0])
+    shape = data["shape"]
+    if not isinstance(shape, list) or not 1 <= len(shape) <= MAX_TENSOR_DIMS:
+        raise _fail(source, f"{name}.shape", f"must be a list of 1..{MAX_TENSOR_DIMS} sizes", shape)
+    for i, dim in enumerate(shape):
+        number(source, f"{name}.shape[{i}]", dim, 1, MAX_TENSOR_DIM, True)
+    if data["dtype"] not in TENSOR_DTYPES:
+        raise _fail(source, f"{name}.dtype", f"must be one of {', '.join(TENSOR_DTYPES)}", data["dtype"])
+    if "scale" in data:
+        number(source, f"{name}.scale", data["scale"], 0.0, 1e6, False)
+    if "zero_point" in data:
+        number(source, f"{name}.zero_point", data["zero_point"], *QUANT_ZERO_POINT_RANGE, True)
+
+
+def _models(source: str, data: Any) -> None:
+    data = _object(source, "models", data)
+    if len(data) > MAX_MODELS:
+        raise _fail(source, "models", f"must list at most {MAX_MODELS} models", len(data))
+    for key, entry in data.items():
+        name = f"models.{key}"
+        entry = _object(source, name, entry)
+        for field in ("file", "input", "output"):
+            if field not in entry:
+                raise ManifestError(f"{source}: {name}.{field} is missing")
+        model_file_name(source, f"{name}.file", entry["file"])
+        _tensor(source, f"{name}.input", entry["input"])
+        _tensor(source, f"{name}.output", entry["output"])
+        sha = entry.get("sha256", "")
+        if not isinstance(sha, str) or (sha and not SHA256_RE.fullmatch(sha)):
+            raise _fail(source, f"{name}.sha256", "must be 64 lowercase hex digits", sha)
+        number(source, f"{name}.size_bytes", entry.get("size_bytes", 0), 0, 2 ** 40, True)
+
+
+def check_manifest_data(data: Any, source: str) -> None:
+    """Raise ManifestError naming the first field of ``data`` (a parsed manifest.json) that has the
+    wrong type or is outside its range. Cross-field rules are checked by the dataclasses."""
+    data = _object(source, "manifest", data)
+    if "labels" not in data or "frontend" not in data:
+        raise ManifestError(f"{source}: {'labels' if 'labels' not in data else 'frontend'} is missing")
+    if "version" in data:
+        number(source, "version", data["version"], 0, 2 ** 31, True)
+    _labels(source, "labels", data["labels"])
+    _ranged_section(source, "frontend", data["frontend"], FRONTEND_RANGES)
+    _models(source, data.get("models", {}))
+    _ranged_section(source, "smoothing", data.get("smoothing", {}), SMOOTHING_RANGES)
+    for label, value in _object(source, "thresholds", data.get("thresholds", {})).items():
+        number(source, f"thresholds.{label}", value, 0.0, 1.0, False)
+    _labels(source, "ignore_labels", data.get("ignore_labels", []))
+    for key in ("calibration", "extra"):
+        _object(source, key, data.get(key, {}))
+    if not isinstance(data.get("config_digest", ""), str):
+        raise _fail(source, "config_digest", "must be a string", data["config_digest"])
+    for key in ("sample_rate", "clip_ms"):  # written for readers; must agree with the frontend
+        if key in data and data[key] != data["frontend"].get(key, data[key]):
+            raise _fail(source, key, f"must equal frontend.{key}", data[key])

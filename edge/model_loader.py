@@ -1,0 +1,102 @@
+"""The one way every tool (kws-listen, kws-predict, kws-eval, kws serve, DEEPaaS) opens a converted
+model: find its manifest, validate it, and refuse a model file that does not match it (name outside
+the folder, sha256, tensor shapes and types, quantization, label count, frontend shape)."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ManifestError
+from .manifest import MANIFEST_NAME, Manifest, ModelEntry, load_manifest
+from .manifest_schema import model_file_name
+from .runtime import TFLiteModel
+
+HASH_BLOCK = 1 << 20
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(HASH_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """(manifest.json, model file name or None) for a .tflite, a manifest, or a folder holding one
+    (a folder of converted artifacts, or a training run with ``dist/`` inside)."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".tflite":
+        manifest = p.parent / MANIFEST_NAME
+        if not manifest.is_file():
+            raise ManifestError(f"{p}: no {MANIFEST_NAME} beside the model (kws-convert writes one)")
+        return manifest, p.name
+    if p.is_file():
+        return p, None
+    for candidate in (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME):
+        if candidate.is_file():
+            return candidate, None
+    if p.is_dir() and (p / "model.keras").exists():
+        raise ManifestError(f"{p}: a training run without converted models; run: kws-convert -m {p}")
+    raise ManifestError(f"{p}: no {MANIFEST_NAME} here (expected a .tflite with its manifest, or a folder "
+                        f"from kws-convert)")
+
+
+@dataclass
+class LoadedModel:
+    """A validated manifest, the key and entry of the chosen model, and the opened interpreter."""
+
+    manifest: Manifest
+    manifest_path: Path
+    key: str
+    entry: ModelEntry
+    model: TFLiteModel
+
+    @property
+    def path(self) -> Path:
+        return self.model.path
+
+
+def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[str, ModelEntry]:
+    if model is None:
+        key = manifest.default_model()
+        return key, manifest.models[key]
+    if model in manifest.models:
+        return model, manifest.models[model]
+    model_file_name(str(manifest_path), "model", model)
+    return manifest.entry_for_file(model)
+
+
+def check_model_matches(manifest: Manifest, entry: ModelEntry, model: TFLiteModel, manifest_path: Path) -> None:
+    """ManifestError unless the opened model is the one the manifest describes."""
+    model.check_entry(entry, manifest_path)
+    if model.num_labels != len(manifest.labels):
+        raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest lists "
+                            f"{len(manifest.labels)} labels")
+    fe = manifest.frontend
+    if int(np.prod(model.input_shape)) != fe.num_frames * fe.num_features:
+        raise ManifestError(f"{manifest_path}: {model.path.name} takes input {list(model.input_shape)}, the "
+                            f"frontend makes {fe.num_frames} frames x {fe.num_features} features")
+
+
+def open_model(path: str | os.PathLike, model: str | None = None, num_threads: int = 1,
+               runtime: str | None = None) -> LoadedModel:
+    """Open the model at ``path`` (a .tflite beside its manifest, a manifest, or a folder holding
+    one); ``model`` picks an entry by key ("int8", "float") or file name (default: int8)."""
+    manifest_path, model_file = locate(path)
+    manifest = load_manifest(manifest_path)
+    key, entry = _pick(manifest, manifest_path, model_file or model)
+    model_path = manifest_path.parent / entry.file
+    if not model_path.is_file():
+        raise ManifestError(f"{manifest_path}: lists {entry.file}, which is not in {manifest_path.parent}")
+    if entry.sha256 and sha256_of(model_path) != entry.sha256:
+        raise ManifestError(f"{model_path}: does not match {manifest_path} (sha256 differs: the model "
+                            f"was replaced after conversion; re-run kws-convert)")
+    tfl = TFLiteModel(model_path, num_threads=num_threads, runtime=runtime)
+    check_model_matches(manifest, entry, tfl, manifest_path)
+    return LoadedModel(manifest, manifest_path, key, entry, tfl)

@@ -1,0 +1,206 @@
+"""kws serve against hostile and clumsy clients, all on 127.0.0.1: server-side request forgery,
+fetched bytes never echoed, bad numbers and short bodies as 4xx, slow and idle clients timed out,
+a real backlog with a bounded worker pool, and multipart bodies with too many parts."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from net_servers import bytes_server
+from test_serving_helpers import FIXTURE_WORD, request, write_fixture_clip
+from test_serving_web import lab_server, predictor, running, server  # noqa: F401 - fixtures
+
+pytest.importorskip("keras")
+
+SECRET = b"<html>top-secret admin panel token=hunter2</html>"
+GENEROUS_S = 20.0  # a timed-out client must be dropped well within this
+SOCKET_TIMEOUT_S = 30.0
+CONCURRENT_CLIENTS = 50
+JSON = {"Content-Type": "application/json"}
+
+
+def _predict_url(base: str, url: str, **extra) -> tuple[int, dict]:
+    return request(base + "/api/predict", json.dumps({"url": url, **extra}).encode(), JSON)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ 1: SSRF
+def test_urls_to_this_machine_and_its_network_are_refused(server):
+    with bytes_server(SECRET) as inner:
+        answers = []
+        for host in ("127.0.0.1", "localhost", "2130706433", "127.1", "[::1]", "0.0.0.0"):
+            status, out = _predict_url(server, f"http://{host}:{inner.port}/admin")
+            assert status == 400 and "allow-private-urls" in out["error"], (host, out)
+            assert "secret" not in json.dumps(out)
+            answers.append(out["error"].split("'")[0])
+        # an open and a closed port answer alike: no port scanning through the server
+        status, closed = _predict_url(server, f"http://127.0.0.1:{_closed_port()}/admin")
+        assert status == 400 and closed["error"].split("'")[0] == answers[0]
+
+
+def test_fetched_bytes_are_never_echoed(lab_server):
+    with bytes_server(SECRET) as inner:
+        status, out = _predict_url(lab_server, f"{inner.url}/page.html")
+    assert status == 400 and "not a WAV file" in out["error"]
+    assert "html" not in out["error"] and "secret" not in out["error"]
+
+
+# ------------------------------------------------------------------ 10: numbers, sizes, short bodies
+def test_huge_top_k_is_400(server):
+    body = b'{"url": "http://192.0.2.1/x.wav", "top_k": 1e400}'
+    status, out = request(server + "/api/predict", body, JSON)
+    assert status == 400 and "top_k must be an integer" in out["error"]
+    for bad in ("99999999999999999999999", "%C2%B2", "1e3", "0"):  # %C2%B2 is '²', a digit to str.isdigit
+        status, out = request(server + f"/api/predict?top_k={bad}", b"x", {"Content-Type": "audio/wav"})
+        assert status == 400 and "top_k" in out["error"], (bad, out)
+
+
+def test_oversized_json_names_its_limit_in_kb(server):
+    from kws.serving.web import MAX_JSON_BYTES
+
+    status, out = request(server + "/api/predict", b" " * (MAX_JSON_BYTES + 10), JSON)
+    assert status == 413 and f"{round(MAX_JSON_BYTES / 1000)} KB allowed" in out["error"]
+    assert " 0 MB" not in out["error"]
+
+
+def _raw(base: str, data: bytes, half_close: bool = True) -> bytes:
+    """Send raw bytes to the server; everything it answers until it closes."""
+    host, port = base.rsplit("/", 1)[-1].split(":")
+    with socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_body_shorter_than_its_content_length_is_refused(server, tmp_path):
+    clip = write_fixture_clip(tmp_path / "c.wav").read_bytes()
+    head = (f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+            f"Content-Length: {len(clip)}\r\n\r\n").encode()
+    answer = _raw(server, head + clip[:len(clip) // 2])
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert f"ended after {len(clip) // 2} of the {len(clip)} bytes".encode() in answer
+
+
+# ------------------------------------------------------------------ 11: slow and idle clients
+def _dropped_within(base: str, sender) -> float:
+    """Seconds until the server closes a connection that ``sender(sock)`` feeds slowly."""
+    host, port = base.rsplit("/", 1)[-1].split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) as sock:
+        stop = threading.Event()
+        feeder = threading.Thread(target=sender, args=(sock, stop), daemon=True)
+        feeder.start()
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        finally:
+            stop.set()
+    return time.monotonic() - started
+
+
+def _trickle(data: bytes, interval_s: float = 0.25):
+    def send(sock, stop):
+        for i in range(len(data)):
+            if stop.is_set():
+                return
+            try:
+                sock.sendall(data[i:i + 1])
+            except OSError:
+                return
+            time.sleep(interval_s)
+    return send
+
+
+def test_idle_slow_header_and_slow_body_clients_are_dropped(predictor):
+    header = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nX-Pad: " + b"a" * 200 + b"\r\n"
+    body_first = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 400\r\n\r\n"
+    with running(predictor, idle_timeout_s=1.0, read_timeout_s=2.0) as (base, _):
+        assert _dropped_within(base, lambda sock, stop: stop.wait(GENEROUS_S)) < GENEROUS_S  # idle
+        assert _dropped_within(base, _trickle(header)) < GENEROUS_S  # 1 header byte per 0.25 s
+        slow_body = _trickle(b"x" * 400)
+
+        def body_sender(sock, stop):
+            sock.sendall(body_first)
+            slow_body(sock, stop)
+        assert _dropped_within(base, body_sender) < GENEROUS_S
+        # the server still answers
+        assert request(base + "/api/model")[0] == 200
+
+
+# ------------------------------------------------------------------ 12: backlog and workers
+def test_fifty_concurrent_clients_get_answers_not_resets(server):
+    from kws.serving.web import KwsServer
+
+    assert KwsServer.request_queue_size >= CONCURRENT_CLIENTS
+    results: list = [None] * CONCURRENT_CLIENTS
+    start = threading.Barrier(CONCURRENT_CLIENTS)
+
+    def client(i: int) -> None:
+        start.wait(timeout=SOCKET_TIMEOUT_S)
+        try:
+            with urllib.request.urlopen(server + "/api/model", timeout=SOCKET_TIMEOUT_S) as resp:
+                results[i] = resp.status
+        except urllib.error.HTTPError as exc:
+            results[i] = exc.code
+        except OSError as exc:
+            results[i] = repr(exc)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CONCURRENT_CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(GENEROUS_S * 3)
+    assert all(r in (200, 503) for r in results), results
+    assert results.count(200) >= 1
+
+
+def test_a_full_worker_pool_answers_503(predictor):
+    with running(predictor, max_workers=2, idle_timeout_s=10.0, read_timeout_s=10.0) as (base, _):
+        host, port = base.rsplit("/", 1)[-1].split(":")
+        holders = [socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) for _ in range(2)]
+        try:
+            for sock in holders:
+                sock.sendall(b"GET /api/model HTTP/1.1\r\n")  # half a request holds a worker
+            time.sleep(0.5)
+            status, out = request(base + "/api/model")
+            assert status == 503 and "busy" in out["error"]
+        finally:
+            for sock in holders:
+                sock.close()
+
+
+# ------------------------------------------------------------------ 13: multipart
+def test_multipart_with_thousands_of_parts_is_refused_quickly(server, tmp_path):
+    from kws.serving.multipart import MAX_PARTS
+
+    clip = write_fixture_clip(tmp_path / "c.wav").read_bytes()
+    b = "kwsb"
+    parts = b"".join(f"--{b}\r\nContent-Disposition: form-data; name=\"f{i}\"\r\n\r\nx\r\n".encode()
+                     for i in range(50_000))
+    body = (parts + f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n".encode()
+            + clip + f"\r\n--{b}--\r\n".encode())
+    started = time.monotonic()
+    status, out = request(server + "/api/predict", body, {"Content-Type": f"multipart/form-data; boundary={b}"})
+    assert status == 400 and f"more than {MAX_PARTS} parts" in out["error"]
+    assert time.monotonic() - started < GENEROUS_S
+    # a few fields before the file are fine
+    ok = (parts[:200].rsplit(f"--{b}".encode(), 1)[0] + body[len(parts):])
+    status, out = request(server + "/api/predict", ok, {"Content-Type": f"multipart/form-data; boundary={b}"})
+    assert status == 200 and out["labels"][0]["label"] == FIXTURE_WORD, out
