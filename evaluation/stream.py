@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kws.edge.audio import load_audio
+from kws.edge.audio import AUDIO_SUFFIXES, load_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL
 
@@ -65,6 +65,11 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2) + EPS))
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files under a folder (AUDIO_SUFFIXES, recursive), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
 def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int) -> dict[str, list[np.ndarray]]:
     """Clips per label from a folder of label folders: folders named like a keyword keep their
     name, every other word folder becomes ``_unknown_``; ``_background_noise_`` is skipped."""
@@ -76,7 +81,7 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
         if sub.name == BACKGROUND_DIR or (sub.name.startswith("_") and sub.name != UNKNOWN_LABEL):
             continue
         label = sub.name if sub.name in keywords else UNKNOWN_LABEL
-        for wav in sorted(sub.rglob("*.wav"))[:MAX_CLIPS_PER_LABEL]:
+        for wav in audio_files(sub)[:MAX_CLIPS_PER_LABEL]:
             try:
                 audio, _ = load_audio(wav, sample_rate)
             except AudioError:
@@ -92,7 +97,7 @@ def load_noise(folder: str | os.PathLike | None, sample_rate: int, rng: np.rando
     """Noise recordings from a folder of WAVs (recursive), or generated pink noise when None."""
     if folder is None:
         return [pink_noise(int(PINK_SECONDS * sample_rate), rng)]
-    wavs = sorted(Path(folder).rglob("*.wav"))
+    wavs = audio_files(Path(folder))
     noises = []
     for w in wavs:
         try:

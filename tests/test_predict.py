@@ -163,7 +163,7 @@ def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
     out = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(o["path"].rsplit("/", 1)[-1], o["label"]) for o in out] == [("clip.wav", "up"), ("down1.wav", "down")]
     err = res.stderr
-    assert "page.html: not a WAV file (Content-Type text/html)" in err
+    assert "page.html: not an audio file (Content-Type text/html)" in err
     assert f"127.0.0.1:{bad_port}/x.wav: cannot reach the server" in err
     assert "big.wav: response is" in err and "limit" in err
     assert "missing.wav: HTTP 404" in err
