@@ -25,7 +25,6 @@ MIC_QUEUE_SECONDS = 10  # audio the queue holds before the callback has to drop 
 MIC_STALL_S = 3.0  # no audio for this long from a started device: it is gone
 STOP_TIMEOUT_S = 2.0  # how long closing a device may take before we stop waiting for it
 FALLBACK_RATES = (48000, 44100, 32000, 22050, 16000, 8000)
-PCM_WIDTHS = {1: "uint8", 2: "int16", 3: "int24", 4: "int32"}
 
 
 class DeviceError(KwsError):
