@@ -22,7 +22,7 @@ MAX_URL_BYTES = 20 * 1024 * 1024
 URL_TIMEOUT_S = 15.0
 READ_CHUNK = 64 * 1024
 WINDOW_HOP_MS = 100.0
-WINDOW_BATCH = 64  # windows scored together; with the read block, all the audio held at once
+WINDOW_BATCH = 16  # windows scored together: their features (16 x 98 frames x 512-point FFTs) are the peak memory
 DEFAULT_TOP_K = 3
 USER_AGENT = "kws-predict/0.1"
 
