@@ -29,6 +29,7 @@ MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 384000
 READ_BLOCK_FRAMES = 65536  # frames per block when reading a whole file
 UNREADABLE = "not a readable audio file"
+NO_SAMPLES = "holds no samples"
 # libsndfile subtypes -> the sample-format names kws reports (others are shown lowercased)
 SAMPLE_FORMATS = {"PCM_U8": "uint8", "PCM_S8": "int8", "PCM_16": "int16", "PCM_24": "int24",
                   "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64", "VORBIS": "vorbis",
@@ -164,7 +165,7 @@ class AudioReader:
                 return
             mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
             if not np.all(np.isfinite(mono)):
-                raise AudioError(f"{self.name}: holds NaN or infinite samples")
+                raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
             yield np.ascontiguousarray(mono, dtype=np.float32)
 
     def close(self) -> None:
@@ -198,7 +199,7 @@ def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = 
         info = reader.info
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if samples.size == 0:
-        raise AudioError(f"{reader.name}: audio file holds no samples")
+        raise AudioError(f"{reader.name}: {UNREADABLE} ({NO_SAMPLES})")
     if info.num_samples != len(samples):
         info = AudioInfo(info.sample_rate, info.channels, info.sample_format, len(samples), info.container)
     return samples, info

@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import INT16_SCALE, open_audio
+from .audio import INT16_SCALE, NO_SAMPLES, UNREADABLE, open_audio
 from .errors import AudioError, KwsError
 from .resample import StreamResampler
 
@@ -87,7 +87,7 @@ class FileSource:
         self.file_rate, self.channels = self.info.sample_rate, self.info.channels
         if self._reader.seekable and self.info.num_samples == 0:
             self._reader.close()
-            raise AudioError(f"{self.path}: audio file holds no samples")
+            raise AudioError(f"{self.path}: {UNREADABLE} ({NO_SAMPLES})")
 
     @property
     def duration_s(self) -> float:
@@ -111,7 +111,7 @@ class FileSource:
         finally:
             self._reader.close()
         if seen == 0:
-            raise AudioError(f"{self.path}: audio file holds no samples")
+            raise AudioError(f"{self.path}: {UNREADABLE} ({NO_SAMPLES})")
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Float32 mono chunks at ``sample_rate`` until the end of the file."""

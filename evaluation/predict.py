@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from kws.edge.audio import AUDIO_SUFFIXES, MAGIC_BYTES, looks_like_audio, stream_audio
+from kws.edge.audio import AUDIO_SUFFIXES, MAGIC_BYTES, NO_SAMPLES, UNREADABLE, looks_like_audio, stream_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
@@ -199,7 +199,7 @@ def classify_chunks(clf, chunks, top_k: int = DEFAULT_TOP_K, frontend: Frontend 
     for chunk in chunks:
         scanner.feed(chunk)
     if scanner.total == 0:
-        raise AudioError("audio file holds no samples")
+        raise AudioError(f"{UNREADABLE} ({NO_SAMPLES})")
     return scanner.result()
 
 

@@ -181,7 +181,8 @@ def _patched(offset: int, fmt: str, value: int) -> bytes:
 # the canonical 44-byte header: channels at 22, rate at 24, block align at 32, bits at 34, data size at 40
 MALFORMED = {
     "cut4": _good_wav()[:4], "cut16": _good_wav()[:16], "cut20": _good_wav()[:20], "cut24": _good_wav()[:24],
-    "cut40": _good_wav()[:40], "channels0": _patched(22, "<H", 0), "channels65535": _patched(22, "<H", 65535),
+    "cut40": _good_wav()[:40], "header_only": _good_wav()[:44], "channels0": _patched(22, "<H", 0),
+    "channels65535": _patched(22, "<H", 65535),
     "bits0": _patched(34, "<H", 0), "rate0": _patched(24, "<I", 0), "rate1": _patched(24, "<I", 1),
     "rate100": _patched(24, "<I", 100), "rate_huge": _patched(24, "<I", 0xFFFFFFFF), "empty": b"",
     "text": b"this is not audio at all\n" * 4,
