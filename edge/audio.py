@@ -79,6 +79,9 @@ def looks_like_audio(head: bytes) -> bool:
 def _soundfile():
     try:
         import soundfile
+    except ImportError:
+        raise AudioError("soundfile is not installed (an install from before it joined the requirements): "
+                         "pip install soundfile") from None
     except OSError as exc:  # the module imports but libsndfile is missing (no bundled copy on armv7l)
         raise AudioError(f"libsndfile is not installed ({exc}); on Debian/Raspberry Pi OS: "
                          f"sudo apt-get install libsndfile1") from None

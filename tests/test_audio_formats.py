@@ -339,3 +339,20 @@ def test_fuzz_flac_truncations_and_header_bytes(cut, offset, value):
     data = bytearray(BASE_FLAC)
     data[offset] = value
     _check_reader(bytes(data[:cut]))
+
+
+def test_a_missing_soundfile_is_a_one_line_error_with_the_install_line(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_soundfile(name, *args, **kwargs):
+        if name == "soundfile":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    path = tmp_path / "a.wav"
+    write_wav(path, _tone(1600, SAMPLE_RATE), SAMPLE_RATE)
+    monkeypatch.setattr(builtins, "__import__", no_soundfile)
+    with pytest.raises(AudioError, match=r"soundfile is not installed .*: pip install soundfile$"):
+        read_audio(path)
