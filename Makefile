@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
 # Debian packages: offline TTS engines for kws-synth, PortAudio/ALSA for the microphone path,
+# libsndfile for audio files where soundfile has no wheel bundling it (32-bit Raspberry Pi OS),
 # gcc for the reference C frontend, chromium for the web page's browser test.
 DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	libportaudio2 alsa-utils sox gcc make chromium
+	libportaudio2 libsndfile1 alsa-utils sox gcc make chromium
 
 # TensorFlow with CUDA where an NVIDIA driver is present, the smaller CPU build elsewhere.
 TRAIN_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo train || echo train-cpu)
@@ -79,7 +80,7 @@ edge-venv: $(EDGE_STAMP)
 $(EDGE_STAMP):
 	test -x $(EDGE_VENV)/bin/python || $(PYTHON) -m venv $(EDGE_VENV)
 	$(EDGE_VENV)/bin/pip install -q --upgrade pip
-	$(EDGE_VENV)/bin/pip install -q "numpy<2" scipy click pyyaml sounddevice "tflite-runtime==2.14.0"
+	$(EDGE_VENV)/bin/pip install -q "numpy<2" scipy click pyyaml sounddevice soundfile "tflite-runtime==2.14.0"
 	rm -f $(EDGE_VENV)/.kws-*; touch $@
 
 clean:

@@ -3,7 +3,7 @@
 ``trainer`` is ever installed at the top level of site-packages.
 
 The base install is the edge runtime (numpy, scipy, a TFLite runtime, sounddevice,
-click, pyyaml); TensorFlow only comes with the ``train`` extras.
+soundfile, click, pyyaml); TensorFlow only comes with the ``train`` extras.
 """
 from setuptools import setup
 
@@ -42,6 +42,9 @@ setup(
         "click>=8.0",
         "pyyaml>=6.0",
         "sounddevice>=0.4.6",
+        # libsndfile: WAV, FLAC, OGG/Vorbis/Opus and MP3 (bundled in the x86_64/aarch64 wheels; armv7l
+        # uses Debian's libsndfile1)
+        "soundfile>=0.12",
         LITERT,
         TFLITE_RUNTIME,
     ],
@@ -52,7 +55,7 @@ setup(
         "train-cpu": ["tensorflow-cpu>=2.16", "tensorboard>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.6"],
         "api": ["deepaas==2.6.0"],
-        "dev": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6.0", "matplotlib>=3.6", "tqdm>=4.60", "playwright>=1.40"],
+        "dev": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6.80", "matplotlib>=3.6", "tqdm>=4.60", "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [

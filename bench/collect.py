@@ -11,7 +11,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"
-ORDER = ("demo", "unseen", "augment_speed", "train", "lr", "synth", "synth_transfer", "convert", "edge", "eval")
+ORDER = ("demo", "unseen", "augment_speed", "train", "lr", "synth", "synth_transfer", "convert", "edge",
+         "predict_memory", "eval")
 HEADER = """# Benchmarks
 
 Every number here was measured on the project's reference machine (x86_64, 2 cores, 24 GiB, no GPU,

@@ -19,8 +19,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def main() -> None:
-    """Each benchmark needs: synth nothing; train and convert the demo data; edge the converted demo
-    model; eval a converted "computer" model (bench_synth_transfer trains one; convert it and run
+    """Each benchmark needs: synth nothing; train and convert the demo data; edge and predict_memory
+    the converted demo model; eval a converted "computer" model (bench_synth_transfer trains one; convert it and run
     ``python -m bench.bench_eval --model ...`` by hand)."""
     steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"], ["-m", "bench.bench_unseen"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
@@ -33,8 +33,10 @@ def main() -> None:
         print(f"skipping bench_train, bench_convert: {DEMO_DATA} missing (run make demo first)", file=sys.stderr)
     if (DEMO_DIST / "manifest.json").is_file():
         steps.append(["-m", "bench.bench_edge", "--model", str(DEMO_DIST), "--keywords", str(DEMO_DATA)])
+        steps.append(["-m", "bench.bench_predict_memory", "--model", str(DEMO_DIST)])
     else:
-        print(f"skipping bench_edge: {DEMO_DIST} missing (run make demo first)", file=sys.stderr)
+        print(f"skipping bench_edge, bench_predict_memory: {DEMO_DIST} missing (run make demo first)",
+              file=sys.stderr)
     for step in steps:
         subprocess.run([sys.executable, *step], cwd=REPO, check=True)
     subprocess.run([sys.executable, "-m", "bench.collect"], cwd=REPO, check=True)

@@ -2,6 +2,7 @@
 verified on the run's test split (also ``kws convert``)."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -18,8 +19,14 @@ Examples:
 \b
 Exit status: 0 ok; 1 error (model folder, data, output folder, converter); 2 bad option;
 3 the int8 model lost too much accuracy (kept as model_int8.rejected.tflite with the float
-artifacts and convert_report.json) or uses ops tflite-runtime 2.14 cannot run.
+artifacts and convert_report.json) or uses ops tflite-runtime 2.14 cannot run; 130 stopped by
+Ctrl-C or SIGTERM (nothing written, temporary folders removed).
 """
+EXIT_INTERRUPTED = 130
+
+
+def _terminate(signum, frame):  # SIGTERM (kill, systemd, a CI timeout) ends like Ctrl-C: cleanly
+    raise KeyboardInterrupt
 
 
 def _fail(message: str, code: int) -> None:
@@ -54,6 +61,7 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, no_edge_chec
         _fail(str(exc), exc.exit_code)
         return
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = convert(ConvertOptions(model=model, formats=fmts, out=out, max_accuracy_drop=drop,
                                         calibration_clips=clips, check_edge_env=not no_edge_check), say=say)
@@ -67,7 +75,7 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, no_edge_chec
         _fail(str(exc), EXIT_ERROR)
         return
     except KeyboardInterrupt:
-        _fail("interrupted; nothing was written", 130)
+        _fail("interrupted; nothing was written", EXIT_INTERRUPTED)
         return
     click.echo(format_table(result.report))
     click.echo(f"wrote {', '.join(result.files)} to {result.out}")

@@ -1,88 +1,235 @@
-"""Reading and writing WAV files, converting any rate, bit depth and channel count to
-float32 mono at the model's rate."""
+"""Reading audio files (WAV, FLAC, OGG/Vorbis/Opus, MP3: whatever libsndfile reads, through
+soundfile) and writing WAV, converting any rate, sample format and channel count to float32 mono.
+
+One reader for every tool: ``open_audio`` checks the header (rates outside MIN_SAMPLE_RATE ..
+MAX_SAMPLE_RATE are refused before anything is allocated) and yields blocks, so a file of any length
+streams in bounded memory; ``read_audio`` reads a whole (clip-sized) file. Every failure is an
+AudioError whose one line names the file and says "not a readable audio file (why)".
+"""
 from __future__ import annotations
 
+import io
 import os
+import stat
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
 from .errors import AudioError
 
 INT16_SCALE = 32768.0
+# file name endings the tools pick up from folders; any format libsndfile reads also works when named
+AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+# declared rates outside this range are refused: below it a tiny file resamples to gigabytes
+# (1 Hz -> 16 kHz is 16000 output samples per input sample), above it no microphone records
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 384000
+READ_BLOCK_FRAMES = 65536  # frames per block when reading a whole file
+UNREADABLE = "not a readable audio file"
+NO_SAMPLES = "holds no samples"
+# libsndfile subtypes -> the sample-format names kws reports (others are shown lowercased)
+SAMPLE_FORMATS = {"PCM_U8": "uint8", "PCM_S8": "int8", "PCM_16": "int16", "PCM_24": "int24",
+                  "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64", "VORBIS": "vorbis",
+                  "OPUS": "opus", "MPEG_LAYER_III": "mp3"}
+# what a failing libsndfile / soundfile call raises (LibsndfileError is a RuntimeError)
+_READ_ERRORS = (RuntimeError, ValueError, TypeError, OSError, EOFError, OverflowError, MemoryError)
 
 
 @dataclass(frozen=True)
-class WavInfo:
-    """What a WAV file held before conversion."""
+class AudioInfo:
+    """What an audio file held before conversion."""
 
     sample_rate: int
     channels: int
-    sample_format: str  # e.g. "int16", "int24", "uint8", "float32"
-    num_samples: int
+    sample_format: str  # e.g. "int16", "int24", "uint8", "float32", "vorbis", "mp3"
+    num_samples: int  # frames per channel
+    container: str = "WAV"  # libsndfile's major format: WAV, FLAC, OGG, MP3, ...
 
     @property
     def duration_s(self) -> float:
         return self.num_samples / self.sample_rate if self.sample_rate else 0.0
 
-
-def _to_float(data: np.ndarray) -> tuple[np.ndarray, str]:
-    """Scale integer or float samples to float32 in [-1, 1]."""
-    kind = data.dtype
-    if kind == np.uint8:
-        return (data.astype(np.float32) - 128.0) / 128.0, "uint8"
-    if kind == np.int16:
-        return data.astype(np.float32) / INT16_SCALE, "int16"
-    if kind == np.int32:
-        # scipy returns 24-bit PCM left-justified in int32, so one scale serves 24 and 32 bit
-        return (data.astype(np.float64) / 2147483648.0).astype(np.float32), "int32"
-    if kind == np.int64:
-        return (data.astype(np.float64) / 9223372036854775808.0).astype(np.float32), "int64"
-    if kind in (np.float32, np.float64):
-        return data.astype(np.float32), str(kind)
-    raise AudioError(f"unsupported sample type {kind}")
+    def describe(self) -> str:
+        """'FLAC, 44100 Hz, 2 ch, int16, 3.2 s'."""
+        return (f"{self.container}, {self.sample_rate} Hz, {self.channels} ch, {self.sample_format}, "
+                f"{self.duration_s:.1f} s")
 
 
-def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, WavInfo]:
-    """Read a WAV file as float32 mono in [-1, 1] at its own rate, with what it held."""
-    from scipy.io import wavfile
+WavInfo = AudioInfo  # the name before the reader took every format
 
-    path = Path(path)
+# how the formats AUDIO_SUFFIXES names begin (RIFF/RF64 WAV, FLAC, OGG, MP3 with or without an ID3 tag)
+MAGIC_PREFIXES = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3")
+MPEG_SYNC = 0xFFE0  # 11 set bits: an MPEG audio frame header
+MAGIC_BYTES = 12  # how much of a file looks_like_audio needs
+
+
+def looks_like_audio(head: bytes) -> bool:
+    """Whether the first MAGIC_BYTES of a file start like one of the formats kws reads (a cheap check
+    before a download is handed to the reader, which has the final word)."""
+    if head[:4] == b"RIFF":
+        return head[8:12] == b"WAVE"
+    if head.startswith(MAGIC_PREFIXES):
+        return True
+    return len(head) >= 2 and (int.from_bytes(head[:2], "big") & MPEG_SYNC) == MPEG_SYNC
+
+
+def _soundfile():
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            rate, data = wavfile.read(str(path), mmap=False)
-    except FileNotFoundError:
-        raise AudioError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError, IndexError, TypeError) as exc:
-        raise AudioError(f"{path}: not a readable WAV file ({exc})") from None
-    if data.size == 0:
-        raise AudioError(f"{path}: WAV file holds no samples")
-    channels = 1 if data.ndim == 1 else data.shape[1]
-    samples, fmt = _to_float(data)
-    if samples.ndim == 2:
-        samples = samples.mean(axis=1)
-    if fmt == "int32":
-        fmt = _int32_width(path)
-    info = WavInfo(sample_rate=int(rate), channels=channels, sample_format=fmt, num_samples=len(samples))
-    if not np.all(np.isfinite(samples)):
-        raise AudioError(f"{path}: WAV holds NaN or infinite samples")
-    return np.ascontiguousarray(samples, dtype=np.float32), info
+        import soundfile
+    except ImportError:
+        raise AudioError("soundfile is not installed (an install from before it joined the requirements): "
+                         "pip install soundfile") from None
+    except OSError as exc:  # the module imports but libsndfile is missing (no bundled copy on armv7l)
+        raise AudioError(f"libsndfile is not installed ({exc}); on Debian/Raspberry Pi OS: "
+                         f"sudo apt-get install libsndfile1") from None
+    return soundfile
 
 
-def _int32_width(path: Path) -> str:
-    """Tell 24-bit from 32-bit PCM by reading the fmt chunk's bits-per-sample."""
+def _reason(exc: BaseException) -> str:
+    """libsndfile's message without soundfile's "Error opening '<path>': " prefix, on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if text.startswith("Error opening ") and ": " in text:
+        text = text.split(": ", 1)[1]
+    return text.rstrip(".")
+
+
+class AudioReader:
+    """An open audio file: ``info`` from its header, ``blocks()`` float32 mono blocks at its own rate.
+
+    ``source`` is a path, or bytes / a binary file object (an upload) with ``name`` for messages.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes | BinaryIO, name: str | None = None):
+        sf = _soundfile()
+        self._pipe = False
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self.name, target = name or "upload", io.BytesIO(bytes(source))
+        elif hasattr(source, "read"):
+            self.name, target = name or getattr(source, "name", "upload"), source
+        else:
+            path = Path(source)
+            self.name, target = name or str(path), str(path)
+            self._check_path(path)
+        try:
+            self._file = sf.SoundFile(target)
+        except _READ_ERRORS as exc:
+            raise self._error(exc) from None
+        try:
+            self.info = self._header()
+        except AudioError:
+            self._file.close()
+            raise
+
+    def _check_path(self, path: Path) -> None:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise AudioError(f"{path}: no such file") from None
+        except OSError as exc:
+            raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        if stat.S_ISDIR(mode):
+            raise AudioError(f"{path}: is a folder, not an audio file")
+        self._pipe = stat.S_ISFIFO(mode)
+        if not (stat.S_ISREG(mode) or self._pipe):
+            raise AudioError(f"{path}: not a regular file or named pipe")
+
+    def _error(self, exc: BaseException) -> AudioError:
+        why = _reason(exc)
+        if self._pipe:
+            why += "; from a named pipe only WAV and OGG stream, FLAC and MP3 need a regular file"
+        return AudioError(f"{self.name}: {UNREADABLE} ({why})")
+
+    def _header(self) -> AudioInfo:
+        f = self._file
+        rate, channels = int(f.samplerate), int(f.channels)
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise AudioError(f"{self.name}: {UNREADABLE} (declares {rate} Hz; expected "
+                             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz)")
+        if channels < 1:
+            raise AudioError(f"{self.name}: {UNREADABLE} (declares {channels} channels)")
+        # a pipe may not know its length: 0 here, counted while reading
+        self.seekable = bool(f.seekable())
+        frames = int(f.frames) if self.seekable and 0 <= f.frames < 2 ** 62 else 0
+        return AudioInfo(sample_rate=rate, channels=channels,
+                         sample_format=SAMPLE_FORMATS.get(f.subtype, str(f.subtype).lower()),
+                         num_samples=frames, container=str(f.format))
+
+    def blocks(self, frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """Float32 mono blocks of up to ``frames`` samples until the end of the file."""
+        while True:
+            try:
+                data = self._file.read(frames, dtype="float32", always_2d=True)
+            except _READ_ERRORS as exc:
+                raise self._error(exc) from None
+            if len(data) == 0:
+                return
+            mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+            if not np.all(np.isfinite(mono)):
+                raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
+            yield np.ascontiguousarray(mono, dtype=np.float32)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "AudioReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> AudioReader:
+    """Open an audio file (path, bytes or binary file object) and check its header; AudioError if not one."""
+    return AudioReader(source, name)
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """The header of an audio file, without reading its samples."""
+    with open_audio(path) as reader:
+        return reader.info
+
+
+def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> tuple[np.ndarray, AudioInfo]:
+    """Read a whole audio file as float32 mono in [-1, 1] at its own rate, with what it held.
+
+    Memory follows the samples actually present, never the length a header declares.
+    """
+    with open_audio(source, name) as reader:
+        parts = list(reader.blocks())
+        info = reader.info
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise AudioError(f"{reader.name}: {UNREADABLE} ({NO_SAMPLES})")
+    if info.num_samples != len(samples):
+        info = AudioInfo(info.sample_rate, info.channels, info.sample_format, len(samples), info.container)
+    return samples, info
+
+
+read_wav = read_audio  # the name before the reader took every format
+
+
+def stream_audio(source: str | os.PathLike | AudioReader, sample_rate: int,
+                 block_frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """Float32 mono chunks of a file resampled to ``sample_rate``, in bounded memory (the filter's
+    state carries across blocks, so the result does not depend on ``block_frames``)."""
+    from .resample import StreamResampler
+
+    reader = source if isinstance(source, AudioReader) else open_audio(source)
     try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-        pos = head.find(b"fmt ")
-        bits = int.from_bytes(head[pos + 22:pos + 24], "little") if pos >= 0 else 32
-    except OSError:
-        bits = 32
-    return f"int{bits}"
+        resampler = StreamResampler(reader.info.sample_rate, sample_rate)
+        for block in reader.blocks(block_frames):
+            out = resampler.process(block)
+            if len(out):
+                yield out
+        tail = resampler.flush()
+        if len(tail):
+            yield tail
+    finally:
+        if reader is not source:
+            reader.close()
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -98,9 +245,9 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray, WavInfo]:
-    """Read any WAV and return float32 mono at ``sample_rate``, plus the original format."""
-    samples, info = read_wav(path)
+def load_audio(path: str | os.PathLike, sample_rate: int) -> tuple[np.ndarray, AudioInfo]:
+    """Read any audio file and return float32 mono at ``sample_rate``, plus the original format."""
+    samples, info = read_audio(path)
     return resample(samples, info.sample_rate, sample_rate), info
 
 

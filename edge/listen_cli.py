@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import click
 
+from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from .errors import KwsError
 from .recognizer import Detection, Recognizer
 
@@ -27,6 +28,7 @@ ON_DETECT_QUEUE = 64  # detections waiting for their command before new ones are
 ON_DETECT_DRAIN_S = 5.0  # how long to wait for pending commands at exit
 PLACEHOLDER_RE = re.compile(r"\{(label|score|time_s)\}")
 EXIT_ERROR = 1
+MAX_STDIN_CHANNELS = 32  # interleaved channels accepted on --stdin
 
 EXAMPLES = """
 \b
@@ -34,7 +36,7 @@ Examples:
   kws-listen -m dist/model_int8.tflite            # default microphone
   kws-listen --list-devices
   kws-listen -m dist/ --device "USB" --json --on-detect 'notify-send {label}'
-  kws-listen -m dist/ --wav long_recording.wav --json
+  kws-listen -m dist/ --wav long_recording.flac --json
   arecord -f S16_LE -r 16000 -c 1 -t raw | kws-listen -m dist/ --stdin
 """
 
@@ -171,13 +173,16 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
 @click.option("--list-devices", is_flag=True, help="List audio input devices and exit.")
 @click.option("--device", metavar="NAME|INDEX", help="Input device (index, or part of its name). Default: "
               "the system default input.")
-@click.option("--device-rate", type=click.IntRange(min=1000), help="Open the device at this rate (default: "
-              "the model's if the device supports it, else one it does; resampled to the model's rate).")
-@click.option("--wav", "wav_path", type=click.Path(dir_okay=False), help="Read this WAV file instead of a "
-              "microphone, as fast as possible.")
+@click.option("--device-rate", type=click.IntRange(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), help="Open the device "
+              "at this rate (default: the model's if the device supports it, else one it does; resampled to the "
+              "model's rate).")
+@click.option("--wav", "wav_path", type=click.Path(dir_okay=False), help="Read this audio file (WAV, FLAC, "
+              "OGG, MP3; any rate) instead of a microphone, as fast as possible.")
 @click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian int16 PCM from stdin.")
-@click.option("--rate", type=int, help="Sample rate of --stdin audio (default: the model's).")
-@click.option("--channels", type=int, default=1, show_default=True, help="Channels of --stdin audio.")
+@click.option("--rate", type=click.IntRange(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
+              help="Sample rate of --stdin audio in Hz (default: the model's).")
+@click.option("--channels", type=click.IntRange(1, MAX_STDIN_CHANNELS), default=1, show_default=True,
+              help="Channels of --stdin audio.")
 @click.option("--json", "as_json", is_flag=True, help='JSON lines: {"time_s", "label", "score"}.')
 @click.option("--on-detect", metavar="CMD", help="Command per detection, split like a shell would but run "
               "without one; {label}, {score}, {time_s} are replaced inside its arguments (also in $KWS_LABEL, "
@@ -222,14 +227,14 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
     signal.signal(signal.SIGTERM, _terminate)
     try:
         from .locate import resolve_model
-        from .sources import MicrophoneSource, RawSource, WavSource, stdin_binary
+        from .sources import FileSource, MicrophoneSource, RawSource, stdin_binary
 
         rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
                                        num_threads=threads, runtime=runtime)
         if wav_path:
-            source = WavSource(wav_path, rec.sample_rate)
+            source = FileSource(wav_path, rec.sample_rate)
         elif use_stdin:
-            source = RawSource(stdin_binary(), rate or rec.sample_rate, rec.sample_rate, channels)
+            source = RawSource(stdin_binary(), rec.sample_rate if rate is None else rate, rec.sample_rate, channels)
         else:
             source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
         _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "

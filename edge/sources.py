@@ -1,4 +1,4 @@
-"""Audio sources around the recognizer: microphone (sounddevice/PortAudio), WAV file, raw PCM stream.
+"""Audio sources around the recognizer: microphone (sounddevice/PortAudio), audio file, raw PCM stream.
 
 Each source yields float32 mono chunks at the model's rate (resampling where the input differs).
 The microphone callback only copies into a queue; the caller's thread does the processing.
@@ -9,14 +9,13 @@ import os
 import queue
 import sys
 import threading
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import INT16_SCALE, read_wav
+from .audio import INT16_SCALE, NO_SAMPLES, UNREADABLE, open_audio
 from .errors import AudioError, KwsError
 from .resample import StreamResampler
 
@@ -26,7 +25,6 @@ MIC_QUEUE_SECONDS = 10  # audio the queue holds before the callback has to drop 
 MIC_STALL_S = 3.0  # no audio for this long from a started device: it is gone
 STOP_TIMEOUT_S = 2.0  # how long closing a device may take before we stop waiting for it
 FALLBACK_RATES = (48000, 44100, 32000, 22050, 16000, 8000)
-PCM_WIDTHS = {1: "uint8", 2: "int16", 3: "int24", 4: "int32"}
 
 
 class DeviceError(KwsError):
@@ -75,59 +73,52 @@ def _resampled(chunks: Iterator[np.ndarray], from_rate: int, to_rate: int) -> It
         yield tail
 
 
-class WavSource:
-    """A WAV file, read block by block (constant memory for PCM files of any length)."""
+class FileSource:
+    """An audio file (WAV, FLAC, OGG, MP3; or a named pipe carrying WAV/OGG), read block by block:
+    constant memory for a file of any length."""
 
     def __init__(self, path: str | os.PathLike, sample_rate: int, block_ms: int = BLOCK_MS):
         self.path = Path(path)
         self.sample_rate = sample_rate
         self.block_ms = block_ms
         self.stats = SourceStats()
-        if not self.path.is_file():
-            raise AudioError(f"{self.path}: no such file")
-        try:
-            with wave.open(str(self.path), "rb") as w:
-                self.file_rate, self.channels = w.getframerate(), w.getnchannels()
-                self.width, self.frames = w.getsampwidth(), w.getnframes()
-            self._pcm = True
-        except (wave.Error, EOFError) as exc:
-            # IEEE float or other formats the wave module does not stream: read whole
-            samples, info = read_wav(self.path)  # raises AudioError naming the file
-            self._whole, self.file_rate, self.channels = samples, info.sample_rate, info.channels
-            self.frames, self._pcm = info.num_samples, False
-            del exc
-        if self._pcm and self.width not in PCM_WIDTHS:
-            raise AudioError(f"{self.path}: unsupported PCM sample width {self.width * 8} bits")
-        if self.frames == 0:
-            raise AudioError(f"{self.path}: WAV file holds no samples")
+        self._reader = open_audio(self.path)  # AudioError naming the file: missing, unreadable, absurd rate
+        self.info = self._reader.info
+        self.file_rate, self.channels = self.info.sample_rate, self.info.channels
+        if self._reader.seekable and self.info.num_samples == 0:
+            self._reader.close()
+            raise AudioError(f"{self.path}: {UNREADABLE} ({NO_SAMPLES})")
 
     @property
     def duration_s(self) -> float:
-        return self.frames / self.file_rate
+        return self.info.duration_s
 
     def describe(self) -> str:
-        fmt = PCM_WIDTHS.get(self.width, "?") if self._pcm else "float"
-        text = f"{self.path} ({self.file_rate} Hz, {self.channels} ch, {fmt}, {self.duration_s:.1f} s)"
+        info = self.info
+        length = f", {info.duration_s:.1f} s" if info.num_samples else ""
+        text = f"{self.path} ({info.container}, {info.sample_rate} Hz, {info.channels} ch, {info.sample_format}{length})"
         if self.file_rate != self.sample_rate:
             text += f", resampled to {self.sample_rate} Hz"
         return text
 
     def _blocks(self) -> Iterator[np.ndarray]:
         block = max(1, self.file_rate * self.block_ms // 1000)
-        if not self._pcm:
-            for start in range(0, len(self._whole), block):
-                yield self._whole[start:start + block]
-            return
-        with wave.open(str(self.path), "rb") as w:
-            while True:
-                raw = w.readframes(block)
-                if not raw:
-                    return
-                yield _pcm_to_float(raw, self.width, self.channels)
+        seen = 0
+        try:
+            for chunk in self._reader.blocks(block):
+                seen += len(chunk)
+                yield chunk
+        finally:
+            self._reader.close()
+        if seen == 0:
+            raise AudioError(f"{self.path}: {UNREADABLE} ({NO_SAMPLES})")
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Float32 mono chunks at ``sample_rate`` until the end of the file."""
         return _resampled(self._blocks(), self.file_rate, self.sample_rate)
+
+
+WavSource = FileSource  # the name from when only WAV was read
 
 
 class RawSource:
@@ -308,4 +299,8 @@ class MicrophoneSource:
 
 
 def stdin_binary() -> BinaryIO:
-    return sys.stdin.buffer
+    """Standard input as bytes; AudioError when the process has none (started with stdin closed)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise AudioError("stdin is closed: nothing to read (pipe raw PCM in, e.g. arecord ... | kws-listen --stdin)")
+    return stream

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.edge.audio import read_wav
+from kws.edge.audio import AUDIO_SUFFIXES, read_wav
 from kws.edge.errors import AudioError
 
 EXPECTED_RATE = 16000
@@ -90,7 +90,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     labels: dict[str, LabelStats] = defaultdict(LabelStats)
     problems: list[dict] = []
     by_hash: dict[str, list[str]] = defaultdict(list)
-    wavs = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".wav")
+    wavs = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
     for path in wavs:
         rel = path.relative_to(root)
         label = rel.parts[0] if len(rel.parts) > 1 else "."

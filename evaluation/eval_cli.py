@@ -15,8 +15,9 @@ from kws.edge.manifest import atomic_write_bytes, atomic_write_text, load_manife
 
 from .calibrate import THRESHOLD_GRID, calibrate, write_calibration
 from .scoring import smooth, stream_scores, sweep
-from .stream import build_stream, load_clips, load_noise, read_labels, write_labels
-from .streaming_metrics import SECONDS_PER_HOUR, streaming_report
+from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
+                     write_labels)
+from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, streaming_report
 
 REPORT_JSON = "eval.json"
 CURVE_PNG = "fa_frr_curve.png"
@@ -53,7 +54,8 @@ def parse_snr(text: str) -> tuple[float, float]:
 @click.option("--stream", "stream_wav", type=click.Path(dir_okay=False), default=None,
               help="Evaluate this long WAV instead of building one (needs --labels).")
 @click.option("--labels", "labels_csv", type=click.Path(dir_okay=False), default=None,
-              help="Ground truth of --stream: CSV label,start_s,end_s.")
+              help="Ground truth of --stream: CSV label,start_s,end_s, or the TF tutorial's label,time_ms "
+                   "(generate_streaming_test_wav.py; no header, the clip's start in ms).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for eval.json, fa_frr_curve.png and the built stream's labels.")
 @click.option("--save-stream", is_flag=True, help="Also write the built stream as stream.wav in --report.")
@@ -81,7 +83,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
 
     snr_db = parse_snr(snr)
     if stream_wav and not labels_csv:
-        raise click.UsageError("--stream needs --labels (CSV label,start_s,end_s)")
+        raise click.UsageError("--stream needs --labels (CSV label,start_s,end_s or label,time_ms)")
     if not stream_wav and not keywords_dir:
         raise click.UsageError("give --keywords DIR to build a stream, or --stream WAV --labels CSV")
     try:
@@ -90,9 +92,12 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         sr = manifest.sample_rate
         keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
         t0 = time.time()
+        labels_format = KWS_FORMAT
         if stream_wav:
             audio, _ = load_audio(stream_wav, sr)
-            events = read_labels(labels_csv)
+            truth = read_ground_truth(labels_csv, manifest.frontend.clip_ms / 1000.0)
+            events, labels_format = truth.events, truth.format
+            check_events_fit(events, len(audio) / sr, labels_csv, labels_format, slack_s=TOLERANCE_S)
         else:
             rng = np.random.default_rng(seed)
             clips = load_clips(keywords_dir, keywords, sr)
@@ -117,6 +122,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         raise click.ClickException(str(exc)) from None
     report = {
         "model": str(mpath), "stream": stream_wav or "built", "duration_s": round(duration, 3),
+        "labels": {"file": labels_csv or None, "format": labels_format, "events": len(events)},
         "edge_recognizer": True,  # scores come from kws.edge.recognizer
         "smoothing": {"average_window_ms": manifest.smoothing.average_window_ms,
                       "suppression_ms": manifest.smoothing.suppression_ms, "hop_ms": manifest.smoothing.hop_ms},
@@ -148,6 +154,7 @@ def format_report(report: dict) -> str:
     tut = rep["tutorial"]
     lat = rep["latency_s"]
     lines = [
+        f"labels: {report['labels']['file'] or 'built with the stream'}, read as {report['labels']['format']}",
         f"stream: {report['duration_s'] / 60:.1f} min, {rep['keywords']} keywords, "
         f"{rep['non_keyword_events']} unknown words, {rep['keyword_free_hours']:.3f} keyword-free h",
         f"thresholds {report['thresholds']}, window {report['smoothing']['average_window_ms']:g} ms:",

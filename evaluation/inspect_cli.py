@@ -9,7 +9,7 @@ import re
 import click
 import numpy as np
 
-from kws.edge.audio import load_audio
+from kws.edge.audio import read_audio, resample
 from kws.edge.errors import KwsError
 from kws.edge.frontend import Frontend, FrontendConfig
 from kws.edge.manifest import atomic_write_bytes
@@ -53,7 +53,7 @@ def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str) -> bytes:
 
 
 @click.command("inspect", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("clip", type=click.Path(dir_okay=False))
+@click.argument("clip", type=click.Path())
 @click.option("-m", "--model", default=None,
               help="Model whose frontend config to use (run folder, .tflite or converted folder); "
                    "also prints its top prediction. Default: the default frontend, no prediction.")
@@ -68,8 +68,6 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
       kws inspect clip.wav --plot spectrogram.png
       kws inspect clip.wav -m models/api/dist --plot spectrogram.png
     """
-    from kws.edge.audio import read_wav
-
     from .datastats import peak_dbfs
     from .predict import classify_audio
 
@@ -80,12 +78,12 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 
             clf = load_classifier(model)
         cfg = clf.frontend if clf is not None else FrontendConfig()
-        raw, info = read_wav(clip)
-        audio, _ = load_audio(clip, cfg.sample_rate)
+        raw, info = read_audio(clip)
+        audio = resample(raw, info.sample_rate, cfg.sample_rate)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{clip}: {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, {info.sample_format}, "
-               f"peak {peak_dbfs(raw):.1f} dBFS")
+    click.echo(f"{clip}: {info.container}, {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, "
+               f"{info.sample_format}, peak {peak_dbfs(raw):.1f} dBFS")
     if clf is not None:
         res = classify_audio(clf, audio, top_k)
         click.echo("prediction: " + "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"]))

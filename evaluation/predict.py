@@ -1,5 +1,5 @@
-"""Clip classification for ``kws-predict``: gather inputs (files, folders, URLs), fetch URLs
-safely, classify clips (sliding windows for long ones), read test lists, compute metrics."""
+"""Clip classification for ``kws-predict``: gather inputs (audio files, folders, URLs), fetch URLs
+safely, classify clips (sliding windows for long ones, streamed in bounded memory), read test lists."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from kws.edge.audio import load_audio
+from kws.edge.audio import AUDIO_SUFFIXES, MAGIC_BYTES, NO_SAMPLES, UNREADABLE, looks_like_audio, stream_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
@@ -21,6 +21,7 @@ MAX_URL_BYTES = 20 * 1024 * 1024
 URL_TIMEOUT_S = 15.0
 READ_CHUNK = 64 * 1024
 WINDOW_HOP_MS = 100.0
+WINDOW_BATCH = 16  # windows scored together: their features (16 x 98 frames x 512-point FFTs) are the peak memory
 DEFAULT_TOP_K = 3
 
 
@@ -39,7 +40,8 @@ def is_url(text: str) -> bool:
 
 
 def expand_inputs(items: Sequence[str]) -> tuple[list[Source], list[tuple[str, str]]]:
-    """Files stay, folders become their WAVs (sorted, recursive), URLs are kept for fetching.
+    """Files stay, folders become their audio files (AUDIO_SUFFIXES, sorted, recursive), URLs are kept
+    for fetching; a named pipe is read like a file.
 
     Returns (sources, errors) where errors are (input, message) for inputs that do not exist.
     """
@@ -53,11 +55,11 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Source], list[tuple[str, s
             continue
         p = Path(item)
         if p.is_dir():
-            wavs = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() == ".wav")
-            if not wavs:
-                errors.append((item, "folder holds no .wav files"))
-            sources.extend(Source(str(w), w) for w in wavs)
-        elif p.is_file():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            if not files:
+                errors.append((item, f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})"))
+            sources.extend(Source(str(w), w) for w in files)
+        elif p.is_file() or p.is_fifo():
             sources.append(Source(item, p))
         else:
             errors.append((item, "no such file or folder"))
@@ -70,30 +72,88 @@ def fetch_url(url: str, dest_dir: str | os.PathLike, max_bytes: int = MAX_URL_BY
     whole-fetch deadline, size cap, address policy); FetchError unless it is a WAV file."""
     if not is_url(url):
         raise FetchError("only http:// and https:// URLs are supported")
-    fd, tmp = tempfile.mkstemp(suffix=".wav", dir=dest_dir)
+    fd, tmp = tempfile.mkstemp(suffix=".audio", dir=dest_dir)
     path = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             stream_url(url, f.write, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
         with open(path, "rb") as f:
-            head = f.read(12)
+            head = f.read(MAGIC_BYTES)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    if not looks_like_audio(head):
         path.unlink(missing_ok=True)
-        raise FetchError("not a WAV file")
+        raise FetchError("not an audio file")
     return path
 
 
-def window_starts(num_samples: int, clip_samples: int, hop_samples: int) -> list[int]:
-    """Start offsets of sliding clip windows covering the audio (the last one ends at its end)."""
-    if num_samples <= clip_samples:
-        return [0]
-    starts = list(range(0, num_samples - clip_samples + 1, hop_samples))
-    if starts[-1] != num_samples - clip_samples:
-        starts.append(num_samples - clip_samples)
-    return starts
+class WindowScanner:
+    """Scores sliding clip windows (hop WINDOW_HOP_MS) of audio fed chunk by chunk, holding only the
+    last clip plus one batch of windows, and keeps the window to report: the most confident one whose
+    top label is a keyword, else the most confident one (the first on ties)."""
+
+    def __init__(self, clf, top_k: int = DEFAULT_TOP_K, frontend: Frontend | None = None):
+        cfg = clf.frontend
+        self.clf, self.top_k = clf, top_k
+        self.fe = frontend or Frontend(cfg)
+        self.sample_rate = cfg.sample_rate
+        self.n = cfg.clip_samples
+        self.hop = max(1, int(round(cfg.sample_rate * WINDOW_HOP_MS / 1000)))
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0  # stream index of _buf[0]
+        self.total = 0
+        self._next = 0  # start of the next full window
+        self._last_scored = -1
+        self._batch: list[tuple[int, np.ndarray]] = []
+        self._best_keyword: tuple[float, int, np.ndarray] | None = None
+        self._best_any: tuple[float, int, np.ndarray] | None = None
+
+    def feed(self, chunk: np.ndarray) -> None:
+        """Take the next samples (float32 mono at the model's rate)."""
+        self._buf = np.concatenate([self._buf, np.asarray(chunk, np.float32)])
+        self.total += len(chunk)
+        while self._next + self.n <= self.total:
+            self._add(self._next)
+            self._next += self.hop
+        # keep what the next window and the final (end-aligned) window need
+        keep_from = max(self._buf_start, min(self._next, self.total - self.n))
+        self._buf = self._buf[keep_from - self._buf_start:]
+        self._buf_start = keep_from
+
+    def _add(self, start: int) -> None:
+        clip = self._buf[start - self._buf_start:start - self._buf_start + self.n]
+        self._batch.append((start, _fit(clip, self.n).copy()))
+        self._last_scored = start
+        if len(self._batch) >= WINDOW_BATCH:
+            self._score()
+
+    def _score(self) -> None:
+        if not self._batch:
+            return
+        starts = [s for s, _ in self._batch]
+        probs = self.clf.predict(self.fe.features(np.stack([c for _, c in self._batch])))
+        self._batch = []
+        for start, p in zip(starts, probs):
+            top = int(np.argmax(p))
+            entry = (float(p[top]), start, p)
+            if self._best_any is None or entry[0] > self._best_any[0]:
+                self._best_any = entry
+            if self.clf.labels[top] not in BACKGROUND_LABELS and (
+                    self._best_keyword is None or entry[0] > self._best_keyword[0]):
+                self._best_keyword = entry
+
+    def result(self) -> dict:
+        """{"label", "score", "top": [{"label", "score"}...], "window_s": start of the window}."""
+        last = max(0, self.total - self.n)
+        if self._last_scored != last:  # audio shorter than a clip, or not ending on the hop grid
+            self._add(last)
+        self._score()
+        _, start, probs = self._best_keyword or self._best_any
+        order = np.argsort(-probs)[:max(1, self.top_k)]
+        top = [{"label": self.clf.labels[i], "score": round(float(probs[i]), 6)} for i in order]
+        return {"label": top[0]["label"], "score": top[0]["score"], "top": top,
+                "window_s": round(start / self.sample_rate, 3)}
 
 
 def classify_audio(clf, audio: np.ndarray, top_k: int = DEFAULT_TOP_K,
@@ -103,24 +163,17 @@ def classify_audio(clf, audio: np.ndarray, top_k: int = DEFAULT_TOP_K,
 
     Returns {"label", "score", "top": [{"label", "score"}...], "window_s": start of the window}.
     """
-    cfg = clf.frontend
-    fe = frontend or Frontend(cfg)
-    n = cfg.clip_samples
-    hop = max(1, int(round(cfg.sample_rate * WINDOW_HOP_MS / 1000)))
-    starts = window_starts(len(audio), n, hop)
-    clips = np.stack([_fit(audio[s:s + n], n) for s in starts])
-    probs = clf.predict(fe.features(clips))
-    best_idx = np.argmax(probs, axis=1)
-    best_score = probs[np.arange(len(probs)), best_idx]
-    keyword = np.array([clf.labels[i] not in BACKGROUND_LABELS for i in best_idx])
-    if keyword.any():
-        w = int(np.argmax(np.where(keyword, best_score, -1.0)))
-    else:
-        w = int(np.argmax(best_score))
-    order = np.argsort(-probs[w])[:max(1, top_k)]
-    top = [{"label": clf.labels[i], "score": round(float(probs[w, i]), 6)} for i in order]
-    return {"label": top[0]["label"], "score": top[0]["score"], "top": top,
-            "window_s": round(starts[w] / cfg.sample_rate, 3)}
+    return classify_chunks(clf, [audio], top_k, frontend)
+
+
+def classify_chunks(clf, chunks, top_k: int = DEFAULT_TOP_K, frontend: Frontend | None = None) -> dict:
+    """``classify_audio`` over audio arriving in chunks (a file streamed block by block)."""
+    scanner = WindowScanner(clf, top_k, frontend)
+    for chunk in chunks:
+        scanner.feed(chunk)
+    if scanner.total == 0:
+        raise AudioError(f"{UNREADABLE} ({NO_SAMPLES})")
+    return scanner.result()
 
 
 def _fit(clip: np.ndarray, n: int) -> np.ndarray:
@@ -179,8 +232,10 @@ def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
             try:
                 if src.url is not None:
                     path = fetch_url(src.url, tmp, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
-                audio, _ = load_audio(path, clf.frontend.sample_rate)
-                res = {"path": src.name, **classify_audio(clf, audio, top_k, fe)}
+                chunks = stream_audio(path, clf.frontend.sample_rate)
+                res = {"path": src.name, **classify_chunks(clf, chunks, top_k, fe)}
+                if src.url is not None:
+                    path.unlink()
             except (KwsError, AudioError) as exc:
                 msg = str(exc)
                 if path is not None:  # the input's own name is already in the line; never a temp name

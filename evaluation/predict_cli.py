@@ -1,4 +1,4 @@
-"""kws-predict: classify WAV files, folders, http(s) URLs, or a labelled test list."""
+"""kws-predict: classify audio files (WAV, FLAC, OGG, MP3), folders, http(s) URLs, or a labelled test list."""
 from __future__ import annotations
 
 import json
@@ -41,22 +41,24 @@ CONFUSION_PNG = "confusion_matrix.png"
                    "reported per speaker (kws-train's data.group_pattern).")
 def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir, max_mb, timeout_s,
          group_pattern) -> None:
-    """Classify clips: local WAVs, folders of WAVs, http(s) URLs, or a --list with labels.
+    """Classify clips: local audio files (WAV, FLAC, OGG, MP3), folders of them, http(s) URLs, or a
+    --list with labels.
 
-    A clip longer than the model's clip length is scanned with sliding windows (100 ms hop) and
-    the most confident keyword window is reported (or the best background window if none).
-    Exits non-zero when any input failed; the other inputs are still processed.
+    A clip longer than the model's clip length is scanned with sliding windows (100 ms hop) as it
+    streams, in bounded memory, and the most confident keyword window is reported (or the best
+    background window if none). Exits non-zero when any input failed (each named on one line:
+    missing, unreadable, malformed header); the other inputs are still processed.
 
     \b
     Examples:
-      kws-predict -m dist/model_int8.tflite clip.wav https://host/clip.wav folder/ --top-k 3
+      kws-predict -m dist/model_int8.tflite clip.wav take2.flac https://host/clip.ogg folder/ --top-k 3
       kws-predict --list test.txt --report out/
       kws-predict -m models/20250101T000000Z clip.wav --json
     """
     from .models import load_classifier
 
     if not inputs and not list_file:
-        raise click.UsageError("give WAV files, folders or URLs, or --list FILE")
+        raise click.UsageError("give audio files, folders or URLs, or --list FILE")
     try:
         pattern = re.compile(group_pattern) if group_pattern else None
     except re.error as exc:

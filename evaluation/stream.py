@@ -1,5 +1,6 @@
 """Long test streams for ``kws-eval``: keyword and unknown-word clips placed at random times
-into background noise at a chosen SNR, with a ground-truth CSV ``label,start_s,end_s``.
+into background noise at a chosen SNR, with a ground-truth CSV ``label,start_s,end_s``; and the
+ground truth of a given stream, in that format or the TF tutorial's ``label, time_ms``.
 
 The start and end of each event are those of its speech, found by energy (frames within
 SPEECH_DB_BELOW_PEAK of the clip's loudest frame), not of the clip file's padding.
@@ -14,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kws.edge.audio import load_audio
+from kws.edge.audio import AUDIO_SUFFIXES, load_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL
 
@@ -65,6 +66,11 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2) + EPS))
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files under a folder (AUDIO_SUFFIXES, recursive), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
 def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int) -> dict[str, list[np.ndarray]]:
     """Clips per label from a folder of label folders: folders named like a keyword keep their
     name, every other word folder becomes ``_unknown_``; ``_background_noise_`` is skipped."""
@@ -76,7 +82,7 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
         if sub.name == BACKGROUND_DIR or (sub.name.startswith("_") and sub.name != UNKNOWN_LABEL):
             continue
         label = sub.name if sub.name in keywords else UNKNOWN_LABEL
-        for wav in sorted(sub.rglob("*.wav"))[:MAX_CLIPS_PER_LABEL]:
+        for wav in audio_files(sub)[:MAX_CLIPS_PER_LABEL]:
             try:
                 audio, _ = load_audio(wav, sample_rate)
             except AudioError:
@@ -92,7 +98,7 @@ def load_noise(folder: str | os.PathLike | None, sample_rate: int, rng: np.rando
     """Noise recordings from a folder of WAVs (recursive), or generated pink noise when None."""
     if folder is None:
         return [pink_noise(int(PINK_SECONDS * sample_rate), rng)]
-    wavs = sorted(Path(folder).rglob("*.wav"))
+    wavs = audio_files(Path(folder))
     noises = []
     for w in wavs:
         try:
@@ -173,24 +179,85 @@ def write_labels(path: str | os.PathLike, events: Sequence[Event]) -> None:
             w.writerow([e.label, f"{e.start_s:.4f}", f"{e.end_s:.4f}"])
 
 
-def read_labels(path: str | os.PathLike) -> list[Event]:
-    """Read a ground-truth CSV ``label,start_s[,end_s]`` (header optional; a missing end = start)."""
+KWS_FORMAT = "label,start_s,end_s (seconds)"
+TUTORIAL_FORMAT = "label,time_ms (TF speech_commands streaming test: clip start in ms)"
+KWS_HEADERS = (("label", "start_s", "end_s"), ("label", "start_s"))
+TUTORIAL_HEADER = ("label", "time_ms")
+MS_PER_S = 1000.0
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Events read from a labels file, and which of the two formats it was read as."""
+
+    events: list[Event]
+    format: str
+
+
+def read_ground_truth(path: str | os.PathLike, clip_s: float = 1.0) -> GroundTruth:
+    """Read a ground-truth CSV in one of two formats, told apart by the header or, without one, by
+    the number of columns:
+
+    * kws's ``label,start_s,end_s`` (header written by ``write_labels``; a missing end = start);
+    * the TF tutorial's ``label, time_ms`` (``generate_streaming_test_wav.py``: no header, the time
+      in milliseconds where the clip starts); each event spans that clip, ``clip_s`` long.
+    """
     path = Path(path)
     try:
         rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
-    except OSError as exc:
-        raise KwsError(f"{path}: cannot read labels ({exc.strerror})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KwsError(f"{path}: cannot read labels ({getattr(exc, 'strerror', None) or exc})") from None
+    rows = [(n, [c.strip() for c in row]) for n, row in enumerate(rows, 1)]
+    rows = [(n, row) for n, row in rows if row and row[0] and not row[0].startswith("#")]
+    if not rows:
+        raise KwsError(f"{path}: the labels file holds no events")
+    first = tuple(c.lower() for c in rows[0][1])
+    if first[:1] == ("label",):
+        if first == TUTORIAL_HEADER:
+            fmt = TUTORIAL_FORMAT
+        elif first in KWS_HEADERS:
+            fmt = KWS_FORMAT
+        else:
+            raise KwsError(f"{path}:{rows[0][0]}: unknown header {','.join(rows[0][1])!r} (expected "
+                           f"'label,start_s,end_s' or 'label,time_ms')")
+        rows = rows[1:]
+    else:
+        fmt = TUTORIAL_FORMAT if len(rows[0][1]) == 2 else KWS_FORMAT
+    width = 2 if fmt == TUTORIAL_FORMAT else 3
     events = []
-    for n, row in enumerate(rows, 1):
-        row = [c.strip() for c in row]
-        if not row or not row[0] or row[0].startswith("#") or (n == 1 and row[0] == "label"):
-            continue
+    for n, row in rows:
+        expected = "'label, time_ms'" if width == 2 else "'label,start_s,end_s'"
+        if len(row) > width or len(row) < 2:
+            raise KwsError(f"{path}:{n}: expected {expected} like the first line, got {','.join(row)!r}")
         try:
-            start = float(row[1])
-            end = float(row[2]) if len(row) > 2 and row[2] else start
-        except (IndexError, ValueError):
-            raise KwsError(f"{path}:{n}: expected 'label,start_s,end_s', got {','.join(row)!r}") from None
+            values = [float(c) for c in row[1:] if c]
+        except ValueError:
+            raise KwsError(f"{path}:{n}: expected {expected}, got {','.join(row)!r}") from None
+        if not values or not all(np.isfinite(values)):
+            raise KwsError(f"{path}:{n}: expected {expected}, got {','.join(row)!r}")
+        if fmt == TUTORIAL_FORMAT:
+            start = values[0] / MS_PER_S
+            end = start + clip_s
+        else:
+            start, end = values[0], values[-1]
         if end < start:
             raise KwsError(f"{path}:{n}: end_s {end} is before start_s {start}")
         events.append(Event(row[0], start, end))
-    return sorted(events, key=lambda e: e.start_s)
+    return GroundTruth(sorted(events, key=lambda e: e.start_s), fmt)
+
+
+def read_labels(path: str | os.PathLike, clip_s: float = 1.0) -> list[Event]:
+    """The events of a ground-truth CSV in either format (``read_ground_truth``)."""
+    return read_ground_truth(path, clip_s).events
+
+
+def check_events_fit(events: Sequence[Event], duration_s: float, source: str, fmt: str,
+                     slack_s: float = 0.0) -> None:
+    """KwsError unless every event lies inside the stream [0, duration_s + slack_s]: labels outside it
+    mean the file does not belong to this stream or was read in the wrong unit."""
+    outside = [e for e in events if e.start_s < 0 or e.end_s > duration_s + slack_s]
+    if outside:
+        e = outside[0]
+        raise KwsError(f"{source}: {len(outside)} of {len(events)} labels lie outside the stream's "
+                       f"{duration_s:.1f} s (first: {e.label} at {e.start_s:g}..{e.end_s:g} s, read as {fmt}); "
+                       f"wrong labels file, or wrong unit?")

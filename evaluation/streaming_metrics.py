@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from kws.edge.errors import KwsError
 from kws.edge.manifest import BACKGROUND_LABELS
 
 from .stream import Event
@@ -37,8 +38,10 @@ def keyword_events(events: Sequence[Event]) -> list[Event]:
 
 
 def keyword_free_seconds(events: Sequence[Event], duration_s: float, tol: float = TOLERANCE_S) -> float:
-    """Seconds of the stream outside every keyword's matching span [end - tol, end + tol]."""
+    """Seconds of the stream outside every keyword's matching span [end - tol, end + tol] (spans
+    clipped to the stream; never more than ``duration_s``)."""
     spans = sorted((max(0.0, e.end_s - tol), min(duration_s, e.end_s + tol)) for e in keyword_events(events))
+    spans = [(a, b) for a, b in spans if b > a]
     covered, cur_a, cur_b = 0.0, None, None
     for a, b in spans:
         if cur_b is None or a > cur_b:
@@ -81,7 +84,11 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
     n = len(kws)
     correct = [(d, e) for d, e in pairs if d.label == e.label]
     wrong = len(pairs) - len(correct)
-    free_h = keyword_free_seconds(events, duration_s, tol) / SECONDS_PER_HOUR
+    free_s = keyword_free_seconds(events, duration_s, tol)
+    if not 0.0 <= free_s <= duration_s:
+        raise KwsError(f"keyword-free time {free_s:.1f} s is outside the stream's {duration_s:.1f} s: "
+                       f"the labels do not fit the stream")
+    free_h = free_s / SECONDS_PER_HOUR
     latencies = np.array([d.time_s - e.end_s for d, e in correct])
     labels = [l for l in (labels or sorted({e.label for e in kws})) if l not in BACKGROUND_LABELS]
     per_label = {}

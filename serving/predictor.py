@@ -1,4 +1,5 @@
-"""Loads a model once and classifies WAV bytes: the core shared by the web page and DEEPaaS.
+"""Loads a model once and classifies audio bytes (WAV, FLAC, OGG, MP3): the core shared by the web
+page and DEEPaaS.
 
 Models are Keras run folders (model.keras, else the newest checkpoint) read by a small private
 adapter; other paths (.tflite + manifest) go to ``kws.evaluation.models.load_classifier`` when
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from kws.edge.audio import read_wav, resample
-from kws.edge.errors import AudioError, KwsError, ModelNotFoundError
+from kws.edge.audio import read_audio, resample
+from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import Frontend, FrontendConfig
 
 DEFAULT_TOP_K = 3
@@ -155,7 +155,8 @@ class Predictor:
         return Prediction(labels, feats, len(samples) / sample_rate, sample_rate)
 
     def predict_file(self, path: str | os.PathLike, top_k: int = DEFAULT_TOP_K) -> Prediction:
-        samples, info = read_wav(path)
+        """Classify an audio file (any format kws.edge.audio reads)."""
+        samples, info = read_audio(path)
         return self.predict_samples(samples, info.sample_rate, top_k)
 
     def predict_fetched(self, data: bytes, top_k: int = DEFAULT_TOP_K) -> Prediction:
@@ -166,15 +167,8 @@ class Predictor:
             raise AudioError(FETCHED_NOT_WAV) from None
 
     def predict_bytes(self, data: bytes, top_k: int = DEFAULT_TOP_K, name: str = "upload") -> Prediction:
-        """Classify the bytes of a WAV file; AudioError if they are not one."""
+        """Classify the bytes of an audio file, read in memory; AudioError naming ``name`` if they are not one."""
         if not data:
-            raise KwsError("empty upload: no WAV data received")
-        fd, tmp = tempfile.mkstemp(prefix="kws-serve-", suffix=".wav")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            return self.predict_file(tmp, top_k)
-        except AudioError as exc:  # name the upload, not the temporary file
-            raise AudioError(str(exc).replace(tmp, name)) from None
-        finally:
-            os.unlink(tmp)
+            raise KwsError("empty upload: no audio data received")
+        samples, info = read_audio(data, name=name)
+        return self.predict_samples(samples, info.sample_rate, top_k)

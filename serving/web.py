@@ -1,11 +1,11 @@
 """``kws serve``: a small web page and JSON API for prediction (stdlib http.server only).
 
 Endpoints
-  GET  /                 the page (upload a WAV, paste a URL, or record from the microphone)
+  GET  /                 the page (upload an audio file, paste a URL, or record from the microphone)
   GET  /static/<file>    its JS and CSS
   GET  /api/model        {"model", "labels", "frontend"}
-  POST /api/predict      body: WAV bytes (any content type), multipart/form-data with a ``file``
-                         field, or JSON {"url": "http(s)://..."}; query ``top_k`` (default 3),
+  POST /api/predict      body: audio file bytes (WAV, FLAC, OGG, MP3; any content type),
+                         multipart/form-data with a ``file`` field, or JSON {"url": "http(s)://..."}; query ``top_k`` (default 3),
                          ``features=1`` adds the model's input features for the spectrogram view,
                          ``name`` names an upload in the answer.
 Errors are JSON ``{"error": "..."}`` with a 4xx status (413 for uploads over the limit, 408 for a
@@ -349,7 +349,7 @@ def make_server(predictor: Predictor, host: str = DEFAULT_HOST, port: int = DEFA
 @click.option("--workers", default=MAX_WORKERS, show_default=True, type=click.IntRange(1, 1024),
               help="Requests handled at once; more get 503 after a short wait.")
 def serve_cmd(host: str, port: int, model: str | None, allow_private_urls: bool, workers: int) -> None:
-    """Web page and JSON API for prediction: upload a WAV, paste a URL, or use the microphone."""
+    """Web page and JSON API for prediction: upload an audio file, paste a URL, or use the microphone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         predictor = Predictor(resolve_model(model))

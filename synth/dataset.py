@@ -25,7 +25,7 @@ from typing import Collection, Sequence
 
 import numpy as np
 
-from kws.edge.audio import load_audio, to_int16
+from kws.edge.audio import AUDIO_SUFFIXES, load_audio, to_int16
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
@@ -416,9 +416,9 @@ def background_noises(opts: SynthOptions) -> dict[str, np.ndarray]:
         folder = Path(opts.noise_dir)
         if not folder.is_dir():
             raise KwsError(f"--noise-dir {folder}: not a folder")
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav")
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
-            raise KwsError(f"--noise-dir {folder}: no .wav files in it")
+            raise KwsError(f"--noise-dir {folder}: no audio files in it ({', '.join(AUDIO_SUFFIXES)})")
         for f in files:
             try:
                 audio, _ = load_audio(f, opts.sample_rate)

@@ -1,5 +1,6 @@
-"""A progress bar for kws-synth: tqdm when it is installed (the train/dev extras bring it), else a
-plain one-line counter on stderr, so the base install (no tqdm) still shows progress."""
+"""A progress bar for kws-synth: on a terminal, tqdm when it is installed (the train/dev extras bring
+it), else a plain one-line counter; into a redirected log (make demo > log, CI) one summary line at
+the end, never bar updates."""
 from __future__ import annotations
 
 import sys
@@ -37,7 +38,10 @@ class PlainBar:
 
 
 def progress_bar(total: int, initial: int, desc: str, disable: bool):
-    """An object with update(n) and close(): tqdm's bar, or PlainBar without tqdm."""
+    """An object with update(n) and close(): tqdm's bar on a terminal, else PlainBar (one final line
+    when stderr is not a terminal)."""
+    if disable or not sys.stderr.isatty():
+        return PlainBar(total, initial, desc, disable)
     try:
         from tqdm import tqdm
     except ImportError:

@@ -213,7 +213,7 @@ def test_kws_listen_reads_raw_pcm_from_stdin(converted_run, stream):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--wav", "{bad_wav}"], "not a readable WAV"),
+    (["--wav", "{bad_wav}"], "not a readable audio file"),
     (["--wav", "{missing}"], "no such file"),
     (["-m", "{missing}", "--wav", "{bad_wav}"], "no such model file or folder"),
 ])

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from kws.edge.errors import KwsError
 from kws.edge.manifest import load_manifest
 from kws.evaluation.eval_cli import main as eval_main
-from kws.evaluation.stream import (Event, build_stream, load_clips, pink_noise, read_labels, speech_bounds,
-                                   write_labels)
+from audio_fixtures import keyword_stream
+from kws.edge.audio import write_wav
+from kws.evaluation.stream import (KWS_FORMAT, TUTORIAL_FORMAT, Event, build_stream, load_clips, pink_noise,
+                                   read_ground_truth, read_labels, speech_bounds, write_labels)
 from kws.evaluation.streaming_metrics import Detection, keyword_free_seconds, streaming_report
 
 SR = 16000
@@ -58,6 +61,55 @@ def test_labels_csv_round_trip(tmp_path):
     events = [Event("up", 1.25, 1.75), Event("_unknown_", 4.0, 4.5)]
     write_labels(tmp_path / "l.csv", events)
     assert read_labels(tmp_path / "l.csv") == events
+
+
+def test_the_tutorials_label_time_ms_files_are_read_in_milliseconds(tmp_path):
+    """generate_streaming_test_wav.py writes '%s, %f' of label and clip start in ms, no header."""
+    path = tmp_path / "streaming_test_labels.txt"
+    path.write_text("up, 1500.000000\n_unknown_, 5250.500000\ndown, 9000.000000\n")
+    truth = read_ground_truth(path, clip_s=1.0)
+    assert truth.format == TUTORIAL_FORMAT
+    assert truth.events == [Event("up", 1.5, 2.5), Event("_unknown_", 5.2505, 6.2505), Event("down", 9.0, 10.0)]
+    (tmp_path / "with_header.csv").write_text("label,time_ms\nup,250\n")
+    assert read_ground_truth(tmp_path / "with_header.csv", clip_s=0.5).events == [Event("up", 0.25, 0.75)]
+    (tmp_path / "ours.csv").write_text("up,1.5,2.0\n")  # no header, three columns: kws's seconds
+    assert read_ground_truth(tmp_path / "ours.csv") == type(truth)([Event("up", 1.5, 2.0)], KWS_FORMAT)
+    (tmp_path / "odd.csv").write_text("label,when\nup,1\n")
+    with pytest.raises(KwsError, match="unknown header 'label,when'"):
+        read_ground_truth(tmp_path / "odd.csv")
+
+
+def test_keyword_free_time_never_exceeds_the_stream():
+    """Labels far past the stream's end (ms read as s) once gave 'keyword-free' time larger than it."""
+    assert keyword_free_seconds([Event("up", 5000.0, 5001.0)], 60.0) == pytest.approx(60.0)
+    assert keyword_free_seconds([Event("up", 58.0, 59.0)], 60.0) == pytest.approx(60.0 - 2.5)
+
+
+def test_eval_on_a_tutorial_stream_reads_ms_labels_and_refuses_labels_outside_it(dist, tmp_path):
+    words = ("up", "down", "beep", "up", "down", "beep")
+    audio, truth = keyword_stream(words, np.random.default_rng(5))
+    write_wav(tmp_path / "stream.wav", audio, SR)
+    # the tutorial's file: the start of each 1 s clip in ms (keyword_stream gives each clip's end)
+    (tmp_path / "labels.txt").write_text("".join(f"{w}, {(end - 1.0) * 1000:f}\n" for w, end in truth))
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(tmp_path / "stream.wav"),
+                                         "--labels", str(tmp_path / "labels.txt"), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["labels"]["format"] == TUTORIAL_FORMAT and report["labels"]["events"] == len(words)
+    at = report["at_manifest_thresholds"]
+    duration_h = len(audio) / SR / 3600
+    assert at["keywords"] == len(words) and 0 < at["keyword_free_hours"] < duration_h
+    assert min(r["frr"] for r in report["curve"]) < 0.5  # the words are found where the labels put them
+    text = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(tmp_path / "stream.wav"),
+                                          "--labels", str(tmp_path / "labels.txt")])
+    assert f"labels: {tmp_path / 'labels.txt'}, read as {TUTORIAL_FORMAT}" in text.output
+    # the same times given as kws's seconds lie far past the stream's end: refused, not scored
+    (tmp_path / "seconds.csv").write_text("label,start_s,end_s\n" + "".join(
+        f"{w},{(end - 1.0) * 1000:f},{end * 1000:f}\n" for w, end in truth))
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(tmp_path / "stream.wav"),
+                                         "--labels", str(tmp_path / "seconds.csv")])
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    assert f"6 of 6 labels lie outside the stream's {len(audio) / SR:.1f} s" in res.output
 
 
 def test_streaming_report_by_hand():

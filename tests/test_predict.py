@@ -198,7 +198,7 @@ def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
     out = [json.loads(line) for line in res.stdout.splitlines()]
     assert [(o["path"].rsplit("/", 1)[-1], o["label"]) for o in out] == [("clip.wav", "up"), ("down1.wav", "down")]
     err = res.stderr
-    assert "page.html: not a WAV file" in err
+    assert "page.html: not an audio file" in err
     assert f"127.0.0.1:{bad_port}/x.wav: could not fetch http://127.0.0.1:{bad_port}/x.wav: connection refused" in err
     assert "big.wav: URL content is" in err and "allowed" in err
     assert "missing.wav: URL returned HTTP 404 Not Found" in err
@@ -250,3 +250,32 @@ def test_unwritable_report_folder_is_one_line_error(dist, clips, tmp_path):
     res = _run(["-m", dist, clips / "up" / "up0.wav", "--report", blocker / "report"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert f"{blocker / 'report'}: cannot write the report (Not a directory)" in res.output
+
+
+def test_windows_streamed_in_any_chunking_match_every_window_scored_at_once(dist):
+    """Long files are scored window by window as they stream (issue 14 item 7): the answer is the one
+    of stacking every 100 ms window of the whole file, whatever the chunk sizes."""
+    from kws.edge.frontend import Frontend
+    from kws.edge.manifest import BACKGROUND_LABELS
+    from kws.evaluation.predict import WINDOW_BATCH, classify_audio, classify_chunks
+
+    clf = load_classifier(dist)
+    rng = np.random.default_rng(40)
+    parts = [rng.normal(0, 0.003, SAMPLE_RATE * 6)] + [word_audio(w, rng) for w in ("beep", "down")]
+    audio = np.concatenate(parts + [rng.normal(0, 0.003, 12345)]).astype(np.float32)  # not on the hop grid
+    n, hop = SAMPLE_RATE, SAMPLE_RATE // 10
+    starts = list(range(0, len(audio) - n + 1, hop)) + [len(audio) - n]
+    assert len(starts) > WINDOW_BATCH  # more than one batch of windows
+    probs = clf.predict(Frontend(clf.frontend).features(np.stack([audio[s:s + n] for s in starts])))
+    top = probs.argmax(axis=1)
+    best = probs.max(axis=1)
+    keyword = np.array([clf.labels[i] not in BACKGROUND_LABELS for i in top])
+    w = int(np.argmax(np.where(keyword, best, -1.0))) if keyword.any() else int(np.argmax(best))
+    expected = (clf.labels[top[w]], round(float(best[w]), 6), round(starts[w] / SAMPLE_RATE, 3))
+    whole = classify_audio(clf, audio)
+    assert (whole["label"], whole["score"], whole["window_s"]) == expected
+    for size in (5, 997, SAMPLE_RATE, len(audio)):
+        chunks = [audio[:5], audio[5:]] if size == 5 else [audio[i:i + size] for i in range(0, len(audio), size)]
+        assert classify_chunks(clf, chunks) == whole, size
+    short = classify_audio(clf, audio[:SAMPLE_RATE // 2])  # shorter than a clip: one zero-padded window
+    assert short["window_s"] == 0.0

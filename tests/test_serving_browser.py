@@ -105,7 +105,7 @@ def test_page_bad_upload_shows_error(page, tmp_path):
     page.set_input_files("#file-input", str(bad))
     error = page.locator("#error")
     sync_api.expect(error).to_be_visible()
-    sync_api.expect(error).to_contain_text("WAV")
+    sync_api.expect(error).to_contain_text("not a readable audio file")
     assert "Traceback" not in error.inner_text()
 
 

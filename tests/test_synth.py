@@ -173,6 +173,18 @@ def test_words_too_long_are_reported_not_cut(tmp_path):
 
 
 @needs_espeak
+def test_a_redirected_log_gets_one_progress_line_not_bar_updates(tmp_path):
+    """stderr is a pipe here (as in make demo > log): no carriage-return redraws, one summary line."""
+    res = _run("--words", "go", "--per-word", 6, "--negatives", 0, "--engines", "espeak", "--noise-prob", 0,
+               "--reverb-prob", 0, "--out", tmp_path / "log", "--jobs", 1)
+    assert res.returncode == 0, res.stderr
+    assert "\r" not in res.stderr and "\x1b[" not in res.stderr
+    assert [line for line in res.stderr.splitlines() if line.startswith("kws-synth:")] == [
+        line for line in res.stderr.splitlines() if line.startswith("kws-synth: 6/6 clips")]
+    assert len([line for line in res.stderr.splitlines() if "6/6 clips" in line]) == 1
+
+
+@needs_espeak
 def test_other_rate_and_length(tmp_path):
     out = tmp_path / "sr8k"
     res = _run("--words", "go", "--per-word", 3, "--negatives", 0, "--sample-rate", 8000, "--clip-ms", 1500,

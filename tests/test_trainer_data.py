@@ -102,7 +102,7 @@ def test_missing_folder_and_empty_word(tmp_path):
         ds.scan_dataset(tmp_path / "nope", [], 10, 10, 10, 10, seed=0)
     root = _layout(tmp_path / "d", words=("yes", "no"))
     (root / "empty").mkdir()
-    with pytest.raises(ds.DataError, match="wanted word 'empty' has no .wav files"):
+    with pytest.raises(ds.DataError, match="wanted word 'empty' has no audio files"):
         ds.scan_dataset(root, ["yes", "empty"], 10, 10, 10, 10, seed=0)
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from kws.edge.audio import AUDIO_SUFFIXES as READABLE_SUFFIXES
 from kws.edge.audio import WavInfo, read_wav, resample
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
@@ -35,7 +36,7 @@ TESTING_LIST = "testing_list.txt"
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # speech_commands' modulus for the split hash
 SPLITS = ("training", "validation", "testing")
 NOHASH_RE = re.compile(r"_nohash_.*$")
-AUDIO_SUFFIXES = {".wav", ".wave"}
+AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
 
 
 class DataError(KwsError):
@@ -176,7 +177,7 @@ def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
         if entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES:
             out.append(str(entry))
         elif entry.is_file():
-            skipped.append((str(entry), "not a .wav file"))
+            skipped.append((str(entry), f"not an audio file ({', '.join(sorted(AUDIO_SUFFIXES))})"))
     return out
 
 
@@ -208,7 +209,7 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     files_by_label = {p.name: _wav_files(p, skipped) for p in label_folders}
     for w in wanted:
         if not files_by_label.get(w):
-            raise DataError(f"{root / w}: wanted word '{w}' has no .wav files")
+            raise DataError(f"{root / w}: wanted word '{w}' has no audio files")
     unknown_files = [f for name, fs in files_by_label.items() if name not in wanted for f in fs]
     if (root / UNKNOWN_DIR).is_dir():
         unknown_files += _wav_files(root / UNKNOWN_DIR, skipped)
@@ -288,7 +289,7 @@ class LoadReport:
     def summary(self, sample_rate: int) -> str:
         def fmt(counter: Counter, unit: str = "") -> str:
             return ", ".join(f"{k}{unit} x{v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1]))
-        parts = [f"read {self.total} WAV files"]
+        parts = [f"read {self.total} audio files"]
         if set(self.rates) - {sample_rate}:
             parts.append(f"resampled to {sample_rate} Hz from {fmt(self.rates, ' Hz')}")
         if set(self.formats) - {"int16"}:

@@ -1,0 +1,52 @@
+"""kws-listen's stdin options (issue 14 item 8): out-of-range --rate/--channels are one-line usage
+errors before anything is allocated, and a closed stdin is a one-line error, not a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_fixtures import SAMPLE_RATE, word_audio
+from kws.edge.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, resample, to_int16
+
+KWS_LISTEN = Path(sys.executable).parent / "kws-listen"
+EXIT_USAGE = 2
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--rate", "-1"), ("--rate", "0"), ("--rate", "99999999999"), ("--rate", str(MIN_SAMPLE_RATE - 1)),
+    ("--rate", str(MAX_SAMPLE_RATE + 1)), ("--channels", "0"), ("--channels", "-2"), ("--channels", "100000"),
+])
+def test_out_of_range_stdin_options_are_one_line_usage_errors(converted_run, option, value):
+    proc = subprocess.run([str(KWS_LISTEN), "-m", str(converted_run), "--stdin", option, value],
+                          input=b"", capture_output=True, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == EXIT_USAGE, err
+    assert f"Invalid value for '{option}'" in err and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("Error:")] == [err.splitlines()[-1]]
+
+
+def test_closed_stdin_is_a_one_line_error(converted_run):
+    proc = subprocess.run(f"'{KWS_LISTEN}' -m '{converted_run}' --stdin <&-", shell=True, executable="/bin/bash",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("Error: stdin is closed: nothing to read (pipe raw PCM in, e.g. arecord ... | "
+                                   "kws-listen --stdin)")
+
+
+def test_stdin_at_8khz_stereo_is_heard_at_its_own_rate(converted_run):
+    """A valid --rate is the audio's rate (resampled to the model's), not silently the default."""
+    word = word_audio("down", np.random.default_rng(17))
+    clip = np.concatenate([np.zeros(SAMPLE_RATE // 2, np.float32), word, np.zeros(SAMPLE_RATE, np.float32)])
+    at8k = to_int16(resample(clip, SAMPLE_RATE, 8000))
+    stereo = np.stack([at8k, at8k], axis=1).reshape(-1)
+    proc = subprocess.run([str(KWS_LISTEN), "-m", str(converted_run), "--stdin", "--rate", "8000", "--channels", "2",
+                           "--threshold", "0.3"], input=stereo.tobytes(), capture_output=True, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "raw int16 PCM on stdin (8000 Hz, 2 ch), resampled to 16000 Hz" in err
+    assert "2.5 s of audio" in err
+    assert [line.split()[2] for line in proc.stdout.decode().splitlines()][:1] == ["down"]

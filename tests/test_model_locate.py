@@ -1,0 +1,74 @@
+"""The default model (issue 14 item 15): the newest *complete* model, never an unfinished training run
+(killed before its first checkpoint: a timestamp folder with only config.yaml)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_fixtures import SAMPLE_RATE, word_audio
+from kws.edge.audio import write_wav
+from kws.edge.errors import ModelNotFoundError
+from kws.edge.locate import default_model, incomplete_runs
+
+VENV_BIN = Path(sys.executable).parent
+OLD_RUN = "20260101T000000Z"
+NEWER_UNFINISHED = ("20270101T000000Z", "20270102T000000Z")
+
+
+def _unfinished(root: Path, name: str, with_checkpoint: bool = False) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("train:\n  epochs: 20\n")
+    if with_checkpoint:  # killed after an epoch: a checkpoint, still no model.keras
+        (run / "ckpts").mkdir()
+        (run / "ckpts" / "last.keras").write_bytes(b"PK\x03\x04")
+        (run / "state.json").write_text(json.dumps({"epochs_done": 1}))
+    return run
+
+
+def test_unfinished_runs_are_listed_not_chosen(tmp_path):
+    complete = tmp_path / OLD_RUN
+    (complete / "dist").mkdir(parents=True)
+    (complete / "config.yaml").write_text("")
+    (complete / "dist" / "manifest.json").write_text("{}")
+    _unfinished(tmp_path, NEWER_UNFINISHED[0])
+    _unfinished(tmp_path, NEWER_UNFINISHED[1], with_checkpoint=True)
+    assert default_model(tmp_path) == complete
+    assert [p.name for p in incomplete_runs(tmp_path)] == list(reversed(NEWER_UNFINISHED))
+    # an unfinished models/api is skipped too
+    _unfinished(tmp_path, "api")
+    assert default_model(tmp_path) == complete
+
+
+def test_only_unfinished_runs_is_an_error_with_the_resume_hint(tmp_path):
+    for name in NEWER_UNFINISHED:
+        _unfinished(tmp_path, name)
+    with pytest.raises(ModelNotFoundError) as err:
+        default_model(tmp_path)
+    newest = tmp_path / NEWER_UNFINISHED[1]
+    assert f"2 unfinished training run(s) without model.keras (newest: {newest})" in str(err.value)
+    assert f"kws-train --resume {newest}" in str(err.value)
+
+
+def test_default_model_predict_and_listen_skip_a_newer_unfinished_run(converted_run, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(converted_run, models / OLD_RUN / "dist")
+    _unfinished(models, NEWER_UNFINISHED[0])
+    clip = tmp_path / "up.wav"
+    write_wav(clip, word_audio("up", np.random.default_rng(30)), SAMPLE_RATE)
+    env = {**os.environ, "KWS_MODELS_DIR": str(models)}
+    predict = subprocess.run([str(VENV_BIN / "kws-predict"), str(clip), "--json"], env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert predict.returncode == 0, predict.stderr
+    assert json.loads(predict.stdout)["label"] == "up"
+    listen = subprocess.run([str(VENV_BIN / "kws-listen"), "--wav", str(clip)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert listen.returncode == 0, listen.stderr
+    assert f"model {models / OLD_RUN / 'dist'}" in listen.stderr
