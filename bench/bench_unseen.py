@@ -126,9 +126,54 @@ def train_variant(data: Path, name: str, sets: list[str], epochs: int) -> dict:
     steady.sort()
     median_s = steady[len(steady) // 2]
     return {"name": name, "epochs": epochs, "sets": sets, "run": str(out), "metrics": metrics, "n_train": n_train,
+            "noisy": noisy_eval(out),
             "clips_per_s": n_train / median_s, "wall_s": float((out / "bench_wall_s.txt").read_text()) if (out / "bench_wall_s.txt").is_file()
             else float(state.get("train_seconds", 0.0)),
             "speakers": split.get("speakers")}
+
+
+NOISY_SNRS_DB = (20.0, 10.0, 5.0)
+NOISY_FILE = "bench_noisy_eval.json"
+
+
+def noisy_eval(run: Path) -> dict:
+    """Test accuracy of a run's Keras model on its (unseen) test speakers' clips mixed with the Mycroft
+    noise training never heard, at each of NOISY_SNRS_DB (fixed seed, same mixes for every run);
+    cached in the run folder. Runs TensorFlow in a subprocess."""
+    cached = run / NOISY_FILE
+    if not cached.is_file():
+        _run([sys.executable, "-m", "bench.bench_unseen", "--noisy-eval", str(run)], f"noisy eval of {run.name}")
+    return json.loads(cached.read_text())
+
+
+def _noisy_eval_here(run: Path) -> None:
+    import numpy as np
+
+    import keras
+    from kws.edge.audio import load_audio
+    from kws.edge.frontend import Frontend
+    from kws.trainer import augment as aug
+    from kws.trainer import dataset as ds
+    from kws.trainer.config import load_config
+
+    cfg = load_config(run / "config.yaml")
+    index = ds.load_index(run / "split.json")
+    items = [i for i in index.splits["testing"] if i.path]
+    labels = index.labels
+    clips, _ = ds.load_clips([i.path for i in items], cfg.features.sample_rate, cfg.features.clip_samples)
+    noises = [load_audio(f, cfg.features.sample_rate)[0] for f in sorted(TEST_NOISE.glob("*.wav"))]
+    model = keras.models.load_model(run / "model.keras")
+    fe = Frontend(cfg.features)
+    y = np.array([labels.index(i.label) for i in items])
+    out = {"clips": len(items), "noise": str(TEST_NOISE.relative_to(SHARED)), "accuracy": {}}
+    for snr in NOISY_SNRS_DB:
+        rng = np.random.default_rng(int(snr))
+        audio = np.stack([aug.mix_at_snr(clips[i.path].astype(np.float32) / 32768.0,
+                                         aug.background_segment(noises, cfg.features.clip_samples, rng), snr)
+                          for i in items])
+        pred = model.predict(fe.features(np.clip(audio, -1, 1)), verbose=0, batch_size=256).argmax(axis=1)
+        out["accuracy"][f"{snr:g}"] = float((pred == y).mean())
+    (run / NOISY_FILE).write_text(json.dumps(out))
 
 
 def convert_and_stream(run: Path, hours: float) -> dict:
@@ -163,8 +208,9 @@ def _pct(x: float | None) -> str:
 
 
 def _row_table(rows: list[dict]) -> list[str]:
-    lines = ["| variant | overrides | epochs | test acc (unseen speakers) | worst speaker | validation acc | "
-             "train clips/s | wall |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | overrides | epochs | test acc (unseen speakers) | worst speaker | same, in unseen noise "
+             f"at {' / '.join(f'{s:g}' for s in NOISY_SNRS_DB)} dB SNR | validation acc | train clips/s | wall |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         test = r["metrics"].get("test") or {}
         spk = test.get("by_speaker") or {}
@@ -173,6 +219,7 @@ def _row_table(rows: list[dict]) -> list[str]:
                      f"{r['epochs']} | "
                      f"{_pct(test.get('accuracy'))} (n={test.get('count')}, {spk.get('unseen_speakers', '?')} unseen) | "
                      f"{worst.get('speaker', '?')} {_pct(worst.get('accuracy'))} | "
+                     f"{' / '.join(_pct(v) for v in r['noisy']['accuracy'].values())} | "
                      f"{_pct((r['metrics'].get('validation') or {}).get('accuracy'))} | {r['clips_per_s']:.0f} | "
                      f"{r['wall_s'] / 60:.1f} min |")
     return lines
@@ -231,7 +278,11 @@ def main() -> None:
     ap.add_argument("--ablation-epochs", type=int, default=15)
     ap.add_argument("--stream-hours", type=float, default=0.5)
     ap.add_argument("--no-stream", action="store_true", help="skip kws-convert and the streams")
+    ap.add_argument("--noisy-eval", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.noisy_eval:
+        _noisy_eval_here(Path(args.noisy_eval))
+        return
     args.variants = [v for v in args.variants.split(",") if v]
     if not SOURCE.is_dir():
         raise SystemExit(f"skipping: {SOURCE} not found (the benchmark needs ../shared/data)")
