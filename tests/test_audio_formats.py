@@ -155,7 +155,7 @@ def test_a_flac_dataset_trains(tmp_path):
     out = tmp_path / "run"
     train(cfg, out=out, quiet=True)
     split = json.loads((out / "split.json").read_text())
-    files = [p for items in split["splits"].values() for p, _ in items if p]
+    files = [p for items in split["splits"].values() for p, *_ in items if p]
     assert files and all(p.endswith(".flac") for p in files)
     assert len([p for p in files if p.startswith(("up/", "down/"))]) == 24
     assert (out / "model.keras").is_file()
