@@ -141,7 +141,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
 def _field_for(annotation: Any, default: Any, description: str, choices: tuple[str, ...] | None):
     """A webargs (marshmallow) field for one config value; missing arguments keep the default."""
     meta = {"description": description}
-    shown = ",".join(default) if isinstance(default, tuple) else default
+    shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default) if isinstance(default, tuple) else default
     if default is None and type(None) in typing.get_args(annotation):
         from kws.trainer.config import AUTO
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kws.edge.audio import read_audio, resample
-from kws.edge.errors import KwsError, ModelNotFoundError
+from kws.edge.errors import AudioError, KwsError, ModelNotFoundError
 from kws.edge.frontend import Frontend, FrontendConfig
 
 DEFAULT_TOP_K = 3
@@ -26,7 +26,7 @@ CONFIG_FILE = "config.yaml"
 KERAS_MODEL = "model.keras"
 CKPT_CANDIDATES = ("ckpts/best.keras", "ckpts/last.keras")
 FRONTEND_ATTRS = ("frontend_config", "frontend_cfg", "features", "frontend")
-FETCHED_NOT_WAV = "the URL's content is not a WAV file this server can read (PCM or float WAV expected)"
+FETCHED_NOT_WAV = "the URL's content is not an audio file this server can read (WAV, FLAC, OGG or MP3)"
 LOUDEST_HOP_MS = 50  # step when searching a longer recording for its loudest model-length window
 
 
