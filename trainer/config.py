@@ -91,16 +91,16 @@ class AugmentConfig:
     says what each key does and docs/BENCHMARKS.md what it is worth on speakers never heard)."""
 
     time_shift_ms: float = 100.0
-    speed_range: tuple[float, ...] = (0.9, 1.1)
-    vtlp_range: tuple[float, ...] = (0.9, 1.1)
-    reverb_probability: float = 0.5
+    speed_range: tuple[float, ...] = (1.0, 1.0)
+    vtlp_range: tuple[float, ...] = (1.0, 1.0)
+    reverb_probability: float = 0.0
     reverb_rt60_s: tuple[float, ...] = (0.15, 0.8)
     reverb_drr_db: tuple[float, ...] = (0.0, 12.0)
     rir_dir: str = ""
     recorded_rir_share: float = 0.5
-    eq_probability: float = 0.5
+    eq_probability: float = 0.0
     eq_db: float = 6.0
-    band_limit_probability: float = 0.1
+    band_limit_probability: float = 0.0
     background_frequency: float = 0.8
     generated_noise_share: float = 0.0
     background_snr_db: tuple[float, ...] = (0.0, 20.0)
