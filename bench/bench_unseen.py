@@ -56,6 +56,7 @@ def _with(*changes: str) -> list[str]:
 
 
 VARIANTS: dict[str, list[str]] = {
+    "default": [],
     "all_on": ALL_ON,
     "no_speed": _with("augment.speed_range=[1.0,1.0]"),
     "no_vtlp": _with("augment.vtlp_range=[1.0,1.0]"),
