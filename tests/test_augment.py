@@ -185,7 +185,7 @@ def test_ranges_typed_on_the_command_line():
     cfg = load_config(None, ["augment.speed_range=0.95,1.05", "augment.background_snr_db=[]"])
     assert cfg.augment.speed_range == (0.95, 1.05)
     assert cfg.augment.background_snr_db == ()
-    assert dataclasses.asdict(AugmentConfig())["gain_db"] == 20.0
+    assert dataclasses.asdict(AugmentConfig())["gain_db"] == 6.0
 
 
 def test_generated_noise_has_its_colour_and_is_mixed_without_noise_files():

@@ -103,10 +103,10 @@ class AugmentConfig:
     band_limit_probability: float = 0.0
     background_frequency: float = 0.8
     generated_noise_share: float = 0.0
-    background_snr_db: tuple[float, ...] = (0.0, 20.0)
+    background_snr_db: tuple[float, ...] = ()
     background_volume: float = 0.1
     silence_volume: float = 1.0
-    gain_db: float = 20.0
+    gain_db: float = 6.0
     time_masks: int = 2
     time_mask_frames: int = 10
     freq_masks: int = 2
