@@ -215,18 +215,9 @@ def stream_audio(source: str | os.PathLike | AudioReader, sample_rate: int,
                  block_frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
     """Float32 mono chunks of a file resampled to ``sample_rate``, in bounded memory (the filter's
     state carries across blocks, so the result does not depend on ``block_frames``)."""
-    from .resample import StreamResampler
-
     reader = source if isinstance(source, AudioReader) else open_audio(source)
     try:
-        resampler = StreamResampler(reader.info.sample_rate, sample_rate)
-        for block in reader.blocks(block_frames):
-            out = resampler.process(block)
-            if len(out):
-                yield out
-        tail = resampler.flush()
-        if len(tail):
-            yield tail
+        yield from resampled(reader.blocks(block_frames), reader.info.sample_rate, sample_rate)
     finally:
         if reader is not source:
             reader.close()
@@ -282,3 +273,17 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def resampled(chunks: Iterator[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:
+    """The chunks resampled to ``to_rate`` by one streaming filter, flushed at the end."""
+    from .resample import StreamResampler
+
+    resampler = StreamResampler(from_rate, to_rate)
+    for chunk in chunks:
+        out = resampler.process(chunk)
+        if len(out):
+            yield out
+    tail = resampler.flush()
+    if len(tail):
+        yield tail

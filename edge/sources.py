@@ -15,9 +15,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import INT16_SCALE, NO_SAMPLES, UNREADABLE, open_audio
+from .audio import INT16_SCALE, NO_SAMPLES, UNREADABLE, open_audio, resampled
 from .errors import AudioError, KwsError
-from .resample import StreamResampler
 
 BLOCK_MS = 100  # file and stdin sources read this much audio at a time
 MIC_BLOCK_MS = 20  # microphone callback size
@@ -59,18 +58,6 @@ def _pcm_to_float(raw: bytes, width: int, channels: int) -> np.ndarray:
         usable = len(x) - len(x) % channels
         x = x[:usable].reshape(-1, channels).mean(axis=1)
     return x
-
-
-def _resampled(chunks: Iterator[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:
-    """The chunks resampled to ``to_rate``, flushing the filter at the end."""
-    resampler = StreamResampler(from_rate, to_rate)
-    for chunk in chunks:
-        out = resampler.process(chunk)
-        if len(out):
-            yield out
-    tail = resampler.flush()
-    if len(tail):
-        yield tail
 
 
 class FileSource:
@@ -115,7 +102,7 @@ class FileSource:
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Float32 mono chunks at ``sample_rate`` until the end of the file."""
-        return _resampled(self._blocks(), self.file_rate, self.sample_rate)
+        return resampled(self._blocks(), self.file_rate, self.sample_rate)
 
 
 WavSource = FileSource  # the name from when only WAV was read
@@ -154,7 +141,7 @@ class RawSource:
                 yield _pcm_to_float(raw[:usable], 2, self.channels)
 
     def chunks(self) -> Iterator[np.ndarray]:
-        return _resampled(self._blocks(), self.file_rate, self.sample_rate)
+        return resampled(self._blocks(), self.file_rate, self.sample_rate)
 
 
 def _sounddevice():
@@ -295,7 +282,7 @@ class MicrophoneSource:
     def chunks(self) -> Iterator[np.ndarray]:
         if self._stream is None:
             self.start()
-        return _resampled(self._blocks(), self.device_rate, self.sample_rate)
+        return resampled(self._blocks(), self.device_rate, self.sample_rate)
 
 
 def stdin_binary() -> BinaryIO:
