@@ -52,7 +52,7 @@ def test_urls_to_this_machine_and_its_network_are_refused(server):
 def test_fetched_bytes_are_never_echoed(lab_server):
     with bytes_server(SECRET) as inner:
         status, out = _predict_url(lab_server, f"{inner.url}/page.html")
-    assert status == 400 and "not a WAV file" in out["error"]
+    assert status == 400 and "not an audio file" in out["error"]
     assert "html" not in out["error"] and "secret" not in out["error"]
 
 
