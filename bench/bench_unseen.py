@@ -60,6 +60,7 @@ SNR_GAIN20 = ["augment.background_snr_db=[0,20]", "augment.gain_db=20"]  # noise
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "snr_gain20": SNR_GAIN20,
+    "snr_only": ["augment.background_snr_db=[0,20]"],
     "all_on": ALL_ON,
     "no_speed": _with("augment.speed_range=[1.0,1.0]"),
     "no_vtlp": _with("augment.vtlp_range=[1.0,1.0]"),
