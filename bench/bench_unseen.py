@@ -15,7 +15,7 @@ comparison is like with like. For each run: test accuracy on the 6 unseen speake
 training throughput. For the headline run: kws-convert
 (int8 accuracy on the same speakers) and kws-eval: thresholds from ``--calibrate`` on a stream of
 the validation speakers, then recall and false accepts per hour on a stream of the test speakers,
-both in noise at 5-20 dB SNR. Results: bench/results/unseen.md (and unseen.json).
+both in noise at 5-20 dB SNR. Results: bench/results/unseen.md (raw numbers in bench/out/unseen/unseen.json).
 """
 from __future__ import annotations
 
@@ -284,7 +284,7 @@ def write_results(headlines: list[dict], rows: list[dict], streams: list[dict | 
                   "augmentation, which is today's default.", ""] + _row_table(rows)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
-    (RESULTS.with_suffix(".json")).write_text(json.dumps({"headlines": headlines, "rows": rows, "streams": streams},
+    (OUT / "unseen.json").write_text(json.dumps({"headlines": headlines, "rows": rows, "streams": streams},
                                                          indent=1, default=str))
     print("\n".join(lines))
 

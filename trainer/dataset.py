@@ -35,7 +35,7 @@ VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # speech_commands' modulus for the split hash
 SPLITS = ("training", "validation", "testing")
-NOHASH_RE = re.compile(r"_nohash_.*$")
+DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
 
 
@@ -45,7 +45,13 @@ class DataError(KwsError):
 
 def which_set(filename: str, validation_percentage: float, testing_percentage: float) -> str:
     """The split of a file: SHA-1 of its name without the ``_nohash_`` part, as speech_commands does."""
-    return split_of_key(NOHASH_RE.sub("", os.path.basename(filename)), validation_percentage, testing_percentage)
+    return split_of_key(_split_key(filename, DEFAULT_PATTERN), validation_percentage, testing_percentage)
+
+
+def _split_key(filename: str, pattern: re.Pattern | None) -> str:
+    """What the split hashes: the file's group, or its own name when it has none."""
+    group = group_of(filename, pattern)
+    return group if group is not None else os.path.basename(filename)
 
 
 def group_of(filename: str, pattern: re.Pattern | None) -> str | None:
@@ -229,9 +235,7 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
         if used_lists:
             rel = os.path.relpath(path, root).replace(os.sep, "/")
             return "validation" if rel in val_list else "testing" if rel in test_list else "training"
-        group = group_of(path, pattern)
-        key = group if group is not None else os.path.basename(path)
-        return split_of_key(key, validation_percentage, testing_percentage)
+        return split_of_key(_split_key(path, pattern), validation_percentage, testing_percentage)
 
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for w in wanted:

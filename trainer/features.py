@@ -7,6 +7,7 @@ Training features come in chunks of CHUNK clips, each with its own generator see
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
@@ -41,7 +42,7 @@ def eval_features(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: Conf
     fe = Frontend(cfg.features)
     n = cfg.features.clip_samples
     rng = np.random.default_rng(seed)
-    silence_cfg = cfg.augment.__class__(silence_volume=cfg.augment.silence_volume, gain_db=0.0)
+    silence_cfg = dataclasses.replace(cfg.augment, gain_db=0.0)  # silence at its drawn volume, no level change
     out = np.empty((len(items), *cfg.features.input_shape), dtype=np.float32)
     for start in range(0, len(items), FEATURE_BATCH):
         batch = items[start:start + FEATURE_BATCH]
