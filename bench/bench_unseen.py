@@ -62,6 +62,8 @@ VARIANTS: dict[str, list[str]] = {
     "snr_gain20": SNR_GAIN20,
     "snr_only": ["augment.background_snr_db=[0,20]"],
     "all_on": ALL_ON,
+    "tcn": ["model.architecture=tcn"],
+    "tcn_snr": ["model.architecture=tcn", "augment.background_snr_db=[0,20]"],
     "no_speed": _with("augment.speed_range=[1.0,1.0]"),
     "no_vtlp": _with("augment.vtlp_range=[1.0,1.0]"),
     "no_reverb": _with("augment.reverb_probability=0"),

@@ -161,6 +161,60 @@ def ds_cnn(input_shape: tuple[int, int], num_labels: int, cfg: Any,
     return keras.Model(inputs, outputs, name="ds_cnn")
 
 
+# tcn: frames each depthwise convolution looks at (90 ms at a 10 ms stride) and of the first one.
+TCN_KERNEL_FRAMES = 9
+TCN_INPUT_KERNEL_FRAMES = 3
+TCN_LAYERS_PER_BLOCK = 2
+
+
+@register("tcn", learning_rate=0.002)
+def tcn(input_shape: tuple[int, int], num_labels: int, cfg: Any,
+        stats: FeatureStats | None = None) -> Any:
+    """Streaming-native temporal CNN (TC-ResNet style, depthwise-separable): the features of a frame
+    are the channels and every convolution runs over time only, unpadded ("valid") and unstrided, so
+    output frame t depends on input frames up to t and nothing after. A 3-frame convolution to
+    ``width`` channels, then ``blocks`` residual blocks of two (9-frame depthwise + 1x1 pointwise, batch
+    norm, ReLU) layers whose shortcut is the input's newest frames, then the average over the frames
+    left and a dense softmax. Because nothing is padded, a streaming step model that keeps each
+    layer's last (kernel - 1) input frames as state computes exactly the same scores
+    (``converters/streaming.py``)."""
+    import keras
+
+    frames, features = input_shape
+    width = cfg.width
+    inputs = keras.Input(shape=input_shape, name="features")
+    x = inputs
+    if stats is not None:
+        x = keras.layers.Normalization(axis=-1, mean=stats.mean, variance=stats.variance,
+                                       name=NORMALIZATION_LAYER)(x)
+    x = keras.layers.Reshape((frames, 1, features), name="frames_as_rows")(x)
+    x = keras.layers.Conv2D(width, (TCN_INPUT_KERNEL_FRAMES, 1), use_bias=False, name="conv1")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="conv1_bn")(x)
+    x = keras.layers.ReLU(name="conv1_relu")(x)
+    for i in range(1, cfg.blocks + 1):
+        shortcut = x
+        for j in range(1, TCN_LAYERS_PER_BLOCK + 1):
+            name = f"b{i}_{j}"
+            x = keras.layers.DepthwiseConv2D((TCN_KERNEL_FRAMES, 1), use_bias=False, name=f"{name}_dw")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
+            x = keras.layers.ReLU(name=f"{name}_dw_relu")(x)
+            x = keras.layers.Conv2D(width, (1, 1), use_bias=False, name=f"{name}_pw")(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_pw_bn")(x)
+            if j < TCN_LAYERS_PER_BLOCK:
+                x = keras.layers.ReLU(name=f"{name}_pw_relu")(x)
+        lost = TCN_LAYERS_PER_BLOCK * (TCN_KERNEL_FRAMES - 1)
+        shortcut = keras.layers.Cropping2D(((lost, 0), (0, 0)), name=f"b{i}_shortcut")(shortcut)
+        x = keras.layers.Add(name=f"b{i}_add")([x, shortcut])
+        x = keras.layers.ReLU(name=f"b{i}_relu")(x)
+    if x.shape[1] < 1:
+        raise ValueError(f"tcn with {cfg.blocks} blocks needs more than {frames} frames of input")
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    x = keras.layers.AveragePooling2D(pool_size=(int(x.shape[1]), 1), name="avg_pool")(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="tcn")
+
+
 def count_macs(model: Any) -> int:
     """Multiply-accumulates of one inference (conv, depthwise conv and dense layers)."""
     import keras
