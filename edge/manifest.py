@@ -40,8 +40,8 @@ class SmoothingConfig:
     minimum_span_ms: float = 80.0
     # after a detection of L nothing is reported until L's average has stayed below
     # release_fraction * threshold(L) for release_ms
-    release_fraction: float = 0.5
-    release_ms: float = 200.0
+    release_fraction: float = 1.0
+    release_ms: float = 100.0
     hop_ms: float = 40.0
 
     def __post_init__(self) -> None:

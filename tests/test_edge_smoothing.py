@@ -134,11 +134,12 @@ def test_a_long_word_heard_in_successive_windows_counts_once(word_ms):
     assert [label for _, label in detect([("yes", 2000, 2000 + word_ms)], HOP_MS, 9000)] == ["yes"]
 
 
-def test_a_dip_shorter_than_the_release_does_not_count_the_word_twice():
-    # the score of a 3 s word drops for 200 ms in its middle: the average dips but not for long
-    # enough below half the threshold, so the hold is not released
+def test_a_lower_release_level_rides_out_a_dip_in_a_long_word():
+    # the score of a 3 s word drops for 200 ms in its middle: the 500 ms average dips under the
+    # threshold, but not under half of it for 200 ms, so a model with release_fraction 0.5 holds on
     bumps = [("yes", 2000, 3400), ("yes", 3600, 5000)]
-    assert [label for _, label in detect(bumps, HOP_MS, 8000)] == ["yes"]
+    cfg = SmoothingConfig(release_fraction=0.5, release_ms=200)
+    assert [label for _, label in detect(bumps, HOP_MS, 8000, cfg)] == ["yes"]
 
 
 def test_two_real_repetitions_are_both_reported():
@@ -169,7 +170,13 @@ def test_a_different_word_straight_after_waits_for_the_release_and_is_not_lost()
     sm = PosteriorSmoother(LABELS, SmoothingConfig(suppression_ms=5000))
     dets = run(sm, hops("yes", 600) + hops("no", 1000))
     assert [d[1] for d in dets] == ["yes", "no"]
-    # "yes" has to average under 0.35 (once 9 of the 13 hops are "no") and stay there for 200 ms
+    # "yes" averages under 0.7 once 4 of the 13 hops are "no" and is released 100 ms later, before
+    # "no" averages over 0.7 (10 of 13 hops): "no" comes when it would have come alone
+    assert dets[1][0] == 1000 + 600 + (10 - 1) * HOP_MS
+    # released only under 0.35 (9 of 13 hops "no") held for 200 ms: "no" waits for that
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(release_fraction=0.5, release_ms=200))
+    dets = run(sm, hops("yes", 600) + hops("no", 1000))
+    assert [d[1] for d in dets] == ["yes", "no"]
     assert dets[1][0] == 1000 + 600 + (9 - 1) * HOP_MS + 200
 
 
@@ -195,7 +202,8 @@ def test_background_labels_never_report_nor_hold():
 # --- thresholds, input checks -------------------------------------------------------------------------
 
 def test_per_label_thresholds_replace_the_default_and_scale_the_release():
-    strict = PosteriorSmoother(LABELS, SmoothingConfig(detection_threshold=0.5), thresholds={"yes": 0.9})
+    strict = PosteriorSmoother(LABELS, SmoothingConfig(detection_threshold=0.5, release_fraction=0.5),
+                               thresholds={"yes": 0.9})
     assert run(strict, hops("yes", 1000), p=0.8) == []
     strict.reset()
     assert [d[1] for d in run(strict, hops("no", 1000), p=0.8)] == ["no"]

@@ -80,7 +80,7 @@ def test_a_version_1_manifest_with_minimum_count_loads_as_a_span_at_its_hop(tmp_
     data["smoothing"] = {**smoothing, "minimum_count": 4, "hop_ms": 30.0}
     manifest = load_manifest(write(tmp_path, data))
     assert manifest.smoothing.minimum_span_ms == 90.0 and manifest.smoothing.hop_ms == 30.0
-    assert manifest.smoothing.release_ms == 200.0  # the release rule applies to old models too
+    assert manifest.smoothing.release_ms == 100.0  # the release rule applies to old models too
     data["smoothing"]["minimum_span_ms"] = 90.0
     with pytest.raises(ManifestError, match="smoothing: give minimum_span_ms or the older minimum_count, not both"):
         load_manifest(write(tmp_path, data))
