@@ -103,8 +103,21 @@ class AudioReader:
     """
 
     def __init__(self, source: str | os.PathLike | bytes | BinaryIO, name: str | None = None):
-        sf = _soundfile()
         self._pipe = False
+        if isinstance(source, (str, os.PathLike)):
+            from .pcmwav import open_canonical_wav
+
+            self._check_path(Path(source))  # a named pipe must not be read ahead: soundfile streams it
+            plain = None if self._pipe else open_canonical_wav(source)
+            if plain is not None:  # 16-bit PCM with a plain header: no libsndfile needed
+                self.name, self._file = name or str(Path(source)), plain
+                try:
+                    self.info = self._header()
+                except AudioError:
+                    plain.close()
+                    raise
+                return
+        sf = _soundfile()
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.name, target = name or "upload", io.BytesIO(bytes(source))
         elif hasattr(source, "read"):
