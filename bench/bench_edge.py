@@ -155,6 +155,18 @@ def main() -> None:
             rows.append((f"{name} {version}", result))
             load.append(os.getloadavg()[0])
             print(name, json.dumps(rows[-1][1]), file=sys.stderr)
+        manifest = json.loads(Path(args.model, "manifest.json").read_text())
+        float_file = manifest["models"].get("float", {}).get("file")
+        if not args.model_file and float_file and (REPO / ".venv" / "bin" / "kws-listen").exists():
+            # the same model in float on LiteRT, whose x86 int8 kernels are slower than its float ones
+            result = run_listen(REPO / ".venv" / "bin", "litert", str(Path(args.model, float_file)), slow_wav,
+                                tmp / "f.json")
+            starts = [run_listen(REPO / ".venv" / "bin", "litert", str(Path(args.model, float_file)), short_wav,
+                                 tmp / "f1.json") for _ in range(STARTUP_RUNS)]
+            result.update(startup=statistics.median(r["wall"] for r in starts),
+                          startup_cpu=statistics.median(r["cpu"] for r in starts))
+            rows.append((f"ai-edge-litert, `{float_file}` (float)", result))
+            print("float", json.dumps(result), file=sys.stderr)
         mww = micro_wakeword(long_wav, args.mww_venv, tmp) if args.micro_wakeword else None
         if mww is not None:
             print("micro-wakeword", json.dumps(mww), file=sys.stderr)
@@ -183,7 +195,8 @@ def write_results(args, model: str, rows, lat, mww, load: list[float]) -> None:
         f"on {os.cpu_count()} x {cpu}, pinned to one core with `taskset -c 0`, `--threads 1`. Model: "
         f"`{entry['file']}` ({entry['size_bytes'] / 1024:.1f} KiB, {len(manifest['labels'])} labels), hop "
         f"{manifest['smoothing']['hop_ms']:g} ms. Stream: 16 kHz noise from a WAV file, {args.hours:g} h for "
-        f"LiteRT, {min(args.hours, args.slow_hours):g} h for tflite-runtime. Load average (1 min) during the "
+        f"LiteRT and microWakeWord, {min(args.hours, args.slow_hours):g} h for tflite-runtime and the float "
+        f"model. Load average (1 min) during the "
         f"run: {min(load):.1f} to {max(load):.1f} on {os.cpu_count()} cores.",
         "",
         "| runtime | RTF (process CPU / audio) | per hop p50 / p99 (wall) | peak RSS | start-up to first "
