@@ -215,7 +215,7 @@ class Manifest:
                 config_digest=data.get("config_digest", ""),
                 calibration=dict(data.get("calibration", {})),
                 extra=dict(data.get("extra", {})),
-                version=int(data.get("version", MANIFEST_VERSION)),
+                version=MANIFEST_VERSION,  # read into the current schema, and written back in it
             )
         except ManifestError:
             raise

@@ -81,6 +81,10 @@ def test_a_version_1_manifest_with_minimum_count_loads_as_a_span_at_its_hop(tmp_
     manifest = load_manifest(write(tmp_path, data))
     assert manifest.smoothing.minimum_span_ms == 90.0 and manifest.smoothing.hop_ms == 30.0
     assert manifest.smoothing.release_ms == 100.0  # the release rule applies to old models too
+    # written back (e.g. by kws-eval --calibrate) in the current schema, under the current version
+    again = json.loads(save_manifest(manifest, tmp_path / "again.json").read_text())
+    assert again["version"] == 2 and again["smoothing"]["minimum_span_ms"] == 90.0
+    assert "minimum_count" not in again["smoothing"]
     data["smoothing"]["minimum_span_ms"] = 90.0
     with pytest.raises(ManifestError, match="smoothing: give minimum_span_ms or the older minimum_count, not both"):
         load_manifest(write(tmp_path, data))
