@@ -68,20 +68,29 @@ def one_core() -> list[str]:
     return ["taskset", "-c", "0"] if shutil.which("taskset") else []
 
 
+# A small wrapper process runs each measured command and reports its child's wall time, CPU time and
+# peak RSS: Linux carries a process's peak RSS across fork and exec, so a command started straight from
+# this (numpy-holding) process would report this process's RSS as its own.
+MEASURE = ("import resource, subprocess, sys, json, time;"
+           "t = time.perf_counter(); p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True);"
+           "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+           "print(json.dumps([p.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss, p.stdout[-4000:]]))")
+
+
+def measured(python: Path, cmd: list[str]) -> dict:
+    """Run ``cmd`` on one core under the wrapper: rc, wall and CPU seconds, peak RSS (MiB), stdout's end."""
+    out = subprocess.run(one_core() + [str(python), "-c", MEASURE] + cmd, capture_output=True, text=True, check=True)
+    rc, wall, cpu, rss_kb, stdout = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"rc": rc, "wall": wall, "cpu": cpu, "rss": rss_kb / KIB_PER_MIB, "stdout": stdout, "stderr": out.stderr}
+
+
 def run_listen(bin_dir: Path, runtime: str, model: str, wav: Path, summary: Path) -> dict:
     """One kws-listen --wav run in its own process: its summary, wall and CPU seconds, peak RSS (MiB)."""
-    code = ("import resource, subprocess, sys, json, time;"
-            "t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode;"
-            "w = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN);"
-            "print(json.dumps([rc, w, u.ru_utime + u.ru_stime, u.ru_maxrss]))")
-    cmd = one_core() + [str(bin_dir / "python"), "-c", code, str(bin_dir / "kws-listen"), "-m", model,
-                        "--wav", str(wav), "--runtime", runtime, "--threads", "1", "--json", "-q",
-                        "--summary-json", str(summary)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    rc, wall, cpu, rss_kb = json.loads(out.stdout.strip().splitlines()[-1])
-    if rc != 0:
-        raise SystemExit(f"kws-listen failed ({runtime}): {out.stderr[-2000:]}")
-    return {"summary": json.loads(summary.read_text()), "wall": wall, "cpu": cpu, "rss": rss_kb / KIB_PER_MIB}
+    r = measured(bin_dir / "python", [str(bin_dir / "kws-listen"), "-m", model, "--wav", str(wav), "--runtime",
+                                      runtime, "--threads", "1", "--json", "-q", "--summary-json", str(summary)])
+    if r["rc"] != 0:
+        raise SystemExit(f"kws-listen failed ({runtime}): {r['stderr'][-2000:]}")
+    return {"summary": json.loads(summary.read_text()), "wall": r["wall"], "cpu": r["cpu"], "rss": r["rss"]}
 
 
 def micro_wakeword(wav: Path, venv: Path | None, tmp: Path) -> dict:
@@ -95,11 +104,12 @@ def micro_wakeword(wav: Path, venv: Path | None, tmp: Path) -> dict:
             return {"error": f"pip install {MWW_PACKAGE} failed: {(pip.stderr.strip() or 'no output')[-300:]}"}
     version = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m;"
                               f"print(m.version('{MWW_PACKAGE}'))"], capture_output=True, text=True).stdout.strip()
-    out = subprocess.run(one_core() + [str(venv / "bin" / "python"), str(MWW_RUNNER), str(wav), "--model",
-                                       MWW_MODEL], capture_output=True, text=True)
-    if out.returncode != 0:
-        return {"error": (out.stderr.strip() or "runner failed").splitlines()[-1]}
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "version": version}
+    python = venv / "bin" / "python"
+    r = measured(python, [str(python), str(MWW_RUNNER), str(wav), "--model", MWW_MODEL])
+    if r["rc"] != 0 or not r["stdout"].strip():
+        return {"error": "the runner failed"}
+    inner = json.loads(r["stdout"].strip().splitlines()[-1])
+    return {**inner, "process_cpu_s": r["cpu"], "peak_rss_mib": r["rss"], "version": version}
 
 
 def latency(model: str, keywords: str, hours: float) -> dict:
@@ -185,7 +195,8 @@ def write_results(args, model: str, rows, lat, mww, load: list[float]) -> None:
     key = next((k for k, e in manifest["models"].items() if e["file"] == args.model_file), "int8") \
         if args.model_file else "int8"
     entry = manifest["models"][key]
-    command = f"python -m bench.bench_edge --model {args.model} --keywords {args.keywords} --hours {args.hours:g}"
+    command = (f"python -m bench.bench_edge --model {args.model} --keywords {args.keywords} --hours {args.hours:g} "
+               f"--slow-hours {args.slow_hours:g} --latency-hours {args.latency_hours:g}")
     command += f" --model-file {args.model_file}" if args.model_file else ""
     command += " --micro-wakeword" if args.micro_wakeword else ""
     lines = [
