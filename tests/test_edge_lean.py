@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import firwin
 
-from kws.edge.resample import KAISER_BETA, StreamResampler, kaiser_lowpass
+from kws.edge.resample import KAISER_BETA, kaiser_lowpass
 
 
 @pytest.mark.parametrize("num_taps, cutoff", [(61, 1 / 3), (441, 1 / 160), (2 * 480 + 1, 1 / 147), (9, 0.5)])
