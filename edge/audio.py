@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -277,6 +276,8 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = samples if samples.dtype == np.int16 else to_int16(samples)
+    import tempfile  # only for writing: kws-listen never loads it (nor shutil, bz2, lzma behind it)
+
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -22,7 +22,7 @@ def test_kaiser_lowpass_is_scipys_firwin(num_taps, cutoff):
 def _modules_after(code: str) -> dict:
     """Which heavy modules a fresh interpreter holds after running ``code``."""
     probe = code + "\nimport json, sys\nprint(json.dumps({m: m in sys.modules for m in " \
-                   "('scipy', 'tensorflow', 'soundfile', 'importlib.metadata')}))"
+                   "('scipy', 'tensorflow', 'soundfile', 'importlib.metadata', 'tempfile')}))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -95,4 +95,5 @@ total = sum(len(c) for c in src.chunks())
 assert total == 32000, total
 """
     loaded = _modules_after(code)
-    assert loaded == {"scipy": False, "tensorflow": False, "soundfile": False, "importlib.metadata": False}
+    assert loaded == {"scipy": False, "tensorflow": False, "soundfile": False, "importlib.metadata": False,
+                      "tempfile": False}
