@@ -33,8 +33,11 @@ SMOOTHING_RANGES: dict[str, tuple[float, float, bool]] = {
     "average_window_ms": (1.0, 60_000.0, False),
     "detection_threshold": (0.0, 1.0, False),
     "suppression_ms": (0.0, 600_000.0, False),
-    "minimum_count": (1, 10_000, True),
+    "minimum_span_ms": (0.0, 60_000.0, False),
+    "release_fraction": (0.0, 1.0, False),
+    "release_ms": (0.0, 60_000.0, False),
     "hop_ms": (1.0, 10_000.0, False),
+    "minimum_count": (1, 10_000, True),  # version 1; read as minimum_span_ms = (count - 1) * hop_ms
 }
 STRING_FIELDS = {"feature_type"}
 
