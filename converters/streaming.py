@@ -287,28 +287,33 @@ def align_int8(step_data: bytes, window_data: bytes) -> bytes:
     return _save(step)
 
 
-def convert_step(step: StepPlan, window_int8: bytes | None, calibration: np.ndarray | None,
-                 calibration_clips: int) -> tuple[bytes, bytes | None]:
-    """(float step .tflite, int8 step .tflite or None): builtins only, canonical input/output order;
-    the int8 one quantized exactly as ``window_int8``."""
+def convert_step_float(step: StepPlan) -> bytes:
+    """Float step .tflite: builtins only, inputs [frames, states...], outputs [scores, new states...]."""
     from .tflite import _convert
 
-    def float_config(converter: Any, tf: Any) -> None:
+    def configure(converter: Any, tf: Any) -> None:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
 
-    float_model = _load(_convert(step.keras, "float step", float_config))
-    _canonical_io(float_model, step)
-    float_blob = _save(float_model)
-    if window_int8 is None or calibration is None or len(calibration) == 0:
-        return float_blob, None
+    model = _load(_convert(step.keras, "float step", configure))
+    _canonical_io(model, step)
+    return _save(model)
 
-    def int8_config(converter: Any, tf: Any) -> None:
+
+def convert_step_int8(step: StepPlan, window_int8: bytes, calibration: np.ndarray, calibration_clips: int) -> bytes:
+    """Full-int8 step .tflite quantized exactly as ``window_int8`` (see ``align_int8``); ConvertError
+    if the converter's int8 graph does not line up with the window model's."""
+    from .tflite import _convert
+
+    if len(calibration) == 0:
+        raise ConvertError("int8 step conversion needs calibration features; none were given")
+
+    def configure(converter: Any, tf: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _representative(step, calibration[:calibration_clips])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
 
-    int8_model = _load(_convert(step.keras, "int8 step", int8_config))
-    _canonical_io(int8_model, step)
-    return float_blob, align_int8(_save(int8_model), window_int8)
+    model = _load(_convert(step.keras, "int8 step", configure))
+    _canonical_io(model, step)
+    return align_int8(_save(model), window_int8)
