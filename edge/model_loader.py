@@ -70,6 +70,10 @@ def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[s
     if model in manifest.models:
         return model, manifest.models[model]
     model_file_name(str(manifest_path), "model", model)
+    if manifest.streaming is not None:  # a step model's file: its window model (the recognizer streams)
+        for key, stream_entry in manifest.streaming.models.items():
+            if stream_entry.file == model and key in manifest.models:
+                return key, manifest.models[key]
     return manifest.entry_for_file(model)
 
 
