@@ -196,7 +196,7 @@ def test_a_replaced_step_model_is_refused(tcn_dist, tmp_path):
     copy = tmp_path / "dist"
     shutil.copytree(out, copy)
     shutil.copy(copy / "stream_float.tflite", copy / "stream_int8.tflite")
-    with pytest.raises(ManifestError, match="stream_int8.tflite: does not match .* sha256 differs"):
+    with pytest.raises(ManifestError, match=r"stream_int8.tflite: does not match .* \(sha256 differs"):
         Recognizer.from_manifest(copy)
     assert Recognizer.from_manifest(copy, streaming=False).form == "window"
 
@@ -233,48 +233,57 @@ TFLM_STEP_SCRIPT = r"""
 import json, sys
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
-data = open(sys.argv[1], "rb").read()
-frames = np.load(sys.argv[2])
-arena = int(sys.argv[3])
-it = runtime.Interpreter.from_bytes(data, arena_size=arena)
-ins = [it.get_input_details(i) for i in range(int(sys.argv[4]))]
+step_model, window_model, frames_file, arena, n_inputs = sys.argv[1:6]
+frames = np.load(frames_file)  # int8 frames of the stream, (n, features)
+it = runtime.Interpreter.from_bytes(open(step_model, "rb").read(), arena_size=int(arena))
+window = runtime.Interpreter.from_bytes(open(window_model, "rb").read(), arena_size=4 * 1024 * 1024)
+ins = [it.get_input_details(i) for i in range(int(n_inputs))]
+step_frames, window_frames = int(ins[0]["shape"][1]), int(window.get_input_details(0)["shape"][1])
 states = [np.full(d["shape"], d["quantization_parameters"]["zero_points"][0], d["dtype"]) for d in ins[1:]]
-scores = []
-for q in frames:
-    it.set_input(q, 0)
+lead = (-window_frames) % step_frames
+stream = np.concatenate([np.zeros((lead, frames.shape[1]), np.int8), frames])
+worst, compared = 0, 0
+for start in range(0, len(stream) - step_frames + 1, step_frames):
+    it.set_input(stream[None, start:start + step_frames], 0)
     for k, s in enumerate(states):
         it.set_input(s, k + 1)
     it.invoke()
     states = [np.array(it.get_output(k + 1), copy=True) for k in range(len(states))]
-    scores.append(np.array(it.get_output(0), copy=True).reshape(-1).tolist())
-print(json.dumps({"scores": scores}))
+    end = start + step_frames - lead
+    if end >= window_frames:
+        window.set_input(frames[None, end - window_frames:end], 0)
+        window.invoke()
+        diff = np.abs(it.get_output(0).astype(int) - window.get_output(0).astype(int)).max()
+        worst, compared = max(worst, int(diff)), compared + 1
+print(json.dumps({"max_step_diff": worst, "windows_compared": compared}))
 """
 
 
 def test_the_step_model_runs_in_the_tflite_micro_interpreter(tcn_dist, long_stream, tmp_path):
     """With KWS_TFLM_PYTHON naming a python that has the tflite-micro package, the int8 step model
-    runs in the TFLite Micro interpreter (reference kernels) within the header's arena estimate and
-    gives the same int8 scores as the TFLite runtime, step by step."""
+    runs in the TFLite Micro interpreter (reference kernels) within the arena its header states, and
+    its scores equal the window int8 model's in the same interpreter within one quantization step.
+    (TFLite Micro's reference kernels and LiteRT's optimized ones differ by up to two steps on the
+    same model, so each form is compared within one runtime.)"""
     python = os.environ.get("KWS_TFLM_PYTHON")
     if not python:
         pytest.skip("KWS_TFLM_PYTHON not set (a python with tflite-micro): TFLite Micro step check skipped")
     out, _ = tcn_dist
     manifest = load_manifest(out)
     step = StepModel(out / "stream_int8.tflite")
-    frames = _stream_frames(long_stream[: 3 * SAMPLE_RATE], manifest)[:200].reshape(-1, 1, 2, 40)
+    frames = _stream_frames(long_stream[: 4 * SAMPLE_RATE], manifest)
     spec = step.input_specs[0]
     quantized = np.clip(np.rint(frames / np.float32(spec.scale)) + spec.zero_point, -128, 127).astype(np.int8)
     np.save(tmp_path / "frames.npy", quantized)
     arena = int(re.search(r"kKwsStreamTensorArenaSize = (\d+);", (out / "stream_int8.h").read_text()).group(1))
     res = subprocess.run([python, "-c", TFLM_STEP_SCRIPT, str(out / "stream_int8.tflite"),
-                          str(tmp_path / "frames.npy"), str(arena), str(1 + step.num_states)],
-                         capture_output=True, text=True, timeout=600)
+                          str(out / "model_int8.tflite"), str(tmp_path / "frames.npy"), str(arena),
+                          str(1 + step.num_states)], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     micro = json.loads(res.stdout.strip().splitlines()[-1])
-    out_spec = step.output_specs[0]
-    micro_scores = (np.array(micro["scores"], np.float32) - out_spec.zero_point) * out_spec.scale
-    ours = np.stack([step.step(f[0]).copy() for f in frames])
-    assert np.max(np.abs(micro_scores - ours)) <= out_spec.scale + 1e-9
+    assert micro["windows_compared"] == (len(frames) - 98) // 2 + 1
+    assert micro["max_step_diff"] <= 1
+    print(f"TFLite Micro: {micro}")
 
 
 def test_kws_listen_streams_in_the_tflite_runtime_environment(tcn_dist, long_stream, tmp_path):
