@@ -44,16 +44,13 @@ PB_FILE = "frozen_graph.pb"
 C_SOURCE_FILE = "model_int8.cc"
 C_HEADER_FILE = "model_int8.h"
 # files each format owns in the output folder (stale ones are removed when the format is rebuilt)
+# (with the streaming form of each: a conversion without one leaves none behind)
 FORMAT_FILES = {
-    "int8": (INT8_FILE, INT8_REJECTED_FILE),
-    "float": (FLOAT_FILE,),
+    "int8": (INT8_FILE, INT8_REJECTED_FILE, stream_export.STREAM_INT8_FILE),
+    "float": (FLOAT_FILE, stream_export.STREAM_FLOAT_FILE),
     "pb": (PB_FILE,),
-    "c": (C_SOURCE_FILE, C_HEADER_FILE),
+    "c": (C_SOURCE_FILE, C_HEADER_FILE, stream_export.STREAM_C_SOURCE_FILE, stream_export.STREAM_C_HEADER_FILE),
 }
-# the streaming form of each (models/architectures without one leave none behind)
-FORMAT_FILES["int8"] += (stream_export.STREAM_INT8_FILE,)
-FORMAT_FILES["float"] += (stream_export.STREAM_FLOAT_FILE,)
-FORMAT_FILES["c"] += (stream_export.STREAM_C_SOURCE_FILE, stream_export.STREAM_C_HEADER_FILE)
 KERAS_BATCH = 256
 STAGING_PREFIX = ".kws-convert-"
 FILE_MODE = 0o666

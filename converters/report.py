@@ -129,6 +129,9 @@ def format_table(report: dict[str, Any]) -> str:
     stream = report.get("streaming") or {}
     if stream.get("written"):
         for key, art in stream.get("models", {}).items():
+            if "file" not in art:
+                lines.append(f"streaming {key}: none ({art.get('reason', 'not converted')})")
+                continue
             diff = (f"{art['max_step_diff_vs_window']} quantization steps" if "max_step_diff_vs_window" in art
                     else f"max |diff| {art['max_abs_diff_vs_window']:.1e}")
             lines.append(f"streaming {key}: {art['file']} ({_size(art['size_bytes'])}, {stream['step_frames']} frames "

@@ -148,6 +148,7 @@ def test_recognizer_streams_with_the_same_scores_and_detections(tcn_dist, long_s
         tolerance = FLOAT_TOLERANCE if key == "float" else 1.0 / 256 + 1e-9
         assert np.max(np.abs(scores_s - scores_w)) <= tolerance
         assert [(d.label, d.time_s) for d in dets_s] == [(d.label, d.time_s) for d in dets_w]
+        assert dets_w, "the stream should give detections to compare"
 
 
 def test_hops_that_are_not_whole_steps_use_the_window_model(tcn_dist):
@@ -283,7 +284,12 @@ def test_the_step_model_runs_in_the_tflite_micro_interpreter(tcn_dist, long_stre
     micro = json.loads(res.stdout.strip().splitlines()[-1])
     assert micro["windows_compared"] == (len(frames) - 98) // 2 + 1
     assert micro["max_step_diff"] <= 1
-    print(f"TFLite Micro: {micro}")
+    sys.path.insert(0, str(REPO))
+    from bench.bench_convert import measure_arena
+
+    measured = measure_arena(python, out / "stream_int8.tflite")
+    assert measured and measured <= arena <= 1.25 * measured  # the header's estimate covers it, not lavishly
+    print(f"TFLite Micro: {micro}, arena {measured} B needed, {arena} B estimated")
 
 
 def test_kws_listen_streams_in_the_tflite_runtime_environment(tcn_dist, long_stream, tmp_path):
