@@ -17,7 +17,8 @@ from kws.edge.stepmodel import StepModel
 from . import carray, opcheck
 from .flatbuffer import parse_model
 from .errors import ConvertError
-from .streaming import NotStreamableError, StepPlan, convert_step_float, convert_step_int8, plan
+from .streaming import (FRAMES_INPUT, SCORES_OUTPUT, NotStreamableError, StepPlan, convert_step_float,
+                        convert_step_int8, plan)
 
 STREAM_FLOAT_FILE = "stream_float.tflite"
 STREAM_INT8_FILE = "stream_int8.tflite"
@@ -88,10 +89,11 @@ def _describe(plan_: StepPlan) -> dict[str, Any]:
                        for s in plan_.states]}
 
 
-def _entry(file: str, data: bytes, model: StepModel) -> StreamEntry:
-    names_in = ["frames"] + [f"state_{i}" for i in range(1, model.num_states + 1)]
+def _entry(file: str, data: bytes, model: StepModel, step_plan: StepPlan) -> StreamEntry:
+    """The manifest entry: tensors named frames, state_<layer>... in; scores, new_state_<layer>... out."""
+    names_in = [FRAMES_INPUT] + [s.name for s in step_plan.states]
     return StreamEntry(file=file, inputs=tuple(zip(names_in, model.input_specs)),
-                       outputs=tuple(zip(["scores"] + [f"new_{n}" for n in names_in[1:]], model.output_specs)),
+                       outputs=tuple(zip([SCORES_OUTPUT] + [f"new_{n}" for n in names_in[1:]], model.output_specs)),
                        sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
 
 
@@ -154,7 +156,7 @@ def export_streaming(model: Any, step_frames: int, window_blobs: dict[str, bytes
             result.files.extend(_write_c(blob, info, uses, step, labels, write, report))
         if key in write_keys:
             result.files.append(file)
-            entries[key] = _entry(file, blob, step)
+            entries[key] = _entry(file, blob, step, step_plan)
         else:
             discard(file)
     result.section = StreamingSection(step_frames, entries) if entries else None

@@ -81,7 +81,8 @@ def test_convert_writes_the_streaming_form_and_lists_it(tcn_dist):
     for key, entry in section.models.items():
         step = StepModel(out / entry.file)
         step.check_entry(entry, out / "manifest.json")
-        assert [n for n, _ in entry.inputs][0] == "frames" and [n for n, _ in entry.outputs][0] == "scores"
+        assert [n for n, _ in entry.inputs] == ["frames"] + [f"state_{s['layer']}" for s in report["states"]]
+        assert [n for n, _ in entry.outputs] == ["scores"] + [f"new_state_{s['layer']}" for s in report["states"]]
         assert entry.inputs[0][1].shape == (1, 2, 40) and entry.outputs[0][1].shape == (1, 5)
         assert [s for _, s in entry.inputs[1:]] == [s for _, s in entry.outputs[1:]]
         assert [s.shape[1:] for _, s in entry.inputs[1:]] == [tuple(s["shape"]) for s in report["states"]]
