@@ -30,7 +30,8 @@ FLOAT_TOLERANCE = 1e-5
 INT8_TOLERANCE_STEPS = 1
 # The default step: 2 frames (20 ms at a 10 ms stride) where the hop is a whole number of them, so
 # hops of 20, 40, 60 ms all stream; else the hop itself. A 1-frame int8 step does not convert to a
-# plain int8 graph with TF 2.21 (float ADDs between DEQUANTIZE/QUANTIZE appear).
+# plain int8 graph with TF 2.21: the converter turns the residual Add of two [1, 1, 1, C] tensors
+# into a BiasAdd it leaves in float (DEQUANTIZE, RESHAPE, ADD, QUANTIZE); the float step is fine.
 DEFAULT_STEP_FRAMES = 2
 # int8 step: clips streamed through the float step model to calibrate it (its ranges are then
 # replaced by the window model's, so a few are enough)
