@@ -259,7 +259,12 @@ def align_int8(step_data: bytes, window_data: bytes) -> bytes:
     s_names = [_opname(step, op) for op in s_ops]
     w_names = [_opname(window, op) for op in w_ops]
     if s_names != w_names:
-        raise ConvertError(f"int8 step model ops {s_names} do not line up with the window model's {w_names}")
+        from collections import Counter
+
+        extra, missing = Counter(s_names) - Counter(w_names), Counter(w_names) - Counter(s_names)
+        what = "; ".join(f"{label} {', '.join(f'{op} x{n}' for op, n in sorted(c.items()))}"
+                         for label, c in (("extra", extra), ("missing", missing)) if c) or "same ops, other order"
+        raise ConvertError(f"the int8 step graph does not line up with the window model's ({what})")
     st, wt = step.subgraphs[0].tensors, window.subgraphs[0].tensors
     for s_op, w_op in zip(s_ops, w_ops):
         for s_idx, w_idx in [*zip(s_op.inputs, w_op.inputs), *zip(s_op.outputs, w_op.outputs)]:
