@@ -120,6 +120,47 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class StreamEntry:
+    """One step model file: input 0 the new frames and 1..n the states, output 0 the scores and
+    1..n the new states (state i goes in as input i and comes out as output i)."""
+
+    file: str
+    inputs: tuple[tuple[str, TensorSpec], ...]
+    outputs: tuple[tuple[str, TensorSpec], ...]
+    sha256: str = ""
+    size_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        def tensors(items: tuple[tuple[str, TensorSpec], ...]) -> list[dict[str, Any]]:
+            return [{"name": name, **asdict(spec), "shape": list(spec.shape)} for name, spec in items]
+
+        return {"file": self.file, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                "inputs": tensors(self.inputs), "outputs": tensors(self.outputs)}
+
+    @classmethod
+    def from_dict(cls, m: dict[str, Any]) -> "StreamEntry":
+        def tensors(items: list[dict[str, Any]]) -> tuple[tuple[str, TensorSpec], ...]:
+            return tuple((t["name"], TensorSpec(shape=tuple(t["shape"]), dtype=t["dtype"],
+                                                scale=t.get("scale", 0.0), zero_point=t.get("zero_point", 0)))
+                         for t in items)
+
+        return cls(file=m["file"], inputs=tensors(m["inputs"]), outputs=tensors(m["outputs"]),
+                   sha256=m.get("sha256", ""), size_bytes=int(m.get("size_bytes", 0)))
+
+
+@dataclass(frozen=True)
+class StreamingSection:
+    """The streaming form of the models (optional): step models that take ``step_frames`` new frames
+    and their state, keyed like ``models`` ("int8", "float")."""
+
+    step_frames: int
+    models: dict[str, StreamEntry] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step_frames": self.step_frames, "models": {k: e.to_dict() for k, e in self.models.items()}}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The versioned manifest (see docs in firmware_notes/)."""
 
@@ -132,6 +173,7 @@ class Manifest:
     config_digest: str = ""
     calibration: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    streaming: StreamingSection | None = None
     format: str = MANIFEST_FORMAT
     version: int = MANIFEST_VERSION
 
@@ -167,6 +209,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["streaming"] = self.streaming.to_dict() if self.streaming else None
         data["labels"] = list(self.labels)
         data["ignore_labels"] = list(self.ignore_labels)
         data["sample_rate"] = self.sample_rate
@@ -176,6 +219,8 @@ class Manifest:
                 entry[key]["shape"] = list(entry[key]["shape"])
         order = ["format", "version", "labels", "sample_rate", "clip_ms", "frontend", "models",
                  "smoothing", "thresholds", "ignore_labels", "calibration", "config_digest", "extra"]
+        if self.streaming is not None:  # manifests without a step model stay as they were
+            order.insert(order.index("smoothing"), "streaming")
         return {k: data[k] for k in order}
 
     @classmethod
@@ -214,6 +259,7 @@ class Manifest:
                 config_digest=data.get("config_digest", ""),
                 calibration=dict(data.get("calibration", {})),
                 extra=dict(data.get("extra", {})),
+                streaming=_streaming(data.get("streaming")),
                 version=MANIFEST_VERSION,  # read into the current schema, and written back in it
             )
         except ManifestError:
@@ -226,6 +272,13 @@ class Manifest:
         if bad:
             raise ManifestError(f"{source}: thresholds for unknown label(s) {', '.join(bad)}")
         return manifest
+
+
+def _streaming(data: dict[str, Any] | None) -> StreamingSection | None:
+    if data is None:
+        return None
+    return StreamingSection(step_frames=int(data["step_frames"]),
+                            models={k: StreamEntry.from_dict(m) for k, m in data.get("models", {}).items()})
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:

@@ -63,8 +63,10 @@ def parse_snr(text: str) -> tuple[float, float]:
               help="Choose per-label thresholds and the smoothing window; write them into the manifest.")
 @click.option("--target-fa-per-hour", type=click.FloatRange(0), default=0.5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--no-streaming", is_flag=True, help="Score with the whole-window model even where the manifest "
+              "lists a streaming (step) form.")
 def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_csv, report_dir, save_stream,
-         do_calibrate, target_fa_per_hour, as_json) -> None:
+         do_calibrate, target_fa_per_hour, as_json, no_streaming) -> None:
     """Evaluate a converted model on a long stream with the edge recognizer.
 
     Builds a stream (keywords and unknown words at random times, at least 2 s apart, in noise at
@@ -109,7 +111,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             if save_stream:
                 write_wav(Path(report_dir) / STREAM_WAV, audio, sr)
         t1 = time.time()
-        times, scores = stream_scores(mpath, audio)
+        times, scores = stream_scores(mpath, audio, streaming=not no_streaming)
         t2 = time.time()
         at_manifest = streaming_report(smooth(times, scores, manifest), events, duration, keywords)
         curve = sweep(times, scores, manifest, events, duration, THRESHOLD_GRID)

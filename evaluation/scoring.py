@@ -22,10 +22,12 @@ from .streaming_metrics import Detection
 STREAM_CHUNK_MS = 100.0
 
 
-def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None) -> tuple[np.ndarray, np.ndarray]:
+def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None,
+                  streaming: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(times_s (N,), scores (N, labels)) of every model run over the stream, one per hop, from the
-    edge recognizer fed in 100 ms chunks as a microphone would."""
-    rec = Recognizer.from_manifest(manifest_path, keep_scores=True)
+    edge recognizer fed in 100 ms chunks as a microphone would (with the streaming form of the model
+    where the manifest lists one, unless ``streaming`` is False)."""
+    rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
     chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
     for i in range(0, len(audio), chunk):
         rec.process(audio[i:i + chunk])
