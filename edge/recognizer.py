@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 from typing import Mapping
 
@@ -69,25 +68,35 @@ def to_float_audio(chunk: np.ndarray) -> np.ndarray:
 
 
 class HopTimer:
-    """Processing time per hop (feature frames + model + smoothing), bounded memory."""
+    """Processing time per hop (feature frames + model + smoothing) in a preallocated ring: bounded
+    memory and no allocation per hop."""
 
     def __init__(self, keep: int = HOP_TIMES_KEPT):
-        self._times: deque[float] = deque(maxlen=keep)
+        self._times = np.zeros(keep, np.float64)
         self.count = 0
         self.total_s = 0.0
 
     def add(self, seconds: float) -> None:
-        self._times.append(seconds)
+        self._times[self.count % len(self._times)] = seconds
         self.count += 1
         self.total_s += seconds
 
     def summary_ms(self) -> dict[str, float]:
         """Mean, p50 and p99 in ms (of the most recent hops kept); zeros before the first hop."""
-        if not self._times:
+        if not self.count:
             return {"mean_ms": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
-        t = np.fromiter(self._times, np.float64) * MS_PER_S
+        t = np.sort(self._times[:min(self.count, len(self._times))]) * MS_PER_S
         return {"mean_ms": float(self.total_s / self.count * MS_PER_S),
-                "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))}
+                "p50_ms": _percentile(t, 50), "p99_ms": _percentile(t, 99)}
+
+
+def _percentile(ordered: np.ndarray, q: float) -> float:
+    """Linear-interpolated percentile of sorted values (np.percentile's default rule, without the
+    numpy.ma import it brings at exit)."""
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = int(np.floor(pos))
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
 
 
 class Recognizer:

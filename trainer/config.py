@@ -135,7 +135,8 @@ class ModelConfig:
     """Which architecture from the registry, its width, and whether it standardises its input."""
 
     architecture: str = "ds_cnn"
-    width: int = 64
+    # None ("auto" in YAML): the architecture's own width (models.DEFAULT_WIDTHS), filled in here
+    width: int | None = None
     blocks: int = 4
     dropout: float = 0.2
     input_normalization: bool = False
@@ -145,6 +146,10 @@ class ModelConfig:
 
         if self.architecture not in MODEL_BUILDERS:
             raise ValueError(f"architecture must be one of {', '.join(MODEL_BUILDERS)}, got {self.architecture!r}")
+        if self.width is None:
+            from .models import default_width
+
+            object.__setattr__(self, "width", default_width(self.architecture))
         if self.width < 1 or self.blocks < 0:
             raise ValueError(f"width must be >= 1 and blocks >= 0, got {self.width}, {self.blocks}")
         if not 0 <= self.dropout < 1:

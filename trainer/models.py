@@ -19,6 +19,9 @@ MODEL_BUILDERS: dict[str, Callable[..., Any]] = {}
 # name -> the peak Adam learning rate train.learning_rate=auto gives it (chosen on validation
 # accuracy on the demo data: bench/bench_lr.py, docs/BENCHMARKS.md "Learning rate ...")
 DEFAULT_LEARNING_RATES: dict[str, float] = {}
+# name -> the channels model.width=auto gives it (architectures without a width ignore it)
+DEFAULT_WIDTHS: dict[str, int] = {}
+WIDTH_WHEN_UNSET = 64
 DEFAULT_ARCHITECTURE = "ds_cnn"
 # Batch-norm statistics settle within ~30 steps, so small custom datasets evaluate correctly too.
 BN_MOMENTUM = 0.9
@@ -46,12 +49,19 @@ class FeatureStats:
                 "std": [round(float(v), 6) for v in np.sqrt(self.variance)]}
 
 
-def register(name: str, learning_rate: float) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register(name: str, learning_rate: float,
+             width: int = WIDTH_WHEN_UNSET) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         MODEL_BUILDERS[name] = fn
         DEFAULT_LEARNING_RATES[name] = learning_rate
+        DEFAULT_WIDTHS[name] = width
         return fn
     return wrap
+
+
+def default_width(name: str) -> int:
+    """The channels an architecture gets when model.width is auto."""
+    return DEFAULT_WIDTHS.get(name, WIDTH_WHEN_UNSET)
 
 
 def default_learning_rate(name: str) -> float:
