@@ -186,7 +186,8 @@ def mine(run_dir: Path, negatives: Path, args) -> tuple[list[dict], float]:
                   run_dir.parent / f"{run_dir.name}.mine.log")
     record = json.loads((run_dir / "mining.json").read_text())
     return [{"round": r["round"], "windows": r["windows_added"], "before": r["fa_before"]["fa_per_hour"],
-             "after": r["fa_after"]["fa_per_hour"], "hours": r["fa_after"]["hours"]} for r in record["rounds"]], seconds
+             "after": r["fa_after"]["fa_per_hour"], "hours": r["fa_after"]["hours"], "threshold": record["threshold"],
+             "hop_ms": record["hop_ms"]} for r in record["rounds"]], seconds
 
 
 def stage(name: str, args, real: Path, running_train: Path, running_test: Path) -> dict:
@@ -271,8 +272,8 @@ def render(rows: list[dict], command: str, running: dict) -> str:
     for r in rows:
         for rd in r.get("mining", []):
             lines.append(f"- {r['stage']}: mining round {rd['round']}: {rd['windows']} windows kept; FA/h on the "
-                         f"training running speech ({rd['hours']:.2f} h, threshold 0.7, Keras model) "
-                         f"{rd['before']} -> {rd['after']}")
+                         f"training running speech ({rd['hours']:.2f} h, threshold {rd.get('threshold', 0.7)}, hop "
+                         f"{rd.get('hop_ms', 100):g} ms, float model before conversion) {rd['before']} -> {rd['after']}")
         if "synth" in r:
             lines.append(f"- {r['stage']}: {r['synth']['summary']}")
     lines.append("")

@@ -222,3 +222,13 @@ def test_time_stretch_keeps_pitch_and_voice_shift_keeps_duration():
     shifted = voice_shift(tone, 1.15)
     assert len(shifted) == sr and peak_hz(shifted) == pytest.approx(506, abs=2)
     assert np.array_equal(time_stretch(tone, 1.0), tone) and voice_shift(tone, 1.0) is tone
+
+
+def test_stretch_and_shift_lengths_hold_for_every_clip_length():
+    from kws.trainer.augment import time_stretch, voice_shift
+
+    rng = np.random.default_rng(0)
+    for n in range(3000, 9000, 97):  # float frame stepping once ran past the last frame here
+        x = rng.normal(size=n).astype(np.float32)
+        for factor in (0.84, 0.913, 1.1, 1.19):
+            assert len(voice_shift(x, factor)) == n and len(time_stretch(x, factor)) == round(n / factor)

@@ -41,7 +41,7 @@ def run_copy(trained_run, tmp_path):
 
 def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confusers, monkeypatch):
     import kws.trainer.train as train_module
-    from kws.evaluation.mining import Miner, MiningOptions, keras_scores
+    from kws.evaluation.mining import Miner, MiningOptions, float_tflite_scores, keras_scores
     from kws.evaluation.scoring import negatives_false_accepts
 
     opts = MiningOptions(rounds=1, epochs_per_round=1, windows_per_round=8, margin=0.3, negatives=(str(confusers),))
@@ -84,10 +84,14 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     # the after-count is exactly kws-eval's count over the new model's scores
     import keras
     model = keras.models.load_model(run_copy / "model.keras")
-    again = negatives_false_accepts([keras_scores(model, str(p), miner.cfg.features, 40.0)
-                                     for p in sorted(confusers.glob("*.wav"))],
-                                    miner.manifest, dict.fromkeys(WORDS, 0.7))
-    assert again == first["fa_after"]
+    paths = [str(p) for p in sorted(confusers.glob("*.wav"))]
+    scored = float_tflite_scores(model, paths, miner.cfg.features, 40.0, run_copy)
+    again = negatives_false_accepts(scored, miner.manifest, dict.fromkeys(WORDS, 0.7))
+    assert again == first["fa_after"] and not (run_copy / ".mining_float.tflite").exists()
+    # the float TFLite scores are Keras' scores
+    keras_parts = keras_scores(model, paths, miner.cfg.features, 40.0)
+    assert all(np.allclose(a.scores, b.scores, atol=1e-5) and np.array_equal(a.times, b.times)
+               for a, b in zip(scored, keras_parts))
 
     # a second round adds new windows, none within 0.5 s of a kept one, and trains one more epoch
     record = Miner(run_copy, MiningOptions(**{**opts.__dict__, "rounds": 2}), quiet=True).run_rounds()

@@ -95,7 +95,8 @@ def time_stretch(audio: np.ndarray, rate: float, n_fft: int = STRETCH_FFT, hop: 
     index = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
     spec = np.fft.rfft(padded[index] * window, axis=1)
     steps = np.arange(0.0, n_frames - 1, rate)
-    i = steps.astype(int)
+    steps = steps[steps < n_frames - 1]  # a float arange may step past its end
+    i = np.minimum(steps.astype(int), n_frames - 2)
     frac = (steps - i)[:, None]
     mag = (1 - frac) * np.abs(spec[i]) + frac * np.abs(spec[i + 1])
     expected = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft
@@ -119,7 +120,7 @@ def voice_shift(audio: np.ndarray, factor: float) -> np.ndarray:
     ``factor`` (> 1: a smaller speaker), the duration kept (resampling, then time-stretching back)."""
     if abs(factor - 1.0) < 1e-6:
         return audio
-    return time_stretch(speed(audio, factor), 1.0 / factor)
+    return fit_length(time_stretch(speed(audio, factor), 1.0 / factor), len(audio))
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
