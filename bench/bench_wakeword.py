@@ -206,16 +206,17 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         shutil.copytree(src, dist)
         row["calibration"] = calibrate(dist, data, args, running_train, OUT / "calibrated.eval.log")
     elif name in ("negatives", "mining"):
+        negatives_run = OUT / f"run_negatives{args.run_suffix}"
         if name == "negatives":
-            row["train_s"] = train(data, OUT / "run_negatives", args, running_train)
-            run_dir = OUT / "run_negatives"
+            row["train_s"] = train(data, negatives_run, args, running_train)
+            run_dir = negatives_run
         else:
-            run_dir = OUT / "run_mining"
+            run_dir = OUT / f"run_mining{args.run_suffix}"
             shutil.rmtree(run_dir, ignore_errors=True)
-            shutil.copytree(OUT / "run_negatives", run_dir, ignore=shutil.ignore_patterns("dist"))
+            shutil.copytree(negatives_run, run_dir, ignore=shutil.ignore_patterns("dist"))
             row["mining"], row["mine_s"] = mine(run_dir, running_train, args)
         dist, row["convert_s"] = convert(run_dir)
-        row["calibration"] = calibrate(dist, data, args, running_train, OUT / f"{name}.eval.log")
+        row["calibration"] = calibrate(dist, data, args, running_train, OUT / f"{name}{args.run_suffix}.eval.log")
     elif name == "variants":
         vdata = OUT / "data_variants"
         row["synth"] = synth(vdata, args, args.voice_variants)
@@ -296,6 +297,7 @@ def main() -> None:
     ap.add_argument("--mining-hop-ms", type=float, default=100.0, help="kws-mine --hop-ms (Keras scoring cost)")
     ap.add_argument("--voice-variants", type=int, default=3)
     ap.add_argument("--render", action="store_true", help="only rewrite the markdown from results.json")
+    ap.add_argument("--run-suffix", default="", help="suffix of the negatives/mining run folders (runs beside another)")
     ap.add_argument("--stages", default=",".join(STAGES))
     args = ap.parse_args()
     global OUT

@@ -83,10 +83,15 @@ def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, th
     from .streaming_metrics import SECONDS_PER_HOUR, streaming_report
 
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
+    columns = [manifest.labels.index(l) for l in keywords]
+    lowest = min(thresholds.get(l, manifest.threshold_for(l)) for l in keywords) if keywords else 1.0
     total, per_label, seconds = 0, dict.fromkeys(keywords, 0), 0.0
     for part in parts:
-        rep = streaming_report(smooth(part.times, part.scores, manifest, smoothing, thresholds), list(part.events),
-                               part.duration_s, keywords)
+        # an average never exceeds the peak: a recording whose keyword scores all stay at or under
+        # every threshold cannot fire, so its smoothing is skipped (the result is the same)
+        quiet = not len(part.scores) or float(part.scores[:, columns].max()) <= lowest
+        dets = [] if quiet and not part.events else smooth(part.times, part.scores, manifest, smoothing, thresholds)
+        rep = streaming_report(dets, list(part.events), part.duration_s, keywords)
         total += rep["false_accepts"]
         seconds += rep["keyword_free_hours"] * SECONDS_PER_HOUR
         for label in keywords:

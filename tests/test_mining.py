@@ -141,3 +141,27 @@ def test_calibrate_on_negatives_writes_thresholds_for_their_fa(dist, tiny_datase
     recount = negatives_false_accepts(parts, m, dict(m.thresholds))
     assert recount["fa_per_hour"] == m.calibration["fa_per_hour"]
     assert recount["false_accepts"] == m.calibration["negatives_false_accepts"]
+
+
+def test_negative_false_accepts_equal_full_smoothing_of_every_file():
+    from kws.edge.frontend import FrontendConfig
+    from kws.edge.manifest import Manifest
+    from kws.evaluation.scoring import ScoredAudio, negatives_false_accepts, smooth
+    from kws.evaluation.streaming_metrics import streaming_report
+
+    manifest = Manifest(labels=("_silence_", "_unknown_", "a", "b"), frontend=FrontendConfig())
+    rng = np.random.default_rng(0)
+    parts = []
+    for _ in range(30):  # files that fire somewhere and files whose keyword scores stay low
+        scores = rng.dirichlet([1, 1, 0.3, 0.3], size=300).astype(np.float32) * rng.uniform(0.2, 1.0)
+        parts.append(ScoredAudio(times=np.arange(1, 301) * 0.04, scores=scores, duration_s=13.0))
+    counts = []
+    for th in (0.1, 0.2, 0.5):
+        fa = negatives_false_accepts(parts, manifest, {"a": th, "b": th})
+        full = [streaming_report(smooth(p.times, p.scores, manifest, None, {"a": th, "b": th}), [], 13.0, ["a", "b"])
+                for p in parts]
+        assert fa["false_accepts"] == sum(r["false_accepts"] for r in full)
+        assert fa["per_label"] == {l: sum(r["per_label"][l]["false_accepts"] for r in full) for l in "ab"}
+        assert fa["hours"] == pytest.approx(30 * 13.0 / 3600, abs=1e-4)  # per-file hours are rounded to 1e-5
+        counts.append(fa["false_accepts"])
+    assert counts[0] > counts[1] > 0 == counts[2]  # the check covers files that fire and files that cannot
