@@ -241,10 +241,8 @@ def render(rows: list[dict], command: str, running: dict) -> str:
         f" on {platform.machine()}, {os.cpu_count()} cores shared with other jobs.",
         "",
         f"One ds_cnn model for both wake words (`snowboy`, `smart-mirror`), trained only on kws-synth clips "
-        f"({args.per_word} per word, {args.per_word * len(WORDS)} _unknown_, noise {TRAIN_NOISE}), {args.epochs} epochs; "
-        f"mining: {args.mining_rounds} round(s) of up to {args.mining_windows} windows (hop {args.mining_hop_ms:g} ms) "
-        f"and {args.mining_epochs} epochs; pseudo-speakers: {args.voice_variants} per clip, with 1/{args.voice_variants + 1} "
-        f"of the clips from the engines so the clip count stays the same. "
+        f"({args.per_word} per word, {args.per_word * len(WORDS)} _unknown_, noise {TRAIN_NOISE}), {args.epochs} epochs "
+        f"(+ negatives: 50% of the keyword clips per epoch as real-speech windows). "
         f"Real negatives: the first {int(TRAIN_SHARE * 100)}% of `running_speech/` by file name "
         f"({running['train_files']} files, {running['train_hours']:.2f} h) for training, mining and calibration; "
         f"false accepts measured on the other {running['test_files']} files ({running['test_hours']:.2f} h), "
@@ -271,8 +269,13 @@ def render(rows: list[dict], command: str, running: dict) -> str:
                      f"| {m['running_fa_per_hour']} ({m['running_fa']} in {m['running_hours']:.2f} h) | {'yes' if ok else 'no'} |")
     lines.append("")
     for r in rows:
+        st = r["settings"]
+        if r["stage"] == "variants":
+            lines.append(f"- variants: {st['voice_variants']} pseudo-speakers per clip, 1/{st['voice_variants'] + 1} of "
+                         "the clips from the engines, so the clip count stays the same")
         for rd in r.get("mining", []):
-            lines.append(f"- {r['stage']}: mining round {rd['round']}: {rd['windows']} windows kept; FA/h on the "
+            lines.append(f"- {r['stage']}: mining round {rd['round']} (up to {st['mining_windows']} windows, then "
+                         f"{st['mining_epochs']} epochs): {rd['windows']} windows kept; FA/h on the "
                          f"training running speech ({rd['hours']:.2f} h, threshold {rd.get('threshold', 0.7)}, hop "
                          f"{rd.get('hop_ms', 100):g} ms, float model before conversion) {rd['before']} -> {rd['after']}")
         if "synth" in r:

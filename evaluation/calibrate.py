@@ -58,10 +58,7 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         sm = with_window(manifest.smoothing, window)
         rows = sweep(times, scores, manifest, events, duration_s, grid, sm)
         if negatives:
-            neg_rows = [negatives_false_accepts(negatives, manifest, dict.fromkeys(keywords, float(th)), sm)
-                        for th in grid]
-            free_h = neg_rows[0]["hours"]
-            fa_tables = {l: [r["per_label"][l] for r in neg_rows] for l in keywords}
+            free_h, fa_tables = _negative_tables(negatives, manifest, keywords, grid, sm, target_fa)
         else:
             free_h = rows[0]["keyword_free_hours"]
             fa_tables = {l: [r["per_label"][l]["false_accepts"] for r in rows] for l in keywords}
@@ -93,6 +90,24 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         where = "the negatives" if negatives else "this stream"
         raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on {where}")
     return best[1]
+
+
+def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywords: Sequence[str],
+                     grid: Sequence[float], smoothing, target_fa: float) -> tuple[float, dict[str, list[float]]]:
+    """(hours, per-label false accepts at each grid threshold) on the negatives, measured from the
+    strictest threshold down and stopped below the first threshold where every label alone exceeds
+    the target's budget: lower ones are marked unusable (infinite), which the greedy never picks.
+    Long negatives make every smoothing pass costly; the chosen point is re-measured exactly."""
+    tables = {l: [float("inf")] * len(grid) for l in keywords}
+    hours = 0.0
+    for j in range(len(grid) - 1, -1, -1):
+        rep = negatives_false_accepts(negatives, manifest, dict.fromkeys(keywords, float(grid[j])), smoothing)
+        hours = rep["hours"]
+        for label in keywords:
+            tables[label][j] = rep["per_label"][label]
+        if all(rep["per_label"][l] > target_fa * hours for l in keywords):
+            break
+    return hours, tables
 
 
 def calibrated_fa(result: dict) -> tuple[float | None, float]:
