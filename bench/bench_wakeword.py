@@ -280,6 +280,9 @@ def render(rows: list[dict], command: str, running: dict) -> str:
                          f"{rd.get('hop_ms', 100):g} ms, float model before conversion) {rd['before']} -> {rd['after']}")
         if "synth" in r:
             lines.append(f"- {r['stage']}: {r['synth']['summary']}")
+    missing = [s for s in STAGES if s not in {r["stage"] for r in rows}]
+    if missing:
+        lines.append(f"- not measured at these settings: {', '.join(missing)} (this run did not reach them)")
     lines.append("")
     lines.append("Seconds per step: " + "; ".join(
         f"{r['stage']}: " + ", ".join(f"{k} {v if not isinstance(v, dict) else v['seconds']}"
