@@ -16,6 +16,7 @@ Examples:
   kws-convert                                   # newest model (or models/api) -> <model>/dist/
   kws-convert -m models/20261123T101500Z --formats int8,float,pb,c --out dist/
   kws-convert -m models/demo --max-accuracy-drop 0.5 --calibration-clips 800
+  kws-convert -m models/tcn_run --stream-step-ms 20   # tcn: also stream_int8/float.tflite
 \b
 Exit status: 0 ok; 1 error (model folder, data, output folder, converter); 2 bad option;
 3 the int8 model lost too much accuracy (kept as model_int8.rejected.tflite with the float
@@ -45,9 +46,14 @@ def _fail(message: str, code: int) -> None:
               "(default: the run's convert.max_accuracy_drop, 1.0).")
 @click.option("--calibration-clips", type=str, default=None, metavar="N",
               help="Training clips used to calibrate int8 (default: convert.calibration_clips, 400).")
+@click.option("--stream-step-ms", type=str, default=None, metavar="MS",
+              help="Step of the streaming form (tcn): new audio per step, a multiple of the frontend stride "
+              "(default: 20 ms where the smoothing hop is a multiple of it, else the hop).")
+@click.option("--no-streaming", is_flag=True, help="Write no streaming (step) form of the model.")
 @click.option("--no-edge-check", is_flag=True, help="Skip loading the models with tflite-runtime in .venv-edge.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the result table.")
-def main(model, formats, out, max_accuracy_drop, calibration_clips, no_edge_check, quiet):
+def main(model, formats, out, max_accuracy_drop, calibration_clips, stream_step_ms, no_streaming, no_edge_check,
+         quiet):
     """Convert a trained model to int8/float TFLite, a frozen .pb, a C array and a manifest."""
     from .errors import EXIT_ERROR, ConvertError
     from .convert import ConvertOptions, convert, parse_formats
@@ -57,6 +63,7 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, no_edge_chec
         fmts = parse_formats(formats)
         drop = _number(max_accuracy_drop, "--max-accuracy-drop", float)
         clips = _number(calibration_clips, "--calibration-clips", int)
+        step_ms = _number(stream_step_ms, "--stream-step-ms", float)
     except ConvertError as exc:
         _fail(str(exc), exc.exit_code)
         return
@@ -64,7 +71,8 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, no_edge_chec
     signal.signal(signal.SIGTERM, _terminate)
     try:
         result = convert(ConvertOptions(model=model, formats=fmts, out=out, max_accuracy_drop=drop,
-                                        calibration_clips=clips, check_edge_env=not no_edge_check), say=say)
+                                        calibration_clips=clips, check_edge_env=not no_edge_check,
+                                        stream_step_ms=step_ms, streaming=not no_streaming), say=say)
     except ConvertError as exc:
         partial = getattr(exc, "result", None)
         if partial is not None:

@@ -26,7 +26,7 @@ from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_text,
                                save_manifest)
 
-from . import carray, frozen, opcheck
+from . import carray, frozen, opcheck, stream_export
 from .errors import AccuracyGuardError, FormatError, OutputError
 from .evaluate import RuntimeResult, run_litert, run_tflite_runtime, scores
 from .flatbuffer import parse_model
@@ -44,11 +44,12 @@ PB_FILE = "frozen_graph.pb"
 C_SOURCE_FILE = "model_int8.cc"
 C_HEADER_FILE = "model_int8.h"
 # files each format owns in the output folder (stale ones are removed when the format is rebuilt)
+# (with the streaming form of each: a conversion without one leaves none behind)
 FORMAT_FILES = {
-    "int8": (INT8_FILE, INT8_REJECTED_FILE),
-    "float": (FLOAT_FILE,),
+    "int8": (INT8_FILE, INT8_REJECTED_FILE, stream_export.STREAM_INT8_FILE),
+    "float": (FLOAT_FILE, stream_export.STREAM_FLOAT_FILE),
     "pb": (PB_FILE,),
-    "c": (C_SOURCE_FILE, C_HEADER_FILE),
+    "c": (C_SOURCE_FILE, C_HEADER_FILE, stream_export.STREAM_C_SOURCE_FILE, stream_export.STREAM_C_HEADER_FILE),
 }
 KERAS_BATCH = 256
 STAGING_PREFIX = ".kws-convert-"
@@ -66,6 +67,8 @@ class ConvertOptions:
     max_accuracy_drop: float | None = None
     calibration_clips: int | None = None
     check_edge_env: bool = True
+    stream_step_ms: float | None = None  # None: stream_export.default_step_frames of the smoothing hop
+    streaming: bool = True
 
 
 @dataclass
@@ -200,17 +203,30 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
         cfg = cfg.replace(convert=dataclasses.replace(cfg.convert, calibration_clips=opts.calibration_clips))
         src = type(src)(run=src.run, cfg=cfg, labels=src.labels)
     max_drop = cfg.convert.max_accuracy_drop if opts.max_accuracy_drop is None else float(opts.max_accuracy_drop)
+    step_frames = _step_frames(cfg, opts) if opts.streaming else None
     out = Path(opts.out) if opts.out else src.path / DIST_DIR
     staging = _make_staging(out)
     try:
-        return _convert_into(src, formats, out, staging, max_drop, opts.check_edge_env, say, t_start)
+        return _convert_into(src, formats, out, staging, max_drop, opts.check_edge_env, say, t_start, step_frames)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
+def _step_frames(cfg: Any, opts: ConvertOptions) -> int:
+    """Frames per step of the streaming form: --stream-step-ms, else the default for the smoothing hop."""
+    stride = cfg.features.stride_ms
+    if opts.stream_step_ms is None:
+        return stream_export.default_step_frames(max(1, int(round(cfg.smoothing.hop_ms / stride))))
+    frames = opts.stream_step_ms / stride
+    if opts.stream_step_ms <= 0 or abs(frames - round(frames)) > 1e-9 or round(frames) > cfg.features.num_frames:
+        raise FormatError(f"--stream-step-ms must be a multiple of the frontend stride ({stride:g} ms) up to the "
+                          f"clip, got {opts.stream_step_ms:g}")
+    return int(round(frames))
+
+
 def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check_edge: bool,
-                  say: Callable[[str], None], t_start: float) -> ConvertResult:
+                  say: Callable[[str], None], t_start: float, step_frames: int | None) -> ConvertResult:
     from kws.trainer.tfimport import import_tensorflow
 
     tf = import_tensorflow()
@@ -239,10 +255,16 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
         produced.append(name)
         return path
 
+    def discard(name: str) -> None:
+        (staging / name).unlink()
+        produced.remove(name)
+
+    float_blob = None
+    calibration_x = None
     if "float" in formats:
         t0 = time.time()
         say("float: converting")
-        blob = convert_float(edge_model)
+        blob = float_blob = convert_float(edge_model)
         path = write(FLOAT_FILE, blob)
         art, _, entry = _evaluate_tflite("float", FLOAT_FILE, blob, path, ev, keras_scores, labels, check_edge, say)
         artifacts["float"] = art
@@ -259,6 +281,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
                             "augmented_share": AUGMENTED_CALIBRATION_SHARE}
         say(f"int8: calibrating on {len(cal.x)} training clips ({', '.join(f'{k} {v}' for k, v in cal.by_label.items())})")
         int8_blob = convert_int8(edge_model, cal.x)
+        calibration_x = cal.x
         path = write(INT8_FILE, int8_blob)
         art, sc, entry = _evaluate_tflite("int8", INT8_FILE, int8_blob, path, ev, keras_scores, labels,
                                           check_edge, say)
@@ -313,6 +336,19 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
             artifacts["c"] = {"file": C_SOURCE_FILE, "files": [], "status": "not written: int8 model rejected",
                               "accuracy": None}
 
+    stream = None
+    if step_frames is not None and {"int8", "float", "c"} & set(formats):
+        t0 = time.time()
+        window_blobs = {"float": float_blob} if float_blob is not None else {}
+        if int8_blob is not None and guard["passed"]:
+            window_blobs["int8"] = int8_blob
+        stream = stream_export.export_streaming(
+            model, step_frames, window_blobs, set(entries), calibration_x, ev.x,
+            want_c="c" in formats and "c" in artifacts and "array_length" in artifacts["c"],
+            staging=staging, write=write, discard=discard, labels=tuple(labels), say=say)
+        failures.extend(stream.failures)
+        timings["streaming_s"] = round(time.time() - t0, 2)
+
     if "pb" in formats:
         t0 = time.time()
         say("pb: freezing the graph and reloading it with TensorFlow")
@@ -336,7 +372,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     if entries:
         manifest = Manifest(
             labels=tuple(labels), frontend=cfg.features, models=dict(entries), smoothing=cfg.smoothing,
-            thresholds={}, config_digest=cfg.digest(),
+            thresholds={}, config_digest=cfg.digest(), streaming=stream.section if stream else None,
             extra={"converted_by": "kws-convert", "source_run": str(src.path.resolve()),
                    "architecture": cfg.model.architecture, "tensorflow": tf.__version__,
                    "test_accuracy": {k: artifacts[k].get("accuracy") for k in entries},
@@ -353,6 +389,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
         "evaluation": {"split": ev.split, "clips": int(len(ev.y)), "by_label": ev.by_label},
         "keras": {"file": "model.keras", **keras_scores.to_dict()},
         "artifacts": artifacts, "guard": guard, "failures": failures,
+        "streaming": stream.report if stream else {"written": False, "reason": "not asked for"},
         "files": sorted(produced + [REPORT_NAME]), "timings": {**timings, "total_s": round(time.time() - t_start, 2)},
         "tensorflow": tf.__version__,
     }

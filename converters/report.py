@@ -126,6 +126,19 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"int8 per speaker ({len(changes)} in the {split['split']} split), largest changes: "
                      + ", ".join(f"{g} {c['keras'] * POINTS:.1f}% -> {c['accuracy'] * POINTS:.1f}% "
                                  f"({c['change_points']:+.2f})" for g, c in changes[:3]))
+    stream = report.get("streaming") or {}
+    if stream.get("written"):
+        for key, art in stream.get("models", {}).items():
+            if "file" not in art:
+                lines.append(f"streaming {key}: none ({art.get('reason', 'not converted')})")
+                continue
+            diff = (f"{art['max_step_diff_vs_window']} quantization steps" if "max_step_diff_vs_window" in art
+                    else f"max |diff| {art['max_abs_diff_vs_window']:.1e}")
+            lines.append(f"streaming {key}: {art['file']} ({_size(art['size_bytes'])}, {stream['step_frames']} frames "
+                         f"per step, {len(stream['states'])} states) vs the window model over "
+                         f"{art['windows_compared']} windows: {diff}" + ("" if art.get("written") else " (not kept)"))
+    elif stream.get("reason"):
+        lines.append(f"streaming: none ({stream['reason']})")
     guard = report.get("guard")
     if guard and guard.get("checked"):
         lines.append(f"int8 guard (max drop {guard['max_accuracy_drop']:g} points): "

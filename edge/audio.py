@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -103,8 +102,21 @@ class AudioReader:
     """
 
     def __init__(self, source: str | os.PathLike | bytes | BinaryIO, name: str | None = None):
-        sf = _soundfile()
         self._pipe = False
+        if isinstance(source, (str, os.PathLike)):
+            from .pcmwav import open_canonical_wav
+
+            self._check_path(Path(source))  # a named pipe must not be read ahead: soundfile streams it
+            plain = None if self._pipe else open_canonical_wav(source)
+            if plain is not None:  # 16-bit PCM with a plain header: no libsndfile needed
+                self.name, self._file = name or str(Path(source)), plain
+                try:
+                    self.info = self._header()
+                except AudioError:
+                    plain.close()
+                    raise
+                return
+        sf = _soundfile()
         if isinstance(source, (bytes, bytearray, memoryview)):
             self.name, target = name or "upload", io.BytesIO(bytes(source))
         elif hasattr(source, "read"):
@@ -279,6 +291,8 @@ def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = samples if samples.dtype == np.int16 else to_int16(samples)
+    import tempfile  # only for writing: kws-listen never loads it (nor shutil, bz2, lzma behind it)
+
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

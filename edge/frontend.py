@@ -163,11 +163,14 @@ class Frontend:
     def power_spectrum(self, frames: np.ndarray) -> np.ndarray:
         """|FFT|^2 of windowed frames, shape (..., window_samples) -> (..., fft_size // 2 + 1)."""
         spectrum = _rfft(frames * self.window, n=self.cfg.fft_size, axis=-1)
-        return (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+        power = np.square(spectrum.real)
+        power += np.square(spectrum.imag)
+        return power.astype(np.float32, copy=False)
 
     def mel_to_features(self, mel_energy: np.ndarray) -> np.ndarray:
         """Log of mel energies, then the DCT for MFCC."""
-        feats = np.log(mel_energy + LOG_OFFSET)
+        feats = mel_energy + LOG_OFFSET
+        np.log(feats, out=feats)
         if self._dct is not None:
             feats = feats @ self._dct
         return feats.astype(np.float32, copy=False)
@@ -208,27 +211,38 @@ class StreamingFrontend:
     """Incremental features over an endless stream: push samples, get only the new frames.
 
     Frame k covers stream samples [k*stride, k*stride + window), exactly as ``Frontend.features``
-    would cut the whole stream, whatever the chunk sizes.
+    would cut the whole stream, whatever the chunk sizes. Samples wait in one preallocated buffer
+    (grown only for a chunk larger than any before), so a push does not copy the pending audio around.
     """
 
     def __init__(self, cfg: FrontendConfig):
         self.cfg = cfg
         self._frontend = Frontend(cfg)
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._buf = np.zeros(cfg.window_samples + cfg.clip_samples, dtype=np.float32)
+        self._len = 0  # samples waiting in _buf[:_len]
+        self._empty = np.zeros((0, cfg.num_features), dtype=np.float32)
         self.frames_emitted = 0
 
     def reset(self) -> None:
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._len = 0
         self.frames_emitted = 0
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add float32 samples; return the features of every frame completed, (n, num_features)."""
-        buf = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32)])
-        n = self._frontend.num_frames_for(len(buf))
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        end = self._len + len(samples)
+        if end > len(self._buf):
+            grown = np.zeros(max(end, 2 * len(self._buf)), dtype=np.float32)
+            grown[:self._len] = self._buf[:self._len]
+            self._buf = grown
+        self._buf[self._len:end] = samples
+        self._len = end
+        n = self._frontend.num_frames_for(end)
         if n == 0:
-            self._pending = buf
-            return np.zeros((0, self.cfg.num_features), dtype=np.float32)
-        feats = self._frontend.features(buf)
-        self._pending = buf[n * self.cfg.stride_samples:]
+            return self._empty
+        feats = self._frontend.frames_to_features(self._frontend.frame(self._buf[:end]))
+        used = n * self.cfg.stride_samples
+        self._buf[:end - used] = self._buf[used:end]  # the overlap of the next frame moves to the front
+        self._len = end - used
         self.frames_emitted += n
         return feats

@@ -127,6 +127,7 @@ class Summary:
         hop = rec.timer.summary_ms() if rec is not None else {"mean_ms": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
         return {"audio_s": round(self.audio_s, 3), "detections": self.detections, "overflows": self.overflows,
                 "dropped_blocks": self.dropped_blocks, "hops": rec.timer.count if rec is not None else 0,
+                "form": rec.form if rec is not None else None,
                 "hop_mean_ms": round(hop["mean_ms"], 4), "hop_p50_ms": round(hop["p50_ms"], 4),
                 "hop_p99_ms": round(hop["p99_ms"], 4), "wall_s": round(self.wall_s, 3),
                 "processing_s": round(rec.timer.total_s, 3) if rec is not None else 0.0,
@@ -193,6 +194,8 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
               "(default: the manifest's, per label).")
 @click.option("--hop-ms", type=click.FloatRange(min=1.0), help="Run the model every this many ms "
               "(default: the manifest's smoothing.hop_ms; a multiple of the frontend stride).")
+@click.option("--no-streaming", is_flag=True, help="Run the whole-window model every hop even where the "
+              "manifest lists a streaming (step) form.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Interpreter threads.")
 @click.option("--runtime", type=click.Choice(["litert", "tflite-runtime", "tf"]), help="TFLite runtime "
@@ -202,7 +205,7 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the summary as JSON here.")
 @click.option("-q", "--quiet", is_flag=True, help="No start-up lines or summary on stderr.")
 def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, channels, as_json, on_detect,
-         on_detect_shell, threshold, hop_ms, threads, runtime, duration, summary_json, quiet):
+         on_detect_shell, threshold, hop_ms, no_streaming, threads, runtime, duration, summary_json, quiet):
     """Detect keywords continuously and print one line per detection."""
     if list_devices:
         try:
@@ -230,7 +233,7 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         from .sources import FileSource, MicrophoneSource, RawSource, stdin_binary
 
         rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
-                                       num_threads=threads, runtime=runtime)
+                                       num_threads=threads, runtime=runtime, streaming=not no_streaming)
         if wav_path:
             source = FileSource(wav_path, rec.sample_rate)
         elif use_stdin:
@@ -238,7 +241,8 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         else:
             source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
         _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
-                    f"{rec.model.runtime.name} {rec.model.runtime.version}); hop {rec.hop_ms:g} ms")
+                    f"{rec.model.runtime.name} {rec.model.runtime.version}); hop {rec.hop_ms:g} ms; "
+                    f"{rec.describe_form()}")
         _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
         runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
             if on_detect or on_detect_shell else None

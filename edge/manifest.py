@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from .frontend import FrontendConfig
 from .manifest_schema import check_manifest_data
 
 MANIFEST_FORMAT = "kws-manifest"
-MANIFEST_VERSION = 1
+# 2: smoothing in time (minimum_span_ms for minimum_count) and the release rule; 1 still loads
+MANIFEST_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
@@ -22,14 +22,25 @@ BACKGROUND_LABELS = (SILENCE_LABEL, UNKNOWN_LABEL)
 MAX_MANIFEST_BYTES = 1 << 20
 
 
+# the smoothing key of version-1 manifests and configs that counted model results instead of time
+LEGACY_MINIMUM_COUNT = "minimum_count"
+
+
 @dataclass(frozen=True)
 class SmoothingConfig:
-    """Posterior smoothing (RecognizeCommands semantics) and how often the model runs."""
+    """Posterior smoothing and how often the model runs. Every duration is in ms of stream time, so a
+    setting means the same at any hop (see firmware_notes/smoothing.md)."""
 
     average_window_ms: float = 500.0
     detection_threshold: float = 0.7
+    # refractory time: the same label is never reported twice within this many ms
     suppression_ms: float = 1000.0
-    minimum_count: int = 3
+    # no decision until the queued results span this long (newest minus oldest time) ...
+    minimum_span_ms: float = 80.0
+    # after a detection of L nothing is reported until L's average has stayed below
+    # release_fraction * threshold(L) for release_ms
+    release_fraction: float = 1.0
+    release_ms: float = 100.0
     hop_ms: float = 40.0
 
     def __post_init__(self) -> None:
@@ -37,12 +48,50 @@ class SmoothingConfig:
             raise ValueError(f"average_window_ms must be > 0, got {self.average_window_ms}")
         if not 0.0 <= self.detection_threshold <= 1.0:
             raise ValueError(f"detection_threshold must be in [0, 1], got {self.detection_threshold}")
-        if self.suppression_ms < 0:
-            raise ValueError(f"suppression_ms must be >= 0, got {self.suppression_ms}")
-        if self.minimum_count < 1:
-            raise ValueError(f"minimum_count must be >= 1, got {self.minimum_count}")
+        for name in ("suppression_ms", "minimum_span_ms", "release_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.minimum_span_ms > self.average_window_ms:
+            raise ValueError(f"minimum_span_ms ({self.minimum_span_ms:g}) must not exceed average_window_ms "
+                             f"({self.average_window_ms:g}): the window never spans that long")
+        if not 0.0 < self.release_fraction <= 1.0:
+            raise ValueError(f"release_fraction must be in (0, 1], got {self.release_fraction}")
         if self.hop_ms <= 0:
             raise ValueError(f"hop_ms must be > 0, got {self.hop_ms}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SmoothingConfig":
+        """A config from a manifest's or YAML's smoothing section (legacy keys upgraded); ValueError
+        for an unknown key or a bad value."""
+        values = upgrade_smoothing_keys(values)
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown smoothing key(s) {', '.join(unknown)}")
+        return cls(**values)
+
+
+def upgrade_smoothing_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """A smoothing section with the version-1 ``minimum_count`` (results in the window) replaced by
+    ``minimum_span_ms``: ``count`` results one hop apart span ``(count - 1) * hop_ms``, so an old
+    manifest decides exactly as before at its own hop."""
+    if LEGACY_MINIMUM_COUNT not in values:
+        return dict(values)
+    if "minimum_span_ms" in values:
+        raise ValueError("give minimum_span_ms or the older minimum_count, not both")
+    out = dict(values)
+    count = out.pop(LEGACY_MINIMUM_COUNT)
+    hop = out.get("hop_ms", _smoothing_default("hop_ms"))
+    if isinstance(count, bool) or not isinstance(count, (int, float)) or count != int(count) or count < 1:
+        raise ValueError(f"minimum_count must be a whole number >= 1, got {count!r}")
+    if isinstance(hop, bool) or not isinstance(hop, (int, float)):
+        raise ValueError(f"hop_ms must be a number, got {hop!r}")
+    out["minimum_span_ms"] = float((int(count) - 1) * hop)
+    return out
+
+
+def _smoothing_default(name: str) -> Any:
+    """The default of one SmoothingConfig field."""
+    return next(f.default for f in fields(SmoothingConfig) if f.name == name)
 
 
 @dataclass(frozen=True)
@@ -71,6 +120,47 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class StreamEntry:
+    """One step model file: input 0 the new frames and 1..n the states, output 0 the scores and
+    1..n the new states (state i goes in as input i and comes out as output i)."""
+
+    file: str
+    inputs: tuple[tuple[str, TensorSpec], ...]
+    outputs: tuple[tuple[str, TensorSpec], ...]
+    sha256: str = ""
+    size_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        def tensors(items: tuple[tuple[str, TensorSpec], ...]) -> list[dict[str, Any]]:
+            return [{"name": name, **asdict(spec), "shape": list(spec.shape)} for name, spec in items]
+
+        return {"file": self.file, "sha256": self.sha256, "size_bytes": self.size_bytes,
+                "inputs": tensors(self.inputs), "outputs": tensors(self.outputs)}
+
+    @classmethod
+    def from_dict(cls, m: dict[str, Any]) -> "StreamEntry":
+        def tensors(items: list[dict[str, Any]]) -> tuple[tuple[str, TensorSpec], ...]:
+            return tuple((t["name"], TensorSpec(shape=tuple(t["shape"]), dtype=t["dtype"],
+                                                scale=t.get("scale", 0.0), zero_point=t.get("zero_point", 0)))
+                         for t in items)
+
+        return cls(file=m["file"], inputs=tensors(m["inputs"]), outputs=tensors(m["outputs"]),
+                   sha256=m.get("sha256", ""), size_bytes=int(m.get("size_bytes", 0)))
+
+
+@dataclass(frozen=True)
+class StreamingSection:
+    """The streaming form of the models (optional): step models that take ``step_frames`` new frames
+    and their state, keyed like ``models`` ("int8", "float")."""
+
+    step_frames: int
+    models: dict[str, StreamEntry] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step_frames": self.step_frames, "models": {k: e.to_dict() for k, e in self.models.items()}}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The versioned manifest (see docs in firmware_notes/)."""
 
@@ -83,6 +173,7 @@ class Manifest:
     config_digest: str = ""
     calibration: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    streaming: StreamingSection | None = None
     format: str = MANIFEST_FORMAT
     version: int = MANIFEST_VERSION
 
@@ -118,6 +209,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["streaming"] = self.streaming.to_dict() if self.streaming else None
         data["labels"] = list(self.labels)
         data["ignore_labels"] = list(self.ignore_labels)
         data["sample_rate"] = self.sample_rate
@@ -127,6 +219,8 @@ class Manifest:
                 entry[key]["shape"] = list(entry[key]["shape"])
         order = ["format", "version", "labels", "sample_rate", "clip_ms", "frontend", "models",
                  "smoothing", "thresholds", "ignore_labels", "calibration", "config_digest", "extra"]
+        if self.streaming is not None:  # manifests without a step model stay as they were
+            order.insert(order.index("smoothing"), "streaming")
         return {k: data[k] for k in order}
 
     @classmethod
@@ -151,21 +245,22 @@ class Manifest:
                 )
                 for key, m in data.get("models", {}).items()
             }
-            smoothing_keys = {f.name for f in fields(SmoothingConfig)}
-            unknown = set(data.get("smoothing", {})) - smoothing_keys
-            if unknown:
-                raise ManifestError(f"{source}: unknown smoothing key(s) {', '.join(sorted(unknown))}")
+            try:
+                smoothing = SmoothingConfig.from_dict(data.get("smoothing", {}))
+            except ValueError as exc:
+                raise ManifestError(f"{source}: smoothing: {exc}") from None
             manifest = cls(
                 labels=tuple(data["labels"]),
                 frontend=FrontendConfig.from_dict(data["frontend"]),
                 models=models,
-                smoothing=SmoothingConfig(**data.get("smoothing", {})),
+                smoothing=smoothing,
                 thresholds={str(k): float(v) for k, v in data.get("thresholds", {}).items()},
                 ignore_labels=tuple(data.get("ignore_labels", BACKGROUND_LABELS)),
                 config_digest=data.get("config_digest", ""),
                 calibration=dict(data.get("calibration", {})),
                 extra=dict(data.get("extra", {})),
-                version=int(data.get("version", MANIFEST_VERSION)),
+                streaming=_streaming(data.get("streaming")),
+                version=MANIFEST_VERSION,  # read into the current schema, and written back in it
             )
         except ManifestError:
             raise
@@ -177,6 +272,13 @@ class Manifest:
         if bad:
             raise ManifestError(f"{source}: thresholds for unknown label(s) {', '.join(bad)}")
         return manifest
+
+
+def _streaming(data: dict[str, Any] | None) -> StreamingSection | None:
+    if data is None:
+        return None
+    return StreamingSection(step_frames=int(data["step_frames"]),
+                            models={k: StreamEntry.from_dict(m) for k, m in data.get("models", {}).items()})
 
 
 def load_manifest(path: str | os.PathLike) -> Manifest:
@@ -223,6 +325,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to a temp file beside ``path``, fsync, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # only for writing: kws-listen never loads it (nor shutil, bz2, lzma behind it)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

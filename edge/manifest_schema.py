@@ -13,6 +13,8 @@ MAX_LABEL_CHARS = 64
 MAX_MODELS = 16
 MAX_TENSOR_DIMS = 8
 MAX_TENSOR_DIM = 1_000_000
+MAX_STEP_FRAMES = 1000
+MAX_STATE_TENSORS = 256
 TENSOR_DTYPES = ("int8", "uint8", "int16", "int32", "float16", "float32")
 QUANT_ZERO_POINT_RANGE = (-128, 255)
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -33,8 +35,11 @@ SMOOTHING_RANGES: dict[str, tuple[float, float, bool]] = {
     "average_window_ms": (1.0, 60_000.0, False),
     "detection_threshold": (0.0, 1.0, False),
     "suppression_ms": (0.0, 600_000.0, False),
-    "minimum_count": (1, 10_000, True),
+    "minimum_span_ms": (0.0, 60_000.0, False),
+    "release_fraction": (0.0, 1.0, False),
+    "release_ms": (0.0, 60_000.0, False),
     "hop_ms": (1.0, 10_000.0, False),
+    "minimum_count": (1, 10_000, True),  # version 1; read as minimum_span_ms = (count - 1) * hop_ms
 }
 STRING_FIELDS = {"feature_type"}
 
@@ -95,12 +100,14 @@ def model_file_name(source: str, name: str, value: Any) -> None:
         raise _fail(source, name, "must be a file name inside the manifest's folder", value)
 
 
-def _tensor(source: str, name: str, data: Any) -> None:
+def _tensor(source: str, name: str, data: Any, named: bool = False) -> None:
     data = _object(source, name, data)
-    for key in ("shape", "dtype"):
+    for key in ("shape", "dtype") + (("name",) if named else ()):
         if key not in data:
             raise ManifestError(f"{source}: {name}.{key} is missing")
-    unknown = sorted(set(data) - {"shape", "dtype", "scale", "zero_point"})
+    if named:
+        _label(source, f"{name}.name", data["name"])
+    unknown = sorted(set(data) - {"shape", "dtype", "scale", "zero_point"} - ({"name"} if named else set()))
     if unknown:
         raise _fail(source, f"{name}.{unknown[0]}", "is not a known field", unknown[0])
     shape = data["shape"]
@@ -116,6 +123,46 @@ def _tensor(source: str, name: str, data: Any) -> None:
         number(source, f"{name}.zero_point", data["zero_point"], *QUANT_ZERO_POINT_RANGE, True)
 
 
+def _file_facts(source: str, name: str, entry: dict) -> None:
+    model_file_name(source, f"{name}.file", entry["file"])
+    sha = entry.get("sha256", "")
+    if not isinstance(sha, str) or (sha and not SHA256_RE.fullmatch(sha)):
+        raise _fail(source, f"{name}.sha256", "must be 64 lowercase hex digits", sha)
+    number(source, f"{name}.size_bytes", entry.get("size_bytes", 0), 0, 2 ** 40, True)
+
+
+def _streaming(source: str, data: Any) -> None:
+    """The optional ``streaming`` section: step_frames and step models with named tensor lists
+    (frames + states in, scores + states out, one state list for both)."""
+    data = _object(source, "streaming", data)
+    unknown = sorted(set(data) - {"step_frames", "models"})
+    if unknown:
+        raise _fail(source, f"streaming.{unknown[0]}", "is not a known field", unknown[0])
+    if "step_frames" not in data:
+        raise ManifestError(f"{source}: streaming.step_frames is missing")
+    number(source, "streaming.step_frames", data["step_frames"], 1, MAX_STEP_FRAMES, True)
+    models = _object(source, "streaming.models", data.get("models", {}))
+    if len(models) > MAX_MODELS:
+        raise _fail(source, "streaming.models", f"must list at most {MAX_MODELS} models", len(models))
+    for key, entry in models.items():
+        name = f"streaming.models.{key}"
+        entry = _object(source, name, entry)
+        for field in ("file", "inputs", "outputs"):
+            if field not in entry:
+                raise ManifestError(f"{source}: {name}.{field} is missing")
+        _file_facts(source, name, entry)
+        for side in ("inputs", "outputs"):
+            tensors = entry[side]
+            if not isinstance(tensors, list) or not 1 <= len(tensors) <= MAX_STATE_TENSORS + 1:
+                raise _fail(source, f"{name}.{side}", f"must be a list of 1..{MAX_STATE_TENSORS + 1} tensors",
+                            tensors)
+            for i, tensor in enumerate(tensors):
+                _tensor(source, f"{name}.{side}[{i}]", tensor, named=True)
+        if len(entry["inputs"]) != len(entry["outputs"]):
+            raise _fail(source, f"{name}.outputs", "must list as many tensors as inputs (scores + states)",
+                        len(entry["outputs"]))
+
+
 def _models(source: str, data: Any) -> None:
     data = _object(source, "models", data)
     if len(data) > MAX_MODELS:
@@ -126,13 +173,9 @@ def _models(source: str, data: Any) -> None:
         for field in ("file", "input", "output"):
             if field not in entry:
                 raise ManifestError(f"{source}: {name}.{field} is missing")
-        model_file_name(source, f"{name}.file", entry["file"])
+        _file_facts(source, name, entry)
         _tensor(source, f"{name}.input", entry["input"])
         _tensor(source, f"{name}.output", entry["output"])
-        sha = entry.get("sha256", "")
-        if not isinstance(sha, str) or (sha and not SHA256_RE.fullmatch(sha)):
-            raise _fail(source, f"{name}.sha256", "must be 64 lowercase hex digits", sha)
-        number(source, f"{name}.size_bytes", entry.get("size_bytes", 0), 0, 2 ** 40, True)
 
 
 def check_manifest_data(data: Any, source: str) -> None:
@@ -146,6 +189,8 @@ def check_manifest_data(data: Any, source: str) -> None:
     _labels(source, "labels", data["labels"])
     _ranged_section(source, "frontend", data["frontend"], FRONTEND_RANGES)
     _models(source, data.get("models", {}))
+    if "streaming" in data:
+        _streaming(source, data["streaming"])
     _ranged_section(source, "smoothing", data.get("smoothing", {}), SMOOTHING_RANGES)
     for label, value in _object(source, "thresholds", data.get("thresholds", {})).items():
         number(source, f"thresholds.{label}", value, 0.0, 1.0, False)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ManifestError
-from .manifest import MANIFEST_NAME, Manifest, ModelEntry, load_manifest
+from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest
 from .manifest_schema import model_file_name
 from .runtime import TFLiteModel
+from .stepmodel import StepModel
 
 HASH_BLOCK = 1 << 20
 
@@ -69,6 +70,10 @@ def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[s
     if model in manifest.models:
         return model, manifest.models[model]
     model_file_name(str(manifest_path), "model", model)
+    if manifest.streaming is not None:  # a step model's file: its window model (the recognizer streams)
+        for key, stream_entry in manifest.streaming.models.items():
+            if stream_entry.file == model and key in manifest.models:
+                return key, manifest.models[key]
     return manifest.entry_for_file(model)
 
 
@@ -84,6 +89,37 @@ def check_model_matches(manifest: Manifest, entry: ModelEntry, model: TFLiteMode
                             f"frontend makes {fe.num_frames} frames x {fe.num_features} features")
 
 
+def _checked_file(manifest_path: Path, file: str, sha256: str) -> Path:
+    path = manifest_path.parent / file
+    if not path.is_file():
+        raise ManifestError(f"{manifest_path}: lists {file}, which is not in {manifest_path.parent}")
+    if sha256 and sha256_of(path) != sha256:
+        raise ManifestError(f"{path}: does not match {manifest_path} (sha256 differs: the model "
+                            f"was replaced after conversion; re-run kws-convert)")
+    return path
+
+
+def open_step_model(manifest: Manifest, manifest_path: Path, key: str, num_threads: int = 1,
+                    runtime: str | None = None) -> StepModel | None:
+    """The streaming form of model ``key`` if the manifest lists one (None otherwise), checked against
+    the manifest: file, sha256, tensors, labels, frames per step and features."""
+    if manifest.streaming is None or key not in manifest.streaming.models:
+        return None
+    entry: StreamEntry = manifest.streaming.models[key]
+    step = StepModel(_checked_file(manifest_path, entry.file, entry.sha256), num_threads=num_threads,
+                     runtime=runtime)
+    step.check_entry(entry, manifest_path)
+    fe = manifest.frontend
+    if step.num_labels != len(manifest.labels):
+        raise ManifestError(f"{step.path}: the step model has {step.num_labels} outputs, the manifest lists "
+                            f"{len(manifest.labels)} labels")
+    if step.step_frames != manifest.streaming.step_frames or step.num_features != fe.num_features:
+        raise ManifestError(f"{manifest_path}: {step.path.name} takes {step.step_frames} frames x "
+                            f"{step.num_features} features, the manifest says {manifest.streaming.step_frames} x "
+                            f"{fe.num_features}")
+    return step
+
+
 def open_model(path: str | os.PathLike, model: str | None = None, num_threads: int = 1,
                runtime: str | None = None) -> LoadedModel:
     """Open the model at ``path`` (a .tflite beside its manifest, a manifest, or a folder holding
@@ -91,12 +127,7 @@ def open_model(path: str | os.PathLike, model: str | None = None, num_threads: i
     manifest_path, model_file = locate(path)
     manifest = load_manifest(manifest_path)
     key, entry = _pick(manifest, manifest_path, model_file or model)
-    model_path = manifest_path.parent / entry.file
-    if not model_path.is_file():
-        raise ManifestError(f"{manifest_path}: lists {entry.file}, which is not in {manifest_path.parent}")
-    if entry.sha256 and sha256_of(model_path) != entry.sha256:
-        raise ManifestError(f"{model_path}: does not match {manifest_path} (sha256 differs: the model "
-                            f"was replaced after conversion; re-run kws-convert)")
+    model_path = _checked_file(manifest_path, entry.file, entry.sha256)
     tfl = TFLiteModel(model_path, num_threads=num_threads, runtime=runtime)
     check_model_matches(manifest, entry, tfl, manifest_path)
     return LoadedModel(manifest, manifest_path, key, entry, tfl)

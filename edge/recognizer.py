@@ -6,6 +6,11 @@ frames are computed) into a ring of the last clip's frames; at every hop boundar
 that clip and the smoother decides. A hop boundary at stream sample ``t`` scores exactly the audio
 ``[t - clip, t)``, so the result does not depend on chunk sizes, and a stream that is one clip long
 scores the same as classifying that clip whole. The first score comes once a full clip has arrived.
+
+When the manifest lists a streaming form of the model (``streaming``) and the hop is a multiple of
+its step, the step model runs instead: every ``step_frames`` new frames go in with the state it
+keeps, and the score at a hop boundary is the step model's score of the window ending there (the
+same window as above). ``form`` says which form runs and ``form_note`` why the window model runs.
 """
 from __future__ import annotations
 
@@ -21,12 +26,15 @@ from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
 from .frontend import StreamingFrontend
 from .manifest import Manifest, SmoothingConfig
-from .model_loader import locate, open_model, sha256_of  # noqa: F401 - locate, sha256_of: public here too
+from .model_loader import locate, open_model, open_step_model, sha256_of  # noqa: F401 - locate, sha256_of: public
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
+from .stepmodel import StepModel
 from .smoothing import PosteriorSmoother
 
 INT32_SCALE = 2147483648.0
+WINDOW_FORM = "window"
+STREAMING_FORM = "streaming"
 # per-hop processing times kept for the percentiles of the summary (about 67 min at a 40 ms hop)
 HOP_TIMES_KEPT = 100_000
 MS_PER_S = 1000.0
@@ -87,7 +95,7 @@ class Recognizer:
 
     def __init__(self, model: TFLiteModel, manifest: Manifest, hop_ms: float | None = None,
                  smoothing: SmoothingConfig | None = None, thresholds: Mapping[str, float] | None = None,
-                 keep_scores: bool = False):
+                 keep_scores: bool = False, step_model: StepModel | None = None):
         self.manifest = manifest
         self.model = model
         fe = manifest.frontend
@@ -107,6 +115,19 @@ class Recognizer:
                            f"({fe.stride_ms:g} ms)")
         self.smoothing = config
         self._hop_samples = int(round(hop_samples))
+        self.step_model: StepModel | None = None
+        self.form_note = ""
+        if step_model is not None:
+            hop_frames = self._hop_samples // fe.stride_samples
+            if hop_frames % step_model.step_frames:
+                self.form_note = (f"hop {config.hop_ms:g} ms is not a multiple of the streaming step "
+                                  f"({step_model.step_frames * fe.stride_ms:g} ms)")
+            else:
+                self.step_model = step_model
+                self._step_frames = np.zeros((step_model.step_frames, fe.num_features), np.float32)
+                # zero frames before the stream so that a step ends exactly at every hop boundary
+                self._lead_frames = (-fe.num_frames) % step_model.step_frames
+                self._step_scores = np.zeros(len(manifest.labels), np.float32)
         self._frontend = StreamingFrontend(fe)
         self._frames = RingBuffer(fe.num_frames, fe.num_features)
         self._clip = np.empty((fe.num_frames, fe.num_features), np.float32)
@@ -122,20 +143,28 @@ class Recognizer:
     @classmethod
     def from_manifest(cls, path: str | os.PathLike, model: str | None = None, hop_ms: float | None = None,
                       threshold: float | None = None, num_threads: int = 1, runtime: str | None = None,
-                      keep_scores: bool = False) -> "Recognizer":
+                      keep_scores: bool = False, streaming: bool = True) -> "Recognizer":
         """A recognizer for a manifest (or a .tflite beside one, or a folder holding one).
 
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
-        replaces every label's threshold."""
+        replaces every label's threshold. ``streaming=False`` runs the window model even where the
+        manifest lists a streaming form."""
         loaded = open_model(path, model, num_threads=num_threads, runtime=runtime)
         tfl, manifest = loaded.model, loaded.manifest
+        step = (open_step_model(manifest, loaded.manifest_path, loaded.key, num_threads=num_threads,
+                                runtime=runtime) if streaming else None)
         smoothing = manifest.smoothing
         thresholds = None
         if threshold is not None:
             smoothing = replace(smoothing, detection_threshold=float(threshold))
             thresholds = {}
-        return cls(tfl, manifest, hop_ms=hop_ms, smoothing=smoothing, thresholds=thresholds,
-                   keep_scores=keep_scores)
+        rec = cls(tfl, manifest, hop_ms=hop_ms, smoothing=smoothing, thresholds=thresholds,
+                  keep_scores=keep_scores, step_model=step)
+        if not streaming and manifest.streaming is not None and loaded.key in manifest.streaming.models:
+            rec.form_note = "streaming turned off"
+        elif manifest.streaming is None or loaded.key not in manifest.streaming.models:
+            rec.form_note = rec.form_note or "the manifest lists no streaming form of this model"
+        return rec
 
     # --- properties -----------------------------------------------------------------------------
     @property
@@ -153,6 +182,19 @@ class Recognizer:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.manifest.labels
+
+    @property
+    def form(self) -> str:
+        """Which form of the model scores the hops: "streaming" (the step model) or "window"."""
+        return STREAMING_FORM if self.step_model is not None else WINDOW_FORM
+
+    def describe_form(self) -> str:
+        """One line: the form that runs, and the step model or why the window model runs."""
+        if self.step_model is not None:
+            step = self.step_model
+            return (f"streaming: {step.path.name}, {step.step_frames} frames per step, "
+                    f"{step.num_states} state tensors")
+        return f"window model every hop ({self.form_note})" if self.form_note else "window model every hop"
 
     @property
     def samples_seen(self) -> int:
@@ -176,6 +218,10 @@ class Recognizer:
         self._score_times.clear()
         self._scores.clear()
         self.last_scores = None
+        if self.step_model is not None:
+            self.step_model.reset()
+            self._step_frames[:self._lead_frames] = 0.0
+            self._step_filled = self._lead_frames
 
     def process(self, chunk: np.ndarray) -> list[Detection]:
         """Consume samples (any length, int16 or float at ``sample_rate``); return new detections."""
@@ -199,12 +245,31 @@ class Recognizer:
         return detections
 
     def _push(self, samples: np.ndarray) -> None:
-        self._frames.write(self._frontend.push(samples))
+        frames = self._frontend.push(samples)
+        if self.step_model is None:
+            self._frames.write(frames)
+        else:
+            self._feed_steps(frames)
         self.audio.write(samples)
         self._samples += len(samples)
 
+    def _feed_steps(self, frames: np.ndarray) -> None:
+        """Run the step model on every complete group of ``step_frames`` frames."""
+        pos, need = 0, len(self._step_frames)
+        while pos < len(frames):
+            take = min(need - self._step_filled, len(frames) - pos)
+            self._step_frames[self._step_filled:self._step_filled + take] = frames[pos:pos + take]
+            self._step_filled += take
+            pos += take
+            if self._step_filled == need:
+                self._step_scores = self.step_model.step(self._step_frames)
+                self._step_filled = 0
+
     def _score_hop(self) -> Detection | None:
-        scores = self.model.predict(self._frames.latest(self._clip))
+        if self.step_model is not None:
+            scores = self._step_scores.copy()  # the smoother keeps it; the step model reuses its buffer
+        else:
+            scores = self.model.predict(self._frames.latest(self._clip))
         self.last_scores = scores
         time_ms = self._samples * MS_PER_S / self.sample_rate
         if self.keep_scores:

@@ -15,6 +15,15 @@ HALF_LENGTH_PER_FACTOR = 10
 KAISER_BETA = 5.0
 
 
+def kaiser_lowpass(num_taps: int, cutoff: float, beta: float) -> np.ndarray:
+    """Linear-phase low-pass FIR: a windowed sinc with its cutoff as a fraction of the Nyquist
+    frequency and a Kaiser window, scaled to unit gain at DC (scipy.signal.firwin's design, in numpy
+    so that resampling a microphone does not load scipy)."""
+    m = np.arange(num_taps) - (num_taps - 1) / 2.0
+    taps = cutoff * np.sinc(cutoff * m) * np.kaiser(num_taps, beta)
+    return taps / taps.sum()
+
+
 class StreamResampler:
     """Converts float32 chunks from ``from_rate`` to ``to_rate``; ``flush()`` ends the stream."""
 
@@ -27,12 +36,10 @@ class StreamResampler:
         self.identity = self.up == self.down
         if self.identity:
             return
-        from scipy.signal import firwin
-
         factor = max(self.up, self.down)
         # make the centre delay a whole number of output samples: half = k * down
         half = -(-HALF_LENGTH_PER_FACTOR * factor // self.down) * self.down
-        taps = firwin(2 * half + 1, 1.0 / factor, window=("kaiser", KAISER_BETA)) * self.up
+        taps = kaiser_lowpass(2 * half + 1, 1.0 / factor, KAISER_BETA) * self.up
         self._delay = half  # in upsampled samples
         per_phase = -(-len(taps) // self.up)
         padded = np.zeros(per_phase * self.up)

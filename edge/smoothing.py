@@ -1,25 +1,30 @@
 """Posterior smoothing: per-hop label scores in, detection events out.
 
-RecognizeCommands semantics in the TensorFlow Lite Micro variant (``firmware_notes/smoothing.md`` is
-the spec every port follows): average the scores of the last ``average_window_ms``; fire when the
-top label's average exceeds its threshold and it differs from the last label that fired or
-``suppression_ms`` has passed. Background labels "fire" silently, so a keyword can fire again after
-silence. Pure: no audio, no model, no clock — the caller passes the stream time.
+RecognizeCommands averaging with a release rule (``firmware_notes/smoothing.md`` is the spec every
+port follows): average the scores of the last ``average_window_ms``; report the top label when its
+average exceeds its threshold, unless a detection is still held. A detection of L is held until
+L's average has stayed below ``release_fraction * threshold(L)`` for ``release_ms``, and L is never
+reported twice within ``suppression_ms``: one spoken word, however long, is one detection.
+Every parameter is a time in ms, so the decisions do not depend on the hop. Pure: no audio, no
+model, no clock — the caller passes the stream time. ``update`` allocates only its result.
 """
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from .manifest import BACKGROUND_LABELS, SILENCE_LABEL, Manifest, SmoothingConfig
+from .manifest import BACKGROUND_LABELS, Manifest, SmoothingConfig
 
 NO_LABEL = -1
 # a window shorter than this fraction of average_window_ms gives no decision yet
 MIN_WINDOW_FRACTION = 0.25
+# stream times compared with this slack (ms), so 30.000000001 ms counts as one 30 ms hop
+TIME_SLACK_MS = 1e-6
+# results queued at first: enough for the window at the configured hop, grown if needed
+EXTRA_QUEUE_ROWS = 2
 
 
 @dataclass(frozen=True)
@@ -27,14 +32,65 @@ class SmoothedResult:
     """The smoother's decision after one model result.
 
     ``label``/``score`` are the top label of the averaged window and its average (empty/0.0 when the
-    window is too short); ``is_new_command`` is true when that label fired now; ``is_detection`` when
-    it fired and is not a background label (what users call a detection)."""
+    window is too short); ``is_detection`` (alias ``is_new_command``) when that label is reported now."""
 
     time_ms: float
     label: str
     score: float
     is_new_command: bool
     is_detection: bool
+
+
+class _ScoreQueue:
+    """The (time, scores) results of the averaging window in preallocated ring arrays."""
+
+    def __init__(self, num_labels: int, capacity: int):
+        self.times = np.zeros(capacity, np.float64)
+        self.rows = np.zeros((capacity, num_labels), np.float64)
+        self.head = 0  # index of the oldest result
+        self.count = 0
+        self._sum = np.zeros(num_labels, np.float64)
+
+    def clear(self) -> None:
+        self.head = self.count = 0
+
+    @property
+    def oldest(self) -> float:
+        return float(self.times[self.head])
+
+    @property
+    def newest(self) -> float:
+        return float(self.times[(self.head + self.count - 1) % len(self.times)])
+
+    def push(self, time_ms: float, scores: np.ndarray) -> None:
+        if self.count == len(self.times):
+            self._grow()
+        j = (self.head + self.count) % len(self.times)
+        self.times[j] = time_ms
+        self.rows[j] = scores
+        self.count += 1
+
+    def drop_before(self, horizon: float) -> None:
+        while self.count and self.times[self.head] < horizon:
+            self.head = (self.head + 1) % len(self.times)
+            self.count -= 1
+
+    def mean(self, out: np.ndarray) -> np.ndarray:
+        """Average of the queued rows, oldest first, into ``out``."""
+        cap = len(self.times)
+        first = min(self.count, cap - self.head)
+        np.sum(self.rows[self.head:self.head + first], axis=0, out=out)
+        if first < self.count:
+            np.sum(self.rows[:self.count - first], axis=0, out=self._sum)
+            out += self._sum
+        out /= self.count
+        return out
+
+    def _grow(self) -> None:
+        order = (self.head + np.arange(self.count)) % len(self.times)
+        self.times = np.concatenate([self.times[order], np.zeros(self.count)])
+        self.rows = np.concatenate([self.rows[order], np.zeros_like(self.rows)])
+        self.head = 0
 
 
 class PosteriorSmoother:
@@ -53,10 +109,14 @@ class PosteriorSmoother:
             raise ValueError(f"thresholds for unknown labels: {', '.join(unknown)}")
         self.thresholds = np.array([thresholds.get(l, config.detection_threshold) for l in self.labels],
                                    np.float64)
+        self.release_levels = self.thresholds * config.release_fraction
         self.ignore = np.array([l in ignore_labels for l in self.labels])
-        self._silence = self.labels.index(SILENCE_LABEL) if SILENCE_LABEL in self.labels else NO_LABEL
-        self._times: deque[float] = deque()
-        self._scores: deque[np.ndarray] = deque()
+        self._min_span_ms = max(config.minimum_span_ms, config.average_window_ms * MIN_WINDOW_FRACTION)
+        capacity = int(math.ceil(config.average_window_ms / config.hop_ms)) + EXTRA_QUEUE_ROWS
+        self._queue = _ScoreQueue(len(self.labels), capacity)
+        self._scores = np.zeros(len(self.labels), np.float64)
+        self._average = np.zeros(len(self.labels), np.float64)
+        self._last_times = np.zeros(len(self.labels), np.float64)
         self.reset()
 
     @classmethod
@@ -67,11 +127,13 @@ class PosteriorSmoother:
                    manifest.thresholds if thresholds is None else thresholds, manifest.ignore_labels)
 
     def reset(self) -> None:
-        """Forget queued results and the last detection (a new stream)."""
-        self._times.clear()
-        self._scores.clear()
+        """Forget queued results, the held detection and every label's last detection (a new stream)."""
+        self._queue.clear()
+        self._last_times.fill(-math.inf)
         self.last_label = NO_LABEL
         self.last_time_ms = -math.inf
+        self.held_label = NO_LABEL
+        self._below_since = math.nan
 
     def threshold_for(self, label: str) -> float:
         return float(self.thresholds[self.labels.index(label)])
@@ -80,31 +142,40 @@ class PosteriorSmoother:
         """Add one model result (probabilities per label, the stream time of its newest audio in ms).
 
         Returns None for a result older than the newest queued one (it is dropped)."""
-        s = np.asarray(scores, np.float64).reshape(-1)
+        s = np.asarray(scores).reshape(-1)
         if s.shape[0] != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores, got {s.shape[0]}")
-        if self._times and time_ms < self._times[-1]:
+        queue = self._queue
+        if queue.count and time_ms < queue.newest:
             return None
-        self._times.append(float(time_ms))
-        self._scores.append(s)
-        horizon = time_ms - self.config.average_window_ms
-        while self._times[0] < horizon:
-            self._times.popleft()
-            self._scores.popleft()
-        count = len(self._times)
-        if (count < self.config.minimum_count
-                or time_ms - self._times[0] < self.config.average_window_ms * MIN_WINDOW_FRACTION):
+        self._scores[:] = s
+        queue.push(float(time_ms), self._scores)
+        queue.drop_before(time_ms - self.config.average_window_ms)
+        if time_ms - queue.oldest + TIME_SLACK_MS < self._min_span_ms:
             return SmoothedResult(time_ms, "", 0.0, False, False)
-        average = np.sum(self._scores, axis=0) / count
+        average = queue.mean(self._average)
+        self._update_hold(average, time_ms)
         top = int(np.argmax(average))
         score = float(average[top])
-        if self.last_label == NO_LABEL or self.last_label == self._silence:
-            since_last = math.inf
-        else:
-            since_last = time_ms - self.last_time_ms
-        fires = score > self.thresholds[top] and (top != self.last_label
-                                                  or since_last > self.config.suppression_ms)
+        fires = (self.held_label == NO_LABEL and not self.ignore[top] and score > self.thresholds[top]
+                 and time_ms - self._last_times[top] > self.config.suppression_ms)
         if fires:
-            self.last_label = top
-            self.last_time_ms = float(time_ms)
-        return SmoothedResult(time_ms, self.labels[top], score, fires, fires and not bool(self.ignore[top]))
+            self.held_label = self.last_label = top
+            self.last_time_ms = self._last_times[top] = float(time_ms)
+            self._below_since = math.nan
+        fires = bool(fires)
+        return SmoothedResult(time_ms, self.labels[top], score, fires, fires)
+
+    def _update_hold(self, average: np.ndarray, time_ms: float) -> None:
+        """Release the held detection once its label's average has stayed low for release_ms."""
+        held = self.held_label
+        if held == NO_LABEL:
+            return
+        if average[held] >= self.release_levels[held]:
+            self._below_since = math.nan
+            return
+        if math.isnan(self._below_since):
+            self._below_since = float(time_ms)
+        if time_ms - self._below_since + TIME_SLACK_MS >= self.config.release_ms:
+            self.held_label = NO_LABEL
+            self._below_since = math.nan

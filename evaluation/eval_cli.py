@@ -69,8 +69,10 @@ def parse_snr(text: str) -> tuple[float, float]:
                    "false accepts per hour are measured on them through the edge recognizer, and --calibrate "
                    "chooses thresholds for the target FA/h there (the stream then gives the false-reject rate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--no-streaming", is_flag=True, help="Score with the whole-window model even where the manifest "
+              "lists a streaming (step) form.")
 def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_csv, report_dir, save_stream,
-         do_calibrate, target_fa_per_hour, negatives, as_json) -> None:
+         do_calibrate, target_fa_per_hour, negatives, as_json, no_streaming) -> None:
     """Evaluate a converted model on a long stream with the edge recognizer.
 
     Builds a stream (keywords and unknown words at random times, at least 2 s apart, in noise at
@@ -116,9 +118,10 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             if save_stream:
                 write_wav(Path(report_dir) / STREAM_WAV, audio, sr)
         t1 = time.time()
-        times, scores = stream_scores(mpath, audio)
+        times, scores = stream_scores(mpath, audio, streaming=not no_streaming)
         negative_sources = [d.strip() for text in negatives for d in text.split(",") if d.strip()]
-        negative_parts = [file_scores(mpath, f) for src in negative_sources for f in negative_files(src)]
+        negative_parts = [file_scores(mpath, f, streaming=not no_streaming)
+                          for src in negative_sources for f in negative_files(src)]
         if negative_sources and not negative_parts:
             raise KwsError(f"{', '.join(negative_sources)}: no audio files for --negatives")
         t2 = time.time()

@@ -23,10 +23,12 @@ from .streaming_metrics import Detection
 STREAM_CHUNK_MS = 100.0
 
 
-def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None) -> tuple[np.ndarray, np.ndarray]:
+def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None,
+                  streaming: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(times_s (N,), scores (N, labels)) of every model run over the stream, one per hop, from the
-    edge recognizer fed in 100 ms chunks as a microphone would."""
-    rec = Recognizer.from_manifest(manifest_path, keep_scores=True)
+    edge recognizer fed in 100 ms chunks as a microphone would (with the streaming form of the model
+    where the manifest lists one, unless ``streaming`` is False)."""
+    rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
     chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
     for i in range(0, len(audio), chunk):
         rec.process(audio[i:i + chunk])
@@ -101,12 +103,12 @@ def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, th
             "fa_per_hour": round(total / hours, 4) if hours else None, "per_label": per_label}
 
 
-def file_scores(manifest_path: Path, path: str | Path) -> ScoredAudio:
+def file_scores(manifest_path: Path, path: str | Path, streaming: bool = True) -> ScoredAudio:
     """``stream_scores`` for an audio file of any length: read in blocks, resampled to the model
     rate, fed to a fresh edge recognizer in 100 ms chunks (bounded memory)."""
     from kws.edge.audio import stream_audio
 
-    rec = Recognizer.from_manifest(manifest_path, keep_scores=True)
+    rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
     chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
     total = 0
     for block in stream_audio(path, rec.sample_rate):

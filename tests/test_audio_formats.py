@@ -351,8 +351,10 @@ def test_a_missing_soundfile_is_a_one_line_error_with_the_install_line(monkeypat
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    path = tmp_path / "a.wav"
-    write_wav(path, _tone(1600, SAMPLE_RATE), SAMPLE_RATE)
+    path, plain = tmp_path / "a.wav", tmp_path / "plain.wav"
+    sf.write(path, _tone(1600, SAMPLE_RATE), SAMPLE_RATE, format="WAV", subtype="PCM_24")
+    write_wav(plain, _tone(1600, SAMPLE_RATE), SAMPLE_RATE)
     monkeypatch.setattr(builtins, "__import__", no_soundfile)
     with pytest.raises(AudioError, match=r"soundfile is not installed .*: pip install soundfile$"):
         read_audio(path)
+    assert len(read_audio(plain)[0]) == 1600  # 16-bit PCM WAV needs no libsndfile

@@ -80,6 +80,16 @@ def test_writes_every_artifact_and_prints_a_table(converted):
     assert not list(out.parent.glob(".kws-convert-*")), "staging folder left behind"
 
 
+def test_ds_cnn_gets_no_streaming_form_and_the_table_says_why(converted):
+    out, result = converted
+    assert not {p.name for p in out.iterdir()} & {"stream_int8.tflite", "stream_float.tflite", "stream_int8.cc"}
+    lines = [line for line in result.stdout.splitlines() if line.startswith("streaming")]
+    assert lines == ["streaming: none (layer conv1 (Conv2D) strides or dilates (strides (2, 2), dilation (1, 1)))"]
+    report = json.loads((out / "convert_report.json").read_text())
+    assert report["streaming"] == {"written": False, "reason": lines[0][len("streaming: none ("):-1]}
+    assert load_manifest(out).streaming is None
+
+
 def test_int8_model_is_full_integer_with_batch_1(converted):
     out, _ = converted
     model = TFLiteModel(out / "model_int8.tflite")

@@ -1,14 +1,16 @@
-"""The posterior smoother: RecognizeCommands rules (TFLite Micro variant) on hand-made score sequences."""
+"""The posterior smoother on hand-made score sequences: averaging in time, the release rule (one
+spoken word is one detection), and the same detections at every hop."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from kws.edge.manifest import SmoothingConfig
-from kws.edge.smoothing import PosteriorSmoother
+from kws.edge.manifest import SmoothingConfig, upgrade_smoothing_keys
+from kws.edge.smoothing import NO_LABEL, PosteriorSmoother
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 HOP_MS = 40
+RAMP_MS = 80  # how fast a synthetic keyword score rises and falls
 
 
 def one_hot(label: str, p: float = 0.95) -> np.ndarray:
@@ -32,8 +34,36 @@ def hops(label: str, ms: int) -> list[str]:
     return [label] * (ms // HOP_MS)
 
 
+def bumps_score(t_ms: float, bumps: list[tuple[str, float, float]], peak: float = 0.95) -> np.ndarray:
+    """Synthetic model output at stream time t: each (label, from_ms, to_ms) raises that label to
+    ``peak`` with RAMP_MS linear edges; the rest of the probability goes to _silence_."""
+    s = np.zeros(len(LABELS))
+    for label, start, end in bumps:
+        rise = np.clip((t_ms - start) / RAMP_MS, 0.0, 1.0)
+        fall = np.clip((end - t_ms) / RAMP_MS, 0.0, 1.0)
+        s[LABELS.index(label)] = max(s[LABELS.index(label)], peak * min(rise, fall))
+    s[1] = 0.02
+    s[0] = max(0.0, 1.0 - s.sum())
+    return s / s.sum()
+
+
+def detect(bumps, hop_ms: float, until_ms: float, config: SmoothingConfig | None = None,
+           start_ms: float = 1000.0) -> list[tuple[float, str]]:
+    """Detections of the smoother fed the synthetic scores every hop_ms from start_ms (the first
+    whole clip) to until_ms."""
+    sm = PosteriorSmoother(LABELS, config or SmoothingConfig(hop_ms=hop_ms))
+    out = []
+    for t in np.arange(start_ms, until_ms, hop_ms):
+        res = sm.update(bumps_score(float(t), bumps), float(t))
+        if res.is_detection:
+            out.append((float(t), res.label))
+    return out
+
+
+# --- averaging in time ---------------------------------------------------------------------------
+
 def test_a_sustained_keyword_fires_once_after_a_minimum_window():
-    sm = PosteriorSmoother(LABELS, SmoothingConfig(average_window_ms=500, minimum_count=3, suppression_ms=1500))
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(average_window_ms=500, minimum_span_ms=80))
     dets = run(sm, hops("_silence_", 400) + hops("yes", 800) + hops("_silence_", 800))
     assert [d[1] for d in dets] == ["yes"]
     # it needs the window's average above 0.7: with 0.95 for yes and ~0.017 for silence per hop,
@@ -41,75 +71,167 @@ def test_a_sustained_keyword_fires_once_after_a_minimum_window():
     assert dets[0][0] == 1400 + 9 * HOP_MS
 
 
-def test_no_decision_before_minimum_count_or_a_quarter_window():
-    cfg = SmoothingConfig(average_window_ms=500, minimum_count=3)
-    sm = PosteriorSmoother(LABELS, cfg)
-    first = sm.update(one_hot("yes"), 0)
-    second = sm.update(one_hot("yes"), 40)
-    assert (first.label, second.label) == ("", "")  # fewer than 3 results
-    third = sm.update(one_hot("yes"), 80)
-    assert third.label == ""  # 3 results but they span 80 ms < 125 ms
+def test_no_decision_before_the_minimum_span_or_a_quarter_window():
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(average_window_ms=500, minimum_span_ms=80))
+    assert [sm.update(one_hot("yes"), t).label for t in (0, 40, 80)] == ["", "", ""]  # span < 125 ms
     fourth = sm.update(one_hot("yes"), 160)
-    assert fourth.is_detection and fourth.label == "yes"
+    assert fourth.is_detection and fourth.label == "yes" and fourth.score == pytest.approx(0.95)
+    with pytest.raises(ValueError, match="minimum_span_ms .300. must not exceed average_window_ms .100."):
+        SmoothingConfig(average_window_ms=100, minimum_span_ms=300)
 
 
-def test_the_same_word_twice_with_silence_between_fires_twice():
-    # the TFLite Micro re-fire rule: TF's C++ RecognizeCommands would drop the second "yes"
-    sm = PosteriorSmoother(LABELS, SmoothingConfig(suppression_ms=1500))
-    seq = hops("_silence_", 400) + hops("yes", 600) + hops("_silence_", 600) + hops("yes", 600)
-    assert [d[1] for d in run(sm, seq)] == ["yes", "yes"]
-
-
-def test_a_held_word_fires_again_only_after_the_suppression_time():
-    sm = PosteriorSmoother(LABELS, SmoothingConfig(suppression_ms=1000))
-    dets = run(sm, hops("yes", 3000))
-    times = [t for t, _ in dets]
-    assert len(dets) == 3
-    assert all(b - a > 1000 for a, b in zip(times, times[1:]))
-    assert all(b - a <= 1000 + HOP_MS for a, b in zip(times, times[1:]))
-
-
-def test_a_different_word_fires_without_waiting_for_suppression():
-    sm = PosteriorSmoother(LABELS, SmoothingConfig(suppression_ms=5000))
-    assert [d[1] for d in run(sm, hops("yes", 600) + hops("no", 600))] == ["yes", "no"]
-
-
-def test_background_labels_never_report_but_below_threshold_nothing_fires():
-    sm = PosteriorSmoother(LABELS, SmoothingConfig())
-    assert run(sm, hops("_unknown_", 2000)) == []
-    sm.reset()
-    assert run(sm, hops("yes", 2000), p=0.6) == []  # average 0.6 < 0.7
-
-
-def test_per_label_thresholds_replace_the_default():
-    strict = PosteriorSmoother(LABELS, SmoothingConfig(detection_threshold=0.5), thresholds={"yes": 0.9})
-    assert run(strict, hops("yes", 1000), p=0.8) == []
-    strict.reset()
-    assert [d[1] for d in run(strict, hops("no", 1000), p=0.8)] == ["no"]
-    assert strict.threshold_for("yes") == 0.9 and strict.threshold_for("no") == 0.5
-    with pytest.raises(ValueError, match="unknown labels: maybe"):
-        PosteriorSmoother(LABELS, thresholds={"maybe": 0.5})
-
-
-def test_out_of_order_results_are_dropped_and_reset_forgets_everything():
-    sm = PosteriorSmoother(LABELS, SmoothingConfig())
-    assert sm.update(one_hot("yes"), 1000) is not None
-    assert sm.update(one_hot("yes"), 960) is None
-    run(sm, hops("yes", 800), start_ms=1040)
-    assert sm.last_label == LABELS.index("yes")
-    sm.reset()
-    assert sm.last_label == -1
-    assert [d[1] for d in run(sm, hops("yes", 800), start_ms=0)] == ["yes"]
+def test_minimum_count_of_old_manifests_means_the_same_at_their_hop():
+    assert upgrade_smoothing_keys({"minimum_count": 3, "hop_ms": 40}) == {"minimum_span_ms": 80.0, "hop_ms": 40}
+    assert upgrade_smoothing_keys({"minimum_count": 5, "hop_ms": 10})["minimum_span_ms"] == 40.0
+    assert SmoothingConfig.from_dict({"minimum_count": 3}).minimum_span_ms == 80.0  # default hop 40
+    with pytest.raises(ValueError, match="not both"):
+        SmoothingConfig.from_dict({"minimum_count": 3, "minimum_span_ms": 80})
+    with pytest.raises(ValueError, match="minimum_count must be a whole number >= 1"):
+        SmoothingConfig.from_dict({"minimum_count": 0})
+    # the count rule itself: a short window, so only the count (4 results at 40 ms) holds back
+    cfg = SmoothingConfig.from_dict({"minimum_count": 4, "hop_ms": 40, "average_window_ms": 200})
+    sm = PosteriorSmoother(LABELS, cfg)
+    labels = [sm.update(one_hot("yes"), t).label for t in range(0, 160, 40)]
+    assert labels == ["", "", "", "yes"]
 
 
 def test_old_results_leave_the_window():
-    sm = PosteriorSmoother(LABELS, SmoothingConfig(average_window_ms=500, minimum_count=3))
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(average_window_ms=500))
     run(sm, hops("yes", 400))
     # 2 s later only the new results are in the window: its average is all "no"
     res = None
     for i in range(13):
         res = sm.update(one_hot("no"), 3400 + i * HOP_MS)
     assert res.label == "no" and res.score == pytest.approx(0.95)
+
+
+@pytest.mark.parametrize("hop_ms", [10, 20, 30, 40])
+def test_the_same_audio_gives_the_same_detections_at_every_hop(hop_ms):
+    """Every smoothing parameter is a time: the detections of one score curve sampled every 10, 20,
+    30 or 40 ms agree, their times within one hop of the 10 ms run's."""
+    bumps = [("yes", 2000, 2500), ("no", 5000, 5900), ("yes", 8000, 10500),  # a 2.5 s word
+             ("no", 13000, 13500), ("no", 14200, 14700),  # a word said twice, 1.2 s apart
+             ("yes", 17000, 17300)]  # too short to lift the 500 ms average over 0.7
+    reference = detect(bumps, 10, 20000)
+    assert [label for _, label in reference] == ["yes", "no", "yes", "no", "no"]
+    got = detect(bumps, hop_ms, 20000)
+    assert [label for _, label in got] == [label for _, label in reference]
+    for (t, _), (t_ref, _) in zip(got, reference):
+        assert abs(t - t_ref) <= hop_ms
+
+
+def test_a_hop_that_does_not_divide_the_window_still_decides_in_time():
+    # 30 ms hops: the 80 ms minimum span needs 3 hops (90 ms), the 125 ms quarter window 5 (150 ms)
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(hop_ms=30))
+    labels = [sm.update(one_hot("yes"), t).label for t in range(0, 180, 30)]
+    assert labels == ["", "", "", "", "", "yes"]
+
+
+# --- one spoken word, one detection ----------------------------------------------------------------
+
+@pytest.mark.parametrize("word_ms", [600, 2000, 4000])
+def test_a_long_word_heard_in_successive_windows_counts_once(word_ms):
+    assert [label for _, label in detect([("yes", 2000, 2000 + word_ms)], HOP_MS, 9000)] == ["yes"]
+
+
+def test_a_lower_release_level_rides_out_a_dip_in_a_long_word():
+    # the score of a 3 s word drops for 200 ms in its middle: the 500 ms average dips under the
+    # threshold, but not under half of it for 200 ms, so a model with release_fraction 0.5 holds on
+    bumps = [("yes", 2000, 3400), ("yes", 3600, 5000)]
+    cfg = SmoothingConfig(release_fraction=0.5, release_ms=200)
+    assert [label for _, label in detect(bumps, HOP_MS, 8000, cfg)] == ["yes"]
+
+
+def test_two_real_repetitions_are_both_reported():
+    for gap_ms in (1200, 1500, 2500):
+        bumps = [("no", 2000, 2500), ("no", 2000 + gap_ms, 2500 + gap_ms)]
+        dets = detect(bumps, HOP_MS, 9000)
+        assert [label for _, label in dets] == ["no", "no"], gap_ms
+        assert dets[1][0] - dets[0][0] == pytest.approx(gap_ms, abs=HOP_MS)
+
+
+def test_a_word_repeated_without_a_pause_is_one_detection():
+    # 0.6 s apart with their scores touching: to the model one long word
+    bumps = [("no", 2000, 2600), ("no", 2600, 3200)]
+    assert [label for _, label in detect(bumps, HOP_MS, 8000)] == ["no"]
+
+
+def test_the_refractory_time_keeps_a_label_from_firing_twice_soon():
+    # released after 1.2 s, but the label's own refractory time (2 s) holds it back
+    bumps = [("no", 2000, 2500), ("no", 3200, 3700)]
+    cfg = SmoothingConfig(suppression_ms=2000)
+    assert [label for _, label in detect(bumps, HOP_MS, 9000, cfg)] == ["no"]
+    # a different label is not subject to it
+    bumps = [("no", 2000, 2500), ("yes", 3200, 3700)]
+    assert [label for _, label in detect(bumps, HOP_MS, 9000, cfg)] == ["no", "yes"]
+
+
+def test_a_different_word_straight_after_waits_for_the_release_and_is_not_lost():
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(suppression_ms=5000))
+    dets = run(sm, hops("yes", 600) + hops("no", 1000))
+    assert [d[1] for d in dets] == ["yes", "no"]
+    # "yes" averages under 0.7 once 4 of the 13 hops are "no" and is released 100 ms later, before
+    # "no" averages over 0.7 (10 of 13 hops): "no" comes when it would have come alone
+    assert dets[1][0] == 1000 + 600 + (10 - 1) * HOP_MS
+    # released only under 0.35 (9 of 13 hops "no") held for 200 ms: "no" waits for that
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(release_fraction=0.5, release_ms=200))
+    dets = run(sm, hops("yes", 600) + hops("no", 1000))
+    assert [d[1] for d in dets] == ["yes", "no"]
+    assert dets[1][0] == 1000 + 600 + (9 - 1) * HOP_MS + 200
+
+
+def test_the_hold_and_the_last_detection_are_visible_and_reset():
+    sm = PosteriorSmoother(LABELS, SmoothingConfig())
+    run(sm, hops("yes", 800))
+    assert sm.held_label == sm.last_label == LABELS.index("yes")
+    run(sm, hops("_silence_", 800), start_ms=1800)
+    assert sm.held_label == NO_LABEL and sm.last_label == LABELS.index("yes")
+    sm.reset()
+    assert sm.held_label == sm.last_label == NO_LABEL
+    assert [d[1] for d in run(sm, hops("yes", 800), start_ms=0)] == ["yes"]
+
+
+def test_background_labels_never_report_nor_hold():
+    sm = PosteriorSmoother(LABELS, SmoothingConfig())
+    assert run(sm, hops("_unknown_", 2000)) == []
+    assert sm.held_label == NO_LABEL
+    sm.reset()
+    assert run(sm, hops("yes", 2000), p=0.6) == []  # average 0.6 < 0.7
+
+
+# --- thresholds, input checks -------------------------------------------------------------------------
+
+def test_per_label_thresholds_replace_the_default_and_scale_the_release():
+    strict = PosteriorSmoother(LABELS, SmoothingConfig(detection_threshold=0.5, release_fraction=0.5),
+                               thresholds={"yes": 0.9})
+    assert run(strict, hops("yes", 1000), p=0.8) == []
+    strict.reset()
+    assert [d[1] for d in run(strict, hops("no", 1000), p=0.8)] == ["no"]
+    assert strict.threshold_for("yes") == 0.9 and strict.threshold_for("no") == 0.5
+    assert strict.release_levels.tolist() == [0.25, 0.25, 0.45, 0.25]
+    with pytest.raises(ValueError, match="unknown labels: maybe"):
+        PosteriorSmoother(LABELS, thresholds={"maybe": 0.5})
+
+
+@pytest.mark.parametrize("field, value", [("release_fraction", 0.0), ("release_fraction", 1.5),
+                                          ("release_ms", -1.0), ("minimum_span_ms", -1.0)])
+def test_bad_release_settings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        SmoothingConfig(**{field: value})
+
+
+def test_out_of_order_results_are_dropped():
+    sm = PosteriorSmoother(LABELS, SmoothingConfig())
+    assert sm.update(one_hot("yes"), 1000) is not None
+    assert sm.update(one_hot("yes"), 960) is None
+
+
+def test_the_queue_grows_past_its_first_size_and_averages_the_same():
+    # results far denser than the configured hop: more than the preallocated rows in the window
+    sm = PosteriorSmoother(LABELS, SmoothingConfig(hop_ms=40, average_window_ms=500))
+    for i in range(100):
+        res = sm.update(one_hot("yes" if i % 2 else "no"), i * 5.0)
+    assert res.score == pytest.approx((0.95 + 0.05 / 3) / 2)
 
 
 def test_scores_of_the_wrong_length_are_an_error():

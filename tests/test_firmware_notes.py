@@ -188,9 +188,9 @@ SMOOTH_HARNESS = r"""
 #include <stdio.h>
 int main(void) {
   static smoother_t s; int n, i, j, d; long t; float sc[MAX_LABELS];
-  if (scanf("%d %d %f %f %d %d", &s.num_labels, &s.silence_index, &s.window_ms, &s.suppression_ms,
-            &s.minimum_count, &n) != 6) return 2;
-  s.last_label = -1;
+  if (scanf("%d %f %f %f %f %f %d", &s.num_labels, &s.window_ms, &s.min_span_ms, &s.suppression_ms,
+            &s.release_fraction, &s.release_ms, &n) != 7) return 2;
+  smoother_reset(&s);
   for (j = 0; j < s.num_labels; j++) { if (scanf("%f", &s.threshold[j]) != 1) return 2; s.ignore[j] = j < 2; }
   for (i = 0; i < n; i++) {
     if (scanf("%ld", &t) != 1) return 2;
@@ -203,23 +203,30 @@ int main(void) {
 """
 
 
-def _smooth_by_the_rules(times, scores, window, suppression, min_count, thresholds, ignore):
+def _smooth_by_the_rules(times, scores, window, min_span, suppression, release_fraction, release_ms,
+                         thresholds, ignore):
     """The five rules of smoothing.md, written independently."""
-    queue, last_label, last_time, out = [], None, 0, []
+    queue, held, below_since, last_time, out = [], None, None, {}, []
     for t, s in zip(times, scores):
         if queue and t < queue[-1][0]:
             continue
         queue.append((t, s))
         queue = [(u, v) for u, v in queue if u >= t - window]
-        if len(queue) < min_count or t - queue[0][0] < window / 4:
+        if t - queue[0][0] < max(min_span, window / 4):
             continue
         avg = np.mean([v for _, v in queue], axis=0)
         top = int(np.argmax(avg))
-        since = np.inf if last_label in (None, 0) else t - last_time
-        if avg[top] > thresholds[top] and (top != last_label or since > suppression):
-            last_label, last_time = top, t
-            if top not in ignore:
-                out.append((t, top))
+        if held is not None:
+            if avg[held] < release_fraction * thresholds[held]:
+                below_since = t if below_since is None else below_since
+                if t - below_since >= release_ms:
+                    held, below_since = None, None
+            else:
+                below_since = None
+        if (held is None and top not in ignore and avg[top] > thresholds[top]
+                and t - last_time.get(top, -np.inf) > suppression):
+            held, below_since, last_time[top] = top, None, t
+            out.append((t, top))
     return out
 
 
@@ -234,7 +241,7 @@ def test_smoothing_reference_code_follows_the_rules(tmp_path):
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-o", str(exe), str(src)], check=True)
     rng = np.random.default_rng(5)
     total = 0
-    for trial in range(10):
+    for trial in range(12):
         n, labels = 400, 5
         times = np.arange(1, n + 1) * 125  # ms; exact in float, so both sides see the same window edges
         raw = rng.random((n, labels)) ** 4
@@ -242,12 +249,37 @@ def test_smoothing_reference_code_follows_the_rules(tmp_path):
             raw[k:k + rng.integers(2, 12), rng.integers(0, labels)] += 3
         scores = (raw / raw.sum(1, keepdims=True)).astype(np.float32)
         window, suppression = float(rng.choice([500, 1000, 2000])), float(rng.choice([0, 250, 1000]))
+        min_span = float(rng.choice([0, 250, 500]))
+        release_fraction, release_ms = float(rng.choice([0.5, 1.0])), float(rng.choice([0, 250, 500]))
         thresholds = [0.5, 0.5, 0.6, 0.5, 0.5]
-        lines = [f"{labels} 0 {window} {suppression} 3 {n}", " ".join(map(str, thresholds))]
+        lines = [f"{labels} {window} {min_span} {suppression} {release_fraction} {release_ms} {n}",
+                 " ".join(map(str, thresholds))]
         lines += [f"{t} " + " ".join(repr(float(v)) for v in row) for t, row in zip(times, scores)]
         proc = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
         got = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
-        want = _smooth_by_the_rules(times, scores, window, suppression, 3, thresholds, {0, 1})
+        want = _smooth_by_the_rules(times, scores, window, min_span, suppression, release_fraction, release_ms,
+                                    thresholds, {0, 1})
         assert got == want
         total += len(want)
     assert total > 50  # the scenarios do fire
+
+
+def test_smoothing_reference_and_kws_edge_agree_on_the_same_scores():
+    """The Python smoother that kws-listen runs follows the rules of smoothing.md too."""
+    from kws.edge.manifest import SmoothingConfig
+    from kws.edge.smoothing import PosteriorSmoother
+
+    rng = np.random.default_rng(11)
+    labels = ("_silence_", "_unknown_", "a", "b", "c")
+    n = 600
+    times = np.arange(1, n + 1) * 40
+    raw = rng.random((n, len(labels))) ** 4
+    for k in range(0, n, 17):
+        raw[k:k + rng.integers(3, 30), rng.integers(0, len(labels))] += 3
+    scores = raw / raw.sum(1, keepdims=True)
+    cfg = SmoothingConfig(average_window_ms=500, minimum_span_ms=80, suppression_ms=1000, release_fraction=0.5,
+                          release_ms=200, detection_threshold=0.5, hop_ms=40)
+    sm = PosteriorSmoother(labels, cfg)
+    got = [(t, labels.index(r.label)) for t, s in zip(times, scores) if (r := sm.update(s, float(t))).is_detection]
+    want = _smooth_by_the_rules(times, scores, 500, 80, 1000, 0.5, 200, [0.5] * 5, {0, 1})
+    assert got == want and len(want) > 10

@@ -58,6 +58,10 @@ def test_model_file_must_stay_in_the_manifest_folder(tmp_path, name):
     ("smoothing", "minimum_count", 10 ** 9, r"smoothing\.minimum_count must be in"),
     ("smoothing", "average_window_ms", -5, r"smoothing\.average_window_ms must be in"),
     ("smoothing", "detection_threshold", 2, r"smoothing\.detection_threshold must be in \[0, 1\]"),
+    ("smoothing", "release_fraction", 2, r"smoothing\.release_fraction must be in \[0, 1\]"),
+    ("smoothing", "release_ms", -1, r"smoothing\.release_ms must be in"),
+    ("smoothing", "minimum_span_ms", 1e6, r"smoothing\.minimum_span_ms must be in"),
+    ("smoothing", "minimum_span_ms", 900, r"smoothing: minimum_span_ms \(900\) must not exceed average_window_ms"),
 ])
 def test_numbers_are_range_checked_with_the_field_named(tmp_path, section, key, value, expected):
     data = valid_dict()
@@ -65,6 +69,25 @@ def test_numbers_are_range_checked_with_the_field_named(tmp_path, section, key, 
     with pytest.raises(ManifestError, match=expected) as err:
         load_manifest(write(tmp_path, data))
     assert "\n" not in str(err.value)
+
+
+def test_a_version_1_manifest_with_minimum_count_loads_as_a_span_at_its_hop(tmp_path):
+    data = valid_dict()
+    assert data["version"] == 2 and "minimum_count" not in data["smoothing"]
+    data["version"] = 1
+    smoothing = {k: v for k, v in data["smoothing"].items() if k not in ("minimum_span_ms", "release_fraction",
+                                                                       "release_ms")}
+    data["smoothing"] = {**smoothing, "minimum_count": 4, "hop_ms": 30.0}
+    manifest = load_manifest(write(tmp_path, data))
+    assert manifest.smoothing.minimum_span_ms == 90.0 and manifest.smoothing.hop_ms == 30.0
+    assert manifest.smoothing.release_ms == 100.0  # the release rule applies to old models too
+    # written back (e.g. by kws-eval --calibrate) in the current schema, under the current version
+    again = json.loads(save_manifest(manifest, tmp_path / "again.json").read_text())
+    assert again["version"] == 2 and again["smoothing"]["minimum_span_ms"] == 90.0
+    assert "minimum_count" not in again["smoothing"]
+    data["smoothing"]["minimum_span_ms"] = 90.0
+    with pytest.raises(ManifestError, match="smoothing: give minimum_span_ms or the older minimum_count, not both"):
+        load_manifest(write(tmp_path, data))
 
 
 def test_infinite_numbers_are_refused(tmp_path):

@@ -93,3 +93,10 @@ def test_auto_learning_rate_is_the_architectures_and_is_saved_as_a_number(tmp_pa
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  architecture: low_latency_conv\ntrain:\n  learning_rate: auto\n")
     assert load_config(path).train.learning_rate == 0.001
+
+
+def test_the_older_smoothing_minimum_count_is_read_as_a_span_at_the_hop():
+    cfg = load_config(None, ["smoothing.minimum_count=5", "smoothing.hop_ms=20"])
+    assert cfg.smoothing.minimum_span_ms == 80.0 and cfg.smoothing.hop_ms == 20.0
+    with pytest.raises(ConfigError, match="bad value in 'smoothing': give minimum_span_ms or the older"):
+        load_config(None, ["smoothing.minimum_count=5", "smoothing.minimum_span_ms=80"])

@@ -66,7 +66,7 @@ def test_registry_counts_params_and_macs():
     from kws.trainer.config import Config
     from kws.trainer.models import MODEL_BUILDERS, build_model, model_info
 
-    assert set(MODEL_BUILDERS) == {"conv", "low_latency_conv", "tiny_conv", "ds_cnn"}
+    assert set(MODEL_BUILDERS) == {"conv", "low_latency_conv", "tiny_conv", "ds_cnn", "tcn"}
     tiny = model_info(build_model("tiny_conv", (98, 40), 12, Config().model))
     # conv 10x8 stride 2 "same" -> 49x20x8 outputs of 80 MACs each, then a 7840x12 dense layer
     assert tiny["macs"] == 49 * 20 * 8 * 80 + 49 * 20 * 8 * 12
@@ -74,6 +74,8 @@ def test_registry_counts_params_and_macs():
     ds = model_info(build_model("ds_cnn", (98, 40), 12, Config().model))
     assert 900_000 < conv["params"] < 960_000  # the tutorial's ~940k
     assert ds["macs"] * 5 < conv["macs"] and ds["params"] * 20 < conv["params"]
+    tcn = model_info(build_model("tcn", (98, 40), 12, Config().model))
+    assert tcn["macs"] * 6 < ds["macs"]  # a seventh of ds_cnn's compute per window
 
 
 def test_input_standardisation_layer_centres_and_scales_every_feature():

@@ -18,7 +18,7 @@ import yaml
 
 from kws.edge.errors import KwsError
 from kws.edge.frontend import FrontendConfig
-from kws.edge.manifest import SmoothingConfig
+from kws.edge.manifest import SmoothingConfig, upgrade_smoothing_keys
 
 # speech_commands' rule: the speaker id is everything before "_nohash_"
 DEFAULT_GROUP_PATTERN = r"^(.*?)_nohash_"
@@ -332,8 +332,20 @@ def config_from_dict(data: dict[str, Any] | None, source: str = "config") -> Con
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known: {', '.join(sections)})")
     hints = typing.get_type_hints(Config)
+    if data.get("smoothing"):
+        data = {**data, "smoothing": _upgraded_smoothing(data["smoothing"], source)}
     built = {name: _build_section(hints[name], data.get(name) or {}, name, source) for name in data}
     return Config(**built)
+
+
+def _upgraded_smoothing(values: Any, source: str) -> Any:
+    """The smoothing section with the older ``minimum_count`` read as ``minimum_span_ms``."""
+    if not isinstance(values, dict):
+        return values  # _build_section names the problem
+    try:
+        return upgrade_smoothing_keys(values)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: bad value in 'smoothing': {exc}") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
