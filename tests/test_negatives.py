@@ -67,21 +67,34 @@ def test_windows_are_seeded_and_exact(negatives_dir):
     assert windows_per_epoch(120, 50.0) == 60 and windows_per_epoch(7, 10.0) == 1
 
 
-def test_long_files_are_never_read_whole(tmp_path, monkeypatch):
-    path = tmp_path / "hour.wav"
-    write_wav(path, np.zeros(600 * SAMPLE_RATE, np.float32) + 0.01, SAMPLE_RATE)  # 10 minutes
+@pytest.mark.parametrize("suffix", ["wav", "flac"])  # the plain-WAV reader and libsndfile
+def test_long_files_are_never_read_whole(tmp_path, monkeypatch, suffix):
+    from kws.edge.pcmwav import CanonicalWav
+
+    path = tmp_path / f"ten_minutes.{suffix}"
+    ramp = (np.arange(600 * SAMPLE_RATE) % 1000 / 1000.0 * 0.5).astype(np.float32)
+    soundfile.write(path, ramp, SAMPLE_RATE, subtype="PCM_16")
     neg = index_negatives([path])
     requested = []
-    real_read = soundfile.SoundFile.read
 
-    def counting_read(self, frames=-1, *args, **kwargs):
-        requested.append(frames)
-        return real_read(self, frames, *args, **kwargs)
+    def counting(cls):
+        real_read = cls.read
 
-    monkeypatch.setattr(soundfile.SoundFile, "read", counting_read)
+        def read(self, frames=-1, *args, **kwargs):
+            requested.append(frames)
+            return real_read(self, frames, *args, **kwargs)
+        monkeypatch.setattr(cls, "read", read)
+
+    counting(soundfile.SoundFile)
+    counting(CanonicalWav)
     windows = epoch_windows(neg, 20, CLIP, SAMPLE_RATE, [1, 0])
     assert len(windows) == 20 and len(requested) == 20
     assert max(requested) == CLIP and -1 not in requested  # one clip per read, never "the rest"
+    # and each window holds the file's samples at its start (the ramp's phase)
+    start = 123.4
+    window = read_window(str(path), start, CLIP, SAMPLE_RATE)
+    first = int(round(start * SAMPLE_RATE))
+    assert np.allclose(window, ramp[first:first + CLIP], atol=1 / 32768)
 
 
 def test_bad_negatives_are_one_line_errors_naming_the_file(tmp_path):
