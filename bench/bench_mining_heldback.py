@@ -5,20 +5,36 @@ hop 100 ms, float TFLite of each run's Keras model, before (run_today) and after
 
     python -m bench.bench_mining_heldback
 """
-import sys
-from pathlib import Path
-import keras
-from kws.evaluation.mining import float_tflite_scores, run_manifest
-from kws.evaluation.scoring import negatives_false_accepts
-from kws.trainer.config import load_config
+from __future__ import annotations
+
 import dataclasses
-out = Path("bench/out/wakeword")
-files = [str(p) for p in sorted((out / "running_test").iterdir())]
-for run in ("run_today", "run_today_mined"):
-    cfg = load_config(out / run / "config.yaml")
-    labels = (out / run / "labels.txt").read_text().split()
-    m = run_manifest(cfg, labels)
-    parts = float_tflite_scores(keras.models.load_model(out / run / "model.keras"), files, cfg.features, 100.0, Path("/tmp"))
-    fa = negatives_false_accepts(parts, m, {"snowboy": 0.7, "smart-mirror": 0.7},
-                                 dataclasses.replace(cfg.smoothing, hop_ms=100.0))
-    print(run, fa, flush=True)
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out" / "wakeword"
+THRESHOLD = 0.7
+HOP_MS = 100.0
+RUNS = ("run_today", "run_today_mined")
+
+
+def main() -> None:
+    import keras
+
+    from kws.evaluation.mining import float_tflite_scores, run_manifest
+    from kws.evaluation.scoring import negatives_false_accepts
+    from kws.trainer.config import load_config
+
+    files = [str(p) for p in sorted((OUT / "running_test").iterdir())]
+    for run in RUNS:
+        cfg = load_config(OUT / run / "config.yaml")
+        labels = (OUT / run / "labels.txt").read_text().split()
+        manifest = run_manifest(cfg, labels)
+        keywords = [l for l in labels if l not in manifest.ignore_labels]
+        parts = float_tflite_scores(keras.models.load_model(OUT / run / "model.keras"), files, cfg.features, HOP_MS,
+                                    OUT / run)
+        fa = negatives_false_accepts(parts, manifest, dict.fromkeys(keywords, THRESHOLD),
+                                     dataclasses.replace(cfg.smoothing, hop_ms=HOP_MS))
+        print(run, fa, flush=True)
+
+
+if __name__ == "__main__":
+    main()
