@@ -66,6 +66,7 @@ setup(
             "kws-listen=kws.edge.listen_cli:main",
             "kws-predict=kws.evaluation.predict_cli:main",
             "kws-eval=kws.evaluation.eval_cli:main",
+            "kws-mine=kws.evaluation.mine_cli:main",
         ],
         "deepaas.v2.model": ["kws=kws.serving.deepaas_api"],
     },

@@ -183,6 +183,21 @@ class AudioReader:
                 raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
             yield np.ascontiguousarray(mono, dtype=np.float32)
 
+    def read_frames(self, start: int, count: int) -> np.ndarray:
+        """Float32 mono samples ``[start, start + count)`` (fewer at the end of the file), read after a
+        seek, so a window of a long file costs only its own frames."""
+        if not self.seekable:
+            raise AudioError(f"{self.name}: {UNREADABLE} (cannot seek: not a regular file)")
+        try:
+            self._file.seek(int(start))
+            data = self._file.read(int(count), dtype="float32", always_2d=True)
+        except _READ_ERRORS as exc:
+            raise self._error(exc) from None
+        mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+        if not np.all(np.isfinite(mono)):
+            raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
+        return np.ascontiguousarray(mono, dtype=np.float32)
+
     def close(self) -> None:
         self._file.close()
 

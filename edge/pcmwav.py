@@ -44,6 +44,13 @@ class CanonicalWav:
         pcm = np.frombuffer(raw, "<i2", count=n * self.channels).reshape(n, self.channels)
         return pcm.astype(np.float32) / np.float32(PCM16_SCALE)
 
+    def seek(self, frame: int) -> int:
+        """Read from ``frame`` (0 .. frames) on, as ``soundfile.SoundFile.seek``; returns it."""
+        frame = max(0, min(int(frame), self.frames))
+        self._f.seek(HEADER_BYTES + frame * self.channels * PCM16_BYTES)
+        self._left = self.frames - frame
+        return frame
+
     def close(self) -> None:
         self._f.close()
 

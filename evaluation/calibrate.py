@@ -12,7 +12,7 @@ import numpy as np
 
 from kws.edge.manifest import Manifest, save_manifest
 
-from .scoring import smooth, sweep, with_window
+from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, with_window
 from .streaming_metrics import streaming_report
 
 THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01)]), 3))
@@ -43,50 +43,100 @@ def _greedy(tables: dict[str, dict], grid: Sequence[float], target_fa: float, fr
 
 
 def calibrate(times, scores, manifest: Manifest, events, duration_s: float, target_fa: float,
-              grid: Sequence[float] = THRESHOLD_GRID, windows: Sequence[float] = WINDOW_GRID_MS) -> dict:
-    """The best operating point: {"thresholds", "average_window_ms", "report"}; ``report`` is the
-    exact streaming report re-measured with the chosen per-label thresholds."""
+              grid: Sequence[float] = THRESHOLD_GRID, windows: Sequence[float] = WINDOW_GRID_MS,
+              negatives: Sequence[ScoredAudio] = ()) -> dict:
+    """The best operating point: {"thresholds", "average_window_ms", "report", "negatives"}; ``report``
+    is the exact streaming report re-measured with the chosen per-label thresholds.
+
+    Without ``negatives`` the false accepts are those of the stream itself. With them (long
+    keyword-free recordings, e.g. real speech) the false accepts per hour are counted on the
+    negatives alone, where the model will be used, and the stream only gives the false-reject
+    rate; ``negatives`` then holds their count (``negatives_false_accepts``)."""
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
     best = None
     for window in sorted(set(windows) | {manifest.smoothing.average_window_ms}):
         sm = with_window(manifest.smoothing, window)
         rows = sweep(times, scores, manifest, events, duration_s, grid, sm)
-        free_h = rows[0]["keyword_free_hours"]
-        tables = {l: {"fa": [r["per_label"][l]["false_accepts"] for r in rows],
+        if negatives:
+            free_h, fa_tables = _negative_tables(negatives, manifest, keywords, grid, sm, target_fa)
+        else:
+            free_h = rows[0]["keyword_free_hours"]
+            fa_tables = {l: [r["per_label"][l]["false_accepts"] for r in rows] for l in keywords}
+        tables = {l: {"fa": fa_tables[l],
                       "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows]}
                   for l in keywords}
         idx = _greedy(tables, grid, target_fa, free_h)
         while True:  # labels interact through suppression: re-measure, tighten until the target holds
             th = {l: float(grid[i]) for l, i in idx.items()}
             rep = streaming_report(smooth(times, scores, manifest, sm, th), events, duration_s, keywords)
-            if rep["fa_per_hour"] is None or rep["fa_per_hour"] <= target_fa:
+            neg = negatives_false_accepts(negatives, manifest, th, sm) if negatives else None
+            fa_now, fa_by_label = ((neg["fa_per_hour"], neg["per_label"]) if neg else
+                                   (rep["fa_per_hour"], {l: rep["per_label"][l]["false_accepts"] for l in keywords}))
+            if fa_now is None or fa_now <= target_fa:
                 break
-            worst = max(keywords, key=lambda l: (rep["per_label"][l]["false_accepts"], -idx[l]))
+            worst = max(keywords, key=lambda l: (fa_by_label[l], -idx[l]))
             if idx[worst] == len(grid) - 1:
                 rep = None
                 break
             idx[worst] += 1
         if rep is None:
             continue
-        key = (rep["frr"] if rep["frr"] is not None else 1.0, rep["fa_per_hour"] or 0.0)
+        key = (rep["frr"] if rep["frr"] is not None else 1.0, fa_now or 0.0)
         if best is None or key < best[0]:
-            best = (key, {"thresholds": th, "average_window_ms": window, "report": rep})
+            best = (key, {"thresholds": th, "average_window_ms": window, "report": rep, "negatives": neg})
     if best is None:
         from kws.edge.errors import KwsError
 
-        raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on this stream")
+        where = "the negatives" if negatives else "this stream"
+        raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on {where}")
     return best[1]
 
 
+def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywords: Sequence[str],
+                     grid: Sequence[float], smoothing, target_fa: float) -> tuple[float, dict[str, list[float]]]:
+    """(hours, per-label false accepts at each grid threshold) on the negatives, measured from the
+    strictest threshold down and stopped below the first threshold where every label alone exceeds
+    the target's budget: lower ones are marked unusable (infinite), which the greedy never picks.
+    Long negatives make every smoothing pass costly; the chosen point is re-measured exactly."""
+    tables = {l: [float("inf")] * len(grid) for l in keywords}
+    hours = 0.0
+    for j in range(len(grid) - 1, -1, -1):
+        rep = negatives_false_accepts(negatives, manifest, dict.fromkeys(keywords, float(grid[j])), smoothing)
+        hours = rep["hours"]
+        for label in keywords:
+            tables[label][j] = rep["per_label"][label]
+        if all(rep["per_label"][l] > target_fa * hours for l in keywords):
+            break
+    return hours, tables
+
+
+def calibrated_fa(result: dict) -> tuple[float | None, float]:
+    """(false accepts per hour, hours) the calibration was chosen for: on the negatives when it had
+    them, else on the stream's keyword-free time."""
+    if result.get("negatives"):
+        return result["negatives"]["fa_per_hour"], result["negatives"]["hours"]
+    return result["report"]["fa_per_hour"], result["report"]["keyword_free_hours"]
+
+
 def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, target_fa: float,
-                      hours: float) -> Path:
+                      hours: float, negatives_sources: Sequence[str] = ()) -> Path:
     """Write thresholds, smoothing window and the measured operating point into the manifest,
     atomically, after copying the old one to ``manifest.json.bak``."""
     rep = result["report"]
-    cal = {"fa_per_hour": rep["fa_per_hour"], "frr": rep["frr"], "hours": round(hours, 4),
+    fa, fa_hours = calibrated_fa(result)
+    cal = {"fa_per_hour": fa, "frr": rep["frr"], "hours": round(hours, 4),
            "keyword_free_hours": rep["keyword_free_hours"], "keywords": rep["keywords"],
            "target": target_fa, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "average_window_ms": result["average_window_ms"]}
+    if result.get("negatives"):
+        neg = result["negatives"]
+        cal.update({"fa_measured_on": "negatives", "negatives_hours": neg["hours"],
+                    "negatives_false_accepts": neg["false_accepts"], "negatives": list(negatives_sources),
+                    "stream_fa_per_hour": rep["fa_per_hour"]})
+    else:
+        cal["fa_measured_on"] = "stream"
+    cal["chosen_for"] = (f"{target_fa:g} FA/h on {fa_hours:.3f} h of "
+                         + ("negatives" if result.get("negatives") else "keyword-free stream"))
     new = manifest.with_updates(thresholds=dict(result["thresholds"]),
                                 smoothing=with_window(manifest.smoothing, result["average_window_ms"]),
                                 calibration=cal)

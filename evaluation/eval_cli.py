@@ -13,8 +13,10 @@ from kws.edge.audio import load_audio, write_wav
 from kws.edge.errors import KwsError
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text, load_manifest
 
-from .calibrate import THRESHOLD_GRID, calibrate, write_calibration
-from .scoring import smooth, stream_scores, sweep
+from kws.trainer.negatives import negative_files
+
+from .calibrate import THRESHOLD_GRID, calibrate, calibrated_fa, write_calibration
+from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
                      write_labels)
 from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, streaming_report
@@ -62,11 +64,15 @@ def parse_snr(text: str) -> tuple[float, float]:
 @click.option("--calibrate", "do_calibrate", is_flag=True,
               help="Choose per-label thresholds and the smoothing window; write them into the manifest.")
 @click.option("--target-fa-per-hour", type=click.FloatRange(0), default=0.5, show_default=True)
+@click.option("--negatives", "negatives", multiple=True, metavar="DIR",
+              help="Keyword-free recordings (folders or files, any length; repeatable or comma-separated): "
+                   "false accepts per hour are measured on them through the edge recognizer, and --calibrate "
+                   "chooses thresholds for the target FA/h there (the stream then gives the false-reject rate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-streaming", is_flag=True, help="Score with the whole-window model even where the manifest "
               "lists a streaming (step) form.")
 def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_csv, report_dir, save_stream,
-         do_calibrate, target_fa_per_hour, as_json, no_streaming) -> None:
+         do_calibrate, target_fa_per_hour, negatives, as_json, no_streaming) -> None:
     """Evaluate a converted model on a long stream with the edge recognizer.
 
     Builds a stream (keywords and unknown words at random times, at least 2 s apart, in noise at
@@ -80,6 +86,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
       kws-eval -m dist/ --keywords data/test --noise ~/noise --hours 1 --snr 5:20 --report out/
       kws-eval -m dist/ --stream long.wav --labels long.csv --report out/
       kws-eval -m dist/ --keywords data/test --calibrate --target-fa-per-hour 0.5
+      kws-eval -m dist/ --keywords data/test --negatives ~/podcasts --calibrate --target-fa-per-hour 0.5
     """
     from .models import manifest_path_for
 
@@ -112,13 +119,23 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                 write_wav(Path(report_dir) / STREAM_WAV, audio, sr)
         t1 = time.time()
         times, scores = stream_scores(mpath, audio, streaming=not no_streaming)
+        negative_sources = [d.strip() for text in negatives for d in text.split(",") if d.strip()]
+        negative_parts = [file_scores(mpath, f, streaming=not no_streaming)
+                          for src in negative_sources for f in negative_files(src)]
+        if negative_sources and not negative_parts:
+            raise KwsError(f"{', '.join(negative_sources)}: no audio files for --negatives")
         t2 = time.time()
         at_manifest = streaming_report(smooth(times, scores, manifest), events, duration, keywords)
+        negatives_at_manifest = (negatives_false_accepts(negative_parts, manifest,
+                                                         {l: manifest.threshold_for(l) for l in keywords})
+                                 if negative_parts else None)
         curve = sweep(times, scores, manifest, events, duration, THRESHOLD_GRID)
         result = None
         if do_calibrate:
-            result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour)
-            write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR)
+            result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour,
+                               negatives=negative_parts)
+            write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR,
+                              negative_sources)
         t3 = time.time()
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -135,11 +152,16 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         "timing_s": {"stream": round(t1 - t0, 2), "model": round(t2 - t1, 2), "smoothing": round(t3 - t2, 2),
                      "hops": int(len(times))},
     }
+    if negatives_at_manifest is not None:
+        report["negatives"] = {"sources": negative_sources, "files": len(negative_parts),
+                               "at_manifest_thresholds": negatives_at_manifest}
     if result is not None:
+        fa, fa_hours = calibrated_fa(result)
         report["calibration"] = {"thresholds": result["thresholds"],
                                  "average_window_ms": result["average_window_ms"],
-                                 "fa_per_hour": result["report"]["fa_per_hour"], "frr": result["report"]["frr"],
-                                 "target": target_fa_per_hour, "manifest": str(mpath)}
+                                 "fa_per_hour": fa, "frr": result["report"]["frr"],
+                                 "fa_measured_on": "negatives" if result.get("negatives") else "stream",
+                                 "fa_hours": fa_hours, "target": target_fa_per_hour, "manifest": str(mpath)}
     if report_dir:
         out = Path(report_dir)
         atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1) + "\n")
@@ -168,10 +190,15 @@ def format_report(report: dict) -> str:
     ]
     for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
         lines.append(f"  {r['threshold']:<7} {r['fa_per_hour']!s:<7} {100 * (r['frr'] or 0):.1f}%")
+    if "negatives" in report:
+        n = report["negatives"]["at_manifest_thresholds"]
+        lines.append(f"negatives: {report['negatives']['files']} files, {n['hours']:.3f} h: {n['false_accepts']} "
+                     f"false accepts = {n['fa_per_hour']} per hour at the manifest thresholds")
     if "calibration" in report:
         c = report["calibration"]
         lines.append(f"calibrated: thresholds {c['thresholds']}, window {c['average_window_ms']:g} ms -> "
-                     f"FA/h {c['fa_per_hour']}, FRR {100 * (c['frr'] or 0):.1f}% (target {c['target']}); "
+                     f"FA/h {c['fa_per_hour']} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}, "
+                     f"FRR {100 * (c['frr'] or 0):.1f}% (target {c['target']}); "
                      f"written to {c['manifest']} (backup .bak)")
     return "\n".join(lines)
 

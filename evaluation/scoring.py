@@ -8,6 +8,7 @@ them (same frontend, ring buffer, hop and runtime), and the smoothing is
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -63,3 +64,56 @@ def sweep(times, scores, manifest: Manifest, events, duration_s: float, threshol
         rep = streaming_report(dets, events, duration_s, keywords)
         rows.append({"threshold": round(float(th), 4), **rep})
     return rows
+
+
+@dataclass(frozen=True)
+class ScoredAudio:
+    """Per-hop scores of one recording (a negatives file or a built stream) and its ground truth."""
+
+    times: np.ndarray
+    scores: np.ndarray
+    duration_s: float
+    events: tuple = ()
+    source: str = ""
+
+
+def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, thresholds: dict[str, float],
+                            smoothing: SmoothingConfig | None = None) -> dict:
+    """False accepts of the edge smoother over keyword-free recordings, each smoothed on its own
+    (the smoother starts fresh per file) and counted by ``streaming_report``, as kws-eval counts
+    them: {"false_accepts", "hours", "fa_per_hour", "per_label"}."""
+    from .streaming_metrics import SECONDS_PER_HOUR, streaming_report
+
+    keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
+    columns = [manifest.labels.index(l) for l in keywords]
+    lowest = min(thresholds.get(l, manifest.threshold_for(l)) for l in keywords) if keywords else 1.0
+    total, per_label, seconds = 0, dict.fromkeys(keywords, 0), 0.0
+    for part in parts:
+        # an average never exceeds the peak: a recording whose keyword scores all stay at or under
+        # every threshold cannot fire, so its smoothing is skipped (the result is the same)
+        quiet = not len(part.scores) or float(part.scores[:, columns].max()) <= lowest
+        dets = [] if quiet and not part.events else smooth(part.times, part.scores, manifest, smoothing, thresholds)
+        rep = streaming_report(dets, list(part.events), part.duration_s, keywords)
+        total += rep["false_accepts"]
+        seconds += rep["keyword_free_hours"] * SECONDS_PER_HOUR
+        for label in keywords:
+            per_label[label] += rep["per_label"][label]["false_accepts"]
+    hours = seconds / SECONDS_PER_HOUR
+    return {"false_accepts": total, "hours": round(hours, 5),
+            "fa_per_hour": round(total / hours, 4) if hours else None, "per_label": per_label}
+
+
+def file_scores(manifest_path: Path, path: str | Path, streaming: bool = True) -> ScoredAudio:
+    """``stream_scores`` for an audio file of any length: read in blocks, resampled to the model
+    rate, fed to a fresh edge recognizer in 100 ms chunks (bounded memory)."""
+    from kws.edge.audio import stream_audio
+
+    rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
+    chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
+    total = 0
+    for block in stream_audio(path, rec.sample_rate):
+        total += len(block)
+        for i in range(0, len(block), chunk):
+            rec.process(block[i:i + chunk])
+    times, scores = rec.pop_scores()
+    return ScoredAudio(times=times, scores=scores, duration_s=total / rec.sample_rate, source=str(path))

@@ -152,20 +152,50 @@ def build_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.ndarray
             label = keywords[kw_turn % len(keywords)]
             kw_turn += 1
             clip = clips[label][int(rng.integers(len(clips[label])))]
-        s0, s1 = speech_bounds(clip, sample_rate)
         if pos + len(clip) > total:
             break
-        speech = clip[s0:s1]
-        seg = slice(pos + s0, pos + s1)
-        snr = rng.uniform(*snr_db)
-        gain = rms(noise[seg]) * 10 ** (snr / 20) / rms(speech)
-        out[pos:pos + len(clip)] += gain * clip
-        events.append(Event(label, round((pos + s0) / sample_rate, 4), round((pos + s1) / sample_rate, 4)))
-        pos += s1 + int(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
+        event, speech_end = _place(out, noise, clip, label, pos, snr_db, sample_rate, rng)
+        events.append(event)
+        pos += speech_end + int(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
+    return _limit_peak(out), events
+
+
+def _place(out: np.ndarray, noise: np.ndarray, clip: np.ndarray, label: str, pos: int, snr_db: tuple[float, float],
+           sample_rate: int, rng: np.random.Generator) -> tuple[Event, int]:
+    """Add ``clip`` at ``pos`` with its speech ``snr`` dB (drawn from ``snr_db``) above the noise there;
+    returns the event and the end of the speech within the clip (samples)."""
+    s0, s1 = speech_bounds(clip, sample_rate)
+    seg = slice(pos + s0, pos + s1)
+    snr = rng.uniform(*snr_db)
+    gain = rms(noise[seg]) * 10 ** (snr / 20) / rms(clip[s0:s1])
+    out[pos:pos + len(clip)] += gain * clip
+    return Event(label, round((pos + s0) / sample_rate, 4), round((pos + s1) / sample_rate, 4)), s1
+
+
+def _limit_peak(out: np.ndarray) -> np.ndarray:
     peak = float(np.max(np.abs(out))) if len(out) else 0.0
     if peak > 0.99:
         out *= 0.99 / peak
-    return out.astype(np.float32), events
+    return out.astype(np.float32)
+
+
+def build_clip_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.ndarray], snr_db: tuple[float, float],
+                      sample_rate: int, seed: int = 0, min_gap_s: float = MIN_GAP_S,
+                      max_gap_s: float = MAX_GAP_S) -> tuple[np.ndarray, list[Event]]:
+    """Like ``build_stream``, but every clip exactly once, in a seeded random order, and the stream
+    as long as they need: a detection rate over a set of recordings, each counted once."""
+    rng = np.random.default_rng(seed)
+    order = [(label, clip) for label in sorted(clips) for clip in clips[label]]
+    order = [order[i] for i in rng.permutation(len(order))]
+    gaps = rng.uniform(min_gap_s, max_gap_s, len(order) + 1)
+    total = int((sum(len(c) for _, c in order) / sample_rate + gaps.sum()) * sample_rate)
+    noise = noise_bed(noises, total, rng) * NOISE_RMS
+    out = noise.astype(np.float32).copy()
+    events, pos = [], int(gaps[0] * sample_rate)
+    for (label, clip), gap in zip(order, gaps[1:]):
+        events.append(_place(out, noise, clip, label, pos, snr_db, sample_rate, rng)[0])
+        pos += len(clip) + int(gap * sample_rate)
+    return _limit_peak(out), events
 
 
 def write_labels(path: str | os.PathLike, events: Sequence[Event]) -> None:

@@ -15,6 +15,7 @@ Examples:
   kws-synth --words computer --negatives 2000 --per-word 1500 --out data/computer
   kws-synth --words yes,no,up,down,left,right,on,off,stop,go --out data/demo --seed 7
   kws-synth --words hey-robot --noise-dir ~/noise --snr 0:20 --reverb-prob 0.5 --out data/robot
+  kws-synth --words hey-robot --per-word 400 --voice-variants 3 --out data/robot  # 4x the voices
 
 \b
 Writes <out>/<word>/*.wav, <out>/_unknown_/*.wav (similar-sounding and general words),
@@ -65,11 +66,15 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
               help="Your noise WAVs: mixed into clips and copied to _background_noise_/.")
 @click.option("--validation-percent", default=10.0, show_default=True, help="Share of voices for validation.")
 @click.option("--testing-percent", default=10.0, show_default=True, help="Share of voices for testing.")
+@click.option("--voice-variants", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Pseudo-speakers per clip: each clip also said by N variants of its voice (own pitch and "
+                   "formant shift, tempo and microphone EQ per variant), in the voice's split.")
 @click.option("--jobs", default=os.cpu_count() or 1, show_default=True, type=click.IntRange(min=1),
               help="Parallel worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, speed, level_mode, level_dbfs,
-         gain, reverb_prob, rt60, noise_prob, snr, noise_dir, validation_percent, testing_percent, jobs, quiet):
+         gain, reverb_prob, rt60, noise_prob, snr, noise_dir, validation_percent, testing_percent, voice_variants,
+         jobs, quiet):
     """Synthesize keyword clips with espeak-ng, flite and festival voices, plus _unknown_
     negatives and background noise, ready for kws-train."""
     from .dataset import SynthOptions, generate
@@ -85,7 +90,8 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
             reverb_prob=reverb_prob, rt60_range=parse_range(rt60, "--rt60"), noise_prob=noise_prob,
             snr_range=parse_range(snr, "--snr"), noise_dir=Path(noise_dir) if noise_dir else None,
             engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
-            validation_percentage=validation_percent, testing_percentage=testing_percent)
+            validation_percentage=validation_percent, testing_percentage=testing_percent,
+            voice_variants=voice_variants)
         summary = generate(opts, jobs=jobs, quiet=quiet)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -58,7 +58,13 @@ PARTS_SHARE = 0.15
 LEVEL_DEFAULTS_DBFS = {"rms": -24.0, "peak": -3.0}
 META_FIELDS = ("path", "label", "text", "engine", "voice", "accent", "voice_id", "rate", "pitch", "speed",
                "gain_db", "level_mode", "level_dbfs", "reverb_rt60_s", "noise", "snr_db", "offset_ms",
-               "speech_ms", "split")
+               "speech_ms", "split", "speaker", "voice_shift", "tempo")
+# Pseudo-speakers (--voice-variants): each is an engine voice with its own pitch-and-formant shift,
+# tempo and microphone (EQ curve), drawn once per (voice, variant) so all its clips sound alike.
+VARIANT_SHIFT_RANGE = (0.84, 1.19)  # pitch and formants together: about -3 .. +3 semitones
+VARIANT_TEMPO_RANGE = (0.88, 1.12)  # speaking rate on top of the engine's rate levels
+VARIANT_EQ_DB = 6.0  # the pseudo-speaker's microphone: random EQ within +- this
+VARIANT_STREAM = 16  # seed component of the pseudo-speaker draws
 OK, TOO_LONG = "ok", "too_long"
 LABEL_RE = re.compile(r"[A-Za-z0-9'][A-Za-z0-9'_-]*")
 
@@ -86,9 +92,12 @@ class SynthOptions:
     engines: tuple[str, ...] = ENGINES
     validation_percentage: float = 10.0
     testing_percentage: float = 10.0
+    voice_variants: int = 0  # pseudo-speakers made from each clip's voice (0: none)
 
     def __post_init__(self) -> None:
         problems = []
+        if self.voice_variants < 0:
+            problems.append(f"voice_variants must be >= 0, got {self.voice_variants}")
         if not self.words or any(not w.strip() for w in self.words):
             problems.append(f"words must be non-empty, got {self.words!r}")
         bad = [w for w in self.words if not LABEL_RE.fullmatch(w)]
@@ -138,6 +147,8 @@ class SynthOptions:
         """Everything that decides the bytes of the dataset (not the output folder or worker count)."""
         d = asdict(self)
         d.pop("out")
+        if not self.voice_variants:
+            d.pop("voice_variants")  # datasets made before the option keep their fingerprint
         d["noise_dir"] = str(self.noise_dir) if self.noise_dir else None
         return json.loads(json.dumps(d))
 
@@ -162,6 +173,15 @@ class ClipTask:
     seed: int
     split: str
     shard: int = -1
+    variant: int = 0  # 0: the engine's voice as it is; k > 0: its k-th pseudo-speaker
+    voice_shift: float = 1.0
+    tempo: float = 1.0
+    eq_gains: tuple[float, ...] = ()
+
+    @property
+    def speaker(self) -> str:
+        """The voice a listener hears: the engine voice, or one of its pseudo-speakers."""
+        return self.voice.voice_id if not self.variant else f"{self.voice.voice_id}-v{self.variant}"
 
 
 @dataclass
@@ -316,14 +336,50 @@ def plan(opts: SynthOptions, voices: Sequence[Voice], noise_names: Sequence[str]
         tasks.append(ClipTask(f"{label}/{name}", label, text, voice, rate, pitch, speed, gain, position, rt60,
                               noise, snr, noise_position, int(rng.integers(2 ** 31)),
                               splits[voice.split_group]))
+    if opts.voice_variants:
+        tasks = _with_variants(tasks, opts)
     return _assign_shards(tasks)
 
 
+def pseudo_speaker(opts: SynthOptions, voice_id: str, variant: int) -> tuple[float, float, tuple[float, ...]]:
+    """(voice shift, tempo, EQ gains) of one pseudo-speaker, the same for every clip it says."""
+    key = int(hashlib.sha1(voice_id.encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng([opts.seed, VARIANT_STREAM, key, variant])
+    lo, hi = np.log(VARIANT_SHIFT_RANGE)
+    shift = float(np.round(np.exp(rng.uniform(lo, hi)), 3))
+    tempo = float(np.round(rng.uniform(*VARIANT_TEMPO_RANGE), 3))
+    eq = tuple(float(g) for g in np.round(rng.uniform(-VARIANT_EQ_DB, VARIANT_EQ_DB, len(augment.EQ_POINTS_HZ)), 2))
+    return shift, tempo, eq
+
+
+def _with_variants(tasks: list[ClipTask], opts: SynthOptions) -> list[ClipTask]:
+    """Each clip followed by ``opts.voice_variants`` clips of the same words by its voice's
+    pseudo-speakers (same split as the voice; own level, room and noise draws)."""
+    rng = np.random.default_rng([opts.seed, VARIANT_STREAM])
+    out = []
+    for t in tasks:
+        out.append(t)
+        folder, name = t.path.split("/", 1)
+        for k in range(1, opts.voice_variants + 1):
+            shift, tempo, eq = pseudo_speaker(opts, t.voice.voice_id, k)
+            rt60 = float(np.round(rng.uniform(*opts.rt60_range), 3)) if rng.random() < opts.reverb_prob else 0.0
+            noise = t.noise if rng.random() < opts.noise_prob and t.noise else ""
+            out.append(replace(t, path=f"{folder}/{t.voice.voice_id}-v{k}{name[len(t.voice.voice_id):]}",
+                               variant=k, voice_shift=shift, tempo=tempo, eq_gains=eq,
+                               gain_db=float(np.round(rng.uniform(*opts.gain_range), 2)),
+                               position=float(rng.random()), reverb_rt60_s=rt60, noise=noise,
+                               snr_db=float(np.round(rng.uniform(*opts.snr_range), 1)) if noise else 0.0,
+                               noise_position=float(rng.random()), seed=int(rng.integers(2 ** 31))))
+    return out
+
+
 def _assign_shards(tasks: list[ClipTask]) -> list[ClipTask]:
-    """Shard numbers by engine, in plan order: a shard holds one engine's clips."""
+    """Shard numbers by engine, in plan order: a shard holds one engine's clips; a pseudo-speaker's
+    clip goes with the clip it is made from (one synthesis for both), and only those count for size."""
     by_engine: dict[str, list[int]] = {}
     for i, t in enumerate(tasks):
-        by_engine.setdefault(t.voice.engine, []).append(i)
+        if not t.variant:
+            by_engine.setdefault(t.voice.engine, []).append(i)
     out = list(tasks)
     shard = 0
     for engine in sorted(by_engine):
@@ -333,6 +389,9 @@ def _assign_shards(tasks: list[ClipTask]) -> list[ClipTask]:
             for i in idx[start:start + size]:
                 out[i] = replace(tasks[i], shard=shard)
             shard += 1
+    for i, t in enumerate(out):
+        if t.variant:
+            out[i] = replace(t, shard=out[i - 1].shard)
     return out
 
 
@@ -361,13 +420,18 @@ def finish_clip(audio: np.ndarray, task: ClipTask, opts: SynthOptions, noises: d
     """Synthesized audio -> the clip (None when the word is longer than the clip), speech ms, offset ms."""
     rng = np.random.default_rng(task.seed)
     sr = opts.sample_rate
-    audio = augment.speed(clips.trim_silence(audio, sr), task.speed)
+    audio = clips.trim_silence(audio, sr)
+    if task.variant:  # a pseudo-speaker: its own pitch and formants, and its own tempo
+        audio = augment.time_stretch(augment.voice_shift(audio, task.voice_shift), task.tempo)
+    audio = augment.speed(audio, task.speed)
     speech_ms = 1000.0 * len(audio) / sr
     if not clips.fits(audio, opts.clip_samples):
         return None, speech_ms, 0.0
     clip, start = clips.place(audio, opts.clip_samples, task.position)
     if task.reverb_rt60_s:
         clip = augment.reverb(clip, task.reverb_rt60_s, sr, rng)
+    if task.eq_gains:  # the pseudo-speaker's microphone
+        clip = augment.room_and_channel(clip, None, task.eq_gains, None, sr)
     clip = clips.normalise(clip, opts.target_dbfs + task.gain_db, opts.level_mode)
     if task.noise:
         noise = augment.noise_segment(noises[task.noise], len(clip), task.noise_position)
@@ -386,7 +450,12 @@ def render_shard(tasks: Sequence[ClipTask]) -> list[ClipResult]:
     opts: SynthOptions = _WORKER["opts"]
     noises = _WORKER["noises"]
     tmp_dir = opts.out / STATE_DIR / "tmp"
-    audios = Synthesizer(opts.sample_rate).render([Utterance(t.voice, t.text, t.rate, t.pitch) for t in tasks])
+    bases = [t for t in tasks if not t.variant]  # pseudo-speakers reuse the audio of the clip before them
+    rendered = Synthesizer(opts.sample_rate).render([Utterance(t.voice, t.text, t.rate, t.pitch) for t in bases])
+    audios, k = [], -1
+    for t in tasks:
+        k += 0 if t.variant else 1
+        audios.append(rendered[k])
     results = []
     for task, audio in zip(tasks, audios):
         if isinstance(audio, SynthesisError):
@@ -564,12 +633,12 @@ def _finish(opts: SynthOptions, tasks: list[ClipTask], records: dict, written: i
         w.writerow([t.path, t.label, t.text, t.voice.engine, t.voice.name, t.voice.accent, t.voice.voice_id,
                     t.rate, t.pitch if t.voice.has_pitch else "", t.speed, t.gain_db, opts.level_mode,
                     round(opts.target_dbfs + t.gain_db, 2), t.reverb_rt60_s, t.noise, t.snr_db if t.noise else "",
-                    r["offset_ms"], r["speech_ms"], t.split])
+                    r["offset_ms"], r["speech_ms"], t.split, t.speaker, t.voice_shift, t.tempo])
     atomic_write_text(opts.out / META_CSV, buf.getvalue())
     per_label = {label: 0 for label in dict.fromkeys(t.label for t in tasks)}
     for t, _ in rows:
         per_label[t.label] += 1
-    split_voices = {s: len({t.voice.voice_id for t, _ in rows if t.split == s})
+    split_voices = {s: len({t.speaker for t, _ in rows if t.split == s})
                     for s in ("training", "validation", "testing")}
-    return Summary(per_label=per_label, voices=len({t.voice.voice_id for t, _ in rows}), split_voices=split_voices,
+    return Summary(per_label=per_label, voices=len({t.speaker for t, _ in rows}), split_voices=split_voices,
                    written=written, already=len(rows) - written, too_long=too_long, failed=failed, seconds=seconds)

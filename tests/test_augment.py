@@ -204,3 +204,31 @@ def test_generated_noise_has_its_colour_and_is_mixed_without_noise_files():
     speech = _tone(440.0, amp=0.1)
     out = aug.augment_audio(speech, False, cfg.augment, SR, aug.AugmentSources(), rng)
     assert 20 * np.log10(aug.active_rms(speech) / _rms(out - speech)) == pytest.approx(10.0, abs=0.1)
+
+
+def test_time_stretch_keeps_pitch_and_voice_shift_keeps_duration():
+    from kws.trainer.augment import time_stretch, voice_shift
+
+    sr = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+
+    def peak_hz(x):
+        return np.fft.rfftfreq(len(x), 1 / sr)[np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x)))))]
+
+    for rate in (0.8, 1.25):
+        out = time_stretch(tone, rate)
+        assert len(out) == round(sr / rate) and peak_hz(out) == pytest.approx(440, abs=2)
+        assert 0.28 < np.sqrt(np.mean(out[2000:-2000] ** 2)) < 0.4  # level kept (0.354 in)
+    shifted = voice_shift(tone, 1.15)
+    assert len(shifted) == sr and peak_hz(shifted) == pytest.approx(506, abs=2)
+    assert np.array_equal(time_stretch(tone, 1.0), tone) and voice_shift(tone, 1.0) is tone
+
+
+def test_stretch_and_shift_lengths_hold_for_every_clip_length():
+    from kws.trainer.augment import time_stretch, voice_shift
+
+    rng = np.random.default_rng(0)
+    for n in range(3000, 9000, 97):  # float frame stepping once ran past the last frame here
+        x = rng.normal(size=n).astype(np.float32)
+        for factor in (0.84, 0.913, 1.1, 1.19):
+            assert len(voice_shift(x, factor)) == n and len(time_stretch(x, factor)) == round(n / factor)

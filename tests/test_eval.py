@@ -188,3 +188,25 @@ def test_eval_errors_are_one_line(dist, tmp_path):
     assert res.exit_code == 1 and "no folder named after a keyword" in res.output
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--snr", "20:5"])
     assert res.exit_code == 2 and "LOW <= HIGH" in res.output
+
+
+def test_clip_stream_holds_every_clip_once_at_its_snr():
+    from kws.evaluation.stream import build_clip_stream
+
+    rng = np.random.default_rng(4)
+    clips = {"up": [np.concatenate([np.zeros(4000), np.sin(np.arange(8000) * 0.3) * a, np.zeros(4000)])
+                    .astype(np.float32) for a in (0.1, 0.5, 0.9)],
+             "down": [np.concatenate([np.zeros(2000), np.sin(np.arange(6000) * 0.2) * 0.4, np.zeros(6000)])
+                      .astype(np.float32)]}
+    noise = [rng.normal(0, 1, SR * 3).astype(np.float32)]
+    audio, events = build_clip_stream(clips, noise, (10.0, 10.0), SR, seed=1)
+    assert sorted(e.label for e in events) == ["down", "up", "up", "up"]
+    assert all(b.start_s - a.end_s >= 2.0 for a, b in zip(events, events[1:]))  # MIN_GAP_S apart at least
+    assert len(audio) / SR <= sum(len(c) for cs in clips.values() for c in cs) / SR + 5 * 6.0
+    for e in events:  # speech 10 dB above the noise bed: RMS ratio sqrt(1 + 10) over the event
+        seg = audio[int(e.start_s * SR) + 200:int(e.end_s * SR) - 200]
+        bed = audio[int(e.start_s * SR) - 1800:int(e.start_s * SR) - 200]
+        ratio = np.sqrt(np.mean(seg.astype(np.float64) ** 2) / np.mean(bed.astype(np.float64) ** 2))
+        assert ratio == pytest.approx(np.sqrt(11.0), rel=0.15)
+    again, same = build_clip_stream(clips, noise, (10.0, 10.0), SR, seed=1)
+    assert np.array_equal(again, audio) and same == events

@@ -369,3 +369,32 @@ def test_plain_progress_bar_without_tqdm(monkeypatch, capsys):
     bar.update(6)
     bar.close()
     assert "kws-synth: 10/10 clips" in capsys.readouterr().err
+
+
+@needs_espeak
+def test_voice_variants_add_pseudo_speakers_and_keep_the_original_clips(small_set, tmp_path):
+    out, _ = small_set
+    varied = tmp_path / "varied"
+    res = _run(*SMALL, "--out", varied, "--jobs", 2, "--voice-variants", 2)
+    assert res.returncode == 0, res.stderr
+    base_rows, rows = _rows(out), _rows(varied)
+    originals = [r for r in rows if r["speaker"] == r["voice_id"]]
+    variants = [r for r in rows if r["speaker"] != r["voice_id"]]
+    # the clips of the engine voices are byte-identical to a run without variants
+    assert sorted(r["path"] for r in originals) == sorted(r["path"] for r in base_rows)
+    for r in originals:
+        assert (varied / r["path"]).read_bytes() == (out / r["path"]).read_bytes()
+    # up to two pseudo-speakers per clip (a word stretched past the clip is left out, as always)
+    assert len(rows) - len(originals) == len(variants) > 1.5 * len(originals)
+    assert {r["speaker"].rsplit("-v", 1)[1] for r in variants} == {"1", "2"}
+    split_of = {r["voice_id"]: r["split"] for r in originals}
+    by_speaker: dict[str, set] = {}
+    for r in variants:
+        assert Path(r["path"]).name.startswith(f"{r['speaker']}_nohash_")
+        assert r["split"] == split_of.get(r["voice_id"], r["split"])  # with its voice: never across splits
+        by_speaker.setdefault(r["speaker"], set()).add((r["voice_shift"], r["tempo"]))
+        assert 0.84 <= float(r["voice_shift"]) <= 1.19 and 0.88 <= float(r["tempo"]) <= 1.12
+    assert all(len(params) == 1 for params in by_speaker.values())  # one pseudo-speaker, one voice
+    speakers = {r["speaker"] for r in rows}
+    assert len(speakers) == 3 * len({r["voice_id"] for r in originals})
+    assert f"{len(speakers)} voices" in res.stdout

@@ -1,5 +1,6 @@
 """The one augmentation library of kws (``kws-train`` and ``kws-synth`` both use it): voices (speed
-perturbation; the vocal-tract warp lives in the training frontend, ``features.py``), rooms (generated
+perturbation, time-stretch, pitch-and-formant shift for kws-synth's pseudo-speakers; the vocal-tract
+warp of training lives in the training frontend, ``features.py``), rooms (generated
 or recorded impulse responses), microphones and channels (random EQ, band-limiting, input level),
 background noise at a speech-to-noise ratio, time shift, and SpecAugment masks on features.
 
@@ -32,6 +33,8 @@ CLIP_LIMIT = 1.0  # an ADC saturates here
 NOISE_EXPONENTS = (0.0, 2.0)  # generated noise: spectral slope from white to brown
 GENERATED_NOISE_RMS = 0.05  # its level where a raw volume applies (background_snr_db: [])
 RIR_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
+STRETCH_FFT = 512  # phase-vocoder frame (32 ms at 16 kHz) ...
+STRETCH_HOP = 128  # ... and hop (75% overlap)
 
 
 # ---- levels and resampling ---------------------------------------------------------------------
@@ -78,6 +81,46 @@ def speed_perturb(audio: np.ndarray, factor: float, length: int) -> np.ndarray:
     centre_in, centre_out = (n - 1) / 2.0, (length - 1) / 2.0
     positions = centre_in + (np.arange(length) - centre_out) * factor
     return np.interp(positions, np.arange(n), audio, left=0.0, right=0.0).astype(np.float32)
+
+
+def time_stretch(audio: np.ndarray, rate: float, n_fft: int = STRETCH_FFT, hop: int = STRETCH_HOP) -> np.ndarray:
+    """``rate`` times faster (shorter) at the same pitch: a phase vocoder (magnitudes interpolated
+    between analysis frames, phases advanced by each bin's measured frequency), about
+    ``len(audio) / rate`` samples."""
+    if abs(rate - 1.0) < 1e-6 or len(audio) == 0:
+        return audio.astype(np.float32, copy=False)
+    window = np.hanning(n_fft)
+    padded = np.pad(np.asarray(audio, np.float64), (n_fft // 2, n_fft // 2 + n_fft))
+    n_frames = 1 + (len(padded) - n_fft) // hop
+    index = np.arange(n_fft)[None, :] + hop * np.arange(n_frames)[:, None]
+    spec = np.fft.rfft(padded[index] * window, axis=1)
+    steps = np.arange(0.0, n_frames - 1, rate)
+    steps = steps[steps < n_frames - 1]  # a float arange may step past its end
+    i = np.minimum(steps.astype(int), n_frames - 2)
+    frac = (steps - i)[:, None]
+    mag = (1 - frac) * np.abs(spec[i]) + frac * np.abs(spec[i + 1])
+    expected = 2 * np.pi * hop * np.arange(spec.shape[1]) / n_fft
+    delta = np.angle(spec[i + 1]) - np.angle(spec[i]) - expected
+    delta -= 2 * np.pi * np.round(delta / (2 * np.pi))
+    phase = np.angle(spec[0]) + np.concatenate([np.zeros((1, spec.shape[1])),
+                                                np.cumsum(expected + delta, axis=0)[:-1]])
+    frames = np.fft.irfft(mag * np.exp(1j * phase), n_fft, axis=1) * window
+    out = np.zeros(hop * (len(steps) - 1) + n_fft)
+    norm = np.zeros_like(out)
+    for k, frame in enumerate(frames):
+        out[k * hop:k * hop + n_fft] += frame
+        norm[k * hop:k * hop + n_fft] += window ** 2
+    out = out / np.maximum(norm, 1e-3 * norm.max())
+    n_out = int(round(len(audio) / rate))
+    return out[n_fft // 2:n_fft // 2 + n_out].astype(np.float32)
+
+
+def voice_shift(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Another speaker's voice from this one: pitch and formants (vocal-tract length) both scaled by
+    ``factor`` (> 1: a smaller speaker), the duration kept (resampling, then time-stretching back)."""
+    if abs(factor - 1.0) < 1e-6:
+        return audio
+    return fit_length(time_stretch(speed(audio, factor), 1.0 / factor), len(audio))
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:

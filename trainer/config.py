@@ -25,6 +25,7 @@ DEFAULT_GROUP_PATTERN = r"^(.*?)_nohash_"
 LR_SCHEDULES = ("cosine", "step", "constant")
 AUTO = "auto"
 OPTIMIZERS = ("adam", "sgd")
+NEGATIVE_LABELS = ("_unknown_", "_silence_")  # what data.negatives windows may train as
 
 
 class ConfigError(KwsError):
@@ -62,8 +63,19 @@ class DataConfig:
     # regex on the file name whose first group is the speaker (or session) id: every file of one
     # group goes to the same split, and results are reported per group
     group_pattern: str = DEFAULT_GROUP_PATTERN
+    # folders (or files) of long real recordings without any keyword, cut into training windows
+    negatives: tuple[str, ...] = ()
+    # negative windows per epoch, as a percentage of the training keyword clips
+    negatives_percentage: float = 50.0
+    # the label negative windows train as
+    negatives_label: str = "_unknown_"
 
     def __post_init__(self) -> None:
+        if self.negatives_label not in NEGATIVE_LABELS:
+            raise ValueError(f"negatives_label must be one of {', '.join(NEGATIVE_LABELS)}, "
+                             f"got {self.negatives_label!r}")
+        if not 0 <= self.negatives_percentage <= 10000:
+            raise ValueError(f"negatives_percentage must be in [0, 10000], got {self.negatives_percentage}")
         if self.group_pattern:
             try:
                 groups = re.compile(self.group_pattern).groups
@@ -391,9 +403,12 @@ def save_config(cfg: Config, path: str | Path) -> None:
                       + yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def with_data(cfg: Config, path: str | None, words: typing.Sequence[str] | None) -> Config:
-    """The config with --data / --words applied (taken verbatim, not parsed as YAML)."""
+def with_data(cfg: Config, path: str | None, words: typing.Sequence[str] | None,
+              negatives: typing.Sequence[str] = ()) -> Config:
+    """The config with --data / --words / --negatives applied (taken verbatim, not parsed as YAML)."""
     changes: dict[str, Any] = {}
+    if negatives:
+        changes["negatives"] = tuple(str(Path(n).expanduser()) for n in negatives)
     if path:
         changes["path"] = path if "://" in path else str(Path(path).expanduser())
     if words is not None:

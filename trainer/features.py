@@ -20,6 +20,7 @@ from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 from .augment import AugmentSources, augment_audio, spec_augment
 from .config import Config
 from .dataset import Item
+from .negatives import is_negative_key
 
 FEATURE_BATCH = 256  # clips per frontend call: bounds peak memory of the batched FFT
 CHUNK = 128  # training clips per seeded chunk (the unit of parallel work)
@@ -82,9 +83,12 @@ def _chunk_features(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: Co
     sr = cfg.features.sample_rate
     audio = np.empty((len(items), n), dtype=np.float32)
     for j, it in enumerate(items):
-        if it.label == UNKNOWN_LABEL and unknown_pool:
+        if it.label == UNKNOWN_LABEL and unknown_pool and not is_negative_key(it.path):
             it = Item(unknown_pool[int(rng.integers(len(unknown_pool)))], UNKNOWN_LABEL)
-        audio[j] = augment_audio(clip_of(it, clips, n), it.label == SILENCE_LABEL, cfg.augment, sr, sources, rng)
+        # a _silence_ item without audio is made of background; a negative window trained as
+        # _silence_ keeps its own audio
+        is_silence = it.label == SILENCE_LABEL and it.path is None
+        audio[j] = augment_audio(clip_of(it, clips, n), is_silence, cfg.augment, sr, sources, rng)
     feats = fe.features(audio, fe.draw(len(items), rng))
     for j in range(len(items)):
         feats[j] = spec_augment(feats[j], cfg.augment, rng)
@@ -103,7 +107,8 @@ def training_features(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: 
                       sources: AugmentSources | Sequence[np.ndarray], unknown_pool: Sequence[str],
                       seed: Sequence[int], workers: int | None = None) -> np.ndarray:
     """One epoch of augmented features; ``seed`` (e.g. ``[train.seed, epoch]``) fixes every random
-    choice. _unknown_ items are redrawn from the whole pool so every epoch sees different negatives."""
+    choice. _unknown_ items from the data folder are redrawn from the whole pool so every epoch sees
+different negatives; windows of real negatives (``negatives.is_negative_key``) keep their audio."""
     if not isinstance(sources, AugmentSources):
         sources = AugmentSources(backgrounds=tuple(sources))
     fe = WarpedFrontend(cfg)

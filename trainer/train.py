@@ -24,6 +24,7 @@ from kws.edge.errors import KwsError
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
 
 from . import dataset as ds
+from . import negatives as neg
 from .augment import AugmentSources, load_rirs
 from .config import Config, load_config, save_config
 from .features import eval_features, training_features
@@ -256,6 +257,25 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
 
 
+def negative_items(cfg: Config, run: RunDir, index: ds.DataIndex, clips: dict, negatives: neg.NegativeSet | None,
+                   say: Callable[[str], None]) -> list[ds.Item]:
+    """The extra training items of real negatives: placeholders for each epoch's windows of
+    ``negatives`` and the run's mined hard negatives (loaded into ``clips`` here)."""
+    n_keywords = sum(1 for i in index.splits["training"] if i.label in index.labels[2:])
+    n_epoch = neg.windows_per_epoch(n_keywords, cfg.data.negatives_percentage) if negatives else 0
+    items = [ds.Item(f"{neg.EPOCH_KEY}{k}", cfg.data.negatives_label) for k in range(n_epoch)]
+    mined = neg.mined_windows(run.path)
+    for k, pcm in enumerate(neg.read_windows(mined, cfg.features.clip_samples, cfg.features.sample_rate)):
+        clips[f"{neg.MINED_KEY}{k}"] = pcm
+        items.append(ds.Item(f"{neg.MINED_KEY}{k}", ds.UNKNOWN_LABEL))
+    if negatives:
+        say(f"negatives: {negatives.describe()} from {', '.join(cfg.data.negatives)}; {n_epoch} windows per "
+            f"epoch as {cfg.data.negatives_label} (training only: validation and test keep the data split)")
+    if mined:
+        say(f"hard negatives from kws-mine: {len(mined)} windows as {ds.UNKNOWN_LABEL}")
+    return items
+
+
 def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
           overrides: tuple[str, ...] = (), distribute: str = "none", quiet: bool = False,
           download=None) -> TrainResult:
@@ -287,8 +307,11 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
+        # headers only, first: a bad negatives file fails before the clips are read
+        negatives = neg.index_negatives(cfg.data.negatives) if cfg.data.negatives else None
         index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet, download)
         backgrounds = sources.backgrounds
+        extra_items = negative_items(cfg, run, index, clips, negatives, say)
     except BaseException:
         if created:
             shutil.rmtree(run.path, ignore_errors=True)
@@ -345,11 +368,17 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     val_items, test_items = index.splits["validation"], index.splits["testing"]
     x_val = eval_features(val_items, clips, cfg, backgrounds, seed=cfg.train.seed + 1)
     y_val = _labels_of(val_items, labels)
-    train_items = index.splits["training"]
+    train_items = index.splits["training"] + extra_items
     y_train = keras.utils.to_categorical(_labels_of(train_items, labels), len(labels))
 
+    n_epoch_windows = sum(1 for i in extra_items if i.path.startswith(neg.EPOCH_KEY))
+
     def epoch_features(epoch: int) -> np.ndarray:
-        return training_features(train_items, clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch])
+        epoch_clips = clips
+        if n_epoch_windows:  # this epoch's windows of the real negatives, read from disk now
+            epoch_clips = {**clips, **neg.epoch_windows(negatives, n_epoch_windows, cfg.features.clip_samples,
+                                                        cfg.features.sample_rate, [cfg.train.seed, epoch])}
+        return training_features(train_items, epoch_clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch])
 
     start_epoch = int(state.get("epochs_done", 0))
     best_acc = float(state.get("best_val_accuracy", -1.0))

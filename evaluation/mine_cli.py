@@ -1,0 +1,63 @@
+"""``kws-mine``: hard-negative mining rounds on a trained run (see ``mining.py``)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from kws.edge.errors import KwsError
+
+from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
+                     MiningOptions, mine)
+
+EXIT_INTERRUPTED = 130
+EXAMPLES = """
+\b
+Examples:
+  kws-train --data data/hey_robot --negatives ~/recordings --out models/robot
+  kws-mine --model models/robot --rounds 3
+  kws-mine --model models/robot --negatives ~/tv,~/podcasts --windows 1000 --epochs 5
+  kws-mine --model models/robot          # after Ctrl-C: continues the unfinished round
+"""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
+@click.option("-m", "--model", "run_path", required=True, type=click.Path(file_okay=False, exists=True),
+              help="A finished kws-train run folder (it is trained further in place).")
+@click.option("--negatives", multiple=True, metavar="DIR",
+              help="Keyword-free recordings to mine (repeatable or comma-separated; default: the run's "
+                   "data.negatives, or those of an earlier kws-mine on this run).")
+@click.option("--rounds", type=click.IntRange(1), default=DEFAULT_ROUNDS, show_default=True)
+@click.option("--epochs", "epochs_per_round", type=click.IntRange(1), default=DEFAULT_EPOCHS_PER_ROUND,
+              show_default=True, help="Training epochs after each round's mining.")
+@click.option("--windows", "windows_per_round", type=click.IntRange(1), default=DEFAULT_WINDOWS_PER_ROUND,
+              show_default=True, help="Most windows kept per round (the highest-scoring ones).")
+@click.option("--margin", type=click.FloatRange(0, 1), default=DEFAULT_MARGIN, show_default=True,
+              help="Keep windows whose keyword score is at least threshold - margin.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="Detection threshold for the false accepts and the margin  [default: smoothing.detection_threshold]")
+@click.option("--hop-ms", type=click.FloatRange(min=1), default=None,
+              help="Hop between scored windows  [default: smoothing.hop_ms, as kws-listen runs]")
+@click.option("-q", "--quiet", is_flag=True)
+def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margin, threshold, hop_ms, quiet):
+    """Find the windows of keyword-free recordings that the model (nearly) fires on, train on them
+    as _unknown_, repeat; each round reports false accepts per hour on the negatives before and after."""
+    dirs = tuple(d.strip() for text in negatives for d in text.split(",") if d.strip())
+    opts = MiningOptions(rounds=rounds, epochs_per_round=epochs_per_round, windows_per_round=windows_per_round,
+                         margin=margin, threshold=threshold, hop_ms=hop_ms, negatives=dirs)
+    try:
+        record = mine(run_path, opts, quiet=quiet)
+    except KeyboardInterrupt:
+        click.echo(f"kws-mine: interrupted; rerun the same command to continue ({run_path}/mining.json)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KwsError as exc:
+        raise click.ClickException(str(exc)) from None
+    done = [r for r in record["rounds"] if r.get("fa_after") is not None]
+    if done:
+        click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "
+                   f"{done[-1]['fa_after']['hours']:.3f} h of negatives {done[0]['fa_before']['fa_per_hour']} -> "
+                   f"{done[-1]['fa_after']['fa_per_hour']} (threshold {record['threshold']}); model: {run_path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,281 @@
+"""Hard-negative mining (``kws-mine``): run a trained model in streaming mode over long keyword-free
+recordings, keep the windows whose keyword score comes near or above the detection threshold, and
+continue training with them as ``_unknown_``, for a few rounds.
+
+Each round measures false accepts per hour on the negatives before and after its training, with
+the edge smoother and kws-eval's counting (``scoring.negatives_false_accepts``). Everything a round
+decides is written to ``mining.json`` in the run folder before it trains, so an interrupted
+``kws-mine`` rerun continues where it stopped (training itself resumes from its last checkpoint).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from kws.edge.audio import stream_audio
+from kws.edge.errors import AudioError, KwsError
+from kws.edge.frontend import Frontend, FrontendConfig
+from kws.edge.manifest import Manifest, atomic_write_bytes, atomic_write_text
+
+from .scoring import ScoredAudio, negatives_false_accepts
+
+SCORE_BATCH = 512  # windows per model call while scoring a recording
+MIN_SEPARATION_S = 0.5  # two kept windows of one file start at least this far apart
+DEFAULT_ROUNDS = 3
+DEFAULT_EPOCHS_PER_ROUND = 3
+DEFAULT_WINDOWS_PER_ROUND = 500
+DEFAULT_MARGIN = 0.2  # keep windows scoring at least threshold - margin
+MS_PER_S = 1000.0
+FLOAT_SCORER = ".mining_float.tflite"  # the run's model as float TFLite, while scoring
+
+
+@dataclass(frozen=True)
+class MiningOptions:
+    """How many rounds, how many windows and epochs each, and which scores count as hard."""
+
+    rounds: int = DEFAULT_ROUNDS
+    epochs_per_round: int = DEFAULT_EPOCHS_PER_ROUND
+    windows_per_round: int = DEFAULT_WINDOWS_PER_ROUND
+    margin: float = DEFAULT_MARGIN
+    threshold: float | None = None  # None: the run's smoothing.detection_threshold
+    hop_ms: float | None = None  # None: the run's smoothing.hop_ms (what kws-listen runs)
+    negatives: tuple[str, ...] = field(default_factory=tuple)  # (): the run's data.negatives
+
+
+def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator[tuple[int, np.ndarray]]:
+    """(end sample, clip) for every clip-long window of a recording that ends on a hop boundary, as the
+    streaming recognizer scores them (the first once a whole clip has arrived), reading the file in
+    blocks (bounded memory). The generator's return value is the file's length in samples."""
+    sr, clip = frontend.sample_rate, frontend.clip_samples
+    hop = int(round(sr * hop_ms / MS_PER_S))
+    buf, buf_start, next_end, total = np.zeros(0, np.float32), 0, clip, 0
+    for chunk in stream_audio(path, sr):
+        total += len(chunk)
+        buf = np.concatenate([buf, chunk])
+        while next_end <= buf_start + len(buf):
+            start = next_end - clip - buf_start
+            yield next_end, buf[start:start + clip]
+            next_end += hop
+        drop = next_end - clip - buf_start
+        if drop > 0:
+            buf, buf_start = buf[drop:], buf_start + drop
+    return total
+
+
+def window_scores(predict: Callable[[np.ndarray], np.ndarray], n_labels: int, paths: Sequence[str],
+                  frontend: FrontendConfig, hop_ms: float) -> list[ScoredAudio]:
+    """Per-hop scores of a classifier (``predict``: a batch of SCORE_BATCH feature arrays ->
+    probabilities) over each recording (see ``clip_windows``), windows of all files batched together."""
+    fe = Frontend(frontend)
+    sr = frontend.sample_rate
+    windows: list[np.ndarray] = []
+    owners: list[tuple[int, int]] = []  # (file index, end sample) of each pending window
+    ends: list[list[int]] = [[] for _ in paths]
+    scores: list[list[np.ndarray]] = [[] for _ in paths]
+    totals = [0] * len(paths)
+
+    def flush() -> None:
+        if not windows:
+            return
+        feats = fe.features(np.stack(windows))
+        n = len(feats)
+        if n < SCORE_BATCH:
+            feats = np.concatenate([feats, np.zeros((SCORE_BATCH - n, *feats.shape[1:]), feats.dtype)])
+        out = np.asarray(predict(feats))[:n]
+        for (k, end), row in zip(owners, out):
+            ends[k].append(end)
+            scores[k].append(row)
+        windows.clear()
+        owners.clear()
+
+    for k, path in enumerate(paths):
+        gen = clip_windows(path, frontend, hop_ms)
+        while True:
+            try:
+                end, window = next(gen)
+            except StopIteration as stop:
+                totals[k] = stop.value
+                break
+            windows.append(window.copy())
+            owners.append((k, end))
+            if len(windows) >= SCORE_BATCH:
+                flush()
+    flush()
+    return [ScoredAudio(times=np.array(ends[k], np.float64) / sr,
+                        scores=np.stack(scores[k]) if scores[k] else np.zeros((0, n_labels), np.float32),
+                        duration_s=totals[k] / sr, source=str(path)) for k, path in enumerate(paths)]
+
+
+def keras_scores(model, paths: Sequence[str], frontend: FrontendConfig, hop_ms: float) -> list[ScoredAudio]:
+    """``window_scores`` of a Keras model (one batch shape, so Keras traces its predict step once)."""
+    return window_scores(model.predict_on_batch, int(model.output_shape[-1]), paths, frontend, hop_ms)
+
+
+def float_tflite_scores(model, paths: Sequence[str], frontend: FrontendConfig, hop_ms: float,
+                        folder: Path) -> list[ScoredAudio]:
+    """``window_scores`` of the model converted to float TFLite (the same weights; kws-convert's
+    float conversion, outputs within 1e-6 of Keras), several times faster than Keras on a CPU for
+    one window at a time. The .tflite is written to ``folder`` while scoring."""
+    from kws.converters.tflite import convert_float
+    from kws.edge.runtime import TFLiteModel
+
+    path = folder / FLOAT_SCORER
+    atomic_write_bytes(path, convert_float(model))
+    try:
+        tfl = TFLiteModel(path)
+        return window_scores(tfl.predict_batch, tfl.num_labels, paths, frontend, hop_ms)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def pick_hard_windows(parts: Sequence[ScoredAudio], keyword_columns: Sequence[int], floor: float, n: int,
+                      clip_s: float, taken: Sequence[tuple[str, float]] = ()) -> list[dict]:
+    """Up to ``n`` windows whose highest keyword score is at least ``floor``, highest first, at
+    least MIN_SEPARATION_S apart within a file and from windows already ``taken``."""
+    candidates = []
+    for part in parts:
+        if not len(part.times):
+            continue
+        top = part.scores[:, list(keyword_columns)].max(axis=1)
+        for i in np.flatnonzero(top >= floor):
+            candidates.append((float(top[i]), part.source, max(0.0, float(part.times[i]) - clip_s)))
+    candidates.sort(key=lambda c: -c[0])
+    chosen: dict[str, list[float]] = {}
+    for path, start in taken:
+        chosen.setdefault(path, []).append(start)
+    out = []
+    for score, path, start in candidates:
+        if len(out) >= n:
+            break
+        if any(abs(start - s) < MIN_SEPARATION_S for s in chosen.get(path, ())):
+            continue
+        chosen.setdefault(path, []).append(start)
+        out.append({"file": path, "start_s": round(start, 4), "score": round(score, 4)})
+    return out
+
+
+def run_manifest(cfg, labels: Sequence[str]) -> Manifest:
+    """A manifest (no model files) carrying the run's labels, frontend and smoothing, for the smoother."""
+    return Manifest(labels=tuple(labels), frontend=cfg.features, smoothing=cfg.smoothing)
+
+
+class Miner:
+    """The mining rounds of one run folder, resumable through ``mining.json``."""
+
+    def __init__(self, run_path: str | Path, opts: MiningOptions, quiet: bool = False,
+                 say: Callable[[str], None] | None = None):
+        from kws.trainer.config import load_config
+        from kws.trainer.negatives import MINED_FILE, index_negatives
+        from kws.trainer.run import RunDir
+
+        self.run = RunDir(Path(run_path))
+        if not self.run.config.is_file() or not self.run.model.is_file():
+            raise KwsError(f"{self.run.path}: not a finished training run (no {self.run.config.name} / "
+                           f"{self.run.model.name}); train it with kws-train first")
+        self.cfg = load_config(self.run.config)
+        self.labels = self.run.read_labels()
+        self.path = self.run.path / MINED_FILE
+        self.record = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        sources = tuple(opts.negatives) or tuple(self.record.get("negatives", ())) or tuple(self.cfg.data.negatives)
+        if not sources:
+            raise KwsError("no negatives to mine: give --negatives DIR (or train with data.negatives)")
+        self.negatives = index_negatives(sources)
+        self.threshold = opts.threshold if opts.threshold is not None else self.cfg.smoothing.detection_threshold
+        self.hop_ms = opts.hop_ms if opts.hop_ms is not None else self.cfg.smoothing.hop_ms
+        self.opts = opts
+        self.quiet = quiet
+        self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
+        self.manifest = run_manifest(self.cfg, self.labels)
+        self.keywords = [l for l in self.labels if l not in self.manifest.ignore_labels]
+        self.record.setdefault("negatives", list(sources))
+        self.record.setdefault("rounds", [])
+        self.record.setdefault("windows", [])
+        self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": opts.margin,
+                            "negatives_hours": round(self.negatives.seconds / 3600, 4)})
+
+    def _save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.record, indent=1) + "\n")
+
+    def score(self) -> tuple[list[ScoredAudio], dict]:
+        """The current model.keras (as float TFLite) over every negative recording, and its false
+        accepts there."""
+        import keras
+
+        from kws.trainer.tfimport import import_tensorflow
+
+        import_tensorflow()
+        model = keras.models.load_model(self.run.model)
+        try:
+            parts = float_tflite_scores(model, [f.path for f in self.negatives.files], self.cfg.features,
+                                        self.hop_ms, self.run.path)
+        except AudioError as exc:
+            raise KwsError(f"{exc} (negatives)") from None
+        smoothing = dataclasses.replace(self.cfg.smoothing, hop_ms=float(self.hop_ms))
+        fa = negatives_false_accepts(parts, self.manifest, dict.fromkeys(self.keywords, self.threshold), smoothing)
+        return parts, fa
+
+    def run_rounds(self) -> dict:
+        """Run (or finish) every round; returns the mining record."""
+        from kws.trainer.train import train
+
+        rounds = self.record["rounds"]
+        for number in range(1, self.opts.rounds + 1):
+            if number <= len(rounds) and rounds[number - 1].get("fa_after") is not None:
+                continue
+            t0 = time.time()
+            if number > len(rounds):  # score, choose and store this round's windows before training on them
+                parts, before_value = self.score()
+                columns = [self.labels.index(k) for k in self.keywords]
+                taken = [(w["file"], w["start_s"]) for w in self.record["windows"]]
+                new = pick_hard_windows(parts, columns, self.threshold - self.opts.margin,
+                                        self.opts.windows_per_round, self.cfg.features.clip_ms / MS_PER_S, taken)
+                for w in new:
+                    w["round"] = number
+                epochs_done = int(self.run.read_state().get("epochs_done", 0))
+                rounds.append({"round": number, "fa_before": before_value, "windows_added": len(new),
+                               "windows_total": len(self.record["windows"]) + len(new),
+                               "start_epoch": epochs_done, "target_epochs": epochs_done + self.opts.epochs_per_round,
+                               "fa_after": None})
+                self.record["windows"].extend(new)
+                self._save()
+                self.say(f"mining round {number}: {before_value['false_accepts']} false accepts = "
+                         f"{before_value['fa_per_hour']} FA/h on {before_value['hours']:.3f} h of negatives at "
+                         f"threshold {self.threshold}; kept {len(new)} windows scoring >= "
+                         f"{self.threshold - self.opts.margin:.2f} ({rounds[-1]['windows_total']} in all)")
+            entry = rounds[number - 1]
+            state = self.run.read_state()
+            if int(state.get("epochs_done", 0)) == entry["start_epoch"] and state.get("best_val_accuracy", -1) != -1:
+                # the best checkpoint must come from the epochs that saw the mined windows
+                self.run.write_state({**state, "best_val_accuracy": -1.0})
+            train(resume=self.run.path, overrides=(f"train.epochs={entry['target_epochs']}",), quiet=self.quiet)
+            _, after = self.score()
+            entry["fa_after"] = after
+            entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t0, 1)
+            self._save()
+            self._record_in_metrics()
+            self.say(f"mining round {number}: FA/h on the negatives {entry['fa_before']['fa_per_hour']} -> "
+                     f"{after['fa_per_hour']} ({entry['fa_before']['false_accepts']} -> {after['false_accepts']} "
+                     f"false accepts in {after['hours']:.3f} h)")
+        return self.record
+
+    def _record_in_metrics(self) -> None:
+        if not self.run.metrics.is_file():
+            return
+        metrics = json.loads(self.run.metrics.read_text(encoding="utf-8"))
+        metrics["mining"] = [{"round": r["round"], "windows_added": r["windows_added"],
+                              "fa_per_hour_before": r["fa_before"]["fa_per_hour"],
+                              "fa_per_hour_after": (r["fa_after"] or {}).get("fa_per_hour")}
+                             for r in self.record["rounds"]]
+        atomic_write_text(self.run.metrics, json.dumps(metrics, indent=1))
+
+
+def mine(run_path: str | Path, opts: MiningOptions, quiet: bool = False) -> dict:
+    """Hard-negative mining rounds on a training run; returns the record also saved as mining.json."""
+    return Miner(run_path, opts, quiet).run_rounds()

@@ -1,0 +1,167 @@
+"""kws-mine (hard-negative mining) and kws-eval --calibrate --negatives on the fixture model."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audio_fixtures import SAMPLE_RATE, other_audio, word_audio
+from kws.edge.audio import write_wav
+from kws.edge.manifest import load_manifest
+
+WORDS = ("up", "down", "beep")
+
+
+def _confusing_recording(seconds: int, seed: int) -> np.ndarray:
+    """Keyword-free by declaration, but every fourth second holds an 'up' or 'beep': what the
+    fixture model fires on, as a real model fires on words that sound like its keyword."""
+    rng = np.random.default_rng(seed)
+    parts = [word_audio(("up", "beep")[k // 4 % 2], rng) if k % 4 == 1 else other_audio(rng)
+             for k in range(seconds)]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def confusers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("confusers")
+    write_wav(root / "a.wav", _confusing_recording(40, 1), SAMPLE_RATE)
+    write_wav(root / "b.wav", _confusing_recording(24, 2), SAMPLE_RATE)
+    return root
+
+
+@pytest.fixture()
+def run_copy(trained_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    return out
+
+
+def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confusers, monkeypatch):
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions, float_tflite_scores, keras_scores
+    from kws.evaluation.scoring import negatives_false_accepts
+
+    opts = MiningOptions(rounds=1, epochs_per_round=1, windows_per_round=8, margin=0.3, negatives=(str(confusers),))
+    epochs_before = json.loads((run_copy / "state.json").read_text())["epochs_done"]
+    real_train = train_module.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    miner = Miner(run_copy, opts, quiet=True)
+    parts, fa = miner.score()
+    # every scored window ends on a hop boundary, one per 40 ms once a full clip has arrived
+    assert [len(p.times) for p in parts] == [(40 * 1000 - 1000) // 40 + 1, (24 * 1000 - 1000) // 40 + 1]
+    assert parts[0].times[0] == pytest.approx(1.0) and parts[0].times[1] == pytest.approx(1.04)
+    assert fa["hours"] == pytest.approx(64 / 3600, rel=1e-3) and fa["false_accepts"] > 0
+    with pytest.raises(KeyboardInterrupt):
+        miner.run_rounds()
+    record = json.loads((run_copy / "mining.json").read_text())
+    (first,) = record["rounds"]
+    assert first["fa_before"] == fa and first["fa_after"] is None
+    assert first["windows_added"] == len(record["windows"]) == 8
+    assert all(w["score"] >= 0.7 - 0.3 for w in record["windows"])
+    starts = sorted((w["file"], w["start_s"]) for w in record["windows"])
+    assert all(not (a[0] == b[0] and b[1] - a[1] < 0.5) for a, b in zip(starts, starts[1:]))
+
+    # the rerun trains on the stored windows (not mined again) and measures after
+    monkeypatch.setattr(train_module, "train", real_train)
+    record = Miner(run_copy, opts, quiet=True).run_rounds()
+    assert [(w["file"], w["start_s"]) for w in record["windows"]] == [(w["file"], w["start_s"]) for w in
+                                                                      json.loads((run_copy / "mining.json")
+                                                                                 .read_text())["windows"]]
+    (first,) = record["rounds"]
+    assert first["fa_after"]["hours"] == fa["hours"] and first["windows_added"] == 8
+    state = json.loads((run_copy / "state.json").read_text())
+    assert state["epochs_done"] == epochs_before + 1
+    metrics = json.loads((run_copy / "metrics.json").read_text())
+    assert metrics["mining"] == [{"round": 1, "windows_added": 8, "fa_per_hour_before": fa["fa_per_hour"],
+                                  "fa_per_hour_after": first["fa_after"]["fa_per_hour"]}]
+    # the after-count is exactly kws-eval's count over the new model's scores
+    import keras
+    model = keras.models.load_model(run_copy / "model.keras")
+    paths = [str(p) for p in sorted(confusers.glob("*.wav"))]
+    scored = float_tflite_scores(model, paths, miner.cfg.features, 40.0, run_copy)
+    again = negatives_false_accepts(scored, miner.manifest, dict.fromkeys(WORDS, 0.7))
+    assert again == first["fa_after"] and not (run_copy / ".mining_float.tflite").exists()
+    # the float TFLite scores are Keras' scores
+    keras_parts = keras_scores(model, paths, miner.cfg.features, 40.0)
+    assert all(np.allclose(a.scores, b.scores, atol=1e-5) and np.array_equal(a.times, b.times)
+               for a, b in zip(scored, keras_parts))
+
+    # a second round adds new windows, none within 0.5 s of a kept one, and trains one more epoch
+    record = Miner(run_copy, MiningOptions(**{**opts.__dict__, "rounds": 2}), quiet=True).run_rounds()
+    assert [r["round"] for r in record["rounds"]] == [1, 2]
+    assert record["rounds"][1]["fa_before"] == record["rounds"][0]["fa_after"]
+    assert len(record["windows"]) == 8 + record["rounds"][1]["windows_added"]
+    assert json.loads((run_copy / "state.json").read_text())["epochs_done"] == epochs_before + 2
+
+
+def test_mine_cli_needs_negatives(run_copy):
+    from kws.evaluation.mine_cli import main as mine_main
+
+    res = CliRunner().invoke(mine_main, ["-m", str(run_copy)])
+    assert res.exit_code == 1 and "no negatives to mine: give --negatives DIR" in res.output
+
+
+@pytest.fixture()
+def dist(converted_run, tmp_path):
+    out = tmp_path / "dist"
+    shutil.copytree(converted_run, out)
+    return out
+
+
+def test_calibrate_on_negatives_writes_thresholds_for_their_fa(dist, tiny_dataset, confusers):
+    from kws.evaluation.eval_cli import main as eval_main
+    from kws.evaluation.scoring import file_scores, negatives_false_accepts
+
+    target = 60.0
+    common = ["-m", str(dist), "--keywords", str(tiny_dataset), "--hours", "0.02", "--snr", "10:25", "--seed", "3",
+              "--negatives", str(confusers)]
+    res = CliRunner().invoke(eval_main, common + ["--json"])
+    assert res.exit_code == 0, res.output
+    at_default = json.loads(res.stdout)["negatives"]["at_manifest_thresholds"]
+    assert at_default["hours"] == pytest.approx(64 / 3600, rel=1e-3) and at_default["fa_per_hour"] > target
+
+    res = CliRunner().invoke(eval_main, common + ["--calibrate", "--target-fa-per-hour", str(target), "--json"])
+    assert res.exit_code == 0, res.output
+    cal = json.loads(res.stdout)["calibration"]
+    m = load_manifest(dist)
+    assert m.thresholds == cal["thresholds"] and set(m.thresholds) == set(WORDS)
+    assert m.calibration["fa_measured_on"] == "negatives" and m.calibration["negatives"] == [str(confusers)]
+    assert m.calibration["negatives_hours"] == pytest.approx(64 / 3600, rel=1e-3)
+    assert m.calibration["fa_per_hour"] == cal["fa_per_hour"] <= target
+    assert m.calibration["chosen_for"] == f"{target:g} FA/h on {64 / 3600:.3f} h of negatives"
+    # recounted independently at the written thresholds and window: the same false accepts
+    parts = [file_scores(dist / "manifest.json", p) for p in sorted(confusers.glob("*.wav"))]
+    recount = negatives_false_accepts(parts, m, dict(m.thresholds))
+    assert recount["fa_per_hour"] == m.calibration["fa_per_hour"]
+    assert recount["false_accepts"] == m.calibration["negatives_false_accepts"]
+
+
+def test_negative_false_accepts_equal_full_smoothing_of_every_file():
+    from kws.edge.frontend import FrontendConfig
+    from kws.edge.manifest import Manifest
+    from kws.evaluation.scoring import ScoredAudio, negatives_false_accepts, smooth
+    from kws.evaluation.streaming_metrics import streaming_report
+
+    manifest = Manifest(labels=("_silence_", "_unknown_", "a", "b"), frontend=FrontendConfig())
+    rng = np.random.default_rng(0)
+    parts = []
+    for _ in range(30):  # files that fire somewhere and files whose keyword scores stay low
+        scores = rng.dirichlet([1, 1, 0.3, 0.3], size=300).astype(np.float32) * rng.uniform(0.2, 1.0)
+        parts.append(ScoredAudio(times=np.arange(1, 301) * 0.04, scores=scores, duration_s=13.0))
+    counts = []
+    for th in (0.1, 0.2, 0.5):
+        fa = negatives_false_accepts(parts, manifest, {"a": th, "b": th})
+        full = [streaming_report(smooth(p.times, p.scores, manifest, None, {"a": th, "b": th}), [], 13.0, ["a", "b"])
+                for p in parts]
+        assert fa["false_accepts"] == sum(r["false_accepts"] for r in full)
+        assert fa["per_label"] == {l: sum(r["per_label"][l]["false_accepts"] for r in full) for l in "ab"}
+        assert fa["hours"] == pytest.approx(30 * 13.0 / 3600, abs=1e-4)  # per-file hours are rounded to 1e-5
+        counts.append(fa["false_accepts"])
+    assert counts[0] > counts[1] > 0 == counts[2]  # the check covers files that fire and files that cannot
