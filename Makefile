@@ -31,7 +31,7 @@ demo: setup
 	$(VENV)/bin/kws-synth --words $(DEMO_WORDS) --out $(DEMO_DATA) --seed 7 --per-word 150 --negatives 600
 	@if [ -e $(DEMO_MODEL)/state.json ]; then mv $(DEMO_MODEL) $(DEMO_MODEL).previous-$$(date +%s); \
 		echo "kept the previous demo model as $(DEMO_MODEL).previous-*"; fi
-	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=20 --set train.batch_size=32
+	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=40 --set train.batch_size=32
 	$(VENV)/bin/kws-convert -m $(DEMO_MODEL)
 	@echo "demo model: $(DEMO_MODEL), converted to $(DEMO_MODEL)/dist/"
 	@echo "  try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL)/dist/model_int8.tflite $(DEMO_DATA)/yes/ --top-k 3"

@@ -115,7 +115,7 @@ class AugmentConfig:
     band_limit_probability: float = 0.0
     background_frequency: float = 0.8
     generated_noise_share: float = 0.0
-    background_snr_db: tuple[float, ...] = ()
+    background_snr_db: tuple[float, ...] = (0.0, 20.0)
     background_volume: float = 0.1
     silence_volume: float = 1.0
     gain_db: float = 6.0
@@ -146,7 +146,7 @@ class AugmentConfig:
 class ModelConfig:
     """Which architecture from the registry, its width, and whether it standardises its input."""
 
-    architecture: str = "ds_cnn"
+    architecture: str = "tcn"
     # None ("auto" in YAML): the architecture's own width (models.DEFAULT_WIDTHS), filled in here
     width: int | None = None
     blocks: int = 4

@@ -22,7 +22,7 @@ DEFAULT_LEARNING_RATES: dict[str, float] = {}
 # name -> the channels model.width=auto gives it (architectures without a width ignore it)
 DEFAULT_WIDTHS: dict[str, int] = {}
 WIDTH_WHEN_UNSET = 64
-DEFAULT_ARCHITECTURE = "ds_cnn"
+DEFAULT_ARCHITECTURE = "tcn"
 # Batch-norm statistics settle within ~30 steps, so small custom datasets evaluate correctly too.
 BN_MOMENTUM = 0.9
 NORMALIZATION_LAYER = "standardize"
@@ -177,7 +177,7 @@ TCN_INPUT_KERNEL_FRAMES = 3
 TCN_LAYERS_PER_BLOCK = 2
 
 
-@register("tcn", learning_rate=0.002)
+@register("tcn", learning_rate=0.002, width=128)
 def tcn(input_shape: tuple[int, int], num_labels: int, cfg: Any,
         stats: FeatureStats | None = None) -> Any:
     """Streaming-native temporal CNN (TC-ResNet style, depthwise-separable): the features of a frame
