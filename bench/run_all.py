@@ -22,7 +22,7 @@ def main() -> None:
     """Each benchmark needs: synth nothing; train and convert the demo data; edge and predict_memory
     the converted demo model; eval a converted "computer" model (bench_synth_transfer trains one; convert it and run
     ``python -m bench.bench_eval --model ...`` by hand)."""
-    steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"], ["-m", "bench.bench_unseen"],
+    steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"], ["-m", "bench.bench_unseen"], ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
     if DEMO_DATA.is_dir():
