@@ -141,16 +141,7 @@ def _streaming(source: str, data: Any) -> None:
     if "step_frames" not in data:
         raise ManifestError(f"{source}: streaming.step_frames is missing")
     number(source, "streaming.step_frames", data["step_frames"], 1, MAX_STEP_FRAMES, True)
-    models = _object(source, "streaming.models", data.get("models", {}))
-    if len(models) > MAX_MODELS:
-        raise _fail(source, "streaming.models", f"must list at most {MAX_MODELS} models", len(models))
-    for key, entry in models.items():
-        name = f"streaming.models.{key}"
-        entry = _object(source, name, entry)
-        for field in ("file", "inputs", "outputs"):
-            if field not in entry:
-                raise ManifestError(f"{source}: {name}.{field} is missing")
-        _file_facts(source, name, entry)
+    for name, entry in _entries(source, "streaming.models", data.get("models", {}), ("file", "inputs", "outputs")):
         for side in ("inputs", "outputs"):
             tensors = entry[side]
             if not isinstance(tensors, list) or not 1 <= len(tensors) <= MAX_STATE_TENSORS + 1:
@@ -163,17 +154,26 @@ def _streaming(source: str, data: Any) -> None:
                         len(entry["outputs"]))
 
 
-def _models(source: str, data: Any) -> None:
-    data = _object(source, "models", data)
+def _entries(source: str, section: str, data: Any, required: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """The model entries of a section as (name, entry): each an object with its required fields and
+    valid file facts, at most MAX_MODELS of them."""
+    data = _object(source, section, data)
     if len(data) > MAX_MODELS:
-        raise _fail(source, "models", f"must list at most {MAX_MODELS} models", len(data))
+        raise _fail(source, section, f"must list at most {MAX_MODELS} models", len(data))
+    out = []
     for key, entry in data.items():
-        name = f"models.{key}"
+        name = f"{section}.{key}"
         entry = _object(source, name, entry)
-        for field in ("file", "input", "output"):
+        for field in required:
             if field not in entry:
                 raise ManifestError(f"{source}: {name}.{field} is missing")
         _file_facts(source, name, entry)
+        out.append((name, entry))
+    return out
+
+
+def _models(source: str, data: Any) -> None:
+    for name, entry in _entries(source, "models", data, ("file", "input", "output")):
         _tensor(source, f"{name}.input", entry["input"])
         _tensor(source, f"{name}.output", entry["output"])
 

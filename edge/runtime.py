@@ -147,6 +147,25 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
+def open_interpreter(path: Path, runtime: Runtime, num_threads: int = 1, what: str = "model") -> Any:
+    """An allocated interpreter of ``runtime`` for the .tflite at ``path``; ModelLoadError (one line
+    naming the file) when it cannot be read, is not a TFLite flatbuffer, or the runtime refuses it."""
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ModelLoadError(f"{path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
+    try:
+        with _native_stderr_silenced():
+            interpreter = runtime.interpreter_class(model_content=content, num_threads=num_threads)
+            interpreter.allocate_tensors()
+    except Exception as exc:  # noqa: BLE001 - runtimes raise ValueError/RuntimeError with long texts
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"{path}: {runtime.name} cannot load this {what}: {first}") from None
+    return interpreter
+
+
 class TFLiteModel:
     """One .tflite classifier: ``predict(features)`` takes float features of the model's input shape
     (without or with the batch dimension of 1) and returns float probabilities per label."""
@@ -156,19 +175,7 @@ class TFLiteModel:
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
         self.runtime = load_runtime(runtime)
-        try:
-            content = self.path.read_bytes()
-        except OSError as exc:
-            raise ModelLoadError(f"{self.path}: cannot read model ({exc.strerror})") from None
-        if len(content) < 8 or content[4:8] != b"TFL3":
-            raise ModelLoadError(f"{self.path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
-        try:
-            with _native_stderr_silenced():
-                self._interpreter = self.runtime.interpreter_class(model_content=content, num_threads=num_threads)
-                self._interpreter.allocate_tensors()
-        except Exception as exc:  # noqa: BLE001 - runtimes raise ValueError/RuntimeError with long texts
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{self.path}: {self.runtime.name} cannot load this model: {first}") from None
+        self._interpreter = open_interpreter(self.path, self.runtime, num_threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -178,7 +185,7 @@ class TFLiteModel:
         self._out_index = outputs[0]["index"]
         self.input_spec = _spec(inputs[0])
         self.output_spec = _spec(outputs[0])
-        self.size_bytes = len(content)
+        self.size_bytes = self.path.stat().st_size
         self.num_threads = num_threads
 
     @property

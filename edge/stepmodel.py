@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import ManifestError
 from .manifest import StreamEntry, TensorSpec
-from .runtime import INT8_RANGE, UINT8_RANGE, ModelLoadError, _native_stderr_silenced, _spec, load_runtime
+from .runtime import INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, load_runtime, open_interpreter
 
 
 # how the new states reach the inputs: straight from output to input buffer through views kept
@@ -34,19 +34,7 @@ class StepModel:
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, runtime: str | None = None):
         self.path = Path(path)
         self.runtime = load_runtime(runtime)
-        try:
-            content = self.path.read_bytes()
-        except OSError as exc:
-            raise ModelLoadError(f"{self.path}: cannot read step model ({exc.strerror})") from None
-        if len(content) < 8 or content[4:8] != b"TFL3":
-            raise ModelLoadError(f"{self.path}: not a TFLite model (no TFL3 identifier)")
-        try:
-            with _native_stderr_silenced():
-                self._it = self.runtime.interpreter_class(model_content=content, num_threads=num_threads)
-                self._it.allocate_tensors()
-        except Exception as exc:  # noqa: BLE001 - runtimes raise ValueError/RuntimeError with long texts
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{self.path}: {self.runtime.name} cannot load this step model: {first}") from None
+        self._it = open_interpreter(self.path, self.runtime, num_threads, what="step model")
         ins, outs = self._it.get_input_details(), self._it.get_output_details()
         if len(ins) < 1 or len(ins) != len(outs):
             raise ModelLoadError(f"{self.path}: a step model has frames + n states in and scores + n states "
@@ -58,7 +46,7 @@ class StepModel:
                 raise ModelLoadError(f"{self.path}: state {i} goes in as {a} but comes out as {b}")
         self._in = [d["index"] for d in ins]
         self._out = [d["index"] for d in outs]
-        self.size_bytes = len(content)
+        self.size_bytes = self.path.stat().st_size
         frames = self.input_specs[0]
         self.step_frames = int(frames.shape[1])
         self.num_features = int(np.prod(frames.shape[2:]))
