@@ -147,6 +147,15 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
+def same_tensor(listed: TensorSpec, actual: TensorSpec) -> bool:
+    """Whether a manifest's description of a tensor matches the model's: shape, type and, for a
+    quantized tensor, its scale (to 1e-6 relative) and zero point."""
+    if tuple(listed.shape) != tuple(actual.shape) or listed.dtype != actual.dtype:
+        return False
+    return not actual.quantized or (abs(listed.scale - actual.scale) <= 1e-6 * max(1.0, abs(actual.scale))
+                                    and listed.zero_point == actual.zero_point)
+
+
 def open_interpreter(path: Path, runtime: Runtime, num_threads: int = 1, what: str = "model") -> Any:
     """An allocated interpreter of ``runtime`` for the .tflite at ``path``; ModelLoadError (one line
     naming the file) when it cannot be read, is not a TFLite flatbuffer, or the runtime refuses it."""
@@ -224,8 +233,7 @@ class TFLiteModel:
             if tuple(spec.shape) != tuple(actual.shape) or spec.dtype != actual.dtype:
                 raise ManifestError(f"{manifest_path}: says the {what} of {self.path.name} is "
                                     f"{spec.dtype}{list(spec.shape)}, the model has {actual.dtype}{list(actual.shape)}")
-            if actual.quantized and (abs(spec.scale - actual.scale) > 1e-6 * max(1.0, abs(actual.scale))
-                                     or spec.zero_point != actual.zero_point):
+            if not same_tensor(spec, actual):
                 raise ManifestError(f"{manifest_path}: {what} quantization of {self.path.name} "
                                     f"({spec.scale}, {spec.zero_point}) differs from the model's "
                                     f"({actual.scale}, {actual.zero_point})")

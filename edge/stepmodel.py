@@ -19,7 +19,8 @@ import numpy as np
 
 from .errors import ManifestError
 from .manifest import StreamEntry, TensorSpec
-from .runtime import INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, load_runtime, open_interpreter
+from .runtime import (INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, load_runtime, open_interpreter,
+                      same_tensor)
 
 
 # how the new states reach the inputs: straight from output to input buffer through views kept
@@ -153,8 +154,6 @@ class StepModel:
                 raise ManifestError(f"{manifest_path}: lists {len(listed)} {what} of {self.path.name}, the model "
                                     f"has {len(actual)}")
             for (name, spec), real in zip(listed, actual):
-                if tuple(spec.shape) != tuple(real.shape) or spec.dtype != real.dtype or (
-                        real.quantized and (abs(spec.scale - real.scale) > 1e-6 * max(1.0, real.scale)
-                                            or spec.zero_point != real.zero_point)):
+                if not same_tensor(spec, real):
                     raise ManifestError(f"{manifest_path}: says {what} {name} of {self.path.name} is {spec}, "
                                         f"the model has {real}")
