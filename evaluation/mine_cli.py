@@ -45,9 +45,11 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
     dirs = tuple(d.strip() for text in negatives for d in text.split(",") if d.strip())
     opts = MiningOptions(rounds=rounds, epochs_per_round=epochs_per_round, windows_per_round=windows_per_round,
                          margin=margin, threshold=threshold, hop_ms=hop_ms, negatives=dirs)
+    from kws.trainer.train import TrainingInterrupted
+
     try:
         record = mine(run_path, opts, quiet=quiet)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, TrainingInterrupted):
         click.echo(f"kws-mine: interrupted; rerun the same command to continue ({run_path}/mining.json)", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KwsError as exc:

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from . import negatives as neg
 from .augment import AugmentSources, load_rirs
 from .config import Config, load_config, save_config
 from .features import eval_features, training_features
+from .interrupts import StopRequest
 from .metrics import classification_report, group_report, plot_confusion
 from .run import RunDir, new_run_dir, save_keras_atomic
 from .tfimport import import_tensorflow
@@ -126,6 +126,16 @@ class _Printer:
             print(msg, file=sys.stderr, flush=True)
 
 
+def _stop_check_callback(keras, stop: StopRequest):
+    """Stops model.fit between batches once Ctrl-C or SIGTERM asked the run to stop."""
+
+    class StopCheck(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            stop.check()
+
+    return StopCheck()
+
+
 def _epoch_progress_callback(keras, total_steps: int, epoch: int, epochs: int, quiet: bool):
     """A per-batch progress bar for one epoch (tqdm on stderr)."""
     from tqdm import tqdm
@@ -144,17 +154,6 @@ def _epoch_progress_callback(keras, total_steps: int, epoch: int, epochs: int, q
             self.bar.close()
 
     return Progress()
-
-
-def _install_sigterm() -> Callable[[], None]:
-    """Turn SIGTERM into KeyboardInterrupt so a kill from a scheduler is handled like Ctrl-C."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 SEED_STATE_SUFFIX = "seed_generator_state"
@@ -385,7 +384,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     history = list(state.get("history", []))
     writers = {name: tf.summary.create_file_writer(str(run.logs / name)) for name in ("train", "validation")}
     steps = math.ceil(len(train_items) / cfg.train.batch_size)
-    restore = _install_sigterm()
+    stop = StopRequest().install()
     pool = ThreadPoolExecutor(max_workers=1)
     if start_epoch:
         say(f"resuming {run.path} after epoch {start_epoch} (best validation accuracy {best_acc:.4f})")
@@ -393,8 +392,10 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     try:
         pending = pool.submit(epoch_features, start_epoch) if start_epoch < cfg.train.epochs else None
         for epoch in range(start_epoch, cfg.train.epochs):
+            stop.check()
             t0 = time.time()
             x_train = pending.result()
+            stop.check()
             pending = pool.submit(epoch_features, epoch + 1) if epoch + 1 < cfg.train.epochs else None
             lr = learning_rate(cfg, epoch)
             model.optimizer.learning_rate.assign(lr)
@@ -404,7 +405,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             reseed_layers(model, cfg.train.seed, epoch)
             hist = model.fit(x_train, y_train, batch_size=cfg.train.batch_size, epochs=epoch + 1,
                              initial_epoch=epoch, shuffle=True, verbose=0,
-                             callbacks=[_epoch_progress_callback(keras, steps, epoch, cfg.train.epochs, quiet)])
+                             callbacks=[_stop_check_callback(keras, stop),
+                                        _epoch_progress_callback(keras, steps, epoch, cfg.train.epochs, quiet)])
             loss = float(hist.history["loss"][-1])
             acc = float(hist.history["accuracy"][-1])
             val_prob = _predict(model, x_val, cfg.train.batch_size)
@@ -440,13 +442,14 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             if cfg.train.time_budget_s and time.time() - budget_start >= cfg.train.time_budget_s:
                 say(f"time budget of {cfg.train.time_budget_s:.0f}s reached after epoch {epoch + 1}")
                 break
+        stop.check()
     except KeyboardInterrupt:
         done = run.read_state().get("epochs_done", 0)
         raise TrainingInterrupted(f"interrupted; {run.path} keeps the checkpoint of epoch {done}. "
                                   f"Resume with: kws-train --resume {run.path}") from None
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        restore()
+        stop.restore()
         for w in writers.values():
             w.close()
 
