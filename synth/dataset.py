@@ -30,6 +30,7 @@ from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
 from kws.trainer import augment
+from kws.trainer.interrupts import StopRequest
 
 from . import clips
 from .engines import ENGINES, SynthesisError, Synthesizer, Utterance, Voice, available_voices, phonemes
@@ -402,6 +403,7 @@ _WORKER: dict = {}
 
 def _init_worker(opts: SynthOptions, noises: dict[str, np.ndarray]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # pool.terminate() ends a worker with SIGTERM
     _WORKER.update(opts=opts, noises=noises)
 
 
@@ -567,14 +569,6 @@ def generate(opts: SynthOptions, jobs: int, quiet: bool = False) -> Summary:
     return _finish(opts, tasks, records, written, time.time() - t0)
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so the pool is stopped and the state stays consistent."""
-
-
-def _on_sigterm(_signum, _frame):
-    raise _Terminated()
-
-
 def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOptions,
                 noises: dict[str, np.ndarray], jobs: int):
     """Yield (shard id, results) as shards finish; one fresh process per shard."""
@@ -588,12 +582,13 @@ def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOp
     import scipy.io.wavfile  # noqa: F401
     import scipy.signal  # noqa: F401
 
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    stop = StopRequest().install()
     pool = ctx.Pool(processes=max(1, min(jobs, len(shard_tasks))), initializer=_init_worker,
                     initargs=(opts, noises), maxtasksperchild=1)
     try:
         pending = {i: pool.apply_async(render_shard, (tasks,)) for i, tasks in zip(ids, shard_tasks)}
         while pending:
+            stop.check()
             ready = [i for i, r in pending.items() if r.ready()]
             if not ready:
                 time.sleep(0.02)
@@ -601,15 +596,12 @@ def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOp
             for i in ready:
                 yield i, pending.pop(i).get()
         pool.close()
-    except (KeyboardInterrupt, _Terminated):
-        pool.terminate()
-        raise KeyboardInterrupt from None
     except BaseException:
         pool.terminate()
         raise
     finally:
         pool.join()
-        signal.signal(signal.SIGTERM, previous)
+        stop.restore()
 
 
 def _finish(opts: SynthOptions, tasks: list[ClipTask], records: dict, written: int, seconds: float) -> Summary:

@@ -298,7 +298,8 @@ def test_pick_voices_uses_every_voice_of_an_engine_equally_without_repeats():
 
 
 @needs_espeak
-def test_interrupted_run_resumes_without_redoing_finished_clips(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_resumes_without_redoing_finished_clips(tmp_path, sig):
     out = tmp_path / "int"
     args = ("--words", "yes,no", "--per-word", 150, "--negatives", 0, "--seed", 3, "--jobs", 1, "-q",
             "--out", out)
@@ -308,7 +309,7 @@ def test_interrupted_run_resumes_without_redoing_finished_clips(tmp_path):
     while time.time() < deadline and proc.poll() is None and not list(out.glob(".synth_state/shards/*.json")):
         time.sleep(0.05)
     assert proc.poll() is None, "finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "rerun the same command to resume" in err
     assert not list((out / ".synth_state" / "tmp").glob("*"))  # no half-written clip left behind

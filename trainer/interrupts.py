@@ -33,10 +33,12 @@ class StopRequest:
             raise KeyboardInterrupt
 
     def install(self) -> "StopRequest":
-        """Handle Ctrl-C and SIGTERM from now on (only the main thread can; elsewhere this does nothing)."""
+        """Handle Ctrl-C and SIGTERM from now on (only the main thread can; elsewhere this does nothing).
+        A signal the process was started ignoring (a job run with ``nohup`` or ``&``) stays ignored."""
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def restore(self) -> None:
