@@ -16,11 +16,14 @@ Examples:
   kws-synth --words yes,no,up,down,left,right,on,off,stop,go --out data/demo --seed 7
   kws-synth --words hey-robot --noise-dir ~/noise --snr 0:20 --reverb-prob 0.5 --out data/robot
   kws-synth --words hey-robot --per-word 400 --voice-variants 3 --out data/robot  # 4x the voices
+  kws-synth --words hey-robot --negatives-dir ~/podcasts --out data/robot  # real speech as negatives
 
 \b
 Writes <out>/<word>/*.wav, <out>/_unknown_/*.wav (similar-sounding and general words),
 <out>/_background_noise_/*.wav, validation_list.txt and testing_list.txt (split by voice)
 and synth_meta.csv (engine, voice, rate, pitch and augmentations of every clip).
+With --negatives-dir, negatives.txt lists those recordings and kws-train --data <out> trains on
+windows of them as it would with --negatives.
 Rerun the same command to resume an interrupted run.
 
 \b
@@ -64,6 +67,10 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
 @click.option("--snr", default="5:30", show_default=True, help="Speech-to-noise ratio range in dB.")
 @click.option("--noise-dir", type=click.Path(file_okay=False, exists=True),
               help="Your noise WAVs: mixed into clips and copied to _background_noise_/.")
+@click.option("--negatives-dir", "negative_dirs", multiple=True, type=click.Path(exists=True),
+              help="Recordings without the keyword (speech, TV, music; any length, folder or file, "
+                   "repeatable): listed in <out>/negatives.txt, so kws-train --data <out> uses them "
+                   "like --negatives.")
 @click.option("--validation-percent", default=10.0, show_default=True, help="Share of voices for validation.")
 @click.option("--testing-percent", default=10.0, show_default=True, help="Share of voices for testing.")
 @click.option("--voice-variants", default=0, show_default=True, type=click.IntRange(min=0),
@@ -73,8 +80,8 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
               help="Parallel worker processes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, speed, level_mode, level_dbfs,
-         gain, reverb_prob, rt60, noise_prob, snr, noise_dir, validation_percent, testing_percent, voice_variants,
-         jobs, quiet):
+         gain, reverb_prob, rt60, noise_prob, snr, noise_dir, negative_dirs, validation_percent, testing_percent,
+         voice_variants, jobs, quiet):
     """Synthesize keyword clips with espeak-ng, flite and festival voices, plus _unknown_
     negatives and background noise, ready for kws-train."""
     from .dataset import SynthOptions, generate
@@ -92,6 +99,14 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
             engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
             validation_percentage=validation_percent, testing_percentage=testing_percent,
             voice_variants=voice_variants)
+        if negative_dirs:
+            from kws.trainer.negatives import index_negatives, write_listed_negatives
+
+            found = index_negatives(negative_dirs)  # headers only: a bad file fails before synthesis
+            opts.out.mkdir(parents=True, exist_ok=True)
+            listed = write_listed_negatives(opts.out, negative_dirs)
+            if not quiet:
+                click.echo(f"kws-synth: negatives {found.describe()} listed in {listed}", err=True)
         summary = generate(opts, jobs=jobs, quiet=quiet)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,8 +1,10 @@
 """Real negatives for training (data.negatives): indexing by header, seeded windows read after a
-seek (never the whole file), one-line errors, and kws-train --negatives end to end."""
+seek (never the whole file), one-line errors, kws-train --negatives end to end, and the negatives.txt
+a dataset folder (kws-synth --negatives-dir) lists."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -14,7 +16,8 @@ from audio_fixtures import SAMPLE_RATE, other_audio, word_audio
 from kws.edge.audio import read_audio, to_int16, write_wav
 from kws.trainer.config import ConfigError, load_config
 from kws.trainer.dataset import DataError
-from kws.trainer.negatives import (EPOCH_KEY, epoch_windows, index_negatives, read_window, windows_per_epoch)
+from kws.trainer.negatives import (EPOCH_KEY, LISTED_NEGATIVES, epoch_windows, index_negatives, listed_negatives,
+                                   read_window, windows_per_epoch, write_listed_negatives)
 
 CLIP = SAMPLE_RATE  # 1 s windows
 
@@ -137,3 +140,32 @@ def test_kws_train_with_negatives(tiny_dataset, negatives_dir, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 1 and "negatives folder not found" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and not (tmp_path / "run2").exists()  # one line, no folder left
+
+
+def test_a_dataset_folder_lists_its_negatives(tmp_path, negatives_dir):
+    (tmp_path / "rel").mkdir()
+    assert listed_negatives(tmp_path) == ()
+    write_listed_negatives(tmp_path, [negatives_dir])
+    assert listed_negatives(tmp_path) == (str(negatives_dir.resolve()),)
+    (tmp_path / LISTED_NEGATIVES).write_text(f"# recorded by hand\n\n{negatives_dir}\nrel\n")
+    assert listed_negatives(tmp_path) == (str(negatives_dir), str(tmp_path / "rel"))
+    (tmp_path / LISTED_NEGATIVES).write_text(f"{negatives_dir}\ngone\n")
+    with pytest.raises(DataError, match=r"negatives.txt:2: negatives source gone not found"):
+        listed_negatives(tmp_path)
+
+
+def test_kws_train_uses_the_negatives_a_dataset_lists(tiny_dataset, negatives_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    write_listed_negatives(data, [negatives_dir])
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "kws.trainer.cli", "--data", str(data), "--words", "up,down,beep",
+                          "--out", str(out), "--set", "train.epochs=1", "--set", "train.batch_size=16", "-q"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert load_config(out / "config.yaml").data.negatives == (str(negatives_dir.resolve()),)
+    (data / LISTED_NEGATIVES).write_text("nope\n")
+    bad = subprocess.run([sys.executable, "-m", "kws.trainer.cli", "--data", str(data), "--words", "up,down,beep",
+                          "--out", str(tmp_path / "run2"), "-q"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 1 and f"{data / LISTED_NEGATIVES}:1: negatives source nope not found" in bad.stderr
+    assert not (tmp_path / "run2").exists()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
+from kws.edge.audio import write_wav
 from kws.synth import clips
 from kws.trainer import augment
 from kws.synth.dataset import META_FIELDS, assign_splits, pick_voices
@@ -399,3 +400,21 @@ def test_voice_variants_add_pseudo_speakers_and_keep_the_original_clips(small_se
     speakers = {r["speaker"] for r in rows}
     assert len(speakers) == 3 * len({r["voice_id"] for r in originals})
     assert f"{len(speakers)} voices" in res.stdout
+
+
+@needs_espeak
+def test_negatives_dir_is_listed_for_kws_train(tmp_path):
+    from kws.trainer.negatives import listed_negatives
+
+    talk = tmp_path / "talk"
+    talk.mkdir()
+    write_wav(talk / "radio.wav", np.zeros(3 * 16000, dtype=np.float32) + 0.01, 16000)
+    out = tmp_path / "ds"
+    base = ("--words", "yes", "--per-word", 2, "--negatives", 0, "--engines", "espeak", "--jobs", 1, "-q")
+    res = _run(*base, "--out", out, "--negatives-dir", talk)
+    assert res.returncode == 0, res.stderr
+    assert listed_negatives(out) == (str(talk.resolve()),)
+    (talk / "broken.flac").write_bytes(b"not flac")
+    bad = _run(*base, "--out", tmp_path / "ds2", "--negatives-dir", talk)
+    assert bad.returncode == 1 and "broken.flac" in bad.stderr and bad.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "ds2").exists()

@@ -60,6 +60,40 @@ def is_negative_key(key: str | None) -> bool:
     return key is not None and key.startswith(NEGATIVE_KEY_PREFIX)
 
 
+LISTED_NEGATIVES = "negatives.txt"  # in a dataset folder: its negatives sources, one per line (kws-synth)
+
+
+def write_listed_negatives(data_dir: str | Path, sources: Sequence[str | Path]) -> Path:
+    """Record ``sources`` (as absolute paths) in ``data_dir/negatives.txt``, for kws-train to use."""
+    from kws.edge.manifest import atomic_write_text
+
+    path = Path(data_dir) / LISTED_NEGATIVES
+    lines = [str(Path(s).expanduser().resolve()) for s in sources]
+    atomic_write_text(path, "".join(f"{line}\n" for line in lines))
+    return path
+
+
+def listed_negatives(data_dir: str | Path) -> tuple[str, ...]:
+    """The negatives sources a dataset folder lists in negatives.txt (relative lines are taken from
+    the folder; blank lines and '#' comments skipped); () without the file. A listed source that
+    is missing is a DataError naming negatives.txt."""
+    path = Path(data_dir) / LISTED_NEGATIVES
+    if not path.is_file():
+        return ()
+    sources = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        source = Path(line).expanduser()
+        source = source if source.is_absolute() else Path(data_dir) / source
+        if not source.exists():
+            raise DataError(f"{path}:{number}: negatives source {line} not found "
+                            "(fix the line, or give --negatives DIR to use others)")
+        sources.append(str(source))
+    return tuple(sources)
+
+
 def negative_files(source: str | Path) -> list[Path]:
     """The audio files of one negatives source: the file itself, or every audio file under the folder."""
     path = Path(source).expanduser()

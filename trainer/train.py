@@ -6,6 +6,7 @@ continues exactly where the last finished epoch left off.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -306,6 +307,11 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
+        if resume is None and not cfg.data.negatives and cfg.data.path and "://" not in cfg.data.path:
+            listed = neg.listed_negatives(cfg.data.path)
+            if listed:  # kws-synth --negatives-dir recorded them with the dataset
+                cfg = cfg.replace(data=dataclasses.replace(cfg.data, negatives=listed))
+                say(f"negatives: listed in {Path(cfg.data.path) / neg.LISTED_NEGATIVES} (--negatives overrides)")
         # headers only, first: a bad negatives file fails before the clips are read
         negatives = neg.index_negatives(cfg.data.negatives) if cfg.data.negatives else None
         index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet, download)
