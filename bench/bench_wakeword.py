@@ -129,6 +129,14 @@ def train(data: Path, run_dir: Path, args, negatives: Path | None) -> float:
     return run(cmd, run_dir.parent / f"{run_dir.name}.train.log")
 
 
+def architecture(run_dir: Path) -> str:
+    """The model architecture (and width) a run trained, from its saved config."""
+    import yaml
+
+    model = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]
+    return f"{model['architecture']} (width {model['width']})"
+
+
 def convert(run_dir: Path) -> tuple[Path, float]:
     dist = run_dir / "dist"
     # exit 3: int8 lost more accuracy than the guard allows; the manifest then serves the float model
@@ -197,6 +205,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
     if name == "today":
         row["synth"] = synth(data, args, 0)
         row["train_s"] = train(data, OUT / "run_today", args, None)
+        row["architecture"] = architecture(OUT / "run_today")
         dist, row["convert_s"] = convert(OUT / "run_today")
         row["calibration"] = calibrate(dist, data, args, None, OUT / "today.eval.log")
     elif name == "calibrated":
@@ -240,7 +249,7 @@ def render(rows: list[dict], command: str, running: dict) -> str:
         f"Command: `{command}` ({'quick settings: a check that the pipeline runs, not a result' if args.quick else 'full settings'}),"
         f" on {platform.machine()}, {os.cpu_count()} cores shared with other jobs.",
         "",
-        f"One ds_cnn model for both wake words (`snowboy`, `smart-mirror`), trained only on kws-synth clips "
+        f"One {rows[0].get('architecture', 'ds_cnn')} model for both wake words (`snowboy`, `smart-mirror`), trained only on kws-synth clips "
         f"({args.per_word} per word, {args.per_word * len(WORDS)} _unknown_, noise {TRAIN_NOISE}), {args.epochs} epochs "
         f"(+ negatives: 50% of the keyword clips per epoch as real-speech windows). "
         f"Real negatives: the first {int(TRAIN_SHARE * 100)}% of `running_speech/` by file name "
