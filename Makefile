@@ -4,6 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 EDGE_VENV ?= .venv-edge
+TFLM_VENV ?= .venv-tflm
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
@@ -20,7 +21,7 @@ DEMO_WORDS := yes,no,up,down,left,right,on,off,stop,go
 DEMO_DATA := data/demo
 DEMO_MODEL := models/demo
 
-.PHONY: demo test setup deb venv edge-venv clean bench help
+.PHONY: demo test setup deb venv edge-venv tflm-venv clean bench help
 
 help:
 	@echo "make demo   set up, synthesize the default data, train, evaluate, convert"
@@ -37,8 +38,9 @@ demo: setup
 	@echo "  try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL)/dist/model_int8.tflite $(DEMO_DATA)/yes/ --top-k 3"
 	@echo "       $(VENV)/bin/kws-listen -m $(DEMO_MODEL)/dist/      # your microphone"
 
-test: setup edge-venv
-	@set +e; $(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
+# KWS_TFLM_PYTHON: the microcontroller checks run the int8 models in TFLite Micro's own interpreter
+test: setup edge-venv tflm-venv
+	@set +e; KWS_TFLM_PYTHON="$${KWS_TFLM_PYTHON:-$(abspath $(TFLM_VENV))/bin/python}" $(PY) -m pytest tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$rc
 
 bench: setup edge-venv
 	$(PY) -m bench.run_all
@@ -83,5 +85,16 @@ $(EDGE_STAMP):
 	$(EDGE_VENV)/bin/pip install -q "numpy<2" scipy click pyyaml sounddevice soundfile "tflite-runtime==2.14.0"
 	rm -f $(EDGE_VENV)/.kws-*; touch $@
 
+# A third environment with the tflite-micro package (TFLite Micro's interpreter with its reference
+# kernels, as on a microcontroller): tests run the int8 window and step models in it and check the
+# arena size the C headers state.
+TFLM_STAMP := $(TFLM_VENV)/.kws-$(shell cat setup.py Makefile | md5sum | cut -c1-12)
+tflm-venv: $(TFLM_STAMP)
+$(TFLM_STAMP):
+	test -x $(TFLM_VENV)/bin/python || $(PYTHON) -m venv $(TFLM_VENV)
+	$(TFLM_VENV)/bin/pip install -q --upgrade pip
+	$(TFLM_VENV)/bin/pip install -q tflite-micro numpy
+	rm -f $(TFLM_VENV)/.kws-*; touch $@
+
 clean:
-	rm -rf $(VENV) $(EDGE_VENV) build *.egg-info
+	rm -rf $(VENV) $(EDGE_VENV) $(TFLM_VENV) build *.egg-info
