@@ -164,6 +164,25 @@ def test_recognizer_streams_with_the_same_scores_and_detections(tcn_dist, long_s
         assert dets_w, "the stream should give detections to compare"
 
 
+def test_streaming_scores_do_not_depend_on_chunk_sizes(tcn_dist, long_stream):
+    """The frontend computes a chunk's frames in one call and hands them on hop by hop: chunks shorter
+    than a frame, a hop, or longer than the clip all give the same scores at the same times."""
+    out, _ = tcn_dist
+    audio = long_stream[: 5 * SAMPLE_RATE]
+    results = []
+    for chunk in (7, 480, 1601, 17000):
+        rec = Recognizer.from_manifest(out, threshold=THRESHOLD, keep_scores=True)
+        assert rec.form == "streaming" and rec.hop_ms == 30.0
+        dets = []
+        for start in range(0, len(audio), chunk):
+            dets += rec.process(audio[start:start + chunk])
+        results.append(([(d.label, d.time_s, d.score) for d in dets], *rec.pop_scores()))
+        assert rec.timer.count == len(results[-1][1])
+    for dets, times, scores in results[1:]:
+        assert dets == results[0][0]
+        assert np.array_equal(times, results[0][1]) and np.array_equal(scores, results[0][2])
+
+
 def test_hops_that_are_not_whole_steps_use_the_window_model(tcn_dist):
     out, _ = tcn_dist
     rec = Recognizer.from_manifest(out, hop_ms=40)
