@@ -25,7 +25,8 @@ from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
 from .frontend import StreamingFrontend
 from .manifest import Manifest, SmoothingConfig
-from .model_loader import locate, open_model, open_step_model, sha256_of  # noqa: F401 - locate, sha256_of: public
+from .model_loader import (DeferredModel, locate, open_model, open_step_model,  # noqa: F401 - locate, sha256_of:
+                           sha256_of)  # public
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .stepmodel import StepModel
@@ -103,19 +104,12 @@ def _percentile(ordered: np.ndarray, q: float) -> float:
 class Recognizer:
     """Continuous keyword recognition over a stream at the model's sample rate."""
 
-    def __init__(self, model: TFLiteModel, manifest: Manifest, hop_ms: float | None = None,
+    def __init__(self, model: TFLiteModel | DeferredModel, manifest: Manifest, hop_ms: float | None = None,
                  smoothing: SmoothingConfig | None = None, thresholds: Mapping[str, float] | None = None,
                  keep_scores: bool = False, step_model: StepModel | None = None):
         self.manifest = manifest
         self.model = model
         fe = manifest.frontend
-        if model.num_labels != len(manifest.labels):
-            raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest "
-                                f"lists {len(manifest.labels)} labels")
-        shape = tuple(model.input_shape)
-        if int(np.prod(shape)) != fe.num_frames * fe.num_features:
-            raise ManifestError(f"{model.path}: model input {list(shape)} does not fit the manifest's "
-                                f"frontend ({fe.num_frames} frames x {fe.num_features} features)")
         config = smoothing or manifest.smoothing
         if hop_ms is not None:
             config = replace(config, hop_ms=float(hop_ms))
@@ -140,6 +134,15 @@ class Recognizer:
                 # zero frames before the stream so that a step ends exactly at every hop boundary
                 self._lead_frames = (-fe.num_frames) % step_model.step_frames
                 self._step_scores = np.zeros(len(manifest.labels), np.float32)
+        if self.step_model is None and hasattr(model, "open"):
+            model.open()  # a deferred window model: it runs every hop, so it opens (and is checked) now
+        if model.num_labels != len(manifest.labels):
+            raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest "
+                                f"lists {len(manifest.labels)} labels")
+        shape = tuple(model.input_shape)
+        if int(np.prod(shape)) != fe.num_frames * fe.num_features:
+            raise ManifestError(f"{model.path}: model input {list(shape)} does not fit the manifest's "
+                                f"frontend ({fe.num_frames} frames x {fe.num_features} features)")
         self._frontend = StreamingFrontend(fe)
         self._frames = RingBuffer(fe.num_frames, fe.num_features)
         self._clip = np.empty((fe.num_frames, fe.num_features), np.float32)
@@ -161,7 +164,8 @@ class Recognizer:
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
         replaces every label's threshold. ``streaming=False`` runs the window model even where the
         manifest lists a streaming form."""
-        loaded = open_model(path, model, num_threads=num_threads, runtime=runtime)
+        # the window model's interpreter opens only if the window form runs (Recognizer.__init__)
+        loaded = open_model(path, model, num_threads=num_threads, runtime=runtime, defer=streaming)
         tfl, manifest = loaded.model, loaded.manifest
         step = (open_step_model(manifest, loaded.manifest_path, loaded.key, num_threads=num_threads,
                                 runtime=runtime) if streaming else None)

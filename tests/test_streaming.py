@@ -183,6 +183,20 @@ def test_streaming_scores_do_not_depend_on_chunk_sizes(tcn_dist, long_stream):
         assert np.array_equal(times, results[0][1]) and np.array_equal(scores, results[0][2])
 
 
+def test_the_window_model_opens_only_when_the_window_form_runs(tcn_dist):
+    out, _ = tcn_dist
+    rec = Recognizer.from_manifest(out)
+    assert rec.form == "streaming" and not rec.model.is_open  # its sha256 was checked, no interpreter
+    assert rec.model.num_labels == 5 and rec.model.input_shape == (1, 98, 40)
+    for kwargs in ({"streaming": False}, {"hop_ms": 40}):
+        rec = Recognizer.from_manifest(out, **kwargs)
+        assert rec.form == "window" and rec.model.is_open
+    window = Recognizer.from_manifest(out).model
+    clip = np.zeros((98, 40), np.float32)
+    np.testing.assert_array_equal(window.predict(clip), TFLiteModel(out / "model_int8.tflite").predict(clip))
+    assert window.is_open
+
+
 def test_hops_that_are_not_whole_steps_use_the_window_model(tcn_dist):
     out, _ = tcn_dist
     rec = Recognizer.from_manifest(out, hop_ms=40)
