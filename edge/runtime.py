@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,8 @@ class Runtime:
 
 def install_hint() -> str:
     """What to pip-install for a TFLite runtime on this machine."""
+    import platform  # only for this message: a start-up that finds a runtime never loads it
+
     machine = platform.machine().lower()
     py = sys.version_info[:2]
     if machine in ("armv7l", "armv6l"):
