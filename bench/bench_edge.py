@@ -77,9 +77,10 @@ MEASURE = ("import resource, subprocess, sys, json, time;"
            "print(json.dumps([p.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss, p.stdout[-4000:]]))")
 
 
-def measured(python: Path, cmd: list[str]) -> dict:
+def measured(python: Path, cmd: list[str], env: dict | None = None) -> dict:
     """Run ``cmd`` on one core under the wrapper: rc, wall and CPU seconds, peak RSS (MiB), stdout's end."""
-    out = subprocess.run(one_core() + [str(python), "-c", MEASURE] + cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(one_core() + [str(python), "-c", MEASURE] + cmd, capture_output=True, text=True, check=True,
+                         env=env)
     rc, wall, cpu, rss_kb, stdout = json.loads(out.stdout.strip().splitlines()[-1])
     return {"rc": rc, "wall": wall, "cpu": cpu, "rss": rss_kb / KIB_PER_MIB, "stdout": stdout, "stderr": out.stderr}
 
