@@ -131,3 +131,19 @@ def test_builtin_sha256_gives_hashlibs_digest(tmp_path):
     path = tmp_path / "blob"
     path.write_bytes(np.random.default_rng(5).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes())
     assert sha256_of(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_atomic_write_replaces_whole_and_steps_past_a_stale_temporary_name(tmp_path):
+    import os
+
+    from kws.edge.manifest import atomic_write_text
+
+    target = tmp_path / "summary.json"
+    atomic_write_text(target, "old")
+    stale = tmp_path / f".summary.json.{os.getpid()}.0.tmp"  # left by a crash of a process with our pid
+    stale.write_text("stale")
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and stale.read_text() == "stale"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([stale.name, "summary.json"])
+    assert _modules_after(f"from kws.edge.manifest import atomic_write_text\n"
+                          f"atomic_write_text({str(tmp_path / 'x.json')!r}, '{{}}')")["tempfile"] is False
