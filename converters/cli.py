@@ -16,7 +16,7 @@ Examples:
   kws-convert                                   # newest model (or models/api) -> <model>/dist/
   kws-convert -m models/20261123T101500Z --formats int8,float,pb,c --out dist/
   kws-convert -m models/demo --max-accuracy-drop 0.5 --calibration-clips 800
-  kws-convert -m models/tcn_run --stream-step-ms 20   # tcn: also stream_int8/float.tflite
+  kws-convert -m models/tcn_run --stream-step-ms 20   # tcn: a 20 ms streaming step (default 30 ms)
 \b
 Exit status: 0 ok; 1 error (model folder, data, output folder, converter); 2 bad option;
 3 the int8 model lost too much accuracy (kept as model_int8.rejected.tflite with the float
@@ -48,7 +48,8 @@ def _fail(message: str, code: int) -> None:
               help="Training clips used to calibrate int8 (default: convert.calibration_clips, 400).")
 @click.option("--stream-step-ms", type=str, default=None, metavar="MS",
               help="Step of the streaming form (tcn): new audio per step, a multiple of the frontend stride "
-              "(default: 20 ms where the smoothing hop is a multiple of it, else the hop).")
+              "(default: 30 ms, or the smoothing hop where that is shorter; the manifest's hop becomes the step "
+              "where the run's hop is not a whole number of steps).")
 @click.option("--no-streaming", is_flag=True, help="Write no streaming (step) form of the model.")
 @click.option("--no-edge-check", is_flag=True, help="Skip loading the models with tflite-runtime in .venv-edge.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the result table.")

@@ -214,10 +214,11 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
 
 
 def _step_frames(cfg: Any, opts: ConvertOptions) -> int:
-    """Frames per step of the streaming form: --stream-step-ms, else the default for the smoothing hop."""
+    """Frames per step of the streaming form: --stream-step-ms, else the default (30 ms, or the
+    smoothing hop where that is shorter)."""
     stride = cfg.features.stride_ms
     if opts.stream_step_ms is None:
-        return stream_export.default_step_frames(max(1, int(round(cfg.smoothing.hop_ms / stride))))
+        return stream_export.default_step_frames(max(1, int(round(cfg.smoothing.hop_ms / stride))), stride)
     frames = opts.stream_step_ms / stride
     if opts.stream_step_ms <= 0 or abs(frames - round(frames)) > 1e-9 or round(frames) > cfg.features.num_frames:
         raise FormatError(f"--stream-step-ms must be a multiple of the frontend stride ({stride:g} ms) up to the "
@@ -369,9 +370,17 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
         if key in ("int8", "float") and not art.get("ops_supported", True):
             failures.append(f"{key}: ops not supported by {opcheck.OLDEST_RUNTIME}: {'; '.join(art['ops_unsupported'])}")
 
+    smoothing = cfg.smoothing
+    if stream is not None and stream.section is not None:
+        hop = stream_export.hop_for_step(smoothing.hop_ms, step_frames * cfg.features.stride_ms)
+        if hop != smoothing.hop_ms:
+            say(f"streaming: the run's hop of {smoothing.hop_ms:g} ms is not a whole number of "
+                f"{step_frames * cfg.features.stride_ms:g} ms steps; the manifest's hop is {hop:g} ms")
+            import dataclasses
+            smoothing = dataclasses.replace(smoothing, hop_ms=hop)
     if entries:
         manifest = Manifest(
-            labels=tuple(labels), frontend=cfg.features, models=dict(entries), smoothing=cfg.smoothing,
+            labels=tuple(labels), frontend=cfg.features, models=dict(entries), smoothing=smoothing,
             thresholds={}, config_digest=cfg.digest(), streaming=stream.section if stream else None,
             extra={"converted_by": "kws-convert", "source_run": str(src.path.resolve()),
                    "architecture": cfg.model.architecture, "tensorflow": tf.__version__,

@@ -212,16 +212,25 @@ class StreamingFrontend:
 
     Frame k covers stream samples [k*stride, k*stride + window), exactly as ``Frontend.features``
     would cut the whole stream, whatever the chunk sizes. Samples wait in one preallocated buffer
-    (grown only for a chunk larger than any before), so a push does not copy the pending audio around.
+    (grown only for a chunk larger than any before), so a push does not copy the pending audio around;
+    the frames are cut from a strided view of that buffer made once (the frame sizes are plain ints,
+    not recomputed per push), so the per-push Python work is a few numpy calls.
     """
 
     def __init__(self, cfg: FrontendConfig):
         self.cfg = cfg
         self._frontend = Frontend(cfg)
-        self._buf = np.zeros(cfg.window_samples + cfg.clip_samples, dtype=np.float32)
-        self._len = 0  # samples waiting in _buf[:_len]
+        self._win = cfg.window_samples
+        self._hop = cfg.stride_samples
         self._empty = np.zeros((0, cfg.num_features), dtype=np.float32)
+        self._use(np.zeros(cfg.window_samples + cfg.clip_samples, dtype=np.float32))
+        self._len = 0  # samples waiting in _buf[:_len]
         self.frames_emitted = 0
+
+    def _use(self, buf: np.ndarray) -> None:
+        """Make ``buf`` the sample buffer, with a view of every frame it can hold."""
+        self._buf = buf
+        self._frames = self._frontend.frame(buf)
 
     def reset(self) -> None:
         self._len = 0
@@ -229,19 +238,21 @@ class StreamingFrontend:
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add float32 samples; return the features of every frame completed, (n, num_features)."""
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        end = self._len + len(samples)
+        if type(samples) is not np.ndarray or samples.dtype != np.float32 or samples.ndim != 1:
+            samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        start = self._len
+        end = start + len(samples)
         if end > len(self._buf):
             grown = np.zeros(max(end, 2 * len(self._buf)), dtype=np.float32)
-            grown[:self._len] = self._buf[:self._len]
-            self._buf = grown
-        self._buf[self._len:end] = samples
-        self._len = end
-        n = self._frontend.num_frames_for(end)
-        if n == 0:
+            grown[:start] = self._buf[:start]
+            self._use(grown)
+        self._buf[start:end] = samples
+        if end < self._win:
+            self._len = end
             return self._empty
-        feats = self._frontend.frames_to_features(self._frontend.frame(self._buf[:end]))
-        used = n * self.cfg.stride_samples
+        n = 1 + (end - self._win) // self._hop
+        feats = self._frontend.frames_to_features(self._frames[:n])
+        used = n * self._hop
         self._buf[:end - used] = self._buf[used:end]  # the overlap of the next frame moves to the front
         self._len = end - used
         self.frames_emitted += n

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import shlex
 import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -51,6 +47,10 @@ class CommandRunner:
     only in the environment, $KWS_LABEL...)."""
 
     def __init__(self, template: str, shell: bool = False):
+        import queue  # here, not at the top: a run without --on-detect never loads them
+        import threading
+
+        self._full = queue.Full
         self.template = template
         self.shell = shell
         self.argv = check_on_detect(template, shell)
@@ -70,10 +70,12 @@ class CommandRunner:
     def submit(self, det: Detection) -> None:
         try:
             self._queue.put_nowait(det)
-        except queue.Full:
+        except self._full:
             self.dropped += 1
 
     def _work(self) -> None:
+        import subprocess
+
         while True:
             det = self._queue.get()
             if det is None:
@@ -89,7 +91,7 @@ class CommandRunner:
     def close(self) -> None:
         try:
             self._queue.put(None, timeout=ON_DETECT_DRAIN_S)
-        except queue.Full:
+        except self._full:
             return
         self._thread.join(ON_DETECT_DRAIN_S)
 
@@ -106,6 +108,8 @@ def check_on_detect(template: str, shell: bool) -> list[str]:
             raise KwsError(f"--on-detect-shell does not replace {found.group(0)} (model data never goes into "
                            f"a shell command); use \"$KWS_{found.group(1).upper()}\" in it, or --on-detect")
         return []
+    import shlex
+
     try:
         argv = shlex.split(template)
     except ValueError as exc:
@@ -220,7 +224,8 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
     if on_detect and on_detect_shell:
         raise click.UsageError("give --on-detect or --on-detect-shell, not both")
     try:
-        check_on_detect(on_detect or on_detect_shell or "-", shell=bool(on_detect_shell))
+        if on_detect or on_detect_shell:
+            check_on_detect(on_detect or on_detect_shell, shell=bool(on_detect_shell))
     except KwsError as exc:
         raise click.UsageError(str(exc)) from None
     started = time.perf_counter()

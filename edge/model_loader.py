@@ -3,7 +3,7 @@ model: find its manifest, validate it, and refuse a model file that does not mat
 the folder, sha256, tensor shapes and types, quantization, label count, frontend shape)."""
 from __future__ import annotations
 
-import hashlib
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,15 +13,29 @@ import numpy as np
 from .errors import ManifestError
 from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest
 from .manifest_schema import model_file_name
-from .runtime import TFLiteModel
+from .runtime import TFLiteModel, load_runtime
 from .stepmodel import StepModel
 
 HASH_BLOCK = 1 << 20
 
 
+def _sha256():
+    """A new SHA-256 hash: CPython's own implementation (``_sha2`` from 3.12, ``_sha256`` before; the
+    same digest), so that checking a model does not load OpenSSL's libcrypto through hashlib (3.4 MiB
+    of kws-listen's peak RSS, measured); hashlib where neither module exists."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256()
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256()
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
+    h = _sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(HASH_BLOCK), b""):
             h.update(block)
@@ -48,6 +62,52 @@ def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
                         f"from kws-convert)")
 
 
+class DeferredModel:
+    """A window model whose interpreter opens on first use (``open()``, ``predict``): the recognizer
+    that runs the streaming form never needs it, and a second interpreter costs ~1 MiB of peak RSS and
+    a few ms of start-up. The file's sha256 is checked before this is made; its tensors are checked
+    against the manifest when it opens. Shapes and quantization until then are the manifest's."""
+
+    def __init__(self, path: Path, entry: ModelEntry, manifest: Manifest, manifest_path: Path,
+                 num_threads: int = 1, runtime: str | None = None):
+        self.path = Path(path)
+        self.runtime = load_runtime(runtime)
+        self.input_spec, self.output_spec = entry.input, entry.output
+        self.size_bytes = self.path.stat().st_size
+        self.num_threads = num_threads
+        self._entry, self._manifest, self._manifest_path = entry, manifest, manifest_path
+        self._model: TFLiteModel | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.input_spec.shape)
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.output_spec.shape[-1])
+
+    @property
+    def is_open(self) -> bool:
+        return self._model is not None
+
+    def open(self) -> TFLiteModel:
+        """The opened and checked model (opened once)."""
+        if self._model is None:
+            model = TFLiteModel(self.path, num_threads=self.num_threads, runtime=self.runtime.name)
+            check_model_matches(self._manifest, self._entry, model, self._manifest_path)
+            self._model = model
+        return self._model
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.open().predict(features)
+
+    def predict_batch(self, features: np.ndarray) -> np.ndarray:
+        return self.open().predict_batch(features)
+
+    def check_entry(self, entry: ModelEntry, manifest_path: str | os.PathLike = "manifest") -> None:
+        self.open().check_entry(entry, manifest_path)
+
+
 @dataclass
 class LoadedModel:
     """A validated manifest, the key and entry of the chosen model, and the opened interpreter."""
@@ -56,7 +116,7 @@ class LoadedModel:
     manifest_path: Path
     key: str
     entry: ModelEntry
-    model: TFLiteModel
+    model: TFLiteModel | DeferredModel
 
     @property
     def path(self) -> Path:
@@ -121,13 +181,17 @@ def open_step_model(manifest: Manifest, manifest_path: Path, key: str, num_threa
 
 
 def open_model(path: str | os.PathLike, model: str | None = None, num_threads: int = 1,
-               runtime: str | None = None) -> LoadedModel:
+               runtime: str | None = None, defer: bool = False) -> LoadedModel:
     """Open the model at ``path`` (a .tflite beside its manifest, a manifest, or a folder holding
-    one); ``model`` picks an entry by key ("int8", "float") or file name (default: int8)."""
+    one); ``model`` picks an entry by key ("int8", "float") or file name (default: int8).
+    ``defer``: a DeferredModel, whose interpreter opens on first use (its sha256 is checked now)."""
     manifest_path, model_file = locate(path)
     manifest = load_manifest(manifest_path)
     key, entry = _pick(manifest, manifest_path, model_file or model)
     model_path = _checked_file(manifest_path, entry.file, entry.sha256)
+    if defer:
+        return LoadedModel(manifest, manifest_path, key, entry,
+                           DeferredModel(model_path, entry, manifest, manifest_path, num_threads, runtime))
     tfl = TFLiteModel(model_path, num_threads=num_threads, runtime=runtime)
     check_model_matches(manifest, entry, tfl, manifest_path)
     return LoadedModel(manifest, manifest_path, key, entry, tfl)

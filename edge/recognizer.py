@@ -25,7 +25,8 @@ from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
 from .frontend import StreamingFrontend
 from .manifest import Manifest, SmoothingConfig
-from .model_loader import locate, open_model, open_step_model, sha256_of  # noqa: F401 - locate, sha256_of: public
+from .model_loader import (DeferredModel, locate, open_model, open_step_model,  # noqa: F401 - locate, sha256_of:
+                           sha256_of)  # public
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .stepmodel import StepModel
@@ -34,8 +35,9 @@ from .smoothing import PosteriorSmoother
 INT32_SCALE = 2147483648.0
 WINDOW_FORM = "window"
 STREAMING_FORM = "streaming"
-# per-hop processing times kept for the percentiles of the summary (about 67 min at a 40 ms hop)
-HOP_TIMES_KEPT = 100_000
+# per-hop processing times kept for the percentiles of the summary (about 33 min at a 30 ms hop;
+# float32 seconds, 256 KiB at most)
+HOP_TIMES_KEPT = 65_536
 MS_PER_S = 1000.0
 
 
@@ -72,7 +74,7 @@ class HopTimer:
     memory and no allocation per hop."""
 
     def __init__(self, keep: int = HOP_TIMES_KEPT):
-        self._times = np.zeros(keep, np.float64)
+        self._times = np.zeros(keep, np.float32)
         self.count = 0
         self.total_s = 0.0
 
@@ -102,19 +104,12 @@ def _percentile(ordered: np.ndarray, q: float) -> float:
 class Recognizer:
     """Continuous keyword recognition over a stream at the model's sample rate."""
 
-    def __init__(self, model: TFLiteModel, manifest: Manifest, hop_ms: float | None = None,
+    def __init__(self, model: TFLiteModel | DeferredModel, manifest: Manifest, hop_ms: float | None = None,
                  smoothing: SmoothingConfig | None = None, thresholds: Mapping[str, float] | None = None,
                  keep_scores: bool = False, step_model: StepModel | None = None):
         self.manifest = manifest
         self.model = model
         fe = manifest.frontend
-        if model.num_labels != len(manifest.labels):
-            raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest "
-                                f"lists {len(manifest.labels)} labels")
-        shape = tuple(model.input_shape)
-        if int(np.prod(shape)) != fe.num_frames * fe.num_features:
-            raise ManifestError(f"{model.path}: model input {list(shape)} does not fit the manifest's "
-                                f"frontend ({fe.num_frames} frames x {fe.num_features} features)")
         config = smoothing or manifest.smoothing
         if hop_ms is not None:
             config = replace(config, hop_ms=float(hop_ms))
@@ -124,6 +119,7 @@ class Recognizer:
                            f"({fe.stride_ms:g} ms)")
         self.smoothing = config
         self._hop_samples = int(round(hop_samples))
+        self._window, self._stride = fe.window_samples, fe.stride_samples
         self.step_model: StepModel | None = None
         self.form_note = ""
         if step_model is not None:
@@ -134,9 +130,19 @@ class Recognizer:
             else:
                 self.step_model = step_model
                 self._step_frames = np.zeros((step_model.step_frames, fe.num_features), np.float32)
+                self._step_len = step_model.step_frames
                 # zero frames before the stream so that a step ends exactly at every hop boundary
                 self._lead_frames = (-fe.num_frames) % step_model.step_frames
                 self._step_scores = np.zeros(len(manifest.labels), np.float32)
+        if self.step_model is None and hasattr(model, "open"):
+            model.open()  # a deferred window model: it runs every hop, so it opens (and is checked) now
+        if model.num_labels != len(manifest.labels):
+            raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest "
+                                f"lists {len(manifest.labels)} labels")
+        shape = tuple(model.input_shape)
+        if int(np.prod(shape)) != fe.num_frames * fe.num_features:
+            raise ManifestError(f"{model.path}: model input {list(shape)} does not fit the manifest's "
+                                f"frontend ({fe.num_frames} frames x {fe.num_features} features)")
         self._frontend = StreamingFrontend(fe)
         self._frames = RingBuffer(fe.num_frames, fe.num_features)
         self._clip = np.empty((fe.num_frames, fe.num_features), np.float32)
@@ -158,7 +164,8 @@ class Recognizer:
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
         replaces every label's threshold. ``streaming=False`` runs the window model even where the
         manifest lists a streaming form."""
-        loaded = open_model(path, model, num_threads=num_threads, runtime=runtime)
+        # the window model's interpreter opens only if the window form runs (Recognizer.__init__)
+        loaded = open_model(path, model, num_threads=num_threads, runtime=runtime, defer=streaming)
         tfl, manifest = loaded.model, loaded.manifest
         step = (open_step_model(manifest, loaded.manifest_path, loaded.key, num_threads=num_threads,
                                 runtime=runtime) if streaming else None)
@@ -233,45 +240,64 @@ class Recognizer:
             self._step_filled = self._lead_frames
 
     def process(self, chunk: np.ndarray) -> list[Detection]:
-        """Consume samples (any length, int16 or float at ``sample_rate``); return new detections."""
+        """Consume samples (any length, int16 or float at ``sample_rate``); return new detections.
+
+        The frontend computes the chunk's new frames in one call; they are then handed on hop by
+        hop (frame k is complete at stream sample ``k * stride + window``), so every hop boundary
+        sees exactly the frames and audio before it, whatever the chunk sizes. A hop's time counts
+        from the end of the previous hop's work, so the chunk's frontend time falls on its first hop."""
         audio = to_float_audio(chunk)
         detections: list[Detection] = []
+        n = len(audio)
+        if n == 0:
+            return detections
+        start = time.perf_counter()
+        frames = self._frontend.push(audio)
+        frame_base = self._frontend.frames_emitted - len(frames)  # stream index of frames[0]
+        used = 0  # frames handed on
         pos = 0
-        while pos < len(audio):
-            start = time.perf_counter()
-            take = min(len(audio) - pos, self._next_hop - self._samples)
-            self._push(audio[pos:pos + take])
+        while pos < n:
+            take = min(n - pos, self._next_hop - self._samples)
+            end = self._samples + take
+            # frames complete by stream sample ``end``: k * stride + window <= end
+            ready = min(len(frames), max(used, (end - self._window) // self._stride + 1 - frame_base))
+            if ready > used:
+                if self.step_model is None:
+                    self._frames.write(frames[used:ready])
+                else:
+                    self._feed_steps(frames[used:ready])
+                used = ready
+            self.audio.write(audio[pos:pos + take])
+            self._samples = end
             pos += take
-            if self._samples == self._next_hop:
+            if end == self._next_hop:
                 det = self._score_hop()
                 if det is not None:
                     detections.append(det)
                 self._next_hop += self._hop_samples
-                self.timer.add(self._unscored_s + time.perf_counter() - start)
+                now = time.perf_counter()
+                self.timer.add(self._unscored_s + now - start)
                 self._unscored_s = 0.0
-            else:  # the chunk ended mid-hop: its frontend time counts towards the next hop
-                self._unscored_s += time.perf_counter() - start
+                start = now
+        self._unscored_s += time.perf_counter() - start  # work after the last hop: the next hop's
         return detections
 
-    def _push(self, samples: np.ndarray) -> None:
-        frames = self._frontend.push(samples)
-        if self.step_model is None:
-            self._frames.write(frames)
-        else:
-            self._feed_steps(frames)
-        self.audio.write(samples)
-        self._samples += len(samples)
-
     def _feed_steps(self, frames: np.ndarray) -> None:
-        """Run the step model on every complete group of ``step_frames`` frames."""
-        pos, need = 0, len(self._step_frames)
-        while pos < len(frames):
-            take = min(need - self._step_filled, len(frames) - pos)
+        """Run the step model on every complete group of ``step_frames`` frames (straight from
+        ``frames`` where a group lies whole in it, else gathered in a buffer)."""
+        pos, need, count = 0, self._step_len, len(frames)
+        step = self.step_model.step
+        while pos < count:
+            if self._step_filled == 0 and count - pos >= need:
+                self._step_scores = step(frames[pos:pos + need])
+                pos += need
+                continue
+            take = min(need - self._step_filled, count - pos)
             self._step_frames[self._step_filled:self._step_filled + take] = frames[pos:pos + take]
             self._step_filled += take
             pos += take
             if self._step_filled == need:
-                self._step_scores = self.step_model.step(self._step_frames)
+                self._step_scores = step(self._step_frames)
                 self._step_filled = 0
 
     def _score_hop(self) -> Detection | None:
@@ -284,9 +310,10 @@ class Recognizer:
         if self.keep_scores:
             self._score_times.append(time_ms / MS_PER_S)
             self._scores.append(scores)
-        result = self.smoother.update(scores, time_ms)
-        if result is not None and result.is_detection:
-            return Detection(time_ms / MS_PER_S, result.label, result.score)
+        smoother = self.smoother
+        top = smoother.decide(scores, time_ms)
+        if top >= 0 and smoother.last_decision_fired:
+            return Detection(time_ms / MS_PER_S, smoother.labels[top], smoother.last_score)
         return None
 
     def pop_scores(self) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,8 @@ average exceeds its threshold, unless a detection is still held. A detection of 
 L's average has stayed below ``release_fraction * threshold(L)`` for ``release_ms``, and L is never
 reported twice within ``suppression_ms``: one spoken word, however long, is one detection.
 Every parameter is a time in ms, so the decisions do not depend on the hop. Pure: no audio, no
-model, no clock — the caller passes the stream time. ``update`` allocates only its result.
+model, no clock — the caller passes the stream time. ``update`` allocates only its result, ``decide``
+(the same decision as an index) nothing.
 """
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ import numpy as np
 from .manifest import BACKGROUND_LABELS, Manifest, SmoothingConfig
 
 NO_LABEL = -1
+NO_DECISION = -2  # decide(): the averaged results do not span enough time yet
+DROPPED = -3  # decide(): a result older than the newest queued one
 # a window shorter than this fraction of average_window_ms gives no decision yet
 MIN_WINDOW_FRACTION = 0.25
 # stream times compared with this slack (ms), so 30.000000001 ms counts as one 30 ms hop
 TIME_SLACK_MS = 1e-6
 # results queued at first: enough for the window at the configured hop, grown if needed
 EXTRA_QUEUE_ROWS = 2
+_add_reduce = np.add.reduce
 
 
 @dataclass(frozen=True)
@@ -71,17 +75,19 @@ class _ScoreQueue:
         self.count += 1
 
     def drop_before(self, horizon: float) -> None:
-        while self.count and self.times[self.head] < horizon:
-            self.head = (self.head + 1) % len(self.times)
+        times, cap = self.times, len(self.times)
+        while self.count and times[self.head] < horizon:
+            self.head = (self.head + 1) % cap
             self.count -= 1
 
     def mean(self, out: np.ndarray) -> np.ndarray:
-        """Average of the queued rows, oldest first, into ``out``."""
+        """Average of the queued rows, oldest first, into ``out`` (np.add.reduce: np.sum's own
+        reduction, without its Python wrapper)."""
         cap = len(self.times)
         first = min(self.count, cap - self.head)
-        np.sum(self.rows[self.head:self.head + first], axis=0, out=out)
+        _add_reduce(self.rows[self.head:self.head + first], axis=0, out=out)
         if first < self.count:
-            np.sum(self.rows[:self.count - first], axis=0, out=self._sum)
+            _add_reduce(self.rows[:self.count - first], axis=0, out=self._sum)
             out += self._sum
         out /= self.count
         return out
@@ -114,8 +120,11 @@ class PosteriorSmoother:
         self._min_span_ms = max(config.minimum_span_ms, config.average_window_ms * MIN_WINDOW_FRACTION)
         capacity = int(math.ceil(config.average_window_ms / config.hop_ms)) + EXTRA_QUEUE_ROWS
         self._queue = _ScoreQueue(len(self.labels), capacity)
-        self._scores = np.zeros(len(self.labels), np.float64)
         self._average = np.zeros(len(self.labels), np.float64)
+        self._window_ms = config.average_window_ms
+        self._suppression_ms = config.suppression_ms
+        self.last_score = 0.0
+        self.last_decision_fired = False
         self._last_times = np.zeros(len(self.labels), np.float64)
         self.reset()
 
@@ -145,26 +154,41 @@ class PosteriorSmoother:
         s = np.asarray(scores).reshape(-1)
         if s.shape[0] != len(self.labels):
             raise ValueError(f"expected {len(self.labels)} scores, got {s.shape[0]}")
+        top = self.decide(s, time_ms)
+        if top == DROPPED:
+            return None
+        if top == NO_DECISION:
+            return SmoothedResult(time_ms, "", 0.0, False, False)
+        fires = self.last_decision_fired
+        return SmoothedResult(time_ms, self.labels[top], self.last_score, fires, fires)
+
+    def decide(self, scores: np.ndarray, time_ms: float) -> int:
+        """``update`` without its result object (the recognizer's per-hop path): ``scores`` is a 1-D
+        array of one score per label. Returns the top label's index (``last_score`` its average,
+        ``last_decision_fired`` whether it is reported now), NO_DECISION while the window is too
+        short, DROPPED for a result older than the newest queued one."""
         queue = self._queue
         if queue.count and time_ms < queue.newest:
-            return None
-        self._scores[:] = s
-        queue.push(float(time_ms), self._scores)
-        queue.drop_before(time_ms - self.config.average_window_ms)
-        if time_ms - queue.oldest + TIME_SLACK_MS < self._min_span_ms:
-            return SmoothedResult(time_ms, "", 0.0, False, False)
+            return DROPPED
+        queue.push(float(time_ms), scores)
+        queue.drop_before(time_ms - self._window_ms)
+        if time_ms - queue.times[queue.head] + TIME_SLACK_MS < self._min_span_ms:
+            self.last_decision_fired = False
+            return NO_DECISION
         average = queue.mean(self._average)
-        self._update_hold(average, time_ms)
-        top = int(np.argmax(average))
+        if self.held_label != NO_LABEL:
+            self._update_hold(average, time_ms)
+        top = int(average.argmax())
         score = float(average[top])
         fires = (self.held_label == NO_LABEL and not self.ignore[top] and score > self.thresholds[top]
-                 and time_ms - self._last_times[top] > self.config.suppression_ms)
+                 and time_ms - self._last_times[top] > self._suppression_ms)
         if fires:
             self.held_label = self.last_label = top
             self.last_time_ms = self._last_times[top] = float(time_ms)
             self._below_since = math.nan
-        fires = bool(fires)
-        return SmoothedResult(time_ms, self.labels[top], score, fires, fires)
+        self.last_score = score
+        self.last_decision_fired = bool(fires)
+        return top
 
     def _update_hold(self, average: np.ndarray, time_ms: float) -> None:
         """Release the held detection once its label's average has stayed low for release_ms."""

@@ -6,9 +6,7 @@ The microphone callback only copies into a queue; the caller's thread does the p
 from __future__ import annotations
 
 import os
-import queue
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -192,6 +190,10 @@ class MicrophoneSource:
         self.block = max(1, self.device_rate * block_ms // 1000)
         self.stats = SourceStats()
         self.stall_s = stall_s
+        import queue  # here: reading a file or stdin never loads them
+        import threading
+
+        self._full, self._empty = queue.Full, queue.Empty
         self._queue: queue.Queue = queue.Queue(maxsize=max(4, MIC_QUEUE_SECONDS * 1000 // block_ms))
         self._stop = threading.Event()
         self._stream = None
@@ -230,7 +232,7 @@ class MicrophoneSource:
             self.stats.overflows += 1
         try:
             self._queue.put_nowait(indata[:, 0].copy())
-        except queue.Full:
+        except self._full:
             self.stats.dropped_blocks += 1
 
     def start(self) -> None:
@@ -257,6 +259,8 @@ class MicrophoneSource:
             except Exception:  # noqa: BLE001 - closing a vanished device may fail; we are done anyway
                 pass
 
+        import threading
+
         closer = threading.Thread(target=close, name="close-audio", daemon=True)
         closer.start()
         closer.join(STOP_TIMEOUT_S)
@@ -268,7 +272,7 @@ class MicrophoneSource:
         while not self._stop.is_set():
             try:
                 block = self._queue.get(timeout=poll)
-            except queue.Empty:
+            except self._empty:
                 waited += poll
                 stream = self._stream
                 if stream is None or not stream.active or waited >= self.stall_s:

@@ -52,6 +52,16 @@ class StepModel:
         self.step_frames = int(frames.shape[1])
         self.num_features = int(np.prod(frames.shape[2:]))
         self._frames_f = np.zeros(frames.shape, np.float32)  # the frames divided by the scale, rounded
+        self._frames_2d = self._frames_f.reshape(self.step_frames, self.num_features)
+        # the quantization constants as numpy scalars, looked up once (not per step)
+        self._in_quantized = frames.quantized
+        self._in_scale = np.float32(frames.scale) if frames.quantized else None
+        self._in_zero = np.float32(frames.zero_point)
+        lo, hi = INT8_RANGE if frames.dtype == "int8" else UINT8_RANGE
+        self._in_lo, self._in_hi = np.float32(lo - frames.zero_point), np.float32(hi - frames.zero_point)
+        out_spec = self.output_specs[0]
+        self._out_quantized = out_spec.quantized
+        self._out_zero, self._out_scale = out_spec.zero_point, np.float32(out_spec.scale)
         self._zero_states = [self._state_zero(s) for s in self.input_specs[1:]]
         self._scores = np.zeros(int(np.prod(self.output_specs[0].shape)), np.float32)
         self._it.invoke()  # once through the public path: delegates are in place, buffers final
@@ -61,13 +71,16 @@ class StepModel:
             self._frames_in = self._it.tensor(self._in[0])()
             self._states = [self._it.tensor(i)() for i in self._in[1:]]
             self._new_states = [self._it.tensor(i)() for i in self._out[1:]]
+            self._state_pairs = tuple(zip(self._states, self._new_states))
             self._score_q = self._it.tensor(self._out[0])()
+            self._score_flat = self._score_q.reshape(-1)  # a view: the output buffer itself
         else:
             self.state_copy = PUBLIC_API
             self._frames_in = np.zeros(frames.shape, frames.dtype)
             self._states = [np.zeros(s.shape, s.dtype) for s in self.input_specs[1:]]
             self._score_view = self._it.tensor(self._out[0])
             self._state_views = [self._it.tensor(i) for i in self._out[1:]]
+        self._frames_in_2d = self._frames_in.reshape(self.step_frames, self.num_features)
         self.reset()
 
     def _raw_invoker(self):
@@ -113,22 +126,24 @@ class StepModel:
     def step(self, frames: np.ndarray) -> np.ndarray:
         """Scores (float32 per label; a buffer reused by the next call) after the newest
         ``step_frames`` frames, (step_frames, features) float."""
-        spec = self.input_specs[0]
-        x = np.asarray(frames, np.float32).reshape(self._frames_f.shape)
-        if spec.quantized:
-            f = self._frames_f
-            np.divide(x, np.float32(spec.scale), out=f)
+        if type(frames) is not np.ndarray or frames.dtype != np.float32 or frames.shape != self._frames_2d.shape:
+            frames = np.asarray(frames, np.float32).reshape(self._frames_2d.shape)
+        if self._in_quantized:
+            # round(x / scale) + zero point, clipped to the type's range: clipped before the zero point
+            # is added (the same integers), which the add then writes into the int8 input directly
+            f = self._frames_2d
+            np.divide(frames, self._in_scale, out=f)
             np.rint(f, out=f)
-            f += spec.zero_point
-            lo, hi = INT8_RANGE if spec.dtype == "int8" else UINT8_RANGE
-            np.clip(f, lo, hi, out=self._frames_in, casting="unsafe")
+            np.maximum(f, self._in_lo, out=f)
+            np.minimum(f, self._in_hi, out=f)
+            np.add(f, self._in_zero, out=self._frames_in_2d, casting="unsafe")
         else:
-            np.copyto(self._frames_in, x)
+            np.copyto(self._frames_in_2d, frames)
         if self._raw is not None:
             self._raw()
-            for state, new in zip(self._states, self._new_states):
+            for state, new in self._state_pairs:
                 np.copyto(state, new)
-            scores = self._score_q
+            scores = self._score_flat
         else:
             it = self._it
             it.set_tensor(self._in[0], self._frames_in)
@@ -137,13 +152,12 @@ class StepModel:
             it.invoke()
             for view, state in zip(self._state_views, self._states):
                 np.copyto(state, view())
-            scores = self._score_view()
-        out = self.output_specs[0]
-        if out.quantized:
-            np.subtract(scores.reshape(-1), out.zero_point, out=self._scores, dtype=np.float32)
-            self._scores *= np.float32(out.scale)
+            scores = self._score_view().reshape(-1)
+        if self._out_quantized:
+            np.subtract(scores, self._out_zero, out=self._scores, dtype=np.float32)
+            self._scores *= self._out_scale
         else:
-            np.copyto(self._scores, scores.reshape(-1))
+            np.copyto(self._scores, scores)
         return self._scores
 
     def check_entry(self, entry: StreamEntry, manifest_path: str | os.PathLike = "manifest") -> None:

@@ -97,3 +97,53 @@ assert total == 32000, total
     loaded = _modules_after(code)
     assert loaded == {"scipy": False, "tensorflow": False, "soundfile": False, "importlib.metadata": False,
                       "tempfile": False}
+
+
+def test_kws_listen_on_a_wav_loads_no_libcrypto_metadata_or_on_detect_modules(converted_run, tmp_path):
+    """Model files are hashed without OpenSSL (hashlib's _hashlib), the runtime's version comes from
+    its package, not importlib.metadata, and --on-detect's and the microphone's modules stay unloaded:
+    together about 6 MiB of kws-listen's peak RSS (docs/BENCHMARKS.md, "Edge")."""
+    path = tmp_path / "noise.wav"
+    _pcm16_wav(path, np.random.default_rng(3).normal(0, 0.05, 16000 * 2).astype(np.float32))
+    code = f"""
+import sys
+from kws.edge.listen_cli import main
+sys.argv = ["kws-listen", "-m", {str(converted_run)!r}, "--wav", {str(path)!r}, "--json"]
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+"""
+    probe = code + "\nimport json\nprint(json.dumps({m: m in sys.modules for m in " \
+                   "('_hashlib', 'importlib.metadata', 'subprocess', 'queue', 'shlex')}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "_hashlib": False, "importlib.metadata": False, "subprocess": False, "queue": False, "shlex": False}
+    assert "kws-listen: model " in out.stderr  # the start-up line, with the runtime's version, was printed
+
+
+def test_builtin_sha256_gives_hashlibs_digest(tmp_path):
+    import hashlib
+
+    from kws.edge.model_loader import sha256_of
+
+    path = tmp_path / "blob"
+    path.write_bytes(np.random.default_rng(5).integers(0, 256, 3 << 20, dtype=np.uint8).tobytes())
+    assert sha256_of(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_atomic_write_replaces_whole_and_steps_past_a_stale_temporary_name(tmp_path):
+    import os
+
+    from kws.edge.manifest import atomic_write_text
+
+    target = tmp_path / "summary.json"
+    atomic_write_text(target, "old")
+    stale = tmp_path / f".summary.json.{os.getpid()}.0.tmp"  # left by a crash of a process with our pid
+    stale.write_text("stale")
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new" and stale.read_text() == "stale"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([stale.name, "summary.json"])
+    assert _modules_after(f"from kws.edge.manifest import atomic_write_text\n"
+                          f"atomic_write_text({str(tmp_path / 'x.json')!r}, '{{}}')")["tempfile"] is False

@@ -72,24 +72,36 @@ def test_convert_writes_the_streaming_form_and_lists_it(tcn_dist):
     assert STREAM_FILES <= {p.name for p in out.iterdir()}
     manifest = load_manifest(out)
     section = manifest.streaming
-    assert section is not None and section.step_frames == 2  # the default 40 ms hop: 20 ms steps
+    assert section is not None and section.step_frames == 3  # the default 30 ms step
+    # the run's 40 ms hop is not a whole number of 30 ms steps: the manifest lists the step as its hop
+    assert manifest.smoothing.hop_ms == 30.0
+    assert "streaming: the run's hop of 40 ms is not a whole number of 30 ms steps; the manifest's hop is 30 ms" in said
     assert set(section.models) == {"int8", "float"}
     report = json.loads((out / "convert_report.json").read_text())["streaming"]
     # conv1 (3 frames), four 9-frame depthwise convolutions, the average over what is left
     assert [(s["layer"], s["frames"]) for s in report["states"]] == [
-        ("conv1", 2), ("b1_1_dw", 8), ("b1_2_dw", 8), ("b2_1_dw", 8), ("b2_2_dw", 8), ("avg_pool", 98 - 2 - 32 - 2)]
+        ("conv1", 2), ("b1_1_dw", 8), ("b1_2_dw", 8), ("b2_1_dw", 8), ("b2_2_dw", 8), ("avg_pool", 98 - 2 - 32 - 3)]
     for key, entry in section.models.items():
         step = StepModel(out / entry.file)
         step.check_entry(entry, out / "manifest.json")
         assert [n for n, _ in entry.inputs] == ["frames"] + [f"state_{s['layer']}" for s in report["states"]]
         assert [n for n, _ in entry.outputs] == ["scores"] + [f"new_state_{s['layer']}" for s in report["states"]]
-        assert entry.inputs[0][1].shape == (1, 2, 40) and entry.outputs[0][1].shape == (1, 5)
+        assert entry.inputs[0][1].shape == (1, 3, 40) and entry.outputs[0][1].shape == (1, 5)
         assert [s for _, s in entry.inputs[1:]] == [s for _, s in entry.outputs[1:]]
         assert [s.shape[1:] for _, s in entry.inputs[1:]] == [tuple(s["shape"]) for s in report["states"]]
         assert (entry.inputs[0][1].dtype == "int8") == (key == "int8")
     assert Manifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest
     line = [m for m in said if m.startswith("streaming int8: stream_int8.tflite vs the window model")]
     assert len(line) == 1 and line[0].endswith("(0 quantization steps)"), said
+
+
+def test_the_default_step_is_30_ms_or_a_shorter_hop_and_the_hop_is_whole_steps():
+    from kws.converters.stream_export import default_step_frames, hop_for_step
+
+    assert [default_step_frames(h) for h in (1, 2, 3, 4, 6, 9)] == [1, 2, 3, 3, 3, 3]
+    assert default_step_frames(8, stride_ms=20.0) == 1
+    assert [hop_for_step(h, 30.0) for h in (30.0, 40.0, 60.0, 90.0, 20.0)] == [30.0, 30.0, 60.0, 90.0, 30.0]
+    assert hop_for_step(40.0, 20.0) == 40.0
 
 
 def _stream_frames(audio: np.ndarray, manifest: Manifest) -> np.ndarray:
@@ -107,7 +119,7 @@ def test_step_scores_equal_the_window_model_over_a_long_stream(tcn_dist, long_st
     window = TFLiteModel(out / manifest.models[key].file)
     step = StepModel(out / manifest.streaming.models[key].file)
     check = compare_forms(window, step, frames)
-    assert check["windows_compared"] == (len(frames) - 98) // 2 + 1
+    assert check["windows_compared"] == (len(frames) - 98) // 3 + 1
     if key == "float":
         assert check["max_abs_diff_vs_window"] <= FLOAT_TOLERANCE
     else:
@@ -123,18 +135,18 @@ def test_both_ways_of_passing_the_state_give_the_same_scores(tcn_dist, long_stre
     monkeypatch.setattr(StepModel, "_raw_invoker", lambda self: None)
     public = StepModel(out / "stream_int8.tflite")
     assert (direct.state_copy, public.state_copy) == (DIRECT_VIEWS, PUBLIC_API)
-    for start in range(0, len(frames) - 1, 2):
-        assert np.array_equal(direct.step(frames[start:start + 2]), public.step(frames[start:start + 2]))
+    for start in range(0, len(frames) - 2, 3):
+        assert np.array_equal(direct.step(frames[start:start + 3]), public.step(frames[start:start + 3]))
     public.reset()
     direct.reset()
-    assert np.array_equal(direct.step(frames[:2]), public.step(frames[:2]))
+    assert np.array_equal(direct.step(frames[:3]), public.step(frames[:3]))
 
 
 @pytest.mark.parametrize("key", ["float", "int8"])
 def test_recognizer_streams_with_the_same_scores_and_detections(tcn_dist, long_stream, key):
     out, _ = tcn_dist
     audio = long_stream[: 20 * SAMPLE_RATE]
-    for hop_ms in (20, 40, 60):
+    for hop_ms in (30, 60, 90):
         results = {}
         for streaming in (True, False):
             rec = Recognizer.from_manifest(out, model=key, hop_ms=hop_ms, threshold=THRESHOLD, keep_scores=True,
@@ -152,12 +164,45 @@ def test_recognizer_streams_with_the_same_scores_and_detections(tcn_dist, long_s
         assert dets_w, "the stream should give detections to compare"
 
 
+def test_streaming_scores_do_not_depend_on_chunk_sizes(tcn_dist, long_stream):
+    """The frontend computes a chunk's frames in one call and hands them on hop by hop: chunks shorter
+    than a frame, a hop, or longer than the clip all give the same scores at the same times."""
+    out, _ = tcn_dist
+    audio = long_stream[: 5 * SAMPLE_RATE]
+    results = []
+    for chunk in (7, 480, 1601, 17000):
+        rec = Recognizer.from_manifest(out, threshold=THRESHOLD, keep_scores=True)
+        assert rec.form == "streaming" and rec.hop_ms == 30.0
+        dets = []
+        for start in range(0, len(audio), chunk):
+            dets += rec.process(audio[start:start + chunk])
+        results.append(([(d.label, d.time_s, d.score) for d in dets], *rec.pop_scores()))
+        assert rec.timer.count == len(results[-1][1])
+    for dets, times, scores in results[1:]:
+        assert dets == results[0][0]
+        assert np.array_equal(times, results[0][1]) and np.array_equal(scores, results[0][2])
+
+
+def test_the_window_model_opens_only_when_the_window_form_runs(tcn_dist):
+    out, _ = tcn_dist
+    rec = Recognizer.from_manifest(out)
+    assert rec.form == "streaming" and not rec.model.is_open  # its sha256 was checked, no interpreter
+    assert rec.model.num_labels == 5 and rec.model.input_shape == (1, 98, 40)
+    for kwargs in ({"streaming": False}, {"hop_ms": 40}):
+        rec = Recognizer.from_manifest(out, **kwargs)
+        assert rec.form == "window" and getattr(rec.model, "is_open", True)  # a TFLiteModel is open
+    window = Recognizer.from_manifest(out).model
+    clip = np.zeros((98, 40), np.float32)
+    np.testing.assert_array_equal(window.predict(clip), TFLiteModel(out / "model_int8.tflite").predict(clip))
+    assert window.is_open
+
+
 def test_hops_that_are_not_whole_steps_use_the_window_model(tcn_dist):
     out, _ = tcn_dist
-    rec = Recognizer.from_manifest(out, hop_ms=30)
-    assert rec.form == "window" and "not a multiple of the streaming step (20 ms)" in rec.describe_form()
+    rec = Recognizer.from_manifest(out, hop_ms=40)
+    assert rec.form == "window" and "not a multiple of the streaming step (30 ms)" in rec.describe_form()
     rec = Recognizer.from_manifest(out / "stream_int8.tflite")  # the step model's own file: streams
-    assert rec.form == "streaming" and rec.describe_form().startswith("streaming: stream_int8.tflite, 2 frames")
+    assert rec.form == "streaming" and rec.describe_form().startswith("streaming: stream_int8.tflite, 3 frames")
 
 
 def test_a_manifest_without_streaming_loads_and_runs_the_window_model(tcn_dist, converted_run, tmp_path):
@@ -283,7 +328,7 @@ def test_the_step_model_runs_in_the_tflite_micro_interpreter(tcn_dist, long_stre
                           str(1 + step.num_states)], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     micro = json.loads(res.stdout.strip().splitlines()[-1])
-    assert micro["windows_compared"] == (len(frames) - 98) // 2 + 1
+    assert micro["windows_compared"] == (len(frames) - 98) // 3 + 1
     assert micro["max_step_diff"] <= 1
     sys.path.insert(0, str(REPO))
     from bench.bench_convert import measure_arena
@@ -305,7 +350,7 @@ def test_kws_listen_streams_in_the_tflite_runtime_environment(tcn_dist, long_str
     for flag in ("", "--no-streaming"):
         summary = tmp_path / f"summary{flag}.json"
         proc = subprocess.run([str(EDGE_PYTHON.parent / "kws-listen"), "-m", str(out), "--wav", str(wav), "--json",
-                               "--threshold", str(THRESHOLD), "--hop-ms", "20", "--summary-json", str(summary),
+                               "--threshold", str(THRESHOLD), "--hop-ms", "30", "--summary-json", str(summary),
                                *([flag] if flag else [])], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert "tflite-runtime 2.14.0" in proc.stderr
@@ -313,6 +358,6 @@ def test_kws_listen_streams_in_the_tflite_runtime_environment(tcn_dist, long_str
                       proc.stderr)
     (dets_s, sum_s, err_s), (dets_w, sum_w, err_w) = runs[""], runs["--no-streaming"]
     assert (sum_s["form"], sum_w["form"]) == ("streaming", "window")
-    assert "streaming: stream_int8.tflite, 2 frames per step" in err_s and "streaming turned off" in err_w
+    assert "streaming: stream_int8.tflite, 3 frames per step" in err_s and "streaming turned off" in err_w
     assert [(d["label"], d["time_s"]) for d in dets_s] == [(d["label"], d["time_s"]) for d in dets_w]
-    assert sum_s["hops"] == sum_w["hops"] == (20 * 1000 - 1000) // 20 + 1
+    assert sum_s["hops"] == sum_w["hops"] == (20 * 1000 - 1000) // 30 + 1
