@@ -100,7 +100,7 @@ def wheel_info() -> dict:
 class Frontend:
     """mel + speech_embedding through onnxruntime on one thread."""
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, tflite: Path | None = None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -109,6 +109,32 @@ class Frontend:
         d = models_dir()
         self.mel_sess = ort.InferenceSession(str(d / "melspectrogram.onnx"), so, providers=["CPUExecutionProvider"])
         self.emb_sess = ort.InferenceSession(str(d / "embedding_model.onnx"), so, providers=["CPUExecutionProvider"])
+        self.it = None
+        self.cache_suffix = ""
+        if tflite:  # the embedding as a TFLite model (bench.embedding_tflite), run by ai-edge-litert
+            from ai_edge_litert.interpreter import Interpreter
+
+            self.it = Interpreter(model_path=str(tflite), num_threads=threads)
+            self.it.allocate_tensors()
+            self.cache_suffix = "_" + Path(tflite).stem
+            self._in, self._out = self.it.get_input_details()[0], self.it.get_output_details()[0]
+
+    def embed_one(self, window: np.ndarray) -> np.ndarray:
+        """(96,) embedding of one (76, 32) mel window."""
+        if self.it is None:
+            return self.emb_sess.run(None, {"input_1": window[None, :, :, None]})[0].reshape(DIM)
+        i, o = self._in, self._out
+        x = window[None, :, :, None]
+        if i["dtype"] == np.int8:
+            sc, z = i["quantization"]
+            x = np.clip(np.round(x / sc + z), -128, 127).astype(np.int8)
+        self.it.set_tensor(i["index"], x.astype(i["dtype"]))
+        self.it.invoke()
+        y = self.it.get_tensor(o["index"]).reshape(DIM)
+        if o["dtype"] == np.int8:
+            sc, z = o["quantization"]
+            y = (y.astype(np.float32) - z) * sc
+        return y
 
     def mel(self, x: np.ndarray) -> np.ndarray:
         """(chunks * 8, 32) mel frames of ``x`` (int16 scale, starting with LOOKBACK samples of
@@ -130,6 +156,8 @@ class Frontend:
         if m <= 0:
             return np.zeros((0, DIM), np.float32)
         idx = np.arange(m)[:, None] * MEL_STEP + np.arange(MEL_WINDOW)[None]
+        if self.it is not None:
+            return np.stack([self.embed_one(mel[j]) for j in idx]).astype(np.float32)
         out = [self.emb_sess.run(None, {"input_1": mel[idx[b:b + batch]][..., None]})[0].reshape(-1, DIM)
                for b in range(0, m, batch)]
         return np.concatenate(out)
@@ -198,7 +226,7 @@ def running_files(limit: tuple[int, int] | None) -> tuple[list[Path], list[Path]
 
 def cached_stream_embeddings(fe: Frontend, files: list[Path], name: str) -> dict[str, np.ndarray]:
     """{file name: embeddings} for whole recordings, cached in OUT/name.npz; also the durations."""
-    path = OUT / f"{name}.npz"
+    path = OUT / f"{name}{fe.cache_suffix}.npz"
     if path.is_file():
         data = dict(np.load(path))
         if all(f.name in data for f in files):
@@ -247,7 +275,7 @@ def bw_noise_rms(rng: np.random.Generator) -> float:
 
 def training_windows(fe: Frontend, augment: int, unknown_augment: int, noise_windows: int, seed: int) -> dict:
     """Head inputs from the synthesized train+validation clips (cached)."""
-    path = OUT / f"synth_a{augment}_u{unknown_augment}_n{noise_windows}_s{seed}.npz"
+    path = OUT / f"synth_a{augment}_u{unknown_augment}_n{noise_windows}_s{seed}{fe.cache_suffix}.npz"
     if path.is_file():
         return dict(np.load(path))
     from kws.evaluation.stream import load_noise
@@ -279,7 +307,7 @@ def training_windows(fe: Frontend, augment: int, unknown_augment: int, noise_win
 def calibration_stream(fe: Frontend, seed: int = 1) -> dict:
     """Every synthesized *testing* keyword clip once in the training noise (its FRR side of the
     calibration), embedded (cached)."""
-    path = OUT / "calibration_stream.npz"
+    path = OUT / f"calibration_stream{fe.cache_suffix}.npz"
     if path.is_file():
         d = dict(np.load(path, allow_pickle=False))
         d["events"] = json.loads(str(d["events"]))
@@ -298,7 +326,7 @@ def calibration_stream(fe: Frontend, seed: int = 1) -> dict:
 
 def test_stream(fe: Frontend, limit: int | None) -> dict:
     """bench_wakeword's test: every real wake-word clip once in noise/mycroft at 5-20 dB (cached)."""
-    path = OUT / ("test_stream_quick.npz" if limit else "test_stream.npz")
+    path = OUT / (("test_stream_quick" if limit else "test_stream") + fe.cache_suffix + ".npz")
     if path.is_file():
         d = dict(np.load(path, allow_pickle=False))
         d["events"] = json.loads(str(d["events"]))
@@ -419,7 +447,8 @@ def run_recipe(name: str, model, cal_parts, test_parts, cal_stream, test, args) 
            "cal_synth_frr": cal["report"]["frr"],
            "detection": {w: rep["per_label"][w]["detected"] / rep["per_label"][w]["keywords"] for w in WORDS},
            "clips": {w: rep["per_label"][w]["keywords"] for w in WORDS},
-           "noise_fa": rep["false_accepts"], "noise_free_hours": rep["keyword_free_hours"],
+           "noise_fa": rep["false_accepts"],
+           "noise_fa_per_label": {w: rep["per_label"][w]["false_accepts"] for w in WORDS}, "noise_free_hours": rep["keyword_free_hours"],
            "test_fa": fa["false_accepts"], "test_hours": fa["hours"], "test_fa_per_hour": fa["fa_per_hour"],
            "test_fa_per_label": fa["per_label"]}
     # the operating curve on the held-out speech (a characterisation, chosen on the test audio): per
@@ -461,7 +490,7 @@ def frontend_cost(fe: Frontend, audio: np.ndarray, head) -> dict:
         m = fe.mel_sess.run(None, {"input": x[None, i * CHUNK:i * CHUNK + LOOKBACK + CHUNK]})[0].reshape(-1, 32)
         mel_buf = np.concatenate([mel_buf[MEL_PER_CHUNK:], m / 10.0 + 2.0])
         c1 = time.process_time()
-        e = fe.emb_sess.run(None, {"input_1": mel_buf[None, :, :, None]})[0].reshape(DIM)
+        e = fe.embed_one(mel_buf)
         emb_buf = np.concatenate([emb_buf[1:], e[None]])
         c2 = time.process_time()
         h = emb_buf.reshape(1, -1)
@@ -512,9 +541,79 @@ def model_costs() -> dict:
     return out
 
 
+
+def render(entry: dict, tflite: dict | None) -> str:
+    """The markdown table of one run (bench/results/embedding.md)."""
+    def pct(x):
+        return f"{100 * x:.1f}%"
+    h, st = entry["hours"], entry["settings"]
+    lines = [f"Command: `{entry['command']}` ({entry['machine']}, load average {entry['load_start'][0]:.1f} at the start, "
+             f"{entry['load_end'][0]:.1f} at the end; {entry['wall_s']:.0f} s wall, embeddings cached in bench/out/embedding/).",
+             "",
+             f"Head: Flatten(16 x 96) -> Dense {st['hidden']} -> Dense {st['hidden']} -> 3-way softmax "
+             f"({entry['rows'][0]['head_params']:,} parameters), {st['epochs']} epochs, classes weighted equally. "
+             f"Training windows: {entry['rows'][0]['train_windows']['synth']} synthesized (every train/validation "
+             f"keyword clip x{st['augment']}, _unknown_ x{st['unknown_augment']}, {st['noise_windows']} noise-only) + "
+             f"every 80 ms window of the training running speech. Real test: {entry['test_clips']} real clips "
+             f"({entry['test_stream_hours']:.2f} h stream); FA/h on {h['test']:.2f} h of held-out running speech "
+             f"({entry['files']['test']} files). Calibration FRR side: {entry['cal_stream']['clips']} synthesized "
+             f"testing-split clips ({entry['cal_stream']['hours']:.2f} h).",
+             "",
+             "| recipe | head trained on (speech) | calibrated on | thresholds (window) | snowboy detected | "
+             "smart-mirror detected | FA/h held-out running speech | meets target |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in entry["rows"]:
+        if "failed" in r:
+            lines.append(f"| {r['recipe']} | - | {r['failed']} | - | - | - | - | no |")
+            continue
+        trained = (f"first 2/3 of the 60% ({h['train_a']:.2f} h)" if r["recipe"] == "split"
+                   else f"all of the 60% ({h['train_a'] + h['train_b']:.2f} h)")
+        cal = (f"last 1/3 of the 60% ({r['cal_hours']:.2f} h, {r['cal_fa_per_hour']} FA/h)" if r["recipe"] == "split"
+               else f"the same 60% ({r['cal_hours']:.2f} h, {r['cal_fa_per_hour']} FA/h)")
+        th = ", ".join(f"{k} {v:g}" for k, v in r["thresholds"].items())
+        ok = r["test_fa_per_hour"] <= 0.5 and min(r["detection"].values()) >= 0.9
+        lines.append(f"| {r['recipe']} | {trained} | {cal} | {th} ({r['window_ms']:g} ms) | "
+                     f"{pct(r['detection']['snowboy'])} (n={r['clips']['snowboy']}) | "
+                     f"{pct(r['detection']['smart-mirror'])} (n={r['clips']['smart-mirror']}) | "
+                     f"{r['test_fa_per_hour']} ({r['test_fa']} in {r['test_hours']:.2f} h) | {'yes' if ok else 'no'} |")
+    lines += ["", "Operating points on the held-out running speech (thresholds read off the test audio itself, per word "
+              "with the other word switched off, so a characterisation of the model, not a calibrated result): "
+              "detection at the lowest threshold where that word fires at most X times per hour there.", "",
+              "| recipe | word | <= 0.5 FA/h | <= 1 FA/h | <= 2 FA/h | <= 5 FA/h |", "|---|---|---|---|---|---|"]
+    for r in entry["rows"]:
+        for w, pts in (r.get("curve") or {}).items():
+            cells = []
+            for x in ("0.5", "1.0", "2.0", "5.0"):
+                p = pts.get(x)
+                cells.append(f"{pct(p['detected'])} (th {p['threshold']:g}, {p['fa_per_hour']} FA/h)" if p else "-")
+            lines.append(f"| {r['recipe']} | {w} | " + " | ".join(cells) + " |")
+    c, m = entry["cost"], entry["models"]
+    lines += ["", f"Front end cost, one thread, fed 80 ms at a time ({c['audio_s']:g} s of running speech, onnxruntime): "
+              f"mel {c['mel_rtf']}, embedding {c['embedding_rtf']}, head (numpy) {c['head_rtf']}: RTF {c['total_rtf']} "
+              f"({c['per_hop_ms']} ms CPU per 80 ms hop).",
+              f"Models: melspectrogram.onnx {m['melspectrogram']['bytes'] / 1024:.0f} KiB, "
+              f"{m['melspectrogram']['params']:,} parameters (an STFT as two 512-tap convolutions and a mel matrix), "
+              f"{m['melspectrogram']['macs_per_second'] / 1e6:.0f} M MAC/s; embedding_model.onnx "
+              f"{m['embedding_model']['bytes'] / 1024:.0f} KiB, {m['embedding_model']['params']:,} parameters, "
+              f"{m['embedding_model']['macs_per_call'] / 1e6:.1f} M MACs per embedding = "
+              f"{m['embedding_model']['macs_per_second'] / 1e6:.0f} M MAC/s at one embedding per 80 ms."]
+    if tflite:
+        lines += ["", f"TFLite (embedding rebuilt in Keras from the ONNX weights, `python -m bench.embedding_tflite`; "
+                  f"Keras vs onnxruntime max abs diff {tflite['keras_vs_onnx']['max_abs']}): "
+                  f"float {tflite['float']['bytes'] / 1024:.0f} KiB, {tflite['float']['cpu_ms_per_embedding']} ms per "
+                  f"embedding (LiteRT, one thread, RTF {tflite['float']['embedding_rtf']}); int8 "
+                  f"{tflite['int8']['bytes'] / 1024:.0f} KiB, {tflite['int8']['cpu_ms_per_embedding']} ms "
+                  f"(RTF {tflite['int8']['embedding_rtf']}), vs onnxruntime: cosine mean "
+                  f"{tflite['int8']['vs_onnx']['cosine_mean']} (min {tflite['int8']['vs_onnx']['cosine_min']}), "
+                  f"RMS error / RMS {tflite['int8']['vs_onnx']['rms_err_over_rms']}; int8 ops: "
+                  f"{', '.join(tflite['int8_ops'])}."]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- main
 
 def main() -> None:
+    global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--augment", type=int, default=5, help="noisy copies of each synthesized keyword clip")
     ap.add_argument("--unknown-augment", type=int, default=2)
@@ -528,8 +627,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tag", default="", help="suffix of the results entry (variants side by side)")
+    ap.add_argument("--embedding-tflite", type=Path, default=None,
+                    help="run the embedding as this TFLite model (e.g. bench/out/embedding/embedding_int8.tflite)")
+    ap.add_argument("--render", action="store_true", help="only rewrite bench/results/embedding.md from results.json")
     args = ap.parse_args()
-    global OUT
+    if args.render:
+        results = json.loads((OUT / "results.json").read_text())
+        tfl = json.loads((OUT / "tflite.json").read_text()) if (OUT / "tflite.json").is_file() else None
+        text = "\n".join(f"### {k}\n\n" + render(v, tfl) for k, v in results.items())
+        RESULTS.write_text(text)
+        print(text)
+        return
     if args.quick:
         OUT = OUT / "quick"
     OUT.mkdir(parents=True, exist_ok=True)
@@ -538,7 +646,9 @@ def main() -> None:
     info = wheel_info()
     print(f"feature models: {info['models_dir']} (openwakeword {info['version']} wheel, {', '.join(info['license'])}); "
           "only melspectrogram.onnx and embedding_model.onnx are loaded", flush=True)
-    fe = Frontend(threads=1)
+    fe = Frontend(threads=1, tflite=args.embedding_tflite)
+    if args.embedding_tflite:
+        print(f"embedding model: {args.embedding_tflite} (ai-edge-litert) instead of embedding_model.onnx", flush=True)
     train_files, test_files = running_files((12, 6) if args.quick else None)
     cut = int(round(len(train_files) * 2 / 3))
     print("embedding running speech ...", flush=True)
@@ -567,6 +677,7 @@ def main() -> None:
         t0 = time.process_time()
         model = train_head(x, y, args, args.seed)
         train_s = time.process_time() - t0
+        model.save(OUT / f"head_{recipe}{args.tag}.keras")
         del x, y, neg
         cal_parts = scored(model, run_train, cal_files)
         test_parts = scored(model, run_test, test_files)
