@@ -1,6 +1,7 @@
 """Wake words on a frozen speech embedding (issue 16, item 5): an experiment, no product code.
 
-    python -m bench.bench_embedding [--augment 5] [--epochs 30] [--quick]
+    python -m bench.bench_embedding [--augment 5] [--epochs 30] [--quick] [--synth-data DIR]
+        [--embedding-tflite bench/out/embedding/embedding_int8.tflite] [--render]
 
 Does Google's speech_embedding (Apache-2.0; the ``melspectrogram.onnx`` + ``embedding_model.onnx``
 shipped in the ``openwakeword==0.4.0`` wheel, used as frozen feature extractors only: no openWakeWord
@@ -76,7 +77,62 @@ THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), n
                                                 [0.99, 0.993, 0.995, 0.997, 0.998, 0.999, 0.9995, 0.9998,
                                                  0.9999]]), 5))
 FA_POINTS = (0.5, 1.0, 2.0, 5.0)
-NOTES = ""
+NOTES = """
+What it means for issue 16 (item 5):
+
+- **Close to the target, not on it.** At the thresholds kws's own calibration chose on training-side speech,
+  every head finds 96-100% of the real "snowboy" and 74-99% of the real "smart mirror" clips (94% or more
+  in every row but the two with negatives weighted 4x) and makes 1 to 6 false accepts in the 0.60 h of held-out running speech (1.7-10 FA/h). Today's
+  synth-only kws model (bench_wakeword, same data and test) found 62.8% / 50.4% at 1614 FA/h, and 0% once
+  calibrated for 0.5 FA/h. The target, 0.5 FA/h on 0.60 h, means no false accept at all there; no
+  calibrated row reaches it. The best rows (head trained and calibrated on all 0.88 h of training speech):
+  96-98% / 94-96% at 1 false accept (1.7 FA/h), with the float embedding and with the int8 one alike.
+  For scale, the issue's peers measured for `alexa` on this machine (3 h of other real speech):
+  openWakeWord 97.0% at 3.0 FA/h, microWakeWord 93.9% at 0.33 FA/h.
+- **The models separate; the thresholds are the weak part.** Read off the held-out speech itself, 4 of
+  the 6 heads with unweighted classes have per-word thresholds at which both words are detected at 90% or
+  more with no false accept (best: float seed 16 `split`, 99.3% / 98.9%); the calibrated thresholds (0.96-0.9999, where the softmax is saturated) let 1-6 through because 0.3-0.9 h of
+  calibration speech with a budget of zero false accepts cannot place a threshold that finely. More real
+  negative speech, for training and for calibration, is the next lever (the peers train on thousands of
+  hours); items 1, 2 and 4 of the issue (negatives, mining, calibrating on negatives) apply unchanged to
+  this family. One false accept is 1.7 FA/h on this test: a claim of 0.5 FA/h needs several hours of
+  held-out speech.
+- **Runs on the edge runtimes, not on microcontrollers.** The embedding converts with kws's own
+  converter to a full-integer int8 TFLite of 387 KiB with builtin ops only (tflite-runtime 2.14 runs them
+  all), and a head trained on the int8 embeddings does as well as on the float ones (`all`: 98.0% / 95.7%
+  at 1 false accept). The whole front end
+  costs RTF 0.009-0.010 with the int8 embedding on LiteRT (2x kws's ds_cnn pipeline at 0.0045; ONNX float
+  0.022-0.035), but 42 M MACs per 80 ms (0.52 G MAC/s; kws's ds_cnn is 20.8 M MACs
+  per whole 1 s inference) is more than a Cortex-M4/M7 sustains (an estimate, not measured here): an optional family for Linux-class devices (Raspberry Pi and up), with the default
+  microcontroller model unchanged, as item 5 says. The mel model (an STFT as two 512-tap convolutions,
+  32 mel bins, log and an 80 dB clip per 80 ms call) would need to be ported to kws's frontend (C and
+  Python) or converted too; it was not converted here.
+- **Decision: build the optional `embedding` family.** It is the only change measured on this machine
+  that takes synth-only wake words from unusable (1614 FA/h) to about 1-2 FA/h at 94-98% detection of
+  real speakers. Ship only `melspectrogram.onnx` and `embedding_model.onnx` (Apache-2.0; name the
+  openwakeword 0.4.0 wheel and Google's speech_embedding in the README); the wheel also holds
+  openWakeWord's own wake-word models (alexa, hey_jarvis, ...), which are under a non-commercial license and
+  must not be shipped or loaded.
+
+Also seen:
+
+- Weighting the negative class 4x made things worse, not better (smart mirror 74-84% at 3.3-8.4 FA/h):
+  its calibrated thresholds went to the grid's ends (0.45 and 0.9999).
+- Head training matters at the level of single false accepts: the same data with head seed 17 instead of
+  16 gives 98.3% / 95.4% at 1 false accept (`all`) where seed 16 gave 96.0% / 94.3% at 1, and 0 instead of
+  69 unmatched detections in the real-clip noise stream (their labels were not recorded for that first
+  run; the other heads make 0-2 there, the 4x-weighted `split` head 15). Runs are deterministic for a given seed (the int8 run gave identical rows twice).
+- One moment decides the pass: the single false accept of the seed-17 and the int8 `all` heads
+  ("snowboy", averages 0.987-0.993) is the same 0.1 s of one held-out recording
+  (`s2i_a4c92d83-15b4-4be2-8e91-71a1b8e09d19.flac` at 9.6-9.7 s), which also fires in the seed-17, int8
+  and both 4x-weighted heads (the seed-16 heads were not saved, so theirs were not located). The running speech is one domain (spoken coffee orders), so FA/h on other speech
+  (TV, conversation) is not measured here.
+- Scores saturate: with the seed-16 `all` head no real snowboy clip reaches an average of 0.98, while
+  97.0% reach 0.97, so a calibration grid step near 1 can switch a word off.
+- The mel model's 80 dB clip is taken per call, so a clip's mel computed in one call differs slightly from
+  the streaming computation; everything here (training windows included) is computed the streaming way,
+  80 ms per call.
+"""
 
 
 def models_dir() -> Path:
@@ -564,7 +620,10 @@ def render(results: dict, tflite: dict | None, notes: str = "") -> str:
              "Command" + ("s" if len(entries) > 1 else "") + ": " + ", ".join(
                  f"`{e['command'].strip()}` (1-minute load average {e['load_start'][0]:.1f} at the start, "
                  f"{e['load_end'][0]:.1f} at the end, {e['wall_s']:.0f} s wall{e.get('cached_note', '')})" for e in entries)
-             + f"; `python -m bench.embedding_tflite` made the int8 embedding. {first['machine']}, shared with other jobs.",
+             + f"; `python -m bench.embedding_tflite` made the int8 embedding. {first['machine']}, shared with other jobs. "
+             "Needs, in .venv, `pip install onnxruntime onnx` and `pip install --no-deps openwakeword==0.4.0` (only the "
+             "wheel's files are used; openwakeword itself is never imported), and bench_wakeword's synthesized data "
+             "(`--synth-data`, default /work/main/bench/out/wakeword/data, read only).",
              "",
              "Front end: Google's speech_embedding as shipped in the `openwakeword==0.4.0` wheel on PyPI "
              f"(`openwakeword/resources/models/melspectrogram.onnx` and `embedding_model.onnx`; the wheel is "
@@ -660,7 +719,7 @@ def render(results: dict, tflite: dict | None, notes: str = "") -> str:
 # ---------------------------------------------------------------- main
 
 def main() -> None:
-    global OUT
+    global OUT, SYNTH_DATA
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--augment", type=int, default=5, help="noisy copies of each synthesized keyword clip")
     ap.add_argument("--unknown-augment", type=int, default=2)
@@ -672,6 +731,7 @@ def main() -> None:
     ap.add_argument("--negative-stride", type=int, default=1, help="every Nth head window of the training speech")
     ap.add_argument("--recipes", default="split,all")
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--synth-data", type=Path, default=SYNTH_DATA, help="bench_wakeword's kws-synth folder (read only)")
     ap.add_argument("--head-seed", type=int, default=None, help="seed of the head's training only (default --seed)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tag", default="", help="suffix of the results entry (variants side by side)")
@@ -679,11 +739,12 @@ def main() -> None:
                     help="run the embedding as this TFLite model (e.g. bench/out/embedding/embedding_int8.tflite)")
     ap.add_argument("--render", action="store_true", help="only rewrite bench/results/embedding.md from results.json")
     args = ap.parse_args()
+    SYNTH_DATA = args.synth_data
     if args.render:
         results = json.loads((OUT / "results.json").read_text())
         tfl = json.loads((OUT / "tflite.json").read_text()) if (OUT / "tflite.json").is_file() else None
-        order = [k for k in ("main", "main_int8", "main_nw4") if k in results] + sorted(
-            k for k in results if k not in ("main", "main_int8", "main_nw4"))
+        order = [k for k in ("main", "main_hs17", "main_int8", "main_nw4") if k in results] + sorted(
+            k for k in results if k not in ("main", "main_hs17", "main_int8", "main_nw4"))
         text = render({k: results[k] for k in order}, tfl, NOTES)
         RESULTS.write_text(text)
         print(text)
