@@ -120,12 +120,14 @@ Also seen:
   its calibrated thresholds went to the grid's ends (0.45 and 0.9999).
 - Head training matters at the level of single false accepts: the same data with head seed 17 instead of
   16 gives 98.3% / 95.4% at 1 false accept (`all`) where seed 16 gave 96.0% / 94.3% at 1, and 0 instead of
-  69 unmatched detections in the real-clip noise stream (their labels were not recorded for that first
-  run; the other heads make 0-2 there, the 4x-weighted `split` head 15). Runs are deterministic for a given seed (the int8 run gave identical rows twice).
-- One moment decides the pass: the single false accept of the seed-17 and the int8 `all` heads
-  ("snowboy", averages 0.987-0.993) is the same 0.1 s of one held-out recording
-  (`s2i_a4c92d83-15b4-4be2-8e91-71a1b8e09d19.flac` at 9.6-9.7 s), which also fires in the seed-17, int8
-  and both 4x-weighted heads (the seed-16 heads were not saved, so theirs were not located). The running speech is one domain (spoken coffee orders), so FA/h on other speech
+  69 unmatched detections in the real-clip noise stream (counted against the words, wrong-word matches
+  included: snowboy 55, smart mirror 26; the other heads make 0-2 there, the 4x-weighted `split` head 15).
+  Runs are deterministic for a given seed: the first float run (computing every embedding, 1083 s wall at
+  load 6.6-9.5) and its rerun from the cache gave identical rows, and so did two int8 runs.
+- One moment decides the pass: the single false accept of every `all` head (float seeds 16 and 17, int8;
+  "snowboy", averages 0.973-0.993) is the same 0.1 s of one held-out recording
+  (`s2i_a4c92d83-15b4-4be2-8e91-71a1b8e09d19.flac` at 9.4-9.7 s), and all 8 heads fire there
+  (`python -m bench.embedding_false_accepts` lists every head's false accepts). The running speech is one domain (spoken coffee orders), so FA/h on other speech
   (TV, conversation) is not measured here.
 - Scores saturate: with the seed-16 `all` head no real snowboy clip reaches an average of 0.98, while
   97.0% reach 0.97, so a calibration grid step near 1 can switch a word off.
