@@ -3,7 +3,7 @@
     python -m bench.bench_embedding [--augment 5] [--epochs 30] [--quick] [--synth-data DIR]
         [--embedding-tflite bench/out/embedding/embedding_int8.tflite] [--render]
 
-Does Google's speech_embedding (Apache-2.0; the ``melspectrogram.onnx`` + ``embedding_model.onnx``
+Does Google's speech_embedding (Apache-2.0 as Google released it; here the ``melspectrogram.onnx`` + ``embedding_model.onnx``
 shipped in the ``openwakeword==0.4.0`` wheel, used as frozen feature extractors only: no openWakeWord
 wake-word model is loaded) with a small head trained on *our* synthesized clips and real negative
 speech reach issue 16's target (>= 90% of real clips detected at <= 0.5 FA/h of held-out real running
@@ -107,12 +107,21 @@ What it means for issue 16 (item 5):
   microcontroller model unchanged, as item 5 says. The mel model (an STFT as two 512-tap convolutions,
   32 mel bins, log and an 80 dB clip per 80 ms call) would need to be ported to kws's frontend (C and
   Python) or converted too; it was not converted here.
-- **Decision: build the optional `embedding` family.** It is the only change measured on this machine
-  that takes synth-only wake words from unusable (1614 FA/h) to about 1-2 FA/h at 94-98% detection of
-  real speakers. Ship only `melspectrogram.onnx` and `embedding_model.onnx` (Apache-2.0; name the
-  openwakeword 0.4.0 wheel and Google's speech_embedding in the README); the wheel also holds
-  openWakeWord's own wake-word models (alexa, hey_jarvis, ...), which are under a non-commercial license and
-  must not be shipped or loaded.
+- **Decision: build the optional `embedding` family**, with the licensing settled first (next bullet). It is
+  the only change measured on this machine that takes synth-only wake words from unusable (1614 FA/h) to
+  about 1-2 FA/h at 94-98% detection of real speakers. Never ship or load openWakeWord's own wake-word
+  models (alexa, hey_jarvis, ... in the same folder).
+- **License of the two feature files: not as clear as the issue assumed.** The wheel's code license is
+  Apache-2.0 (its LICENSE file and classifier), and its README (the wheel's METADATA) describes the embedding
+  as Google's speech_embedding, "provided by Google as a TFHub module under an Apache-2.0 license" and
+  "manually re-implemented" by openWakeWord, and the mel model as "an ONNX implementation of Torch's
+  melspectrogram function with fixed parameters". But the same README's License section says "All of the
+  included pre-trained models are licensed under the Creative Commons Attribution-NonCommercial-ShareAlike 4.0
+  International license", without exempting these two files. Before kws ships them, either get the
+  weights from Google's speech_embedding release (Apache-2.0) and check they match
+  `embedding_model.onnx` (the Keras rebuild here loads such weights directly) and compute the mel frames
+  with our own code (an STFT and a mel matrix with fixed parameters), or get the maintainer's word that
+  these two files are Apache-2.0. This experiment only measured them.
 
 Also seen:
 
@@ -628,9 +637,8 @@ def render(results: dict, tflite: dict | None, notes: str = "") -> str:
              "(`--synth-data`, default /work/main/bench/out/wakeword/data, read only).",
              "",
              "Front end: Google's speech_embedding as shipped in the `openwakeword==0.4.0` wheel on PyPI "
-             f"(`openwakeword/resources/models/melspectrogram.onnx` and `embedding_model.onnx`; the wheel is "
-             f"{', '.join(first['wheel']['license']).replace('License :: OSI Approved :: ', '')}, and so is "
-             "speech_embedding), frozen; none of openWakeWord's wake-word models is used. 16 kHz audio at int16 scale, "
+             "(`openwakeword/resources/models/melspectrogram.onnx` and `embedding_model.onnx`; licenses: see the "
+             "last bullet below), frozen; none of openWakeWord's wake-word models is used. 16 kHz audio at int16 scale, "
              "mel frames every 10 ms (x/10 + 2), one 96-dim embedding per 76 mel frames every 80 ms, computed chunk "
              "by chunk as on a device. "
              f"Head: Flatten(16 x 96) -> Dense {st['hidden']} -> Dense {st['hidden']} -> softmax over _unknown_, "
@@ -758,7 +766,8 @@ def main() -> None:
     load_start = os.getloadavg()
     info = wheel_info()
     print(f"feature models: {info['models_dir']} (openwakeword {info['version']} wheel, {', '.join(info['license'])}); "
-          "only melspectrogram.onnx and embedding_model.onnx are loaded", flush=True)
+          "only melspectrogram.onnx and embedding_model.onnx are loaded (the wheel's README puts 'all of the included "
+          "pre-trained models' under CC BY-NC-SA 4.0: see docs/BENCHMARKS.md before shipping them)", flush=True)
     fe = Frontend(threads=1, tflite=args.embedding_tflite)
     cached = (OUT / f"test_stream{fe.cache_suffix}.npz").is_file()
     if args.embedding_tflite:

@@ -2,7 +2,7 @@
 
     python -m bench.embedding_tflite [--calibration 400]
 
-Rebuilds ``embedding_model.onnx`` (openwakeword 0.4.0 wheel, Google's speech_embedding, Apache-2.0) as a
+Rebuilds ``embedding_model.onnx`` (openwakeword 0.4.0 wheel, Google's speech_embedding) as a
 Keras network from the ONNX weights (the graph is one chain: Pad, Conv, Relu, BatchNormalization,
 LeakyRelu, Max with a constant, MaxPool, Reshape), checks it against onnxruntime on real mel windows,
 converts it with kws's own converter (``kws.converters.tflite``: float, and full-integer int8 calibrated
