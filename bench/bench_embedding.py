@@ -26,12 +26,13 @@ speech)? The data and the test follow ``bench.bench_wakeword``:
 
 Framing (learned from openwakeword 0.4.0's ``utils.AudioFeatures``, reimplemented here): 16 kHz audio at
 int16 scale; the mel model turns 1760 samples (80 ms of new audio plus 30 ms of lookback) into 8 frames
-of 32 mel bins (10 ms hop, 25 ms window... 512-sample STFT), transformed x/10 + 2; the embedding model turns
+of 32 mel bins (10 ms hop, 512-sample STFT frames, 10 log10 power clipped 80 dB below the call's peak), transformed x/10 + 2; the embedding model turns
 76 mel frames (0.775 s) into one 96-dim vector, every 8 frames (80 ms); the head sees the last 16
 embeddings (1.95 s of audio). Streams are computed chunk by chunk exactly as a streaming device would.
 
-Heavy steps (embeddings) are cached in bench/out/embedding/; results go to bench/out/embedding/results.json
-and bench/results/embedding.md.
+Heavy steps (embeddings) are cached in bench/out/embedding/; each run adds its entry (``main`` + ``--tag``) to
+bench/out/embedding/results.json, and ``--render`` writes bench/results/embedding.md from all of them
+(then ``python -m bench.collect`` rebuilds docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
