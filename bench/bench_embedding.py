@@ -102,7 +102,7 @@ What it means for issue 16 (item 5):
   converter to a full-integer int8 TFLite of 387 KiB with builtin ops only (tflite-runtime 2.14 runs them
   all), and a head trained on the int8 embeddings does as well as on the float ones (`all`: 98.0% / 95.7%
   at 1 false accept). The whole front end
-  costs RTF 0.009-0.010 with the int8 embedding on LiteRT (2x kws's ds_cnn pipeline at 0.0045; ONNX float
+  costs RTF 0.009-0.010 with the int8 embedding on LiteRT (2x kws's default streaming tcn pipeline at 0.0045, 3.5x its 0.0028 now; ONNX float
   0.022-0.035), but 42 M MACs per 80 ms (0.52 G MAC/s; kws's ds_cnn is 20.8 M MACs
   per whole 1 s inference) is more than a Cortex-M4/M7 sustains (an estimate, not measured here): an optional family for Linux-class devices (Raspberry Pi and up), with the default
   microcontroller model unchanged, as item 5 says. The mel model (an STFT as two 512-tap convolutions,
@@ -700,7 +700,7 @@ def render(results: dict, tflite: dict | None, notes: str = "") -> str:
         lines.append(f"- Cost per audio second, {variant(e)}, one thread, fed 80 ms at a time ({c['audio_s']:g} s of "
                      f"running speech): mel {c['mel_rtf']}, embedding {c['embedding_rtf']}, head (numpy) "
                      f"{c['head_rtf']}: **RTF {c['total_rtf']}** ({c['per_hop_ms']} ms CPU per 80 ms hop). "
-                     f"kws's int8 ds_cnn with its frontend: RTF 0.0045 (bench_edge).")
+                     f"kws's default int8 tcn, streaming, with its frontend: RTF 0.0045 at a 40 ms hop, 0.0028 at 30 ms after issue 15's changes (bench_edge).")
     m = first["models"]
     lines.append(f"- Models: melspectrogram.onnx {m['melspectrogram']['bytes'] / 1024:.0f} KiB, "
                  f"{m['melspectrogram']['params']:,} parameters (an STFT as two 512-tap convolutions and a mel matrix), "
