@@ -62,6 +62,8 @@ def _with(*changes: str) -> list[str]:
 
 
 TCN64 = ["model.width=64"]
+ALIGN_END = ["augment.word_position=end", "augment.partial_word_percentage=30", "data.unknown_percentage=30"]
+ALIGN_CENTRE = ["augment.word_position=centre", "augment.partial_word_percentage=30", "data.unknown_percentage=30"]
 
 VARIANTS: dict[str, list[str]] = {
     "default": [],
@@ -83,6 +85,16 @@ VARIANTS: dict[str, list[str]] = {
     "default_negatives": ["data.negatives=[NEGATIVES]"],
     # words anywhere in the window (a stream sees each word at every position as the window slides)
     "tcn64_shift300": TCN64 + ["augment.time_shift_ms=300"],
+    # one alignment per word (its speech ending 150 ms +- 100 ms before the newest edge), windows
+    # holding only part of a keyword as _unknown_, and three times the _unknown_ share
+    "align_end": ALIGN_END,
+    # input level over +-20 dB (a stream's talker can be 10-20 dB quieter than the dataset's clips)
+    "gain20": ["augment.gain_db=20"],
+    "align_end_gain20": ALIGN_END + ["augment.gain_db=20"],
+    # the same with each word's speech centred (+-100 ms), where the dataset's clips have it
+    "align_centre": ALIGN_CENTRE,
+    "align_centre_gain20": ALIGN_CENTRE + ["augment.gain_db=20"],
+    "align_centre_gain20_negatives": ALIGN_CENTRE + ["augment.gain_db=20", "data.negatives=[NEGATIVES]"],
 }
 
 

@@ -35,6 +35,9 @@ GENERATED_NOISE_RMS = 0.05  # its level where a raw volume applies (background_s
 RIR_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
 STRETCH_FFT = 512  # phase-vocoder frame (32 ms at 16 kHz) ...
 STRETCH_HOP = 128  # ... and hop (75% overlap)
+WORD_POSITIONS = ("shift", "centre", "end")  # where a word clip's speech is put in the window
+SPEECH_FRAME_MS = 10.0  # speech bounds: energy frames of this length ...
+SPEECH_DB_BELOW_PEAK = 25.0  # ... within this many dB of the loudest frame (kws-eval's stream rule)
 
 
 # ---- levels and resampling ---------------------------------------------------------------------
@@ -150,6 +153,67 @@ def time_shift(clip: np.ndarray, max_shift: int, rng: np.random.Generator) -> np
     else:
         out[:shift] = clip[-shift:]
     return out
+
+
+def speech_bounds(clip: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """(first, last + 1) sample of the speech in a clip: the SPEECH_FRAME_MS frames within
+    SPEECH_DB_BELOW_PEAK of the loudest one (the rule kws-eval uses for a keyword's start and end)."""
+    hop = max(1, int(sample_rate * SPEECH_FRAME_MS / 1000))
+    n = len(clip) // hop
+    if n == 0:
+        return 0, len(clip)
+    energy = (clip[:n * hop].reshape(n, hop).astype(np.float64) ** 2).mean(axis=1)
+    db = 10 * np.log10(energy + 1e-12)
+    active = np.flatnonzero(db >= db.max() - SPEECH_DB_BELOW_PEAK)
+    return int(active[0] * hop), int((active[-1] + 1) * hop)
+
+
+def shift_by(clip: np.ndarray, shift: int) -> np.ndarray:
+    """The clip moved ``shift`` samples later (earlier when negative), zeros where nothing was."""
+    if shift == 0:
+        return clip
+    out = np.zeros_like(clip)
+    if abs(shift) >= len(clip):
+        return out
+    if shift > 0:
+        out[shift:] = clip[:-shift]
+    else:
+        out[:shift] = clip[-shift:]
+    return out
+
+
+def place_word(clip: np.ndarray, position: str, jitter: int, end_margin: int, rng: np.random.Generator,
+               sample_rate: int) -> np.ndarray:
+    """A word clip with its speech (``speech_bounds``) moved to one place in the window, plus a
+    uniform jitter of +-``jitter`` samples: ``centre`` (speech centred) or ``end`` (speech ending
+    ``end_margin`` samples before the newest edge, where a stream first sees the whole word). The
+    shift is clamped so that the whole speech stays inside the window."""
+    s0, s1 = speech_bounds(clip, sample_rate)
+    n = len(clip)
+    if position == "centre":
+        target = (n - (s1 - s0)) // 2 - s0
+    elif position == "end":
+        target = n - end_margin - s1
+    else:
+        raise ValueError(f"position must be centre or end, got {position!r}")
+    shift = target + (int(rng.integers(-jitter, jitter + 1)) if jitter > 0 else 0)
+    return shift_by(clip, int(np.clip(shift, -s0, n - s1)))
+
+
+def partial_word(clip: np.ndarray, visible: Sequence[float], rng: np.random.Generator,
+                 sample_rate: int) -> np.ndarray:
+    """A window holding only part of a word: a share drawn from ``visible`` of its speech, cut at
+    the newest edge (the word has begun, the rest is still to come) or, as often, at the oldest
+    edge (only its end is left), as a stream's window shows every word before and after it is
+    whole. Trained as ``_unknown_``, so a model stops answering on a word's first syllable."""
+    s0, s1 = speech_bounds(clip, sample_rate)
+    n = len(clip)
+    keep = max(1, int(round((s1 - s0) * _uniform(rng, visible))))
+    if rng.random() < 0.5:
+        shift = n - (s0 + keep)  # the newest edge cuts the word after its first ``keep`` samples
+    else:
+        shift = -(s1 - keep)  # the oldest edge cuts it: its last ``keep`` samples remain
+    return shift_by(clip, shift)
 
 
 def set_gain_db(audio: np.ndarray, gain_db: float) -> np.ndarray:
@@ -341,8 +405,13 @@ def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
 
 
 def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", sample_rate: int,
-                  sources: AugmentSources | Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+                  sources: AugmentSources | Sequence[np.ndarray], rng: np.random.Generator,
+                  kind: str = "word") -> np.ndarray:
     """One augmented float32 clip of the same length.
+
+    ``kind`` says what the clip is: ``word`` (a keyword or _unknown_ clip of the data folder: placed
+    by ``cfg.word_position``), ``partial`` (a keyword clip to be cut by ``partial_word``: the caller
+    labels it _unknown_) or ``window`` (a window of long audio, e.g. real negatives: shifted only).
 
     Keyword and _unknown_ clips: speed perturbation, time shift, a room (generated or recorded
     impulse response), a microphone/channel (random EQ, band-limiting), background noise at a random
@@ -362,7 +431,14 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
     out = clip
     if tuple(cfg.speed_range) != (1.0, 1.0):
         out = speed_perturb(out, _uniform(rng, cfg.speed_range), length)
-    out = time_shift(out, int(round(cfg.time_shift_ms * sample_rate / 1000)), rng)
+    jitter = int(round(cfg.time_shift_ms * sample_rate / 1000))
+    if kind == "partial":
+        out = partial_word(out, cfg.partial_word_visible, rng, sample_rate)
+    elif kind == "word" and cfg.word_position != "shift":
+        out = place_word(out, cfg.word_position, jitter, int(round(cfg.word_end_margin_ms * sample_rate / 1000)),
+                         rng, sample_rate)
+    else:
+        out = time_shift(out, jitter, rng)
     ir = None
     if cfg.reverb_probability and rng.random() < cfg.reverb_probability:
         if sources.rirs and rng.random() < cfg.recorded_rir_share:

@@ -103,6 +103,10 @@ class AugmentConfig:
     says what each key does and docs/BENCHMARKS.md what it is worth on speakers never heard)."""
 
     time_shift_ms: float = 100.0
+    word_position: str = "shift"
+    word_end_margin_ms: float = 150.0
+    partial_word_percentage: float = 0.0
+    partial_word_visible: tuple[float, ...] = (0.1, 0.6)
     speed_range: tuple[float, ...] = (1.0, 1.0)
     vtlp_range: tuple[float, ...] = (1.0, 1.0)
     reverb_probability: float = 0.0
@@ -129,7 +133,14 @@ class AugmentConfig:
                      "band_limit_probability", "generated_noise_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("time_shift_ms", "background_volume", "silence_volume", "gain_db", "eq_db", "time_masks",
+        from .augment import WORD_POSITIONS
+
+        if self.word_position not in WORD_POSITIONS:
+            raise ValueError(f"word_position must be one of {', '.join(WORD_POSITIONS)}, got {self.word_position!r}")
+        if len(self.partial_word_visible) != 2 or not 0 < self.partial_word_visible[0] <= self.partial_word_visible[1] < 1:
+            raise ValueError("partial_word_visible must be [min, max] with 0 < min <= max < 1, "
+                             f"got {list(self.partial_word_visible)}")
+        for name in ("word_end_margin_ms", "partial_word_percentage", "time_shift_ms", "background_volume", "silence_volume", "gain_db", "eq_db", "time_masks",
                      "time_mask_frames", "freq_masks", "freq_mask_bins"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -27,6 +27,17 @@ CHUNK = 128  # training clips per seeded chunk (the unit of parallel work)
 VTLP_STEP = 0.01  # warp factors are drawn on this grid, so the warped filterbanks can be cached
 WORKERS_ENV = "KWS_AUGMENT_WORKERS"  # threads computing training features (default: 2)
 DEFAULT_WORKERS = 2
+PARTIAL_KEY = "<partial>/"  # item paths of partial-word windows (augment.partial_word_percentage)
+
+
+def partial_items(n: int) -> list[Item]:
+    """``n`` placeholder items of partial-word windows, labelled _unknown_: each epoch every one
+    becomes a fresh cut of a random training keyword clip (``augment.partial_word``)."""
+    return [Item(f"{PARTIAL_KEY}{k}", UNKNOWN_LABEL) for k in range(n)]
+
+
+def is_partial_key(key: str | None) -> bool:
+    return key is not None and key.startswith(PARTIAL_KEY)
 
 
 def clip_of(item: Item, clips: dict[str, np.ndarray], clip_samples: int) -> np.ndarray:
@@ -78,17 +89,23 @@ class WarpedFrontend:
 
 def _chunk_features(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: Config,
                     sources: AugmentSources, unknown_pool: Sequence[str], rng: np.random.Generator,
-                    fe: WarpedFrontend) -> np.ndarray:
+                    fe: WarpedFrontend, keyword_pool: Sequence[str] = ()) -> np.ndarray:
     n = cfg.features.clip_samples
     sr = cfg.features.sample_rate
     audio = np.empty((len(items), n), dtype=np.float32)
     for j, it in enumerate(items):
-        if it.label == UNKNOWN_LABEL and unknown_pool and not is_negative_key(it.path):
+        kind = "word"
+        if is_partial_key(it.path):
+            it = Item(keyword_pool[int(rng.integers(len(keyword_pool)))], UNKNOWN_LABEL)
+            kind = "partial"
+        elif is_negative_key(it.path):
+            kind = "window"
+        elif it.label == UNKNOWN_LABEL and unknown_pool:
             it = Item(unknown_pool[int(rng.integers(len(unknown_pool)))], UNKNOWN_LABEL)
         # a _silence_ item without audio is made of background; a negative window trained as
         # _silence_ keeps its own audio
         is_silence = it.label == SILENCE_LABEL and it.path is None
-        audio[j] = augment_audio(clip_of(it, clips, n), is_silence, cfg.augment, sr, sources, rng)
+        audio[j] = augment_audio(clip_of(it, clips, n), is_silence, cfg.augment, sr, sources, rng, kind)
     feats = fe.features(audio, fe.draw(len(items), rng))
     for j in range(len(items)):
         feats[j] = spec_augment(feats[j], cfg.augment, rng)
@@ -105,10 +122,14 @@ def augment_workers() -> int:
 
 def training_features(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: Config,
                       sources: AugmentSources | Sequence[np.ndarray], unknown_pool: Sequence[str],
-                      seed: Sequence[int], workers: int | None = None) -> np.ndarray:
+                      seed: Sequence[int], workers: int | None = None,
+                      keyword_pool: Sequence[str] = ()) -> np.ndarray:
     """One epoch of augmented features; ``seed`` (e.g. ``[train.seed, epoch]``) fixes every random
     choice. _unknown_ items from the data folder are redrawn from the whole pool so every epoch sees
-different negatives; windows of real negatives (``negatives.is_negative_key``) keep their audio."""
+    different negatives; windows of real negatives (``negatives.is_negative_key``) keep their audio;
+    partial-word items (``partial_items``) are cut from a random clip of ``keyword_pool``."""
+    if any(is_partial_key(i.path) for i in items) and not keyword_pool:
+        raise ValueError("partial-word items need a keyword_pool to cut them from")
     if not isinstance(sources, AugmentSources):
         sources = AugmentSources(backgrounds=tuple(sources))
     fe = WarpedFrontend(cfg)
@@ -119,7 +140,7 @@ different negatives; windows of real negatives (``negatives.is_negative_key``) k
         start = starts[k]
         rng = np.random.default_rng([*seed, k])
         out[start:start + CHUNK] = _chunk_features(items[start:start + CHUNK], clips, cfg, sources,
-                                                   unknown_pool, rng, fe)
+                                                   unknown_pool, rng, fe, keyword_pool)
 
     workers = augment_workers() if workers is None else workers
     if workers <= 1 or len(starts) <= 1:

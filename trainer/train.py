@@ -27,7 +27,7 @@ from . import dataset as ds
 from . import negatives as neg
 from .augment import AugmentSources, load_rirs
 from .config import Config, load_config, save_config
-from .features import eval_features, training_features
+from .features import eval_features, partial_items, training_features
 from .interrupts import StopRequest
 from .metrics import classification_report, group_report, plot_confusion
 from .run import RunDir, new_run_dir, save_keras_atomic
@@ -273,6 +273,11 @@ def negative_items(cfg: Config, run: RunDir, index: ds.DataIndex, clips: dict, n
             f"epoch as {cfg.data.negatives_label} (training only: validation and test keep the data split)")
     if mined:
         say(f"hard negatives from kws-mine: {len(mined)} windows as {ds.UNKNOWN_LABEL}")
+    n_partial = int(round(n_keywords * cfg.augment.partial_word_percentage / 100))
+    if n_partial:
+        items += partial_items(n_partial)
+        say(f"partial words: {n_partial} windows per epoch as {ds.UNKNOWN_LABEL}, each holding "
+            f"{cfg.augment.partial_word_visible[0]:g}-{cfg.augment.partial_word_visible[1]:g} of a keyword's speech")
     return items
 
 
@@ -377,13 +382,15 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     y_train = keras.utils.to_categorical(_labels_of(train_items, labels), len(labels))
 
     n_epoch_windows = sum(1 for i in extra_items if i.path.startswith(neg.EPOCH_KEY))
+    keyword_pool = [i.path for i in index.splits["training"] if i.path and i.label in labels[2:]]
 
     def epoch_features(epoch: int) -> np.ndarray:
         epoch_clips = clips
         if n_epoch_windows:  # this epoch's windows of the real negatives, read from disk now
             epoch_clips = {**clips, **neg.epoch_windows(negatives, n_epoch_windows, cfg.features.clip_samples,
                                                         cfg.features.sample_rate, [cfg.train.seed, epoch])}
-        return training_features(train_items, epoch_clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch])
+        return training_features(train_items, epoch_clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch],
+                                 keyword_pool=keyword_pool)
 
     start_epoch = int(state.get("epochs_done", 0))
     best_acc = float(state.get("best_val_accuracy", -1.0))
