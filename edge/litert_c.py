@@ -245,10 +245,29 @@ class CompiledModel:
             raise CApiError(f"{self.path}: {NAME} cannot compile this {self._what} ({status_text(status)})")
         self.input_specs, self.inputs, in_bufs = self._bind(ins)
         self.output_specs, self.outputs, out_bufs = self._bind(outs)
+        self._in_order, self._out_order = in_order, out_order
+        self._in_bufs, self._out_bufs = in_bufs, out_bufs
         self._in_array = (_P * len(ins))(*[in_bufs[i] for i in in_order])
         self._out_array = (_P * len(outs))(*[out_bufs[i] for i in out_order])
         self._n_in, self._n_out = _S(len(ins)), _S(len(outs))
         self._run = a.RunCompiledModel
+        self._swaps: tuple = ()
+
+    def alternate(self, pairs: list[tuple[int, int]]) -> None:
+        """Make each (input i, output j) pair trade buffers on every run: after a run the values output
+        j wrote are what input i reads next (a step model's states), with nothing copied. ``inputs`` and
+        ``outputs`` stay the arrays of phase 0; in phase 1 (after an odd number of runs) input i reads
+        ``outputs[j]`` and output j writes ``inputs[i]``."""
+        for i, j in pairs:
+            if self.input_specs[i] != self.output_specs[j]:
+                raise CApiError(f"{self.path}: input {i} and output {j} differ: cannot alternate them")
+        swapped_in, swapped_out = list(self._in_bufs), list(self._out_bufs)
+        for i, j in pairs:
+            swapped_in[i], swapped_out[j] = self._out_bufs[j], self._in_bufs[i]
+        second = ((_P * len(swapped_in))(*[swapped_in[i] for i in self._in_order]),
+                  (_P * len(swapped_out))(*[swapped_out[i] for i in self._out_order]))
+        self._swaps = (((self._in_array, self._out_array), second), tuple(pairs))
+        self.phase = 0
 
     @staticmethod
     def _tensors(count_fn, get_fn, owner) -> list[int]:
@@ -318,6 +337,15 @@ class CompiledModel:
         status = self._run(self._compiled, 0, self._n_in, self._in_array, self._n_out, self._out_array)
         if status:
             raise self._fail("RunCompiledModel", status)
+
+    def run_alternating(self) -> None:
+        """One inference with the pairs of ``alternate`` traded afterwards (``inputs``/``outputs`` are
+        then the next run's)."""
+        status = self._run(self._compiled, 0, self._n_in, self._in_array, self._n_out, self._out_array)
+        if status:
+            raise self._fail("RunCompiledModel", status)
+        self.phase ^= 1
+        self._in_array, self._out_array = self._swaps[0][self.phase]
 
     def close(self) -> None:
         api = getattr(self, "api", None)

@@ -10,8 +10,8 @@ an input was, so firmware copies through its own buffers).
 Measured on x86, one core, ai-edge-litert, a 9-state int8 tcn: 56 us per step through the public
 API (set_tensor, and a fresh view per tensor per step), 19 us with views kept alive.
 With ai-edge-litert's C API (the default where libLiteRt.so loads, ``litert_c``) every tensor is a
-numpy array of ours that the compiled model reads and writes in place; the new states are copied
-into the state inputs after each run, as with the direct views.
+numpy array of ours that the compiled model reads and writes in place, and each state input trades
+buffers with its new-state output after every run (``CompiledModel.alternate``): nothing is copied.
 """
 from __future__ import annotations
 
@@ -76,11 +76,13 @@ class StepModel:
         self._scores = np.zeros(int(np.prod(self.output_specs[0].shape)), np.float32)
         if self._compiled is not None:
             cm = self._compiled
-            self._raw = cm.run
+            # each state input and its new-state output trade buffers on every run: nothing is copied
+            cm.alternate([(i, i) for i in range(1, len(self.input_specs))])
+            self._raw = cm.run_alternating
             self.state_copy = HOST_BUFFERS
             self._frames_in = cm.inputs[0]
-            self._states = list(cm.inputs[1:])
-            self._state_pairs = tuple(zip(self._states, cm.outputs[1:]))
+            self._state_sets = (list(cm.inputs[1:]), list(cm.outputs[1:]))  # the state inputs per phase
+            self._state_pairs = ()
             self._score_flat = cm.outputs[0].reshape(-1)  # a view: the output buffer itself
             self._frames_in_2d = self._frames_in.reshape(self.step_frames, self.num_features)
             self.reset()
@@ -137,11 +139,18 @@ class StepModel:
 
     @property
     def num_states(self) -> int:
-        return len(self._states)
+        return len(self._zero_states)
+
+    @property
+    def _current_states(self) -> list[np.ndarray]:
+        """The arrays the next step reads its states from."""
+        if self._compiled is not None:
+            return self._state_sets[self._compiled.phase]
+        return self._states
 
     def reset(self) -> None:
         """Forget the history (every state back to zero)."""
-        for state, zero in zip(self._states, self._zero_states):
+        for state, zero in zip(self._current_states, self._zero_states):
             np.copyto(state, zero)
 
     def step(self, frames: np.ndarray) -> np.ndarray:
