@@ -351,12 +351,14 @@ class CompiledModel:
         api = getattr(self, "api", None)
         if api is None:
             return
-        for buf in getattr(self, "_buffers", ()):
-            api.DestroyTensorBuffer(buf)
-        self._buffers = []
+        # the compiled model first (it may hold the buffers it ran with), then the buffers (over our
+        # arrays, which live as long as this object), then the model
         if getattr(self, "_compiled", None):
             api.DestroyCompiledModel(self._compiled)
             self._compiled = _P()
+        for buf in getattr(self, "_buffers", ()):
+            api.DestroyTensorBuffer(buf)
+        self._buffers = []
         if getattr(self, "_model", None):
             api.DestroyModel(self._model)
             self._model = _P()
