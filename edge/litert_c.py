@@ -89,6 +89,11 @@ class CApiError(KwsError):
     """The C API refused a call (a model it cannot load or run)."""
 
 
+class UnsupportedModel(CApiError):
+    """A model this binding does not run (dynamic shapes, an element or quantization type it does not
+    map, no signature): the caller may run it with the Python interpreter instead."""
+
+
 @dataclass(frozen=True)
 class CRuntime:
     """What kws-listen names as the runtime: ``litert-c`` and the wheel's version."""
@@ -213,6 +218,9 @@ class CompiledModel:
     def _fail(self, call: str, status: int) -> CApiError:
         return CApiError(f"{self.path}: {NAME} cannot run this {self._what}: {call} {status_text(status)}")
 
+    def _unsupported(self, what: str) -> UnsupportedModel:
+        return UnsupportedModel(f"{self.path}: {NAME} does not run this {self._what}: {what}")
+
     def _check(self, call: str, status: int) -> None:
         if status:
             raise self._fail(call, status)
@@ -222,7 +230,7 @@ class CompiledModel:
         count = _S()
         self._check("GetNumModelSignatures", a.GetNumModelSignatures(self._model, ctypes.byref(count)))
         if count.value < 1:
-            raise self._fail("GetNumModelSignatures: no signature,", 0)
+            raise self._unsupported("it has no signature")
         sig, sub = _P(), _P()
         self._check("GetModelSignature", a.GetModelSignature(self._model, 0, ctypes.byref(sig)))
         self._check("GetSignatureSubgraph", a.GetSignatureSubgraph(sig, ctypes.byref(sub)))
@@ -286,7 +294,7 @@ class CompiledModel:
         """For each signature position, the subgraph position of its tensor."""
         listed = self._tensors(count_fn, get_fn, sig)
         if sorted(listed) != sorted(tensors):
-            raise self._fail("the signature and the subgraph list different tensors;", 0)
+            raise self._unsupported("its signature and its subgraph list different tensors")
         return [tensors.index(t) for t in listed]
 
     def _spec(self, tensor: int) -> tuple[TensorSpec, ctypes.Array]:
@@ -296,10 +304,10 @@ class CompiledModel:
         head = np.frombuffer(bytes(room)[:8 + 4 * MAX_RANK], np.int32)
         element, rank = int(head[0]), int(head[1])
         if element not in ELEMENT_TYPES or not 0 <= rank <= MAX_RANK:
-            raise self._fail(f"a tensor of element type {element}, rank {rank}:", 0)
+            raise self._unsupported(f"a tensor of element type {element}, rank {rank}")
         shape = tuple(int(d) for d in head[2:2 + rank])
         if any(d < 1 for d in shape):
-            raise self._fail(f"a tensor of dynamic shape {list(shape)}:", 0)
+            raise self._unsupported(f"a tensor of dynamic shape {list(shape)}")
         qtype = _I()
         self._check("GetQuantizationTypeId", a.GetQuantizationTypeId(tensor, ctypes.byref(qtype)))
         scale, zero = 0.0, 0
@@ -309,7 +317,7 @@ class CompiledModel:
             scale = float(np.frombuffer(bytes(q)[:4], np.float32)[0])
             zero = int(np.frombuffer(bytes(q)[8:16], np.int64)[0])
         elif qtype.value != 0:
-            raise self._fail(f"quantization type {qtype.value} (only per-tensor is supported):", 0)
+            raise self._unsupported(f"quantization type {qtype.value} (only per-tensor)")
         return TensorSpec(shape=shape, dtype=ELEMENT_TYPES[element], scale=scale, zero_point=zero), room
 
     def _bind(self, tensors: list[int]):
@@ -326,7 +334,7 @@ class CompiledModel:
             packed = _S()
             self._check("GetTensorBufferPackedSize", a.GetTensorBufferPackedSize(buf, ctypes.byref(packed)))
             if packed.value != nbytes:  # the struct read does not describe this tensor: refuse it
-                raise self._fail(f"buffer of {packed.value} bytes for {spec}:", 0)
+                raise self._unsupported(f"a buffer of {packed.value} bytes for {spec}")
             specs.append(spec)
             arrays.append(array)
             buffers.append(buf.value)

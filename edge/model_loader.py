@@ -72,6 +72,7 @@ class DeferredModel:
                  num_threads: int = 1, runtime: str | None = None):
         self.path = Path(path)
         self.runtime = pick_runtime(runtime)
+        self._runtime_asked = runtime
         self.input_spec, self.output_spec = entry.input, entry.output
         self.size_bytes = self.path.stat().st_size
         self.num_threads = num_threads
@@ -93,9 +94,10 @@ class DeferredModel:
     def open(self) -> TFLiteModel:
         """The opened and checked model (opened once)."""
         if self._model is None:
-            model = TFLiteModel(self.path, num_threads=self.num_threads, runtime=self.runtime.name)
+            model = TFLiteModel(self.path, num_threads=self.num_threads, runtime=self._runtime_asked)
             check_model_matches(self._manifest, self._entry, model, self._manifest_path)
             self._model = model
+            self.runtime = model.runtime  # the Python interpreter where the C binding does not run it
         return self._model
 
     def predict(self, features: np.ndarray) -> np.ndarray:

@@ -147,9 +147,17 @@ def is_c_api(runtime: Any) -> bool:
     return getattr(runtime, "name", None) == LITERT_C
 
 
-def open_compiled(path: Path, what: str = "model") -> Any:
+def named_c_api(name: str | None) -> bool:
+    """Whether the C API was asked for by name (``runtime=`` or $KWS_TFLITE_RUNTIME), not picked."""
+    return RUNTIME_ALIASES.get((name or os.environ.get(RUNTIME_ENV) or "").lower()) == LITERT_C
+
+
+def open_compiled(path: Path, what: str = "model", fallback: bool = False) -> Any:
     """A ``litert_c.CompiledModel`` of the .tflite at ``path``; ModelLoadError (one line naming the
-    file) where it cannot be read, is not a TFLite flatbuffer, or the C API refuses it."""
+    file) where it cannot be read, is not a TFLite flatbuffer, or the C API refuses it. ``fallback``:
+    None instead of the C API's refusal (a model the binding does not run, e.g. a dynamic batch
+    dimension, or one LiteRT's C API does not load or compile): the caller then opens it with a Python
+    interpreter, which runs it or says in its own words why not."""
     from . import litert_c
 
     try:
@@ -162,6 +170,8 @@ def open_compiled(path: Path, what: str = "model") -> Any:
     try:
         return litert_c.CompiledModel(path, what=what)
     except litert_c.CApiError as exc:
+        if fallback:
+            return None
         raise ModelLoadError(str(exc)) from None
 
 
@@ -243,7 +253,10 @@ class TFLiteModel:
         self.num_threads = num_threads
         self._compiled = None
         if is_c_api(self.runtime):
-            self._compiled = open_compiled(self.path)
+            self._compiled = open_compiled(self.path, fallback=not named_c_api(runtime))
+            if self._compiled is None:  # a model the C binding does not run: the Python interpreter
+                self.runtime = load_runtime(runtime)
+        if self._compiled is not None:
             specs, out_specs = self._compiled.input_specs, self._compiled.output_specs
             if len(specs) != 1 or len(out_specs) != 1:
                 raise ModelLoadError(f"{self.path}: expected one input and one output, "

@@ -22,8 +22,8 @@ import numpy as np
 
 from .errors import ManifestError
 from .manifest import StreamEntry, TensorSpec
-from .runtime import (INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, is_c_api, open_compiled,
-                      open_interpreter, pick_runtime, same_tensor)
+from .runtime import (INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, is_c_api, load_runtime, named_c_api,
+                      open_compiled, open_interpreter, pick_runtime, same_tensor)
 
 
 # how the new states reach the inputs: straight from output to input buffer through views kept
@@ -42,7 +42,10 @@ class StepModel:
         self.runtime = pick_runtime(runtime)
         self._compiled = self._it = None
         if is_c_api(self.runtime):
-            self._compiled = open_compiled(self.path, what="step model")
+            self._compiled = open_compiled(self.path, what="step model", fallback=not named_c_api(runtime))
+            if self._compiled is None:  # a model the C binding does not run: the Python interpreter
+                self.runtime = load_runtime(runtime)
+        if self._compiled is not None:
             self.input_specs, self.output_specs = self._compiled.input_specs, self._compiled.output_specs
         else:
             self._it = open_interpreter(self.path, self.runtime, num_threads, what="step model")

@@ -61,8 +61,11 @@ def test_a_model_the_c_api_refuses_is_one_line_naming_the_file(tmp_path, convert
     good = (converted_run / "model_int8.tflite").read_bytes()
     bad.write_bytes(good[:8] + b"\0" * 64)  # the TFL3 identifier, then nothing a model needs
     with pytest.raises(ModelLoadError) as err:
-        StepModel(bad)
-    assert str(err.value).startswith(f"{bad}: litert-c cannot") and "\n" not in str(err.value)
+        StepModel(bad)  # the C binding finds no signature and hands it on to the Python interpreter
+    assert str(err.value).startswith(f"{bad}: litert") and "\n" not in str(err.value)
+    with pytest.raises(ModelLoadError) as err:
+        StepModel(bad, runtime="litert-c")
+    assert str(err.value).startswith(f"{bad}: litert-c ") and "\n" not in str(err.value)
     with pytest.raises(ModelLoadError, match="not a TFLite model"):
         (tmp_path / "x.tflite").write_bytes(b"nope")
         TFLiteModel(tmp_path / "x.tflite")
@@ -86,3 +89,20 @@ def test_kws_listen_names_the_c_api_and_loads_no_python_interpreter(converted_ru
     assert proc.stdout.strip().splitlines()[-1] == "False False"
     assert f"int8, litert-c {litert_c.load().runtime.version})" in proc.stderr
     assert json.loads(summary.read_text())["runtime"].startswith("litert-c ")
+
+
+@needs_c
+def test_a_model_the_binding_does_not_run_falls_back_unless_the_c_api_was_named(converted_run, monkeypatch):
+    """A dynamic batch dimension (kws-mine's float model) or another tensor the binding does not map:
+    the Python interpreter runs it; asked for litert-c by name, it is one line naming the file."""
+    monkeypatch.delenv(runtime.RUNTIME_ENV, raising=False)
+
+    def dynamic(self, tensor):
+        raise self._unsupported("a tensor of dynamic shape [-1, 98, 40]")
+
+    monkeypatch.setattr(litert_c.CompiledModel, "_spec", dynamic)
+    path = converted_run / "model_int8.tflite"
+    assert TFLiteModel(path).runtime.name == "litert"
+    with pytest.raises(ModelLoadError, match=r"litert-c does not run this model: a tensor of dynamic shape") as err:
+        TFLiteModel(path, runtime="litert-c")
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
