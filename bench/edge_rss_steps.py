@@ -3,6 +3,8 @@ what ``kws-listen --wav`` does, in one process (Linux only).
 
     python -m bench.edge_rss_steps --model /tmp/demo30/dist --wav noise.wav [--runtime litert]
 
+Without --runtime, the runtime kws-listen picks (ai-edge-litert's C API where libLiteRt.so loads).
+
 Run it right after bench_edge --cold-libraries (or drop_library_cache) to see the numbers of that table.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--wav", required=True)
-    ap.add_argument("--runtime", default="litert")
+    ap.add_argument("--runtime", default=None, help="as kws-listen's --runtime (default: what it picks)")
     args = ap.parse_args()
     rows = []
     last = [hwm_mib()]
@@ -43,9 +45,10 @@ def main() -> None:
     from kws.edge.locate import resolve_model
     from kws.edge.sources import FileSource
     mark("kws-listen's own modules (listen_cli, recognizer, frontend, manifest, sources, ...)")
-    from kws.edge.runtime import load_runtime
-    load_runtime(args.runtime)
-    mark(f"import the runtime ({args.runtime})")
+    from kws.edge.runtime import pick_runtime
+    picked = pick_runtime(args.runtime)
+    mark(f"load the runtime ({picked.name} {picked.version}"
+         + (": libLiteRt.so through ctypes, its environment)" if picked.name == "litert-c" else ")"))
     from kws.edge.recognizer import Recognizer
     rec = Recognizer.from_manifest(resolve_model(args.model), runtime=args.runtime)
     mark(f"Recognizer.from_manifest ({rec.describe_form()})")

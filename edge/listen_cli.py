@@ -132,6 +132,7 @@ class Summary:
         return {"audio_s": round(self.audio_s, 3), "detections": self.detections, "overflows": self.overflows,
                 "dropped_blocks": self.dropped_blocks, "hops": rec.timer.count if rec is not None else 0,
                 "form": rec.form if rec is not None else None,
+                "runtime": f"{rec.runtime.name} {rec.runtime.version}" if rec is not None else None,
                 "hop_mean_ms": round(hop["mean_ms"], 4), "hop_p50_ms": round(hop["p50_ms"], 4),
                 "hop_p99_ms": round(hop["p99_ms"], 4), "wall_s": round(self.wall_s, 3),
                 "processing_s": round(rec.timer.total_s, 3) if rec is not None else 0.0,
@@ -202,8 +203,9 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
               "manifest lists a streaming (step) form.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="Interpreter threads.")
-@click.option("--runtime", type=click.Choice(["litert", "tflite-runtime", "tf"]), help="TFLite runtime "
-              "(default: ai-edge-litert, else tflite-runtime, else tf.lite; or $KWS_TFLITE_RUNTIME).")
+@click.option("--runtime", type=click.Choice(["litert-c", "litert", "tflite-runtime", "tf"]), help="TFLite "
+              "runtime: litert-c is ai-edge-litert's C API, litert its Python interpreter (default: litert-c "
+              "where libLiteRt.so loads, else litert, else tflite-runtime, else tf.lite; or $KWS_TFLITE_RUNTIME).")
 @click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), help="Stop after this many "
               "seconds of audio.")
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the summary as JSON here.")
@@ -246,7 +248,7 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         else:
             source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
         _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
-                    f"{rec.model.runtime.name} {rec.model.runtime.version}); hop {rec.hop_ms:g} ms; "
+                    f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
                     f"{rec.describe_form()}")
         _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
         runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \

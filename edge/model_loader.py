@@ -13,7 +13,7 @@ import numpy as np
 from .errors import ManifestError
 from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest
 from .manifest_schema import model_file_name
-from .runtime import TFLiteModel, load_runtime
+from .runtime import TFLiteModel, pick_runtime
 from .stepmodel import StepModel
 
 HASH_BLOCK = 1 << 20
@@ -71,7 +71,8 @@ class DeferredModel:
     def __init__(self, path: Path, entry: ModelEntry, manifest: Manifest, manifest_path: Path,
                  num_threads: int = 1, runtime: str | None = None):
         self.path = Path(path)
-        self.runtime = load_runtime(runtime)
+        self.runtime = pick_runtime(runtime)
+        self._runtime_asked = runtime
         self.input_spec, self.output_spec = entry.input, entry.output
         self.size_bytes = self.path.stat().st_size
         self.num_threads = num_threads
@@ -93,9 +94,10 @@ class DeferredModel:
     def open(self) -> TFLiteModel:
         """The opened and checked model (opened once)."""
         if self._model is None:
-            model = TFLiteModel(self.path, num_threads=self.num_threads, runtime=self.runtime.name)
+            model = TFLiteModel(self.path, num_threads=self.num_threads, runtime=self._runtime_asked)
             check_model_matches(self._manifest, self._entry, model, self._manifest_path)
             self._model = model
+            self.runtime = model.runtime  # the Python interpreter where the C binding does not run it
         return self._model
 
     def predict(self, features: np.ndarray) -> np.ndarray:

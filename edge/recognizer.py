@@ -204,6 +204,12 @@ class Recognizer:
         """Which form of the model scores the hops: "streaming" (the step model) or "window"."""
         return STREAMING_FORM if self.step_model is not None else WINDOW_FORM
 
+    @property
+    def runtime(self):
+        """The runtime that scores the hops (the step model's, else the window model's): ``.name``
+        (``litert-c`` for ai-edge-litert's C API, ``litert`` for its Python interpreter, ...), ``.version``."""
+        return (self.step_model or self.model).runtime
+
     def describe_form(self) -> str:
         """One line: the form that runs, and the step model or why the window model runs."""
         if self.step_model is not None:

@@ -1,7 +1,10 @@
-"""TFLite runtimes without TensorFlow: pick ai-edge-litert, else tflite-runtime, else tf.lite, and
-wrap one model as ``TFLiteModel`` (float features in, float probabilities out, quantization handled).
+"""TFLite runtimes without TensorFlow: ai-edge-litert's C API (``libLiteRt.so`` through ctypes, see
+``litert_c``) where it loads, else ai-edge-litert's Python interpreter, else tflite-runtime, else
+tf.lite; ``TFLiteModel`` wraps one model (float features in, float probabilities out, quantization
+handled).
 
-``KWS_TFLITE_RUNTIME`` (``litert``, ``tflite-runtime``, ``tf``) forces one runtime.
+``KWS_TFLITE_RUNTIME`` (``litert-c``, ``litert``, ``tflite-runtime``, ``tf``) forces one runtime; a
+runtime named there or by ``runtime=`` is used as named (``litert`` is the Python interpreter).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from .manifest import ModelEntry, TensorSpec
 
 RUNTIME_ENV = "KWS_TFLITE_RUNTIME"
 LITERT = "litert"
+LITERT_C = "litert-c"
 TFLITE_RUNTIME = "tflite-runtime"
 TF_LITE = "tf"
 # (name, module holding Interpreter, distribution name for the version), in order of preference
@@ -28,7 +32,7 @@ RUNTIMES = (
     (TFLITE_RUNTIME, "tflite_runtime.interpreter", "tflite-runtime"),
     (TF_LITE, "tensorflow.lite", "tensorflow"),
 )
-RUNTIME_ALIASES = {"litert": LITERT, "ai-edge-litert": LITERT, "ai_edge_litert": LITERT,
+RUNTIME_ALIASES = {"litert-c": LITERT_C, "litert_c": LITERT_C, "litert": LITERT, "ai-edge-litert": LITERT, "ai_edge_litert": LITERT,
                    "tflite-runtime": TFLITE_RUNTIME, "tflite_runtime": TFLITE_RUNTIME,
                    "tf": TF_LITE, "tensorflow": TF_LITE, "tf.lite": TF_LITE}
 INT8_RANGE = (-128, 127)
@@ -99,7 +103,10 @@ def load_runtime(name: str | None = None) -> Runtime:
     if wanted:
         key = RUNTIME_ALIASES.get(wanted.lower())
         if key is None:
-            raise RuntimeMissingError(f"unknown TFLite runtime {wanted!r} (choose litert, tflite-runtime or tf)")
+            raise RuntimeMissingError(f"unknown TFLite runtime {wanted!r} (choose litert-c, litert, "
+                                      f"tflite-runtime or tf)")
+        if key == LITERT_C:
+            raise RuntimeMissingError("litert-c is not a Python interpreter; use pick_runtime")
         candidates = [r for r in RUNTIMES if r[0] == key]
     else:
         key = "auto"
@@ -113,6 +120,59 @@ def load_runtime(name: str | None = None) -> Runtime:
             return runtime
     what = f"the TFLite runtime {wanted!r} does not import" if wanted else "no TFLite runtime is installed"
     raise RuntimeMissingError(f"{what}; install one: {install_hint()}")
+
+
+def pick_runtime(name: str | None = None) -> Runtime | Any:
+    """The runtime to run a model with: the one named (or by $KWS_TFLITE_RUNTIME), else ai-edge-litert's
+    C API where libLiteRt.so loads (a ``litert_c.CRuntime``), else what ``load_runtime`` finds.
+
+    Raises RuntimeMissingError for an unknown name, or ``litert-c`` asked for and not loading."""
+    wanted = name or os.environ.get(RUNTIME_ENV) or ""
+    key = RUNTIME_ALIASES.get(wanted.lower()) if wanted else None
+    if not wanted or key == LITERT_C:
+        from . import litert_c
+
+        api = litert_c.load()
+        if api is not None:
+            return api.runtime
+        if key == LITERT_C:
+            raise RuntimeMissingError(f"the TFLite runtime 'litert-c' does not load (ai-edge-litert "
+                                      f"{', '.join(v + 'x' for v in litert_c.TESTED_VERSIONS)} with "
+                                      f"libLiteRt.so); install one: pip install ai-edge-litert")
+    return load_runtime(name)
+
+
+def is_c_api(runtime: Any) -> bool:
+    """Whether ``runtime`` (from pick_runtime) is the C API rather than a Python interpreter."""
+    return getattr(runtime, "name", None) == LITERT_C
+
+
+def named_c_api(name: str | None) -> bool:
+    """Whether the C API was asked for by name (``runtime=`` or $KWS_TFLITE_RUNTIME), not picked."""
+    return RUNTIME_ALIASES.get((name or os.environ.get(RUNTIME_ENV) or "").lower()) == LITERT_C
+
+
+def open_compiled(path: Path, what: str = "model", fallback: bool = False) -> Any:
+    """A ``litert_c.CompiledModel`` of the .tflite at ``path``; ModelLoadError (one line naming the
+    file) where it cannot be read, is not a TFLite flatbuffer, or the C API refuses it. ``fallback``:
+    None instead of the C API's refusal (a model the binding does not run, e.g. a dynamic batch
+    dimension, or one LiteRT's C API does not load or compile): the caller then opens it with a Python
+    interpreter, which runs it or says in its own words why not."""
+    from . import litert_c
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ModelLoadError(f"{path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
+    try:
+        return litert_c.CompiledModel(path, what=what)
+    except litert_c.CApiError as exc:
+        if fallback:
+            return None
+        raise ModelLoadError(str(exc)) from None
 
 
 def _spec(detail: dict) -> TensorSpec:
@@ -188,7 +248,22 @@ class TFLiteModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
-        self.runtime = load_runtime(runtime)
+        self.runtime = pick_runtime(runtime)
+        self.size_bytes = self.path.stat().st_size
+        self.num_threads = num_threads
+        self._compiled = None
+        if is_c_api(self.runtime):
+            self._compiled = open_compiled(self.path, fallback=not named_c_api(runtime))
+            if self._compiled is None:  # a model the C binding does not run: the Python interpreter
+                self.runtime = load_runtime(runtime)
+        if self._compiled is not None:
+            specs, out_specs = self._compiled.input_specs, self._compiled.output_specs
+            if len(specs) != 1 or len(out_specs) != 1:
+                raise ModelLoadError(f"{self.path}: expected one input and one output, "
+                                     f"found {len(specs)} and {len(out_specs)}")
+            self.input_spec, self.output_spec = specs[0], out_specs[0]
+            self._in_array, self._out_array = self._compiled.inputs[0], self._compiled.outputs[0]
+            return
         self._interpreter = open_interpreter(self.path, self.runtime, num_threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
@@ -199,8 +274,6 @@ class TFLiteModel:
         self._out_index = outputs[0]["index"]
         self.input_spec = _spec(inputs[0])
         self.output_spec = _spec(outputs[0])
-        self.size_bytes = self.path.stat().st_size
-        self.num_threads = num_threads
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -217,9 +290,14 @@ class TFLiteModel:
             x = quantize(x, self.input_spec)
         elif self.input_spec.dtype != "float32":
             raise ModelLoadError(f"{self.path}: unsupported input type {self.input_spec.dtype}")
-        self._interpreter.set_tensor(self._in_index, x)
-        self._interpreter.invoke()
-        y = self._interpreter.get_tensor(self._out_index)
+        if self._compiled is not None:
+            np.copyto(self._in_array, x)
+            self._compiled.run()
+            y = self._out_array.copy()  # the output buffer is reused by the next run
+        else:
+            self._interpreter.set_tensor(self._in_index, x)
+            self._interpreter.invoke()
+            y = self._interpreter.get_tensor(self._out_index)
         if self.output_spec.quantized:
             y = dequantize(y, self.output_spec)
         return np.asarray(y, np.float32).reshape(-1)

@@ -9,6 +9,9 @@ output shares memory with an input (checked once; TFLite Micro's planner may pla
 an input was, so firmware copies through its own buffers).
 Measured on x86, one core, ai-edge-litert, a 9-state int8 tcn: 56 us per step through the public
 API (set_tensor, and a fresh view per tensor per step), 19 us with views kept alive.
+With ai-edge-litert's C API (the default where libLiteRt.so loads, ``litert_c``) every tensor is a
+numpy array of ours that the compiled model reads and writes in place, and each state input trades
+buffers with its new-state output after every run (``CompiledModel.alternate``): nothing is copied.
 """
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ import numpy as np
 
 from .errors import ManifestError
 from .manifest import StreamEntry, TensorSpec
-from .runtime import (INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, load_runtime, open_interpreter,
-                      same_tensor)
+from .runtime import (INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, is_c_api, load_runtime, named_c_api,
+                      open_compiled, open_interpreter, pick_runtime, same_tensor)
 
 
 # how the new states reach the inputs: straight from output to input buffer through views kept
 # alive (the runtime's own Invoke), or set_tensor from our copies (the public API)
 DIRECT_VIEWS = "direct views"
 PUBLIC_API = "set_tensor"
+# the C API: the compiled model's tensor buffers are our own arrays (read and written in place)
+HOST_BUFFERS = "host buffers"
 
 
 class StepModel:
@@ -34,19 +39,27 @@ class StepModel:
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, runtime: str | None = None):
         self.path = Path(path)
-        self.runtime = load_runtime(runtime)
-        self._it = open_interpreter(self.path, self.runtime, num_threads, what="step model")
-        ins, outs = self._it.get_input_details(), self._it.get_output_details()
-        if len(ins) < 1 or len(ins) != len(outs):
+        self.runtime = pick_runtime(runtime)
+        self._compiled = self._it = None
+        if is_c_api(self.runtime):
+            self._compiled = open_compiled(self.path, what="step model", fallback=not named_c_api(runtime))
+            if self._compiled is None:  # a model the C binding does not run: the Python interpreter
+                self.runtime = load_runtime(runtime)
+        if self._compiled is not None:
+            self.input_specs, self.output_specs = self._compiled.input_specs, self._compiled.output_specs
+        else:
+            self._it = open_interpreter(self.path, self.runtime, num_threads, what="step model")
+            ins, outs = self._it.get_input_details(), self._it.get_output_details()
+            self.input_specs = tuple(_spec(d) for d in ins)
+            self.output_specs = tuple(_spec(d) for d in outs)
+            self._in = [d["index"] for d in ins]
+            self._out = [d["index"] for d in outs]
+        if len(self.input_specs) < 1 or len(self.input_specs) != len(self.output_specs):
             raise ModelLoadError(f"{self.path}: a step model has frames + n states in and scores + n states "
-                                 f"out; found {len(ins)} inputs and {len(outs)} outputs")
-        self.input_specs = tuple(_spec(d) for d in ins)
-        self.output_specs = tuple(_spec(d) for d in outs)
+                                 f"out; found {len(self.input_specs)} inputs and {len(self.output_specs)} outputs")
         for i, (a, b) in enumerate(zip(self.input_specs[1:], self.output_specs[1:]), start=1):
             if a != b:
                 raise ModelLoadError(f"{self.path}: state {i} goes in as {a} but comes out as {b}")
-        self._in = [d["index"] for d in ins]
-        self._out = [d["index"] for d in outs]
         self.size_bytes = self.path.stat().st_size
         frames = self.input_specs[0]
         self.step_frames = int(frames.shape[1])
@@ -64,6 +77,19 @@ class StepModel:
         self._out_zero, self._out_scale = out_spec.zero_point, np.float32(out_spec.scale)
         self._zero_states = [self._state_zero(s) for s in self.input_specs[1:]]
         self._scores = np.zeros(int(np.prod(self.output_specs[0].shape)), np.float32)
+        if self._compiled is not None:
+            cm = self._compiled
+            # each state input and its new-state output trade buffers on every run: nothing is copied
+            cm.alternate([(i, i) for i in range(1, len(self.input_specs))])
+            self._raw = cm.run_alternating
+            self.state_copy = HOST_BUFFERS
+            self._frames_in = cm.inputs[0]
+            self._state_sets = (list(cm.inputs[1:]), list(cm.outputs[1:]))  # the state inputs per phase
+            self._state_pairs = ()
+            self._score_flat = cm.outputs[0].reshape(-1)  # a view: the output buffer itself
+            self._frames_in_2d = self._frames_in.reshape(self.step_frames, self.num_features)
+            self.reset()
+            return
         self._it.invoke()  # once through the public path: delegates are in place, buffers final
         self._raw = self._raw_invoker()
         if self._raw is not None:
@@ -116,11 +142,18 @@ class StepModel:
 
     @property
     def num_states(self) -> int:
-        return len(self._states)
+        return len(self._zero_states)
+
+    @property
+    def _current_states(self) -> list[np.ndarray]:
+        """The arrays the next step reads its states from."""
+        if self._compiled is not None:
+            return self._state_sets[self._compiled.phase]
+        return self._states
 
     def reset(self) -> None:
         """Forget the history (every state back to zero)."""
-        for state, zero in zip(self._states, self._zero_states):
+        for state, zero in zip(self._current_states, self._zero_states):
             np.copyto(state, zero)
 
     def step(self, frames: np.ndarray) -> np.ndarray:

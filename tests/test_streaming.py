@@ -23,7 +23,7 @@ from kws.edge.frontend import Frontend
 from kws.edge.manifest import Manifest, load_manifest
 from kws.edge.recognizer import Recognizer
 from kws.edge.runtime import TFLiteModel
-from kws.edge.stepmodel import DIRECT_VIEWS, PUBLIC_API, StepModel
+from kws.edge.stepmodel import DIRECT_VIEWS, HOST_BUFFERS, PUBLIC_API, StepModel
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -131,15 +131,47 @@ def test_both_ways_of_passing_the_state_give_the_same_scores(tcn_dist, long_stre
     out, _ = tcn_dist
     manifest = load_manifest(out)
     frames = _stream_frames(long_stream[: 5 * SAMPLE_RATE], manifest)
-    direct = StepModel(out / "stream_int8.tflite")
+    direct = StepModel(out / "stream_int8.tflite", runtime="litert")
     monkeypatch.setattr(StepModel, "_raw_invoker", lambda self: None)
-    public = StepModel(out / "stream_int8.tflite")
+    public = StepModel(out / "stream_int8.tflite", runtime="litert")
     assert (direct.state_copy, public.state_copy) == (DIRECT_VIEWS, PUBLIC_API)
     for start in range(0, len(frames) - 2, 3):
         assert np.array_equal(direct.step(frames[start:start + 3]), public.step(frames[start:start + 3]))
     public.reset()
     direct.reset()
     assert np.array_equal(direct.step(frames[:3]), public.step(frames[:3]))
+
+
+@pytest.mark.parametrize("key", ["float", "int8"])
+def test_the_c_api_gives_the_python_interpreters_scores_over_a_long_stream(tcn_dist, long_stream, key):
+    """ai-edge-litert's C API (libLiteRt.so through ctypes, the default) and its Python interpreter run
+    the same kernels: the window model's probabilities and the step model's scores, its state carried
+    over 60 s and reset in between, are identical."""
+    from kws.edge import litert_c
+
+    if litert_c.load() is None:
+        pytest.skip("libLiteRt.so of a tested ai-edge-litert version is not installed")
+    out, _ = tcn_dist
+    manifest = load_manifest(out)
+    frames = _stream_frames(long_stream, manifest)
+    c_window = TFLiteModel(out / manifest.models[key].file)
+    py_window = TFLiteModel(out / manifest.models[key].file, runtime="litert")
+    assert (c_window.runtime.name, py_window.runtime.name) == ("litert-c", "litert")
+    assert (c_window.input_spec, c_window.output_spec) == (py_window.input_spec, py_window.output_spec)
+    windows = np.stack([frames[i:i + 98] for i in range(0, len(frames) - 98, 50)])
+    assert np.array_equal(c_window.predict_batch(windows), py_window.predict_batch(windows))
+    c_step = StepModel(out / manifest.streaming.models[key].file)
+    py_step = StepModel(out / manifest.streaming.models[key].file, runtime="litert")
+    assert (c_step.state_copy, c_step.runtime.name) == (HOST_BUFFERS, "litert-c")
+    assert (c_step.input_specs, c_step.output_specs) == (py_step.input_specs, py_step.output_specs)
+    steps = 0
+    for start in range(0, len(frames) - 2, 3):
+        assert np.array_equal(c_step.step(frames[start:start + 3]), py_step.step(frames[start:start + 3]))
+        steps += 1
+        if start == 3 * 1000:  # a new stream in the middle: both forget the same history
+            c_step.reset()
+            py_step.reset()
+    assert steps >= LONG_STREAM_S * 100 // 3 - 1
 
 
 @pytest.mark.parametrize("key", ["float", "int8"])
