@@ -19,7 +19,6 @@ import contextlib
 import ctypes
 import importlib.util
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 
 from .errors import KwsError
 from .manifest import TensorSpec
+from .runtime import native_stderr_silenced
 
 NAME = "litert-c"
 DIST = "ai-edge-litert"
@@ -128,25 +128,6 @@ def find_library() -> tuple[Path, str] | None:
     return lib, version
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Hide the library's native log lines (environment, accelerator registry) on fd 2."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class _Api:
     """The bound functions of one libLiteRt.so and the process's LiteRT environment."""
 
@@ -159,7 +140,7 @@ class _Api:
             setattr(self, name[len("LiteRt"):], fn)
         self.runtime = CRuntime(NAME, DIST, version, str(lib_path))
         self.env = _P()
-        with _stderr_silenced():
+        with native_stderr_silenced():
             status = self.CreateEnvironment(0, None, ctypes.byref(self.env))
         if status or not self.env:
             raise CApiError(f"LiteRtCreateEnvironment: {status_text(status)}")
@@ -204,7 +185,7 @@ class CompiledModel:
         self._compiled = _P()
         self._buffers: list[ctypes.c_void_p] = []
         a = self.api
-        with _stderr_silenced():
+        with native_stderr_silenced():
             status = a.CreateModelFromFile(a.env, os.fsencode(self.path), ctypes.byref(self._model))
         if status or not self._model:
             self._model = _P()
@@ -244,7 +225,7 @@ class CompiledModel:
         self._check("CreateOptions", a.CreateOptions(ctypes.byref(options)))
         try:
             self._check("SetOptionsHardwareAccelerators", a.SetOptionsHardwareAccelerators(options, HW_CPU))
-            with _stderr_silenced():
+            with native_stderr_silenced():
                 status = a.CreateCompiledModel(a.env, self._model, options, ctypes.byref(self._compiled))
         finally:
             a.DestroyOptions(options)

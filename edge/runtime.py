@@ -194,8 +194,9 @@ def dequantize(values: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hide the runtime's native start-up chatter ("INFO: Created TensorFlow Lite XNNPACK delegate")."""
+def native_stderr_silenced():
+    """Hide a runtime's native log lines on fd 2 while it loads (XNNPACK's "INFO: Created TensorFlow Lite
+    XNNPACK delegate", LiteRT's environment and accelerator registry)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -231,7 +232,7 @@ def open_interpreter(path: Path, runtime: Runtime, num_threads: int = 1, what: s
     if len(content) < 8 or content[4:8] != b"TFL3":
         raise ModelLoadError(f"{path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             interpreter = runtime.interpreter_class(model_content=content, num_threads=num_threads)
             interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - runtimes raise ValueError/RuntimeError with long texts
