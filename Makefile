@@ -33,9 +33,13 @@ demo: setup
 	@if [ -e $(DEMO_MODEL)/state.json ]; then mv $(DEMO_MODEL) $(DEMO_MODEL).previous-$$(date +%s); \
 		echo "kept the previous demo model as $(DEMO_MODEL).previous-*"; fi
 	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=40 --set train.batch_size=32
-	$(VENV)/bin/kws-convert -m $(DEMO_MODEL)
+	@# exit 3: the int8 guard rejected the int8 model (kept as model_int8.rejected.tflite); the manifest
+	@# then serves the float model, which is still a working demo, so say so instead of failing
+	@set +e; $(VENV)/bin/kws-convert -m $(DEMO_MODEL); rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "note: the int8 guard rejected model_int8.tflite on this run (see above);" \
+		"$(DEMO_MODEL)/dist/manifest.json serves the float model"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 	@echo "demo model: $(DEMO_MODEL), converted to $(DEMO_MODEL)/dist/"
-	@echo "  try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL)/dist/model_int8.tflite $(DEMO_DATA)/yes/ --top-k 3"
+	@echo "  try: $(VENV)/bin/kws-predict -m $(DEMO_MODEL)/dist/ $(DEMO_DATA)/yes/ --top-k 3"
 	@echo "       $(VENV)/bin/kws-listen -m $(DEMO_MODEL)/dist/      # your microphone"
 
 # KWS_TFLM_PYTHON: the microcontroller checks run the int8 models in TFLite Micro's own interpreter
