@@ -152,6 +152,33 @@ def named_c_api(name: str | None) -> bool:
     return RUNTIME_ALIASES.get((name or os.environ.get(RUNTIME_ENV) or "").lower()) == LITERT_C
 
 
+def _tflite_bytes(path: Path, what: str, head_only: bool = False) -> bytes:
+    """The bytes of a .tflite file (only its first 8 with ``head_only``), checked for the TFLite
+    identifier; ModelLoadError (one line naming the file) where it cannot be read or is no TFLite model."""
+    try:
+        with open(path, "rb") as f:
+            content = f.read(8) if head_only else f.read()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise ModelLoadError(f"{path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
+    return content
+
+
+def open_runtime_model(path: Path, runtime: str | None, num_threads: int = 1,
+                       what: str = "model") -> tuple[Any, Any, Any]:
+    """(runtime, compiled model, interpreter) for the .tflite at ``path``, one of the last two None: the
+    C API's compiled model where ``pick_runtime(runtime)`` is the C API and it runs this model, else an
+    interpreter of a Python runtime (the C API's refusal is an error only where it was named)."""
+    picked = pick_runtime(runtime)
+    if is_c_api(picked):
+        compiled = open_compiled(path, what=what, fallback=not named_c_api(runtime))
+        if compiled is not None:
+            return picked, compiled, None
+        picked = load_runtime(runtime)  # a model the C binding does not run: the Python interpreter
+    return picked, None, open_interpreter(path, picked, num_threads, what=what)
+
+
 def open_compiled(path: Path, what: str = "model", fallback: bool = False) -> Any:
     """A ``litert_c.CompiledModel`` of the .tflite at ``path``; ModelLoadError (one line naming the
     file) where it cannot be read, is not a TFLite flatbuffer, or the C API refuses it. ``fallback``:
@@ -160,13 +187,7 @@ def open_compiled(path: Path, what: str = "model", fallback: bool = False) -> An
     interpreter, which runs it or says in its own words why not."""
     from . import litert_c
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as exc:
-        raise ModelLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise ModelLoadError(f"{path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
+    _tflite_bytes(path, what, head_only=True)
     try:
         return litert_c.CompiledModel(path, what=what)
     except litert_c.CApiError as exc:
@@ -225,12 +246,7 @@ def same_tensor(listed: TensorSpec, actual: TensorSpec) -> bool:
 def open_interpreter(path: Path, runtime: Runtime, num_threads: int = 1, what: str = "model") -> Any:
     """An allocated interpreter of ``runtime`` for the .tflite at ``path``; ModelLoadError (one line
     naming the file) when it cannot be read, is not a TFLite flatbuffer, or the runtime refuses it."""
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise ModelLoadError(f"{path}: cannot read {what} ({exc.strerror})") from None
-    if len(content) < 8 or content[4:8] != b"TFL3":
-        raise ModelLoadError(f"{path}: not a TFLite model (no TFL3 identifier; truncated or another format)")
+    content = _tflite_bytes(path, what)
     try:
         with native_stderr_silenced():
             interpreter = runtime.interpreter_class(model_content=content, num_threads=num_threads)
@@ -249,14 +265,9 @@ class TFLiteModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(f"{self.path}: no such model file")
-        self.runtime = pick_runtime(runtime)
         self.size_bytes = self.path.stat().st_size
         self.num_threads = num_threads
-        self._compiled = None
-        if is_c_api(self.runtime):
-            self._compiled = open_compiled(self.path, fallback=not named_c_api(runtime))
-            if self._compiled is None:  # a model the C binding does not run: the Python interpreter
-                self.runtime = load_runtime(runtime)
+        self.runtime, self._compiled, self._interpreter = open_runtime_model(self.path, runtime, num_threads)
         if self._compiled is not None:
             specs, out_specs = self._compiled.input_specs, self._compiled.output_specs
             if len(specs) != 1 or len(out_specs) != 1:
@@ -265,7 +276,6 @@ class TFLiteModel:
             self.input_spec, self.output_spec = specs[0], out_specs[0]
             self._in_array, self._out_array = self._compiled.inputs[0], self._compiled.outputs[0]
             return
-        self._interpreter = open_interpreter(self.path, self.runtime, num_threads)
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

@@ -22,8 +22,7 @@ import numpy as np
 
 from .errors import ManifestError
 from .manifest import StreamEntry, TensorSpec
-from .runtime import (INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, is_c_api, load_runtime, named_c_api,
-                      open_compiled, open_interpreter, pick_runtime, same_tensor)
+from .runtime import INT8_RANGE, UINT8_RANGE, ModelLoadError, _spec, open_runtime_model, same_tensor
 
 
 # how the new states reach the inputs: straight from output to input buffer through views kept
@@ -39,16 +38,11 @@ class StepModel:
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, runtime: str | None = None):
         self.path = Path(path)
-        self.runtime = pick_runtime(runtime)
-        self._compiled = self._it = None
-        if is_c_api(self.runtime):
-            self._compiled = open_compiled(self.path, what="step model", fallback=not named_c_api(runtime))
-            if self._compiled is None:  # a model the C binding does not run: the Python interpreter
-                self.runtime = load_runtime(runtime)
+        self.runtime, self._compiled, self._it = open_runtime_model(self.path, runtime, num_threads,
+                                                                    what="step model")
         if self._compiled is not None:
             self.input_specs, self.output_specs = self._compiled.input_specs, self._compiled.output_specs
         else:
-            self._it = open_interpreter(self.path, self.runtime, num_threads, what="step model")
             ins, outs = self._it.get_input_details(), self._it.get_output_details()
             self.input_specs = tuple(_spec(d) for d in ins)
             self.output_specs = tuple(_spec(d) for d in outs)
