@@ -29,6 +29,7 @@ PINK_SECONDS = 60.0        # length of the generated pink-noise loop
 MAX_CLIPS_PER_LABEL = 2000
 BACKGROUND_DIR = "_background_noise_"
 NOISE_RMS = 0.03           # background level (about -30 dBFS)
+PEAK_LIMIT = 0.99          # no sample of a placed word (with the noise under it) beyond this
 EPS = 1e-12
 
 
@@ -168,14 +169,31 @@ def _place(out: np.ndarray, noise: np.ndarray, clip: np.ndarray, label: str, pos
     seg = slice(pos + s0, pos + s1)
     snr = rng.uniform(*snr_db)
     gain = rms(noise[seg]) * 10 ** (snr / 20) / rms(clip[s0:s1])
-    out[pos:pos + len(clip)] += gain * clip
+    span = slice(pos, pos + len(clip))
+    gain = min(gain, _headroom_gain(out[span], clip))
+    out[span] += gain * clip
     return Event(label, round((pos + s0) / sample_rate, 4), round((pos + s1) / sample_rate, 4)), s1
 
 
+def _headroom_gain(under: np.ndarray, clip: np.ndarray) -> float:
+    """The largest gain at which ``clip`` added to ``under`` stays within PEAK_LIMIT.
+
+    A word that would clip is turned down on its own (its SNR drops a little), as a talker
+    close to the microphone meets the input's ceiling; the rest of the stream keeps its level.
+    """
+    clip_peak = float(np.max(np.abs(clip))) if len(clip) else 0.0
+    under_peak = float(np.max(np.abs(under))) if len(under) else 0.0
+    if clip_peak <= EPS:
+        return float("inf")
+    return max(0.0, PEAK_LIMIT - under_peak) / clip_peak
+
+
 def _limit_peak(out: np.ndarray) -> np.ndarray:
+    """Last guard: scale the whole stream only if the noise bed itself passes PEAK_LIMIT (words
+    are limited one by one when they are placed, so they never cause this)."""
     peak = float(np.max(np.abs(out))) if len(out) else 0.0
-    if peak > 0.99:
-        out *= 0.99 / peak
+    if peak > PEAK_LIMIT:
+        out *= PEAK_LIMIT / peak
     return out.astype(np.float32)
 
 

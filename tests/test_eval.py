@@ -210,3 +210,28 @@ def test_clip_stream_holds_every_clip_once_at_its_snr():
         assert ratio == pytest.approx(np.sqrt(11.0), rel=0.15)
     again, same = build_clip_stream(clips, noise, (10.0, 10.0), SR, seed=1)
     assert np.array_equal(again, audio) and same == events
+
+
+def test_a_word_that_would_clip_is_turned_down_alone_not_the_whole_stream():
+    """One loud, peaky word must not take the rest of the stream below the level it was built for."""
+    from kws.evaluation.stream import NOISE_RMS, PEAK_LIMIT, build_clip_stream
+
+    rng = np.random.default_rng(3)
+    spiky = np.concatenate([np.zeros(4000), np.sin(np.arange(8000) * 0.3) * 0.05, np.zeros(4000)]).astype(np.float32)
+    spiky[8000] = 1.0  # crest factor ~30 dB: at 20 dB SNR this sample alone would pass full scale
+    plain = [np.concatenate([np.zeros(4000), np.sin(np.arange(8000) * 0.2) * 0.3, np.zeros(4000)]).astype(np.float32)
+             for _ in range(3)]
+    noise = [rng.normal(0, 1, SR * 3).astype(np.float32)]
+    audio, events = build_clip_stream({"up": [spiky], "down": plain}, noise, (20.0, 20.0), SR, seed=2)
+    assert np.max(np.abs(audio)) <= PEAK_LIMIT + 1e-6
+    gaps = np.concatenate([audio[int(a.end_s * SR) + 1600:int(b.start_s * SR) - 1600]
+                           for a, b in zip(events, events[1:])])
+    assert np.sqrt(np.mean(gaps.astype(np.float64) ** 2)) == pytest.approx(NOISE_RMS, rel=0.05)
+    for e in events:
+        seg = audio[int(e.start_s * SR) + 200:int(e.end_s * SR) - 200].astype(np.float64)
+        bed = audio[int(e.start_s * SR) - 1800:int(e.start_s * SR) - 200].astype(np.float64)
+        snr = 10 * np.log10(np.mean(seg ** 2) / np.mean(bed ** 2))
+        if e.label == "down":
+            assert snr == pytest.approx(20.0, abs=1.0)  # untouched by the loud word
+        else:
+            assert snr < 19.0  # the loud word itself was turned down to fit
