@@ -239,6 +239,24 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
     return row
 
 
+def remeasure(name: str, row: dict, args, real: Path, running_train: Path, running_test: Path) -> dict:
+    """Calibrate and measure a stage's converted model again, without training it again (after a change
+    to kws-eval's stream builder or the calibration); synthesis, training and mining records are kept."""
+    dist, data, negatives = {
+        "today": (OUT / "run_today" / "dist", OUT / "data", None),
+        "calibrated": (OUT / "dist_calibrated", OUT / "data", running_train),
+        "negatives": (OUT / f"run_negatives{args.run_suffix}" / "dist", OUT / "data", running_train),
+        "mining": (OUT / f"run_mining{args.run_suffix}" / "dist", OUT / "data", running_train),
+        "variants": (OUT / "run_variants" / "dist", OUT / "data_variants", running_train)}[name]
+    if not (dist / "manifest.json").is_file():
+        raise SystemExit(f"{dist}: no converted model to measure again; run the stage first")
+    row = dict(row)
+    args = argparse.Namespace(**{**vars(args), "hours": row["settings"]["hours"]})  # the stage's own stream length
+    row["calibration"] = calibrate(dist, data, args, negatives, OUT / f"{name}{args.run_suffix}.remeasure.eval.log")
+    row["result"] = measure(dist, real, running_test) if "failed" not in row["calibration"] else None
+    return row
+
+
 def render(rows: list[dict], command: str, running: dict) -> str:
     def pct(x):
         return f"{100 * x:.1f}%"
@@ -314,6 +332,8 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only rewrite the markdown from results.json")
     ap.add_argument("--run-suffix", default="", help="suffix of the negatives/mining run folders (runs beside another)")
     ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--remeasure", action="store_true",
+                    help="calibrate and measure the stages' existing models again (no synthesis or training)")
     args = ap.parse_args()
     global OUT
     OUT = OUT_ROOT / "quick" if args.quick else OUT_ROOT
@@ -338,11 +358,18 @@ def main() -> None:
     raw = OUT / "results.json"
     for name in [] if args.render else stages:
         t0 = time.time()
-        row = stage(name, args, real, running_train, running_test)
-        row["settings"] = {k: getattr(args, k) for k in SETTINGS}
-        row["wall_s"] = round(time.time() - t0, 1)
-        row["command"] = "python -m bench.bench_wakeword " + " ".join(sys.argv[1:])
         done = json.loads(raw.read_text()) if raw.is_file() else {}  # another stage may run beside this one
+        this = "python -m bench.bench_wakeword " + " ".join(sys.argv[1:])
+        if args.remeasure:
+            if name not in done:
+                raise SystemExit(f"--remeasure: stage {name} has no earlier row in {raw}")
+            row = remeasure(name, done[name], args, real, running_train, running_test)
+            row["remeasured_by"] = this
+        else:
+            row = stage(name, args, real, running_train, running_test)
+            row["settings"] = {k: getattr(args, k) for k in SETTINGS}
+            row["command"] = this
+        row["wall_s"] = round(time.time() - t0, 1)
         done[name] = row
         raw.write_text(json.dumps(done, indent=1))
         m = row["result"] or {}
@@ -350,7 +377,8 @@ def main() -> None:
               f"{m.get('running_fa_per_hour')} ({row['wall_s']} s)", flush=True)
     done = json.loads(raw.read_text()) if raw.is_file() else {}
     ordered = [done[s] for s in STAGES if s in done]
-    commands = list(dict.fromkeys(r["command"] for r in ordered))
+    commands = list(dict.fromkeys([r["command"] for r in ordered] + [r["remeasured_by"] for r in ordered
+                                                                        if "remeasured_by" in r]))
     text = render(ordered, "`, `".join(commands), running)
     target = RESULTS if not args.quick else OUT / "wakeword.md"
     target.parent.mkdir(parents=True, exist_ok=True)

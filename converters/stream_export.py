@@ -35,9 +35,9 @@ INT8_TOLERANCE_STEPS = 1
 # [1, 1, 1, C] tensors into a BiasAdd it leaves in float (DEQUANTIZE, RESHAPE, ADD, QUANTIZE); the
 # float step is fine.
 DEFAULT_STEP_MS = 30.0
-# int8 step: clips streamed through the float step model to calibrate it (its ranges are then
-# replaced by the window model's, so a few are enough)
-STEP_CALIBRATION_CLIPS = 8
+# int8 step: clips streamed through the Keras step model to calibrate it (its ranges are then
+# replaced by the window model's, so the values hardly matter; each step is one eager Keras call, ~0.1 s)
+STEP_CALIBRATION_CLIPS = 2
 
 
 def default_step_frames(hop_frames: int, stride_ms: float = 10.0) -> int:
