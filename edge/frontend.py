@@ -147,6 +147,13 @@ def periodic_hann(length: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * math.pi * n / length)).astype(np.float32)
 
 
+def project(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``x @ matrix`` over the last axis of an (..., n) array, as one 2-D product: numpy's stacked
+    matmul over a (clips, frames, bins) batch runs ~40x slower than the same product flattened."""
+    flat = x.reshape(-1, x.shape[-1])
+    return (flat @ matrix).reshape(x.shape[:-1] + (matrix.shape[1],))
+
+
 class Frontend:
     """Computes features from float32 audio in [-1, 1]; stateless and thread-safe."""
 
@@ -172,12 +179,12 @@ class Frontend:
         feats = mel_energy + LOG_OFFSET
         np.log(feats, out=feats)
         if self._dct is not None:
-            feats = feats @ self._dct
+            feats = project(feats, self._dct)
         return feats.astype(np.float32, copy=False)
 
     def frames_to_features(self, frames: np.ndarray) -> np.ndarray:
         """Features of already-cut frames, shape (..., window_samples) -> (..., num_features)."""
-        return self.mel_to_features(self.power_spectrum(frames) @ self._mel)
+        return self.mel_to_features(project(self.power_spectrum(frames), self._mel))
 
     def num_frames_for(self, num_samples: int) -> int:
         if num_samples < self.cfg.window_samples:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kws.edge.frontend import Frontend, mel_matrix
+from kws.edge.frontend import Frontend, mel_matrix, project
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 
 from .augment import AugmentSources, augment_audio, spec_augment
@@ -84,7 +84,11 @@ class WarpedFrontend:
     def features(self, audio: np.ndarray, warps: np.ndarray) -> np.ndarray:
         """Features of a batch (B, samples), clip b with filterbank ``grid[warps[b]]``."""
         power = self.fe.power_spectrum(self.fe.frame(audio))
-        return self.fe.mel_to_features(np.matmul(power, self._mels[warps]))
+        mel = np.empty(power.shape[:-1] + (self._mels.shape[-1],), np.float32)
+        for w in np.unique(warps):  # one flat product per filterbank (a stacked matmul is far slower)
+            at = warps == w
+            mel[at] = project(power[at], self._mels[w])
+        return self.fe.mel_to_features(mel)
 
 
 def _chunk_features(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: Config,
