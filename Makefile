@@ -32,7 +32,7 @@ demo: setup
 	$(VENV)/bin/kws-synth --words $(DEMO_WORDS) --out $(DEMO_DATA) --seed 7 --per-word 150 --negatives 600
 	@if [ -e $(DEMO_MODEL)/state.json ]; then mv $(DEMO_MODEL) $(DEMO_MODEL).previous-$$(date +%s); \
 		echo "kept the previous demo model as $(DEMO_MODEL).previous-*"; fi
-	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=40 --set train.batch_size=32
+	$(VENV)/bin/kws-train --data $(DEMO_DATA) --out $(DEMO_MODEL) --set train.epochs=32 --set train.batch_size=32
 	@# exit 3: the int8 guard rejected the int8 model (kept as model_int8.rejected.tflite); the manifest
 	@# then serves the float model, which is still a working demo, so say so instead of failing
 	@set +e; $(VENV)/bin/kws-convert -m $(DEMO_MODEL); rc=$$?; \
