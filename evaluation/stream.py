@@ -30,6 +30,8 @@ MAX_CLIPS_PER_LABEL = 2000
 BACKGROUND_DIR = "_background_noise_"
 NOISE_RMS = 0.03           # background level (about -30 dBFS)
 PEAK_LIMIT = 0.99          # no sample of a placed word (with the noise under it) beyond this
+BED_PEAK = 0.5             # the noise bed's rare transients (a slam at 78x its RMS) are clipped here,
+                           # as a microphone next to a talker would saturate; words keep their headroom
 EPS = 1e-12
 
 
@@ -138,7 +140,7 @@ def build_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.ndarray
     """
     rng = np.random.default_rng(seed)
     total = int(seconds * sample_rate)
-    noise = noise_bed(noises, total, rng) * NOISE_RMS
+    noise = np.clip(noise_bed(noises, total, rng) * NOISE_RMS, -BED_PEAK, BED_PEAK)
     out = noise.astype(np.float32).copy()
     keywords = sorted(k for k in clips if k != UNKNOWN_LABEL)
     unknowns = clips.get(UNKNOWN_LABEL, [])
@@ -189,8 +191,8 @@ def _headroom_gain(under: np.ndarray, clip: np.ndarray) -> float:
 
 
 def _limit_peak(out: np.ndarray) -> np.ndarray:
-    """Last guard: scale the whole stream only if the noise bed itself passes PEAK_LIMIT (words
-    are limited one by one when they are placed, so they never cause this)."""
+    """Last guard: scale the whole stream only if it still passes PEAK_LIMIT (it cannot: the bed is
+    clipped at BED_PEAK and each word is limited when it is placed)."""
     peak = float(np.max(np.abs(out))) if len(out) else 0.0
     if peak > PEAK_LIMIT:
         out *= PEAK_LIMIT / peak
@@ -207,7 +209,7 @@ def build_clip_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.nd
     order = [order[i] for i in rng.permutation(len(order))]
     gaps = rng.uniform(min_gap_s, max_gap_s, len(order) + 1)
     total = int((sum(len(c) for _, c in order) / sample_rate + gaps.sum()) * sample_rate)
-    noise = noise_bed(noises, total, rng) * NOISE_RMS
+    noise = np.clip(noise_bed(noises, total, rng) * NOISE_RMS, -BED_PEAK, BED_PEAK)
     out = noise.astype(np.float32).copy()
     events, pos = [], int(gaps[0] * sample_rate)
     for (label, clip), gap in zip(order, gaps[1:]):

@@ -213,7 +213,8 @@ def test_clip_stream_holds_every_clip_once_at_its_snr():
 
 
 def test_a_word_that_would_clip_is_turned_down_alone_not_the_whole_stream():
-    """One loud, peaky word must not take the rest of the stream below the level it was built for."""
+    """One loud, peaky word, or a slam in the noise, must not take the rest of the stream below the
+    level it was built for."""
     from kws.evaluation.stream import NOISE_RMS, PEAK_LIMIT, build_clip_stream
 
     rng = np.random.default_rng(3)
@@ -222,6 +223,7 @@ def test_a_word_that_would_clip_is_turned_down_alone_not_the_whole_stream():
     plain = [np.concatenate([np.zeros(4000), np.sin(np.arange(8000) * 0.2) * 0.3, np.zeros(4000)]).astype(np.float32)
              for _ in range(3)]
     noise = [rng.normal(0, 1, SR * 3).astype(np.float32)]
+    noise[0][SR] = 80.0  # a slam in the noise recording: 2.4 at the bed's level, past full scale alone
     audio, events = build_clip_stream({"up": [spiky], "down": plain}, noise, (20.0, 20.0), SR, seed=2)
     assert np.max(np.abs(audio)) <= PEAK_LIMIT + 1e-6
     gaps = np.concatenate([audio[int(a.end_s * SR) + 1600:int(b.start_s * SR) - 1600]
