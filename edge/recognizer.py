@@ -163,9 +163,14 @@ class Recognizer:
 
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
         replaces every label's threshold. ``streaming=False`` runs the window model even where the
-        manifest lists a streaming form."""
+        manifest lists a streaming form. A manifest of the embedding family gives an
+        ``EmbeddingRecognizer`` (kws.edge.embedding_pipeline), which has the same interface."""
         # the window model's interpreter opens only if the window form runs (Recognizer.__init__)
         loaded = open_model(path, model, num_threads=num_threads, runtime=runtime, defer=streaming)
+        if loaded.manifest.embedding is not None:  # the embedding family: its own pipeline
+            from .embedding_pipeline import EmbeddingRecognizer
+
+            return EmbeddingRecognizer.from_loaded(loaded, hop_ms, threshold, num_threads, runtime, keep_scores)
         tfl, manifest = loaded.model, loaded.manifest
         step = (open_step_model(manifest, loaded.manifest_path, loaded.key, num_threads=num_threads,
                                 runtime=runtime) if streaming else None)
