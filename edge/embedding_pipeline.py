@@ -82,6 +82,12 @@ class EmbeddingPipeline:
         """(n, EMBEDDING_DIM) embeddings of (n, MEL_WINDOW, MEL_BINS, 1) mel windows."""
         return self.embedder.predict_batch(mel_windows).reshape(-1, EMBEDDING_DIM)
 
+    pads_front = True  # a clip shorter than a window goes at its end, where the head hears words
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """The head's inputs of whole windows (kws-predict's frontend interface): ``window_inputs``."""
+        return self.window_inputs(windows)
+
     def window_inputs(self, windows: np.ndarray) -> np.ndarray:
         """(n, HEAD_EMBEDDINGS, EMBEDDING_DIM) head inputs of whole windows, (n, WINDOW_SAMPLES) float
         audio each (the first LOOKBACK_SAMPLES only as the first chunk's lookback)."""

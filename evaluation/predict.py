@@ -96,7 +96,9 @@ class WindowScanner:
     def __init__(self, clf, top_k: int = DEFAULT_TOP_K, frontend: Frontend | None = None):
         cfg = clf.frontend
         self.clf, self.top_k = clf, top_k
-        self.fe = frontend or Frontend(cfg)
+        self.fe = frontend or feature_frontend(clf)
+        # the embedding family hears a word at the end of its window: a short clip is padded in front
+        self._pad_front = bool(getattr(self.fe, "pads_front", False))
         self.sample_rate = cfg.sample_rate
         self.n = cfg.clip_samples
         self.hop = max(1, int(round(cfg.sample_rate * WINDOW_HOP_MS / 1000)))
@@ -123,7 +125,7 @@ class WindowScanner:
 
     def _add(self, start: int) -> None:
         clip = self._buf[start - self._buf_start:start - self._buf_start + self.n]
-        self._batch.append((start, _fit(clip, self.n).copy()))
+        self._batch.append((start, _fit(clip, self.n, self._pad_front).copy()))
         self._last_scored = start
         if len(self._batch) >= WINDOW_BATCH:
             self._score()
@@ -176,10 +178,16 @@ def classify_chunks(clf, chunks, top_k: int = DEFAULT_TOP_K, frontend: Frontend 
     return scanner.result()
 
 
-def _fit(clip: np.ndarray, n: int) -> np.ndarray:
+def _fit(clip: np.ndarray, n: int, front: bool = False) -> np.ndarray:
     if len(clip) < n:
-        return np.pad(clip, (0, n - len(clip)))
+        return np.pad(clip, (n - len(clip), 0) if front else (0, n - len(clip)))
     return clip
+
+
+def feature_frontend(clf):
+    """What turns a classifier's windows into its inputs: its own (``clf.feature_frontend``, the
+    embedding family's mel + embedding pipeline) or the frontend its config describes."""
+    return getattr(clf, "feature_frontend", None) or Frontend(clf.frontend)
 
 
 def read_list(list_path: str | os.PathLike, labels: Sequence[str] | None = None,
@@ -225,7 +233,7 @@ def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
                     max_bytes: int = MAX_URL_BYTES, timeout_s: float = URL_TIMEOUT_S,
                     policy: UrlPolicy = ALLOW_ALL) -> Iterator[dict]:
     """Classify each source; yields a result dict, or {"path", "error"} for a failed one."""
-    fe = Frontend(clf.frontend)
+    fe = feature_frontend(clf)
     with tempfile.TemporaryDirectory(prefix="kws-predict-") as tmp:
         for src in sources:
             path = src.path
