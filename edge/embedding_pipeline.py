@@ -37,6 +37,7 @@ HOP_MS = CHUNK_SAMPLES * MS_PER_S / SAMPLE_RATE  # 80 ms: one embedding per hop
 EMBEDDING_INPUT_SHAPE = (1, MEL_WINDOW, MEL_BINS, 1)
 HEAD_INPUT_SHAPE = (1, HEAD_EMBEDDINGS, EMBEDDING_DIM)
 EMBEDDING_FORM = "embedding"
+PREDICT_TAIL_S = 0.4  # silence kws-predict scans after a clip (EmbeddingPipeline.tail_samples)
 
 
 class EmbeddingPipeline:
@@ -82,7 +83,10 @@ class EmbeddingPipeline:
         """(n, EMBEDDING_DIM) embeddings of (n, MEL_WINDOW, MEL_BINS, 1) mel windows."""
         return self.embedder.predict_batch(mel_windows).reshape(-1, EMBEDDING_DIM)
 
-    pads_front = True  # a clip shorter than a window goes at its end, where the head hears words
+    # kws-predict scans a clip as a stream (silence before it) and goes on this far into silence
+    # after it, so that a word at the clip's very end reaches the place in the window where the
+    # head learnt words (word_end_margin_ms, 150 ms by default, +- time_shift_ms, 100 ms)
+    tail_samples = int(PREDICT_TAIL_S * SAMPLE_RATE)
 
     def features(self, windows: np.ndarray) -> np.ndarray:
         """The head's inputs of whole windows (kws-predict's frontend interface): ``window_inputs``."""

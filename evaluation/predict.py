@@ -97,14 +97,18 @@ class WindowScanner:
         cfg = clf.frontend
         self.clf, self.top_k = clf, top_k
         self.fe = frontend or feature_frontend(clf)
-        # the embedding family hears a word at the end of its window: a short clip is padded in front
-        self._pad_front = bool(getattr(self.fe, "pads_front", False))
         self.sample_rate = cfg.sample_rate
         self.n = cfg.clip_samples
         self.hop = max(1, int(round(cfg.sample_rate * WINDOW_HOP_MS / 1000)))
-        self._buf = np.zeros(0, np.float32)
+        # a frontend that hears words only at the end of its window (the embedding family) scans the
+        # audio as a stream would: silence before it, so that the first window ends one hop in, and
+        # ``tail_samples`` of silence after it, so that a word at the very end reaches that place too
+        self._lead = self.n - self.hop if getattr(self.fe, "tail_samples", 0) else 0
+        self._tail = int(getattr(self.fe, "tail_samples", 0))
+        self._buf = np.zeros(self._lead, np.float32)
         self._buf_start = 0  # stream index of _buf[0]
-        self.total = 0
+        self.total = self._lead
+        self.audio_samples = 0
         self._next = 0  # start of the next full window
         self._last_scored = -1
         self._batch: list[tuple[int, np.ndarray]] = []
@@ -115,6 +119,7 @@ class WindowScanner:
         """Take the next samples (float32 mono at the model's rate)."""
         self._buf = np.concatenate([self._buf, np.asarray(chunk, np.float32)])
         self.total += len(chunk)
+        self.audio_samples += len(chunk)
         while self._next + self.n <= self.total:
             self._add(self._next)
             self._next += self.hop
@@ -125,7 +130,7 @@ class WindowScanner:
 
     def _add(self, start: int) -> None:
         clip = self._buf[start - self._buf_start:start - self._buf_start + self.n]
-        self._batch.append((start, _fit(clip, self.n, self._pad_front).copy()))
+        self._batch.append((start, _fit(clip, self.n).copy()))
         self._last_scored = start
         if len(self._batch) >= WINDOW_BATCH:
             self._score()
@@ -147,6 +152,8 @@ class WindowScanner:
 
     def result(self) -> dict:
         """{"label", "score", "top": [{"label", "score"}...], "window_s": start of the window}."""
+        if self._tail:
+            self.feed(np.zeros(self._tail, np.float32))
         last = max(0, self.total - self.n)
         if self._last_scored != last:  # audio shorter than a clip, or not ending on the hop grid
             self._add(last)
@@ -155,7 +162,7 @@ class WindowScanner:
         order = np.argsort(-probs)[:max(1, self.top_k)]
         top = [{"label": self.clf.labels[i], "score": round(float(probs[i]), 6)} for i in order]
         return {"label": top[0]["label"], "score": top[0]["score"], "top": top,
-                "window_s": round(start / self.sample_rate, 3)}
+                "window_s": round(max(0, start - self._lead) / self.sample_rate, 3)}
 
 
 def classify_audio(clf, audio: np.ndarray, top_k: int = DEFAULT_TOP_K,
@@ -173,14 +180,14 @@ def classify_chunks(clf, chunks, top_k: int = DEFAULT_TOP_K, frontend: Frontend 
     scanner = WindowScanner(clf, top_k, frontend)
     for chunk in chunks:
         scanner.feed(chunk)
-    if scanner.total == 0:
+    if scanner.audio_samples == 0:
         raise AudioError(f"{UNREADABLE} ({NO_SAMPLES})")
     return scanner.result()
 
 
-def _fit(clip: np.ndarray, n: int, front: bool = False) -> np.ndarray:
+def _fit(clip: np.ndarray, n: int) -> np.ndarray:
     if len(clip) < n:
-        return np.pad(clip, (n - len(clip), 0) if front else (0, n - len(clip)))
+        return np.pad(clip, (0, n - len(clip)))
     return clip
 
 
