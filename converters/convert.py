@@ -242,7 +242,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     if src.cfg.model.architecture == EMBEDDING_ARCHITECTURE:  # mel -> frozen embedding -> head
         from .embedding_export import convert_embedding_run
 
-        return convert_embedding_run(src, formats, out, staging, max_drop, check_edge, say, t_start, _commit_checked)
+        return convert_embedding_run(src, formats, out, staging, max_drop, check_edge, say, t_start)
     tf = import_tensorflow()
     from .tflite import batch1_model, convert_float, convert_int8
 
@@ -418,6 +418,13 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     atomic_write_text(staging / REPORT_NAME, json.dumps(report, indent=1, default=_json_default) + "\n")
     produced.append(REPORT_NAME)
     owned = [MANIFEST_NAME, REPORT_NAME] + [n for f in formats for n in FORMAT_FILES[f]]
+    return _deliver(staging, out, produced, owned, report, failures)
+
+
+def _deliver(staging: Path, out: Path, produced: list[str], owned: list[str], report: dict[str, Any],
+             failures: list[str]) -> ConvertResult:
+    """Move the staged files into ``out``; the result, or (where something failed) AccuracyGuardError
+    carrying it."""
     _commit_checked(staging, out, produced, owned)
     result = ConvertResult(out=out, report=report, files=sorted(produced), failures=failures)
     if failures:

@@ -70,12 +70,12 @@ def _agreement(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
 
 
 def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Path, max_drop: float,
-                          check_edge: bool, say: Callable[[str], None], t_start: float, commit) -> Any:
-    """The whole conversion of an embedding-family run into ``staging``, then ``commit`` moves it to
-    ``out``; returns a ConvertResult (raises AccuracyGuardError after writing, as for other models)."""
+                          check_edge: bool, say: Callable[[str], None], t_start: float) -> Any:
+    """The whole conversion of an embedding-family run into ``staging``, then moved to ``out``; returns
+    a ConvertResult (raises AccuracyGuardError after writing, as for other models)."""
     from kws.trainer.tfimport import import_tensorflow
 
-    from .convert import ConvertResult, _evaluate_tflite, _guard_message, _json_default, _sha256
+    from .convert import _deliver, _evaluate_tflite, _json_default, _sha256
     from .tflite import batch1_model, convert_float, convert_int8
 
     tf = import_tensorflow()
@@ -223,10 +223,4 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     produced.append(REPORT_NAME)
     owned = [MANIFEST_NAME, REPORT_NAME, MEL_CONSTANTS_FILE, HEAD_REJECTED_FILE, *EMBEDDING_FILES.values(),
              *HEAD_FILES.values()]
-    commit(staging, out, produced, owned)
-    result = ConvertResult(out=out, report=report, files=sorted(produced), failures=failures)
-    if failures:
-        error = AccuracyGuardError(_guard_message(failures, out, produced))
-        error.result = result
-        raise error
-    return result
+    return _deliver(staging, out, produced, owned, report, failures)

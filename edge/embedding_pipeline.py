@@ -30,6 +30,7 @@ from .errors import KwsError, ManifestError
 from .manifest import EMBEDDING_FAMILY, Manifest, ModelEntry, SmoothingConfig
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
+from .recognizer import HopDecisions, HopTimer, to_float_audio
 from .smoothing import PosteriorSmoother
 
 MS_PER_S = 1000.0
@@ -134,7 +135,7 @@ def check_shape(manifest_path: Path, model: TFLiteModel, input_shape: tuple[int,
                             f"{what} of the {EMBEDDING_FAMILY} family maps {list(input_shape)} -> {list(output_shape)}")
 
 
-class EmbeddingRecognizer:
+class EmbeddingRecognizer(HopDecisions):
     """Continuous keyword recognition with an embedding-family model: one hop every ``hop_ms`` (a
     multiple of 80 ms); a hop at stream sample t scores the head window ending at t, the first once a
     whole window (WINDOW_CHUNKS chunks, 2 s) has arrived. Same interface as ``Recognizer``."""
@@ -142,8 +143,6 @@ class EmbeddingRecognizer:
     def __init__(self, pipeline: EmbeddingPipeline, manifest: Manifest, hop_ms: float | None = None,
                  smoothing: SmoothingConfig | None = None, thresholds: Mapping[str, float] | None = None,
                  keep_scores: bool = False):
-        from .recognizer import HopTimer
-
         self.manifest, self.pipeline = manifest, pipeline
         self.model = pipeline.head
         config = smoothing or manifest.smoothing
@@ -158,9 +157,7 @@ class EmbeddingRecognizer:
         self._pending = np.zeros(CHUNK_SAMPLES, np.float32)
         self.smoother = PosteriorSmoother.from_manifest(manifest, config, thresholds)
         self.timer = HopTimer()
-        self.keep_scores = keep_scores
-        self._score_times: list[float] = []
-        self._scores: list[np.ndarray] = []
+        self._init_scores(keep_scores)
         self.form_note = ""
         self.reset()
 
@@ -234,14 +231,10 @@ class EmbeddingRecognizer:
         self._samples = 0
         self._filled = 0
         self._unscored_s = 0.0
-        self._score_times.clear()
-        self._scores.clear()
-        self.last_scores: np.ndarray | None = None
+        self._clear_scores()
 
     def process(self, chunk: np.ndarray):
         """Consume samples (any length, int16 or float at 16 kHz); return new detections."""
-        from .recognizer import Detection, to_float_audio
-
         audio = to_float_audio(chunk)
         detections = []
         start = time.perf_counter()
@@ -258,25 +251,11 @@ class EmbeddingRecognizer:
             self.pipeline.push(self._pending)
             if not self.pipeline.ready or (self.pipeline.chunks - WINDOW_CHUNKS) % self._chunks_per_hop:
                 continue
-            scores = self.pipeline.scores()
-            self.last_scores = scores
-            time_ms = self._samples * MS_PER_S / SAMPLE_RATE
-            if self.keep_scores:
-                self._score_times.append(time_ms / MS_PER_S)
-                self._scores.append(scores)
-            top = self.smoother.decide(scores, time_ms)
-            if top >= 0 and self.smoother.last_decision_fired:
-                detections.append(Detection(time_ms / MS_PER_S, self.smoother.labels[top], self.smoother.last_score))
+            detection = self._decide(self.pipeline.scores(), self._samples * MS_PER_S / SAMPLE_RATE)
+            if detection is not None:
+                detections.append(detection)
             now = time.perf_counter()
             self.timer.add(self._unscored_s + now - start)
             self._unscored_s, start = 0.0, now
         self._unscored_s += time.perf_counter() - start
         return detections
-
-    def pop_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """The raw per-hop scores kept since the last call (``keep_scores=True``): times (s), (n, labels)."""
-        times = np.asarray(self._score_times, np.float64)
-        scores = np.stack(self._scores) if self._scores else np.zeros((0, len(self.labels)), np.float32)
-        self._score_times.clear()
-        self._scores.clear()
-        return times, scores
