@@ -160,6 +160,19 @@ def test_training_caches_the_embeddings_and_records_the_run(embedding_run):
         assert negatives["embeddings"].shape == (20 * 1000 // 80 - 9, 96)  # one per 80 ms from the 10th chunk
 
 
+def test_resume_reuses_the_cached_embeddings(embedding_run, tmp_path):
+    import shutil
+
+    from kws.trainer.train import train
+
+    run = tmp_path / "run"
+    shutil.copytree(embedding_run, run, ignore=shutil.ignore_patterns("dist"))
+    cached = {p.name: p.read_bytes() for p in (run / "embeddings").iterdir()}
+    result = train(resume=run, overrides=("train.epochs=22",), quiet=True)
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 22 == result.metrics["epochs"]
+    assert {p.name: p.read_bytes() for p in (run / "embeddings").iterdir()} == cached
+
+
 def test_convert_writes_both_pipelines_and_a_manifest_of_the_family(embedding_run):
     from kws.edge.manifest import load_manifest
     from kws.edge.model_loader import sha256_of

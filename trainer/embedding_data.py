@@ -115,6 +115,16 @@ def training_windows(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: C
     return np.stack(xs) if xs else np.zeros((0, WINDOW_SAMPLES), np.float32), np.array(ys, np.int64)
 
 
+def cache_key(cfg: Config, labels: Sequence[str]) -> str:
+    """What the cached embeddings depend on: the data and its split, the augmentation, the copies,
+    the clip format, the seed and the weights (not the head's settings, the epochs or the smoothing:
+    ``--resume --set train.epochs=N`` reuses them)."""
+    values = cfg.to_dict()
+    return json.dumps({"version": CACHE_VERSION, "data": values["data"], "augment": values["augment"],
+                       "features": values["features"], "copies": cfg.model.embedding_copies,
+                       "seed": cfg.train.seed, "labels": list(labels), "weights": KNOWN_SHA256}, sort_keys=True)
+
+
 class Embedder:
     """Mel frames (numpy, the edge's code) and float embeddings (the Keras rebuild) of audio."""
 
@@ -164,8 +174,7 @@ class EmbeddingFeatures:
         self.index = index
         self.cache = Path(run_path) / CACHE_DIR
         self.embedder = Embedder(cfg.model.embedding_weights)
-        self.digest = json.dumps({"version": CACHE_VERSION, "config": cfg.digest(), "labels": self.labels,
-                                  "weights": KNOWN_SHA256}, sort_keys=True)
+        self.digest = cache_key(cfg, self.labels)
         train_items = index.splits["training"]
         t0 = time.time()
         data = self._cached("train", lambda: self._training_set(train_items))
