@@ -265,3 +265,35 @@ def test_kws_listen_runs_the_pipeline_in_the_tensorflow_free_edge_environment(em
     assert [d["label"] for d in heard] == [w for w, _ in truth]
     for d, (_, end) in zip(heard, truth):
         assert end - 0.5 <= d["time_s"] <= end + 0.5, (d, end)
+
+
+def test_a_damaged_embedding_manifest_is_one_line_naming_the_field(embedding_run, tmp_path):
+    import shutil
+
+    from kws.edge.errors import KwsError, ManifestError
+    from kws.edge.manifest import load_manifest
+    from kws.edge.recognizer import Recognizer
+
+    dist = tmp_path / "dist"
+    shutil.copytree(embedding_run / "dist", dist)
+    good = json.loads((dist / "manifest.json").read_text())
+
+    def refused(change) -> str:
+        data = json.loads(json.dumps(good))
+        change(data)
+        (dist / "manifest.json").write_text(json.dumps(data))
+        with pytest.raises(ManifestError) as err:
+            load_manifest(dist)
+        return str(err.value)
+
+    assert refused(lambda d: d.pop("embedding")).endswith("family 'embedding' needs an embedding section")
+    assert "model family 'cascade' is not one this kws runs (window, embedding); upgrade kws" in \
+        refused(lambda d: d.update(family="cascade"))
+    assert "embedding.mel_constants.file must be a file name inside the manifest's folder" in \
+        refused(lambda d: d["embedding"]["mel_constants"].update(file="../mel.npz"))
+    (dist / "manifest.json").write_text(json.dumps(good))
+    (dist / "mel_constants.npz").write_bytes(b"changed")
+    with pytest.raises(ManifestError, match=r"mel_constants\.npz: does not match .*sha256 differs"):
+        Recognizer.from_manifest(dist)
+    with pytest.raises(KwsError, match="hop 40 ms must be a multiple of the embedding family's 80 ms step"):
+        Recognizer.from_manifest(embedding_run / "dist", hop_ms=40)
