@@ -23,14 +23,15 @@ from typing import Mapping
 import numpy as np
 
 from .embedding_frontend import (CHUNK_SAMPLES, EMBEDDING_DIM, FIRST_EMBEDDING_CHUNKS, HEAD_EMBEDDINGS,
-                                 INT16_SCALE, LOOKBACK_SAMPLES, MEL_BINS, MEL_FRAMES_PER_CHUNK, MEL_WINDOW,
+                                 INT16_SCALE, LOOKBACK_SAMPLES, MEL_BINS, MEL_WINDOW,
                                  SAMPLE_RATE, WINDOW_CHUNKS, WINDOW_SAMPLES, MelFrontend, embedding_windows,
                                  load_mel_constants)
 from .errors import KwsError, ManifestError
 from .manifest import EMBEDDING_FAMILY, Manifest, ModelEntry, SmoothingConfig
+from .model_loader import checked_file
+from .recognizer import HopDecisions, HopTimer, to_float_audio
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
-from .recognizer import HopDecisions, HopTimer, to_float_audio
 from .smoothing import PosteriorSmoother
 
 MS_PER_S = 1000.0
@@ -46,7 +47,7 @@ class EmbeddingPipeline:
 
     def __init__(self, mel: MelFrontend, embedder: TFLiteModel, head: TFLiteModel):
         self.mel, self.embedder, self.head = mel, embedder, head
-        self._lookback = np.zeros(LOOKBACK_SAMPLES + CHUNK_SAMPLES, np.float32)  # the mel call's input
+        self._call = np.zeros(LOOKBACK_SAMPLES + CHUNK_SAMPLES, np.float32)  # lookback + chunk: one mel call
         self._mel = RingBuffer(MEL_WINDOW, MEL_BINS)
         self._mel_window = np.empty((MEL_WINDOW, MEL_BINS), np.float32)
         self._embeddings = RingBuffer(HEAD_EMBEDDINGS, EMBEDDING_DIM)
@@ -55,7 +56,7 @@ class EmbeddingPipeline:
 
     def reset(self) -> None:
         """A new stream, starting on silence."""
-        self._lookback[:] = 0.0
+        self._call[:] = 0.0
         self._mel.reset()
         self._embeddings.reset()
         self.chunks = 0
@@ -68,7 +69,7 @@ class EmbeddingPipeline:
     def push(self, chunk: np.ndarray) -> None:
         """One chunk of CHUNK_SAMPLES float samples in [-1, 1]: its mel frames, then (from the
         FIRST_EMBEDDING_CHUNKS-th chunk on) one embedding of the newest MEL_WINDOW frames."""
-        call = self._lookback
+        call = self._call
         call[:LOOKBACK_SAMPLES] = call[CHUNK_SAMPLES:]
         np.multiply(chunk, np.float32(INT16_SCALE), out=call[LOOKBACK_SAMPLES:])
         self._mel.write(self.mel.chunks(call)[0])
@@ -86,7 +87,7 @@ class EmbeddingPipeline:
 
     # kws-predict scans a clip as a stream (silence before it) and goes on this far into silence
     # after it, so that a word at the clip's very end reaches the place in the window where the
-    # head learnt words (word_end_margin_ms, 150 ms by default, +- time_shift_ms, 100 ms)
+    # head learnt words (its speech ending in the window's newest 0.4 s, kws.trainer.embedding_data)
     tail_samples = int(PREDICT_TAIL_S * SAMPLE_RATE)
 
     def features(self, windows: np.ndarray) -> np.ndarray:
@@ -108,8 +109,6 @@ def open_pipeline(manifest: Manifest, manifest_path: Path, key: str, head: TFLit
                   num_threads: int = 1, runtime: str | None = None) -> EmbeddingPipeline:
     """The pipeline of head ``key`` (already opened and checked): the embedding model of the same key
     and the mel constants, each checked against the manifest (file, sha256, tensors)."""
-    from .model_loader import checked_file  # model_loader imports this module's callers
-
     section = manifest.embedding
     if section is None:
         raise ManifestError(f"{manifest_path}: not a manifest of the {EMBEDDING_FAMILY} family")
