@@ -29,7 +29,7 @@ from kws.trainer.embedding_data import CACHE_DIR, Embedder, eval_windows
 from kws.trainer.speech_embedding import KNOWN_SHA256, WHEEL_PACKAGE, WHEEL_VERSION
 
 from . import opcheck
-from .errors import AccuracyGuardError, SourceError
+from .errors import AccuracyGuardError, FormatError, SourceError
 from .evaluate import run_tflite_runtime, scores
 from .flatbuffer import parse_model
 from .report import REPORT_FORMAT, REPORT_NAME, REPORT_VERSION, guard_failures
@@ -85,8 +85,8 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     wanted = [f for f in EMBEDDING_FORMATS if f in formats]
     skipped = [f for f in formats if f not in EMBEDDING_FORMATS]
     if not wanted:
-        raise SourceError(f"{src.path}: the embedding family converts to int8 and float TFLite only "
-                          f"(asked for {', '.join(formats)})")
+        raise FormatError(f"--formats {','.join(formats)}: a model of the embedding family converts to int8 and "
+                          "float TFLite only")
     if skipped:
         say(f"{', '.join(skipped)}: not made for the embedding family (its embedding runs on Linux-class "
             "devices, not in TFLite Micro)")

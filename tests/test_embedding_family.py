@@ -297,3 +297,14 @@ def test_a_damaged_embedding_manifest_is_one_line_naming_the_field(embedding_run
         Recognizer.from_manifest(dist)
     with pytest.raises(KwsError, match="hop 40 ms must be a multiple of the embedding family's 80 ms step"):
         Recognizer.from_manifest(embedding_run / "dist", hop_ms=40)
+
+
+def test_convert_refuses_formats_the_family_has_not_and_writes_nothing(embedding_run, tmp_path):
+    from kws.converters.convert import ConvertOptions, convert
+    from kws.converters.errors import FormatError
+
+    out = tmp_path / "dist"
+    with pytest.raises(FormatError) as err:
+        convert(ConvertOptions(model=str(embedding_run), formats=("pb", "c"), out=str(out)), say=lambda _: None)
+    assert str(err.value) == "--formats pb,c: a model of the embedding family converts to int8 and float TFLite only"
+    assert not out.exists() and not list(tmp_path.glob(".kws-convert-*"))
