@@ -308,8 +308,9 @@ def render(rows: list[dict], command: str, running: dict) -> str:
             lines.append(f"- embedding: the `embedding` family (frozen speech embedding + head, "
                          f"{r.get('architecture', 'embedding')}) on the `today` stage's synthesized clips "
                          f"(made by this stage only where they are missing), trained with --negatives and "
-                         f"`{' '.join('--set ' + s for s in EMBEDDING_SETS)}`, int8 pipeline (int8 embedding "
-                         "-> int8 head, ai-edge-litert); 0 false accepts in 0.60 h says < 1.7 FA/h, not "
+                         f"`{' '.join('--set ' + s for s in EMBEDDING_SETS)}`; the manifest's "
+                         f"{(r['result'] or {}).get('model', '?')} pipeline measured (where kws-convert's int8 guard "
+                         "rejects the int8 one, the float one); 0 false accepts in 0.60 h says < 1.7 FA/h, not "
                          "0.5: that needs several hours of held-out speech")
         if "synth" in r:
             lines.append(f"- {r['stage']}: {r['synth']['summary']}")
