@@ -18,6 +18,7 @@ DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 TRAIN_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo train || echo train-cpu)
 
 DEMO_WORDS := yes,no,up,down,left,right,on,off,stop,go
+OPENWAKEWORD_VERSION := 0.4.0
 DEMO_DATA := data/demo
 DEMO_MODEL := models/demo
 
@@ -72,7 +73,10 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[$(TRAIN_EXTRA),dev,api]"
+	$(PIP) install -q -e ".[$(TRAIN_EXTRA),dev,api,embedding]"
+	@# the embedding family's frozen weights (Google's speech_embedding as ONNX) come inside the
+	@# openwakeword wheel; only its files are used, so none of its dependencies are installed
+	$(PIP) install -q --no-deps "openwakeword==$(OPENWAKEWORD_VERSION)"
 	rm -f $(VENV)/.kws-*; touch $@
 
 # A second environment shaped like 32-bit Raspberry Pi OS: the edge package alone, no

@@ -55,6 +55,10 @@ setup(
         "train-cpu": ["tensorflow-cpu>=2.16", "tensorboard>=2.16", "matplotlib>=3.6", "tqdm>=4.60"],
         "plot": ["matplotlib>=3.6"],
         "api": ["deepaas==2.6.0"],
+        # the embedding family (model.architecture: embedding): onnx reads the speech_embedding weights
+        # (then: pip install --no-deps openwakeword==0.4.0, for its two .onnx files only); onnxruntime
+        # only for the tests that compare kws's numpy mel frontend with the ONNX model
+        "embedding": ["onnx>=1.14", "onnxruntime>=1.16"],
         "dev": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6.80", "matplotlib>=3.6", "tqdm>=4.60", "playwright>=1.40"],
     },
     entry_points={

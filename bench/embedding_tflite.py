@@ -27,48 +27,11 @@ from bench import bench_embedding as be
 
 
 def keras_embedding():
-    """The embedding network in Keras (NHWC), weights copied from the ONNX graph."""
-    import keras
-    import onnx
-    from onnx import numpy_helper
+    """The embedding network in Keras (NHWC), weights copied from the ONNX graph: now the product's
+    rebuild (kws.trainer.speech_embedding), which this experiment first wrote."""
+    from kws.trainer.speech_embedding import keras_embedding as rebuild
 
-    m = onnx.load(str(be.models_dir() / "embedding_model.onnx"))
-    inits = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    inp = keras.Input((be.MEL_WINDOW, 32, 1), name="features")
-    x = inp
-    for n in m.graph.node:
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "Pad":
-            p = inits[n.input[1]]  # NHWC begin(4) + end(4)
-            x = keras.layers.ZeroPadding2D(((int(p[1]), int(p[5])), (int(p[2]), int(p[6]))))(x)
-        elif n.op_type == "Reshape":
-            continue  # NHWC <-> NCHW bookkeeping of tf2onnx; Keras stays NHWC
-        elif n.op_type == "Conv":
-            w = inits[n.input[1]]  # (O, I, kh, kw)
-            b = inits[n.input[2]] if len(n.input) > 2 else None
-            pads = attrs.get("pads", [0, 0, 0, 0])
-            if any(pads):
-                x = keras.layers.ZeroPadding2D(((pads[0], pads[2]), (pads[1], pads[3])))(x)
-            conv = keras.layers.Conv2D(w.shape[0], w.shape[2:], strides=attrs.get("strides", [1, 1]),
-                                       use_bias=b is not None)
-            x = conv(x)
-            conv.set_weights([w.transpose(2, 3, 1, 0)] + ([b] if b is not None else []))
-        elif n.op_type == "Relu":
-            x = keras.layers.ReLU()(x)
-        elif n.op_type == "LeakyRelu":
-            x = keras.layers.LeakyReLU(negative_slope=float(attrs["alpha"]))(x)
-        elif n.op_type == "BatchNormalization":
-            bn = keras.layers.BatchNormalization(epsilon=float(attrs.get("epsilon", 1e-5)))
-            x = bn(x)
-            bn.set_weights([inits[n.input[i]] for i in (1, 2, 3, 4)])
-        elif n.op_type == "Max":
-            c = float(inits[n.input[1]].ravel()[0])
-            x = keras.layers.Lambda(lambda t, c=c: keras.ops.maximum(t, c))(x)
-        elif n.op_type == "MaxPool":
-            x = keras.layers.MaxPooling2D(attrs["kernel_shape"], attrs["strides"])(x)
-        else:
-            raise SystemExit(f"unexpected op {n.op_type}")
-    return keras.Model(inp, keras.layers.Reshape((be.DIM,))(x), name="speech_embedding")
+    return rebuild(be.models_dir() / "embedding_model.onnx")
 
 
 def mel_windows(fe, audio: np.ndarray, step: int = 1) -> np.ndarray:

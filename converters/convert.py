@@ -141,6 +141,14 @@ def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> 
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def _commit_checked(staging: Path, out: Path, produced: list[str], owned: list[str]) -> None:
+    """``_commit``, with a failure to move the files in as one OutputError line."""
+    try:
+        _commit(staging, out, produced, owned)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot move the artifacts in ({exc.strerror or exc})") from None
+
+
 def _spec(spec: TensorSpec) -> dict[str, Any]:
     return {"shape": list(spec.shape), "dtype": spec.dtype, "scale": spec.scale, "zero_point": spec.zero_point}
 
@@ -228,8 +236,13 @@ def _step_frames(cfg: Any, opts: ConvertOptions) -> int:
 
 def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check_edge: bool,
                   say: Callable[[str], None], t_start: float, step_frames: int | None) -> ConvertResult:
+    from kws.trainer.models import EMBEDDING_ARCHITECTURE
     from kws.trainer.tfimport import import_tensorflow
 
+    if src.cfg.model.architecture == EMBEDDING_ARCHITECTURE:  # mel -> frozen embedding -> head
+        from .embedding_export import convert_embedding_run
+
+        return convert_embedding_run(src, formats, out, staging, max_drop, check_edge, say, t_start)
     tf = import_tensorflow()
     from .tflite import batch1_model, convert_float, convert_int8
 
@@ -405,10 +418,14 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     atomic_write_text(staging / REPORT_NAME, json.dumps(report, indent=1, default=_json_default) + "\n")
     produced.append(REPORT_NAME)
     owned = [MANIFEST_NAME, REPORT_NAME] + [n for f in formats for n in FORMAT_FILES[f]]
-    try:
-        _commit(staging, out, produced, owned)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot move the artifacts in ({exc.strerror or exc})") from None
+    return _deliver(staging, out, produced, owned, report, failures)
+
+
+def _deliver(staging: Path, out: Path, produced: list[str], owned: list[str], report: dict[str, Any],
+             failures: list[str]) -> ConvertResult:
+    """Move the staged files into ``out``; the result, or (where something failed) AccuracyGuardError
+    carrying it."""
+    _commit_checked(staging, out, produced, owned)
     result = ConvertResult(out=out, report=report, files=sorted(produced), failures=failures)
     if failures:
         error = AccuracyGuardError(_guard_message(failures, out, produced))

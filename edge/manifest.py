@@ -14,7 +14,14 @@ from .manifest_schema import check_manifest_data
 
 MANIFEST_FORMAT = "kws-manifest"
 # 2: smoothing in time (minimum_span_ms for minimum_count) and the release rule; 1 still loads
-MANIFEST_VERSION = 2
+# 3: the model family (``family``: "embedding" adds the ``embedding`` section); only manifests of the
+# embedding family are written as 3, so older kws versions refuse them instead of misreading them
+WINDOW_FAMILY_VERSION = 2
+EMBEDDING_FAMILY_VERSION = 3
+MANIFEST_VERSION = EMBEDDING_FAMILY_VERSION  # the newest this kws reads
+WINDOW_FAMILY = "window"  # a model over the frontend's frames of one clip (every architecture but one)
+EMBEDDING_FAMILY = "embedding"  # mel -> frozen speech embedding -> head (kws.edge.embedding_pipeline)
+FAMILIES = (WINDOW_FAMILY, EMBEDDING_FAMILY)
 MANIFEST_NAME = "manifest.json"
 SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
@@ -161,6 +168,45 @@ class StreamingSection:
 
 
 @dataclass(frozen=True)
+class EmbeddingSection:
+    """The frozen front end of the embedding family: the mel constants file (for
+    kws.edge.embedding_frontend) and the embedding models, keyed like ``models`` (the "int8" head
+    runs on the "int8" embedding); ``weights`` says where the weights came from."""
+
+    mel_constants: str
+    mel_sha256: str
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)
+    mel_size_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mel_constants": {"file": self.mel_constants, "sha256": self.mel_sha256,
+                                  "size_bytes": self.mel_size_bytes},
+                "models": {k: _entry_dict(e) for k, e in self.models.items()}, "weights": dict(self.weights)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EmbeddingSection":
+        mel = data["mel_constants"]
+        return cls(mel_constants=mel["file"], mel_sha256=mel.get("sha256", ""),
+                   mel_size_bytes=int(mel.get("size_bytes", 0)),
+                   models={k: _model_entry(m) for k, m in data.get("models", {}).items()},
+                   weights=dict(data.get("weights", {})))
+
+
+def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
+    data = asdict(entry)
+    for key in ("input", "output"):
+        data[key]["shape"] = list(data[key]["shape"])
+    return data
+
+
+def _model_entry(m: dict[str, Any]) -> ModelEntry:
+    return ModelEntry(file=m["file"], input=TensorSpec(**{**m["input"], "shape": tuple(m["input"]["shape"])}),
+                      output=TensorSpec(**{**m["output"], "shape": tuple(m["output"]["shape"])}),
+                      sha256=m.get("sha256", ""), size_bytes=int(m.get("size_bytes", 0)))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The versioned manifest (see docs in firmware_notes/)."""
 
@@ -174,8 +220,14 @@ class Manifest:
     calibration: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     streaming: StreamingSection | None = None
+    embedding: EmbeddingSection | None = None
     format: str = MANIFEST_FORMAT
     version: int = MANIFEST_VERSION
+
+    @property
+    def family(self) -> str:
+        """Which pipeline runs the models: WINDOW_FAMILY or EMBEDDING_FAMILY."""
+        return EMBEDDING_FAMILY if self.embedding is not None else WINDOW_FAMILY
 
     @property
     def sample_rate(self) -> int:
@@ -209,7 +261,10 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["version"] = EMBEDDING_FAMILY_VERSION if self.embedding is not None else WINDOW_FAMILY_VERSION
         data["streaming"] = self.streaming.to_dict() if self.streaming else None
+        data["embedding"] = self.embedding.to_dict() if self.embedding else None
+        data["family"] = self.family
         data["labels"] = list(self.labels)
         data["ignore_labels"] = list(self.ignore_labels)
         data["sample_rate"] = self.sample_rate
@@ -221,6 +276,9 @@ class Manifest:
                  "smoothing", "thresholds", "ignore_labels", "calibration", "config_digest", "extra"]
         if self.streaming is not None:  # manifests without a step model stay as they were
             order.insert(order.index("smoothing"), "streaming")
+        if self.embedding is not None:  # and so do those of the window family
+            order.insert(order.index("labels"), "family")
+            order.insert(order.index("models"), "embedding")
         return {k: data[k] for k in order}
 
     @classmethod
@@ -235,16 +293,14 @@ class Manifest:
                 raise ManifestError(f"{source}: manifest version {data['version']} is newer than this kws "
                                     f"understands ({MANIFEST_VERSION}); upgrade kws")
             check_manifest_data(data, source)
-            models = {
-                key: ModelEntry(
-                    file=m["file"],
-                    input=TensorSpec(**{**m["input"], "shape": tuple(m["input"]["shape"])}),
-                    output=TensorSpec(**{**m["output"], "shape": tuple(m["output"]["shape"])}),
-                    sha256=m.get("sha256", ""),
-                    size_bytes=int(m.get("size_bytes", 0)),
-                )
-                for key, m in data.get("models", {}).items()
-            }
+            models = {key: _model_entry(m) for key, m in data.get("models", {}).items()}
+            family = data.get("family", WINDOW_FAMILY)
+            if family not in FAMILIES:
+                raise ManifestError(f"{source}: model family {family!r} is not one this kws runs "
+                                    f"({', '.join(FAMILIES)}); upgrade kws")
+            if (family == EMBEDDING_FAMILY) != ("embedding" in data):
+                raise ManifestError(f"{source}: family {family!r} " + ("needs an embedding section"
+                                    if family == EMBEDDING_FAMILY else "takes no embedding section"))
             try:
                 smoothing = SmoothingConfig.from_dict(data.get("smoothing", {}))
             except ValueError as exc:
@@ -260,6 +316,7 @@ class Manifest:
                 calibration=dict(data.get("calibration", {})),
                 extra=dict(data.get("extra", {})),
                 streaming=_streaming(data.get("streaming")),
+                embedding=EmbeddingSection.from_dict(data["embedding"]) if family == EMBEDDING_FAMILY else None,
                 version=MANIFEST_VERSION,  # read into the current schema, and written back in it
             )
         except ManifestError:

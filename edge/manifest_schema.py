@@ -172,10 +172,27 @@ def _entries(source: str, section: str, data: Any, required: tuple[str, ...]) ->
     return out
 
 
-def _models(source: str, data: Any) -> None:
-    for name, entry in _entries(source, "models", data, ("file", "input", "output")):
+def _models(source: str, data: Any, section: str = "models") -> None:
+    for name, entry in _entries(source, section, data, ("file", "input", "output")):
         _tensor(source, f"{name}.input", entry["input"])
         _tensor(source, f"{name}.output", entry["output"])
+
+
+def _embedding(source: str, data: Any) -> None:
+    """The ``embedding`` section of the embedding family: the mel constants file, the embedding
+    models (like ``models``) and the weights' provenance."""
+    data = _object(source, "embedding", data)
+    unknown = sorted(set(data) - {"mel_constants", "models", "weights"})
+    if unknown:
+        raise _fail(source, f"embedding.{unknown[0]}", "is not a known field", unknown[0])
+    if "mel_constants" not in data:
+        raise ManifestError(f"{source}: embedding.mel_constants is missing")
+    mel = _object(source, "embedding.mel_constants", data["mel_constants"])
+    if "file" not in mel:
+        raise ManifestError(f"{source}: embedding.mel_constants.file is missing")
+    _file_facts(source, "embedding.mel_constants", mel)
+    _models(source, data.get("models", {}), "embedding.models")
+    _object(source, "embedding.weights", data.get("weights", {}))
 
 
 def check_manifest_data(data: Any, source: str) -> None:
@@ -191,6 +208,10 @@ def check_manifest_data(data: Any, source: str) -> None:
     _models(source, data.get("models", {}))
     if "streaming" in data:
         _streaming(source, data["streaming"])
+    if "family" in data and not isinstance(data["family"], str):
+        raise _fail(source, "family", "must be a string", data["family"])
+    if "embedding" in data:
+        _embedding(source, data["embedding"])
     _ranged_section(source, "smoothing", data.get("smoothing", {}), SMOOTHING_RANGES)
     for label, value in _object(source, "thresholds", data.get("thresholds", {})).items():
         number(source, f"thresholds.{label}", value, 0.0, 1.0, False)

@@ -136,6 +136,10 @@ def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[s
         for key, stream_entry in manifest.streaming.models.items():
             if stream_entry.file == model and key in manifest.models:
                 return key, manifest.models[key]
+    if manifest.embedding is not None:  # an embedding model's file: the head that runs on it
+        for key, embedding_entry in manifest.embedding.models.items():
+            if embedding_entry.file == model and key in manifest.models:
+                return key, manifest.models[key]
     return manifest.entry_for_file(model)
 
 
@@ -146,12 +150,13 @@ def check_model_matches(manifest: Manifest, entry: ModelEntry, model: TFLiteMode
         raise ManifestError(f"{model.path}: the model has {model.num_labels} outputs, the manifest lists "
                             f"{len(manifest.labels)} labels")
     fe = manifest.frontend
-    if int(np.prod(model.input_shape)) != fe.num_frames * fe.num_features:
+    if manifest.embedding is None and int(np.prod(model.input_shape)) != fe.num_frames * fe.num_features:
         raise ManifestError(f"{manifest_path}: {model.path.name} takes input {list(model.input_shape)}, the "
                             f"frontend makes {fe.num_frames} frames x {fe.num_features} features")
 
 
-def _checked_file(manifest_path: Path, file: str, sha256: str) -> Path:
+def checked_file(manifest_path: Path, file: str, sha256: str) -> Path:
+    """The path of a file the manifest lists, after checking it is there and matches its sha256."""
     path = manifest_path.parent / file
     if not path.is_file():
         raise ManifestError(f"{manifest_path}: lists {file}, which is not in {manifest_path.parent}")
@@ -168,7 +173,7 @@ def open_step_model(manifest: Manifest, manifest_path: Path, key: str, num_threa
     if manifest.streaming is None or key not in manifest.streaming.models:
         return None
     entry: StreamEntry = manifest.streaming.models[key]
-    step = StepModel(_checked_file(manifest_path, entry.file, entry.sha256), num_threads=num_threads,
+    step = StepModel(checked_file(manifest_path, entry.file, entry.sha256), num_threads=num_threads,
                      runtime=runtime)
     step.check_entry(entry, manifest_path)
     fe = manifest.frontend
@@ -190,7 +195,7 @@ def open_model(path: str | os.PathLike, model: str | None = None, num_threads: i
     manifest_path, model_file = locate(path)
     manifest = load_manifest(manifest_path)
     key, entry = _pick(manifest, manifest_path, model_file or model)
-    model_path = _checked_file(manifest_path, entry.file, entry.sha256)
+    model_path = checked_file(manifest_path, entry.file, entry.sha256)
     if defer:
         return LoadedModel(manifest, manifest_path, key, entry,
                            DeferredModel(model_path, entry, manifest, manifest_path, num_threads, runtime))

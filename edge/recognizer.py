@@ -101,7 +101,43 @@ def _percentile(ordered: np.ndarray, q: float) -> float:
     return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
 
 
-class Recognizer:
+class HopDecisions:
+    """What every recognizer does with a hop's scores: keep them where asked (``keep_scores``, for
+    kws-eval), smooth them and report a detection. Needs ``self.smoother`` and ``self.labels``."""
+
+    def _init_scores(self, keep_scores: bool) -> None:
+        self.keep_scores = keep_scores
+        self._score_times: list[float] = []
+        self._scores: list[np.ndarray] = []
+        self.last_scores: np.ndarray | None = None
+
+    def _clear_scores(self) -> None:
+        self._score_times.clear()
+        self._scores.clear()
+        self.last_scores = None
+
+    def _decide(self, scores: np.ndarray, time_ms: float) -> Detection | None:
+        """The smoother's decision on the scores of the hop ending at ``time_ms``."""
+        self.last_scores = scores
+        if self.keep_scores:
+            self._score_times.append(time_ms / MS_PER_S)
+            self._scores.append(scores)
+        smoother = self.smoother
+        top = smoother.decide(scores, time_ms)
+        if top >= 0 and smoother.last_decision_fired:
+            return Detection(time_ms / MS_PER_S, smoother.labels[top], smoother.last_score)
+        return None
+
+    def pop_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """The raw per-hop scores kept since the last call (``keep_scores=True``): times (s), (n, labels)."""
+        times = np.asarray(self._score_times, np.float64)
+        scores = np.stack(self._scores) if self._scores else np.zeros((0, len(self.labels)), np.float32)
+        self._score_times.clear()
+        self._scores.clear()
+        return times, scores
+
+
+class Recognizer(HopDecisions):
     """Continuous keyword recognition over a stream at the model's sample rate."""
 
     def __init__(self, model: TFLiteModel | DeferredModel, manifest: Manifest, hop_ms: float | None = None,
@@ -149,10 +185,7 @@ class Recognizer:
         self.audio = RingBuffer(fe.clip_samples)  # the last clip of audio, e.g. to save a detection
         self.smoother = PosteriorSmoother.from_manifest(manifest, config, thresholds)
         self.timer = HopTimer()
-        self.keep_scores = keep_scores
-        self._score_times: list[float] = []
-        self._scores: list[np.ndarray] = []
-        self.last_scores: np.ndarray | None = None
+        self._init_scores(keep_scores)
         self.reset()
 
     @classmethod
@@ -163,9 +196,14 @@ class Recognizer:
 
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
         replaces every label's threshold. ``streaming=False`` runs the window model even where the
-        manifest lists a streaming form."""
+        manifest lists a streaming form. A manifest of the embedding family gives an
+        ``EmbeddingRecognizer`` (kws.edge.embedding_pipeline), which has the same interface."""
         # the window model's interpreter opens only if the window form runs (Recognizer.__init__)
         loaded = open_model(path, model, num_threads=num_threads, runtime=runtime, defer=streaming)
+        if loaded.manifest.embedding is not None:  # the embedding family: its own pipeline
+            from .embedding_pipeline import EmbeddingRecognizer
+
+            return EmbeddingRecognizer.from_loaded(loaded, hop_ms, threshold, num_threads, runtime, keep_scores)
         tfl, manifest = loaded.model, loaded.manifest
         step = (open_step_model(manifest, loaded.manifest_path, loaded.key, num_threads=num_threads,
                                 runtime=runtime) if streaming else None)
@@ -237,9 +275,7 @@ class Recognizer:
         self._samples = 0
         self._unscored_s = 0.0
         self._next_hop = self.manifest.frontend.clip_samples  # first boundary with a whole clip behind it
-        self._score_times.clear()
-        self._scores.clear()
-        self.last_scores = None
+        self._clear_scores()
         if self.step_model is not None:
             self.step_model.reset()
             self._step_frames[:self._lead_frames] = 0.0
@@ -311,21 +347,4 @@ class Recognizer:
             scores = self._step_scores.copy()  # the smoother keeps it; the step model reuses its buffer
         else:
             scores = self.model.predict(self._frames.latest(self._clip))
-        self.last_scores = scores
-        time_ms = self._samples * MS_PER_S / self.sample_rate
-        if self.keep_scores:
-            self._score_times.append(time_ms / MS_PER_S)
-            self._scores.append(scores)
-        smoother = self.smoother
-        top = smoother.decide(scores, time_ms)
-        if top >= 0 and smoother.last_decision_fired:
-            return Detection(time_ms / MS_PER_S, smoother.labels[top], smoother.last_score)
-        return None
-
-    def pop_scores(self) -> tuple[np.ndarray, np.ndarray]:
-        """The raw per-hop scores kept since the last call (``keep_scores=True``): times (s), (n, labels)."""
-        times = np.asarray(self._score_times, np.float64)
-        scores = np.stack(self._scores) if self._scores else np.zeros((0, len(self.labels)), np.float32)
-        self._score_times.clear()
-        self._scores.clear()
-        return times, scores
+        return self._decide(scores, self._samples * MS_PER_S / self.sample_rate)

@@ -180,6 +180,12 @@ class Miner:
             raise KwsError(f"{self.run.path}: not a finished training run (no {self.run.config.name} / "
                            f"{self.run.model.name}); train it with kws-train first")
         self.cfg = load_config(self.run.config)
+        from kws.trainer.models import EMBEDDING_ARCHITECTURE
+
+        if self.cfg.model.architecture == EMBEDDING_ARCHITECTURE:
+            raise KwsError(f"{self.run.path}: kws-mine does not mine for the embedding family yet; train it "
+                           "with --negatives (every window of the negatives is embedded once) and raise "
+                           "data.negatives_percentage instead")
         self.labels = self.run.read_labels()
         self.path = self.run.path / MINED_FILE
         self.record = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}

@@ -79,6 +79,11 @@ class TFLiteClassifier:
         self.frontend: FrontendConfig = self.manifest.frontend
         self.smoothing = self.manifest.smoothing
         self._model = loaded.model
+        self.feature_frontend = None  # the embedding family: mel + embedding give the head's inputs
+        if self.manifest.embedding is not None:
+            from kws.edge.embedding_pipeline import open_pipeline
+
+            self.feature_frontend = open_pipeline(self.manifest, self.manifest_path, self.model_key, self._model)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probabilities (B, labels) for a batch of features (B, frames, bins), one clip at a time."""

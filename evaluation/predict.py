@@ -96,13 +96,19 @@ class WindowScanner:
     def __init__(self, clf, top_k: int = DEFAULT_TOP_K, frontend: Frontend | None = None):
         cfg = clf.frontend
         self.clf, self.top_k = clf, top_k
-        self.fe = frontend or Frontend(cfg)
+        self.fe = frontend or feature_frontend(clf)
         self.sample_rate = cfg.sample_rate
         self.n = cfg.clip_samples
         self.hop = max(1, int(round(cfg.sample_rate * WINDOW_HOP_MS / 1000)))
-        self._buf = np.zeros(0, np.float32)
+        # a frontend that hears words only at the end of its window (the embedding family) scans the
+        # audio as a stream would: silence before it, so that the first window ends one hop in, and
+        # ``tail_samples`` of silence after it, so that a word at the very end reaches that place too
+        self._lead = self.n - self.hop if getattr(self.fe, "tail_samples", 0) else 0
+        self._tail = int(getattr(self.fe, "tail_samples", 0))
+        self._buf = np.zeros(self._lead, np.float32)
         self._buf_start = 0  # stream index of _buf[0]
-        self.total = 0
+        self.total = self._lead
+        self.audio_samples = 0
         self._next = 0  # start of the next full window
         self._last_scored = -1
         self._batch: list[tuple[int, np.ndarray]] = []
@@ -113,6 +119,7 @@ class WindowScanner:
         """Take the next samples (float32 mono at the model's rate)."""
         self._buf = np.concatenate([self._buf, np.asarray(chunk, np.float32)])
         self.total += len(chunk)
+        self.audio_samples += len(chunk)
         while self._next + self.n <= self.total:
             self._add(self._next)
             self._next += self.hop
@@ -145,6 +152,8 @@ class WindowScanner:
 
     def result(self) -> dict:
         """{"label", "score", "top": [{"label", "score"}...], "window_s": start of the window}."""
+        if self._tail:
+            self.feed(np.zeros(self._tail, np.float32))
         last = max(0, self.total - self.n)
         if self._last_scored != last:  # audio shorter than a clip, or not ending on the hop grid
             self._add(last)
@@ -153,7 +162,7 @@ class WindowScanner:
         order = np.argsort(-probs)[:max(1, self.top_k)]
         top = [{"label": self.clf.labels[i], "score": round(float(probs[i]), 6)} for i in order]
         return {"label": top[0]["label"], "score": top[0]["score"], "top": top,
-                "window_s": round(start / self.sample_rate, 3)}
+                "window_s": round(max(0, start - self._lead) / self.sample_rate, 3)}
 
 
 def classify_audio(clf, audio: np.ndarray, top_k: int = DEFAULT_TOP_K,
@@ -171,7 +180,7 @@ def classify_chunks(clf, chunks, top_k: int = DEFAULT_TOP_K, frontend: Frontend 
     scanner = WindowScanner(clf, top_k, frontend)
     for chunk in chunks:
         scanner.feed(chunk)
-    if scanner.total == 0:
+    if scanner.audio_samples == 0:
         raise AudioError(f"{UNREADABLE} ({NO_SAMPLES})")
     return scanner.result()
 
@@ -180,6 +189,12 @@ def _fit(clip: np.ndarray, n: int) -> np.ndarray:
     if len(clip) < n:
         return np.pad(clip, (0, n - len(clip)))
     return clip
+
+
+def feature_frontend(clf):
+    """What turns a classifier's windows into its inputs: its own (``clf.feature_frontend``, the
+    embedding family's mel + embedding pipeline) or the frontend its config describes."""
+    return getattr(clf, "feature_frontend", None) or Frontend(clf.frontend)
 
 
 def read_list(list_path: str | os.PathLike, labels: Sequence[str] | None = None,
@@ -225,7 +240,7 @@ def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
                     max_bytes: int = MAX_URL_BYTES, timeout_s: float = URL_TIMEOUT_S,
                     policy: UrlPolicy = ALLOW_ALL) -> Iterator[dict]:
     """Classify each source; yields a result dict, or {"path", "error"} for a failed one."""
-    fe = Frontend(clf.frontend)
+    fe = feature_frontend(clf)
     with tempfile.TemporaryDirectory(prefix="kws-predict-") as tmp:
         for src in sources:
             path = src.path

@@ -46,6 +46,10 @@ def keras_file(folder: Path) -> Path | None:
     return None
 
 
+EMBEDDING_REFUSED = ("{path}: a model of the embedding family, which the server does not run (it classifies "
+                     "one clip's features); use kws-listen or kws-predict")
+
+
 class _KerasClassifier:
     """A Keras run folder: labels.txt, config.yaml's features section, model.keras."""
 
@@ -59,7 +63,12 @@ class _KerasClassifier:
         if not self.labels:
             raise ModelNotFoundError(f"{folder}: no {LABELS_FILE}")
         cfg_path = folder / CONFIG_FILE
-        self.frontend_config = load_config(cfg_path).features if cfg_path.is_file() else FrontendConfig()
+        cfg = load_config(cfg_path) if cfg_path.is_file() else None
+        from kws.trainer.models import EMBEDDING_ARCHITECTURE
+
+        if cfg is not None and cfg.model.architecture == EMBEDDING_ARCHITECTURE:
+            raise ModelNotFoundError(EMBEDDING_REFUSED.format(path=folder))
+        self.frontend_config = cfg.features if cfg is not None else FrontendConfig()
         import keras
 
         self._model = keras.models.load_model(path, compile=False)
@@ -133,6 +142,8 @@ class Predictor:
     def __init__(self, model_path: str | os.PathLike):
         self.path = Path(model_path)
         self.classifier = load_classifier(self.path)
+        if getattr(getattr(self.classifier, "_clf", None), "feature_frontend", None) is not None:
+            raise ModelNotFoundError(EMBEDDING_REFUSED.format(path=self.path))
         self.labels = self.classifier.labels
         self.frontend = Frontend(self.classifier.frontend_config)
         self._lock = threading.Lock()

@@ -67,7 +67,11 @@ def test_registry_counts_params_and_macs():
     from kws.trainer.config import ModelConfig
     from kws.trainer.models import MODEL_BUILDERS, build_model, model_info
 
-    assert set(MODEL_BUILDERS) == {"conv", "low_latency_conv", "tiny_conv", "ds_cnn", "tcn"}
+    assert set(MODEL_BUILDERS) == {"conv", "low_latency_conv", "tiny_conv", "ds_cnn", "tcn", "embedding"}
+    head = model_info(build_model("embedding", (16, 96), 4, ModelConfig(architecture="embedding")))
+    # the embedding family's head: 1536 -> 128 -> 128 -> 4 dense layers
+    assert head["macs"] == 16 * 96 * 128 + 128 * 128 + 128 * 4
+    assert head["params"] == head["macs"] + 128 + 128 + 4
 
     def built(name):  # each architecture at its own width (model.width: auto)
         return build_model(name, (98, 40), 12, ModelConfig(architecture=name))

@@ -163,6 +163,11 @@ class ModelConfig:
     blocks: int = 4
     dropout: float = 0.2
     input_normalization: bool = False
+    # architecture embedding: where Google's speech_embedding weights are (auto: the openwakeword
+    # 0.4.0 wheel installed beside kws; or a folder holding its two .onnx files) ...
+    embedding_weights: str = "auto"
+    # ... and how many augmented windows each training keyword clip gives (_unknown_ clips: half)
+    embedding_copies: int = 5
 
     def __post_init__(self) -> None:
         from .models import MODEL_BUILDERS
@@ -177,6 +182,10 @@ class ModelConfig:
             raise ValueError(f"width must be >= 1 and blocks >= 0, got {self.width}, {self.blocks}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.embedding_copies < 1:
+            raise ValueError(f"embedding_copies must be >= 1, got {self.embedding_copies}")
+        if not self.embedding_weights.strip():
+            raise ValueError("embedding_weights must be auto or a folder")
 
 
 @dataclass(frozen=True)

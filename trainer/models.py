@@ -225,6 +225,27 @@ def tcn(input_shape: tuple[int, int], num_labels: int, cfg: Any,
     return keras.Model(inputs, outputs, name="tcn")
 
 
+EMBEDDING_ARCHITECTURE = "embedding"
+EMBEDDING_HEAD_LAYERS = 2
+
+
+@register(EMBEDDING_ARCHITECTURE, learning_rate=0.001, width=128)
+def embedding_head(input_shape: tuple[int, int], num_labels: int, cfg: Any,
+                   stats: FeatureStats | None = None) -> Any:
+    """The head of the embedding family: the last 16 speech embeddings (16 x 96) flattened, two
+    ReLU dense layers of ``width`` units with dropout, softmax (the front end is frozen and not
+    part of this model: kws.trainer.embedding_data computes its input)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="embeddings")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    for i in range(1, EMBEDDING_HEAD_LAYERS + 1):
+        x = keras.layers.Dense(cfg.width, activation="relu", name=f"dense{i}")(x)
+        x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)
+    outputs = keras.layers.Dense(num_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=EMBEDDING_ARCHITECTURE)
+
+
 def count_macs(model: Any) -> int:
     """Multiply-accumulates of one inference (conv, depthwise conv and dense layers)."""
     import keras

@@ -38,6 +38,7 @@ LOGICAL_CPUS_ENV = "KWS_LOGICAL_CPUS"  # split the CPU into N logical devices (t
 UNKNOWN_POOL_FACTOR = 4  # training _unknown_ draws from up to this many times the needed clips
 NORMALIZATION_CLIPS = 2000  # training clips (a seeded sample) whose features give the input statistics
 EXIT_INTERRUPTED = 130
+EVAL_TRAIN_WINDOWS = 500  # embedding family: training clips embedded for metrics.json's train accuracy
 
 
 class TrainingInterrupted(KwsError):
@@ -317,11 +318,15 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             if listed:  # kws-synth --negatives-dir recorded them with the dataset
                 cfg = cfg.replace(data=dataclasses.replace(cfg.data, negatives=listed))
                 say(f"negatives: listed in {Path(cfg.data.path) / neg.LISTED_NEGATIVES} (--negatives overrides)")
+        if is_embedding(cfg):  # missing weights fail here, before the clips are read
+            from .speech_embedding import find_weights
+
+            find_weights(cfg.model.embedding_weights)
         # headers only, first: a bad negatives file fails before the clips are read
         negatives = neg.index_negatives(cfg.data.negatives) if cfg.data.negatives else None
         index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet, download)
         backgrounds = sources.backgrounds
-        extra_items = negative_items(cfg, run, index, clips, negatives, say)
+        extra_items = [] if is_embedding(cfg) else negative_items(cfg, run, index, clips, negatives, say)
     except BaseException:
         if created:
             shutil.rmtree(run.path, ignore_errors=True)
@@ -343,17 +348,23 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         + ", ".join(labels))
 
     keras.utils.set_random_seed(cfg.train.seed)
+    embedding = None
+    if is_embedding(cfg):  # the head's inputs: frozen speech embeddings, computed once per run
+        from .embedding_data import EmbeddingFeatures
+
+        embedding = EmbeddingFeatures(cfg, run.path, index, clips, sources, negatives, say)
+    input_shape = embedding.input_shape if embedding else cfg.features.input_shape
     strategy = make_strategy(distribute)
     resuming = resume is not None and run.last_ckpt.is_file()
     from .models import build_model, model_info
     stats = None
-    if not resuming and cfg.model.input_normalization:
+    if not resuming and cfg.model.input_normalization and not embedding:
         stats = feature_stats(cfg, index.splits["training"], clips, backgrounds)
     with strategy.scope():
         if resuming:
             model = keras.models.load_model(run.last_ckpt)
         else:
-            model = build_model(cfg.model.architecture, cfg.features.input_shape, len(labels), cfg.model,
+            model = build_model(cfg.model.architecture, input_shape, len(labels), cfg.model,
                                 feature_stats=stats)
             if cfg.train.optimizer == "adam":
                 opt = (keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
@@ -376,27 +387,35 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         + (f"; strategy {type(strategy).__name__} x{strategy.num_replicas_in_sync}" if distribute != "none" else ""))
 
     val_items, test_items = index.splits["validation"], index.splits["testing"]
-    x_val = eval_features(val_items, clips, cfg, backgrounds, seed=cfg.train.seed + 1)
+    evaluate_x = (embedding.evaluation if embedding else
+                  lambda items, seed: eval_features(items, clips, cfg, backgrounds, seed=seed))
+    x_val = evaluate_x(val_items, cfg.train.seed + 1)
     y_val = _labels_of(val_items, labels)
     train_items = index.splits["training"] + extra_items
-    y_train = keras.utils.to_categorical(_labels_of(train_items, labels), len(labels))
+    train_labels = _labels_of(train_items, labels)
 
     n_epoch_windows = sum(1 for i in extra_items if i.path.startswith(neg.EPOCH_KEY))
     keyword_pool = [i.path for i in index.splits["training"] if i.path and i.label in labels[2:]]
 
-    def epoch_features(epoch: int) -> np.ndarray:
+    def epoch_features(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's training inputs and one-hot labels."""
+        if embedding:
+            x, y = embedding.epoch(epoch)
+            return x, keras.utils.to_categorical(y, len(labels))
         epoch_clips = clips
         if n_epoch_windows:  # this epoch's windows of the real negatives, read from disk now
             epoch_clips = {**clips, **neg.epoch_windows(negatives, n_epoch_windows, cfg.features.clip_samples,
                                                         cfg.features.sample_rate, [cfg.train.seed, epoch])}
-        return training_features(train_items, epoch_clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch],
-                                 keyword_pool=keyword_pool)
+        x = training_features(train_items, epoch_clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch],
+                              keyword_pool=keyword_pool)
+        return x, keras.utils.to_categorical(train_labels, len(labels))
 
     start_epoch = int(state.get("epochs_done", 0))
     best_acc = float(state.get("best_val_accuracy", -1.0))
     history = list(state.get("history", []))
     writers = {name: tf.summary.create_file_writer(str(run.logs / name)) for name in ("train", "validation")}
-    steps = math.ceil(len(train_items) / cfg.train.batch_size)
+    n_train = len(embedding.y_fixed) + embedding.n_negatives if embedding else len(train_items)
+    steps = math.ceil(n_train / cfg.train.batch_size)
     stop = StopRequest().install()
     pool = ThreadPoolExecutor(max_workers=1)
     if start_epoch:
@@ -407,7 +426,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         for epoch in range(start_epoch, cfg.train.epochs):
             stop.check()
             t0 = time.time()
-            x_train = pending.result()
+            x_train, y_train = pending.result()
             stop.check()
             pending = pool.submit(epoch_features, epoch + 1) if epoch + 1 < cfg.train.epochs else None
             lr = learning_rate(cfg, epoch)
@@ -451,7 +470,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
                 w.flush()
             say(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {loss:.4f} acc {acc:.4f} | val loss {val_loss:.4f} "
                 f"acc {val_acc:.4f}{' *' if improved else ''} | lr {lr:.2e} | {seconds:.1f}s "
-                f"({len(train_items) / max(seconds, 1e-9):.0f} clips/s)")
+                f"({len(x_train) / max(seconds, 1e-9):.0f} clips/s)")
             if cfg.train.time_budget_s and time.time() - budget_start >= cfg.train.time_budget_s:
                 say(f"time budget of {cfg.train.time_budget_s:.0f}s reached after epoch {epoch + 1}")
                 break
@@ -467,12 +486,21 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             w.close()
 
     return finish(cfg, run, model_path=run.best_ckpt if run.best_ckpt.is_file() else run.last_ckpt,
-                  index=index, clips=clips, backgrounds=backgrounds, info=info, say=say)
+                  index=index, clips=clips, backgrounds=backgrounds, info=info, say=say, evaluate_x=evaluate_x)
+
+
+def is_embedding(cfg: Config) -> bool:
+    """Whether the run trains the embedding family's head (kws.trainer.embedding_data) rather than a
+    model over the frontend's features."""
+    from .models import EMBEDDING_ARCHITECTURE
+
+    return cfg.model.architecture == EMBEDDING_ARCHITECTURE
 
 
 def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clips, backgrounds, info: dict,
-           say: Callable[[str], None]) -> TrainResult:
-    """Evaluate the best checkpoint on train/validation/test, save model.keras, metrics and figure."""
+           say: Callable[[str], None], evaluate_x: Callable[[list, int], np.ndarray] | None = None) -> TrainResult:
+    """Evaluate the best checkpoint on train/validation/test, save model.keras, metrics and figure.
+    ``evaluate_x(items, seed)``: the model's inputs of items (default: the frontend's features)."""
     tf = import_tensorflow()
     import keras
 
@@ -480,7 +508,10 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
     labels = index.labels
     out: dict = {"labels": labels, "model": info, "config_digest": cfg.digest(), "epochs": run.read_state().get("epochs_done")}
     rng = np.random.default_rng(cfg.train.seed + 2)
-    train_items = _sample(index.splits["training"], cfg.train.max_train_eval_clips, rng)
+    if evaluate_x is None:
+        evaluate_x = lambda items, seed: eval_features(items, clips, cfg, backgrounds, seed=seed)  # noqa: E731
+    limit = min(cfg.train.max_train_eval_clips, EVAL_TRAIN_WINDOWS) if is_embedding(cfg) else cfg.train.max_train_eval_clips
+    train_items = _sample(index.splits["training"], limit, rng)
     training_groups = {i.group for i in index.splits["training"] if i.group is not None}
     for split, items, seed in (("train", train_items, cfg.train.seed + 3),
                                ("validation", index.splits["validation"], cfg.train.seed + 1),
@@ -488,7 +519,7 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
         if not items:
             out[split] = None
             continue
-        x = eval_features(items, clips, cfg, backgrounds, seed=seed)
+        x = evaluate_x(items, seed)
         y = _labels_of(items, labels)
         pred = _predict(model, x, cfg.train.batch_size).argmax(axis=1)
         out[split] = classification_report(y, pred, labels)
