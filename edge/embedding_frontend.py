@@ -23,6 +23,7 @@ import numpy as np
 from numpy.fft import rfft as _rfft
 
 from .errors import ManifestError
+from .frontend import project
 
 SAMPLE_RATE = 16000
 INT16_SCALE = 32768.0  # float audio in [-1, 1) -> the int16 scale the mel model expects
@@ -105,7 +106,7 @@ class MelFrontend:
         frames = calls[:, self._frame_index] * self.consts.window  # (n, 8, 512)
         spectrum = _rfft(frames, axis=-1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-        mel = power @ self.consts.mel_matrix
+        mel = project(power, self.consts.mel_matrix)
         db = 10.0 * np.log10(np.maximum(mel, LOG_FLOOR))
         floor = db.max(axis=(1, 2), keepdims=True) - DYNAMIC_RANGE_DB
         return (np.maximum(db, floor) / MEL_DIVISOR + MEL_OFFSET).astype(np.float32)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from .errors import KwsError
 from .manifest import TensorSpec
+from .packages import installed_package_dir
 from .runtime import native_stderr_silenced
 
 NAME = "litert-c"
@@ -111,13 +111,9 @@ def status_text(status: int) -> str:
 def find_library() -> tuple[Path, str] | None:
     """(libLiteRt.so, wheel version) of the installed ai-edge-litert, found without importing it; None
     where the package or the library is not there."""
-    try:
-        spec = importlib.util.find_spec(PACKAGE)
-    except (ImportError, ValueError):
+    folder = installed_package_dir(PACKAGE)
+    if folder is None:
         return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = Path(list(spec.submodule_search_locations)[0])
     lib = folder / LIBRARY
     if not lib.is_file():
         return None

@@ -13,8 +13,6 @@ and for conversion to TFLite, and (2) the mel frontend's constants (STFT window,
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ import numpy as np
 from kws.edge.embedding_frontend import (EMBEDDING_DIM, FFT_SIZE, MEL_BINS, MEL_HOP_SAMPLES, MEL_WINDOW,
                                          MelConstants)
 from kws.edge.errors import KwsError
+from kws.edge.model_loader import sha256_of
+from kws.edge.packages import installed_package_dir
 
 AUTO = "auto"
 WHEEL_PACKAGE = "openwakeword"
@@ -51,21 +51,8 @@ class WeightsError(KwsError):
 def wheel_models_dir() -> Path | None:
     """The installed openwakeword wheel's model folder, found without importing the package (its
     __init__ pulls in scikit-learn and onnxruntime); None when the package is not installed."""
-    try:
-        spec = importlib.util.find_spec(WHEEL_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]).joinpath(*WHEEL_MODELS_DIR)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    folder = installed_package_dir(WHEEL_PACKAGE)
+    return None if folder is None else folder.joinpath(*WHEEL_MODELS_DIR)
 
 
 def find_weights(setting: str = AUTO) -> dict[str, Path]:
@@ -90,7 +77,7 @@ def find_weights(setting: str = AUTO) -> dict[str, Path]:
         path = folder / name
         if not path.is_file():
             raise WeightsError(f"{path}: missing from {where}; install the weights with: {PIP_HINT}")
-        if _sha256_file(path) != digest:
+        if sha256_of(path) != digest:
             raise WeightsError(f"{path}: not the {name} of the {WHEEL_PACKAGE} {WHEEL_VERSION} wheel (sha256 "
                                f"differs); reinstall with: {PIP_HINT}")
         found[name] = path
