@@ -118,6 +118,11 @@ class MelFrontend:
                             np.asarray(audio, np.float32) * np.float32(INT16_SCALE)])
         return self.window_frames(x)
 
+    def embedding_inputs(self, window: np.ndarray) -> np.ndarray:
+        """(HEAD_EMBEDDINGS, MEL_WINDOW, MEL_BINS, 1) embedding-model inputs of one head window of float
+        audio (WINDOW_SAMPLES, the first LOOKBACK_SAMPLES only as the first chunk's lookback)."""
+        return embedding_windows(self.window_frames(np.asarray(window, np.float32) * np.float32(INT16_SCALE)))
+
     def window_frames(self, x: np.ndarray) -> np.ndarray:
         """Frames of int16-scale audio that starts with LOOKBACK_SAMPLES of lookback."""
         n = (len(x) - LOOKBACK_SAMPLES) // CHUNK_SAMPLES

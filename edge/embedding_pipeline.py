@@ -24,7 +24,7 @@ import numpy as np
 
 from .embedding_frontend import (CHUNK_SAMPLES, EMBEDDING_DIM, FIRST_EMBEDDING_CHUNKS, HEAD_EMBEDDINGS,
                                  INT16_SCALE, LOOKBACK_SAMPLES, MEL_BINS, MEL_WINDOW,
-                                 SAMPLE_RATE, WINDOW_CHUNKS, WINDOW_SAMPLES, MelFrontend, embedding_windows,
+                                 SAMPLE_RATE, WINDOW_CHUNKS, WINDOW_SAMPLES, MelFrontend,
                                  load_mel_constants)
 from .errors import KwsError, ManifestError
 from .manifest import EMBEDDING_FAMILY, Manifest, ModelEntry, SmoothingConfig
@@ -100,8 +100,7 @@ class EmbeddingPipeline:
         windows = np.asarray(windows, np.float32).reshape(-1, WINDOW_SAMPLES)
         out = np.empty((len(windows), HEAD_EMBEDDINGS, EMBEDDING_DIM), np.float32)
         for i, window in enumerate(windows):
-            mel = self.mel.window_frames(window * np.float32(INT16_SCALE))
-            out[i] = self.embed(embedding_windows(mel))
+            out[i] = self.embed(self.mel.embedding_inputs(window))
         return out
 
 

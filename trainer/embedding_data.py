@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.edge.embedding_frontend import (EMBEDDING_DIM, HEAD_EMBEDDINGS, INT16_SCALE, MEL_BINS, MEL_WINDOW,
+from kws.edge.embedding_frontend import (EMBEDDING_DIM, HEAD_EMBEDDINGS, MEL_BINS, MEL_WINDOW,
                                          UNSEEN_TAIL_SAMPLES, WINDOW_SAMPLES, MelFrontend, embedding_windows)
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL, atomic_write_bytes
 
@@ -138,8 +138,7 @@ class Embedder:
         """(n * HEAD_EMBEDDINGS, MEL_WINDOW, MEL_BINS, 1) embedding inputs of (n, WINDOW_SAMPLES) windows."""
         if not len(windows):
             return np.zeros((0, MEL_WINDOW, MEL_BINS, 1), np.float32)
-        return np.concatenate([embedding_windows(self.mel.window_frames(w * np.float32(INT16_SCALE)))
-                               for w in windows])
+        return np.concatenate([self.mel.embedding_inputs(w) for w in windows])
 
     def embed(self, mel_windows: np.ndarray) -> np.ndarray:
         """(n, EMBEDDING_DIM) float embeddings of mel windows."""
