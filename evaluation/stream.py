@@ -160,7 +160,7 @@ def build_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.ndarray
         event, speech_end = _place(out, noise, clip, label, pos, snr_db, sample_rate, rng)
         events.append(event)
         pos += speech_end + int(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
-    return _limit_peak(out), events
+    return out, events
 
 
 def _place(out: np.ndarray, noise: np.ndarray, clip: np.ndarray, label: str, pos: int, snr_db: tuple[float, float],
@@ -190,15 +190,6 @@ def _headroom_gain(under: np.ndarray, clip: np.ndarray) -> float:
     return max(0.0, PEAK_LIMIT - under_peak) / clip_peak
 
 
-def _limit_peak(out: np.ndarray) -> np.ndarray:
-    """Last guard: scale the whole stream only if it still passes PEAK_LIMIT (it cannot: the bed is
-    clipped at BED_PEAK and each word is limited when it is placed)."""
-    peak = float(np.max(np.abs(out))) if len(out) else 0.0
-    if peak > PEAK_LIMIT:
-        out *= PEAK_LIMIT / peak
-    return out.astype(np.float32)
-
-
 def build_clip_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.ndarray], snr_db: tuple[float, float],
                       sample_rate: int, seed: int = 0, min_gap_s: float = MIN_GAP_S,
                       max_gap_s: float = MAX_GAP_S) -> tuple[np.ndarray, list[Event]]:
@@ -215,7 +206,7 @@ def build_clip_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.nd
     for (label, clip), gap in zip(order, gaps[1:]):
         events.append(_place(out, noise, clip, label, pos, snr_db, sample_rate, rng)[0])
         pos += len(clip) + int(gap * sample_rate)
-    return _limit_peak(out), events
+    return out, events
 
 
 def write_labels(path: str | os.PathLike, events: Sequence[Event]) -> None:
