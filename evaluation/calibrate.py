@@ -1,6 +1,10 @@
 """Threshold calibration: per-label thresholds (and a smoothing window from a small grid) that
 keep false accepts per hour under a target at the lowest false-reject rate on a stream, and
-writing them into the manifest atomically with a backup."""
+writing them into the manifest atomically with a backup.
+
+Where the keyword-free audio is too short to show the target (no false accept seen), the false
+accepts counted are the ones expected from the tail of the near misses (``fa_tail``), so a target
+below one per the audio's length still moves the thresholds."""
 from __future__ import annotations
 
 import shutil
@@ -12,10 +16,12 @@ import numpy as np
 
 from kws.edge.manifest import Manifest, save_manifest
 
+from .fa_tail import expected_counts, fill_zeros, near_misses
 from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, with_window
-from .streaming_metrics import streaming_report
+from .streaming_metrics import TOLERANCE_S, keyword_events, streaming_report
 
-THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01)]), 3))
+THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01),
+                                                [0.995, 0.998]]), 3))
 WINDOW_GRID_MS = (300.0, 500.0, 750.0, 1000.0)
 BACKUP_SUFFIX = ".bak"
 
@@ -44,14 +50,18 @@ def _greedy(tables: dict[str, dict], grid: Sequence[float], target_fa: float, fr
 
 def calibrate(times, scores, manifest: Manifest, events, duration_s: float, target_fa: float,
               grid: Sequence[float] = THRESHOLD_GRID, windows: Sequence[float] = WINDOW_GRID_MS,
-              negatives: Sequence[ScoredAudio] = ()) -> dict:
-    """The best operating point: {"thresholds", "average_window_ms", "report", "negatives"}; ``report``
-    is the exact streaming report re-measured with the chosen per-label thresholds.
+              negatives: Sequence[ScoredAudio] = (), tail: bool = True) -> dict:
+    """The best operating point: {"thresholds", "average_window_ms", "report", "negatives", "expected"};
+    ``report`` is the exact streaming report re-measured with the chosen per-label thresholds.
 
     Without ``negatives`` the false accepts are those of the stream itself. With them (long
     keyword-free recordings, e.g. real speech) the false accepts per hour are counted on the
     negatives alone, where the model will be used, and the stream only gives the false-reject
-    rate; ``negatives`` then holds their count (``negatives_false_accepts``)."""
+    rate; ``negatives`` then holds their count (``negatives_false_accepts``).
+
+    With ``tail`` a label with no false accept seen at a threshold counts the number expected there
+    from its near misses (``fa_tail``), and the target must hold for that expected rate;
+    ``expected`` gives it: {"fa_per_hour", "per_label", "near_misses"}."""
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
     best = None
     for window in sorted(set(windows) | {manifest.smoothing.average_window_ms}):
@@ -62,7 +72,10 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         else:
             free_h = rows[0]["keyword_free_hours"]
             fa_tables = {l: [r["per_label"][l]["false_accepts"] for r in rows] for l in keywords}
-        tables = {l: {"fa": fa_tables[l],
+        peaks = (_near_misses(times, scores, manifest, events, negatives, keywords, sm) if tail
+                 else dict.fromkeys(keywords, np.zeros(0)))
+        expected = {l: expected_counts(peaks[l], grid) for l in keywords}
+        tables = {l: {"fa": fill_zeros(fa_tables[l], expected[l]),
                       "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows]}
                   for l in keywords}
         idx = _greedy(tables, grid, target_fa, free_h)
@@ -70,26 +83,49 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
             th = {l: float(grid[i]) for l, i in idx.items()}
             rep = streaming_report(smooth(times, scores, manifest, sm, th), events, duration_s, keywords)
             neg = negatives_false_accepts(negatives, manifest, th, sm) if negatives else None
-            fa_now, fa_by_label = ((neg["fa_per_hour"], neg["per_label"]) if neg else
-                                   (rep["fa_per_hour"], {l: rep["per_label"][l]["false_accepts"] for l in keywords}))
+            hours, seen = ((neg["hours"], neg["per_label"]) if neg else
+                           (rep["keyword_free_hours"], {l: rep["per_label"][l]["false_accepts"] for l in keywords}))
+            by_label = {l: float(seen[l]) if seen[l] or expected[l] is None else float(expected[l][idx[l]])
+                        for l in keywords}
+            fa_now = sum(by_label.values()) / hours if hours else None
             if fa_now is None or fa_now <= target_fa:
                 break
-            worst = max(keywords, key=lambda l: (fa_by_label[l], -idx[l]))
+            worst = max(keywords, key=lambda l: (by_label[l], -idx[l]))
             if idx[worst] == len(grid) - 1:
                 rep = None
                 break
             idx[worst] += 1
         if rep is None:
             continue
-        key = (rep["frr"] if rep["frr"] is not None else 1.0, fa_now or 0.0)
+        key = (rep["frr"] if rep["frr"] is not None else 1.0, fa_now or 0.0, -window)
         if best is None or key < best[0]:
-            best = (key, {"thresholds": th, "average_window_ms": window, "report": rep, "negatives": neg})
+            exp = {"fa_per_hour": round(fa_now, 4) if fa_now is not None else None,
+                   "per_label": {l: round(v, 4) for l, v in by_label.items()},
+                   "near_misses": {l: int(len(peaks[l])) for l in keywords}, "tail": tail}
+            best = (key, {"thresholds": th, "average_window_ms": window, "report": rep, "negatives": neg,
+                          "expected": exp})
     if best is None:
         from kws.edge.errors import KwsError
 
         where = "the negatives" if negatives else "this stream"
-        raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on {where}")
+        raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on {where}"
+                       + (" (counting the false accepts expected from the near misses)" if tail else ""))
     return best[1]
+
+
+def _near_misses(times, scores, manifest: Manifest, events, negatives: Sequence[ScoredAudio],
+                 keywords: Sequence[str], smoothing) -> dict[str, np.ndarray]:
+    """Per label the near-miss peaks where false accepts are counted: on the negatives, or on the
+    stream outside the spans where a detection would match a spoken word of that label."""
+    def peaks(t, s, evs, label):
+        spans = [(e.end_s - TOLERANCE_S, e.end_s + TOLERANCE_S) for e in keyword_events(evs) if e.label == label]
+        return near_misses(t, s, manifest.labels, label, smoothing.average_window_ms, smoothing.suppression_ms,
+                           spans)
+
+    if negatives:
+        return {l: np.concatenate([np.zeros(0)] + [peaks(p.times, p.scores, p.events, l) for p in negatives])
+                for l in keywords}
+    return {l: peaks(times, scores, events, l) for l in keywords}
 
 
 def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywords: Sequence[str],
@@ -119,7 +155,7 @@ def calibrated_fa(result: dict) -> tuple[float | None, float]:
 
 
 def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, target_fa: float,
-                      hours: float, negatives_sources: Sequence[str] = ()) -> Path:
+                      hours: float, negatives_sources: Sequence[str] = (), negatives_trained_on: int = 0) -> Path:
     """Write thresholds, smoothing window and the measured operating point into the manifest,
     atomically, after copying the old one to ``manifest.json.bak``."""
     rep = result["report"]
@@ -132,11 +168,17 @@ def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, tar
         neg = result["negatives"]
         cal.update({"fa_measured_on": "negatives", "negatives_hours": neg["hours"],
                     "negatives_false_accepts": neg["false_accepts"], "negatives": list(negatives_sources),
+                    "negatives_files_trained_on": negatives_trained_on,
                     "stream_fa_per_hour": rep["fa_per_hour"]})
     else:
         cal["fa_measured_on"] = "stream"
     cal["chosen_for"] = (f"{target_fa:g} FA/h on {fa_hours:.3f} h of "
                          + ("negatives" if result.get("negatives") else "keyword-free stream"))
+    exp = result.get("expected")
+    if exp and exp.get("tail"):
+        cal.update({"fa_per_hour_expected": exp["fa_per_hour"], "near_misses": exp["near_misses"]})
+        if exp["fa_per_hour"] != fa:  # the tail counted where nothing was seen
+            cal["chosen_for"] += ", counting the false accepts expected from the near misses"
     new = manifest.with_updates(thresholds=dict(result["thresholds"]),
                                 smoothing=with_window(manifest.smoothing, result["average_window_ms"]),
                                 calibration=cal)

@@ -29,6 +29,31 @@ DEFAULT_HOURS = 0.25
 DEFAULT_SNR = "5:20"
 
 
+def trained_negatives(manifest) -> set[Path]:
+    """The keyword-free files the model trained or was mined on (its source run's data.negatives and
+    mining.json), resolved; empty where the run folder is gone or lists none."""
+    import yaml
+
+    run = Path(str(manifest.extra.get("source_run", "")))
+    sources: list[str] = []
+    try:
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        sources += list((cfg.get("data") or {}).get("negatives") or ())
+    except (OSError, yaml.YAMLError, AttributeError):
+        pass
+    try:
+        sources += list(json.loads((run / "mining.json").read_text()).get("negatives", ()))
+    except (OSError, ValueError, AttributeError):
+        pass
+    found: set[Path] = set()
+    for src in sources:
+        try:
+            found.update(f.resolve() for f in negative_files(src))
+        except KwsError:
+            pass
+    return found
+
+
 def parse_snr(text: str) -> tuple[float, float]:
     try:
         parts = [float(p) for p in text.split(":")]
@@ -68,11 +93,15 @@ def parse_snr(text: str) -> tuple[float, float]:
               help="Keyword-free recordings (folders or files, any length; repeatable or comma-separated): "
                    "false accepts per hour are measured on them through the edge recognizer, and --calibrate "
                    "chooses thresholds for the target FA/h there (the stream then gives the false-reject rate).")
+@click.option("--no-tail", is_flag=True,
+              help="--calibrate counts only the false accepts seen, so on audio too short for the target it "
+                   "takes the lowest threshold with none (by default it counts, where none is seen, the "
+                   "number expected from the tail of the near misses).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-streaming", is_flag=True, help="Score with the whole-window model even where the manifest "
               "lists a streaming (step) form.")
 def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_csv, report_dir, save_stream,
-         do_calibrate, target_fa_per_hour, negatives, as_json, no_streaming) -> None:
+         do_calibrate, target_fa_per_hour, negatives, no_tail, as_json, no_streaming) -> None:
     """Evaluate a converted model on a long stream with the edge recognizer.
 
     Builds a stream (keywords and unknown words at random times, at least 2 s apart, in noise at
@@ -124,6 +153,11 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                           for src in negative_sources for f in negative_files(src)]
         if negative_sources and not negative_parts:
             raise KwsError(f"{', '.join(negative_sources)}: no audio files for --negatives")
+        seen_in_training = len({Path(p.source).resolve() for p in negative_parts} & trained_negatives(manifest))
+        if seen_in_training:
+            click.echo(f"kws-eval: warning: {seen_in_training} of the {len(negative_parts)} --negatives files "
+                       f"trained this model ({manifest.extra.get('source_run')}): its false accepts on them "
+                       f"understate those on new audio; calibrate on recordings held out of training", err=True)
         t2 = time.time()
         at_manifest = streaming_report(smooth(times, scores, manifest), events, duration, keywords)
         negatives_at_manifest = (negatives_false_accepts(negative_parts, manifest,
@@ -133,9 +167,9 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         result = None
         if do_calibrate:
             result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour,
-                               negatives=negative_parts)
+                               negatives=negative_parts, tail=not no_tail)
             write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR,
-                              negative_sources)
+                              negative_sources, seen_in_training)
         t3 = time.time()
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -154,6 +188,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
     }
     if negatives_at_manifest is not None:
         report["negatives"] = {"sources": negative_sources, "files": len(negative_parts),
+                               "trained_on": seen_in_training,
                                "at_manifest_thresholds": negatives_at_manifest}
     if result is not None:
         fa, fa_hours = calibrated_fa(result)
@@ -161,7 +196,10 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                  "average_window_ms": result["average_window_ms"],
                                  "fa_per_hour": fa, "frr": result["report"]["frr"],
                                  "fa_measured_on": "negatives" if result.get("negatives") else "stream",
-                                 "fa_hours": fa_hours, "target": target_fa_per_hour, "manifest": str(mpath)}
+                                 "fa_hours": fa_hours, "target": target_fa_per_hour, "manifest": str(mpath),
+                                 "fa_per_hour_expected": result["expected"]["fa_per_hour"],
+                                 "near_misses": result["expected"]["near_misses"],
+                                 "tail": result["expected"]["tail"]}
     if report_dir:
         out = Path(report_dir)
         atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1) + "\n")
@@ -197,7 +235,9 @@ def format_report(report: dict) -> str:
     if "calibration" in report:
         c = report["calibration"]
         lines.append(f"calibrated: thresholds {c['thresholds']}, window {c['average_window_ms']:g} ms -> "
-                     f"FA/h {c['fa_per_hour']} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}, "
+                     f"FA/h {c['fa_per_hour']} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}"
+                     + (f" (expected {c['fa_per_hour_expected']} with the near misses' tail)" if c["tail"] else "")
+                     + ", "
                      f"FRR {100 * (c['frr'] or 0):.1f}% (target {c['target']}); "
                      f"written to {c['manifest']} (backup .bak)")
     return "\n".join(lines)

@@ -135,12 +135,41 @@ def test_calibrate_on_negatives_writes_thresholds_for_their_fa(dist, tiny_datase
     assert m.calibration["fa_measured_on"] == "negatives" and m.calibration["negatives"] == [str(confusers)]
     assert m.calibration["negatives_hours"] == pytest.approx(64 / 3600, rel=1e-3)
     assert m.calibration["fa_per_hour"] == cal["fa_per_hour"] <= target
+    # the rate counting the near misses' tail where none is seen meets the target too
+    assert m.calibration["fa_per_hour_expected"] == cal["fa_per_hour_expected"] <= target
+    assert set(m.calibration["near_misses"]) == set(WORDS)
     assert m.calibration["chosen_for"] == f"{target:g} FA/h on {64 / 3600:.3f} h of negatives"
     # recounted independently at the written thresholds and window: the same false accepts
     parts = [file_scores(dist / "manifest.json", p) for p in sorted(confusers.glob("*.wav"))]
     recount = negatives_false_accepts(parts, m, dict(m.thresholds))
     assert recount["fa_per_hour"] == m.calibration["fa_per_hour"]
     assert recount["false_accepts"] == m.calibration["negatives_false_accepts"]
+
+
+def test_calibrating_on_the_models_own_training_negatives_is_flagged(dist, tiny_dataset, confusers, tmp_path):
+    """Negatives a model trained on understate its false accepts on new audio: kws-eval says so and
+    the manifest's calibration records how many of them it was chosen on."""
+    from kws.edge.manifest import save_manifest
+    from kws.evaluation.eval_cli import main as eval_main
+
+    run = tmp_path / "source_run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"data:\n  negatives:\n  - {confusers / 'a.wav'}\n")
+    m = load_manifest(dist)
+    save_manifest(m.with_updates(extra={**m.extra, "source_run": str(run)}), dist / "manifest.json")
+    common = ["-m", str(dist), "--keywords", str(tiny_dataset), "--hours", "0.02", "--seed", "3",
+              "--negatives", str(confusers), "--calibrate", "--target-fa-per-hour", "60", "--json"]
+    res = CliRunner().invoke(eval_main, common)
+    assert res.exit_code == 0, res.output
+    assert (f"warning: 1 of the 2 --negatives files trained this model ({run})" in res.stderr
+            and "calibrate on recordings held out of training" in res.stderr)
+    assert json.loads(res.stdout)["negatives"]["trained_on"] == 1
+    assert load_manifest(dist).calibration["negatives_files_trained_on"] == 1
+
+    (run / "config.yaml").write_text("data:\n  negatives: []\n")  # held-out negatives: no warning
+    res = CliRunner().invoke(eval_main, common)
+    assert res.exit_code == 0 and "warning" not in res.stderr
+    assert json.loads(res.stdout)["negatives"]["trained_on"] == 0
 
 
 def test_negative_false_accepts_equal_full_smoothing_of_every_file():

@@ -1,0 +1,120 @@
+"""Calibration on keyword-free audio too short for its target: the false accepts expected from the
+tail of the near misses (evaluation/fa_tail.py) instead of the lowest threshold with none seen."""
+import numpy as np
+import pytest
+
+from kws.edge.frontend import FrontendConfig
+from kws.edge.manifest import Manifest, SmoothingConfig
+from kws.evaluation.calibrate import calibrate
+from kws.evaluation.fa_tail import MIN_TAIL_PEAKS, expected_counts, fill_zeros, logit, near_misses, window_average
+from kws.evaluation.scoring import ScoredAudio, negatives_false_accepts
+from kws.evaluation.stream import Event
+
+LABELS = ("_silence_", "_unknown_", "a", "b")
+HOP_S = 0.1
+FILE_S = 60.0
+BLIPS_PER_HOUR = 120  # near misses per label per hour of speech
+TARGET = 0.5
+
+
+def manifest() -> Manifest:
+    return Manifest(labels=LABELS, frontend=FrontendConfig(),
+                    smoothing=SmoothingConfig(average_window_ms=300.0, hop_ms=HOP_S * 1000, minimum_span_ms=80.0))
+
+
+def speech(hours: float, seed: int) -> list[ScoredAudio]:
+    """Keyword-free 'speech': _unknown_ on top, with short blips where a keyword scores high (peak
+    logit normal: the scores a model gives words that sound a little like a keyword)."""
+    rng = np.random.default_rng(seed)
+    n = int(FILE_S / HOP_S)
+    parts = []
+    for _ in range(int(round(hours * 3600 / FILE_S))):
+        s = np.zeros((n, 4), np.float32)
+        s[:, 1] = 0.95
+        s[:, 0] = 0.05
+        for k in (2, 3):
+            for c in rng.integers(0, n - 8, rng.poisson(BLIPS_PER_HOUR * FILE_S / 3600)):
+                p = 1 / (1 + np.exp(-rng.normal(-1.0, 1.6)))
+                s[c:c + 5, k] = p
+                s[c:c + 5, 1] = 1 - p
+                s[c:c + 5, 0] = 0
+        parts.append(ScoredAudio(times=np.arange(1, n + 1) * HOP_S, scores=s, duration_s=FILE_S))
+    return parts
+
+
+def keyword_stream(seed: int) -> tuple[np.ndarray, np.ndarray, list[Event], float]:
+    """A stream of 40 'a' and 40 'b' words 5 s apart, each scored with a peak spread so that a
+    higher threshold misses more of them."""
+    rng = np.random.default_rng(seed)
+    words = 80
+    duration = words * 5.0 + 5.0
+    times = np.arange(1, int(duration / HOP_S) + 1) * HOP_S
+    s = np.zeros((len(times), 4), np.float32)
+    s[:, 1] = 0.95
+    s[:, 0] = 0.05
+    events = []
+    for i in range(words):
+        label, k = ("a", 2) if i % 2 == 0 else ("b", 3)
+        end = 5.0 * (i + 1)
+        j = int(end / HOP_S)
+        p = 1 / (1 + np.exp(-rng.normal(3.5, 1.5)))
+        s[j - 5:j, k] = p
+        s[j - 5:j, 1] = 1 - p
+        s[j - 5:j, 0] = 0
+        events.append(Event(label, end - 0.6, end))
+    return times, s, events, duration
+
+
+def test_window_average_is_the_smoothers_mean_of_the_last_window():
+    times = np.arange(1, 11) * 0.1
+    scores = np.arange(20, dtype=np.float64).reshape(10, 2)
+    avg = window_average(times, scores, 300.0)
+    # at t=1.0 s the window [0.7, 1.0] holds the results at 0.7, 0.8, 0.9, 1.0 s (rows 6-9)
+    assert avg[9] == pytest.approx(scores[6:10].mean(axis=0))
+    assert avg[0] == pytest.approx(scores[0])
+
+
+def test_near_misses_one_peak_per_episode_outside_the_words_own_spans():
+    times = np.arange(1, 201) * 0.1
+    s = np.zeros((200, 3))
+    s[:, 0] = 1.0
+    for c, p in ((20, 0.6), (24, 0.8), (100, 0.9), (150, 0.7)):  # 20 and 24 are one episode (0.4 s apart)
+        s[c, 1], s[c, 0] = p, 1 - p
+    peaks = near_misses(times, s, ("_unknown_", "a", "b"), "a", 50.0, 1000.0, correct_spans=[(14.0, 16.0)])
+    assert sorted(peaks.round(3)) == [0.8, 0.9]  # the one at 15.1 s is a correct detection, not a miss
+
+
+def test_expected_counts_follow_the_peaks_then_fall_off_beyond_the_largest():
+    rng = np.random.default_rng(1)
+    peaks = 1 / (1 + np.exp(-rng.normal(0, 1, 200)))
+    grid = [0.3, 0.5, 0.9, 0.99, 0.999]
+    exp = expected_counts(peaks, grid)
+    assert exp[0] == (peaks > 0.3).sum() and exp[1] == (peaks > 0.5).sum()
+    assert (peaks > 0.99).sum() == 0 and 0 < exp[3] < 1 and exp[4] < exp[3] / 5
+    assert expected_counts(peaks[:MIN_TAIL_PEAKS - 1], grid) is None
+    # an observed zero becomes the expectation, an observed count stays, the table never rises
+    assert fill_zeros([5, 2, 0, 0, 0], exp) == [5, 2, pytest.approx(min(exp[2], 2)), exp[3], exp[4]]
+    assert fill_zeros([5, 0, 0], None) == [5, 0, 0]
+    assert logit(0.5) == 0
+
+
+def test_calibration_below_one_false_accept_per_audio_holds_on_the_next_hours():
+    """0.5 FA/h on 0.5 h of speech: the lowest threshold with no false accept (--no-tail) fires well
+    over the target on 20 fresh hours of the same kind of speech; the tail's thresholds stay near it."""
+    man = manifest()
+    times, scores, events, duration = keyword_stream(2)
+    calib = speech(0.5, 3)
+    seen = calibrate(times, scores, man, events, duration, TARGET, windows=(300.0,), negatives=calib, tail=False)
+    tail = calibrate(times, scores, man, events, duration, TARGET, windows=(300.0,), negatives=calib)
+    assert seen["negatives"]["false_accepts"] == 0 and tail["negatives"]["false_accepts"] == 0
+    assert all(tail["thresholds"][l] >= seen["thresholds"][l] for l in "ab")
+    assert any(tail["thresholds"][l] > seen["thresholds"][l] for l in "ab")
+    assert tail["expected"]["fa_per_hour"] <= TARGET
+    assert min(tail["expected"]["near_misses"].values()) >= MIN_TAIL_PEAKS
+    assert tail["report"]["frr"] >= seen["report"]["frr"]  # the price: more misses on the stream
+
+    fresh = speech(20.0, 4)
+    fa_seen = negatives_false_accepts(fresh, man, seen["thresholds"])["fa_per_hour"]
+    fa_tail = negatives_false_accepts(fresh, man, tail["thresholds"])["fa_per_hour"]
+    assert fa_seen > 2 * TARGET
+    assert fa_tail <= 2 * TARGET and fa_tail < fa_seen / 2
