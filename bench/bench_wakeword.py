@@ -57,6 +57,9 @@ TRAIN_NOISE = "noise/speech_commands"
 TEST_NOISE = "noise/mycroft"
 RUNNING_SPEECH = "running_speech"
 TRAIN_SHARE = 0.6
+# of all running_speech files, the last ones of the TRAIN_SHARE part: calibration only, never trained or
+# mined on (false accepts on the model's own training negatives understate those on new speech)
+CALIBRATION_SHARE = 0.15
 TARGET_FA_PER_HOUR = 0.5
 TARGET_DETECTION = 0.9
 TEST_SNR_DB = (5.0, 20.0)
@@ -70,7 +73,7 @@ COMPUTER_CLIPS = {"computer": "speech/computer"}
 EMBEDDING_SETS = ("model.architecture=embedding", "augment.partial_word_percentage=50",
                   "data.negatives_percentage=200")
 SETTINGS = ("quick", "per_word", "epochs", "hours", "mining_rounds", "mining_epochs", "mining_windows", "mining_hop_ms",
-            "voice_variants")
+            "voice_variants", "calibration_share", "seed")
 QUICK = {"per_word": 40, "epochs": 2, "hours": 0.02, "running_files": (12, 6), "real_clips": 20,
          "mining_rounds": 1, "mining_epochs": 1, "voice_variants": 2}
 
@@ -100,14 +103,20 @@ def link_files(files: list[Path], folder: Path) -> Path:
     return folder
 
 
-def split_running_speech(limit: tuple[int, int] | None) -> tuple[Path, Path]:
-    """(training/mining/calibration folder, held-back measuring folder): first 60% / last 40% by name."""
+def split_running_speech(limit: tuple[int, int] | None,
+                          calibration_share: float = CALIBRATION_SHARE) -> tuple[Path, Path, Path]:
+    """(training/mining folder, calibration folder, held-back measuring folder) by file name: the first
+    TRAIN_SHARE - calibration_share, the rest of the first TRAIN_SHARE, the last 1 - TRAIN_SHARE. With
+    calibration_share 0 the calibration folder is the training one (the protocol before it had its own)."""
     files = sorted((SHARED / RUNNING_SPEECH).glob("*.flac"))
     cut = int(round(len(files) * TRAIN_SHARE))
-    train, test = files[:cut], files[cut:]
+    cal_cut = int(round(len(files) * (TRAIN_SHARE - calibration_share)))
+    train, calib, test = files[:cal_cut], files[cal_cut:cut], files[cut:]
     if limit:
-        train, test = train[:limit[0]], test[:limit[1]]
-    return link_files(train, OUT / "running_train"), link_files(test, OUT / "running_test")
+        train, calib, test = train[:limit[0]], calib[:max(1, limit[0] // 4)], test[:limit[1]]
+    train_dir = link_files(train, OUT / "running_train")
+    calib_dir = link_files(calib, OUT / "running_calibration") if calibration_share > 0 else train_dir
+    return train_dir, calib_dir, link_files(test, OUT / "running_test")
 
 
 def real_keyword_folder(limit: int | None, clips: dict[str, str] = REAL_CLIPS, name: str = "real_keywords") -> Path:
@@ -136,6 +145,8 @@ def train(data: Path, run_dir: Path, args, negatives: Path | None, sets: tuple[s
     shutil.rmtree(run_dir, ignore_errors=True)
     cmd = [str(BIN / "kws-train"), "--data", str(data), "--out", str(run_dir), "-q",
            "--set", f"train.epochs={args.epochs}", "--set", "data.unknown_percentage=100"]
+    if getattr(args, "seed", None) is not None:
+        cmd += ["--set", f"train.seed={args.seed}"]
     for setting in sets:
         cmd += ["--set", setting]
     if negatives:
@@ -160,6 +171,10 @@ def convert(run_dir: Path) -> tuple[Path, float]:
 
 
 def calibrate(dist: Path, data: Path, args, negatives: Path | None, log: Path) -> dict:
+    """kws-eval --calibrate on the synthesized stream and, where the stage has real negatives, on the
+    calibration part of the running speech (args.calibration_negatives) rather than the training part."""
+    if negatives is not None:
+        negatives = args.calibration_negatives
     cmd = [str(BIN / "kws-eval"), "-m", str(dist), "--keywords", str(data), "--noise", str(SHARED / TRAIN_NOISE),
            "--hours", str(args.hours), "--seed", "1", "--calibrate", "--target-fa-per-hour", str(TARGET_FA_PER_HOUR),
            "--json"]
@@ -173,13 +188,17 @@ def calibrate(dist: Path, data: Path, args, negatives: Path | None, log: Path) -
     return {"seconds": seconds, "thresholds": report["calibration"]["thresholds"],
             "window_ms": report["calibration"]["average_window_ms"],
             "fa_per_hour": report["calibration"]["fa_per_hour"], "fa_hours": report["calibration"]["fa_hours"],
-            "on": report["calibration"]["fa_measured_on"], "synth_frr": report["calibration"]["frr"]}
+            "on": report["calibration"]["fa_measured_on"], "synth_frr": report["calibration"]["frr"],
+            "fa_per_hour_expected": report["calibration"].get("fa_per_hour_expected"),
+            "near_misses": report["calibration"].get("near_misses"),
+            "negatives_trained_on": (report.get("negatives") or {}).get("trained_on")}
 
 
 def measure(dist: Path, real: Path, running_test: Path, words: tuple[str, ...] = WORDS) -> dict:
     """Detection of every real wake-word clip once in unheard real noise, and false accepts per hour
     on the held-back running speech, at the manifest's (calibrated) thresholds."""
     from kws.edge.manifest import load_manifest
+    from kws.evaluation.fa_tail import near_misses
     from kws.evaluation.scoring import file_scores, negatives_false_accepts, smooth, stream_scores
     from kws.evaluation.stream import build_clip_stream, load_clips, load_noise
     from kws.evaluation.streaming_metrics import streaming_report
@@ -195,9 +214,15 @@ def measure(dist: Path, real: Path, running_test: Path, words: tuple[str, ...] =
     parts = [file_scores(dist / "manifest.json", f) for f in sorted(running_test.iterdir())]
     fa = negatives_false_accepts(parts, manifest, {w: manifest.threshold_for(w) for w in words})
     detection = {w: rep["per_label"][w]["detected"] / rep["per_label"][w]["keywords"] for w in words}
+    sm = manifest.smoothing
+    near = {w: np.concatenate([np.zeros(0)] + [near_misses(p.times, p.scores, manifest.labels, w, sm.average_window_ms,
+                                                           sm.suppression_ms) for p in parts]) for w in words}
     return {"detection": detection, "clips": {w: rep["per_label"][w]["keywords"] for w in words},
             "detection_all": 1 - rep["frr"], "noise_fa_per_hour": rep["fa_per_hour"],
             "running_fa": fa["false_accepts"], "running_hours": fa["hours"], "running_fa_per_hour": fa["fa_per_hour"],
+            # how close the held-back speech came: episodes where a wake word was the top label (fa_tail)
+            "running_near_misses": {w: {"count": int(len(v)), "max": round(float(v.max()), 4) if len(v) else None}
+                                    for w, v in near.items()},
             "model": manifest.default_model(), "seconds": round(time.time() - t0, 1)}
 
 
@@ -318,9 +343,13 @@ def render(rows: list[dict], command: str, running: dict) -> str:
         f"One {rows[0].get('architecture', 'ds_cnn')} model for both wake words (`snowboy`, `smart-mirror`), trained only on kws-synth clips "
         f"({args.per_word} per word, {args.per_word * len(WORDS)} _unknown_, noise {TRAIN_NOISE}), {args.epochs} epochs "
         f"(+ negatives: 50% of the keyword clips per epoch as real-speech windows). "
-        f"Real negatives: the first {int(TRAIN_SHARE * 100)}% of `running_speech/` by file name "
-        f"({running['train_files']} files, {running['train_hours']:.2f} h) for training, mining and calibration; "
-        f"false accepts measured on the other {running['test_files']} files ({running['test_hours']:.2f} h), "
+        + (f"Real negatives, `running_speech/` by file name: the first {running['train_files']} files "
+           f"({running['train_hours']:.2f} h) for training and mining, the next {running['calibration_files']} "
+           f"({running['calibration_hours']:.2f} h) for calibration only (never trained or mined on); "
+           if running.get("calibration_files") else
+           f"Real negatives: the first {int(TRAIN_SHARE * 100)}% of `running_speech/` by file name "
+           f"({running['train_files']} files, {running['train_hours']:.2f} h) for training, mining and calibration; ")
+        + f"false accepts measured on the other {running['test_files']} files ({running['test_hours']:.2f} h), "
         f"never trained, mined or calibrated on. Detection: every real clip of `speech/snowboy` and "
         f"`speech/smart_mirror` once, in `{TEST_NOISE}` (unheard) at {TEST_SNR_DB[0]:g}-{TEST_SNR_DB[1]:g} dB SNR, "
         f"through the edge recognizer at the thresholds kws-eval --calibrate chose for {TARGET_FA_PER_HOUR} FA/h "
@@ -337,8 +366,10 @@ def render(rows: list[dict], command: str, running: dict) -> str:
             lines.append(f"| {r['stage']} | {c['failed']} | - | - | - | - | no |")
             continue
         th = ", ".join(f"{k} {v:g}" for k, v in c["thresholds"].items())
-        on = (f"synth stream ({c['fa_per_hour']} FA/h on {c['fa_hours']:.2f} h)" if c["on"] == "stream" else
-              f"running speech ({c['fa_per_hour']} FA/h on {c['fa_hours']:.2f} h)")
+        exp = c.get("fa_per_hour_expected")
+        seen = f"{c['fa_per_hour']} FA/h" + (f", {exp} expected" if exp is not None and exp != c["fa_per_hour"] else "")
+        on = (f"synth stream ({seen} on {c['fa_hours']:.2f} h)" if c["on"] == "stream" else
+              f"running speech ({seen} on {c['fa_hours']:.2f} h)")
         ok = (m["running_fa_per_hour"] is not None and m["running_fa_per_hour"] <= TARGET_FA_PER_HOUR
               and min(m["detection"].values()) >= TARGET_DETECTION)
         lines.append(f"| {r['stage']} | {on} | {th} ({c['window_ms']:g} ms) | {pct(m['detection']['snowboy'])} "
@@ -374,6 +405,13 @@ def render(rows: list[dict], command: str, running: dict) -> str:
                              f"({m['running_fa']} in {m['running_hours']:.2f} h) of the held-back running speech, at "
                              f"threshold {c['thresholds'].get('computer', 0):g} ({c['window_ms']:g} ms) from kws-eval "
                              f"--calibrate --negatives ({m.get('model', '?')} pipeline)")
+        near = (r["result"] or {}).get("running_near_misses")
+        if near:
+            lines.append(f"- {r['stage']}: how close the held-back running speech came (episodes where a wake word "
+                         "was the top label of the averaged scores, and the highest such score): " + "; ".join(
+                             f"{w} {v['count']}" + (f", max {v['max']:g}" if v["max"] is not None else "")
+                             for w, v in near.items()) + f"; near misses in the calibration speech: "
+                         + "; ".join(f"{w} {n}" for w, n in (r["calibration"].get("near_misses") or {}).items()))
         if "synth" in r:
             lines.append(f"- {r['stage']}: {r['synth']['summary']}")
     missing = [s for s in STAGES if s not in {r["stage"] for r in rows}]
@@ -401,6 +439,10 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only rewrite the markdown from results.json")
     ap.add_argument("--run-suffix", default="", help="suffix of the negatives/mining run folders (runs beside another)")
     ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--seed", type=int, default=None, help="train.seed of every stage's training (default: the config's)")
+    ap.add_argument("--calibration-share", type=float, default=CALIBRATION_SHARE,
+                    help="share of running_speech (from the end of the training part) kept for calibration only; "
+                         "0: calibrate on the training negatives")
     ap.add_argument("--remeasure", action="store_true",
                     help="calibrate and measure the stages' existing models again (no synthesis or training)")
     args = ap.parse_args()
@@ -418,11 +460,16 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}")
     OUT.mkdir(parents=True, exist_ok=True)
-    running_train, running_test = split_running_speech(limit_running)
+    running_train, running_calib, running_test = split_running_speech(limit_running, args.calibration_share)
+    args.calibration_negatives = running_calib
     from kws.edge.audio import audio_info
+
+    def hours(folder):
+        return sum(audio_info(f).duration_s for f in folder.iterdir()) / 3600
     running = {"train_files": len(list(running_train.iterdir())), "test_files": len(list(running_test.iterdir())),
-               "train_hours": sum(audio_info(f).duration_s for f in running_train.iterdir()) / 3600,
-               "test_hours": sum(audio_info(f).duration_s for f in running_test.iterdir()) / 3600}
+               "calibration_files": len(list(running_calib.iterdir())) if running_calib != running_train else 0,
+               "train_hours": hours(running_train), "test_hours": hours(running_test),
+               "calibration_hours": hours(running_calib) if running_calib != running_train else 0.0}
     real = real_keyword_folder(limit_real)
     raw = OUT / "results.json"
     for name in [] if args.render else stages:
