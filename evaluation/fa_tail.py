@@ -4,7 +4,7 @@ A target of 0.5 false accepts per hour cannot be seen on 0.9 h of negatives: eve
 the loudest false accept counts zero there, and the lowest of them is right at the edge of the cliff
 (the next hour of speech will hold its own loudest near miss). Calibration therefore replaces each
 observed zero with the count expected from the tail of the near misses: the per-episode peaks of a
-label's averaged score where it is the top label and a detection would be false, fitted with an
+label's averaged score where a detection would be false, fitted with an
 exponential tail in logit space (the peaks-over-threshold method) on the upper half of them (at most
 ``TAIL_PEAKS``): the bulk near 0.5 decays slower than the tail and would overstate it.
 
@@ -47,14 +47,14 @@ def window_average(times_s: np.ndarray, scores: np.ndarray, window_ms: float) ->
 
 def near_misses(times_s: np.ndarray, scores: np.ndarray, labels: Sequence[str], label: str, window_ms: float,
                 suppression_ms: float, correct_spans: Sequence[tuple[float, float]] = ()) -> np.ndarray:
-    """Peak averaged score of ``label`` in each episode where it is the top label above PEAK_FLOOR,
-    outside ``correct_spans`` (stream seconds where a detection of ``label`` would match a spoken
-    ``label``); hops closer than ``suppression_ms`` belong to one episode."""
+    """Peak averaged score of ``label`` in each episode where it rises above PEAK_FLOOR, outside
+    ``correct_spans`` (stream seconds where a detection of ``label`` would match a spoken ``label``);
+    hops closer than ``suppression_ms`` belong to one episode. Episodes where another label stays on
+    top count too: they are what the tail is fitted on where the model rarely comes close."""
     if not len(times_s):
         return np.zeros(0)
     avg = window_average(times_s, scores, window_ms)
-    k = list(labels).index(label)
-    s = np.where(avg.argmax(axis=1) == k, avg[:, k], 0.0)
+    s = avg[:, list(labels).index(label)].copy()
     t = np.asarray(times_s, np.float64)
     for a, b in correct_spans:
         s[(t >= a) & (t <= b)] = 0.0
