@@ -48,6 +48,30 @@ def _greedy(tables: dict[str, dict], grid: Sequence[float], target_fa: float, fr
         idx[best[0]] = best[1]
 
 
+def _spend_budget(idx: dict[str, int], tables: dict[str, dict], target_fa: float, free_h: float,
+                  labels: Sequence[str]) -> dict[str, int]:
+    """Lower ``labels``' thresholds one grid step at a time, in turn, while the summed (expected) false
+    accepts stay within the target and the keyword stream shows no new false accept of that label
+    (``tables[label]["stream_fa"]``: noise, other words, one keyword taken for another): where the
+    stream has no more misses to win (often synthesized words, which score higher than real ones),
+    the rest of the budget buys recall on words it did not show, rather than being left unused."""
+    idx = dict(idx)
+    budget = target_fa * free_h
+    moved = True
+    while moved:
+        moved = False
+        for label in labels:
+            i = idx[label]
+            t = tables[label]
+            if i == 0 or t["stream_fa"][i - 1] > t["stream_fa"][i]:
+                continue
+            total = sum(tables[l]["fa"][j] for l, j in idx.items()) - t["fa"][i] + t["fa"][i - 1]
+            if total <= budget:
+                idx[label] = i - 1
+                moved = True
+    return idx
+
+
 def calibrate(times, scores, manifest: Manifest, events, duration_s: float, target_fa: float,
               grid: Sequence[float] = THRESHOLD_GRID, windows: Sequence[float] = WINDOW_GRID_MS,
               negatives: Sequence[ScoredAudio] = (), tail: bool = True) -> dict:
@@ -61,7 +85,8 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
 
     With ``tail`` a label with no false accept seen at a threshold counts the number expected there
     from its near misses (``fa_tail``), and the target must hold for that expected rate;
-    ``expected`` gives it: {"fa_per_hour", "per_label", "near_misses"}."""
+    ``expected`` gives it: {"fa_per_hour", "per_label", "near_misses"}. The thresholds of labels with a
+    fitted tail are then lowered while the expected rate stays within the target (``_spend_budget``)."""
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
     best = None
     for window in sorted(set(windows) | {manifest.smoothing.average_window_ms}):
@@ -76,9 +101,12 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
                  else dict.fromkeys(keywords, np.zeros(0)))
         expected = {l: expected_counts(peaks[l], grid) for l in keywords}
         tables = {l: {"fa": fill_zeros(fa_tables[l], expected[l]),
-                      "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows]}
+                      "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows],
+                      "stream_fa": [r["per_label"][l]["false_accepts"] for r in rows]}
                   for l in keywords}
         idx = _greedy(tables, grid, target_fa, free_h)
+        if tail:  # only labels whose false accepts the tail can count: below the last one seen, zero is no estimate
+            idx = _spend_budget(idx, tables, target_fa, free_h, [l for l in keywords if expected[l] is not None])
         while True:  # labels interact through suppression: re-measure, tighten until the target holds
             th = {l: float(grid[i]) for l, i in idx.items()}
             rep = streaming_report(smooth(times, scores, manifest, sm, th), events, duration_s, keywords)

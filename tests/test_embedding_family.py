@@ -214,7 +214,10 @@ def test_streamed_scores_equal_the_one_shot_scores_of_the_same_windows(embedding
     for t, s in list(zip(times, scores))[::7]:
         end = int(round(t * SAMPLE_RATE)) + LOOKBACK_SAMPLES
         one_shot = pipeline.head.predict(pipeline.window_inputs(padded[end - WINDOW_SAMPLES:end])[0])
-        assert np.array_equal(one_shot, s), t
+        # the streamed mel comes from other matrix shapes than the one-shot one, so BLAS may sum in
+        # another order: equal to float precision (float), or to one step of the int8 output (int8)
+        np.testing.assert_allclose(one_shot, s, rtol=0, atol=1e-5 if key == "float" else 1 / 256 + 1e-6,
+                                   err_msg=f"t={t}")
 
 
 def test_kws_predict_classifies_the_word_clips(embedding_run, tmp_path):
