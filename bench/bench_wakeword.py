@@ -69,9 +69,10 @@ STAGES = ("today", "calibrated", "negatives", "mining", "variants", "embedding",
 COMPUTER = ("computer",)
 COMPUTER_CLIPS = {"computer": "speech/computer"}
 # the embedding family's recipe (README "Wake words on a frozen speech embedding"): partial words as
-# _unknown_, and more negative windows per epoch (they are embedded once, so they cost little)
+# _unknown_, and 30 epochs with four times the keyword clips as real-speech windows each (they are embedded
+# once, so they cost little): with 15 epochs and twice, one of two seeds missed a quarter of real "smart mirror"
 EMBEDDING_SETS = ("model.architecture=embedding", "augment.partial_word_percentage=50",
-                  "data.negatives_percentage=200")
+                  "data.negatives_percentage=400", "train.epochs=30")
 SETTINGS = ("quick", "per_word", "epochs", "hours", "mining_rounds", "mining_epochs", "mining_windows", "mining_hop_ms",
             "voice_variants", "calibration_share", "seed")
 QUICK = {"per_word": 40, "epochs": 2, "hours": 0.02, "running_files": (12, 6), "real_clips": 20,
@@ -340,9 +341,10 @@ def render(rows: list[dict], command: str, running: dict) -> str:
         f"Command: `{command}` ({'quick settings: a check that the pipeline runs, not a result' if args.quick else 'full settings'}),"
         f" on {platform.machine()}, {os.cpu_count()} cores shared with other jobs.",
         "",
-        f"One {rows[0].get('architecture', 'ds_cnn')} model for both wake words (`snowboy`, `smart-mirror`), trained only on kws-synth clips "
-        f"({args.per_word} per word, {args.per_word * len(WORDS)} _unknown_, noise {TRAIN_NOISE}), {args.epochs} epochs "
-        f"(+ negatives: 50% of the keyword clips per epoch as real-speech windows). "
+        f"One model per row for both wake words (`snowboy`, `smart-mirror`), trained only on kws-synth clips "
+        f"({args.per_word} per word, {args.per_word * len(WORDS)} _unknown_, noise {TRAIN_NOISE}); the tcn stages "
+        f"{args.epochs} epochs (+ negatives: 50% of the keyword clips per epoch as real-speech windows), the "
+        f"embedding stages the recipe named under the table. "
         + (f"Real negatives, `running_speech/` by file name: the first {running['train_files']} files "
            f"({running['train_hours']:.2f} h) for training and mining, the next {running['calibration_files']} "
            f"({running['calibration_hours']:.2f} h) for calibration only (never trained or mined on); "
@@ -363,7 +365,7 @@ def render(rows: list[dict], command: str, running: dict) -> str:
         if r["stage"] == "computer":
             continue  # its own word: the line under the table
         if "failed" in c:
-            lines.append(f"| {r['stage']} | {c['failed']} | - | - | - | - | no |")
+            lines.append(f"| {r.get('run', r['stage'])} | {c['failed']} | - | - | - | - | no |")
             continue
         th = ", ".join(f"{k} {v:g}" for k, v in c["thresholds"].items())
         exp = c.get("fa_per_hour_expected")
@@ -372,10 +374,11 @@ def render(rows: list[dict], command: str, running: dict) -> str:
               f"running speech ({seen} on {c['fa_hours']:.2f} h)")
         ok = (m["running_fa_per_hour"] is not None and m["running_fa_per_hour"] <= TARGET_FA_PER_HOUR
               and min(m["detection"].values()) >= TARGET_DETECTION)
-        lines.append(f"| {r['stage']} | {on} | {th} ({c['window_ms']:g} ms) | {pct(m['detection']['snowboy'])} "
+        lines.append(f"| {r.get('run', r['stage'])} | {on} | {th} ({c['window_ms']:g} ms) | {pct(m['detection']['snowboy'])} "
                      f"(n={m['clips']['snowboy']}) | {pct(m['detection']['smart-mirror'])} (n={m['clips']['smart-mirror']}) "
                      f"| {m['running_fa_per_hour']} ({m['running_fa']} in {m['running_hours']:.2f} h) | {'yes' if ok else 'no'} |")
     lines.append("")
+    described: set[str] = set()
     for r in rows:
         st = r["settings"]
         if r["stage"] == "variants":
@@ -386,13 +389,17 @@ def render(rows: list[dict], command: str, running: dict) -> str:
                          f"{st['mining_epochs']} epochs): {rd['windows']} windows kept; FA/h on the "
                          f"training running speech ({rd['hours']:.2f} h, threshold {rd.get('threshold', 0.7)}, hop "
                          f"{rd.get('hop_ms', 100):g} ms, float model before conversion) {rd['before']} -> {rd['after']}")
-        if r["stage"] == "embedding":
+        if r["stage"] == "embedding" and "embedding" in described:
+            lines.append(f"- {r.get('run')}: the same recipe, train.seed {st.get('seed') or 'of the config (1234)'}")
+        elif r["stage"] == "embedding":
+            described.add("embedding")
             lines.append(f"- embedding: the `embedding` family (frozen speech embedding + head, "
                          f"{r.get('architecture', 'embedding')}) on the `today` stage's synthesized clips "
                          f"(made by this stage only where they are missing), trained with --negatives and "
                          f"`{' '.join('--set ' + s for s in EMBEDDING_SETS)}`; the manifest's "
                          f"{(r['result'] or {}).get('model', '?')} pipeline measured (where kws-convert's int8 guard "
-                         "rejects the int8 one, the float one); 0 false accepts in 0.60 h says < 1.7 FA/h, not "
+                         "rejects the int8 one, the float one), train.seed "
+                         f"{st.get('seed') or 'of the config (1234)'}; 0 false accepts in 0.60 h says < 1.7 FA/h, not "
                          "0.5: that needs several hours of held-out speech")
         if r["stage"] == "computer":
             c, m = r["calibration"], r["result"]
@@ -407,7 +414,7 @@ def render(rows: list[dict], command: str, running: dict) -> str:
                              f"--calibrate --negatives ({m.get('model', '?')} pipeline)")
         near = (r["result"] or {}).get("running_near_misses")
         if near:
-            lines.append(f"- {r['stage']}: how close the held-back running speech came (episodes where a wake word's "
+            lines.append(f"- {r.get('run', r['stage'])}: how close the held-back running speech came (episodes where a wake word's "
                          "averaged score rose above 0.05, and the highest): " + "; ".join(
                              f"{w} {v['count']}" + (f", max {v['max']:g}" if v["max"] is not None else "")
                              for w, v in near.items()) + f"; near misses in the calibration speech: "
@@ -419,7 +426,7 @@ def render(rows: list[dict], command: str, running: dict) -> str:
         lines.append(f"- not measured at these settings: {', '.join(missing)} (this run did not reach them)")
     lines.append("")
     lines.append("Seconds per step: " + "; ".join(
-        f"{r['stage']}: " + ", ".join(f"{k} {v if not isinstance(v, dict) else v['seconds']}"
+        f"{r.get('run', r['stage'])}: " + ", ".join(f"{k} {v if not isinstance(v, dict) else v['seconds']}"
                                       for k, v in r.items() if k in ("train_s", "mine_s", "convert_s", "synth", "calibration"))
         + (f", measure {r['result']['seconds']}" if r["result"] else "") for r in rows) + ".")
     return "\n".join(lines) + "\n"
@@ -477,9 +484,9 @@ def main() -> None:
         done = json.loads(raw.read_text()) if raw.is_file() else {}  # another stage may run beside this one
         this = "python -m bench.bench_wakeword " + " ".join(sys.argv[1:])
         if args.remeasure:
-            if name not in done:
-                raise SystemExit(f"--remeasure: stage {name} has no earlier row in {raw}")
-            row = remeasure(name, done[name], args, real, running_train, running_test)
+            if name + args.run_suffix not in done:
+                raise SystemExit(f"--remeasure: stage {name + args.run_suffix} has no earlier row in {raw}")
+            row = remeasure(name, done[name + args.run_suffix], args, real, running_train, running_test)
             row["remeasured_by"] = this
         else:
             row = stage(name, args, real, running_train, running_test)
@@ -487,13 +494,14 @@ def main() -> None:
             row["command"] = this
         row["wall_s"] = round(time.time() - t0, 1)
         done = json.loads(raw.read_text()) if raw.is_file() else {}  # again: a stage beside this one may have written
-        done[name] = row
+        row["run"] = name + args.run_suffix  # a --run-suffix run (another seed) is a row of its own
+        done[row["run"]] = row
         raw.write_text(json.dumps(done, indent=1))
         m = row["result"] or {}
         print(f"{name}: detected {m.get('detection')}, FA/h on held-back running speech "
               f"{m.get('running_fa_per_hour')} ({row['wall_s']} s)", flush=True)
     done = json.loads(raw.read_text()) if raw.is_file() else {}
-    ordered = [done[s] for s in STAGES if s in done]
+    ordered = sorted(done.values(), key=lambda r: (STAGES.index(r["stage"]), r.get("run", r["stage"])))
     commands = list(dict.fromkeys([r["command"] for r in ordered] + [r["remeasured_by"] for r in ordered
                                                                         if "remeasured_by" in r]))
     text = render(ordered, "`, `".join(commands), running)
