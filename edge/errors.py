@@ -9,8 +9,19 @@ class AudioError(KwsError):
     """An audio file could not be read or has an unsupported format."""
 
 
+def one_line(message: str) -> str:
+    """``message`` with every character that would break or hide part of its line (newlines, tabs,
+    other control and separator characters) written as its escape, e.g. a JSON key "\\n" as \\n."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+                   for c in message)
+
+
 class ManifestError(KwsError):
-    """A manifest is missing, malformed, or does not match its model."""
+    """A manifest is missing, malformed, or does not match its model. Its message is one line even
+    where it quotes the manifest's own keys or values."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(str(message)))
 
 
 class ModelNotFoundError(KwsError):

@@ -170,6 +170,15 @@ def test_fuzz_field_values_and_types(tmp_path, path, value):
     _load_text(tmp_path, json.dumps(data))
 
 
+def test_a_key_with_a_newline_is_named_on_one_line(tmp_path):
+    """The fuzz found it: a models entry keyed "\\n" made the error two lines; the key is escaped."""
+    data = copy.deepcopy(valid_dict())
+    data["models"] = {"\n": None}
+    with pytest.raises(ManifestError) as err:
+        load_manifest(write(tmp_path, json.dumps(data)))
+    assert "\n" not in str(err.value) and "models.\\n" in str(err.value)
+
+
 @FUZZ
 @given(path=st.sampled_from(ALL_PATHS))
 def test_fuzz_missing_fields(tmp_path, path):
