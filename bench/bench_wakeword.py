@@ -172,10 +172,8 @@ def convert(run_dir: Path) -> tuple[Path, float]:
 
 
 def calibrate(dist: Path, data: Path, args, negatives: Path | None, log: Path) -> dict:
-    """kws-eval --calibrate on the synthesized stream and, where the stage has real negatives, on the
-    calibration part of the running speech (args.calibration_negatives) rather than the training part."""
-    if negatives is not None:
-        negatives = args.calibration_negatives
+    """kws-eval --calibrate on the synthesized stream and, where given, on real negatives (the stages
+    pass the calibration part of the running speech, args.calibration_negatives)."""
     cmd = [str(BIN / "kws-eval"), "-m", str(dist), "--keywords", str(data), "--noise", str(SHARED / TRAIN_NOISE),
            "--hours", str(args.hours), "--seed", "1", "--calibrate", "--target-fa-per-hour", str(TARGET_FA_PER_HOUR),
            "--json"]
@@ -199,7 +197,7 @@ def measure(dist: Path, real: Path, running_test: Path, words: tuple[str, ...] =
     """Detection of every real wake-word clip once in unheard real noise, and false accepts per hour
     on the held-back running speech, at the manifest's (calibrated) thresholds."""
     from kws.edge.manifest import load_manifest
-    from kws.evaluation.fa_tail import near_misses
+    from kws.evaluation.fa_tail import near_misses_by_label
     from kws.evaluation.scoring import file_scores, negatives_false_accepts, smooth, stream_scores
     from kws.evaluation.stream import build_clip_stream, load_clips, load_noise
     from kws.evaluation.streaming_metrics import streaming_report
@@ -216,8 +214,7 @@ def measure(dist: Path, real: Path, running_test: Path, words: tuple[str, ...] =
     fa = negatives_false_accepts(parts, manifest, {w: manifest.threshold_for(w) for w in words})
     detection = {w: rep["per_label"][w]["detected"] / rep["per_label"][w]["keywords"] for w in words}
     sm = manifest.smoothing
-    near = {w: np.concatenate([np.zeros(0)] + [near_misses(p.times, p.scores, manifest.labels, w, sm.average_window_ms,
-                                                           sm.suppression_ms) for p in parts]) for w in words}
+    near = near_misses_by_label(parts, manifest.labels, words, sm.average_window_ms, sm.suppression_ms)
     return {"detection": detection, "clips": {w: rep["per_label"][w]["keywords"] for w in words},
             "detection_all": 1 - rep["frr"], "noise_fa_per_hour": rep["fa_per_hour"],
             "running_fa": fa["false_accepts"], "running_hours": fa["hours"], "running_fa_per_hour": fa["fa_per_hour"],
@@ -253,7 +250,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         dist = OUT / "dist_calibrated"
         shutil.rmtree(dist, ignore_errors=True)
         shutil.copytree(src, dist)
-        row["calibration"] = calibrate(dist, data, args, running_train, OUT / "calibrated.eval.log")
+        row["calibration"] = calibrate(dist, data, args, args.calibration_negatives, OUT / "calibrated.eval.log")
     elif name in ("negatives", "mining"):
         negatives_run = OUT / f"run_negatives{args.run_suffix}"
         if name == "negatives":
@@ -265,7 +262,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
             shutil.copytree(negatives_run, run_dir, ignore=shutil.ignore_patterns("dist"))
             row["mining"], row["mine_s"] = mine(run_dir, running_train, args)
         dist, row["convert_s"] = convert(run_dir)
-        row["calibration"] = calibrate(dist, data, args, running_train, OUT / f"{name}{args.run_suffix}.eval.log")
+        row["calibration"] = calibrate(dist, data, args, args.calibration_negatives, OUT / f"{name}{args.run_suffix}.eval.log")
     elif name == "variants":
         vdata = OUT / "data_variants"
         row["synth"] = synth(vdata, args, args.voice_variants)
@@ -273,7 +270,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         row["train_s"] = train(vdata, run_dir, args, running_train)
         row["mining"], row["mine_s"] = mine(run_dir, running_train, args)
         dist, row["convert_s"] = convert(run_dir)
-        row["calibration"] = calibrate(dist, vdata, args, running_train, OUT / "variants.eval.log")
+        row["calibration"] = calibrate(dist, vdata, args, args.calibration_negatives, OUT / "variants.eval.log")
     elif name == "embedding":  # the product path of the embedding family, on the same data as today
         if not (data / "synth_meta.csv").is_file():
             row["synth"] = synth(data, args, 0)
@@ -281,7 +278,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         row["train_s"] = train(data, run_dir, args, running_train, EMBEDDING_SETS)
         row["architecture"] = architecture(run_dir)
         dist, row["convert_s"] = convert(run_dir)
-        row["calibration"] = calibrate(dist, data, args, running_train, OUT / f"embedding{args.run_suffix}.eval.log")
+        row["calibration"] = calibrate(dist, data, args, args.calibration_negatives, OUT / f"embedding{args.run_suffix}.eval.log")
     elif name == "computer":
         data = OUT / "data_computer"
         if not (data / "synth_meta.csv").is_file():
@@ -290,7 +287,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         row["train_s"] = train(data, run_dir, args, running_train, EMBEDDING_SETS)
         row["architecture"] = architecture(run_dir)
         dist, row["convert_s"] = convert(run_dir)
-        row["calibration"] = calibrate(dist, data, args, running_train, OUT / f"computer{args.run_suffix}.eval.log")
+        row["calibration"] = calibrate(dist, data, args, args.calibration_negatives, OUT / f"computer{args.run_suffix}.eval.log")
         row["result"] = (measure(dist, computer_folder(real), running_test, COMPUTER)
                          if "failed" not in row["calibration"] else None)
         return row
@@ -306,17 +303,18 @@ def computer_folder(real: Path) -> Path:
     return real_keyword_folder(limit if limit and limit < full else None, COMPUTER_CLIPS, "real_computer")
 
 
-def remeasure(name: str, row: dict, args, real: Path, running_train: Path, running_test: Path) -> dict:
+def remeasure(name: str, row: dict, args, real: Path, running_test: Path) -> dict:
     """Calibrate and measure a stage's converted model again, without training it again (after a change
     to kws-eval's stream builder or the calibration); synthesis, training and mining records are kept."""
+    cal = args.calibration_negatives
     dist, data, negatives = {
         "today": (OUT / "run_today" / "dist", OUT / "data", None),
-        "calibrated": (OUT / "dist_calibrated", OUT / "data", running_train),
-        "negatives": (OUT / f"run_negatives{args.run_suffix}" / "dist", OUT / "data", running_train),
-        "mining": (OUT / f"run_mining{args.run_suffix}" / "dist", OUT / "data", running_train),
-        "variants": (OUT / "run_variants" / "dist", OUT / "data_variants", running_train),
-        "embedding": (OUT / f"run_embedding{args.run_suffix}" / "dist", OUT / "data", running_train),
-        "computer": (OUT / f"run_computer{args.run_suffix}" / "dist", OUT / "data_computer", running_train)}[name]
+        "calibrated": (OUT / "dist_calibrated", OUT / "data", cal),
+        "negatives": (OUT / f"run_negatives{args.run_suffix}" / "dist", OUT / "data", cal),
+        "mining": (OUT / f"run_mining{args.run_suffix}" / "dist", OUT / "data", cal),
+        "variants": (OUT / "run_variants" / "dist", OUT / "data_variants", cal),
+        "embedding": (OUT / f"run_embedding{args.run_suffix}" / "dist", OUT / "data", cal),
+        "computer": (OUT / f"run_computer{args.run_suffix}" / "dist", OUT / "data_computer", cal)}[name]
     if not (dist / "manifest.json").is_file():
         raise SystemExit(f"{dist}: no converted model to measure again; run the stage first")
     row = dict(row)
@@ -486,7 +484,7 @@ def main() -> None:
         if args.remeasure:
             if name + args.run_suffix not in done:
                 raise SystemExit(f"--remeasure: stage {name + args.run_suffix} has no earlier row in {raw}")
-            row = remeasure(name, done[name + args.run_suffix], args, real, running_train, running_test)
+            row = remeasure(name, done[name + args.run_suffix], args, real, running_test)
             row["remeasured_by"] = this
         else:
             row = stage(name, args, real, running_train, running_test)

@@ -16,9 +16,9 @@ import numpy as np
 
 from kws.edge.manifest import Manifest, save_manifest
 
-from .fa_tail import expected_counts, fill_zeros, near_misses
+from .fa_tail import expected_counts, fill_zeros, near_misses_by_label
 from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, with_window
-from .streaming_metrics import TOLERANCE_S, keyword_events, streaming_report
+from .streaming_metrics import streaming_report
 
 THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01),
                                                 [0.995, 0.998]]), 3))
@@ -97,7 +97,9 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         else:
             free_h = rows[0]["keyword_free_hours"]
             fa_tables = {l: [r["per_label"][l]["false_accepts"] for r in rows] for l in keywords}
-        peaks = (_near_misses(times, scores, manifest, events, negatives, keywords, sm) if tail
+        # where false accepts are counted: on the negatives, else on the stream
+        where = negatives or [ScoredAudio(times=times, scores=scores, duration_s=duration_s, events=tuple(events))]
+        peaks = (near_misses_by_label(where, manifest.labels, keywords, window, sm.suppression_ms) if tail
                  else dict.fromkeys(keywords, np.zeros(0)))
         expected = {l: expected_counts(peaks[l], grid) for l in keywords}
         tables = {l: {"fa": fill_zeros(fa_tables[l], expected[l]),
@@ -139,21 +141,6 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         raise KwsError(f"no threshold up to {grid[-1]} meets {target_fa} false accepts per hour on {where}"
                        + (" (counting the false accepts expected from the near misses)" if tail else ""))
     return best[1]
-
-
-def _near_misses(times, scores, manifest: Manifest, events, negatives: Sequence[ScoredAudio],
-                 keywords: Sequence[str], smoothing) -> dict[str, np.ndarray]:
-    """Per label the near-miss peaks where false accepts are counted: on the negatives, or on the
-    stream outside the spans where a detection would match a spoken word of that label."""
-    def peaks(t, s, evs, label):
-        spans = [(e.end_s - TOLERANCE_S, e.end_s + TOLERANCE_S) for e in keyword_events(evs) if e.label == label]
-        return near_misses(t, s, manifest.labels, label, smoothing.average_window_ms, smoothing.suppression_ms,
-                           spans)
-
-    if negatives:
-        return {l: np.concatenate([np.zeros(0)] + [peaks(p.times, p.scores, p.events, l) for p in negatives])
-                for l in keywords}
-    return {l: peaks(times, scores, events, l) for l in keywords}
 
 
 def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywords: Sequence[str],

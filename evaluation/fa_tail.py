@@ -54,7 +54,32 @@ def near_misses(times_s: np.ndarray, scores: np.ndarray, labels: Sequence[str], 
     if not len(times_s):
         return np.zeros(0)
     avg = window_average(times_s, scores, window_ms)
-    s = avg[:, list(labels).index(label)].copy()
+    return _episode_peaks(times_s, avg[:, list(labels).index(label)], suppression_ms, correct_spans)
+
+
+def near_misses_by_label(parts: Sequence, labels: Sequence[str], keywords: Sequence[str], window_ms: float,
+                         suppression_ms: float) -> dict[str, np.ndarray]:
+    """``near_misses`` of every keyword over recordings with ``times``, ``scores`` and ``events``
+    (ScoredAudio), concatenated; a keyword's own spoken words (``events``, +-TOLERANCE_S around their
+    end) are not misses. Each recording's average is computed once for all keywords."""
+    from .streaming_metrics import TOLERANCE_S, keyword_events
+
+    out: dict[str, list[np.ndarray]] = {k: [np.zeros(0)] for k in keywords}
+    for part in parts:
+        if not len(part.times):
+            continue
+        avg = window_average(part.times, part.scores, window_ms)
+        for k in keywords:
+            spans = [(e.end_s - TOLERANCE_S, e.end_s + TOLERANCE_S) for e in keyword_events(part.events)
+                     if e.label == k]
+            out[k].append(_episode_peaks(part.times, avg[:, list(labels).index(k)], suppression_ms, spans))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _episode_peaks(times_s: np.ndarray, column: np.ndarray, suppression_ms: float,
+                   correct_spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The peak of one label's averaged scores in each episode above PEAK_FLOOR (see near_misses)."""
+    s = np.array(column, np.float64)
     t = np.asarray(times_s, np.float64)
     for a, b in correct_spans:
         s[(t >= a) & (t <= b)] = 0.0
@@ -92,8 +117,7 @@ def fill_zeros(observed: Sequence[float], expected: np.ndarray | None) -> list[f
         return out
     for j in range(len(out)):
         if out[j] == 0 and np.isfinite(expected[j]):
-            cap = out[j - 1] if j and np.isfinite(out[j - 1]) and out[j - 1] > 0 else float("inf")
-            out[j] = float(min(expected[j], cap))
+            out[j] = float(expected[j])
     for j in range(1, len(out)):  # non-increasing in the threshold
         if np.isfinite(out[j - 1]) and out[j] > out[j - 1]:
             out[j] = out[j - 1]
