@@ -110,3 +110,29 @@ def test_training_adds_the_configured_share_of_partial_words_as_unknown(tmp_path
 def test_bad_alignment_settings_are_errors_naming_the_key(setting):
     with pytest.raises(ConfigError, match=setting.split("=")[0].split(".")[1]):
         load_config(None, [setting])
+
+
+def test_anywhere_places_the_whole_word_at_every_place_it_fits():
+    rng = np.random.default_rng(5)
+    start, end = 6000, 11000  # a 5000-sample word: it fits at 11001 places in a 16000-sample window
+    firsts = []
+    for _ in range(400):
+        s0, s1 = _voiced(aug.place_word(_word(start, end), "anywhere", 1600, 2400, rng, SR))
+        assert 0 <= s0 and s1 <= N and s1 - s0 == end - start  # never cut
+        firsts.append(s0)
+    # against the oldest edge and against the newest edge, and spread between (uniform: quartiles
+    # near 2750 / 5500 / 8250)
+    assert min(firsts) < 300 and max(firsts) > N - (end - start) - 300
+    assert np.allclose(np.percentile(firsts, [25, 50, 75]), [2750, 5500, 8250], atol=900)
+
+
+def test_partial_words_are_cut_from_unknown_words_too_when_asked():
+    from kws.trainer.train import partial_word_pool
+
+    words = [ds.Item("yes1.wav", "yes", "a"), ds.Item("no1.wav", "no", "b"), ds.Item("zero1.wav", "_unknown_", "c"),
+             ds.Item(None, "_silence_")]
+    index = types.SimpleNamespace(splits={"training": words}, labels=["_silence_", "_unknown_", "yes", "no"])
+    unknown = ["zero1.wav", "five2.wav"]
+    assert partial_word_pool(load_config(None, []), index, unknown) == ["yes1.wav", "no1.wav"]
+    cfg = load_config(None, ["augment.partial_word_unknowns=true"])
+    assert partial_word_pool(cfg, index, unknown) == ["yes1.wav", "no1.wav", "zero1.wav", "five2.wav"]

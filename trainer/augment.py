@@ -35,7 +35,7 @@ GENERATED_NOISE_RMS = 0.05  # its level where a raw volume applies (background_s
 RIR_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
 STRETCH_FFT = 512  # phase-vocoder frame (32 ms at 16 kHz) ...
 STRETCH_HOP = 128  # ... and hop (75% overlap)
-WORD_POSITIONS = ("shift", "centre", "end")  # where a word clip's speech is put in the window
+WORD_POSITIONS = ("shift", "centre", "end", "anywhere")  # where a word clip's speech is put in the window
 SPEECH_FRAME_MS = 10.0  # speech bounds: energy frames of this length ...
 SPEECH_DB_BELOW_PEAK = 25.0  # ... within this many dB of the loudest frame (kws-eval's stream rule)
 
@@ -186,10 +186,14 @@ def place_word(clip: np.ndarray, position: str, jitter: int, end_margin: int, rn
                sample_rate: int) -> np.ndarray:
     """A word clip with its speech (``speech_bounds``) moved to one place in the window, plus a
     uniform jitter of +-``jitter`` samples: ``centre`` (speech centred) or ``end`` (speech ending
-    ``end_margin`` samples before the newest edge, where a stream first sees the whole word). The
-    shift is clamped so that the whole speech stays inside the window."""
+    ``end_margin`` samples before the newest edge, where a stream first sees the whole word); or
+    ``anywhere`` (uniformly over every place where the whole speech fits, no jitter: a stream's
+    window holds each word at all of them as it slides). The shift is clamped so that the whole
+    speech stays inside the window."""
     s0, s1 = speech_bounds(clip, sample_rate)
     n = len(clip)
+    if position == "anywhere":
+        return shift_by(clip, int(rng.integers(-s0, n - s1 + 1)))
     if position == "centre":
         target = (n - (s1 - s0)) // 2 - s0
     elif position == "end":

@@ -107,6 +107,7 @@ class AugmentConfig:
     word_end_margin_ms: float = 150.0
     partial_word_percentage: float = 0.0
     partial_word_visible: tuple[float, ...] = (0.1, 0.6)
+    partial_word_unknowns: bool = False
     speed_range: tuple[float, ...] = (1.0, 1.0)
     vtlp_range: tuple[float, ...] = (1.0, 1.0)
     reverb_probability: float = 0.0

@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -282,6 +282,14 @@ def negative_items(cfg: Config, run: RunDir, index: ds.DataIndex, clips: dict, n
     return items
 
 
+def partial_word_pool(cfg: Config, index, unknown_clips: Sequence[str]) -> list[str]:
+    """The clips partial-word windows are cut from: the training keywords, and with
+    ``augment.partial_word_unknowns`` the training ``_unknown_`` words too (a stream's window cuts
+    every word it slides over, not only the keywords)."""
+    pool = [i.path for i in index.splits["training"] if i.path and i.label in index.labels[2:]]
+    return pool + list(unknown_clips) if cfg.augment.partial_word_unknowns else pool
+
+
 def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
           overrides: tuple[str, ...] = (), distribute: str = "none", quiet: bool = False,
           download=None) -> TrainResult:
@@ -395,7 +403,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     train_labels = _labels_of(train_items, labels)
 
     n_epoch_windows = sum(1 for i in extra_items if i.path.startswith(neg.EPOCH_KEY))
-    keyword_pool = [i.path for i in index.splits["training"] if i.path and i.label in labels[2:]]
+    # the clips partial words are cut from: the keywords, and with partial_word_unknowns the
+    # _unknown_ words too (a stream's window cuts every word it slides over)
+    keyword_pool = partial_word_pool(cfg, index, train_unknown)
 
     def epoch_features(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         """This epoch's training inputs and one-hot labels."""
