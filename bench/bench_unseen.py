@@ -102,6 +102,14 @@ VARIANTS: dict[str, list[str]] = {
     # the same, partial words cut from the keywords only
     "anywhere_kwcut": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                        "data.unknown_percentage=30"],
+    # anywhere_kwcut again from another seed (how much of a difference is one training's luck)
+    "anywhere_kwcut_seed2": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                             "data.unknown_percentage=30", "train.seed=2"],
+    # only whole words count: every window cutting a word (keyword or _unknown_, up to 90% of it
+    # left) is _unknown_
+    "anywhere_cut90": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                       "augment.partial_word_unknowns=true", "augment.partial_word_visible=[0.1,0.9]",
+                       "data.unknown_percentage=30"],
     # five times the _unknown_ share: the default's stream false accepts are mostly the other words
     "unknown50": ["data.unknown_percentage=50"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
@@ -322,10 +330,13 @@ def _row_table(rows: list[dict]) -> list[str]:
 
 def write_results(headlines: list[dict], rows: list[dict], streams: list[dict | None], args,
                   extras: list[dict] = ()) -> None:
-    lines = ["## Speakers never heard (Arabic Speech Commands, speaker-disjoint split)", "",
+    partial = Path(args.results).resolve() != RESULTS.resolve()
+    lines = [f"## {args.title}", "",
              f"Command: `python -m bench.bench_unseen --headline {','.join(args.headline)} --epochs {args.epochs} --ablation-epochs "
              f"{args.ablation_epochs} --stream-hours {args.stream_hours}"
-             f" --variants {','.join(args.variants)} --extra {args.extra}` "
+             f" --variants '{','.join(args.variants)}' --extra '{args.extra}'"
+             + (f" --results {Path(args.results).resolve().relative_to(REPO)} --title '{args.title}'" if partial else "")
+             + "` "
              f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
              f"{os.getloadavg()[0]:.1f} at the end; other jobs shared the cores, so times are upper bounds). "
              "batch 32; 10 words + `_unknown_` (6 other words) + `_silence_`; test = the dataset's "
@@ -394,6 +405,8 @@ def main() -> None:
     ap.add_argument("--no-stream", action="store_true", help="skip kws-convert and the streams")
     ap.add_argument("--results", default=str(RESULTS),
                     help="the Markdown table to write (a partial run elsewhere keeps the full table)")
+    ap.add_argument("--title", default="Speakers never heard (Arabic Speech Commands, speaker-disjoint split)",
+                    help="the results' heading")
     ap.add_argument("--noisy-eval", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.noisy_eval:

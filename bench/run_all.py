@@ -18,11 +18,19 @@ DEMO_DIST = REPO / "models" / "demo" / "dist"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# bench_unseen's runs compared on the unseen speakers' stream (bench/results/stream_alignment.md, stream_oracle.md)
+ALIGNMENT_RUNS = "default,anywhere,anywhere_kwcut,anywhere_kwcut_seed2,anywhere_cut90"
+
+
 def main() -> None:
     """Each benchmark needs: synth nothing; train and convert the demo data; edge and predict_memory
     the converted demo model; eval a converted "computer" model (bench_synth_transfer trains one; convert it and run
     ``python -m bench.bench_eval --model ...`` by hand)."""
-    steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"], ["-m", "bench.bench_unseen"], ["-m", "bench.bench_position"],
+    steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"], ["-m", "bench.bench_unseen"],
+             ["-m", "bench.bench_unseen", "--headline", ALIGNMENT_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/stream_alignment.md", "--title", "Words anywhere in the window, on the issue 13 stream"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in ALIGNMENT_RUNS.split(","))],
+             ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
     if DEMO_DATA.is_dir():
