@@ -161,6 +161,14 @@ def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywo
     return hours, tables
 
 
+def keywords_off(result: dict) -> list[str]:
+    """Keywords with spoken words in the calibration stream of which none is detected at the chosen
+    thresholds. Where no lower threshold meets the target a keyword stays at the top of the grid,
+    which its words rarely reach (an int8 model's scores stop at 255/256, under 0.998: never), so it
+    is in effect switched off; kws-eval says so."""
+    return [l for l, r in result["report"]["per_label"].items() if r["keywords"] and not r["detected"]]
+
+
 def calibrated_fa(result: dict) -> tuple[float | None, float]:
     """(false accepts per hour, hours) the calibration was chosen for: on the negatives when it had
     them, else on the stream's keyword-free time."""
@@ -187,6 +195,7 @@ def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, tar
                     "stream_fa_per_hour": rep["fa_per_hour"]})
     else:
         cal["fa_measured_on"] = "stream"
+    cal["keywords_off"] = keywords_off(result)
     cal["chosen_for"] = (f"{target_fa:g} FA/h on {fa_hours:.3f} h of "
                          + ("negatives" if result.get("negatives") else "keyword-free stream"))
     exp = result.get("expected")

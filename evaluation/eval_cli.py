@@ -15,7 +15,7 @@ from kws.edge.manifest import atomic_write_bytes, atomic_write_text, load_manife
 
 from kws.trainer.negatives import negative_files
 
-from .calibrate import THRESHOLD_GRID, calibrate, calibrated_fa, write_calibration
+from .calibrate import THRESHOLD_GRID, calibrate, calibrated_fa, keywords_off, write_calibration
 from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
                      write_labels)
@@ -170,6 +170,12 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                negatives=negative_parts, tail=not no_tail)
             write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR,
                               negative_sources, seen_in_training)
+            off = keywords_off(result)
+            if off:
+                click.echo(f"kws-eval: warning: {', '.join(off)}: no threshold that meets {target_fa_per_hour:g} "
+                           f"false accepts per hour detects any of their words in this stream, so they are in "
+                           f"effect switched off; more calibration audio or a better model can let them on",
+                           err=True)
         t3 = time.time()
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
@@ -199,6 +205,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                  "fa_hours": fa_hours, "target": target_fa_per_hour, "manifest": str(mpath),
                                  "fa_per_hour_expected": result["expected"]["fa_per_hour"],
                                  "near_misses": result["expected"]["near_misses"],
+                                 "keywords_off": keywords_off(result),
                                  "tail": result["expected"]["tail"]}
     if report_dir:
         out = Path(report_dir)

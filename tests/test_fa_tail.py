@@ -120,3 +120,27 @@ def test_calibration_below_one_false_accept_per_audio_holds_on_the_next_hours():
     fa_tail = negatives_false_accepts(fresh, man, tail["thresholds"])["fa_per_hour"]
     assert fa_seen > 2 * TARGET
     assert fa_tail <= 2 * TARGET and fa_tail < fa_seen / 2
+
+
+def test_a_keyword_no_threshold_can_let_on_is_reported_off(tmp_path):
+    """'b' nearly fires (0.997) over and over in the speech while its own words never pass 0.9: only
+    the top of the grid meets the target, none of its words is detected there, and calibration says
+    so in its result and in the manifest instead of leaving a threshold that never fires unremarked."""
+    from kws.edge.manifest import load_manifest, save_manifest
+    from kws.evaluation.calibrate import keywords_off, write_calibration
+
+    man = manifest()
+    times, scores, events, duration = keyword_stream(2)
+    scores[:, 3] = np.minimum(scores[:, 3], 0.9)
+    calib = speech(0.5, 3)
+    for part in calib:
+        for c in range(50, len(part.times) - 10, 100):
+            part.scores[c:c + 5, 3] = 0.997
+            part.scores[c:c + 5, 1] = 0.003
+    result = calibrate(times, scores, man, events, duration, TARGET, windows=(300.0,), negatives=calib)
+    assert result["thresholds"]["b"] >= 0.998 and result["report"]["per_label"]["b"]["detected"] == 0
+    assert result["report"]["per_label"]["a"]["detected"] > 0
+    assert keywords_off(result) == ["b"]
+    path = save_manifest(man, tmp_path / "manifest.json")
+    write_calibration(path, man, result, TARGET, 0.5)
+    assert load_manifest(path).calibration["keywords_off"] == ["b"]
