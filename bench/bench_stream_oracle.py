@@ -29,6 +29,7 @@ import numpy as np
 from kws.edge.manifest import load_manifest
 from kws.evaluation.fa_tail import window_average
 from kws.evaluation.models import manifest_path_for
+from kws.evaluation.oracle import best_possible, word_peaks
 from kws.evaluation.scoring import stream_scores
 from kws.evaluation.stream import build_stream, load_clips, load_noise
 from kws.evaluation.streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_free_seconds
@@ -47,21 +48,22 @@ POSITION_BINS = ((-9.0, -0.25, "before a word"), (-0.25, 0.25, "at a word's end"
                  (0.25, 1.0, "0.25-1 s after one"), (1.0, 9.0, "later"))
 
 
-def test_stream_scores(run: Path) -> tuple:
+def test_stream_scores(run: Path, snr: str = SNR) -> tuple:
     """(manifest, keywords, times, scores, events, duration) of a run's converted model on the test
-    speakers' stream; scores cached in dist/oracle_scores.npz."""
+    speakers' stream (speech ``snr`` dB, LOW:HIGH, above the noise); scores cached in dist/."""
     dist = run / "dist"
     model = dist / ("model_int8.tflite" if (dist / "model_int8.tflite").is_file() else "model_float.tflite")
     mpath = manifest_path_for(str(model))
     man = load_manifest(mpath)
     keywords = [l for l in man.labels if l not in man.ignore_labels]
-    lo, hi = (float(x) for x in SNR.split(":"))
+    lo, hi = (float(x) for x in snr.split(":"))
     rng = np.random.default_rng(STREAM_SEED)
     clips = load_clips(OUT / "stream_test", keywords, man.sample_rate)
     noises = load_noise(TEST_NOISE, man.sample_rate, rng)
     audio, events = build_stream(clips, noises, STREAM_HOURS * SECONDS_PER_HOUR, (lo, hi), man.sample_rate,
                                  STREAM_SEED)
-    cache = dist / f"oracle_scores_{model.stem}.npz"
+    cache = dist / (f"oracle_scores_{model.stem}.npz" if snr == SNR else
+                    f"oracle_scores_{model.stem}_snr{snr.replace(':', '-')}.npz")
     if cache.is_file():
         z = np.load(cache)
         times, scores = z["times"], z["scores"]
@@ -88,48 +90,43 @@ def analyse(man, keywords, times, scores, events, duration) -> dict:
            "windows": {}}
     for window in WINDOWS_MS:
         avg = window_average(times, scores, window)
-        hits, true_peaks, per_label, positions = 0, [], {}, []
+        best = best_possible(times, scores, labels, keywords, events, window, man.smoothing.suppression_ms)
+        true_peaks, positions = [], []
         for k in keywords:
             col = avg[:, labels.index(k)].copy()
-            own = [e for e in events if e.label == k]
-            peaks = []
-            for e in own:
-                span = (times >= e.end_s - TOLERANCE_S) & (times <= e.end_s + TOLERANCE_S)
-                peaks.append(float(col[span].max()) if span.any() else 0.0)
-                col[span] = 0.0  # what is left can only be a false accept
-            eps = _episodes(times, col, 0.0)
-            loudest = max((p for _, p in eps), default=0.0)
-            found = int(sum(p > loudest for p in peaks))
-            hits += found
-            true_peaks += peaks
-            per_label[k] = {"threshold": round(loudest, 4), "found": found, "spoken": len(own)}
-            for t, p in eps:
-                if p > LOUD and len(ends):
-                    d = t - ends
-                    positions.append(float(d[np.argmin(np.abs(d))]))
+            own = [e.end_s for e in events if e.label == k]
+            true_peaks += word_peaks(times, col, own).tolist()
+            for end in own:
+                col[(times >= end - TOLERANCE_S) & (times <= end + TOLERANCE_S)] = 0.0  # left: false accepts
+            for t, _ in _episodes(times, col, LOUD):
+                d = t - ends
+                positions.append(float(d[np.argmin(np.abs(d))]))
         counts = {name: int(sum(a <= x < b for x in positions)) for a, b, name in POSITION_BINS}
-        out["windows"][str(window)] = {"oracle_recall": round(hits / max(1, len(true_peaks)), 4),
+        out["windows"][str(window)] = {"oracle_recall": best["recall_at_zero_fa"],
                                        "median_true_peak": round(float(np.median(true_peaks)), 4),
                                        "loud_false_accepts": len(positions), "positions": counts,
-                                       "per_label": per_label}
+                                       "per_label": best["per_label"]}
     return out
 
 
-def render(results: dict) -> str:
+def render(results: dict, command: str) -> str:
     lines = ["## The best any thresholds could do on the unseen speakers' stream", "",
-             "Command: `python -m bench.bench_stream_oracle --runs " + ",".join(results) + "`. bench_unseen's "
-             f"test-speaker stream ({STREAM_HOURS} h, Mycroft noise at {SNR} dB SNR, seed {STREAM_SEED}) through each "
+             f"Command: `{command}`. bench_unseen's "
+             f"test-speaker stream ({STREAM_HOURS} h, Mycroft noise, seed {STREAM_SEED}; at {SNR} dB SNR as "
+             "bench_unseen builds it, and where a row says so at 20 dB) through each "
              "run's converted model on the edge recognizer. Oracle recall: every keyword's threshold just above "
              "its loudest false-accept episode on this same stream, so zero false accepts there; no calibration "
-             "on other audio can do better with that model. Loud false accepts: episodes whose averaged score "
+             "on other audio can do better with that model. `ensemble`: the mean of the listed models' per-hop "
+             "scores (as if all ran side by side). Loud false accepts: episodes whose averaged score "
              f"passes {LOUD}, placed by the time from the nearest spoken word's end (keyword or `_unknown_`) "
              "to their peak.", "",
-             "| run | window | oracle recall, 0 FA | median true-keyword peak | loud false-accept episodes | "
+             "| run | SNR (dB) | window | oracle recall, 0 FA | median true-keyword peak | loud false-accept episodes | "
              + " | ".join(name for _, _, name in POSITION_BINS) + " |",
-             "|---|---|---|---|---|" + "---|" * len(POSITION_BINS)]
-    for run, res in results.items():
+             "|---|---|---|---|---|---|" + "---|" * len(POSITION_BINS)]
+    for key, res in results.items():
+        run, snr = key.rsplit("@", 1)
         for window, w in res["windows"].items():
-            lines.append(f"| {run} | {window} ms | {100 * w['oracle_recall']:.1f}% of {res['keywords']} | "
+            lines.append(f"| {run} | {snr} | {window} ms | {100 * w['oracle_recall']:.1f}% of {res['keywords']} | "
                          f"{w['median_true_peak']:.2f} | {w['loud_false_accepts']} | "
                          + " | ".join(str(w["positions"][name]) for _, _, name in POSITION_BINS) + " |")
     return "\n".join(lines) + "\n"
@@ -138,16 +135,30 @@ def render(results: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="default-30ep", help="bench_unseen run folders (bench/out/unseen/runs)")
+    ap.add_argument("--ensemble", action="store_true", help="also the mean of all the runs' scores")
+    ap.add_argument("--snr", default=SNR, help="comma-separated LOW:HIGH ranges of the stream's SNR in dB")
     args = ap.parse_args()
+    runs = [r for r in args.runs.split(",") if r]
     results = {}
-    for name in [r for r in args.runs.split(",") if r]:
-        run = OUT / "runs" / name
-        if not (run / "dist").is_dir():
-            raise SystemExit(f"{run}: no dist/ (run bench_unseen with --headline for it first)")
-        results[name] = analyse(*test_stream_scores(run))
+    for snr in [x for x in args.snr.split(",") if x]:
+        scored = []
+        for name in runs:
+            run = OUT / "runs" / name
+            if not (run / "dist").is_dir():
+                raise SystemExit(f"{run}: no dist/ (run bench_unseen with --headline for it first)")
+            scored.append(test_stream_scores(run, snr))
+            results[f"{name}@{snr}"] = analyse(*scored[-1])
+        if args.ensemble and len(scored) > 1:
+            man, keywords, times, _, events, duration = scored[0]
+            if any(len(s[2]) != len(times) for s in scored):
+                raise SystemExit("--ensemble: the runs' models hop differently")
+            mean = np.mean([s[3] for s in scored], axis=0)
+            results[f"ensemble of {len(scored)}@{snr}"] = analyse(man, keywords, times, mean, events, duration)
+    command = ("python -m bench.bench_stream_oracle --runs " + ",".join(runs)
+               + (" --ensemble" if args.ensemble else "") + (f" --snr {args.snr}" if args.snr != SNR else ""))
     (OUT / "stream_oracle.json").write_text(json.dumps(results, indent=1))
-    RESULTS.write_text(render(results))
-    print(render(results))
+    RESULTS.write_text(render(results, command))
+    print(render(results, command))
 
 
 if __name__ == "__main__":

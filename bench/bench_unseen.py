@@ -110,6 +110,25 @@ VARIANTS: dict[str, list[str]] = {
     "anywhere_cut90": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                        "augment.partial_word_unknowns=true", "augment.partial_word_visible=[0.1,0.9]",
                        "data.unknown_percentage=30"],
+    # anywhere_kwcut with voices (speed and vocal-tract perturbation), with input level over +-20 dB,
+    # and with five times the _unknown_ share (the loudest false accepts left are other words)
+    "anywhere_kwcut_voices": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                              "data.unknown_percentage=30", "augment.speed_range=[0.9,1.1]",
+                              "augment.vtlp_range=[0.9,1.1]"],
+    "anywhere_kwcut_gain20": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                              "data.unknown_percentage=30", "augment.gain_db=20"],
+    "anywhere_kwcut_unknown50": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                 "data.unknown_percentage=50"],
+    # anywhere_kwcut with real negatives (running speech never measured on) as _unknown_
+    "anywhere_kwcut_negatives": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                 "data.unknown_percentage=30", "data.negatives=[NEGATIVES]"],
+    # anywhere_kwcut with half of the noise mixes and _silence_ clips made of generated noise of a random
+    # colour: its seed-2 run took the Mycroft rooms' noise for "right", 22% of the time
+    "anywhere_kwcut_gennoise": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                "data.unknown_percentage=30", "augment.generated_noise_share=0.5"],
+    "anywhere_kwcut_gennoise_seed2": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                      "data.unknown_percentage=30", "augment.generated_noise_share=0.5",
+                                      "train.seed=2"],
     # five times the _unknown_ share: the default's stream false accepts are mostly the other words
     "unknown50": ["data.unknown_percentage=50"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial

@@ -15,7 +15,8 @@ from kws.edge.manifest import atomic_write_bytes, atomic_write_text, load_manife
 
 from kws.trainer.negatives import negative_files
 
-from .calibrate import THRESHOLD_GRID, calibrate, calibrated_fa, keywords_off, write_calibration
+from .calibrate import THRESHOLD_GRID, WINDOW_GRID_MS, calibrate, calibrated_fa, keywords_off, write_calibration
+from .oracle import best_over_windows
 from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
                      write_labels)
@@ -164,6 +165,9 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                                          {l: manifest.threshold_for(l) for l in keywords})
                                  if negative_parts else None)
         curve = sweep(times, scores, manifest, events, duration, THRESHOLD_GRID)
+        best = (best_over_windows(times, scores, manifest.labels, keywords, events, WINDOW_GRID_MS,
+                                  manifest.smoothing.suppression_ms)
+                if any(e.label in keywords for e in events) else None)
         result = None
         if do_calibrate:
             result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour,
@@ -187,6 +191,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                       "suppression_ms": manifest.smoothing.suppression_ms, "hop_ms": manifest.smoothing.hop_ms},
         "thresholds": {l: manifest.threshold_for(l) for l in keywords},
         "at_manifest_thresholds": at_manifest,
+        "best_possible": best,
         "curve": [{k: r[k] for k in ("threshold", "fa_per_hour", "frr", "false_accepts", "tutorial", "latency_s")}
                   for r in curve],
         "timing_s": {"stream": round(t1 - t0, 2), "model": round(t2 - t1, 2), "smoothing": round(t3 - t2, 2),
@@ -235,6 +240,11 @@ def format_report(report: dict) -> str:
     ]
     for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
         lines.append(f"  {r['threshold']:<7} {r['fa_per_hour']!s:<7} {100 * (r['frr'] or 0):.1f}%")
+    best = report.get("best_possible")
+    if best and best["recall_at_zero_fa"] is not None:
+        lines.append(f"best any thresholds could do on this stream: {100 * best['recall_at_zero_fa']:.1f}% of the "
+                     f"keywords with no false accept (window {best['average_window_ms']:g} ms; thresholds fitted "
+                     f"to this very stream, so an upper bound: far under your target, the model has to change)")
     if "negatives" in report:
         n = report["negatives"]["at_manifest_thresholds"]
         lines.append(f"negatives: {report['negatives']['files']} files, {n['hours']:.3f} h: {n['false_accepts']} "

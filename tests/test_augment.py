@@ -206,6 +206,26 @@ def test_generated_noise_has_its_colour_and_is_mixed_without_noise_files():
     assert 20 * np.log10(aug.active_rms(speech) / _rms(out - speech)) == pytest.approx(10.0, abs=0.1)
 
 
+def test_silence_clips_take_generated_noise_at_its_share():
+    """_silence_ clips: with generated_noise_share the background file (a 1 kHz hum here) gives way to
+    broadband noise of a random colour in about that share of them; at 0 they are the file's alone."""
+    rng = np.random.default_rng(5)
+    hum = _tone(1000.0, n=4 * SR, amp=0.1)
+    sources = aug.AugmentSources(backgrounds=(hum,))
+    zeros = np.zeros(SR, np.float32)
+
+    def broadband(x):  # share of the power away from the hum's frequency
+        power = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / SR)
+        return power[np.abs(f - 1000) > 50].sum() / max(power.sum(), 1e-20)
+
+    for share, lo, hi in ((0.0, 0, 0), (0.5, 70, 130), (1.0, 195, 200)):
+        cfg = _cfg(generated_noise_share=share, gain_db=0, silence_volume=1.0)
+        clips = [aug.augment_audio(zeros, True, cfg.augment, SR, sources, rng) for _ in range(200)]
+        generated = sum(broadband(c) > 0.5 for c in clips if np.any(c))
+        assert lo <= generated <= hi, (share, generated)
+
+
 def test_time_stretch_keeps_pitch_and_voice_shift_keeps_duration():
     from kws.trainer.augment import time_stretch, voice_shift
 

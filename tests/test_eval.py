@@ -166,6 +166,11 @@ def test_eval_reports_and_calibration_meets_target(dist, tiny_dataset, tmp_path)
     assert m.calibration["target"] == target and m.calibration["fa_per_hour"] <= target
     assert m.calibration["hours"] == pytest.approx(0.05) and m.calibration["date"]
     assert cal["frr"] <= min(r["frr"] for r in curve if r["fa_per_hour"] <= target) + 1e-9
+    # 1 FA/h on 0.05 h means none seen: the best any thresholds could do with none on this stream
+    # bounds what calibration found (one word of slack: the bound leaves out the smoother's suppression)
+    best = json.loads(res.stdout)["best_possible"]
+    assert set(best["per_label"]) == set(WORDS)
+    assert 1 - cal["frr"] - 1 / at["keywords"] - 1e-9 <= best["recall_at_zero_fa"] <= 1
     # a rerun reads the calibrated manifest and meets the target on the same stream
     res = runner.invoke(eval_main, common + ["--json"])
     again = json.loads(res.stdout)["at_manifest_thresholds"]

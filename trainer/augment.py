@@ -429,7 +429,11 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
     length = len(clip)
     if is_silence:
         out = np.zeros(length, dtype=np.float32)
-        if backgrounds:
+        if not backgrounds or (cfg.generated_noise_share and rng.random() < cfg.generated_noise_share):
+            if cfg.generated_noise_share:  # a room's hum of a colour the noise files do not have
+                noise = tilted_noise(length, _uniform(rng, NOISE_EXPONENTS), rng) * np.float32(GENERATED_NOISE_RMS)
+                out += noise * np.float32(rng.uniform(0, cfg.silence_volume))
+        else:
             out += background_segment(backgrounds, length, rng) * np.float32(rng.uniform(0, cfg.silence_volume))
         return _input_level(out, cfg, rng)
     out = clip
