@@ -244,7 +244,7 @@ def format_report(report: dict) -> str:
     if best and best["recall_at_zero_fa"] is not None:
         lines.append(f"best any thresholds could do on this stream: {100 * best['recall_at_zero_fa']:.1f}% of the "
                      f"keywords with no false accept (window {best['average_window_ms']:g} ms; thresholds fitted "
-                     f"to this very stream, so an upper bound: far under your target, the model has to change)")
+                     f"to this very stream: no calibration on other audio does better with this model)")
     if "negatives" in report:
         n = report["negatives"]["at_manifest_thresholds"]
         lines.append(f"negatives: {report['negatives']['files']} files, {n['hours']:.3f} h: {n['false_accepts']} "
