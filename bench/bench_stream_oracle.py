@@ -116,8 +116,8 @@ def render(results: dict, command: str) -> str:
              "bench_unseen builds it, and where a row says so at 20 dB) through each "
              "run's converted model on the edge recognizer. Oracle recall: every keyword's threshold just above "
              "its loudest false-accept episode on this same stream, so zero false accepts there; no calibration "
-             "on other audio can do better with that model. `ensemble`: the mean of the listed models' per-hop "
-             "scores (as if all ran side by side). Loud false accepts: episodes whose averaged score "
+             "on other audio can do better with that model. `ensemble`: the mean of the `--ensemble` models' per-hop "
+             "scores (as if they ran side by side). Loud false accepts: episodes whose averaged score "
              f"passes {LOUD}, placed by the time from the nearest spoken word's end (keyword or `_unknown_`) "
              "to their peak.", "",
              "| run | SNR (dB) | window | oracle recall, 0 FA | median true-keyword peak | loud false-accept episodes | "
@@ -135,27 +135,31 @@ def render(results: dict, command: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", default="default-30ep", help="bench_unseen run folders (bench/out/unseen/runs)")
-    ap.add_argument("--ensemble", action="store_true", help="also the mean of all the runs' scores")
+    ap.add_argument("--ensemble", default="", help="comma-separated runs (of --runs) whose mean score is also scored")
     ap.add_argument("--snr", default=SNR, help="comma-separated LOW:HIGH ranges of the stream's SNR in dB")
     args = ap.parse_args()
     runs = [r for r in args.runs.split(",") if r]
+    ensemble = [r for r in args.ensemble.split(",") if r]
+    if set(ensemble) - set(runs):
+        raise SystemExit(f"--ensemble {', '.join(sorted(set(ensemble) - set(runs)))}: not in --runs")
     results = {}
     for snr in [x for x in args.snr.split(",") if x]:
-        scored = []
+        scored = {}
         for name in runs:
             run = OUT / "runs" / name
             if not (run / "dist").is_dir():
                 raise SystemExit(f"{run}: no dist/ (run bench_unseen with --headline for it first)")
-            scored.append(test_stream_scores(run, snr))
-            results[f"{name}@{snr}"] = analyse(*scored[-1])
-        if args.ensemble and len(scored) > 1:
-            man, keywords, times, _, events, duration = scored[0]
-            if any(len(s[2]) != len(times) for s in scored):
+            scored[name] = test_stream_scores(run, snr)
+            results[f"{name}@{snr}"] = analyse(*scored[name])
+        members = [scored[r] for r in ensemble]
+        if len(members) > 1:
+            man, keywords, times, _, events, duration = members[0]
+            if any(len(m[2]) != len(times) for m in members):
                 raise SystemExit("--ensemble: the runs' models hop differently")
-            mean = np.mean([s[3] for s in scored], axis=0)
-            results[f"ensemble of {len(scored)}@{snr}"] = analyse(man, keywords, times, mean, events, duration)
+            mean = np.mean([m[3] for m in members], axis=0)
+            results[f"ensemble of {len(members)}@{snr}"] = analyse(man, keywords, times, mean, events, duration)
     command = ("python -m bench.bench_stream_oracle --runs " + ",".join(runs)
-               + (" --ensemble" if args.ensemble else "") + (f" --snr {args.snr}" if args.snr != SNR else ""))
+               + (f" --ensemble {args.ensemble}" if ensemble else "") + (f" --snr {args.snr}" if args.snr != SNR else ""))
     (OUT / "stream_oracle.json").write_text(json.dumps(results, indent=1))
     RESULTS.write_text(render(results, command))
     print(render(results, command))

@@ -129,6 +129,11 @@ VARIANTS: dict[str, list[str]] = {
     "anywhere_kwcut_gennoise_seed2": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                                       "data.unknown_percentage=30", "augment.generated_noise_share=0.5",
                                       "train.seed=2"],
+    # real negatives with five times the _unknown_ share, and real negatives from another seed
+    "anywhere_kwcut_negatives_unknown50": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                           "data.unknown_percentage=50", "data.negatives=[NEGATIVES]"],
+    "anywhere_kwcut_negatives_seed2": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                       "data.unknown_percentage=30", "data.negatives=[NEGATIVES]", "train.seed=2"],
     # five times the _unknown_ share: the default's stream false accepts are mostly the other words
     "unknown50": ["data.unknown_percentage=50"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
@@ -347,6 +352,12 @@ def _row_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _shown(path: Path) -> str:
+    """A path as a command line in the results should show it: relative to the repository if inside."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def write_results(headlines: list[dict], rows: list[dict], streams: list[dict | None], args,
                   extras: list[dict] = ()) -> None:
     partial = Path(args.results).resolve() != RESULTS.resolve()
@@ -354,7 +365,7 @@ def write_results(headlines: list[dict], rows: list[dict], streams: list[dict | 
              f"Command: `python -m bench.bench_unseen --headline {','.join(args.headline)} --epochs {args.epochs} --ablation-epochs "
              f"{args.ablation_epochs} --stream-hours {args.stream_hours}"
              f" --variants '{','.join(args.variants)}' --extra '{args.extra}'"
-             + (f" --results {Path(args.results).resolve().relative_to(REPO)} --title '{args.title}'" if partial else "")
+             + (f" --results {_shown(Path(args.results))} --title '{args.title}'" if partial else "")
              + "` "
              f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
              f"{os.getloadavg()[0]:.1f} at the end; other jobs shared the cores, so times are upper bounds). "
