@@ -134,6 +134,10 @@ VARIANTS: dict[str, list[str]] = {
                                            "data.unknown_percentage=50", "data.negatives=[NEGATIVES]"],
     "anywhere_kwcut_negatives_seed2": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                                        "data.unknown_percentage=30", "data.negatives=[NEGATIVES]", "train.seed=2"],
+    # the same, half again as wide (tcn width 192)
+    "anywhere_kwcut_negatives_unknown50_w192": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                                "data.unknown_percentage=50", "data.negatives=[NEGATIVES]",
+                                                "model.width=192"],
     # five times the _unknown_ share: the default's stream false accepts are mostly the other words
     "unknown50": ["data.unknown_percentage=50"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
