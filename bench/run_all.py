@@ -21,7 +21,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # bench_unseen's runs compared on the unseen speakers' stream (bench/results/stream_alignment.md, stream_oracle.md)
 ALIGNMENT_RUNS = ("default,anywhere,anywhere_kwcut,anywhere_kwcut_seed2,anywhere_cut90,anywhere_kwcut_voices,"
                   "anywhere_kwcut_gain20,anywhere_kwcut_unknown50,anywhere_kwcut_gennoise,anywhere_kwcut_gennoise_seed2,"
-                  "anywhere_kwcut_negatives,anywhere_kwcut_negatives_seed2,anywhere_kwcut_negatives_unknown50")
+                  "anywhere_kwcut_negatives,anywhere_kwcut_negatives_seed2,anywhere_kwcut_negatives_unknown50,"
+                  "anywhere_kwcut_negatives_unknown50_w192")
 # averaged in bench_stream_oracle's ensemble row: the first five, trained without real negatives
 ENSEMBLE_RUNS = "default,anywhere,anywhere_kwcut,anywhere_kwcut_seed2,anywhere_cut90"
 
@@ -33,7 +34,11 @@ def main() -> None:
     steps = [["-m", "bench.bench_synth"], ["-m", "bench.bench_synth_transfer"], ["-m", "bench.bench_unseen"],
              ["-m", "bench.bench_unseen", "--headline", ALIGNMENT_RUNS, "--variants", "", "--extra", "",
               "--results", "bench/results/stream_alignment.md", "--title", "Words anywhere in the window, on the issue 13 stream"],
-             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in ALIGNMENT_RUNS.split(",")),
+             ["-m", "bench.bench_unseen", "--headline", "anywhere_kwcut_negatives_unknown50", "--epochs", "60",
+              "--variants", "", "--extra", "", "--results", "bench/results/stream_alignment_60ep.md",
+              "--title", "The negatives recipe trained twice as long, on the issue 13 stream"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join([f"{r}-30ep" for r in ALIGNMENT_RUNS.split(",")]
+                                                                    + ["anywhere_kwcut_negatives_unknown50-60ep"]),
               "--ensemble", ",".join(f"{r}-30ep" for r in ENSEMBLE_RUNS.split(","))],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
