@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.edge.manifest import load_manifest
-from kws.evaluation.fa_tail import window_average
+from kws.evaluation.fa_tail import episodes, window_average
 from kws.evaluation.models import manifest_path_for
 from kws.evaluation.oracle import best_possible, word_peaks
 from kws.evaluation.scoring import stream_scores
@@ -73,15 +73,6 @@ def test_stream_scores(run: Path, snr: str = SNR) -> tuple:
     return man, keywords, times, scores, events, len(audio) / man.sample_rate
 
 
-def _episodes(times: np.ndarray, column: np.ndarray, floor: float) -> list[tuple[float, float]]:
-    """(time, peak) of each run of hops above ``floor`` (hops within EPISODE_GAP_S join)."""
-    hot = np.flatnonzero(column > floor)
-    if not len(hot):
-        return []
-    groups = np.split(hot, np.flatnonzero(np.diff(times[hot]) > EPISODE_GAP_S) + 1)
-    return [(float(times[g[np.argmax(column[g])]]), float(column[g].max())) for g in groups]
-
-
 def analyse(man, keywords, times, scores, events, duration) -> dict:
     labels = list(man.labels)
     ends = np.array([e.end_s for e in events])
@@ -98,7 +89,7 @@ def analyse(man, keywords, times, scores, events, duration) -> dict:
             true_peaks += word_peaks(times, col, own).tolist()
             for end in own:
                 col[(times >= end - TOLERANCE_S) & (times <= end + TOLERANCE_S)] = 0.0  # left: false accepts
-            for t, _ in _episodes(times, col, LOUD):
+            for t in episodes(times, col, EPISODE_GAP_S, LOUD)[0]:
                 d = t - ends
                 positions.append(float(d[np.argmin(np.abs(d))]))
         counts = {name: int(sum(a <= x < b for x in positions)) for a, b, name in POSITION_BINS}

@@ -54,7 +54,7 @@ def near_misses(times_s: np.ndarray, scores: np.ndarray, labels: Sequence[str], 
     if not len(times_s):
         return np.zeros(0)
     avg = window_average(times_s, scores, window_ms)
-    return _episode_peaks(times_s, avg[:, list(labels).index(label)], suppression_ms, correct_spans)
+    return episode_peaks(times_s, avg[:, list(labels).index(label)], suppression_ms, correct_spans)
 
 
 def near_misses_by_label(parts: Sequence, labels: Sequence[str], keywords: Sequence[str], window_ms: float,
@@ -72,24 +72,34 @@ def near_misses_by_label(parts: Sequence, labels: Sequence[str], keywords: Seque
         for k in keywords:
             spans = [(e.end_s - TOLERANCE_S, e.end_s + TOLERANCE_S) for e in keyword_events(part.events)
                      if e.label == k]
-            out[k].append(_episode_peaks(part.times, avg[:, list(labels).index(k)], suppression_ms, spans))
+            out[k].append(episode_peaks(part.times, avg[:, list(labels).index(k)], suppression_ms, spans))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _episode_peaks(times_s: np.ndarray, column: np.ndarray, suppression_ms: float,
-                   correct_spans: Sequence[tuple[float, float]]) -> np.ndarray:
-    """The peak of one label's averaged scores in each episode above PEAK_FLOOR (see near_misses)."""
+def episodes(times_s: np.ndarray, column: np.ndarray, gap_s: float,
+             floor: float = PEAK_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """(time, peak) of each episode of one label's scores: a run of hops above ``floor``, where hops
+    no more than ``gap_s`` apart belong to one run."""
+    s = np.asarray(column, np.float64)
+    t = np.asarray(times_s, np.float64)
+    hot = np.flatnonzero(s > floor)
+    if not len(hot):
+        return np.zeros(0), np.zeros(0)
+    groups = np.split(hot, np.flatnonzero(np.diff(t[hot]) > gap_s) + 1)
+    top = np.array([g[np.argmax(s[g])] for g in groups])
+    return t[top], s[top]
+
+
+def episode_peaks(times_s: np.ndarray, column: np.ndarray, suppression_ms: float,
+                  correct_spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The peak of one label's averaged scores in each episode above PEAK_FLOOR, hops within
+    ``suppression_ms`` (at least 1.5 hops) joined, outside ``correct_spans`` (see near_misses)."""
     s = np.array(column, np.float64)
     t = np.asarray(times_s, np.float64)
     for a, b in correct_spans:
         s[(t >= a) & (t <= b)] = 0.0
-    hot = np.flatnonzero(s > PEAK_FLOOR)
-    if not len(hot):
-        return np.zeros(0)
     hop_s = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
-    gap_s = max(suppression_ms / 1000.0, 1.5 * hop_s)
-    starts = np.concatenate([[0], np.flatnonzero(np.diff(t[hot]) > gap_s) + 1])
-    return np.maximum.reduceat(s[hot], starts)
+    return episodes(t, s, max(suppression_ms / 1000.0, 1.5 * hop_s))[1]
 
 
 def expected_counts(peaks: np.ndarray, thresholds: Sequence[float]) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .fa_tail import _episode_peaks, window_average
+from .fa_tail import episode_peaks, window_average
 from .streaming_metrics import TOLERANCE_S, keyword_events
 
 
@@ -39,7 +39,7 @@ def best_possible(times_s: np.ndarray, scores: np.ndarray, labels: Sequence[str]
         col = avg[:, list(labels).index(label)]
         ends = [e.end_s for e in spoken if e.label == label]
         spans = [(e - TOLERANCE_S, e + TOLERANCE_S) for e in ends]
-        false = _episode_peaks(times_s, col, suppression_ms, spans)
+        false = episode_peaks(times_s, col, suppression_ms, spans)
         loudest = float(false.max()) if len(false) else 0.0
         hits = int((word_peaks(times_s, col, ends) > loudest).sum())
         per_label[label] = {"threshold": round(loudest, 4), "found": hits, "keywords": len(ends)}

@@ -429,12 +429,8 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
     length = len(clip)
     if is_silence:
         out = np.zeros(length, dtype=np.float32)
-        if not backgrounds or (cfg.generated_noise_share and rng.random() < cfg.generated_noise_share):
-            if cfg.generated_noise_share:  # a room's hum of a colour the noise files do not have
-                noise = tilted_noise(length, _uniform(rng, NOISE_EXPONENTS), rng) * np.float32(GENERATED_NOISE_RMS)
-                out += noise * np.float32(rng.uniform(0, cfg.silence_volume))
-        else:
-            out += background_segment(backgrounds, length, rng) * np.float32(rng.uniform(0, cfg.silence_volume))
+        if backgrounds or cfg.generated_noise_share:
+            out += _noise_piece(length, backgrounds, cfg, rng) * np.float32(rng.uniform(0, cfg.silence_volume))
         return _input_level(out, cfg, rng)
     out = clip
     if tuple(cfg.speed_range) != (1.0, 1.0):
@@ -462,15 +458,21 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
     if ir is not None or eq_gains is not None or band is not None:
         out = room_and_channel(out, ir, eq_gains, band, sample_rate)
     if (backgrounds or cfg.generated_noise_share) and rng.random() < cfg.background_frequency:
-        if not backgrounds or (cfg.generated_noise_share and rng.random() < cfg.generated_noise_share):
-            noise = tilted_noise(length, _uniform(rng, NOISE_EXPONENTS), rng) * np.float32(GENERATED_NOISE_RMS)
-        else:
-            noise = background_segment(backgrounds, length, rng)
+        noise = _noise_piece(length, backgrounds, cfg, rng)
         if cfg.background_snr_db:
             out = mix_at_snr(out, noise, _uniform(rng, cfg.background_snr_db))
         else:
             out = out + noise * np.float32(rng.uniform(0, cfg.background_volume))
     return _input_level(out, cfg, rng)
+
+
+def _noise_piece(length: int, backgrounds: Sequence[np.ndarray], cfg: "AugmentConfig",
+                 rng: np.random.Generator) -> np.ndarray:
+    """``length`` samples of background: generated noise of a random colour (always where there are
+    no noise files, else in ``generated_noise_share`` of the draws), otherwise a piece of a file."""
+    if not backgrounds or (cfg.generated_noise_share and rng.random() < cfg.generated_noise_share):
+        return tilted_noise(length, _uniform(rng, NOISE_EXPONENTS), rng) * np.float32(GENERATED_NOISE_RMS)
+    return background_segment(backgrounds, length, rng)
 
 
 def _input_level(audio: np.ndarray, cfg: "AugmentConfig", rng: np.random.Generator) -> np.ndarray:

@@ -403,8 +403,6 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     train_labels = _labels_of(train_items, labels)
 
     n_epoch_windows = sum(1 for i in extra_items if i.path.startswith(neg.EPOCH_KEY))
-    # the clips partial words are cut from: the keywords, and with partial_word_unknowns the
-    # _unknown_ words too (a stream's window cuts every word it slides over)
     keyword_pool = partial_word_pool(cfg, index, train_unknown)
 
     def epoch_features(epoch: int) -> tuple[np.ndarray, np.ndarray]:
