@@ -140,6 +140,13 @@ VARIANTS: dict[str, list[str]] = {
                                                 "model.width=192"],
     # five times the _unknown_ share: the default's stream false accepts are mostly the other words
     "unknown50": ["data.unknown_percentage=50"],
+    # distillation: anywhere_kwcut, or the default, learning from the mean of the TEACHER_RUNS (trained
+    # first, 30 epochs) as well as from the labels
+    "distilled_kwcut": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                        "data.unknown_percentage=30", "train.teachers=TEACHERS"],
+    "distilled_kwcut_w09": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                            "data.unknown_percentage=30", "train.teachers=TEACHERS", "train.teacher_weight=0.9"],
+    "distilled_default": ["train.teachers=TEACHERS"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
     # words as _unknown_, three times the _unknown_ share, real negatives; not a microcontroller model
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",
@@ -201,7 +208,7 @@ def train_variant(data: Path, name: str, sets: list[str], epochs: int) -> dict:
         cmd = [sys.executable, "-m", "kws.trainer.cli", "--data", str(data), "--out", str(out), "-q",
                "--words", ",".join(WORDS), "--set", f"train.epochs={epochs}", "--set", "train.batch_size=32"]
         for s in sets:
-            cmd += ["--set", s.replace("NEGATIVES", str(negatives_dir()))]
+            cmd += ["--set", s.replace("NEGATIVES", str(negatives_dir())).replace("TEACHERS", teacher_list())]
         t0 = time.time()
         _run(cmd, f"training {name}")
         (out / "bench_wall_s.txt").write_text(f"{time.time() - t0:.1f}\n")
@@ -295,6 +302,22 @@ def convert_and_stream(run: Path, hours: float) -> dict:
     out["running_speech"] = _running_speech_fa(int8)
     cached.write_text(json.dumps(out))
     return out
+
+
+# the distilled variants' teachers: the five runs whose mean score found the most words on the
+# test stream (bench_stream_oracle's ensemble)
+TEACHER_RUNS = ("default", "anywhere", "anywhere_kwcut", "anywhere_kwcut_seed2", "anywhere_cut90")
+TEACHER_EPOCHS = 30
+
+
+def teacher_list() -> str:
+    """``[run,run,...]`` of the TEACHER_RUNS' folders, each of which must be trained already."""
+    runs = [OUT / "runs" / f"{name}-{TEACHER_EPOCHS}ep" for name in TEACHER_RUNS]
+    missing = [r.name for r in runs if not (r / "model.keras").is_file()]
+    if missing:
+        raise SystemExit(f"teachers not trained yet: {', '.join(missing)} (run --headline "
+                         f"{','.join(TEACHER_RUNS)} first)")
+    return "[" + ",".join(str(r) for r in runs) + "]"
 
 
 def negatives_dir() -> Path:

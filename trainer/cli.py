@@ -1,6 +1,7 @@
 """``kws-train``: folders of WAVs (or a URL of an archive of them) -> a trained, evaluated model."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
@@ -14,6 +15,7 @@ Examples:
   kws-train --data ~/speech_commands_v2 --words yes,no,up,down --set train.epochs=30
   kws-train --data https://host/my_words.tar.gz --config configs/default.yaml
   kws-train --data data/hey_robot --negatives ~/recordings/tv,~/recordings/podcasts
+  kws-train --data data/words --teacher models/a,models/b   # distil two runs into one model
   kws-train --resume models/20261123T101500Z      # after Ctrl-C or a crash
   tensorboard --logdir models/
 """
@@ -27,6 +29,9 @@ Examples:
 @click.option("--negatives", "negatives", multiple=True, metavar="DIR",
               help="Folder (or file) of long real recordings without the keywords (speech, TV, music, rooms), "
               "cut into training windows each epoch; repeatable or comma-separated (data.negatives).")
+@click.option("--teacher", "teachers", multiple=True, metavar="RUN",
+              help="Finished run folder (same labels and features) whose scores the model also learns from; "
+              "repeatable or comma-separated, the teachers' mean is used (train.teachers).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML config "
               "(default: built-in defaults, as in configs/default.yaml).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
@@ -42,7 +47,7 @@ Examples:
 @click.option("--refresh", is_flag=True, help="With --data URL: download again even if a cached copy exists "
               "(without it, the cached copy is used only if the server says it is unchanged).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines; only the result.")
-def main(data_path, words, negatives, config_path, overrides, arch, out, resume, distribute, refresh, quiet):
+def main(data_path, words, negatives, teachers, config_path, overrides, arch, out, resume, distribute, refresh, quiet):
     """Train a keyword-spotting model from folders of WAV files."""
     from .config import load_config, with_data
     from .fetch import DownloadOptions
@@ -50,7 +55,7 @@ def main(data_path, words, negatives, config_path, overrides, arch, out, resume,
 
     try:
         if resume:
-            if data_path or words or negatives or config_path or arch or out:
+            if data_path or words or negatives or teachers or config_path or arch or out:
                 raise click.UsageError("--resume takes the run's own data and config; "
                                        "only --set train.epochs=N may be added")
             train(resume=resume, overrides=tuple(overrides), distribute=distribute, quiet=quiet)
@@ -59,6 +64,9 @@ def main(data_path, words, negatives, config_path, overrides, arch, out, resume,
         negative_dirs = [d.strip() for text in negatives for d in text.split(",") if d.strip()]
         cfg = with_data(load_config(config_path, sets), data_path,
                         None if words is None else words.split(","), negative_dirs)
+        teacher_dirs = [d.strip() for text in teachers for d in text.split(",") if d.strip()]
+        if teacher_dirs:
+            cfg = cfg.replace(train=dataclasses.replace(cfg.train, teachers=tuple(teacher_dirs)))
         train(cfg, out=out, distribute=distribute, quiet=quiet, download=DownloadOptions(refresh=refresh))
     except TrainingInterrupted as exc:
         click.echo(f"kws-train: {exc}", err=True)

@@ -207,6 +207,9 @@ class TrainConfig:
     seed: int = 1234
     max_train_eval_clips: int = 5000
     time_budget_s: float = 0.0
+    # finished runs whose mean scores make up teacher_weight of each target (kws.trainer.distill)
+    teachers: tuple[str, ...] = ()
+    teacher_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.time_budget_s < 0:
@@ -221,6 +224,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 < self.teacher_weight <= 1:
+            raise ValueError(f"teacher_weight must be in (0, 1], got {self.teacher_weight}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.max_train_eval_clips < 0:
             raise ValueError("warmup_epochs, weight_decay and max_train_eval_clips must be >= 0")
 

@@ -24,6 +24,7 @@ from kws.edge.errors import KwsError
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
 
 from . import dataset as ds
+from . import distill
 from . import negatives as neg
 from .augment import AugmentSources, load_rirs
 from .config import Config, load_config, save_config
@@ -335,6 +336,13 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet, download)
         backgrounds = sources.backgrounds
         extra_items = [] if is_embedding(cfg) else negative_items(cfg, run, index, clips, negatives, say)
+        if cfg.train.teachers:
+            if is_embedding(cfg):
+                raise distill.TeacherError("train.teachers: the embedding family does not learn from teachers")
+            if resume is None:
+                cfg = cfg.replace(train=dataclasses.replace(cfg.train, teachers=distill.resolve(cfg.train.teachers)))
+            for path in cfg.train.teachers:
+                distill.check_teacher(path, index.labels, cfg.features)
     except BaseException:
         if created:
             shutil.rmtree(run.path, ignore_errors=True)
@@ -382,6 +390,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             model.compile(optimizer=opt,
                           loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.train.label_smoothing),
                           metrics=["accuracy"])
+    teachers = distill.load_teachers(cfg.train.teachers, labels, cfg.features, cfg.train.teacher_weight)
+    if teachers:
+        say(f"distilling: {len(teachers.models)} teacher(s) make up {cfg.train.teacher_weight:g} of each target")
     info = model_info(model)
     info["architecture"] = cfg.model.architecture
     if stats is not None:
@@ -435,6 +446,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             stop.check()
             t0 = time.time()
             x_train, y_train = pending.result()
+            if teachers:
+                y_train = teachers.targets(x_train, y_train)
             stop.check()
             pending = pool.submit(epoch_features, epoch + 1) if epoch + 1 < cfg.train.epochs else None
             lr = learning_rate(cfg, epoch)
