@@ -15,7 +15,7 @@ speakers' stream exactly as bench_unseen's ``kws-eval`` builds it (seed 2, 0.5 h
   word (any word, keyword or ``_unknown_``) to the episode's peak. About 0 s: a whole word pressed
   against the window's newest edge; 0.5-1 s: a word whose start the window's oldest edge has cut.
 
-Results: bench/results/stream_oracle.md (raw numbers in bench/out/unseen/stream_oracle.json); the
+Results: bench/results/stream_oracle.md, or ``--results`` (raw numbers in bench/out/unseen/<its name>.json); the
 per-hop scores are cached next to each model.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from kws.evaluation.scoring import stream_scores
 from kws.evaluation.stream import build_stream, load_clips, load_noise
 from kws.evaluation.streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_free_seconds
 
-from .bench_unseen import OUT, SNR, TEST_NOISE
+from .bench_unseen import OUT, SNR, TEST_NOISE, _shown
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "stream_oracle.md"
@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--runs", default="default-30ep", help="bench_unseen run folders (bench/out/unseen/runs)")
     ap.add_argument("--ensemble", default="", help="comma-separated runs (of --runs) whose mean score is also scored")
     ap.add_argument("--snr", default=SNR, help="comma-separated LOW:HIGH ranges of the stream's SNR in dB")
+    ap.add_argument("--results", default=str(RESULTS),
+                    help="the Markdown table to write (a partial run elsewhere keeps the full table)")
     args = ap.parse_args()
     runs = [r for r in args.runs.split(",") if r]
     ensemble = [r for r in args.ensemble.split(",") if r]
@@ -150,9 +152,10 @@ def main() -> None:
             mean = np.mean([m[3] for m in members], axis=0)
             results[f"ensemble of {len(members)}@{snr}"] = analyse(man, keywords, times, mean, events, duration)
     command = ("python -m bench.bench_stream_oracle --runs " + ",".join(runs)
-               + (f" --ensemble {args.ensemble}" if ensemble else "") + (f" --snr {args.snr}" if args.snr != SNR else ""))
-    (OUT / "stream_oracle.json").write_text(json.dumps(results, indent=1))
-    RESULTS.write_text(render(results, command))
+               + (f" --ensemble {args.ensemble}" if ensemble else "") + (f" --snr {args.snr}" if args.snr != SNR else "")
+               + (f" --results {_shown(Path(args.results))}" if Path(args.results) != RESULTS else ""))
+    (OUT / f"{Path(args.results).stem}.json").write_text(json.dumps(results, indent=1))
+    Path(args.results).write_text(render(results, command))
     print(render(results, command))
 
 

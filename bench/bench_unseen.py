@@ -144,9 +144,14 @@ VARIANTS: dict[str, list[str]] = {
     # first, 30 epochs) as well as from the labels
     "distilled_kwcut": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                         "data.unknown_percentage=30", "train.teachers=TEACHERS"],
+    "distilled_kwcut_seed2": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                              "data.unknown_percentage=30", "train.teachers=TEACHERS", "train.seed=2"],
     "distilled_kwcut_w09": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                             "data.unknown_percentage=30", "train.teachers=TEACHERS", "train.teacher_weight=0.9"],
     "distilled_default": ["train.teachers=TEACHERS"],
+    "distilled_kwcut_negatives": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                  "data.unknown_percentage=30", "train.teachers=TEACHERS",
+                                  "data.negatives=[NEGATIVES]"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
     # words as _unknown_, three times the _unknown_ share, real negatives; not a microcontroller model
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",
