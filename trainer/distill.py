@@ -45,11 +45,11 @@ class Teachers:
 
     def mean_scores(self, x: np.ndarray) -> np.ndarray:
         """(N, labels): the teachers' mean probabilities for the inputs ``x``."""
-        total = np.zeros((len(x), 0))
+        total = None
         for model in self.models:
-            p = np.concatenate([np.asarray(model(x[i:i + TEACHER_BATCH], training=False))
-                                for i in range(0, len(x), TEACHER_BATCH)]) if len(x) else np.zeros((0, 1))
-            total = p.astype(np.float64) if total.shape[1] == 0 else total + p
+            p = np.concatenate([np.asarray(model(x[i:i + TEACHER_BATCH], training=False), np.float64)
+                                for i in range(0, len(x), TEACHER_BATCH)])
+            total = p if total is None else total + p
         return (total / len(self.models)).astype(np.float32)
 
     def targets(self, x: np.ndarray, onehot: np.ndarray) -> np.ndarray:
