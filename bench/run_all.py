@@ -44,7 +44,8 @@ def main() -> None:
              ["-m", "bench.bench_stream_oracle", "--runs", ",".join([f"{r}-30ep" for r in ALIGNMENT_RUNS.split(",")]
                                                                     + ["anywhere_kwcut_negatives_unknown50-60ep"]),
               "--ensemble", ",".join(f"{r}-30ep" for r in ENSEMBLE_RUNS.split(","))],
-             ["-m", "bench.bench_unseen", "--headline", DISTILLED_RUNS, "--variants", "", "--extra", "",
+             ["-m", "bench.bench_unseen", "--headline", ",".join((*TEACHER_RUNS, DISTILLED_RUNS)),
+              "--variants", "", "--extra", "",
               "--results", "bench/results/distill.md", "--title", "Distilled from five models, on the issue 13 stream"],
              ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in (*TEACHER_RUNS,
                                                                                          *DISTILLED_RUNS.split(","))),
