@@ -74,3 +74,15 @@ def test_a_teacher_that_does_not_fit_is_refused_before_training(tiny_dataset, tr
     assert res.returncode == 1 and "teacher features differ" in res.stderr and "num_features" in res.stderr
     res = run("--words", ",".join(FIXTURE_WORDS), "--out", str(out), "--teacher", str(tmp_path), *_sets())
     assert res.returncode == 1 and f"{tmp_path}: teacher has no model.keras" in res.stderr and not out.exists()
+
+
+def test_a_broken_teacher_is_named_in_one_line(tmp_path):
+    from kws.trainer.distill import TeacherError, check_teacher
+
+    (tmp_path / "model.keras").write_bytes(b"not a model")
+    (tmp_path / "labels.txt").write_text("yes\nno\n")
+    (tmp_path / "config.yaml").write_text("features: [\n  unclosed")
+    with pytest.raises(TeacherError) as err:
+        check_teacher(str(tmp_path), ["yes", "no"], None)
+    assert str(err.value).startswith(f"{tmp_path}: teacher's labels.txt/config.yaml unreadable")
+    assert "\n" not in str(err.value)

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, one_line
 
 from .run import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 
@@ -27,7 +27,11 @@ TEACHER_BATCH = 256
 
 
 class TeacherError(KwsError):
-    """A teacher run that cannot teach this model."""
+    """A teacher run that cannot teach this model. Its message is one line even where it quotes
+    Keras' or YAML's own (multi-line) error."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(str(message)))
 
 
 def resolve(paths: Sequence[str]) -> tuple[str, ...]:
