@@ -88,6 +88,12 @@ VARIANTS: dict[str, list[str]] = {
     # one alignment per word (its speech ending 150 ms +- 100 ms before the newest edge), windows
     # holding only part of a keyword as _unknown_, and three times the _unknown_ share
     "align_end": ALIGN_END,
+    # align_end with every window cutting a word (keyword or _unknown_, up to 90% of it left) as
+    # _unknown_: the loudest false accepts of the anywhere runs come 0.3-0.9 s after another word's
+    # end, where the window holds that word's tail at its oldest edge; and the same with real negatives
+    "end_cut90": ALIGN_END + ["augment.partial_word_unknowns=true", "augment.partial_word_visible=[0.1,0.9]"],
+    "end_cut90_negatives": ALIGN_END + ["augment.partial_word_unknowns=true",
+                                        "augment.partial_word_visible=[0.1,0.9]", "data.negatives=[NEGATIVES]"],
     # input level over +-20 dB (a stream's talker can be 10-20 dB quieter than the dataset's clips)
     "gain20": ["augment.gain_db=20"],
     "align_end_gain20": ALIGN_END + ["augment.gain_db=20"],

@@ -28,6 +28,8 @@ ALIGNMENT_RUNS = ("default,anywhere,anywhere_kwcut,anywhere_kwcut_seed2,anywhere
 # averaged in bench_stream_oracle's ensemble row: the first five, trained without real negatives; the
 # distilled runs learn from the same five
 ENSEMBLE_RUNS = ",".join(TEACHER_RUNS)
+# words trained at the window's newest edge, cut words as _unknown_ (bench/results/stream_end.md)
+END_RUNS = "align_end,end_cut90,end_cut90_negatives"
 DISTILLED_RUNS = "distilled_kwcut,distilled_kwcut_seed2,distilled_default,distilled_kwcut_w09,distilled_kwcut_negatives"
 
 
@@ -50,6 +52,10 @@ def main() -> None:
              ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in (*TEACHER_RUNS,
                                                                                          *DISTILLED_RUNS.split(","))),
               "--ensemble", ",".join(f"{r}-30ep" for r in TEACHER_RUNS), "--results", "bench/results/distill_oracle.md"],
+             ["-m", "bench.bench_unseen", "--headline", END_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/stream_end.md", "--title", "Words at the window's end, on the issue 13 stream"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in END_RUNS.split(",")),
+              "--results", "bench/results/stream_end_oracle.md"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
