@@ -56,6 +56,7 @@ def main() -> None:
               "--results", "bench/results/stream_end.md", "--title", "Words at the window's end, on the issue 13 stream"],
              ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in END_RUNS.split(",")),
               "--results", "bench/results/stream_end_oracle.md"],
+             ["-m", "bench.bench_speakers"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
