@@ -18,20 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
-import sys
+import re
 from pathlib import Path
 
+from kws.trainer.config import DEFAULT_GROUP_PATTERN
+from kws.trainer.dataset import group_of
+
 from .bench_stream_oracle import analyse, test_stream_scores
-from .bench_unseen import LISTS, OUT, REPO, VARIANTS, _shown, prepare, train_variant
+from .bench_unseen import LISTS, OUT, REPO, VARIANTS, _shown, convert, prepare, train_variant
 
 RESULTS = REPO / "bench" / "results" / "speakers.md"
 EPOCHS = 30
 BOUND_WINDOW_MS = "300"
+SPEAKER = re.compile(DEFAULT_GROUP_PATTERN)  # the dataset's file names: <speaker>_nohash_<take>
 
 
 def _speaker(rel: str) -> str:
-    return Path(rel).name.split("_nohash_")[0]
+    return group_of(rel, SPEAKER)
 
 
 def data_with(data: Path, n_train: int) -> Path:
@@ -72,10 +75,7 @@ def measure(recipe: str, n_train: int) -> dict:
     data = data_with(prepare(), n_train)
     res = train_variant(data, f"{recipe}_spk{n_train}", VARIANTS[recipe], EPOCHS)
     run = Path(res["run"])
-    dist = run / "dist"
-    if not (dist / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "kws.converters.cli", "-m", str(run), "--out", str(dist)],
-                       capture_output=True, text=True)
+    convert(run)
     bound = analyse(*test_stream_scores(run))["windows"][BOUND_WINDOW_MS]
     test = res["metrics"]["test"]
     worst = ((test.get("by_speaker") or {}).get("worst") or [None])[0]

@@ -283,6 +283,18 @@ def _noisy_eval_here(run: Path) -> None:
     (run / NOISY_FILE).write_text(json.dumps(out))
 
 
+def convert(run: Path) -> dict:
+    """kws-convert of ``run`` into ``run/dist`` (once; cached there) and its report."""
+    dist = run / "dist"
+    if not (dist / "convert_report.json").is_file():
+        # a failed int8 guard exits non-zero but writes the report (and the float model): go on with it
+        subprocess.run([sys.executable, "-m", "kws.converters.cli", "-m", str(run), "--out", str(dist)],
+                       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    if not (dist / "convert_report.json").is_file():
+        raise SystemExit(f"kws-convert wrote no report in {dist}")
+    return json.loads((dist / "convert_report.json").read_text())
+
+
 def convert_and_stream(run: Path, hours: float) -> dict:
     dist = run / "dist"
     cached = dist / f"bench_stream_{hours:g}h.json"
@@ -292,13 +304,7 @@ def convert_and_stream(run: Path, hours: float) -> dict:
             out["running_speech"] = _running_speech_fa(str(dist / out["streamed_model"]))
             cached.write_text(json.dumps(out))
         return out
-    if not (dist / "convert_report.json").is_file():
-        # a failed int8 guard exits non-zero but writes the report (and the float model): go on with it
-        subprocess.run([sys.executable, "-m", "kws.converters.cli", "-m", str(run), "--out", str(dist)],
-                       capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    if not (dist / "convert_report.json").is_file():
-        raise SystemExit(f"kws-convert wrote no report in {dist}")
-    report = json.loads((dist / "convert_report.json").read_text())
+    report = convert(run)
     int8 = str(dist / ("model_int8.tflite" if (dist / "model_int8.tflite").is_file() else "model_float.tflite"))
     out: dict = {"convert_report": report, "streamed_model": Path(int8).name}
     cal = _run([sys.executable, "-m", "kws.evaluation.eval_cli", "-m", int8, "--keywords",

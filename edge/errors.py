@@ -16,12 +16,17 @@ def one_line(message: str) -> str:
                    for c in message)
 
 
-class ManifestError(KwsError):
-    """A manifest is missing, malformed, or does not match its model. Its message is one line even
-    where it quotes the manifest's own keys or values."""
+class OneLineError(KwsError):
+    """A KwsError whose message is kept to one line (``one_line``) even where it quotes text that is
+    not: a file's own keys or values, another library's multi-line error."""
 
     def __init__(self, message: str):
         super().__init__(one_line(str(message)))
+
+
+class ManifestError(OneLineError):
+    """A manifest is missing, malformed, or does not match its model; one line even where it quotes
+    the manifest's own keys or values."""
 
 
 class ModelNotFoundError(KwsError):

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
-from kws.edge.errors import KwsError, one_line
+from kws.edge.errors import OneLineError
 
 from .run import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 
@@ -26,12 +26,9 @@ from .run import CONFIG_FILE, LABELS_FILE, MODEL_FILE
 TEACHER_BATCH = 256
 
 
-class TeacherError(KwsError):
-    """A teacher run that cannot teach this model. Its message is one line even where it quotes
-    Keras' or YAML's own (multi-line) error."""
-
-    def __init__(self, message: str):
-        super().__init__(one_line(str(message)))
+class TeacherError(OneLineError):
+    """A teacher run that cannot teach this model; one line even where it quotes Keras' or YAML's
+    own (multi-line) error."""
 
 
 def resolve(paths: Sequence[str]) -> tuple[str, ...]:
