@@ -158,6 +158,13 @@ VARIANTS: dict[str, list[str]] = {
     "distilled_kwcut_negatives": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                                   "data.unknown_percentage=30", "train.teachers=TEACHERS",
                                   "data.negatives=[NEGATIVES]"],
+    # mixup of training examples (train.mixup_alpha), on the default and on the stream recipe;
+    # weight decay (AdamW) on the stream recipe
+    "default_mixup": ["train.mixup_alpha=0.4"],
+    "anywhere_kwcut_mixup": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                             "data.unknown_percentage=30", "train.mixup_alpha=0.4"],
+    "anywhere_kwcut_wd": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                          "data.unknown_percentage=30", "train.weight_decay=0.05"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
     # words as _unknown_, three times the _unknown_ share, real negatives; not a microcontroller model
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",

@@ -175,6 +175,7 @@ def test_warped_frontend_matches_the_edge_frontend_without_warp():
     ("augment.background_snr_db=[30,10]", "background_snr_db must be [min, max]"),
     ("data.group_pattern=nohash", "needs a (group)"),
     ("data.group_pattern=([a-z", "not a valid regex"),
+    ("train.mixup_alpha=-0.2", "mixup_alpha must be >= 0"),
 ])
 def test_bad_augmentation_and_group_settings_name_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -252,3 +253,25 @@ def test_stretch_and_shift_lengths_hold_for_every_clip_length():
         x = rng.normal(size=n).astype(np.float32)
         for factor in (0.84, 0.913, 1.1, 1.19):
             assert len(voice_shift(x, factor)) == n and len(time_stretch(x, factor)) == round(n / factor)
+
+
+def test_mixup_blends_each_example_with_one_partner_and_keeps_it_the_larger_share():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5, 3)).astype(np.float32)
+    y = np.eye(64, dtype=np.float32)  # one class per example, so a target shows its partner and share
+    mx, my = aug.mixup(x, y, 0.4, np.random.default_rng([1, 2, 3]))
+    assert mx.shape == x.shape and my.shape == y.shape and mx.dtype == np.float32
+    np.testing.assert_allclose(my.sum(axis=1), 1.0, rtol=1e-6)
+    # the own label keeps at least half of each target, so the argmax is never the partner's alone
+    own = np.diag(my)
+    assert (own >= 0.5 - 1e-6).all() and (own < 0.999).sum() > 32
+    # the input is the same blend as the target, with the partner the target names
+    for i in range(64):
+        partner = int(np.argsort(my[i])[-2]) if own[i] < 1 else i
+        np.testing.assert_allclose(mx[i], own[i] * x[i] + (1 - own[i]) * x[partner], atol=1e-5)
+    again = aug.mixup(x, y, 0.4, np.random.default_rng([1, 2, 3]))
+    np.testing.assert_array_equal(again[0], mx)
+    other = aug.mixup(x, y, 0.4, np.random.default_rng([1, 3, 3]))
+    assert not np.array_equal(other[0], mx)
+    off = aug.mixup(x, y, 0.0, np.random.default_rng(0))
+    assert off[0] is x and off[1] is y

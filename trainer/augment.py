@@ -500,3 +500,20 @@ def spec_augment(features: np.ndarray, cfg: "AugmentConfig", rng: np.random.Gene
             start = int(rng.integers(0, max(1, bins - width)))
             out[:, start:start + width] = fill
     return out
+
+
+def mixup(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup of a set of examples: each input and its target become ``lam * own + (1 - lam) * other``
+    with a partner drawn from the same set and ``lam`` from Beta(alpha, alpha), folded to >= 0.5 so
+    each example stays mostly itself. Inputs are features (x) and probability targets (y), both
+    indexed by example; alpha <= 0 returns them unchanged."""
+    if alpha <= 0 or len(x) < 2:
+        return x, y
+    partner = rng.permutation(len(x))
+    lam = rng.beta(alpha, alpha, size=len(x))
+    lam = np.maximum(lam, 1.0 - lam).astype(np.float32)
+    lam_x = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+    lam_y = lam.reshape((-1,) + (1,) * (y.ndim - 1))
+    mixed_x = lam_x * x + (1.0 - lam_x) * x[partner]
+    mixed_y = lam_y * y + (1.0 - lam_y) * y[partner]
+    return mixed_x.astype(x.dtype, copy=False), mixed_y.astype(y.dtype, copy=False)

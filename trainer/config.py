@@ -210,6 +210,8 @@ class TrainConfig:
     # finished runs whose mean scores make up teacher_weight of each target (kws.trainer.distill)
     teachers: tuple[str, ...] = ()
     teacher_weight: float = 0.5
+    # Beta(alpha, alpha) of each training example's mixup with another one (kws.trainer.augment.mixup); 0: off
+    mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         if self.time_budget_s < 0:
@@ -226,6 +228,8 @@ class TrainConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 < self.teacher_weight <= 1:
             raise ValueError(f"teacher_weight must be in (0, 1], got {self.teacher_weight}")
+        if self.mixup_alpha < 0:
+            raise ValueError(f"mixup_alpha must be >= 0, got {self.mixup_alpha}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.max_train_eval_clips < 0:
             raise ValueError("warmup_epochs, weight_decay and max_train_eval_clips must be >= 0")
 

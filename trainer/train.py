@@ -26,7 +26,7 @@ from kws.edge.manifest import atomic_write_bytes, atomic_write_text
 from . import dataset as ds
 from . import distill
 from . import negatives as neg
-from .augment import AugmentSources, load_rirs
+from .augment import AugmentSources, load_rirs, mixup
 from .config import Config, load_config, save_config
 from .features import eval_features, partial_items, training_features
 from .interrupts import StopRequest
@@ -39,6 +39,7 @@ LOGICAL_CPUS_ENV = "KWS_LOGICAL_CPUS"  # split the CPU into N logical devices (t
 UNKNOWN_POOL_FACTOR = 4  # training _unknown_ draws from up to this many times the needed clips
 NORMALIZATION_CLIPS = 2000  # training clips (a seeded sample) whose features give the input statistics
 EXIT_INTERRUPTED = 130
+MIXUP_STREAM = 104729  # third seed word of the mixup draws (apart from the augmentation chunks and negatives)
 EVAL_TRAIN_WINDOWS = 500  # embedding family: training clips embedded for metrics.json's train accuracy
 
 
@@ -448,6 +449,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             x_train, y_train = pending.result()
             if teachers:
                 y_train = teachers.targets(x_train, y_train)
+            x_train, y_train = mixup(x_train, y_train, cfg.train.mixup_alpha,
+                                     np.random.default_rng([cfg.train.seed, epoch, MIXUP_STREAM]))
             stop.check()
             pending = pool.submit(epoch_features, epoch + 1) if epoch + 1 < cfg.train.epochs else None
             lr = learning_rate(cfg, epoch)
