@@ -30,6 +30,10 @@ ALIGNMENT_RUNS = ("default,anywhere,anywhere_kwcut,anywhere_kwcut_seed2,anywhere
 ENSEMBLE_RUNS = ",".join(TEACHER_RUNS)
 # words trained at the window's newest edge, cut words as _unknown_ (bench/results/stream_end.md)
 END_RUNS = "align_end,end_cut90,end_cut90_negatives"
+# mixup and weight decay against the runs without (bench/results/mixup.md, weight_decay.md)
+MIXUP_RUNS = "default,default_mixup,anywhere_kwcut,anywhere_kwcut_mixup,anywhere_kwcut_wd"
+WD_RUNS = "anywhere_kwcut,anywhere_kwcut_wd,anywhere_kwcut_wd_seed2,anywhere_kwcut_wd02"
+WD_ORACLE_RUNS = "anywhere_kwcut,anywhere_kwcut_seed2,anywhere_kwcut_wd,anywhere_kwcut_wd_seed2,anywhere_kwcut_wd02"
 DISTILLED_RUNS = "distilled_kwcut,distilled_kwcut_seed2,distilled_default,distilled_kwcut_w09,distilled_kwcut_negatives"
 
 
@@ -57,6 +61,15 @@ def main() -> None:
              ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in END_RUNS.split(",")),
               "--results", "bench/results/stream_end_oracle.md"],
              ["-m", "bench.bench_speakers"],
+             ["-m", "bench.bench_speakers", "--crossfit"],
+             ["-m", "bench.bench_unseen", "--headline", MIXUP_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/mixup.md", "--title", "Mixup and weight decay on speakers never heard"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in MIXUP_RUNS.split(",")),
+              "--results", "bench/results/mixup_oracle.md"],
+             ["-m", "bench.bench_unseen", "--headline", WD_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/weight_decay.md", "--title", "Weight decay on the issue 13 stream"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in WD_ORACLE_RUNS.split(",")),
+              "--results", "bench/results/weight_decay_oracle.md"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
