@@ -2,6 +2,7 @@
 
     python -m bench.bench_speakers                       # 6, 12, 18 and 22 training speakers
     python -m bench.bench_speakers --speakers 12,18 --recipe anywhere_kwcut
+    python -m bench.bench_speakers --crossfit            # validation speakers folded into training
 
 The Arabic Speech Commands set of bench_unseen, one recipe (a bench_unseen variant, default
 ``anywhere_kwcut``, the stream recipe), 30 epochs, the same seed. N training speakers: the first N
@@ -12,6 +13,8 @@ model on the edge recognizer, the best any thresholds could do on bench_unseen's
 stream (bench_stream_oracle's bound: per keyword, the threshold just above its loudest false
 accept there). Calibrated numbers are not comparable across N (the validation speakers change
 above 18), so none are given. Results: bench/results/speakers.md (raw: bench/out/unseen/speakers.json).
+``--crossfit``: half the validation speakers in training, thresholds from the other half (``crossfit``);
+results in bench/results/speakers_crossfit.md.
 """
 from __future__ import annotations
 
