@@ -162,19 +162,24 @@ def crossfit(recipe: str) -> list[dict]:
     return rows
 
 
+def _opening(title: str, command: str, recipe: str) -> list[str]:
+    """A results file's heading and the start of its first paragraph: command, machine, recipe."""
+    return [f"## {title}", "",
+            f"Command: `{command}` ({platform.machine()}, 2 cores). Recipe `{recipe}` "
+            f"({', '.join(f'`{s}`' for s in VARIANTS[recipe]) or 'the defaults'}), {EPOCHS} epochs, seed 1. "]
+
+
 def render_crossfit(rows: list[dict], recipe: str, command: str) -> str:
-    lines = ["## Validation speakers folded into training, thresholds from the others", "",
-             f"Command: `{command}` ({platform.machine()}, 2 cores). Recipe `{recipe}` "
-             f"({', '.join(f'`{s}`' for s in VARIANTS[recipe]) or 'the defaults'}), {EPOCHS} epochs, seed 1. "
-             "The dataset's 6 validation speakers in two halves of 3. Per half: the model trained on the 18 "
-             "training speakers and the model trained on them and the other half (21), each int8 model "
-             f"calibrated by `kws-eval --calibrate --target-fa-per-hour 1` on a {STREAM_HOURS:g} h stream of "
-             "this half's clips (Mycroft noise, 5:20 dB SNR; no model heard these speakers) and measured at "
-             "those thresholds on bench_unseen's test-speaker stream (the 6 test speakers, 0.5 h) and on "
-             "the held-out running speech.", "",
-             "| calibrated on | training speakers | clips, 6 unseen speakers (Keras) | calibration FRR | "
-             "test stream: recall at the thresholds | FA/h there (n) | running speech FA/h (n) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = _opening("Validation speakers folded into training, thresholds from the others", command, recipe)
+    lines[-1] += ("The dataset's 6 validation speakers in two halves of 3. Per half: the model trained on the 18 "
+                  "training speakers and the model trained on them and the other half (21), each int8 model "
+                  f"calibrated by `kws-eval --calibrate --target-fa-per-hour 1` on a {STREAM_HOURS:g} h stream of "
+                  "this half's clips (Mycroft noise, 5:20 dB SNR; no model heard these speakers) and measured at "
+                  "those thresholds on bench_unseen's test-speaker stream (the 6 test speakers, 0.5 h) and on "
+                  "the held-out running speech.")
+    lines += ["", "| calibrated on | training speakers | clips, 6 unseen speakers (Keras) | calibration FRR | "
+              "test stream: recall at the thresholds | FA/h there (n) | running speech FA/h (n) |",
+              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {', '.join(r['calibrated_on'])} | {r['training_speakers']} | "
                      f"{100 * r['test_accuracy']:.2f}% (n={r['test_count']}) | {100 * r['calibration_frr']:.1f}% | "
@@ -184,15 +189,13 @@ def render_crossfit(rows: list[dict], recipe: str, command: str) -> str:
 
 
 def render(rows: list[dict], recipe: str, command: str) -> str:
-    lines = ["## Unseen speakers against the number of training speakers", "",
-             f"Command: `{command}` ({platform.machine()}, 2 cores). Recipe `{recipe}` "
-             f"({', '.join(f'`{s}`' for s in VARIANTS[recipe]) or 'the defaults'}), {EPOCHS} epochs, seed 1. "
-             "Training speakers: the first N of the dataset's 18 (by id); above 18, validation speakers "
-             "join in id order. Test: the dataset's 6 test speakers, never heard. Bound: the best any "
-             f"thresholds could do on bench_unseen's test-speaker stream ({BOUND_WINDOW_MS} ms window, "
-             "`bench_stream_oracle`), through the int8 model on the edge recognizer.", "",
-             "| training speakers | clips, 6 unseen speakers (Keras) | worst speaker | stream bound, 0 FA | "
-             "loud near misses | median true-keyword peak |", "|---|---|---|---|---|---|"]
+    lines = _opening("Unseen speakers against the number of training speakers", command, recipe)
+    lines[-1] += ("Training speakers: the first N of the dataset's 18 (by id); above 18, validation speakers "
+                  "join in id order. Test: the dataset's 6 test speakers, never heard. Bound: the best any "
+                  f"thresholds could do on bench_unseen's test-speaker stream ({BOUND_WINDOW_MS} ms window, "
+                  "`bench_stream_oracle`), through the int8 model on the edge recognizer.")
+    lines += ["", "| training speakers | clips, 6 unseen speakers (Keras) | worst speaker | stream bound, 0 FA | "
+              "loud near misses | median true-keyword peak |", "|---|---|---|---|---|---|"]
     for r in rows:
         worst = f"{r['worst_speaker'][0]} {100 * r['worst_speaker'][1]:.2f}%" if r["worst_speaker"] else ""
         lines.append(f"| {r['speakers']} | {100 * r['test_accuracy']:.2f}% (n={r['test_count']}) | {worst} | "
@@ -209,22 +212,19 @@ def main() -> None:
     ap.add_argument("--results", default=None, help="default: bench/results/speakers.md (speakers_crossfit.md)")
     args = ap.parse_args()
     if args.crossfit:
-        results = Path(args.results or CROSSFIT_RESULTS)
-        rows = crossfit(args.recipe)
-        command = (f"python -m bench.bench_speakers --crossfit --recipe {args.recipe}"
-                   + (f" --results {_shown(results)}" if results != CROSSFIT_RESULTS else ""))
-        (OUT / f"{results.stem}.json").write_text(json.dumps(rows, indent=1))
-        results.write_text(render_crossfit(rows, args.recipe, command))
-        print(render_crossfit(rows, args.recipe, command))
-        return
-    args.results = args.results or str(RESULTS)
-    rows = [measure(args.recipe, int(n)) for n in args.speakers.split(",") if n.strip()]
-    command = (f"python -m bench.bench_speakers --speakers {args.speakers} --recipe {args.recipe}"
-               + (f" --results {_shown(Path(args.results))}" if Path(args.results) != RESULTS else ""))
-    (OUT / f"{Path(args.results).stem}.json").write_text(json.dumps(rows, indent=1))
-    Path(args.results).write_text(render(rows, args.recipe, command))
-    print(render(rows, args.recipe, command))
-
+        default, rows = CROSSFIT_RESULTS, crossfit(args.recipe)
+        command, render_rows = f"python -m bench.bench_speakers --crossfit --recipe {args.recipe}", render_crossfit
+    else:
+        default = RESULTS
+        rows = [measure(args.recipe, int(n)) for n in args.speakers.split(",") if n.strip()]
+        command, render_rows = f"python -m bench.bench_speakers --speakers {args.speakers} --recipe {args.recipe}", render
+    results = Path(args.results or default)
+    if results != default:
+        command += f" --results {_shown(results)}"
+    text = render_rows(rows, args.recipe, command)
+    (OUT / f"{results.stem}.json").write_text(json.dumps(rows, indent=1))
+    results.write_text(text)
+    print(text)
 
 if __name__ == "__main__":
     main()
