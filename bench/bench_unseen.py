@@ -342,6 +342,8 @@ def calibrate_and_stream(dist: Path, keywords: Path, hours: float) -> dict:
     return out
 
 
+# the distilled variants' teachers: the five runs whose mean score found the most words on the
+# test stream (bench_stream_oracle's ensemble)
 TEACHER_RUNS = ("default", "anywhere", "anywhere_kwcut", "anywhere_kwcut_seed2", "anywhere_cut90")
 TEACHER_EPOCHS = 30
 
