@@ -85,6 +85,7 @@ class KwsHandler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT_S  # socket timeout of every read and write (StreamRequestHandler)
     read_timeout_s = READ_TIMEOUT_S
     _watchdog: threading.Timer | None = None
+    _body_done = False  # this request's body has been read (or there was none to read)
 
     # ------------------------------------------------------------ slow clients
     def handle_one_request(self) -> None:
@@ -92,6 +93,7 @@ class KwsHandler(BaseHTTPRequestHandler):
         self._watchdog = threading.Timer(self.read_timeout_s, self._too_slow)
         self._watchdog.daemon = True
         self._watchdog.start()
+        self._body_done = False
         try:
             super().handle_one_request()
         finally:
@@ -112,7 +114,18 @@ class KwsHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         LOG.info("%s %s", self.address_string(), format % args)
 
+    def _body_unread(self) -> bool:
+        """A request body was announced and not read: answering and then reading on would take those
+        bytes for the next request (a client could smuggle one in), so the connection must close."""
+        if self._body_done or not hasattr(self, "headers"):
+            return False
+        if self.headers.get("Transfer-Encoding"):
+            return True
+        length = (self.headers.get("Content-Length") or "0").strip()
+        return length != "0" and not (length.isdigit() and int(length) == 0)
+
     def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
+        close = close or self._body_unread()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -195,21 +208,24 @@ class KwsHandler(BaseHTTPRequestHandler):
         size = int(length)
         if size > limit:
             if size <= DRAIN_FACTOR * limit:  # read it away so the client sees the 413, not a reset
-                self._discard(size)
+                self._body_done = self._discard(size)
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"upload is {_size_text(size)}, more than the {_size_text(limit)} allowed")
         data = self.rfile.read(size)
+        self._body_done = len(data) == size
         if len(data) < size:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"request body ended after {len(data)} of the {size} bytes "
                                                     "its Content-Length announced", close=True)
         return data
 
-    def _discard(self, size: int) -> None:
+    def _discard(self, size: int) -> bool:
+        """Read ``size`` bytes of body away; whether all of them came."""
         while size > 0:
             chunk = self.rfile.read(min(size, DRAIN_CHUNK))
             if not chunk:
-                break
+                return False
             size -= len(chunk)
+        return True
 
     def _post(self) -> None:
         parts = urllib.parse.urlsplit(self.path)

@@ -96,6 +96,29 @@ def test_body_shorter_than_its_content_length_is_refused(server, tmp_path):
     assert f"ended after {len(clip) // 2} of the {len(clip)} bytes".encode() in answer
 
 
+@pytest.mark.parametrize("request_line", ["POST /api/predict?top_k=abc", "POST /api/predict?top_k=0",
+                                          "POST /no/such/endpoint", "GET /api/model"])
+def test_an_unread_body_is_never_taken_for_the_next_request(server, request_line):
+    """A request answered without reading its body (an early 4xx, or a GET with a body) closes the
+    connection: otherwise the body would be parsed as a second request (request smuggling)."""
+    inner = b"GET /api/model HTTP/1.1\r\nHost: x\r\n\r\n"
+    head = (f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+            f"Content-Length: {len(inner)}\r\n\r\n").encode()
+    answer = _raw(server, head + inner)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer[:400]
+    assert b"Connection: close" in answer
+
+
+def test_a_request_whose_body_was_read_keeps_its_connection(server):
+    """The rule above costs nothing for well-formed requests: two JSON requests on one connection."""
+    body = b'{"top_k": "abc", "url": "https://example.invalid/x.wav"}'
+    one = (f"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    answer = _raw(server, one + b"GET /api/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 200" in answer
+
+
 # ------------------------------------------------------------------ 11: slow and idle clients
 def _dropped_within(base: str, sender) -> float:
     """Seconds until the server closes a connection that ``sender(sock)`` feeds slowly."""
