@@ -52,3 +52,14 @@ def test_second_signal_interrupts_at_once_and_handlers_are_restored():
             for _ in range(1000):
                 pass
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_immediate_mode_interrupts_at_the_first_signal():
+    """Before a job's checked loop starts (start-up, data reading), SIGTERM stops it at once too,
+    as a KeyboardInterrupt, instead of killing the process without a word."""
+    with StopRequest(immediate=True) as stop:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+        assert stop.requested

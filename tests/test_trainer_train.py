@@ -195,6 +195,45 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_finishes_it(tiny_dataset, tmp_
 
 
 @pytest.mark.slow
+def test_ctrl_c_before_the_first_epoch_says_how_to_resume(tiny_dataset, tmp_path):
+    """Ctrl-C while TensorFlow starts or the model is built (config and split saved, no epoch done)
+    exits 130 with the resume command, like a Ctrl-C between epochs, and the run resumes."""
+    out = tmp_path / "run"
+    cmd = KWS_TRAIN + ["--data", str(tiny_dataset), "--words", ",".join(FIXTURE_WORDS), "--out", str(out),
+                       "--arch", "tiny_conv", "--set", "train.epochs=2", *FAST]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (out / "config.yaml").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Aborted!" not in err and f"Resume with: kws-train --resume {out}" in err
+    if not (out / "state.json").exists():
+        assert "no epoch had finished" in err
+    res = subprocess.run(KWS_TRAIN + ["--resume", str(out), "-q"], env=_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "state.json").read_text())["epochs_done"] == 2
+
+
+def test_ctrl_c_while_reading_the_data_keeps_no_run_folder(tiny_dataset, tmp_path, monkeypatch):
+    """Interrupted before anything of the run was saved: a one-line message and no folder left."""
+    import kws.trainer.train as train_module
+    from kws.trainer.config import load_config, with_data
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "prepare_data", ctrl_c)
+    out = tmp_path / "run"
+    cfg = with_data(load_config(None, ["train.epochs=1"]), str(tiny_dataset), list(FIXTURE_WORDS), [])
+    with pytest.raises(train_module.TrainingInterrupted, match="nothing was kept"):
+        train_module.train(cfg, out=out, quiet=True)
+    assert not out.exists()
+
+
+@pytest.mark.slow
 def test_resume_continues_exactly_as_an_uninterrupted_run(tiny_dataset, tmp_path):
     """Stopped after epoch 1 and resumed to 3, a run ends with the same losses and weights as one
     that ran 3 epochs straight: every random stream (mixup's too) depends on (seed, epoch) alone."""

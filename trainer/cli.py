@@ -37,7 +37,7 @@ Examples:
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one config value; repeatable, e.g. --set train.epochs=30.")
 @click.option("--arch", type=str, help="Shortcut for --set model.architecture=NAME "
-              "(ds_cnn, conv, low_latency_conv, tiny_conv).")
+              "(tcn, ds_cnn, conv, low_latency_conv, tiny_conv, embedding).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: models/<UTC timestamp>, "
               "models/ being ./models or $KWS_MODELS_DIR).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue a run folder from its last checkpoint.")
@@ -70,6 +70,9 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
         train(cfg, out=out, distribute=distribute, quiet=quiet, download=DownloadOptions(refresh=refresh))
     except TrainingInterrupted as exc:
         click.echo(f"kws-train: {exc}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # before a run folder was chosen
+        click.echo("kws-train: interrupted; nothing was written", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None

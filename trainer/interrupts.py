@@ -18,12 +18,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class StopRequest:
     """Turns Ctrl-C and SIGTERM into a flag checked with :meth:`check`; also a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, immediate: bool = False) -> None:
         self.requested = False
+        # True: a signal raises KeyboardInterrupt at once (for stretches without checks, where
+        # Python's own Ctrl-C is safe); a job sets it False while it checks the flag itself
+        self.immediate = immediate
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
+        if self.requested or self.immediate:
+            self.requested = True
             raise KeyboardInterrupt
         self.requested = True
 

@@ -296,8 +296,36 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
           overrides: tuple[str, ...] = (), distribute: str = "none", quiet: bool = False,
           download=None) -> TrainResult:
     """Train (or resume) a model; returns the run folder and its final metrics. ``download``
-    (kws.trainer.fetch.DownloadOptions) says how a data URL is fetched."""
+    (kws.trainer.fetch.DownloadOptions) says how a data URL is fetched. Ctrl-C or SIGTERM at any
+    point raises TrainingInterrupted saying what the run folder keeps (KeyboardInterrupt before the
+    run folder is chosen)."""
     say = _Printer(quiet)
+    # until the epochs start, a stop request interrupts at once; during them, at the next batch
+    stop = StopRequest(immediate=True).install()
+    try:
+        run, cfg, state, created = _open_run(cfg, out, resume, overrides, distribute)
+        try:
+            return _train_run(run, cfg, state, created, resume is not None, distribute, quiet, download, say, stop)
+        except KeyboardInterrupt:
+            if created and not run.config.is_file():  # stopped before anything of the run was saved
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise _interrupted(run) from None
+    finally:
+        stop.restore()
+
+
+def _interrupted(run: RunDir) -> TrainingInterrupted:
+    """The message for a run stopped by Ctrl-C/SIGTERM: what its folder keeps and how to go on."""
+    if not run.config.is_file():
+        return TrainingInterrupted(f"interrupted before {run.path} was written; nothing was kept")
+    done = int(run.read_state().get("epochs_done", 0))
+    kept = (f"keeps the checkpoint of epoch {done}" if done
+            else "keeps its config and split; no epoch had finished")
+    return TrainingInterrupted(f"interrupted; {run.path} {kept}. Resume with: kws-train --resume {run.path}")
+
+
+def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distribute: str):
+    """The run folder (created or resumed), its config, saved state and whether it was made now."""
     if resume is not None:
         run = RunDir(Path(resume))
         if not run.config.is_file() or not run.split.is_file():
@@ -319,7 +347,13 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         created = not run.path.exists()
         run.path.mkdir(parents=True, exist_ok=True)
         state = {}
+    return run, cfg, state, created
 
+
+def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resuming_run: bool, distribute: str,
+               quiet: bool, download, say, stop: StopRequest) -> TrainResult:
+    """Read the data, build or load the model, train the remaining epochs and finish the run."""
+    resume = run.path if resuming_run else None
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
@@ -436,7 +470,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     writers = {name: tf.summary.create_file_writer(str(run.logs / name)) for name in ("train", "validation")}
     n_train = len(embedding.y_fixed) + embedding.n_negatives if embedding else len(train_items)
     steps = math.ceil(n_train / cfg.train.batch_size)
-    stop = StopRequest().install()
+    stop.immediate = False
     pool = ThreadPoolExecutor(max_workers=1)
     if start_epoch:
         say(f"resuming {run.path} after epoch {start_epoch} (best validation accuracy {best_acc:.4f})")
@@ -499,13 +533,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
                 say(f"time budget of {cfg.train.time_budget_s:.0f}s reached after epoch {epoch + 1}")
                 break
         stop.check()
-    except KeyboardInterrupt:
-        done = run.read_state().get("epochs_done", 0)
-        raise TrainingInterrupted(f"interrupted; {run.path} keeps the checkpoint of epoch {done}. "
-                                  f"Resume with: kws-train --resume {run.path}") from None
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        stop.restore()
+        stop.immediate = True
         for w in writers.values():
             w.close()
 
