@@ -1,4 +1,5 @@
 """Exception types raised at the kws API boundary; the CLIs turn them into one-line errors."""
+import os
 
 
 class KwsError(Exception):
@@ -14,6 +15,13 @@ def one_line(message: str) -> str:
     other control and separator characters) written as its escape, e.g. a JSON key "\\n" as \\n."""
     return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
                    for c in message)
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError (a full disk, a read-only or forbidden folder) as one line naming its file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    name = exc.filename
+    return one_line(f"{os.fsdecode(name)}: {what}" if name is not None else what)
 
 
 class OneLineError(KwsError):

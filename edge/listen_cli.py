@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import click
 
 from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
-from .errors import KwsError
+from .errors import KwsError, os_error_line
 from .recognizer import Detection, Recognizer
 
 PROG = "kws-listen"
@@ -239,6 +239,10 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         from .locate import resolve_model
         from .sources import FileSource, MicrophoneSource, RawSource, stdin_binary
 
+        if summary_json:  # a summary that cannot be written fails now, not after the listening
+            from .manifest import check_writable_dir
+
+            check_writable_dir(os.path.dirname(os.path.abspath(summary_json)), "--summary-json")
         rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
                                        num_threads=threads, runtime=runtime, streaming=not no_streaming)
         if wav_path:
@@ -291,7 +295,11 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
     if summary_json:
         from .manifest import atomic_write_text
 
-        atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
+        try:
+            atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
+        except OSError as exc:
+            click.echo(f"Error: {os_error_line(exc)}", err=True)
+            error = error or "summary not written"
     code = EXIT_ERROR if error is not None else 0
     if source is not None and not getattr(source, "closed_cleanly", True):
         # a hung device would also hang PortAudio's exit handler: leave without it

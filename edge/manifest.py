@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
+from .errors import KwsError, ManifestError
 from .frontend import FrontendConfig
 from .manifest_schema import check_manifest_data
 
@@ -374,6 +374,20 @@ def save_manifest(manifest: Manifest, path: str | os.PathLike) -> Path:
 
 
 TEMP_NAME_ATTEMPTS = 1000
+WRITE_PROBE = ".kws-write-test"
+
+
+def check_writable_dir(folder: str | os.PathLike, what: str) -> None:
+    """Make ``folder`` if needed and check a file can be written there, so a job that ends by
+    writing ``what`` fails before its work rather than after it (KwsError, one line)."""
+    folder = Path(folder)
+    probe = folder / f"{WRITE_PROBE}.{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise KwsError(f"{folder}: cannot write {what} there ({exc.strerror or type(exc).__name__})") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -10,8 +10,8 @@ import click
 import numpy as np
 
 from kws.edge.audio import load_audio, write_wav
-from kws.edge.errors import KwsError
-from kws.edge.manifest import atomic_write_bytes, atomic_write_text, load_manifest
+from kws.edge.errors import KwsError, os_error_line
+from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir, load_manifest
 
 from kws.trainer.negatives import negative_files
 
@@ -128,6 +128,11 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
     try:
         mpath = manifest_path_for(model)
         manifest = load_manifest(mpath)
+        # what the run ends by writing must be writable before the minutes of scoring start
+        if report_dir:
+            check_writable_dir(report_dir, "the report")
+        if do_calibrate:
+            check_writable_dir(mpath.parent, "the calibrated manifest")
         sr = manifest.sample_rate
         keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
         t0 = time.time()
@@ -183,6 +188,8 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         t3 = time.time()
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(os_error_line(exc)) from None
     report = {
         "model": str(mpath), "stream": stream_wav or "built", "duration_s": round(duration, 3),
         "labels": {"file": labels_csv or None, "format": labels_format, "events": len(events)},
@@ -214,8 +221,11 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                  "tail": result["expected"]["tail"]}
     if report_dir:
         out = Path(report_dir)
-        atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1) + "\n")
-        atomic_write_bytes(out / CURVE_PNG, plot_curve(curve, at_manifest, report.get("calibration")))
+        try:
+            atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1) + "\n")
+            atomic_write_bytes(out / CURVE_PNG, plot_curve(curve, at_manifest, report.get("calibration")))
+        except OSError as exc:
+            raise click.ClickException(f"{out}: cannot write the report ({os_error_line(exc)})") from None
     if as_json:
         click.echo(json.dumps(report))
     else:

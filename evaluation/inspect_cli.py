@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 
 import click
 import numpy as np
 
 from kws.edge.audio import read_audio, resample
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, os_error_line
 from kws.edge.frontend import Frontend, FrontendConfig
-from kws.edge.manifest import atomic_write_bytes
+from kws.edge.manifest import atomic_write_bytes, check_writable_dir
 
 SPEC_WINDOW_MS = 25.0
 SPEC_HOP_MS = 10.0
@@ -80,6 +81,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
         cfg = clf.frontend if clf is not None else FrontendConfig()
         raw, info = read_audio(clip)
         audio = resample(raw, info.sample_rate, cfg.sample_rate)
+        if plot_path:
+            check_writable_dir(Path(plot_path).resolve().parent, "the figure")
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{clip}: {info.container}, {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, "
@@ -88,7 +91,10 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
         res = classify_audio(clf, audio, top_k)
         click.echo("prediction: " + "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"]))
     if plot_path:
-        atomic_write_bytes(plot_path, clip_figure(audio, cfg, click.format_filename(clip, shorten=True)))
+        try:
+            atomic_write_bytes(plot_path, clip_figure(audio, cfg, click.format_filename(clip, shorten=True)))
+        except OSError as exc:
+            raise click.ClickException(os_error_line(exc)) from None
         click.echo(f"figure: {plot_path}")
 
 
@@ -124,4 +130,6 @@ def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, 
         stats = dataset_stats(folder, expected_rate, group_pattern, validation_percentage, testing_percentage)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(os_error_line(exc)) from None
     click.echo(json.dumps(stats) if as_json else format_stats(stats))

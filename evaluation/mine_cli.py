@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, os_error_line
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      MiningOptions, mine)
@@ -54,6 +54,8 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
         sys.exit(EXIT_INTERRUPTED)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(os_error_line(exc)) from None
     done = [r for r in record["rounds"] if r.get("fa_after") is not None]
     if done:
         click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from kws.edge.errors import KwsError
-from kws.edge.manifest import atomic_write_bytes, atomic_write_text
+from kws.edge.errors import KwsError, os_error_line
+from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir
 from kws.trainer.config import DEFAULT_GROUP_PATTERN
 
 from .predict import DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs, predict_sources, read_list
@@ -66,12 +66,16 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
     if pattern is not None and pattern.groups < 1:
         raise click.BadParameter("needs a (group) capturing the speaker id", param_hint="--group-pattern")
     try:
+        if report_dir:  # before the clips are classified, not after
+            check_writable_dir(report_dir, "the report")
         clf = load_classifier(model)
         sources, errors = expand_inputs(inputs)
         if list_file:
             sources += read_list(list_file, clf.labels, label_from_folder)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(os_error_line(exc)) from None
     for item, msg in errors:
         click.echo(f"error: {item}: {msg}", err=True)
     results = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, os_error_line
 
 EXAMPLES = """
 \b
@@ -110,6 +110,8 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
         summary = generate(opts, jobs=jobs, quiet=quiet)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(os_error_line(exc)) from None
     except KeyboardInterrupt:
         click.echo("kws-synth: interrupted; finished clips are kept, rerun the same command to resume", err=True)
         sys.exit(130)

@@ -249,7 +249,8 @@ def test_unwritable_report_folder_is_one_line_error(dist, clips, tmp_path):
     blocker.write_text("not a folder")
     res = _run(["-m", dist, clips / "up" / "up0.wav", "--report", blocker / "report"])
     assert res.exit_code == 1 and "Traceback" not in res.output
-    assert f"{blocker / 'report'}: cannot write the report (Not a directory)" in res.output
+    assert f"{blocker / 'report'}: cannot write the report there (Not a directory)" in res.output
+    assert "up0.wav" not in res.output  # refused before any clip was classified
 
 
 def test_windows_streamed_in_any_chunking_match_every_window_scored_at_once(dist):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, os_error_line
 
 EXAMPLES = """
 \b
@@ -76,6 +76,8 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
         sys.exit(EXIT_INTERRUPTED)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(os_error_line(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
 
 from . import dataset as ds
@@ -306,22 +306,25 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         run, cfg, state, created = _open_run(cfg, out, resume, overrides, distribute)
         try:
             return _train_run(run, cfg, state, created, resume is not None, distribute, quiet, download, say, stop)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, OSError) as exc:
             if created and not run.config.is_file():  # stopped before anything of the run was saved
                 shutil.rmtree(run.path, ignore_errors=True)
-            raise _interrupted(run) from None
+            if isinstance(exc, KeyboardInterrupt):
+                raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
+            # a full disk or a folder that became read-only: one line, and the run is resumable
+            raise KwsError(f"{os_error_line(exc)}; {_what_is_kept(run)}") from None
     finally:
         stop.restore()
 
 
-def _interrupted(run: RunDir) -> TrainingInterrupted:
-    """The message for a run stopped by Ctrl-C/SIGTERM: what its folder keeps and how to go on."""
+def _what_is_kept(run: RunDir) -> str:
+    """What a run folder keeps after a stop, and how to go on from it."""
     if not run.config.is_file():
-        return TrainingInterrupted(f"interrupted before {run.path} was written; nothing was kept")
+        return f"nothing of {run.path} was kept"
     done = int(run.read_state().get("epochs_done", 0))
     kept = (f"keeps the checkpoint of epoch {done}" if done
             else "keeps its config and split; no epoch had finished")
-    return TrainingInterrupted(f"interrupted; {run.path} {kept}. Resume with: kws-train --resume {run.path}")
+    return f"{run.path} {kept}. Resume with: kws-train --resume {run.path}"
 
 
 def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distribute: str):
