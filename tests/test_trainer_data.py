@@ -97,6 +97,19 @@ def test_bad_datasets_are_one_line_errors(tmp_path, words, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_label_no_manifest_could_hold_is_refused_before_training(tmp_path):
+    """A 70-character folder name trained and converted, then no tool could load the model (labels
+    are 1..64 printable characters in a manifest): now the folder is named at once."""
+    long_name = "a" * 70
+    root = _layout(tmp_path / "d", words=("yes", "no", long_name))
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(root, [], 10, 10, 10, 10, seed=0)
+    assert str(err.value).startswith(f"{root / long_name}: a label must be 1..64 printable characters")
+    assert "--words" in str(err.value)
+    index = ds.scan_dataset(root, ["yes", "no"], 10, 10, 10, 10, seed=0)  # left out: an _unknown_ word
+    assert index.labels == ["_silence_", "_unknown_", "yes", "no"]
+
+
 def test_missing_folder_and_empty_word(tmp_path):
     with pytest.raises(ds.DataError, match="no such data folder"):
         ds.scan_dataset(tmp_path / "nope", [], 10, 10, 10, 10, seed=0)

@@ -26,6 +26,7 @@ from kws.edge.audio import AUDIO_SUFFIXES as READABLE_SUFFIXES
 from kws.edge.audio import WavInfo, read_wav, resample
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
+from kws.edge.manifest_schema import MAX_LABEL_CHARS
 
 from .config import DEFAULT_GROUP_PATTERN
 
@@ -210,8 +211,14 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
         if w not in names:
             raise DataError(f"{root / w}: wanted word '{w}' has no folder in {root} "
                             f"(folders: {', '.join(sorted(names)) or 'none'})")
-    if not wanted:
+    implicit = not wanted
+    if implicit:
         wanted = sorted(names)
+    for w in wanted:  # what the manifest (and so every runtime) will accept as a label
+        if len(w) > MAX_LABEL_CHARS or not w.isprintable():
+            raise DataError(f"{root / w}: a label must be 1..{MAX_LABEL_CHARS} printable characters, so a "
+                            "model trained on it could not be loaded; rename the folder"
+                            + (" or leave it out with --words" if implicit else ""))
     files_by_label = {p.name: _wav_files(p, skipped) for p in label_folders}
     for w in wanted:
         if not files_by_label.get(w):
