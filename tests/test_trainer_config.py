@@ -32,6 +32,18 @@ def test_set_overrides_are_typed():
     assert cfg.data.wanted_words == ("yes", "no")
 
 
+def test_numbers_in_exponent_notation_without_a_dot(tmp_path):
+    """YAML 1.1 reads 5e-2 and 1e2 as text; they are numbers wherever a number is expected."""
+    cfg = load_config(None, ["train.weight_decay=5e-2", "train.epochs=1e1", "train.learning_rate=1E-3"])
+    assert cfg.train.weight_decay == 0.05 and cfg.train.epochs == 10 and cfg.train.learning_rate == 0.001
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  unknown_percentage: 1e2\n")
+    assert load_config(path).data.unknown_percentage == 100.0
+    for bad in ("train.weight_decay=inf", "train.epochs=1.5e0", "train.weight_decay=5e"):
+        with pytest.raises(ConfigError):
+            load_config(None, [bad])
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.epoch=3", "unknown key 'train.epoch'"),
     ("trian.epochs=3", "unknown section 'trian'"),

@@ -285,6 +285,10 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+# a decimal number written as text: 5e-2, 1E3, -0.5 (not inf or nan)
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check and convert one YAML value to a field's declared type."""
     origin = typing.get_origin(annotation)
@@ -306,6 +310,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation in (int, float) and isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 5e-2 (no dot) as text
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
