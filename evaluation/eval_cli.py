@@ -2,6 +2,7 @@
 test's percentages, latency) and threshold calibration."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 
 from kws.edge.audio import load_audio, write_wav
 from kws.edge.errors import KwsError, os_error_line
-from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir, load_manifest
+from kws.edge.manifest import (UNKNOWN_LABEL, atomic_write_bytes, atomic_write_text, check_writable_dir,
+                               load_manifest)
 
 from kws.trainer.negatives import negative_files
 
@@ -142,10 +144,20 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             truth = read_ground_truth(labels_csv, manifest.frontend.clip_ms / 1000.0)
             events, labels_format = truth.events, truth.format
             check_events_fit(events, len(audio) / sr, labels_csv, labels_format, slack_s=TOLERANCE_S)
+            foreign = sorted({e.label for e in events} - set(manifest.labels))
+            if foreign:  # words the model was not trained to spot: it should stay quiet on them
+                click.echo(f"kws-eval: warning: {labels_csv}: {', '.join(map(repr, foreign))} "
+                           f"{'is not a label' if len(foreign) == 1 else 'are not labels'} of this model; "
+                           "those events count as other words, never as keywords", err=True)
+                events = [dataclasses.replace(e, label=UNKNOWN_LABEL) if e.label in foreign else e
+                          for e in events]
         else:
             rng = np.random.default_rng(seed)
-            clips = load_clips(keywords_dir, keywords, sr)
-            noises = load_noise(noise_dir, sr, rng)
+            def skipped(path: Path, why: str) -> None:
+                click.echo(f"kws-eval: skipped {why}", err=True)
+
+            clips = load_clips(keywords_dir, keywords, sr, on_skip=skipped)
+            noises = load_noise(noise_dir, sr, rng, on_skip=skipped)
             audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, snr_db, sr, seed)
         duration = len(audio) / sr
         if report_dir and not stream_wav:
@@ -232,6 +244,14 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         click.echo(format_report(report))
 
 
+NO_RATE = "n/a"  # a per-hour rate of a stream without keyword-free time
+
+
+def _per_hour(rate) -> str:
+    """' = R per hour', or why there is no rate (the stream is all keywords)."""
+    return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {rate} per hour"
+
+
 def format_report(report: dict) -> str:
     """Human-readable summary of an eval report."""
     rep = report["at_manifest_thresholds"]
@@ -244,12 +264,15 @@ def format_report(report: dict) -> str:
         f"thresholds {report['thresholds']}, window {report['smoothing']['average_window_ms']:g} ms:",
         f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  "
         f"wrongly {tut['wrongly_matched_pct']:.1f}%  false positives {tut['false_positive_pct']:.1f}%  (+-1500 ms)",
-        f"  false accepts {rep['false_accepts']} = {rep['fa_per_hour']} per hour; false-reject rate "
-        f"{100 * (rep['frr'] or 0):.1f}%; latency after keyword end median {lat['median']} s, p90 {lat['p90']} s",
+        f"  false accepts {rep['false_accepts']}{_per_hour(rep['fa_per_hour'])}; false-reject rate "
+        f"{100 * (rep['frr'] or 0):.1f}%; "
+        + (f"latency after keyword end median {lat['median']} s, p90 {lat['p90']} s" if lat["median"] is not None
+           else "no keyword detected, so no latency"),
         "threshold  FA/h    FRR",
     ]
     for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
-        lines.append(f"  {r['threshold']:<7} {r['fa_per_hour']!s:<7} {100 * (r['frr'] or 0):.1f}%")
+        lines.append(f"  {r['threshold']:<7} {NO_RATE if r['fa_per_hour'] is None else r['fa_per_hour']!s:<7} "
+                     f"{100 * (r['frr'] or 0):.1f}%")
     best = report.get("best_possible")
     if best and best["recall_at_zero_fa"] is not None:
         lines.append(f"best any thresholds could do on this stream: {100 * best['recall_at_zero_fa']:.1f}% of the "

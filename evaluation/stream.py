@@ -11,7 +11,7 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -69,14 +69,19 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2) + EPS))
 
 
+SkipHook = Callable[[Path, str], None]  # told of each file left out: its path and why
+
+
 def audio_files(folder: Path) -> list[Path]:
     """The audio files under a folder (AUDIO_SUFFIXES, recursive), sorted."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int) -> dict[str, list[np.ndarray]]:
+def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int,
+               on_skip: SkipHook | None = None) -> dict[str, list[np.ndarray]]:
     """Clips per label from a folder of label folders: folders named like a keyword keep their
-    name, every other word folder becomes ``_unknown_``; ``_background_noise_`` is skipped."""
+    name, every other word folder becomes ``_unknown_``; ``_background_noise_`` is skipped. An
+    unreadable file is left out and passed to ``on_skip`` with the reason."""
     folder = Path(folder)
     if not folder.is_dir():
         raise KwsError(f"{folder}: not a folder of label folders")
@@ -88,7 +93,9 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
         for wav in audio_files(sub)[:MAX_CLIPS_PER_LABEL]:
             try:
                 audio, _ = load_audio(wav, sample_rate)
-            except AudioError:
+            except AudioError as exc:
+                if on_skip is not None:
+                    on_skip(wav, str(exc))
                 continue
             if rms(audio) > 1e-5:
                 out.setdefault(label, []).append(audio)
@@ -97,7 +104,8 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
     return out
 
 
-def load_noise(folder: str | os.PathLike | None, sample_rate: int, rng: np.random.Generator) -> list[np.ndarray]:
+def load_noise(folder: str | os.PathLike | None, sample_rate: int, rng: np.random.Generator,
+               on_skip: SkipHook | None = None) -> list[np.ndarray]:
     """Noise recordings from a folder of WAVs (recursive), or generated pink noise when None."""
     if folder is None:
         return [pink_noise(int(PINK_SECONDS * sample_rate), rng)]
@@ -106,7 +114,9 @@ def load_noise(folder: str | os.PathLike | None, sample_rate: int, rng: np.rando
     for w in wavs:
         try:
             audio, _ = load_audio(w, sample_rate)
-        except AudioError:
+        except AudioError as exc:
+            if on_skip is not None:
+                on_skip(w, str(exc))
             continue
         if len(audio) >= sample_rate and rms(audio) > 1e-5:
             noises.append(audio / rms(audio))

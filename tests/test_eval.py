@@ -112,6 +112,37 @@ def test_eval_on_a_tutorial_stream_reads_ms_labels_and_refuses_labels_outside_it
     assert f"6 of 6 labels lie outside the stream's {len(audio) / SR:.1f} s" in res.output
 
 
+def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset, tmp_path):
+    """Unreadable keyword/noise files and labels the model lacks are said in one line each; a stream
+    with no keyword-free time has no false-accept rate, said in words (not 'None')."""
+    keywords = tmp_path / "kw"
+    for word in ("up", "down"):
+        shutil.copytree(tiny_dataset / word, keywords / word)
+    (keywords / "up" / "broken.wav").write_bytes(b"RIFF junk")
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "hum.wav").write_bytes(b"not audio at all")
+    write_wav(noise / "pink.wav", pink_noise(3 * SR, np.random.default_rng(1)), SR)
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(keywords), "--noise", str(noise),
+                                         "--hours", "0.01"])
+    assert res.exit_code == 0, res.output
+    for bad in (keywords / "up" / "broken.wav", noise / "hum.wav"):
+        assert f"kws-eval: skipped {bad}: not a readable audio file" in res.output
+
+    audio, _ = keyword_stream(("up", "down"), np.random.default_rng(2))
+    write_wav(tmp_path / "s.wav", audio, SR)
+    seconds = len(audio) / SR
+    ends = np.arange(1.0, seconds + 2.0, 2.0)  # every word's +-1.5 s span overlaps the next: no free time
+    (tmp_path / "all.csv").write_text("label,start_s,end_s\n" + "".join(
+        f"up,{max(0.0, end - 0.5):.3f},{min(end, seconds):.3f}\n" for end in ends) + "banana,0.2,0.6\n")
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(tmp_path / "s.wav"),
+                                         "--labels", str(tmp_path / "all.csv")])
+    assert res.exit_code == 0, res.output
+    assert "'banana' is not a label of this model" in res.output
+    assert f"{len(ends)} keywords, 1 unknown words" in res.output  # banana is not taken for a keyword
+    assert "no keyword-free audio to rate them per hour" in res.output and "None" not in res.output
+
+
 def test_streaming_report_by_hand():
     events = [Event("up", 2.0, 2.5), Event("down", 6.0, 6.5), Event("up", 10.0, 10.4), Event("_unknown_", 14.0, 14.5)]
     dets = [Detection(2.7, "up", 0.9),       # correct, latency 0.2
