@@ -357,7 +357,8 @@ def make_server(predictor: Predictor, host: str = DEFAULT_HOST, port: int = DEFA
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="Port (0 picks a free one).")
 @click.option("-m", "--model", "model", default=None,
-              help="Model run folder (default: models/api, else the newest model).")
+              help="A .tflite (with manifest.json beside it), a converted folder, or a training run folder. "
+                   "Default: models/api, else the newest model.")
 @click.option("--allow-private-urls", is_flag=True,
               help="Let prediction URLs reach loopback, private, link-local and other non-public addresses "
                    "(lab set-ups only: anyone who can reach the page can then make this machine fetch from "
