@@ -147,6 +147,31 @@ def test_every_wav_format_is_converted(tmp_path):
     assert read_wav(tmp_path / "stereo.wav")[1].channels == 2
 
 
+def test_the_summary_names_only_the_rates_it_converted():
+    from collections import Counter
+
+    report = ds.LoadReport(total=175, rates=Counter({16000: 174, 44100: 1}))
+    assert "resampled to 16000 Hz from 44100 Hz x1" in report.summary(16000)
+    assert "16000 Hz x174" not in report.summary(16000)
+
+
+def test_a_run_that_fails_on_unreadable_clips_points_to_no_list_it_removed(tmp_path, capsys):
+    """Every 'yes' clip unreadable: the one-line error names them, and the run folder (with the list
+    a warning would have pointed to) is gone."""
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.train import train
+
+    root = _layout(tmp_path / "d", words=("yes", "no"), per=6)
+    for f in (root / "yes").iterdir():
+        f.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    out = tmp_path / "run"
+    with pytest.raises(ds.DataError) as err:
+        train(with_data(load_config(None, ["train.epochs=1"]), str(root), ["yes", "no"], []), out=out, quiet=True)
+    message = str(err.value)
+    assert "no readable training clips for wanted word 'yes'" in message and "skipped 6 unreadable" in message
+    assert not out.exists() and "full list" not in capsys.readouterr().err
+
+
 def test_unreadable_files_are_listed_and_skipped(tmp_path):
     root = _layout(tmp_path / "d", words=("yes", "no"))
     (root / "yes" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")

@@ -302,7 +302,8 @@ class LoadReport:
             return ", ".join(f"{k}{unit} x{v}" for k, v in sorted(counter.items(), key=lambda kv: -kv[1]))
         parts = [f"read {self.total} audio files"]
         if set(self.rates) - {sample_rate}:
-            parts.append(f"resampled to {sample_rate} Hz from {fmt(self.rates, ' Hz')}")
+            others = Counter({rate: n for rate, n in self.rates.items() if rate != sample_rate})
+            parts.append(f"resampled to {sample_rate} Hz from {fmt(others, ' Hz')}")
         if set(self.formats) - {"int16"}:
             parts.append(f"sample formats {fmt(self.formats)}")
         if set(self.channels) - {1}:

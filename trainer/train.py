@@ -239,18 +239,20 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     report.skipped = skipped
     say(f"data: {report.summary(cfg.features.sample_rate)}; {len(backgrounds)} background files"
         + (f"; {len(rirs)} recorded impulse responses" if cfg.augment.rir_dir else ""))
-    if skipped:
-        shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
-        more = f" ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        print(f"warning: skipped {len(skipped)} file(s): {shown}{more} (full list: {run.skipped})",
-              file=sys.stderr)
-        atomic_write_text(run.skipped, "".join(f"{p}\t{why}\n" for p, why in skipped))
+    shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
+    shown += f" ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
     ds.drop_unreadable(index, clips)
     train_unknown = [p for p in train_unknown if p in clips]
     counts = index.counts()
     for w in index.labels[2:]:
         if not counts["training"].get(w):
-            raise ds.DataError(f"{index.root / w}: no readable training clips for wanted word '{w}'")
+            raise ds.DataError(f"{index.root / w}: no readable training clips for wanted word '{w}'"
+                               + (f" (skipped {len(skipped)} unreadable file(s): {shown})" if skipped else ""))
+    if skipped:  # the run goes on: its folder keeps the list (a resumed run's adds to the first one's)
+        listed = run.skipped.read_text(encoding="utf-8").splitlines(keepends=True) if run.skipped.is_file() else []
+        lines = list(dict.fromkeys(listed + [f"{p}\t{why}\n" for p, why in skipped]))
+        atomic_write_text(run.skipped, "".join(lines))
+        print(f"warning: skipped {len(skipped)} file(s): {shown} (full list: {run.skipped})", file=sys.stderr)
     if not backgrounds:
         print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
               "background noise is mixed in", file=sys.stderr)
