@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES, read_wav
 from kws.edge.errors import AudioError
+from kws.edge.manifest_schema import MAX_LABEL_CHARS
 
 EXPECTED_RATE = 16000
 FULL_SCALE = 0.999          # |sample| at or above this counts as clipped (int16 32767/32768 = 0.99997)
@@ -58,13 +60,14 @@ def peak_dbfs(samples: np.ndarray) -> float:
 
 
 def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
-                  testing_percentage: float) -> dict | None:
+                  testing_percentage: float, words: Sequence[str] = ()) -> dict | None:
     """Speakers per split as kws-train would split the folder (same rule, same lists), and the
-    warning kws-train prints when voices cannot be kept apart; None for fewer than two labels."""
+    warning kws-train prints when voices cannot be kept apart; None for fewer than two labels.
+    ``words``: the label folders to split as words (default: every one, as kws-train's)."""
     from kws.trainer import dataset as ds
 
     try:
-        index = ds.scan_dataset(root, [], 0, 0, validation_percentage, testing_percentage, seed=0,
+        index = ds.scan_dataset(root, list(words), 0, 0, validation_percentage, testing_percentage, seed=0,
                                 group_pattern=group_pattern)
     except ds.DataError:
         return None
@@ -79,7 +82,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
-    clipping, silent, duplicate, few_files. ``speakers`` says how many speakers (groups of
+    clipping, silent, duplicate, few_files, empty_label, label_name, outside_labels. ``speakers`` says how many speakers (groups of
     ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get.
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
@@ -125,6 +128,19 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
             problems.append({"kind": "duplicate", "path": paths[0],
                              "detail": "identical to " + ", ".join(paths[1:])})
     word_labels = {k: v for k, v in labels.items() if k not in (BACKGROUND_DIR, ".")}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        if not any(p.suffix.lower() in AUDIO_SUFFIXES for p in folder.rglob("*") if p.is_file()):
+            problems.append({"kind": "empty_label", "label": folder.name,
+                             "detail": "no audio files (kws-train refuses it as a wanted word)"})
+        if len(folder.name) > MAX_LABEL_CHARS or not folder.name.isprintable():
+            shown = folder.name if len(folder.name) <= MAX_LABEL_CHARS else folder.name[:MAX_LABEL_CHARS] + "..."
+            problems.append({"kind": "label_name", "label": shown.encode("unicode_escape").decode("ascii"),
+                             "detail": f"a label is 1..{MAX_LABEL_CHARS} printable characters; rename the folder "
+                                       "or leave it out with --words"})
+    if "." in labels:
+        problems.append({"kind": "outside_labels", "label": ".",
+                         "detail": f"{labels['.'].files} audio files directly in {root}, not in a label folder "
+                                   "(kws-train reads label sub-folders only)"})
     if word_labels:
         median = float(np.median([s.files for s in word_labels.values()]))
         for name, s in sorted(word_labels.items()):
@@ -137,7 +153,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         "total_s": round(sum(s.total_s for s in labels.values()), 3),
         "labels": {k: labels[k].to_dict() for k in sorted(labels)},
         "speakers": speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
-                                  validation_percentage, testing_percentage),
+                                  validation_percentage, testing_percentage,
+                                  sorted(k for k in word_labels if len(k) <= MAX_LABEL_CHARS and k.isprintable())),
         "problems": problems,
     }
 

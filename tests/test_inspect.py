@@ -44,6 +44,23 @@ def test_data_stats_flags_problems(tmp_path):
     assert "problems: 6" in text and "clipping    yes/clipped.wav" in text
 
 
+def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
+    """An empty label folder, a label no manifest could hold and files outside any label folder are
+    problems, and the speakers per split are still counted for the usable labels."""
+    rng = np.random.default_rng(1)
+    for label in ("yes", "no", "x" * 70):
+        for i in range(4):
+            write_wav(tmp_path / label / f"spk{i}_nohash_{i}.wav", word_audio("up", rng), SAMPLE_RATE)
+    (tmp_path / "up").mkdir()
+    write_wav(tmp_path / "stray.wav", word_audio("up", rng), SAMPLE_RATE)
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
+    kinds = {p["kind"]: p for p in stats["problems"]}
+    assert kinds["empty_label"]["label"] == "up"
+    assert kinds["label_name"]["label"] == "x" * 64 + "..."
+    assert kinds["outside_labels"]["detail"].startswith("1 audio files directly in")
+    assert stats["speakers"] is not None and sum(stats["speakers"]["per_split"].values()) == 4
+
+
 def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
     dist = converted_run
     rng = np.random.default_rng(5)
