@@ -27,7 +27,6 @@ KERAS_MODEL = "model.keras"
 CKPT_CANDIDATES = ("ckpts/best.keras", "ckpts/last.keras")
 FRONTEND_ATTRS = ("frontend_config", "frontend_cfg", "features", "frontend")
 FETCHED_NOT_WAV = "the URL's content is not an audio file this server can read (WAV, FLAC, OGG or MP3)"
-LOUDEST_HOP_MS = 50  # step when searching a longer recording for its loudest model-length window
 
 
 def read_labels(folder: Path) -> list[str]:
@@ -108,15 +107,18 @@ def load_classifier(path: Path):
     return _ExternalClassifier(path)
 
 
-def loudest_window(audio: np.ndarray, length: int, hop: int) -> np.ndarray:
-    """The ``length``-sample window with the most energy (the whole clip if it is shorter)."""
-    if len(audio) <= length:
-        return audio
-    energy = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
-    starts = np.arange(0, len(audio) - length + 1, max(1, hop))
-    sums = energy[starts + length] - energy[starts]
-    start = int(starts[int(np.argmax(sums))])
-    return audio[start:start + length]
+class _ScannedClassifier:
+    """The served classifier as kws-predict's window scanner sees it (frontend, labels, predict),
+    each call under the predictor's lock."""
+
+    def __init__(self, predictor: "Predictor"):
+        self.frontend = predictor.classifier.frontend_config
+        self.labels = predictor.labels
+        self._predictor = predictor
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        with self._predictor._lock:
+            return self._predictor.classifier.predict(features)
 
 
 @dataclass
@@ -153,11 +155,17 @@ class Predictor:
         return {"model": str(self.path), "labels": self.labels, "frontend": cfg.to_dict()}
 
     def predict_samples(self, samples: np.ndarray, sample_rate: int, top_k: int = DEFAULT_TOP_K) -> Prediction:
-        """Classify float mono audio at any rate; longer recordings use their loudest window."""
+        """Classify float mono audio at any rate. A recording longer than the model's clip is
+        answered for the window kws-predict reports: the most confident one whose top label is a
+        keyword, else the most confident one."""
         cfg = self.classifier.frontend_config
         audio = resample(samples, sample_rate, cfg.sample_rate)
-        hop = cfg.sample_rate * LOUDEST_HOP_MS // 1000
-        feats = self.frontend.clip_features(loudest_window(audio, cfg.clip_samples, hop))
+        if len(audio) > cfg.clip_samples:
+            from kws.evaluation.predict import classify_audio
+
+            start = int(round(classify_audio(_ScannedClassifier(self), audio, 1)["window_s"] * cfg.sample_rate))
+            audio = audio[start:start + cfg.clip_samples]
+        feats = self.frontend.clip_features(audio)
         with self._lock:
             probs = self.classifier.predict(feats[None])[0]
         k = max(1, min(int(top_k), len(self.labels)))

@@ -139,3 +139,25 @@ def test_fetch_limits(clip):
             fetch_url(f"{files.url}/to-file", policy=ALLOW_ALL)
     with pytest.raises(FetchError, match="no host"):
         fetch_url("http:///x.wav")
+
+
+def test_a_long_recording_gets_the_answer_kws_predict_gives(predictor, trained_run):
+    """A quiet word after a loud unknown burst: the server reports the window kws-predict reports
+    (the most confident keyword window), not the loudest one."""
+    import numpy as np
+
+    from audio_fixtures import other_audio, word_audio
+    from kws.evaluation.models import load_classifier
+    from kws.evaluation.predict import classify_audio
+
+    rng = np.random.default_rng(7)
+    loud = other_audio(rng) * 3.0
+    word = word_audio("up", rng) * 0.5
+    audio = np.concatenate([loud, word, np.zeros(8000, np.float32)]).astype(np.float32)
+    expected = classify_audio(load_classifier(trained_run), audio, top_k=3)
+    got = predictor.predict_samples(audio, 16000, top_k=3)
+    assert expected["label"] == "up"
+    assert got.labels[0]["label"] == expected["label"]
+    assert abs(got.labels[0]["probability"] - expected["score"]) < 1e-3
+    single = predictor.predict_samples(audio[16000:32000], 16000)  # a clip's length: taken as it is
+    assert single.labels[0]["label"] == "up"
