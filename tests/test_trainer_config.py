@@ -62,6 +62,20 @@ def test_bad_values_name_the_key(override, message):
     assert message in str(err.value)
 
 
+def test_yaml_mistakes_name_the_line_and_a_repeated_key_is_refused(tmp_path):
+    """A syntax error says where; a section or key given twice is an error, not 'the last one wins'."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 3\n  batch_size: 16: 4\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 3, column 17: mapping values"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 3\nmodel:\n  width: 32\ntrain:\n  epochs: 5\n")
+    with pytest.raises(ConfigError, match=r"line 5, column 1: 'train' is given twice \(first at line 1\)"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 3\n  epochs: 4\n")
+    with pytest.raises(ConfigError, match="'epochs' is given twice"):
+        load_config(path)
+
+
 def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 2\n  lerning_rate: 0.1\n")

@@ -33,7 +33,18 @@ class ConfigError(KwsError):
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so the words yes/no/on/off stay strings."""
+    """SafeLoader with YAML 1.2 booleans: only true/false, so the words yes/no/on/off stay strings;
+    a key given twice in one mapping is an error (YAML says keys are unique; PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (first at line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
@@ -42,6 +53,14 @@ _Yaml12Loader.yaml_implicit_resolvers = {
 }
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def yaml_error_text(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, in one line: "line 3, column 7: mapping values are not allowed here"."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or exc.__class__.__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
 
 
 def read_yaml(text: str) -> Any:
@@ -414,7 +433,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+            raise ConfigError(f"{path}: not valid YAML ({yaml_error_text(exc)})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the config must be a mapping of sections")
         for sec, values in (loaded or {}).items():
