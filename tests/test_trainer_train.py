@@ -307,6 +307,21 @@ def test_cli_errors_are_one_line(tmp_path, trained_run):
     assert res.returncode == 1 and "already holds a training run" in res.stderr
     res = run("--resume", str(tmp_path))
     assert res.returncode == 1 and "not a resumable run" in res.stderr
+    res = run("--resume", str(tmp_path / "nowhere"))
+    assert res.returncode == 1 and f"{tmp_path / 'nowhere'}: no such run folder" in res.stderr
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.yaml").write_text("mine: true\n")
+    (theirs / "notes.txt").write_text("precious\n")
+    for out in (theirs, theirs.parent / "other"):
+        if out.name == "other":
+            out.mkdir()
+            (out / "notes.txt").write_text("precious\n")
+        res = run("--data", str(trained_run.parent), "--out", str(out))
+        assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert (out / "notes.txt").read_text() == "precious\n" and set(os.listdir(out)) <= {"config.yaml", "notes.txt"}
+    assert "exists and holds other files" in res.stderr
+    assert (theirs / "config.yaml").read_text() == "mine: true\n"
 
 
 def test_only_the_chief_writes_the_run_folder(monkeypatch):

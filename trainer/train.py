@@ -333,6 +333,8 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
     """The run folder (created or resumed), its config, saved state and whether it was made now."""
     if resume is not None:
         run = RunDir(Path(resume))
+        if not run.path.is_dir():
+            raise KwsError(f"{run.path}: no such run folder")
         if not run.config.is_file() or not run.split.is_file():
             raise KwsError(f"{run.path}: not a resumable run (no {run.config.name} / {run.split.name})")
         allowed = [o for o in overrides if o.split("=", 1)[0].strip() in ("train.epochs",)]
@@ -347,8 +349,10 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
         sub = worker_subdir(distribute)
         if sub:
             run = RunDir(run.path / sub)
-        if run.state.exists() or run.model.exists():
+        if run.state.exists() or run.model.exists() or run.config.exists():
             raise KwsError(f"{run.path}: already holds a training run; use --resume {run.path} or another --out")
+        if run.path.is_dir() and any(run.path.iterdir()):  # a run's files would overwrite what is there
+            raise KwsError(f"{run.path}: exists and holds other files; give --out a new or empty folder")
         created = not run.path.exists()
         run.path.mkdir(parents=True, exist_ok=True)
         state = {}
@@ -477,7 +481,10 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resuming_ru
     steps = math.ceil(n_train / cfg.train.batch_size)
     stop.immediate = False
     pool = ThreadPoolExecutor(max_workers=1)
-    if start_epoch:
+    if start_epoch >= cfg.train.epochs:
+        say(f"{run.path}: all {start_epoch} epochs are done; evaluating it again "
+            f"(--set train.epochs=N with N > {start_epoch} trains on)")
+    elif start_epoch:
         say(f"resuming {run.path} after epoch {start_epoch} (best validation accuracy {best_acc:.4f})")
     budget_start = time.time() - float(state.get("train_seconds", 0.0))
     try:
