@@ -74,6 +74,7 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
     info = index.speakers()
     info["split_by"] = "validation_list/testing_list" if index.used_lists else "speaker-group hash"
     info["warning"] = index.speaker_warning()
+    info["list_warning"] = index.list_warning()
     return info
 
 
@@ -176,8 +177,9 @@ def format_stats(stats: dict) -> str:
                      f"training {per['training']}, validation {per['validation']}, testing {per['testing']}"
                      + (f"; {spk['files_without_group']} of {spk['files']} files without a group"
                         if spk["files_without_group"] else ""))
-        if spk.get("warning"):
-            lines.append(spk["warning"])
+        for key in ("list_warning", "warning"):
+            if spk.get(key):
+                lines.append(spk[key])
     probs = stats["problems"]
     lines.append(f"problems: {len(probs) or 'none'}")
     for p in probs:

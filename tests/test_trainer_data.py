@@ -83,6 +83,26 @@ def test_lists_are_honoured(tmp_path):
     assert names["validation"] == ["no2_nohash_0.wav", "yes1_nohash_0.wav"]
     assert names["testing"] == ["yes3_nohash_0.wav"]
     assert len(names["training"]) == 37
+    assert index.list_warning() is None
+
+
+def test_list_entries_that_name_no_file_are_said(tmp_path):
+    """Entries for files that are not there (or written with another prefix) were dropped without a
+    word, so a list that matched nothing left validation and test without their clips."""
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    (root / "validation_list.txt").write_text("yes/yes1_nohash_0.wav\nyes/ghost_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("/abs/no/no2_nohash_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    warning = index.list_warning()
+    assert warning.startswith("warning: 2 of the 3 entries of validation_list.txt/testing_list.txt name no audio")
+    assert "/abs/no/no2_nohash_0.wav" in warning and "yes/ghost_nohash_0.wav" in warning
+    (root / "validation_list.txt").write_text("d/yes/yes1_nohash_0.wav\n")  # relative to the wrong folder
+    (root / "testing_list.txt").write_text("./no/no2_nohash_0.wav\n")  # ./ is fine
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert index.list_warning().startswith("warning: 1 of the 2 entries")
+    assert [Path(i.path).name for i in index.splits["testing"] if i.path] == ["no2_nohash_0.wav"]
+    (root / "testing_list.txt").unlink()
+    assert "(every one:" in ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0).list_warning()
 
 
 @pytest.mark.parametrize("words, message", [

@@ -96,6 +96,9 @@ class DataIndex:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     used_lists: bool = False
     group_pattern: str = ""
+    # entries of validation_list/testing_list that name no audio file of the folder (ignored)
+    list_misses: list[str] = field(default_factory=list)
+    list_entries: int = 0
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
@@ -116,6 +119,16 @@ class DataIndex:
                 "per_split": {s: len(g) for s, g in per_split.items()},
                 "files": len(files), "files_without_group": ungrouped,
                 "groups_in_several_splits": len(shared), "examples_in_several_splits": shared[:5]}
+
+    def list_warning(self) -> str | None:
+        """One line when list-file entries name no audio file here, else None."""
+        if not self.list_misses:
+            return None
+        n = len(self.list_misses)
+        every = " (every one: validation and test are empty of listed clips)" if n == self.list_entries else ""
+        return (f"warning: {n} of the {self.list_entries} entries of {VALIDATION_LIST}/{TESTING_LIST} name no audio "
+                f"file in {self.root}{every}, e.g. {', '.join(self.list_misses[:3])}; they are ignored (entries are "
+                "paths relative to the data folder, like yes/0a7c2a8d_nohash_0.wav)")
 
     def speaker_warning(self) -> str | None:
         """One line when the split cannot keep voices apart, else None."""
@@ -171,7 +184,7 @@ class DataIndex:
 def _read_list(path: Path) -> set[str]:
     if not path.is_file():
         return set()
-    return {line.strip().replace("\\", "/") for line in path.read_text(encoding="utf-8").splitlines()
+    return {line.strip().replace("\\", "/").removeprefix("./") for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()}
 
 
@@ -236,6 +249,11 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     test_list = _read_list(root / TESTING_LIST)
     used_lists = bool(val_list or test_list)
 
+    list_misses: list[str] = []
+    if used_lists:
+        present = {os.path.relpath(f, root).replace(os.sep, "/")
+                   for f in [*unknown_files, *(f for fs in files_by_label.values() for f in fs)]}
+        list_misses = sorted((val_list | test_list) - present)
     pattern = re.compile(group_pattern) if group_pattern else None
 
     def split_of(path: str) -> str:
@@ -265,7 +283,8 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     labels = [SILENCE_LABEL, UNKNOWN_LABEL] + list(wanted)
     return DataIndex(root=root, labels=labels, splits=splits, unknown_pool=unknown_pool,
                      background_files=background, skipped=skipped, used_lists=used_lists,
-                     group_pattern=group_pattern)
+                     group_pattern=group_pattern, list_misses=list_misses,
+                     list_entries=len(val_list | test_list))
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:

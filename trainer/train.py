@@ -256,9 +256,9 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     if not backgrounds:
         print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
               "background noise is mixed in", file=sys.stderr)
-    warning = index.speaker_warning()
-    if warning:
-        print(warning, file=sys.stderr)
+    for warning in (index.list_warning(), index.speaker_warning()):
+        if warning:
+            print(warning, file=sys.stderr)
     return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
 
 
