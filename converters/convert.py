@@ -418,6 +418,12 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     atomic_write_text(staging / REPORT_NAME, json.dumps(report, indent=1, default=_json_default) + "\n")
     produced.append(REPORT_NAME)
     owned = [MANIFEST_NAME, REPORT_NAME] + [n for f in formats for n in FORMAT_FILES[f]]
+    earlier = sorted(n for f, names in FORMAT_FILES.items() if f not in formats for n in names
+                     if (out / n).is_file())
+    if earlier:  # other formats' files of an earlier conversion: kept, but not this manifest's
+        one = len(earlier) == 1
+        say(f"note: {', '.join(earlier)} in {out} {'is' if one else 'are'} from an earlier conversion (not asked "
+            f"for now), and this manifest does not describe {'it' if one else 'them'}")
     return _deliver(staging, out, produced, owned, report, failures)
 
 

@@ -238,10 +238,14 @@ def test_guard_rejects_int8_keeps_float_and_report(trained_run, tmp_path):
 
 def test_formats_subset_writes_only_those_files(trained_run, tmp_path):
     out = tmp_path / "dist"
+    out.mkdir()
+    (out / "model_float.tflite").write_bytes(b"an earlier conversion's")  # another format: kept, and said
     result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "c", "--no-edge-check"])
     assert result.exit_code == 0, result.output
+    assert f"note: model_float.tflite in {out} is from an earlier conversion" in result.output
     # no manifest: it would name a model_int8.tflite that was not asked for
-    assert {p.name for p in out.iterdir()} == {"model_int8.cc", "model_int8.h", "convert_report.json"}
+    assert {p.name for p in out.iterdir()} == {"model_int8.cc", "model_int8.h", "convert_report.json",
+                                               "model_float.tflite"}
     report = json.loads((out / "convert_report.json").read_text())
     assert report["artifacts"]["int8"]["written"] is False and report["guard"]["passed"]
     assert report["artifacts"]["int8"]["runtimes"]["tflite-runtime"]["status"].startswith("not checked")
