@@ -28,7 +28,7 @@ from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, 
 
 from . import carray, frozen, opcheck, stream_export
 from .errors import AccuracyGuardError, FormatError, OutputError
-from .evaluate import RuntimeResult, run_litert, run_tflite_runtime, scores
+from .evaluate import RuntimeResult, edge_python, run_litert, run_tflite_runtime, scores
 from .flatbuffer import parse_model
 from .report import (CLASS_NOISE_CLIPS, REPORT_FORMAT, REPORT_NAME, REPORT_VERSION, class_changes,
                      guard_failures, speaker_changes)
@@ -184,7 +184,8 @@ def _evaluate_tflite(key: str, file: str, data: bytes, path: Path, ev, keras_sco
     else:
         art.update(accuracy=None, accuracy_change_points=None, per_class={})
     if check_edge:
-        say(f"{key}: loading {file} with tflite-runtime in the edge environment")
+        if edge_python() is not None:
+            say(f"{key}: loading {file} with tflite-runtime in the edge environment")
         edge = run_tflite_runtime(path, ev.x, ev.y, probs)
     else:
         edge = RuntimeResult(TFLITE_RUNTIME, False, "not checked (--no-edge-check)")

@@ -30,7 +30,7 @@ from kws.trainer.speech_embedding import KNOWN_SHA256, WHEEL_PACKAGE, WHEEL_VERS
 
 from . import opcheck
 from .errors import AccuracyGuardError, FormatError, SourceError
-from .evaluate import run_tflite_runtime, scores
+from .evaluate import edge_python, run_tflite_runtime, scores
 from .flatbuffer import parse_model
 from .report import REPORT_FORMAT, REPORT_NAME, REPORT_VERSION, guard_failures
 from .source import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET, TEST_SPLIT, FeatureSet, RunData
@@ -151,7 +151,8 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
         if bad_ops:
             failures.append(f"embedding {key}: ops not supported by {opcheck.OLDEST_RUNTIME}: {'; '.join(bad_ops)}")
         if check_edge:
-            say(f"{key}: loading {EMBEDDING_FILES[key]} with tflite-runtime in the edge environment")
+            if edge_python() is not None:
+                say(f"{key}: loading {EMBEDDING_FILES[key]} with tflite-runtime in the edge environment")
             art["tflite-runtime"] = run_tflite_runtime(emb_path, mel[:EDGE_CHECK_WINDOWS], None,
                                                        tfl_emb[:EDGE_CHECK_WINDOWS]).to_dict()
         embeddings[key] = ModelEntry(EMBEDDING_FILES[key], emb_model.input_spec, emb_model.output_spec,
