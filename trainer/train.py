@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -210,6 +211,10 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         if not data_path:
             raise ds.DataError("no data: give --data FOLDER_OR_URL (or data.path in the config)")
         from .fetch import DownloadOptions, fetch_dataset, is_url
+        scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", data_path)
+        if scheme and not is_url(data_path):
+            raise ds.DataError(f"{data_path}: {scheme.group(1)}:// URLs are not supported; give an http(s) URL "
+                               "of a .tar.gz/.zip or a local folder")
         root = (fetch_dataset(data_path, cfg.data.max_download_mb, quiet, download or DownloadOptions())
                 if is_url(data_path) else Path(data_path))
         index = ds.scan_dataset(root, cfg.data.wanted_words, cfg.data.silence_percentage,
