@@ -128,7 +128,7 @@ class AudioReader:
         try:
             self._file = sf.SoundFile(target)
         except _READ_ERRORS as exc:
-            raise self._error(exc) from None
+            raise self._error(exc, _wav_rate_problem(target)) from None
         try:
             self.info = self._header()
         except AudioError:
@@ -148,8 +148,8 @@ class AudioReader:
         if not (stat.S_ISREG(mode) or self._pipe):
             raise AudioError(f"{path}: not a regular file or named pipe")
 
-    def _error(self, exc: BaseException) -> AudioError:
-        why = _reason(exc)
+    def _error(self, exc: BaseException, why: str | None = None) -> AudioError:
+        why = why or _reason(exc)
         if self._pipe:
             why += "; from a named pipe only WAV and OGG stream, FLAC and MP3 need a regular file"
         return AudioError(f"{self.name}: {UNREADABLE} ({why})")
@@ -217,6 +217,30 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """The header of an audio file, without reading its samples."""
     with open_audio(path) as reader:
         return reader.info
+
+
+WAV_RATE_BYTES = slice(24, 28)  # the sample rate in a RIFF/WAVE header whose fmt chunk comes first
+
+
+def _wav_rate_problem(target) -> str | None:
+    """Why libsndfile refused a WAV in our words, where its header declares a rate out of range
+    (libsndfile says only 'SF_INFO struct incomplete'); None otherwise."""
+    try:
+        if isinstance(target, io.BytesIO):
+            head = target.getvalue()[:WAV_RATE_BYTES.stop]
+        elif isinstance(target, str):
+            with open(target, "rb") as f:
+                head = f.read(WAV_RATE_BYTES.stop)
+        else:
+            return None
+    except OSError:
+        return None
+    if len(head) < WAV_RATE_BYTES.stop or head[:4] != b"RIFF" or head[8:16] != b"WAVEfmt ":
+        return None
+    rate = int.from_bytes(head[WAV_RATE_BYTES], "little")
+    if MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        return None
+    return f"declares {rate} Hz; expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
 
 
 def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> tuple[np.ndarray, AudioInfo]:

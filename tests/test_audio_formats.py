@@ -215,6 +215,7 @@ def test_every_malformed_header_is_one_audio_error(malformed):
         assert message.startswith(f"{path}: {UNREADABLE} (") and "\n" not in message, (name, message)
     assert f"declares 1 Hz; expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz" in _error(malformed["rate1"])
     assert "declares 100 Hz" in _error(malformed["rate100"])
+    assert "declares 4294967295 Hz" in _error(malformed["rate_huge"])  # libsndfile alone: "SF_INFO struct incomplete"
 
 
 def _error(path: Path) -> str:
