@@ -83,7 +83,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
-    clipping, silent, duplicate, few_files, empty_label, label_name, outside_labels. ``speakers`` says how many speakers (groups of
+    clipping, silent, duplicate, few_files, empty_label, nested, label_name, outside_labels. ``speakers`` says how many speakers (groups of
     ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get.
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
@@ -129,11 +129,21 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
             problems.append({"kind": "duplicate", "path": paths[0],
                              "detail": "identical to " + ", ".join(paths[1:])})
     word_labels = {k: v for k, v in labels.items() if k not in (BACKGROUND_DIR, ".")}
+    unusable = set()  # label folders kws-train would refuse or find empty
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        if not any(p.suffix.lower() in AUDIO_SUFFIXES for p in folder.rglob("*") if p.is_file()):
+        audio = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        if not audio:
             problems.append({"kind": "empty_label", "label": folder.name,
                              "detail": "no audio files (kws-train refuses it as a wanted word)"})
+        elif not any(p.parent == folder for p in audio):
+            unusable.add(folder.name)
+            deeper = sorted({p.relative_to(folder).parts[0] for p in audio})
+            problems.append({"kind": "nested", "label": folder.name,
+                             "detail": f"its {len(audio)} audio files are in sub-folders ({', '.join(deeper[:4])}"
+                                       f"{', ...' if len(deeper) > 4 else ''}), and kws-train reads the files directly "
+                                       f"in a label folder: is the dataset {root / folder.name}?"})
         if len(folder.name) > MAX_LABEL_CHARS or not folder.name.isprintable():
+            unusable.add(folder.name)
             shown = folder.name if len(folder.name) <= MAX_LABEL_CHARS else folder.name[:MAX_LABEL_CHARS] + "..."
             problems.append({"kind": "label_name", "label": shown.encode("unicode_escape").decode("ascii"),
                              "detail": f"a label is 1..{MAX_LABEL_CHARS} printable characters; rename the folder "
@@ -155,7 +165,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         "labels": {k: labels[k].to_dict() for k in sorted(labels)},
         "speakers": speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
                                   validation_percentage, testing_percentage,
-                                  sorted(k for k in word_labels if len(k) <= MAX_LABEL_CHARS and k.isprintable())),
+                                  sorted(k for k in word_labels if k not in unusable)),
         "problems": problems,
     }
 

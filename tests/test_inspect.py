@@ -53,8 +53,10 @@ def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
             write_wav(tmp_path / label / f"spk{i}_nohash_{i}.wav", word_audio("up", rng), SAMPLE_RATE)
     (tmp_path / "up").mkdir()
     write_wav(tmp_path / "stray.wav", word_audio("up", rng), SAMPLE_RATE)
+    write_wav(tmp_path / "demo" / "go" / "spk9_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
     stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
     kinds = {p["kind"]: p for p in stats["problems"]}
+    assert kinds["nested"]["label"] == "demo" and f"is the dataset {tmp_path / 'demo'}?" in kinds["nested"]["detail"]
     assert kinds["empty_label"]["label"] == "up"
     assert kinds["label_name"]["label"] == "x" * 64 + "..."
     assert kinds["outside_labels"]["detail"].startswith("1 audio files directly in")
