@@ -15,8 +15,10 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
@@ -401,9 +403,12 @@ def _assign_shards(tasks: list[ClipTask]) -> list[ClipTask]:
 _WORKER: dict = {}
 
 
-def _init_worker(opts: SynthOptions, noises: dict[str, np.ndarray]) -> None:
+def _init_worker(opts: SynthOptions, noises: dict[str, np.ndarray], scratch: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # pool.terminate() ends a worker with SIGTERM
+    # the engines' temp folders go under the parent's scratch folder, which the parent removes even
+    # when it had to terminate a worker in the middle of one
+    tempfile.tempdir = scratch
     _WORKER.update(opts=opts, noises=noises)
 
 
@@ -583,8 +588,9 @@ def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOp
     import scipy.signal  # noqa: F401
 
     stop = StopRequest().install()
+    scratch = tempfile.mkdtemp(prefix="kws-synth-")
     pool = ctx.Pool(processes=max(1, min(jobs, len(shard_tasks))), initializer=_init_worker,
-                    initargs=(opts, noises), maxtasksperchild=1)
+                    initargs=(opts, noises, scratch), maxtasksperchild=1)
     try:
         pending = {i: pool.apply_async(render_shard, (tasks,)) for i, tasks in zip(ids, shard_tasks)}
         while pending:
@@ -602,6 +608,7 @@ def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOp
     finally:
         pool.join()
         stop.restore()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _finish(opts: SynthOptions, tasks: list[ClipTask], records: dict, written: int, seconds: float) -> Summary:

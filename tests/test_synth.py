@@ -304,8 +304,10 @@ def test_interrupted_run_resumes_without_redoing_finished_clips(tmp_path, sig):
     out = tmp_path / "int"
     args = ("--words", "yes,no", "--per-word", 150, "--negatives", 0, "--seed", 3, "--jobs", 1, "-q",
             "--out", out)
+    tmp_root = tmp_path / "tmp"  # the engines' temp folders: none may outlive the run
+    tmp_root.mkdir()
     proc = subprocess.Popen(SYNTH + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=dict(os.environ, TMPDIR=str(tmp_root)))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not list(out.glob(".synth_state/shards/*.json")):
         time.sleep(0.05)
@@ -314,6 +316,7 @@ def test_interrupted_run_resumes_without_redoing_finished_clips(tmp_path, sig):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "rerun the same command to resume" in err
     assert not list((out / ".synth_state" / "tmp").glob("*"))  # no half-written clip left behind
+    assert not list(tmp_root.iterdir())
     before = {p: p.stat().st_mtime_ns for p in out.glob("*/*.wav") if p.parent.name != "_background_noise_"}
     assert 0 < len(before) < 300
     res = _run(*args)
