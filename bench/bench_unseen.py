@@ -169,6 +169,14 @@ VARIANTS: dict[str, list[str]] = {
                                 "data.unknown_percentage=30", "train.weight_decay=0.05", "train.seed=2"],
     "anywhere_kwcut_wd02": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                             "data.unknown_percentage=30", "train.weight_decay=0.2"],
+    # fewer MFCC coefficients (features.num_features; the default keeps all 40): the high cepstral
+    # coefficients carry the harmonics of the speaker's pitch; freq masks scaled to the narrower input
+    "default_mfcc13": ["features.num_features=13", "augment.freq_mask_bins=1"],
+    "default_mfcc20": ["features.num_features=20", "augment.freq_mask_bins=2"],
+    "anywhere_kwcut_mfcc13": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                              "data.unknown_percentage=30", "features.num_features=13", "augment.freq_mask_bins=1"],
+    "anywhere_kwcut_mfcc20": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                              "data.unknown_percentage=30", "features.num_features=20", "augment.freq_mask_bins=2"],
     # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
     # words as _unknown_, three times the _unknown_ share, real negatives; not a microcontroller model
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",

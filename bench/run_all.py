@@ -34,6 +34,7 @@ END_RUNS = "align_end,end_cut90,end_cut90_negatives"
 MIXUP_RUNS = "default,default_mixup,anywhere_kwcut,anywhere_kwcut_mixup,anywhere_kwcut_wd"
 WD_RUNS = "anywhere_kwcut,anywhere_kwcut_wd,anywhere_kwcut_wd_seed2,anywhere_kwcut_wd02"
 WD_ORACLE_RUNS = "anywhere_kwcut,anywhere_kwcut_seed2,anywhere_kwcut_wd,anywhere_kwcut_wd_seed2,anywhere_kwcut_wd02"
+MFCC_RUNS = "default,default_mfcc13,default_mfcc20,anywhere_kwcut,anywhere_kwcut_mfcc13,anywhere_kwcut_mfcc20"
 DISTILLED_RUNS = "distilled_kwcut,distilled_kwcut_seed2,distilled_default,distilled_kwcut_w09,distilled_kwcut_negatives"
 
 
@@ -70,6 +71,10 @@ def main() -> None:
               "--results", "bench/results/weight_decay.md", "--title", "Weight decay on the issue 13 stream"],
              ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in WD_ORACLE_RUNS.split(",")),
               "--results", "bench/results/weight_decay_oracle.md"],
+             ["-m", "bench.bench_unseen", "--headline", MFCC_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/mfcc_coefficients.md", "--title", "Fewer MFCC coefficients on speakers never heard"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in MFCC_RUNS.split(",")),
+              "--results", "bench/results/mfcc_coefficients_oracle.md"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
