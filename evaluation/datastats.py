@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,42 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+RIFF_CHUNK = struct.Struct("<4sI")
+UNKNOWN_SIZE = 0xFFFFFFFF  # what a recorder writes as the data size while it does not know it yet
+MAX_CHUNKS = 64
+
+
+def wav_shortfall(path: Path) -> tuple[float, float] | None:
+    """(seconds the WAV header declares, seconds the file holds) when its data chunk is cut short
+    (a copy or a recording interrupted: libsndfile reads what is there without a word), else None."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if f.read(12)[8:12] != b"WAVE":
+                return None
+            rate = block = 0
+            for _ in range(MAX_CHUNKS):
+                head = f.read(RIFF_CHUNK.size)
+                if len(head) < RIFF_CHUNK.size:
+                    return None
+                tag, length = RIFF_CHUNK.unpack(head)
+                if tag == b"fmt ":
+                    fmt = f.read(length + (length & 1))
+                    if len(fmt) < 14:
+                        return None
+                    rate, block = struct.unpack_from("<I", fmt, 4)[0], struct.unpack_from("<H", fmt, 12)[0]
+                elif tag == b"data":
+                    held = size - f.tell()
+                    if not rate or not block or length == UNKNOWN_SIZE or held >= length:
+                        return None
+                    return length / block / rate, max(0, held) / block / rate
+                else:
+                    f.seek(length + (length & 1), 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
 def peak_dbfs(samples: np.ndarray) -> float:
     """Peak level in dB relative to full scale (-inf for digital silence)."""
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
@@ -83,7 +120,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
-    clipping, silent, duplicate, few_files, empty_label, nested, label_name, outside_labels. ``speakers`` says how many speakers (groups of
+    clipping, silent, duplicate, truncated, few_files, empty_label, nested, label_name, outside_labels. ``speakers`` says how many speakers (groups of
     ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get.
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
@@ -103,6 +140,11 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         except AudioError as exc:
             problems.append({"kind": "unreadable", "path": str(rel), "detail": str(exc).split(": ", 1)[-1]})
             continue
+        short = wav_shortfall(path) if path.suffix.lower() == ".wav" else None
+        if short is not None:
+            problems.append({"kind": "truncated", "path": str(rel),
+                             "detail": f"the header declares {short[0]:.3f} s, the file holds {short[1]:.3f} s "
+                                       "(cut off while copied or recorded?)"})
         stats = labels[label]
         dur = info.duration_s
         stats.files += 1

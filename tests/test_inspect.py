@@ -54,9 +54,13 @@ def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
     (tmp_path / "up").mkdir()
     write_wav(tmp_path / "stray.wav", word_audio("up", rng), SAMPLE_RATE)
     write_wav(tmp_path / "demo" / "go" / "spk9_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    cut = (tmp_path / "yes" / "spk0_nohash_0.wav").read_bytes()
+    (tmp_path / "yes" / "spk0_nohash_0.wav").write_bytes(cut[:44 + 1920])  # 60 ms of the 1 s declared
     stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
     kinds = {p["kind"]: p for p in stats["problems"]}
     assert kinds["nested"]["label"] == "demo" and f"is the dataset {tmp_path / 'demo'}?" in kinds["nested"]["detail"]
+    assert kinds["truncated"]["path"] == "yes/spk0_nohash_0.wav"
+    assert kinds["truncated"]["detail"].startswith("the header declares 1.000 s, the file holds 0.060 s")
     assert kinds["empty_label"]["label"] == "up"
     assert kinds["label_name"]["label"] == "x" * 64 + "..."
     assert kinds["outside_labels"]["detail"].startswith("1 audio files directly in")
