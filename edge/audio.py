@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -33,6 +33,12 @@ NO_SAMPLES = "holds no samples"
 SAMPLE_FORMATS = {"PCM_U8": "uint8", "PCM_S8": "int8", "PCM_16": "int16", "PCM_24": "int24",
                   "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64", "VORBIS": "vorbis",
                   "OPUS": "opus", "MPEG_LAYER_III": "mp3"}
+MP3_SUBTYPE = "MPEG_LAYER_III"
+# libsndfile (1.2.2, as soundfile bundles it) decodes an MP3 right only in one read call: a second
+# call, or a read after a seek, returns other samples (and libmpg123 prints "part2_3_length (...) too
+# large" on stderr). So an MP3 is decoded whole, as int16, if it holds at most this many samples (all
+# channels; 256 MiB: 25 min of 44.1 kHz stereo, 2.3 h of 16 kHz mono), and served from memory.
+MAX_MP3_SAMPLES = 128 * 2 ** 20
 # what a failing libsndfile / soundfile call raises (LibsndfileError is a RuntimeError)
 _READ_ERRORS = (RuntimeError, ValueError, TypeError, OSError, EOFError, OverflowError, MemoryError)
 
@@ -131,6 +137,9 @@ class AudioReader:
             raise self._error(exc, _wav_rate_problem(target)) from None
         try:
             self.info = self._header()
+            if self._file.subtype == MP3_SUBTYPE:
+                self._file = _DecodedMp3(self._file, self.name)
+                self.info = replace(self.info, num_samples=self._file.frames)
         except AudioError:
             self._file.close()
             raise
@@ -206,6 +215,46 @@ class AudioReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _DecodedMp3:
+    """An MP3 decoded in one read (see MP3_SUBTYPE), offering the part of ``soundfile.SoundFile``
+    that AudioReader uses."""
+
+    subtype = MP3_SUBTYPE
+    format = "MP3"
+
+    def __init__(self, f, name: str):
+        self.samplerate, self.channels = int(f.samplerate), int(f.channels)
+        if max(0, int(f.frames)) * self.channels > MAX_MP3_SAMPLES:
+            f.close()
+            raise AudioError(f"{name}: {UNREADABLE} (an MP3 of {f.frames / self.samplerate / 60:.0f} min; kws "
+                             f"decodes MP3 whole, up to {MAX_MP3_SAMPLES // 2 ** 20} M samples: convert it to FLAC "
+                             "or WAV)")
+        try:
+            self._pcm = f.read(dtype="int16", always_2d=True)  # every frame, in one call
+        except _READ_ERRORS as exc:
+            raise AudioError(f"{name}: {UNREADABLE} ({_reason(exc)})") from None
+        finally:
+            f.close()
+        self.frames = len(self._pcm)
+        self._pos = 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, frames: int = -1, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
+        end = self.frames if frames < 0 else min(self.frames, self._pos + int(frames))
+        out = self._pcm[self._pos:end].astype(np.float32) / np.float32(INT16_SCALE)
+        self._pos = end
+        return out
+
+    def seek(self, frame: int) -> int:
+        self._pos = max(0, min(int(frame), self.frames))
+        return self._pos
+
+    def close(self) -> None:
+        self._pcm = self._pcm[:0]
 
 
 def open_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> AudioReader:
