@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,6 +13,11 @@ REPO = TESTS_DIR.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(TESTS_DIR))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite sends Ctrl-C to itself and to the tools it starts. A suite started as a background job
+# (`make test &`, nohup) inherits SIGINT ignored, and every process it starts would ignore it too;
+# Python's own handler here gives the children the default disposition again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from audio_fixtures import make_dataset  # noqa: E402
 
