@@ -309,6 +309,8 @@ def test_cli_errors_are_one_line(tmp_path, trained_run):
     assert res.returncode == 1 and "not a resumable run" in res.stderr
     res = run("--data", "ftp://example.com/words.zip")
     assert res.returncode == 1 and "Error: ftp://example.com/words.zip: ftp:// URLs are not supported" in res.stderr
+    res = run("--resume", str(trained_run), "--set", "model.width=32")  # a usage error, like --resume --data
+    assert res.returncode == 2 and "only --set train.epochs=N may be added" in res.stderr
     res = run("--resume", str(tmp_path / "nowhere"))
     assert res.returncode == 1 and f"{tmp_path / 'nowhere'}: no such run folder" in res.stderr
     theirs = tmp_path / "theirs"

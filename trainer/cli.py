@@ -55,7 +55,8 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
 
     try:
         if resume:
-            if data_path or words or negatives or teachers or config_path or arch or out:
+            changed = [o for o in overrides if o.split("=", 1)[0].strip() != "train.epochs"]
+            if data_path or words or negatives or teachers or config_path or arch or out or changed:
                 raise click.UsageError("--resume takes the run's own data and config; "
                                        "only --set train.epochs=N may be added")
             train(resume=resume, overrides=tuple(overrides), distribute=distribute, quiet=quiet)
