@@ -314,7 +314,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         try:
             return _train_run(run, cfg, state, created, resume is not None, distribute, quiet, download, say, stop)
         except (KeyboardInterrupt, OSError) as exc:
-            if created and not run.config.is_file():  # stopped before anything of the run was saved
+            if created and not (run.config.is_file() and run.split.is_file()):  # nothing resumable saved
                 shutil.rmtree(run.path, ignore_errors=True)
             if isinstance(exc, KeyboardInterrupt):
                 raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
@@ -326,7 +326,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
 
 def _what_is_kept(run: RunDir) -> str:
     """What a run folder keeps after a stop, and how to go on from it."""
-    if not run.config.is_file():
+    if not (run.config.is_file() and run.split.is_file()):
         return f"nothing of {run.path} was kept"
     done = int(run.read_state().get("epochs_done", 0))
     kept = (f"keeps the checkpoint of epoch {done}" if done
@@ -401,9 +401,10 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resuming_ru
     import keras
     labels = index.labels
     if resume is None:
-        save_config(cfg, run.config)
+        # config.yaml last: a folder that has it holds everything --resume needs
         atomic_write_text(run.labels, "\n".join(labels) + "\n")
         ds.save_index(index, run.split)
+        save_config(cfg, run.config)
     elif run.read_labels() != labels:
         raise KwsError(f"{run.labels}: labels differ from the saved split; the run folder is inconsistent")
     counts = index.counts()
