@@ -272,10 +272,15 @@ def test_kws_listen_hears_keywords_from_the_virtual_microphone_and_stops_on_ctrl
         proc = subprocess.Popen(listen_cmd("-m", str(converted_run), "--device", virtual_mic.DEVICE, "--json",
                                            "--threshold", str(THRESHOLD)),
                                 env=mic.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert mic.played.wait(60)
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            assert mic.played.wait(60)
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:  # a kws-listen that ignored the Ctrl-C must not outlive the test
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     # the device starts with the stream, so its times are the stream's (give or take a block)
