@@ -69,8 +69,13 @@ def _object(source: str, name: str, value: Any) -> dict:
     return value
 
 
+def is_valid_label(value: Any) -> bool:
+    """Whether a manifest can hold ``value`` as a label: 1..MAX_LABEL_CHARS printable characters."""
+    return isinstance(value, str) and 1 <= len(value) <= MAX_LABEL_CHARS and value.isprintable()
+
+
 def _label(source: str, name: str, value: Any) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_LABEL_CHARS or not value.isprintable():
+    if not is_valid_label(value):
         raise _fail(source, name, f"must be 1..{MAX_LABEL_CHARS} printable characters (no control "
                     "characters)", value)
 

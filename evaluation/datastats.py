@@ -14,7 +14,7 @@ import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES, read_wav
 from kws.edge.errors import AudioError
-from kws.edge.manifest_schema import MAX_LABEL_CHARS
+from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
 
 EXPECTED_RATE = 16000
 FULL_SCALE = 0.999          # |sample| at or above this counts as clipped (int16 32767/32768 = 0.99997)
@@ -184,7 +184,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
                              "detail": f"its {len(audio)} audio files are in sub-folders ({', '.join(deeper[:4])}"
                                        f"{', ...' if len(deeper) > 4 else ''}), and kws-train reads the files directly "
                                        f"in a label folder: is the dataset {root / folder.name}?"})
-        if len(folder.name) > MAX_LABEL_CHARS or not folder.name.isprintable():
+        if not is_valid_label(folder.name):
             unusable.add(folder.name)
             shown = folder.name if len(folder.name) <= MAX_LABEL_CHARS else folder.name[:MAX_LABEL_CHARS] + "..."
             problems.append({"kind": "label_name", "label": shown.encode("unicode_escape").decode("ascii"),

@@ -122,7 +122,7 @@ class KwsHandler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             return True
         length = (self.headers.get("Content-Length") or "0").strip()
-        return length != "0" and not (length.isdigit() and int(length) == 0)
+        return not (length.isdigit() and int(length) == 0)
 
     def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
         close = close or self._body_unread()

@@ -51,12 +51,12 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
     """Train a keyword-spotting model from folders of WAV files."""
     from .config import load_config, with_data
     from .fetch import DownloadOptions
-    from .train import EXIT_INTERRUPTED, TrainingInterrupted, train
+    from .train import EXIT_INTERRUPTED, TrainingInterrupted, changed_on_resume, train
 
     try:
         if resume:
-            changed = [o for o in overrides if o.split("=", 1)[0].strip() != "train.epochs"]
-            if data_path or words or negatives or teachers or config_path or arch or out or changed:
+            if (data_path or words or negatives or teachers or config_path or arch or out
+                    or changed_on_resume(overrides)):
                 raise click.UsageError("--resume takes the run's own data and config; "
                                        "only --set train.epochs=N may be added")
             train(resume=resume, overrides=tuple(overrides), distribute=distribute, quiet=quiet)

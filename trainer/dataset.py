@@ -26,7 +26,7 @@ from kws.edge.audio import AUDIO_SUFFIXES as READABLE_SUFFIXES
 from kws.edge.audio import WavInfo, read_wav, resample
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
-from kws.edge.manifest_schema import MAX_LABEL_CHARS
+from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
 
 from .config import DEFAULT_GROUP_PATTERN
 
@@ -228,7 +228,7 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     if implicit:
         wanted = sorted(names)
     for w in wanted:  # what the manifest (and so every runtime) will accept as a label
-        if len(w) > MAX_LABEL_CHARS or not w.isprintable():
+        if not is_valid_label(w):
             raise DataError(f"{root / w}: a label must be 1..{MAX_LABEL_CHARS} printable characters, so a "
                             "model trained on it could not be loaded; rename the folder"
                             + (" or leave it out with --words" if implicit else ""))

@@ -59,6 +59,11 @@ class RunDir:
     @property
     def logs(self) -> Path: return self.path / LOG_DIR
 
+    @property
+    def resumable(self) -> bool:
+        """Whether ``kws-train --resume`` can go on from this folder (its config and split are saved)."""
+        return self.config.is_file() and self.split.is_file()
+
     def read_state(self) -> dict:
         return json.loads(self.state.read_text()) if self.state.is_file() else {}
 

@@ -312,9 +312,9 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     try:
         run, cfg, state, created = _open_run(cfg, out, resume, overrides, distribute)
         try:
-            return _train_run(run, cfg, state, created, resume is not None, distribute, quiet, download, say, stop)
+            return _train_run(run, cfg, state, created, resume, distribute, quiet, download, say, stop)
         except (KeyboardInterrupt, OSError) as exc:
-            if created and not (run.config.is_file() and run.split.is_file()):  # nothing resumable saved
+            if created and not run.resumable:  # stopped before anything resumable was saved
                 shutil.rmtree(run.path, ignore_errors=True)
             if isinstance(exc, KeyboardInterrupt):
                 raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
@@ -324,9 +324,17 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         stop.restore()
 
 
+RESUME_KEYS = ("train.epochs",)  # the only settings --resume may change
+
+
+def changed_on_resume(overrides: Sequence[str]) -> list[str]:
+    """The --set overrides that --resume does not allow (every key but RESUME_KEYS)."""
+    return [o for o in overrides if o.split("=", 1)[0].strip() not in RESUME_KEYS]
+
+
 def _what_is_kept(run: RunDir) -> str:
     """What a run folder keeps after a stop, and how to go on from it."""
-    if not (run.config.is_file() and run.split.is_file()):
+    if not run.resumable:
         return f"nothing of {run.path} was kept"
     done = int(run.read_state().get("epochs_done", 0))
     kept = (f"keeps the checkpoint of epoch {done}" if done
@@ -340,10 +348,9 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
         run = RunDir(Path(resume))
         if not run.path.is_dir():
             raise KwsError(f"{run.path}: no such run folder")
-        if not run.config.is_file() or not run.split.is_file():
+        if not run.resumable:
             raise KwsError(f"{run.path}: not a resumable run (no {run.config.name} / {run.split.name})")
-        allowed = [o for o in overrides if o.split("=", 1)[0].strip() in ("train.epochs",)]
-        if len(allowed) != len(overrides):
+        if changed_on_resume(overrides):
             raise KwsError("--resume keeps the run's config; only --set train.epochs=N may change")
         cfg = load_config(run.config, overrides)
         state = run.read_state()
@@ -364,10 +371,10 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
     return run, cfg, state, created
 
 
-def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resuming_run: bool, distribute: str,
+def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str | os.PathLike | None, distribute: str,
                quiet: bool, download, say, stop: StopRequest) -> TrainResult:
-    """Read the data, build or load the model, train the remaining epochs and finish the run."""
-    resume = run.path if resuming_run else None
+    """Read the data, build or load the model, train the remaining epochs and finish the run
+    (``resume``: the run folder given to --resume, None for a new run)."""
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
