@@ -19,6 +19,9 @@ FORMAT_PCM = 1
 PCM16_BYTES = 2
 PCM16_SCALE = 32768.0
 MAX_CHANNELS = 64
+RIFF_CHUNK = struct.Struct("<4sI")
+UNKNOWN_SIZE = 0xFFFFFFFF  # what a recorder writes as the data size while it does not know it yet
+MAX_CHUNKS = 64
 
 
 class CanonicalWav:
@@ -80,3 +83,34 @@ def open_canonical_wav(path: str | os.PathLike) -> CanonicalWav | None:
     except BaseException:
         handle.close()
         raise
+
+
+def wav_shortfall(path: str | os.PathLike) -> tuple[float, float] | None:
+    """(seconds the WAV header declares, seconds the file holds) when its data chunk is cut short
+    (a copy or a recording interrupted: libsndfile reads what is there without a word), else None."""
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb") as f:
+            if f.read(12)[8:12] != b"WAVE":
+                return None
+            rate = block = 0
+            for _ in range(MAX_CHUNKS):
+                head = f.read(RIFF_CHUNK.size)
+                if len(head) < RIFF_CHUNK.size:
+                    return None
+                tag, length = RIFF_CHUNK.unpack(head)
+                if tag == b"fmt ":
+                    fmt = f.read(length + (length & 1))
+                    if len(fmt) < 14:
+                        return None
+                    rate, block = struct.unpack_from("<I", fmt, 4)[0], struct.unpack_from("<H", fmt, 12)[0]
+                elif tag == b"data":
+                    held = size - f.tell()
+                    if not rate or not block or length == UNKNOWN_SIZE or held >= length:
+                        return None
+                    return length / block / rate, max(0, held) / block / rate
+                else:
+                    f.seek(length + (length & 1), 1)
+    except (OSError, struct.error):
+        return None
+    return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import numpy as np
 from kws.edge.audio import AUDIO_SUFFIXES, read_wav
 from kws.edge.errors import AudioError
 from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
+from kws.edge.pcmwav import wav_shortfall
 
 EXPECTED_RATE = 16000
 FULL_SCALE = 0.999          # |sample| at or above this counts as clipped (int16 32767/32768 = 0.99997)
@@ -52,42 +52,6 @@ def _file_hash(path: Path) -> str:
         for chunk in iter(lambda: f.read(HASH_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-RIFF_CHUNK = struct.Struct("<4sI")
-UNKNOWN_SIZE = 0xFFFFFFFF  # what a recorder writes as the data size while it does not know it yet
-MAX_CHUNKS = 64
-
-
-def wav_shortfall(path: Path) -> tuple[float, float] | None:
-    """(seconds the WAV header declares, seconds the file holds) when its data chunk is cut short
-    (a copy or a recording interrupted: libsndfile reads what is there without a word), else None."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            if f.read(12)[8:12] != b"WAVE":
-                return None
-            rate = block = 0
-            for _ in range(MAX_CHUNKS):
-                head = f.read(RIFF_CHUNK.size)
-                if len(head) < RIFF_CHUNK.size:
-                    return None
-                tag, length = RIFF_CHUNK.unpack(head)
-                if tag == b"fmt ":
-                    fmt = f.read(length + (length & 1))
-                    if len(fmt) < 14:
-                        return None
-                    rate, block = struct.unpack_from("<I", fmt, 4)[0], struct.unpack_from("<H", fmt, 12)[0]
-                elif tag == b"data":
-                    held = size - f.tell()
-                    if not rate or not block or length == UNKNOWN_SIZE or held >= length:
-                        return None
-                    return length / block / rate, max(0, held) / block / rate
-                else:
-                    f.seek(length + (length & 1), 1)
-    except (OSError, struct.error):
-        return None
-    return None
 
 
 def peak_dbfs(samples: np.ndarray) -> float:

@@ -205,6 +205,21 @@ def test_unreadable_files_are_listed_and_skipped(tmp_path):
     assert "skipped 1 unreadable" in report.summary(SR)
 
 
+def test_wavs_cut_short_of_their_header_are_named_in_the_load_summary(tmp_path):
+    """A WAV copied or recorded only in part still loads (libsndfile reads what is there), but the
+    summary says so and names one, where it used to train on the stub without a word."""
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 0, 0, seed=0)
+    paths = sorted(i.path for i in index.splits["training"])
+    whole = Path(paths[0]).read_bytes()
+    Path(paths[0]).write_bytes(whole[:44 + 3200])  # 100 ms of what the header declares
+    clips, report = ds.load_clips(paths, SR, SR)
+    assert len(clips) == len(paths) and report.truncated == [paths[0]]
+    assert f"1 WAV cut short of its header's length, used as it is (first: {paths[0]}; " in report.summary(SR)
+    Path(paths[0]).write_bytes(whole)
+    assert ds.load_clips(paths, SR, SR)[1].truncated == []
+
+
 def test_loudest_window_keeps_the_word_of_a_long_clip():
     audio = np.zeros(SR * 3, np.float32)
     audio[SR + 4000:SR + 8000] = 0.5

@@ -24,6 +24,7 @@ import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES as READABLE_SUFFIXES
 from kws.edge.audio import WavInfo, read_wav, resample
+from kws.edge.pcmwav import wav_shortfall
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
@@ -307,6 +308,7 @@ class LoadReport:
     channels: Counter = field(default_factory=Counter)
     longer: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)  # WAVs holding less than their header declares
 
     def add(self, info: WavInfo, clip_samples: int, sample_rate: int) -> None:
         self.total += 1
@@ -331,6 +333,11 @@ class LoadReport:
             parts.append(f"{self.longer} longer than the clip (loudest window kept)")
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} unreadable")
+        if self.truncated:
+            n = len(self.truncated)
+            parts.append((f"{n} WAVs cut short of their header's length, used as they are" if n > 1 else
+                          "1 WAV cut short of its header's length, used as it is")
+                         + f" (first: {sorted(self.truncated)[0]}; kws data-stats lists them)")
         return "; ".join(parts)
 
 
@@ -341,24 +348,27 @@ def load_clips(paths: Sequence[str], sample_rate: int, clip_samples: int, worker
     report = LoadReport()
     clips: dict[str, np.ndarray] = {}
 
-    def one(path: str) -> tuple[str, np.ndarray | None, WavInfo | None, str]:
+    def one(path: str) -> tuple[str, np.ndarray | None, WavInfo | None, str, bool]:
+        """(path, clip, info, why unreadable, cut short of its WAV header)."""
         try:
             samples, info = read_wav(path)
         except AudioError as exc:
-            return path, None, None, str(exc).split(": ", 1)[-1]
+            return path, None, None, str(exc).split(": ", 1)[-1], False
         samples = resample(samples, info.sample_rate, sample_rate)
         clip = loudest_window(samples, clip_samples)
         pcm = np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)
-        return path, pcm, info, ""
+        return path, pcm, info, "", wav_shortfall(path) is not None
 
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, pcm, info, why in pool.map(one, unique, chunksize=64):
+        for path, pcm, info, why, short in pool.map(one, unique, chunksize=64):
             if pcm is None:
                 report.skipped.append((path, why))
             else:
                 clips[path] = pcm
                 report.add(info, clip_samples, sample_rate)
+                if short:
+                    report.truncated.append(path)
             if progress:
                 progress(1)
     return clips, report
