@@ -72,9 +72,32 @@ def _spend_budget(idx: dict[str, int], tables: dict[str, dict], target_fa: float
     return idx
 
 
+def _shared_index(totals: Sequence[float], target_fa: float, free_h: float) -> int:
+    """The lowest grid index whose summed (expected) false accepts stay within the target; the
+    strictest one where none does (the re-measure then gives up on this window)."""
+    ok = [j for j, x in enumerate(totals) if x <= target_fa * free_h]
+    return min(ok) if ok else len(totals) - 1
+
+
+class _SharedPlan:
+    """A shared threshold's bookkeeping for one smoothing window: the keywords' false accepts seen
+    at each grid threshold (every keyword at it), summed, and where none is seen the number expected
+    from all keywords' near misses pooled."""
+
+    def __init__(self, keywords: Sequence[str], fa_tables: dict, peaks: dict, grid: Sequence[float]):
+        self.pooled = expected_counts(np.concatenate([peaks[l] for l in keywords]), grid) if keywords else None
+        self.totals = fill_zeros([sum(fa_tables[l][j] for l in keywords) for j in range(len(grid))], self.pooled)
+
+    def counted(self, seen: dict, j: int) -> float:
+        """False accepts re-measured with the shared threshold at grid index ``j``, counted as
+        ``totals`` counts them."""
+        total = float(sum(seen.values()))
+        return float(self.pooled[j]) if not total and self.pooled is not None else total
+
+
 def calibrate(times, scores, manifest: Manifest, events, duration_s: float, target_fa: float,
               grid: Sequence[float] = THRESHOLD_GRID, windows: Sequence[float] = WINDOW_GRID_MS,
-              negatives: Sequence[ScoredAudio] = (), tail: bool = True) -> dict:
+              negatives: Sequence[ScoredAudio] = (), tail: bool = True, shared: bool = False) -> dict:
     """The best operating point: {"thresholds", "average_window_ms", "report", "negatives", "expected"};
     ``report`` is the exact streaming report re-measured with the chosen per-label thresholds.
 
@@ -86,7 +109,15 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
     With ``tail`` a label with no false accept seen at a threshold counts the number expected there
     from its near misses (``fa_tail``), and the target must hold for that expected rate;
     ``expected`` gives it: {"fa_per_hour", "per_label", "near_misses"}. The thresholds of labels with a
-    fitted tail are then lowered while the expected rate stays within the target (``_spend_budget``)."""
+    fitted tail are then lowered while the expected rate stays within the target (``_spend_budget``).
+
+    With ``shared`` the keywords share one threshold: the lowest whose summed false accepts stay
+    within the target, where none is seen the number expected from all keywords' near misses pooled
+    (one tail fitted on ten labels' near misses instead of ten on a tenth each; ``_SharedPlan``).
+    Thresholds chosen per label fit the calibration stream's own few near misses; on speakers never
+    heard the shared one found more words at about the same false accepts for seven of eight models,
+    and far fewer for one whose single keyword had the loudest near misses (README, "Calibrating for
+    voices never heard")."""
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
     best = None
     for window in sorted(set(windows) | {manifest.smoothing.average_window_ms}):
@@ -102,24 +133,39 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         peaks = (near_misses_by_label(where, manifest.labels, keywords, window, sm.suppression_ms) if tail
                  else dict.fromkeys(keywords, np.zeros(0)))
         expected = {l: expected_counts(peaks[l], grid) for l in keywords}
-        tables = {l: {"fa": fill_zeros(fa_tables[l], expected[l]),
-                      "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows],
-                      "stream_fa": [r["per_label"][l]["false_accepts"] for r in rows]}
-                  for l in keywords}
-        idx = _greedy(tables, grid, target_fa, free_h)
-        if tail:  # only labels whose false accepts the tail can count: below the last one seen, zero is no estimate
-            idx = _spend_budget(idx, tables, target_fa, free_h, [l for l in keywords if expected[l] is not None])
+        plan = _SharedPlan(keywords, fa_tables, peaks, grid) if shared and keywords else None
+        if plan:
+            idx = dict.fromkeys(keywords, _shared_index(plan.totals, target_fa, free_h))
+        else:
+            tables = {l: {"fa": fill_zeros(fa_tables[l], expected[l]),
+                          "miss": [r["per_label"][l]["keywords"] - r["per_label"][l]["detected"] for r in rows],
+                          "stream_fa": [r["per_label"][l]["false_accepts"] for r in rows]}
+                      for l in keywords}
+            idx = _greedy(tables, grid, target_fa, free_h)
+            if tail:  # only labels whose false accepts the tail can count: below the last one seen, zero is no estimate
+                idx = _spend_budget(idx, tables, target_fa, free_h,
+                                    [l for l in keywords if expected[l] is not None])
         while True:  # labels interact through suppression: re-measure, tighten until the target holds
             th = {l: float(grid[i]) for l, i in idx.items()}
             rep = streaming_report(smooth(times, scores, manifest, sm, th), events, duration_s, keywords)
             neg = negatives_false_accepts(negatives, manifest, th, sm) if negatives else None
             hours, seen = ((neg["hours"], neg["per_label"]) if neg else
                            (rep["keyword_free_hours"], {l: rep["per_label"][l]["false_accepts"] for l in keywords}))
-            by_label = {l: float(seen[l]) if seen[l] or expected[l] is None else float(expected[l][idx[l]])
-                        for l in keywords}
-            fa_now = sum(by_label.values()) / hours if hours else None
+            if plan:
+                by_label = {l: float(seen[l]) for l in keywords}
+                fa_now = plan.counted(seen, idx[keywords[0]]) / hours if hours else None
+            else:
+                by_label = {l: float(seen[l]) if seen[l] or expected[l] is None else float(expected[l][idx[l]])
+                            for l in keywords}
+                fa_now = sum(by_label.values()) / hours if hours else None
             if fa_now is None or fa_now <= target_fa:
                 break
+            if plan:  # the shared threshold one step up
+                if idx[keywords[0]] == len(grid) - 1:
+                    rep = None
+                    break
+                idx = dict.fromkeys(keywords, idx[keywords[0]] + 1)
+                continue
             worst = max(keywords, key=lambda l: (by_label[l], -idx[l]))
             if idx[worst] == len(grid) - 1:
                 rep = None
@@ -131,7 +177,7 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
         if best is None or key < best[0]:
             exp = {"fa_per_hour": round(fa_now, 4) if fa_now is not None else None,
                    "per_label": {l: round(v, 4) for l, v in by_label.items()},
-                   "near_misses": {l: int(len(peaks[l])) for l in keywords}, "tail": tail}
+                   "near_misses": {l: int(len(peaks[l])) for l in keywords}, "tail": tail, "shared": shared}
             best = (key, {"thresholds": th, "average_window_ms": window, "report": rep, "negatives": neg,
                           "expected": exp})
     if best is None:
@@ -196,6 +242,7 @@ def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, tar
     else:
         cal["fa_measured_on"] = "stream"
     cal["keywords_off"] = keywords_off(result)
+    cal["shared_threshold"] = bool((result.get("expected") or {}).get("shared"))
     cal["chosen_for"] = (f"{target_fa:g} FA/h on {fa_hours:.3f} h of "
                          + ("negatives" if result.get("negatives") else "keyword-free stream"))
     exp = result.get("expected")

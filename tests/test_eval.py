@@ -215,6 +215,15 @@ def test_eval_reports_and_calibration_meets_target(dist, tiny_dataset, tmp_path)
     given = json.loads(res.stdout)["at_manifest_thresholds"]
     assert given["keywords"] == again["keywords"]
     assert abs(given["frr"] - again["frr"]) <= 0.1  # the WAV is 16-bit: tiny score changes only
+    # one threshold for every keyword: the manifest says which rule chose it, and it meets the target
+    res = runner.invoke(eval_main, common + ["--calibrate", "--target-fa-per-hour", str(target), "--shared-threshold"])
+    assert res.exit_code == 0, res.output
+    assert "calibrated (one threshold shared by the keywords): thresholds" in res.output
+    m = load_manifest(dist)
+    assert len(set(m.thresholds.values())) == 1 and set(m.thresholds) == set(WORDS)
+    assert m.calibration["shared_threshold"] is True and m.calibration["fa_per_hour"] <= target
+    res = runner.invoke(eval_main, common + ["--json"])
+    assert json.loads(res.stdout)["at_manifest_thresholds"]["fa_per_hour"] <= target
 
 
 def test_eval_errors_are_one_line(dist, tmp_path):
@@ -224,6 +233,10 @@ def test_eval_errors_are_one_line(dist, tmp_path):
     assert res.exit_code == 1 and "no folder named after a keyword" in res.output
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--snr", "20:5"])
     assert res.exit_code == 2 and "LOW <= HIGH" in res.output
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--shared-threshold"])
+    assert res.exit_code == 2 and "--shared-threshold is an option of --calibrate" in res.output
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--no-tail"])
+    assert res.exit_code == 2 and "--no-tail is an option of --calibrate" in res.output
 
 
 def test_clip_stream_holds_every_clip_once_at_its_snr():
