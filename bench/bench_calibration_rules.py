@@ -112,9 +112,9 @@ def _remembered_sweep(times, scores, manifest, events, duration_s, thresholds, s
     """kws.evaluation.scoring.sweep, computed once per stream and smoothing window: every rule
     calibrates on the same scores, and the sweep is most of calibrate()'s time."""
     key = (id(times), duration_s, tuple(thresholds), smoothing)
-    if key not in _SWEEPS:
-        _SWEEPS[key] = scoring.sweep(times, scores, manifest, events, duration_s, thresholds, smoothing)
-    return _SWEEPS[key]
+    if key not in _SWEEPS:  # the entry keeps ``times`` alive, so no later array can take its id
+        _SWEEPS[key] = (times, scoring.sweep(times, scores, manifest, events, duration_s, thresholds, smoothing))
+    return _SWEEPS[key][1]
 
 
 calibration.sweep = _remembered_sweep
