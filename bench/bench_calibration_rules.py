@@ -90,8 +90,11 @@ RULES = {
     "shared": ("shared (`--shared-threshold`)", 0.5, {"shared": True}),
     "per_label_long": ("per keyword, tail, long stream", 2.0, {}),
     "shared_long": ("shared, long stream", 2.0, {"shared": True}),
+    # the default rule asked for more false accepts: what it finds where it spends what shared spends
+    "per_label_x2": ("per keyword, tail, target x2", 0.5, {"target_factor": 2.0}),
+    "per_label_x3": ("per keyword, tail, target x3", 0.5, {"target_factor": 3.0}),
 }
-DEFAULT_RULES = "per_label,per_label_no_tail,shared"
+DEFAULT_RULES = "per_label,per_label_no_tail,shared,per_label_x2,per_label_x3"
 RULE_NOTES = {
     "per_label": "`kws-eval --calibrate`: a threshold per keyword, lowered greedily where it finds the most words "
                  "per added false accept; where none is seen, the false accepts expected from that keyword's own "
@@ -102,6 +105,8 @@ RULE_NOTES = {
               "the number expected from all keywords' near misses pooled) stay within the target.",
     "per_label_long": "as the default, on a longer validation stream built from the same clips (`--long-hours`).",
     "shared_long": "the shared threshold on that longer stream.",
+    "per_label_x2": "the default rule calibrated for twice the target's false accepts per hour.",
+    "per_label_x3": "the default rule calibrated for three times the target's false accepts per hour.",
 }
 
 
@@ -122,8 +127,10 @@ calibration.sweep = _remembered_sweep
 
 def choose(rule: str, part: ScoredAudio, manifest, target_fa: float) -> dict:
     """kws-eval --calibrate's choice on ``part`` under the rule's options."""
-    res = calibrate(part.times, part.scores, manifest, list(part.events), part.duration_s, target_fa,
-                    **RULES[rule][2])
+    options = dict(RULES[rule][2])
+    factor = options.pop("target_factor", 1.0)
+    res = calibrate(part.times, part.scores, manifest, list(part.events), part.duration_s, target_fa * factor,
+                    **options)
     return {"thresholds": res["thresholds"], "average_window_ms": res["average_window_ms"]}
 
 
