@@ -22,18 +22,19 @@ def manifest() -> Manifest:
                     smoothing=SmoothingConfig(average_window_ms=300.0, hop_ms=HOP_S * 1000, minimum_span_ms=80.0))
 
 
-def speech(hours: float, seed: int) -> list[ScoredAudio]:
+def speech(hours: float, seed: int, keywords: int = 2, per_hour: float = BLIPS_PER_HOUR) -> list[ScoredAudio]:
     """Keyword-free 'speech': _unknown_ on top, with short blips where a keyword scores high (peak
-    logit normal: the scores a model gives words that sound a little like a keyword)."""
+    logit normal: the scores a model gives words that sound a little like a keyword); ``per_hour``
+    near misses per keyword (the columns after _silence_ and _unknown_)."""
     rng = np.random.default_rng(seed)
     n = int(FILE_S / HOP_S)
     parts = []
     for _ in range(int(round(hours * 3600 / FILE_S))):
-        s = np.zeros((n, 4), np.float32)
+        s = np.zeros((n, 2 + keywords), np.float32)
         s[:, 1] = 0.95
         s[:, 0] = 0.05
-        for k in (2, 3):
-            for c in rng.integers(0, n - 8, rng.poisson(BLIPS_PER_HOUR * FILE_S / 3600)):
+        for k in range(2, 2 + keywords):
+            for c in rng.integers(0, n - 8, rng.poisson(per_hour * FILE_S / 3600)):
                 p = 1 / (1 + np.exp(-rng.normal(-1.0, 1.6)))
                 s[c:c + 5, k] = p
                 s[c:c + 5, 1] = 1 - p
@@ -149,24 +150,10 @@ def test_a_keyword_no_threshold_can_let_on_is_reported_off(tmp_path):
 MANY = tuple(f"k{i}" for i in range(6))
 
 
-def many_keywords(hours: float, seed: int, per_hour: float = 12.0) -> list[ScoredAudio]:
+def many_keywords(hours: float, seed: int) -> list[ScoredAudio]:
     """Keyword-free 'speech' for six keywords, each with few near misses (6 in half an hour: too few
     to fit a tail to one keyword's alone, 36 pooled)."""
-    rng = np.random.default_rng(seed)
-    n = int(FILE_S / HOP_S)
-    parts = []
-    for _ in range(int(round(hours * 3600 / FILE_S))):
-        s = np.zeros((n, 2 + len(MANY)), np.float32)
-        s[:, 1] = 0.95
-        s[:, 0] = 0.05
-        for k in range(2, 2 + len(MANY)):
-            for c in rng.integers(0, n - 8, rng.poisson(per_hour * FILE_S / 3600)):
-                p = 1 / (1 + np.exp(-rng.normal(-1.0, 1.6)))
-                s[c:c + 5, k] = p
-                s[c:c + 5, 1] = 1 - p
-                s[c:c + 5, 0] = 0
-        parts.append(ScoredAudio(times=np.arange(1, n + 1) * HOP_S, scores=s, duration_s=FILE_S))
-    return parts
+    return speech(hours, seed, keywords=len(MANY), per_hour=12.0)
 
 
 def test_a_shared_threshold_holds_where_per_keyword_ones_fit_the_few_near_misses_seen(tmp_path):
