@@ -28,12 +28,12 @@ from kws.evaluation import calibrate as calibration, scoring
 from kws.evaluation.calibrate import WINDOW_GRID_MS, calibrate
 from kws.evaluation.models import manifest_path_for
 from kws.evaluation.oracle import best_over_windows
-from kws.evaluation.scoring import ScoredAudio, file_scores, negatives_false_accepts, smooth, stream_scores, \
-    with_window
+from kws.evaluation.scoring import ScoredAudio, file_scores, negatives_false_accepts, smooth, with_window
 from kws.evaluation.stream import build_stream, load_clips, load_noise, read_ground_truth
 from kws.evaluation.streaming_metrics import SECONDS_PER_HOUR, streaming_report
 
 from . import bench_unseen as bu
+from .bench_stream_oracle import cached_stream_scores
 
 RESULTS = bu.REPO / "bench" / "results" / "calibration_rules.md"
 VALIDATION_SEED, TEST_SEED = 1, 2  # bench_unseen's kws-eval seeds
@@ -58,12 +58,7 @@ def scored_stream(run: Path, folder: str, seed: int, hours: float) -> ScoredAudi
     noises = load_noise(bu.TEST_NOISE, man.sample_rate, rng)
     audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, (lo, hi), man.sample_rate, seed)
     cache = model.parent / f"calrules_{model.stem}_{folder}_s{seed}_{hours:g}h.npz"
-    if cache.is_file():
-        z = np.load(cache)
-        times, scores = z["times"], z["scores"]
-    else:
-        times, scores = stream_scores(mpath, audio)
-        np.savez(cache, times=times, scores=scores)
+    times, scores = cached_stream_scores(mpath, audio, cache)
     return ScoredAudio(times=times, scores=scores, duration_s=len(audio) / man.sample_rate, events=tuple(events),
                        source=folder)
 

@@ -64,13 +64,18 @@ def test_stream_scores(run: Path, snr: str = SNR) -> tuple:
                                  STREAM_SEED)
     cache = dist / (f"oracle_scores_{model.stem}.npz" if snr == SNR else
                     f"oracle_scores_{model.stem}_snr{snr.replace(':', '-')}.npz")
+    times, scores = cached_stream_scores(mpath, audio, cache)
+    return man, keywords, times, scores, events, len(audio) / man.sample_rate
+
+
+def cached_stream_scores(mpath: Path, audio: np.ndarray, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``stream_scores`` of a built stream, read from ``cache`` (.npz) when a run before stored it there."""
     if cache.is_file():
         z = np.load(cache)
-        times, scores = z["times"], z["scores"]
-    else:
-        times, scores = stream_scores(mpath, audio)
-        np.savez(cache, times=times, scores=scores)
-    return man, keywords, times, scores, events, len(audio) / man.sample_rate
+        return z["times"], z["scores"]
+    times, scores = stream_scores(mpath, audio)
+    np.savez(cache, times=times, scores=scores)
+    return times, scores
 
 
 def analyse(man, keywords, times, scores, events, duration) -> dict:
