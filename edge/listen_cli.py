@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import click
 
 from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from .clitypes import FiniteFloatRange
 from .errors import KwsError, os_error_line
 from .recognizer import Detection, Recognizer
 
@@ -195,9 +196,9 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
               "$KWS_SCORE, $KWS_TIME_S). Runs off the audio thread.")
 @click.option("--on-detect-shell", metavar="CMD", help="Shell command per detection, run by /bin/sh; no "
               "{placeholders}: use \"$KWS_LABEL\", \"$KWS_SCORE\", \"$KWS_TIME_S\".")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), help="Detection threshold for every label "
+@click.option("--threshold", type=FiniteFloatRange(0.0, 1.0), help="Detection threshold for every label "
               "(default: the manifest's, per label).")
-@click.option("--hop-ms", type=click.FloatRange(min=1.0), help="Run the model every this many ms "
+@click.option("--hop-ms", type=FiniteFloatRange(min=1.0), help="Run the model every this many ms "
               "(default: the manifest's smoothing.hop_ms; a multiple of the frontend stride).")
 @click.option("--no-streaming", is_flag=True, help="Run the whole-window model every hop even where the "
               "manifest lists a streaming (step) form.")
@@ -206,7 +207,7 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
 @click.option("--runtime", type=click.Choice(["litert-c", "litert", "tflite-runtime", "tf"]), help="TFLite "
               "runtime: litert-c is ai-edge-litert's C API, litert its Python interpreter (default: litert-c "
               "where libLiteRt.so loads, else litert, else tflite-runtime, else tf.lite; or $KWS_TFLITE_RUNTIME).")
-@click.option("--duration", type=click.FloatRange(min=0.0, min_open=True), help="Stop after this many "
+@click.option("--duration", type=FiniteFloatRange(min=0.0, min_open=True), help="Stop after this many "
               "seconds of audio.")
 @click.option("--summary-json", type=click.Path(dir_okay=False), help="Also write the summary as JSON here.")
 @click.option("-q", "--quiet", is_flag=True, help="No start-up lines or summary on stderr.")

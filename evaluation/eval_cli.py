@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import click
 import numpy as np
 
 from kws.edge.audio import load_audio, write_wav
+from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import (UNKNOWN_LABEL, atomic_write_bytes, atomic_write_text, check_writable_dir,
                                load_manifest)
@@ -64,6 +66,8 @@ def parse_snr(text: str) -> tuple[float, float]:
         raise click.BadParameter(f"expected LOW:HIGH in dB (e.g. 5:20), got {text!r}") from None
     if len(parts) == 1:
         parts *= 2
+    if not all(math.isfinite(p) for p in parts):
+        raise click.BadParameter(f"expected finite LOW:HIGH in dB (e.g. 5:20), got {text!r}", param_hint="--snr")
     if len(parts) != 2 or parts[0] > parts[1]:
         raise click.BadParameter(f"expected LOW:HIGH with LOW <= HIGH, got {text!r}")
     return parts[0], parts[1]
@@ -77,7 +81,7 @@ def parse_snr(text: str) -> tuple[float, float]:
               help="Folder of label folders; folders not named after a keyword are used as unknown words.")
 @click.option("--noise", "noise_dir", type=click.Path(file_okay=False), default=None,
               help="Folder of background-noise WAVs (default: generated pink noise).")
-@click.option("--hours", type=click.FloatRange(0.001, 100), default=DEFAULT_HOURS, show_default=True,
+@click.option("--hours", type=FiniteFloatRange(0.001, 100), default=DEFAULT_HOURS, show_default=True,
               help="Length of the built stream.")
 @click.option("--snr", default=DEFAULT_SNR, show_default=True, help="Speech-to-noise ratio range in dB, LOW:HIGH.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -91,7 +95,7 @@ def parse_snr(text: str) -> tuple[float, float]:
 @click.option("--save-stream", is_flag=True, help="Also write the built stream as stream.wav in --report.")
 @click.option("--calibrate", "do_calibrate", is_flag=True,
               help="Choose per-label thresholds and the smoothing window; write them into the manifest.")
-@click.option("--target-fa-per-hour", type=click.FloatRange(0), default=0.5, show_default=True)
+@click.option("--target-fa-per-hour", type=FiniteFloatRange(0), default=0.5, show_default=True)
 @click.option("--negatives", "negatives", multiple=True, metavar="DIR",
               help="Keyword-free recordings (folders or files, any length; repeatable or comma-separated): "
                    "false accepts per hour are measured on them through the edge recognizer, and --calibrate "

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from kws.edge.audio import read_audio, resample
+from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.frontend import Frontend, FrontendConfig
 from kws.edge.manifest import atomic_write_bytes, check_writable_dir
@@ -105,8 +106,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 @click.option("--group-pattern", default=None,
               help="Regex on the file name whose first group is the speaker id (kws-train's data.group_pattern; "
                    "default: the text before _nohash_).")
-@click.option("--validation-percentage", type=click.FloatRange(0, 100, max_open=True), default=10.0, show_default=True)
-@click.option("--testing-percentage", type=click.FloatRange(0, 100, max_open=True), default=10.0, show_default=True)
+@click.option("--validation-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True)
+@click.option("--testing-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, testing_percentage, as_json) -> None:
     """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,

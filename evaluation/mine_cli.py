@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
@@ -32,11 +33,11 @@ Examples:
               show_default=True, help="Training epochs after each round's mining.")
 @click.option("--windows", "windows_per_round", type=click.IntRange(1), default=DEFAULT_WINDOWS_PER_ROUND,
               show_default=True, help="Most windows kept per round (the highest-scoring ones).")
-@click.option("--margin", type=click.FloatRange(0, 1), default=DEFAULT_MARGIN, show_default=True,
+@click.option("--margin", type=FiniteFloatRange(0, 1), default=DEFAULT_MARGIN, show_default=True,
               help="Keep windows whose keyword score is at least threshold - margin.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+@click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="Detection threshold for the false accepts and the margin  [default: smoothing.detection_threshold]")
-@click.option("--hop-ms", type=click.FloatRange(min=1), default=None,
+@click.option("--hop-ms", type=FiniteFloatRange(min=1), default=None,
               help="Hop between scored windows  [default: smoothing.hop_ms, as kws-listen runs]")
 @click.option("-q", "--quiet", is_flag=True)
 def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margin, threshold, hop_ms, quiet):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir
 from kws.trainer.config import DEFAULT_GROUP_PATTERN
@@ -32,9 +33,9 @@ CONFUSION_PNG = "confusion_matrix.png"
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input and line.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for predictions.json, and with labels metrics.json and confusion_matrix.png.")
-@click.option("--max-mb", type=click.FloatRange(0.001), default=MAX_URL_BYTES / 2 ** 20, show_default=True,
+@click.option("--max-mb", type=FiniteFloatRange(0.001), default=MAX_URL_BYTES / 2 ** 20, show_default=True,
               help="Largest URL download accepted.")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=URL_TIMEOUT_S, show_default=True,
+@click.option("--timeout", "timeout_s", type=FiniteFloatRange(0.1), default=URL_TIMEOUT_S, show_default=True,
               help="Seconds to wait for a URL.")
 @click.option("--group-pattern", default=DEFAULT_GROUP_PATTERN, show_default=True,
               help="Regex on the file name whose first group is the speaker: labelled results are also "

@@ -1,0 +1,17 @@
+"""Click parameter types shared by the command-line tools."""
+from __future__ import annotations
+
+import math
+
+import click
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and inf: nan passes every range comparison and
+    either would otherwise end deep in the tool as a traceback (``int(nan)``) or a silent no-op."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv

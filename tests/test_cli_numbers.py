@@ -1,0 +1,36 @@
+"""Numeric options: nan and inf are usage errors (exit 2, one line naming the option), not tracebacks."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from kws.edge.listen_cli import main as listen_main
+from kws.evaluation.eval_cli import main as eval_main
+from kws.evaluation.inspect_cli import data_stats_cmd
+from kws.evaluation.mine_cli import main as mine_main
+from kws.evaluation.predict_cli import main as predict_main
+
+CASES = [
+    (predict_main, ["-m", "x", "a.wav", "--max-mb", "nan"], "--max-mb"),
+    (predict_main, ["-m", "x", "https://host/a.wav", "--timeout", "inf"], "--timeout"),
+    (listen_main, ["-m", "x", "--wav", "a.wav", "--threshold", "nan"], "--threshold"),
+    (listen_main, ["-m", "x", "--wav", "a.wav", "--hop-ms", "nan"], "--hop-ms"),
+    (listen_main, ["-m", "x", "--wav", "a.wav", "--duration", "inf"], "--duration"),
+    (eval_main, ["-m", "x", "--keywords", ".", "--hours", "nan"], "--hours"),
+    (eval_main, ["-m", "x", "--keywords", ".", "--target-fa-per-hour", "inf", "--calibrate"],
+     "--target-fa-per-hour"),
+    (eval_main, ["-m", "x", "--keywords", ".", "--snr", "nan:20"], "--snr"),
+    (eval_main, ["-m", "x", "--keywords", ".", "--snr", "5:inf"], "--snr"),
+    (mine_main, ["-m", ".", "--margin", "nan"], "--margin"),
+    (mine_main, ["-m", ".", "--hop-ms", "inf"], "--hop-ms"),
+    (data_stats_cmd, [".", "--testing-percentage", "nan"], "--testing-percentage"),
+]
+
+
+@pytest.mark.parametrize("cmd,args,option", CASES, ids=[" ".join(c[1][-2:]) for c in CASES])
+def test_nan_and_inf_are_usage_errors(cmd, args, option):
+    res = CliRunner().invoke(cmd, args)
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: Invalid value for") and option in last and "finite" in last, res.output
