@@ -83,13 +83,18 @@ def open_run(model_arg: str | os.PathLike | None) -> RunSource:
         cfg = load_config(run.config)
     except Exception as exc:  # noqa: BLE001 - ConfigError or a YAML problem
         raise SourceError(f"{run.config}: unreadable config ({exc})") from None
+    return RunSource(run=run, cfg=cfg, labels=read_run_labels(run))
+
+
+def read_run_labels(run: RunDir) -> tuple[str, ...]:
+    """The run's labels.txt; one-line SourceError if it is unreadable or holds fewer than two."""
     try:
         labels = tuple(run.read_labels())
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{run.labels}: unreadable ({exc})") from None
     if len(labels) < 2:
         raise SourceError(f"{run.labels}: needs at least two labels, found {len(labels)}")
-    return RunSource(run=run, cfg=cfg, labels=labels)
+    return labels
 
 
 def load_keras_model(src: RunSource) -> Any:

@@ -42,15 +42,17 @@ class KerasClassifier:
         cfg = load_config(run_dir / RUN_CONFIG)
         self.frontend: FrontendConfig = cfg.features
         self.smoothing = cfg.smoothing
-        self.labels = [s.strip() for s in (run_dir / RUN_LABELS).read_text(encoding="utf-8").splitlines()
-                       if s.strip()]
+        from kws.converters.source import RunSource, load_keras_model, read_run_labels
+        from kws.trainer.run import RunDir
+
+        run = RunDir(run_dir)
+        self.labels = list(read_run_labels(run))
         self.manifest = None
         from kws.trainer.tfimport import import_tensorflow
 
         import_tensorflow()  # TensorFlow only on this path, without its start-up notices
-        import keras
-
-        self._model = keras.models.load_model(run_dir / KERAS_FILE, compile=False)
+        # a corrupt model.keras, or one whose shapes disagree with config.yaml / labels.txt: one line
+        self._model = load_keras_model(RunSource(run=run, cfg=cfg, labels=tuple(self.labels)))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Probabilities (B, labels) for a batch of features (B, frames, bins)."""
