@@ -209,6 +209,8 @@ def read_list(list_path: str | os.PathLike, labels: Sequence[str] | None = None,
         text = list_path.read_text(encoding="utf-8")
     except OSError as exc:
         raise KwsError(f"{list_path}: cannot read the list ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise KwsError(f"{list_path}: not a text list (byte {exc.start} is not UTF-8)") from None
     out = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

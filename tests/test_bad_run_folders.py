@@ -48,14 +48,27 @@ def test_corrupt_run_folder_is_one_line(cmd, labels, model, parts, tmp_path, cli
     one_line_error(CliRunner().invoke(cmd, args), *parts)
 
 
-def test_labels_not_matching_the_model_is_one_line(tmp_path, clip):
+def keras_run(path, outputs: int) -> str:
+    """A run folder with a tiny untrained Keras model of ``outputs`` labels (4 match labels.txt)."""
     from kws.trainer.tfimport import import_tensorflow
 
     import_tensorflow()
     import keras
 
-    model = keras.Sequential([keras.Input((98, 40)), keras.layers.Flatten(), keras.layers.Dense(12)])
-    run = make_run(tmp_path / "run")
-    model.save(tmp_path / "run" / "model.keras")
+    model = keras.Sequential([keras.Input((98, 40)), keras.layers.Flatten(),
+                              keras.layers.Dense(outputs, activation="softmax")])
+    run = make_run(path)
+    model.save(path / "model.keras")
+    return run
+
+
+def test_labels_not_matching_the_model_is_one_line(tmp_path, clip):
+    run = keras_run(tmp_path / "run", 12)
     res = CliRunner().invoke(predict_main, ["-m", run, str(clip)])
     one_line_error(res, "model.keras", "-> 12 labels", "-> 4")
+
+
+def test_binary_list_is_one_line(tmp_path, clip):
+    run = keras_run(tmp_path / "run", 4)
+    res = CliRunner().invoke(predict_main, ["-m", run, "--list", str(clip)])  # a WAV given as the list
+    one_line_error(res, "clip.wav", "not a text list")
