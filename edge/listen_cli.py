@@ -224,6 +224,9 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         raise click.UsageError("give --wav or --stdin, not both")
     if (wav_path or use_stdin) and (device or device_rate):
         raise click.UsageError("--device/--device-rate are for microphone input, not --wav/--stdin")
+    if not use_stdin and (rate is not None or channels != 1):
+        raise click.UsageError("--rate/--channels describe raw --stdin audio (a --wav file or a microphone "
+                               "says its own; --device-rate opens a microphone at a rate)")
     if on_detect and on_detect_shell:
         raise click.UsageError("give --on-detect or --on-detect-shell, not both")
     try:
