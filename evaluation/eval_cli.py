@@ -24,7 +24,7 @@ from .oracle import best_over_windows
 from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
                      write_labels)
-from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, streaming_report
+from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_free_seconds, streaming_report
 
 REPORT_JSON = "eval.json"
 CURVE_PNG = "fa_frr_curve.png"
@@ -154,6 +154,9 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         labels_format = KWS_FORMAT
         if stream_wav:
             audio, _ = load_audio(stream_wav, sr)
+            if len(audio) < sr * manifest.frontend.clip_ms / 1000.0:
+                raise KwsError(f"{stream_wav}: {len(audio) / sr:.2f} s of audio, shorter than the model's "
+                               f"{manifest.frontend.clip_ms / 1000.0:g} s window: nothing to score")
             truth = read_ground_truth(labels_csv, manifest.frontend.clip_ms / 1000.0)
             events, labels_format = truth.events, truth.format
             check_events_fit(events, len(audio) / sr, labels_csv, labels_format, slack_s=TOLERANCE_S)
@@ -173,6 +176,11 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             noises = load_noise(noise_dir, sr, rng, on_skip=skipped)
             audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, snr_db, sr, seed)
         duration = len(audio) / sr
+        if do_calibrate and not negatives and keyword_free_seconds(events, duration, TOLERANCE_S) <= 0:
+            # thresholds chosen where no false accept can happen would all go to the top of the grid
+            raise KwsError(f"{stream_wav or 'the built stream'}: no keyword-free audio to count false accepts "
+                           f"on (every second is within {TOLERANCE_S:g} s of a labelled word): --calibrate needs "
+                           "a longer stream, or --negatives")
         if report_dir and not stream_wav:
             write_labels(Path(report_dir) / LABELS_CSV, events)
             if save_stream:

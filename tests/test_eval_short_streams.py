@@ -1,0 +1,43 @@
+"""kws-eval on a stream too short to judge: shorter than the model's window is one line; --calibrate on a
+stream with no keyword-free second is one line and leaves the manifest as it was (not all thresholds at
+the top of the grid, chosen where no false accept could happen)."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from click.testing import CliRunner
+
+from audio_fixtures import SAMPLE_RATE, word_audio
+from kws.edge.audio import write_wav
+from kws.evaluation.eval_cli import main as eval_main
+
+
+def last_line(res) -> str:
+    return res.output.strip().splitlines()[-1]
+
+
+def test_too_short_streams_are_one_line_errors(converted_run, tmp_path):
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    manifest = (dist / "manifest.json").read_bytes()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label,start_s,end_s\nup,0.1,0.9\n")
+    rng = np.random.default_rng(0)
+    short = tmp_path / "short.wav"
+    write_wav(short, word_audio("up", rng)[:1600], SAMPLE_RATE)  # 0.1 s
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(short), "--labels", str(labels),
+                                         "--calibrate"])
+    assert res.exit_code == 1, res.output
+    assert last_line(res) == (f"Error: {short}: 0.10 s of audio, shorter than the model's 1 s window: "
+                              "nothing to score")
+    clip = tmp_path / "clip.wav"
+    write_wav(clip, word_audio("up", rng), SAMPLE_RATE)  # 1 s: every second is near the word
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(clip), "--labels", str(labels),
+                                         "--calibrate"])
+    assert res.exit_code == 1, res.output
+    assert last_line(res).startswith(f"Error: {clip}: no keyword-free audio to count false accepts on")
+    assert (dist / "manifest.json").read_bytes() == manifest
+    assert not (dist / "manifest.json.bak").exists()
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(clip), "--labels", str(labels)])
+    assert res.exit_code == 0, res.output  # without --calibrate the 1 s stream is still reported
