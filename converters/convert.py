@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -229,7 +230,8 @@ def _step_frames(cfg: Any, opts: ConvertOptions) -> int:
     if opts.stream_step_ms is None:
         return stream_export.default_step_frames(max(1, int(round(cfg.smoothing.hop_ms / stride))), stride)
     frames = opts.stream_step_ms / stride
-    if opts.stream_step_ms <= 0 or abs(frames - round(frames)) > 1e-9 or round(frames) > cfg.features.num_frames:
+    if (not math.isfinite(frames) or opts.stream_step_ms <= 0 or abs(frames - round(frames)) > 1e-9
+            or round(frames) > cfg.features.num_frames):
         raise FormatError(f"--stream-step-ms must be a multiple of the frontend stride ({stride:g} ms) up to the "
                           f"clip, got {opts.stream_step_ms:g}")
     return int(round(frames))

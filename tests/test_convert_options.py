@@ -1,0 +1,24 @@
+"""kws-convert's numeric options: nan and inf are one-line usage errors (exit 2), before any work."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from kws.converters.cli import main as convert_main
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_non_finite_stream_step_is_a_usage_error(tmp_path, value):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("")  # defaults: a tcn, so a streaming form would be made
+    (run / "labels.txt").write_text("_silence_\n_unknown_\nup\ndown\n")
+    for name in ("split.json", "model.keras"):
+        (run / name).write_text("{}")
+    res = CliRunner().invoke(convert_main, ["-m", str(run), "--out", str(tmp_path / "dist"),
+                                            "--stream-step-ms", value])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        "kws-convert: error: --stream-step-ms must be a multiple of the frontend stride (10 ms) up to the "
+        f"clip, got {float(value):g}")
+    assert not (tmp_path / "dist").exists()
