@@ -186,9 +186,11 @@ class Miner:
             raise KwsError(f"{self.run.path}: kws-mine does not mine for the embedding family yet; train it "
                            "with --negatives (every window of the negatives is embedded once) and raise "
                            "data.negatives_percentage instead")
-        self.labels = self.run.read_labels()
+        from kws.converters.source import read_run_labels
+
+        self.labels = list(read_run_labels(self.run))
         self.path = self.run.path / MINED_FILE
-        self.record = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        self.record = self._read_record()
         sources = tuple(opts.negatives) or tuple(self.record.get("negatives", ())) or tuple(self.cfg.data.negatives)
         if not sources:
             raise KwsError("no negatives to mine: give --negatives DIR (or train with data.negatives)")
@@ -206,18 +208,32 @@ class Miner:
         self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": opts.margin,
                             "negatives_hours": round(self.negatives.seconds / 3600, 4)})
 
+    def _read_record(self) -> dict:
+        """mining.json of an earlier kws-mine on this run ({} if none); one line naming it if unreadable."""
+        if not self.path.is_file():
+            return {}
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # not JSON, or not UTF-8
+            record, why = None, str(exc)
+        else:
+            why = "not a JSON object"
+        if not isinstance(record, dict):
+            raise KwsError(f"{self.path}: not a kws-mine record ({why}); move it away to mine this run afresh")
+        return record
+
     def _save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.record, indent=1) + "\n")
 
     def score(self) -> tuple[list[ScoredAudio], dict]:
         """The current model.keras (as float TFLite) over every negative recording, and its false
         accepts there."""
-        import keras
-
+        from kws.converters.source import RunSource, load_keras_model
         from kws.trainer.tfimport import import_tensorflow
 
         import_tensorflow()
-        model = keras.models.load_model(self.run.model)
+        # a corrupt model.keras, or one that does not match labels.txt: one line naming it
+        model = load_keras_model(RunSource(run=self.run, cfg=self.cfg, labels=tuple(self.labels)))
         try:
             parts = float_tflite_scores(model, [f.path for f in self.negatives.files], self.cfg.features,
                                         self.hop_ms, self.run.path)

@@ -1,0 +1,39 @@
+"""kws-mine on a run folder with a corrupt mining.json, labels.txt or model.keras: one line naming the
+file, exit 1, and the folder left as it was (the record is not overwritten, nothing trained)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audio_fixtures import SAMPLE_RATE, other_audio
+from kws.edge.audio import write_wav
+from kws.evaluation.mine_cli import main as mine_main
+
+LABELS = b"_silence_\n_unknown_\nup\ndown\n"
+
+
+@pytest.mark.parametrize("files,parts", [
+    ({"mining.json": b"{bad json"}, ("mining.json: not a kws-mine record (Expecting property name",
+                                     "move it away")),
+    ({"mining.json": b"\xd2\xff\x00"}, ("mining.json: not a kws-mine record (", "utf-8")),
+    ({"mining.json": b"[1]"}, ("mining.json: not a kws-mine record (not a JSON object)",)),
+    ({"labels.txt": b"\xf4\x80\xff\xfe\n"}, ("labels.txt: unreadable",)),
+    ({"labels.txt": b""}, ("labels.txt: needs at least two labels, found 0",)),
+    ({"model.keras": b"not a zip"}, ("model.keras: cannot load the Keras model",)),
+], ids=["bad-json", "binary-record", "record-not-object", "binary-labels", "empty-labels", "corrupt-keras"])
+def test_corrupt_run_files_are_one_line(tmp_path, files, parts):
+    run = tmp_path / "run"
+    run.mkdir()
+    contents = {"config.yaml": b"", "labels.txt": LABELS, "model.keras": b"not a zip", **files}
+    for name, data in contents.items():
+        (run / name).write_bytes(data)
+    negatives = tmp_path / "talk.wav"
+    write_wav(negatives, np.concatenate([other_audio(np.random.default_rng(k)) for k in range(3)]), SAMPLE_RATE)
+    res = CliRunner().invoke(mine_main, ["-m", str(run), "--negatives", str(negatives), "-q"])
+    assert res.exit_code == 1, res.output
+    assert not isinstance(res.exception, (ValueError, AttributeError)), res.exception
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {run}/") and all(p in last for p in parts), res.output
+    assert sorted(p.name for p in run.iterdir()) == sorted(contents)
+    assert all((run / name).read_bytes() == data for name, data in contents.items())
