@@ -14,6 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kws.edge.audio import NO_SAMPLES, UNREADABLE
+from kws.edge.errors import AudioError
 from kws.edge.manifest import Manifest, SmoothingConfig
 from kws.edge.recognizer import Recognizer
 from kws.edge.smoothing import PosteriorSmoother
@@ -115,5 +117,7 @@ def file_scores(manifest_path: Path, path: str | Path, streaming: bool = True) -
         total += len(block)
         for i in range(0, len(block), chunk):
             rec.process(block[i:i + chunk])
+    if total == 0:  # as every other reader says it: hours of nothing would pass for keyword-free audio
+        raise AudioError(f"{path}: {UNREADABLE} ({NO_SAMPLES})")
     times, scores = rec.pop_scores()
     return ScoredAudio(times=times, scores=scores, duration_s=total / rec.sample_rate, source=str(path))

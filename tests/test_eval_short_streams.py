@@ -41,3 +41,24 @@ def test_too_short_streams_are_one_line_errors(converted_run, tmp_path):
     assert not (dist / "manifest.json.bak").exists()
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(clip), "--labels", str(labels)])
     assert res.exit_code == 0, res.output  # without --calibrate the 1 s stream is still reported
+
+
+def test_negatives_without_samples_are_one_line(converted_run, tmp_path):
+    """An empty --negatives file is unreadable as everywhere else, not 0 h of keyword-free audio that
+    --calibrate then chooses thresholds on."""
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    manifest = (dist / "manifest.json").read_bytes()
+    rng = np.random.default_rng(1)
+    stream = tmp_path / "stream.wav"
+    write_wav(stream, np.concatenate([np.zeros(4 * SAMPLE_RATE, np.float32), word_audio("up", rng),
+                                      np.zeros(4 * SAMPLE_RATE, np.float32)]), SAMPLE_RATE)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label,start_s,end_s\nup,4.1,4.9\n")
+    empty = tmp_path / "empty.wav"
+    write_wav(empty, np.zeros(0, np.float32), SAMPLE_RATE)
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels),
+                                         "--negatives", str(empty), "--calibrate"])
+    assert res.exit_code == 1, res.output
+    assert last_line(res) == f"Error: {empty}: not a readable audio file (holds no samples)"
+    assert (dist / "manifest.json").read_bytes() == manifest
