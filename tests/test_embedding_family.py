@@ -18,6 +18,7 @@ from audio_fixtures import SAMPLE_RATE, keyword_stream, make_dataset
 from kws.edge.audio import write_wav
 from kws.edge.embedding_frontend import (CHUNK_SAMPLES, INT16_SCALE, LOOKBACK_SAMPLES, WINDOW_SAMPLES,
                                          MelFrontend, embedding_windows)
+from kws.trainer.models import NORMALIZATION_LAYER
 from kws.trainer.speech_embedding import (EMBEDDING_FILE, KNOWN_SHA256, MEL_FILE, PIP_HINT, WeightsError,
                                           find_weights, mel_constants, wheel_models_dir)
 
@@ -156,6 +157,15 @@ def test_training_caches_the_embeddings_and_records_the_run(embedding_run):
             assert counts[labels.index(word)] == 3 * sum(1 for _, label, _ in split if label == word) > 0
         assert counts[labels.index("_silence_")] == 3 * sum(1 for _, label, _ in split if label == "_silence_") > 0
         assert cached["calibration_mel"].shape[1:] == (76, 32, 1)
+        # the head standardises each embedding dimension with the training windows' statistics
+        # (unscaled, the +-16 embeddings left a 12-word head at 54% on its own training windows)
+        import keras
+
+        norm = keras.models.load_model(embedding_run / "model.keras").get_layer(NORMALIZATION_LAYER)
+        x = cached["x"].reshape(-1, 96).astype(np.float64)
+        np.testing.assert_allclose(np.ravel(norm.mean), x.mean(axis=0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.ravel(norm.variance), x.var(axis=0), rtol=1e-4)
+    assert metrics["model"]["input_normalization"] is True
     with np.load(embedding_run / "embeddings" / "negatives.npz") as negatives:
         assert negatives["embeddings"].shape == (20 * 1000 // 80 - 9, 96)  # one per 80 ms from the 10th chunk
 

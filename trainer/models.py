@@ -232,13 +232,19 @@ EMBEDDING_HEAD_LAYERS = 2
 @register(EMBEDDING_ARCHITECTURE, learning_rate=0.001, width=128)
 def embedding_head(input_shape: tuple[int, int], num_labels: int, cfg: Any,
                    stats: FeatureStats | None = None) -> Any:
-    """The head of the embedding family: the last 16 speech embeddings (16 x 96) flattened, two
-    ReLU dense layers of ``width`` units with dropout, softmax (the front end is frozen and not
-    part of this model: kws.trainer.embedding_data computes its input)."""
+    """The head of the embedding family: the last 16 speech embeddings (16 x 96), standardised per
+    embedding dimension with ``stats`` (the training windows'; kws-train always passes them, as the
+    frozen embedding's values spread over +-16 and an unscaled head underfits), flattened, two ReLU
+    dense layers of ``width`` units with dropout, softmax (the front end is frozen and not part of
+    this model: kws.trainer.embedding_data computes its input)."""
     import keras
 
     inputs = keras.Input(shape=input_shape, name="embeddings")
-    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = inputs
+    if stats is not None:
+        x = keras.layers.Normalization(axis=-1, mean=stats.mean, variance=stats.variance,
+                                       name=NORMALIZATION_LAYER)(x)
+    x = keras.layers.Flatten(name="flatten")(x)
     for i in range(1, EMBEDDING_HEAD_LAYERS + 1):
         x = keras.layers.Dense(cfg.width, activation="relu", name=f"dense{i}")(x)
         x = keras.layers.Dropout(cfg.dropout, name=f"dropout{i}")(x)

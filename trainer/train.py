@@ -429,9 +429,11 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
     input_shape = embedding.input_shape if embedding else cfg.features.input_shape
     strategy = make_strategy(distribute)
     resuming = resume is not None and run.last_ckpt.is_file()
-    from .models import build_model, model_info
+    from .models import FeatureStats, build_model, model_info
     stats = None
-    if not resuming and cfg.model.input_normalization and not embedding:
+    if not resuming and embedding:  # the embedding head always standardises its input (models.embedding_head)
+        stats = FeatureStats.of(embedding.x_fixed)
+    elif not resuming and cfg.model.input_normalization:
         stats = feature_stats(cfg, index.splits["training"], clips, backgrounds)
     with strategy.scope():
         if resuming:
