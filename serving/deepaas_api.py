@@ -146,7 +146,8 @@ def _field_for(annotation: Any, default: Any, description: str, choices: tuple[s
         from kws.trainer.config import AUTO
 
         shown = AUTO
-        meta["description"] += f" (a number, or {AUTO})"
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        meta["description"] += f" (true, false or {AUTO})" if inner == [bool] else f" (a number, or {AUTO})"
     kwargs: dict[str, Any] = {"required": False, "load_default": shown, "metadata": meta}
     if choices:
         meta["enum"] = list(choices)
@@ -207,7 +208,10 @@ def get_train_args() -> dict[str, fields.Field]:
             desc = f"{section.name}.{f.name}"
             if name == "data_path":
                 desc = "data folder (one sub-folder of WAVs per label) or URL of a .tar.gz holding them"
-            args[name] = _field_for(sec_hints[f.name], getattr(defaults, f.name), desc, choices.get(name))
+            # a field whose default is None ("auto") is resolved per architecture when the run is
+            # configured, so the form offers auto rather than the value the default architecture gets
+            default = None if f.default is None else getattr(defaults, f.name)
+            args[name] = _field_for(sec_hints[f.name], default, desc, choices.get(name))
     args[ARGUMENT_CHECK] = _argument_check(set(args))
     return args
 

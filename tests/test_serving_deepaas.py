@@ -155,3 +155,20 @@ def check_client_errors(base: str, clip: Path, tmp: Path, models: Path) -> None:
     for secret in (str(tmp), str(models), "/tmp/"):
         assert secret not in json.dumps(out)
     assert list(tmp.iterdir()) == [], "an upload was left in the server's temp folder"
+
+
+def test_train_form_offers_auto_where_the_architecture_decides():
+    """Width and input standardisation default to auto in the training form, so a request for another
+    architecture gets that architecture's own (not the default tcn's resolved values)."""
+    from kws.serving.deepaas_api import config_from_args, get_train_args
+
+    args = get_train_args()
+    assert args["model_width"].load_default == "auto"
+    assert args["model_input_normalization"].load_default == "auto"
+    assert "(true, false or auto)" in args["model_input_normalization"].metadata["description"]
+    cfg = config_from_args({"model_architecture": "ds_cnn", "model_width": "auto", "model_input_normalization": "auto"})
+    assert cfg.model.width == 64 and cfg.model.input_normalization is False
+    cfg = config_from_args({"model_architecture": "embedding", "model_input_normalization": "auto"})
+    assert cfg.model.input_normalization is True
+    cfg = config_from_args({"model_architecture": "embedding", "model_input_normalization": "false"})
+    assert cfg.model.input_normalization is False

@@ -54,7 +54,7 @@ def test_numbers_in_exponent_notation_without_a_dot(tmp_path):
     ("train.epochs", "expected section.key=value"),
     ("train.learning_rate=fast", "train.learning_rate: expected auto or a number, got 'fast'"),
     ("train.learning_rate=-0.1", "learning rates must be positive"),
-    ("model.input_normalization=on", "model.input_normalization: expected true or false"),
+    ("model.input_normalization=on", "model.input_normalization: expected auto, true or false, got 'on'"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=None) as err:
@@ -126,3 +126,23 @@ def test_the_older_smoothing_minimum_count_is_read_as_a_span_at_the_hop():
     assert cfg.smoothing.minimum_span_ms == 80.0 and cfg.smoothing.hop_ms == 20.0
     with pytest.raises(ConfigError, match="bad value in 'smoothing': give minimum_span_ms or the older"):
         load_config(None, ["smoothing.minimum_count=5", "smoothing.minimum_span_ms=80"])
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ((), False),  # tcn: off by default
+    (("model.architecture=embedding",), True),  # the embedding head: on by default
+    (("model.architecture=embedding", "model.input_normalization=false"), False),  # the wake-word recipe
+    (("model.architecture=ds_cnn", "model.input_normalization=true"), True),
+    (("model.architecture=embedding", "model.input_normalization=auto"), True),
+])
+def test_input_normalization_auto_is_on_for_the_embedding_head_only(overrides, expected):
+    assert load_config(None, list(overrides)).model.input_normalization is expected
+
+
+def test_input_normalization_from_a_form_as_text():
+    """DEEPaaS sends form values as text: true/false/auto are read, anything else is named."""
+    assert load_config(None, base={"model": {"input_normalization": "true"}}).model.input_normalization is True
+    assert load_config(None, base={"model": {"architecture": "embedding", "input_normalization": "False"}}
+                       ).model.input_normalization is False
+    with pytest.raises(ConfigError, match="model.input_normalization: expected auto, true or false, got 'yes'"):
+        load_config(None, base={"model": {"input_normalization": "yes"}})

@@ -182,7 +182,10 @@ class ModelConfig:
     width: int | None = None
     blocks: int = 4
     dropout: float = 0.2
-    input_normalization: bool = False
+    # None ("auto" in YAML): on for the embedding family's head, whose inputs (the frozen speech
+    # embedding's values) sit at offsets up to +-40 that an unscaled head underfits; off for the
+    # other architectures. Filled in here
+    input_normalization: bool | None = None
     # architecture embedding: where Google's speech_embedding weights are (auto: the openwakeword
     # 0.4.0 wheel installed beside kws; or a folder holding its two .onnx files) ...
     embedding_weights: str = "auto"
@@ -198,6 +201,10 @@ class ModelConfig:
             from .models import default_width
 
             object.__setattr__(self, "width", default_width(self.architecture))
+        if self.input_normalization is None:
+            from .models import EMBEDDING_ARCHITECTURE
+
+            object.__setattr__(self, "input_normalization", self.architecture == EMBEDDING_ARCHITECTURE)
         if self.width < 1 or self.blocks < 0:
             raise ValueError(f"width must be >= 1 and blocks >= 0, got {self.width}, {self.blocks}")
         if not 0 <= self.dropout < 1:
@@ -316,6 +323,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if value is None or value == AUTO:
             return None
         (inner,) = [a for a in args if a is not type(None)]
+        if inner is bool and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"  # a form (DEEPaaS) sends text
         if isinstance(value, str):  # a number typed into a form (DEEPaaS) arrives as text
             try:
                 value = float(value)
@@ -324,7 +333,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         try:
             return _coerce(value, inner, where)
         except ConfigError:
-            raise ConfigError(f"{where}: expected {AUTO} or a number, got {value!r}") from None
+            what = f"{AUTO}, true or false" if inner is bool else f"{AUTO} or a number"
+            raise ConfigError(f"{where}: expected {what}, got {value!r}") from None
     if annotation is bool:
         if isinstance(value, bool):
             return value

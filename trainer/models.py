@@ -233,10 +233,10 @@ EMBEDDING_HEAD_LAYERS = 2
 def embedding_head(input_shape: tuple[int, int], num_labels: int, cfg: Any,
                    stats: FeatureStats | None = None) -> Any:
     """The head of the embedding family: the last 16 speech embeddings (16 x 96), standardised per
-    embedding dimension with ``stats`` (the training windows'; kws-train always passes them, as the
-    frozen embedding's values spread over +-16 and an unscaled head underfits), flattened, two ReLU
-    dense layers of ``width`` units with dropout, softmax (the front end is frozen and not part of
-    this model: kws.trainer.embedding_data computes its input)."""
+    embedding dimension with ``stats`` where given (the training windows'; model.input_normalization,
+    on by default for this family), flattened, two ReLU dense layers of ``width`` units with
+    dropout, softmax (the front end is frozen and not part of this model:
+    kws.trainer.embedding_data computes its input)."""
     import keras
 
     inputs = keras.Input(shape=input_shape, name="embeddings")

@@ -431,10 +431,9 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
     resuming = resume is not None and run.last_ckpt.is_file()
     from .models import FeatureStats, build_model, model_info
     stats = None
-    if not resuming and embedding:  # the embedding head always standardises its input (models.embedding_head)
-        stats = FeatureStats.of(embedding.x_fixed)
-    elif not resuming and cfg.model.input_normalization:
-        stats = feature_stats(cfg, index.splits["training"], clips, backgrounds)
+    if not resuming and cfg.model.input_normalization:  # the embedding head: its training windows' embeddings
+        stats = (FeatureStats.of(embedding.x_fixed) if embedding
+                 else feature_stats(cfg, index.splits["training"], clips, backgrounds))
     with strategy.scope():
         if resuming:
             model = keras.models.load_model(run.last_ckpt)
