@@ -177,8 +177,10 @@ VARIANTS: dict[str, list[str]] = {
                               "data.unknown_percentage=30", "features.num_features=13", "augment.freq_mask_bins=1"],
     "anywhere_kwcut_mfcc20": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
                               "data.unknown_percentage=30", "features.num_features=20", "augment.freq_mask_bins=2"],
-    # the optional embedding family (frozen speech embedding + head; README), its recipe: partial
-    # words as _unknown_, three times the _unknown_ share, real negatives; not a microcontroller model
+    # the optional embedding family (frozen speech embedding + head; README; not a microcontroller
+    # model): as it comes, and with the stream recipe: partial words as _unknown_, three times the
+    # _unknown_ share, real negatives
+    "embedding": ["model.architecture=embedding"],
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",
                             "data.unknown_percentage=30", "data.negatives=[NEGATIVES]"],
 }

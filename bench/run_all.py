@@ -36,6 +36,8 @@ WD_RUNS = "anywhere_kwcut,anywhere_kwcut_wd,anywhere_kwcut_wd_seed2,anywhere_kwc
 WD_ORACLE_RUNS = "anywhere_kwcut,anywhere_kwcut_seed2,anywhere_kwcut_wd,anywhere_kwcut_wd_seed2,anywhere_kwcut_wd02"
 MFCC_RUNS = "default,default_mfcc13,default_mfcc20,anywhere_kwcut,anywhere_kwcut_mfcc13,anywhere_kwcut_mfcc20"
 DISTILLED_RUNS = "distilled_kwcut,distilled_kwcut_seed2,distilled_default,distilled_kwcut_w09,distilled_kwcut_negatives"
+# the embedding family (frozen speech embedding + head) on the same speakers (bench/results/embedding_unseen.md)
+EMBEDDING_RUNS = "embedding,embedding_negatives"
 # kws-eval --calibrate's rules compared on models the steps above train (bench/results/calibration_rules.md)
 CALIBRATION_RUNS = ("default,anywhere_kwcut,anywhere_kwcut_seed2,distilled_kwcut,distilled_kwcut_negatives,"
                     "anywhere_kwcut_wd,default_mfcc13,anywhere_cut90")
@@ -80,6 +82,13 @@ def main() -> None:
               "--results", "bench/results/mfcc_coefficients_oracle.md"],
              ["-m", "bench.bench_calibration_rules", "--runs",
               ",".join(f"{r}-30ep" for r in CALIBRATION_RUNS.split(",")), "--jobs", "2"],
+             ["-m", "bench.bench_unseen", "--headline", EMBEDDING_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/embedding_unseen.md", "--title", "The embedding family on speakers never heard"],
+             ["-m", "bench.bench_stream_oracle", "--runs", ",".join(f"{r}-30ep" for r in EMBEDDING_RUNS.split(",")),
+              "--results", "bench/results/embedding_unseen_oracle.md"],
+             ["-m", "bench.bench_calibration_rules", "--runs", ",".join(f"{r}-30ep" for r in EMBEDDING_RUNS.split(",")),
+              "--rules", "per_label,per_label_no_tail,shared,per_label_x2",
+              "--results", "bench/results/embedding_calibration_rules.md"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
