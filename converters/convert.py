@@ -312,6 +312,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
             guard_fail = failures[-1:]
         else:
             guard_fail = guard_failures(keras_scores, sc, max_drop)
+        guard["silence_and_unknown_as_one"] = keras_scores.keyword_view is not None
         guard["failures"] = guard_fail
         guard["passed"] = not guard_fail
         if guard_fail:

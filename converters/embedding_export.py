@@ -170,6 +170,7 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
             guard_fail = guard_failures(keras_scores, sc, max_drop) if sc is not None else \
                 [f"ai-edge-litert cannot run {HEAD_FILES[key]}"]
             guard["failures"], guard["passed"] = guard_fail, not guard_fail
+            guard["silence_and_unknown_as_one"] = keras_scores.keyword_view is not None
             head_art["status"] = "rejected" if guard_fail else "ok"
             if guard_fail:
                 (staging / HEAD_FILES[key]).rename(staging / HEAD_REJECTED_FILE)

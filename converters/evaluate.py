@@ -9,12 +9,14 @@ import statistics
 import subprocess
 import tempfile
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 from kws.edge.runtime import LITERT, TF_LITE, TFLITE_RUNTIME, ModelLoadError, TFLiteModel
 from kws.edge.errors import RuntimeMissingError
 
@@ -79,6 +81,9 @@ class Scores:
     counts: dict[str, int]
     per_group: dict[str, float] = field(default_factory=dict)  # accuracy per speaker, where known
     group_counts: dict[str, int] = field(default_factory=dict)
+    # the same clips with _silence_ and _unknown_ as one label (NO_KEYWORD), where the labels hold both:
+    # a clip moved between the two changes nothing a listener does (neither is ever detected)
+    keyword_view: "Scores | None" = None
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "per_class": self.per_class, "counts": self.counts,
@@ -105,11 +110,27 @@ class RuntimeResult:
         return out
 
 
+NO_KEYWORD = f"{SILENCE_LABEL} or {UNKNOWN_LABEL}"
+
+
 def scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
            groups: tuple[str | None, ...] = ()) -> Scores:
     """Accuracy and per-label accuracy of probabilities against integer labels, and per speaker
-    (``groups``, one per clip, None where unknown)."""
+    (``groups``, one per clip, None where unknown); with the keyword view where the labels hold
+    both _silence_ and _unknown_."""
     pred = probs.argmax(axis=1) if len(probs) else np.zeros((0,), np.int64)
+    full = _scores_of(pred, np.asarray(y), tuple(labels), groups)
+    if SILENCE_LABEL in labels and UNKNOWN_LABEL in labels:
+        merged = [NO_KEYWORD if lab in (SILENCE_LABEL, UNKNOWN_LABEL) else lab for lab in labels]
+        kept = list(dict.fromkeys(merged))
+        to = np.array([kept.index(lab) for lab in merged], np.int64)
+        view = _scores_of(to[pred] if len(pred) else pred, to[np.asarray(y, np.int64)], tuple(kept), groups)
+        full = dataclasses.replace(full, keyword_view=view)
+    return full
+
+
+def _scores_of(pred: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
+               groups: tuple[str | None, ...]) -> Scores:
     per_class, counts = {}, {}
     for i, lab in enumerate(labels):
         mask = y == i

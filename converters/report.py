@@ -47,12 +47,18 @@ def speaker_changes(reference: Scores, scored: Scores) -> dict[str, dict[str, fl
 
 def guard_failures(reference: Scores, int8: Scores, max_drop_points: float) -> list[str]:
     """What the int8 model lost beyond ``max_drop_points``, overall and per class (a class must
-    also lose more than class_noise_clips of its clips); empty: passed."""
+    also lose more than class_noise_clips of its clips); empty: passed. Judged on the keyword view
+    where both have one: clips moved between _silence_ and _unknown_ are not a loss, as neither
+    label is ever detected (the report's per-class table still shows them)."""
     failures = []
+    merged = reference.keyword_view is not None and int8.keyword_view is not None
+    if merged:
+        reference, int8 = reference.keyword_view, int8.keyword_view
     drop = (reference.accuracy - int8.accuracy) * POINTS
     if drop > max_drop_points + POINT_EPSILON:
         failures.append(f"overall accuracy {int8.accuracy * POINTS:.2f}% vs Keras {reference.accuracy * POINTS:.2f}% "
-                        f"(-{drop:.2f} points > {max_drop_points:g})")
+                        + ("with _silence_ and _unknown_ as one class " if merged else "")
+                        + f"(-{drop:.2f} points > {max_drop_points:g})")
     for label, change in class_changes(reference, int8).items():
         class_drop = -change["change_points"]
         clips_lost = round(class_drop / POINTS * change["clips"])
@@ -141,6 +147,7 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"streaming: none ({stream['reason']})")
     guard = report.get("guard")
     if guard and guard.get("checked"):
-        lines.append(f"int8 guard (max drop {guard['max_accuracy_drop']:g} points): "
+        merged = "; _silence_ and _unknown_ as one class" if guard.get("silence_and_unknown_as_one") else ""
+        lines.append(f"int8 guard (max drop {guard['max_accuracy_drop']:g} points{merged}): "
                      + ("passed" if guard["passed"] else "FAILED: " + "; ".join(guard["failures"])))
     return "\n".join(lines)

@@ -75,7 +75,7 @@ def test_writes_every_artifact_and_prints_a_table(converted):
     out, result = converted
     assert {p.name for p in out.iterdir()} == ALL_FILES
     assert "model_int8.tflite" in result.stdout and "accuracy" in result.stdout
-    assert "int8 guard (max drop 1 points): passed" in result.stdout
+    assert "int8 guard (max drop 1 points; _silence_ and _unknown_ as one class): passed" in result.stdout
     assert "int8 per speaker (" in result.stdout and "largest changes" in result.stdout
     assert not list(out.parent.glob(".kws-convert-*")), "staging folder left behind"
 
@@ -444,3 +444,28 @@ def test_guard_tells_a_class_losing_clips_from_sampling_noise():
     assert any(f.startswith("overall accuracy") for f in failed)
     # on 100 clips, 6 lost (6 points) is more than sqrt(100)/2 = 5 clips: the class fails
     assert [f.split(":")[0] for f in guard_failures(keras, sc(12, 84), 5.5)] == ["class yes"]
+
+
+def test_guard_counts_silence_and_unknown_as_one_class():
+    """Clips moved between _silence_ and _unknown_ are no loss (neither is ever detected); a silence
+    clip taken for a keyword still is."""
+    from kws.converters.evaluate import NO_KEYWORD, scores
+    from kws.converters.report import guard_failures
+
+    labels = ("_silence_", "_unknown_", "yes", "no")
+    y = np.repeat(np.arange(4), 20)
+    right = np.eye(4)[y]
+    keras = scores(right, y, labels)
+    silence_as_unknown = right.copy()
+    silence_as_unknown[:18] = np.eye(4)[1]  # 18 of 20 silence clips now _unknown_
+    moved = scores(silence_as_unknown, y, labels)
+    assert moved.per_class["_silence_"] == pytest.approx(0.1) and moved.accuracy == pytest.approx(62 / 80)
+    assert moved.keyword_view.per_class == {NO_KEYWORD: 1.0, "yes": 1.0, "no": 1.0}
+    assert guard_failures(keras, moved, 1.0) == []
+    silence_as_yes = right.copy()
+    silence_as_yes[:18] = np.eye(4)[2]  # the same clips taken for a keyword
+    failed = guard_failures(keras, scores(silence_as_yes, y, labels), 1.0)
+    assert failed[0].startswith("overall accuracy 77.50% vs Keras 100.00% with _silence_ and _unknown_ as one class")
+    assert failed[1].startswith(f"class {NO_KEYWORD}: 55.00% vs Keras 100.00%")
+    # without both labels nothing is merged
+    assert scores(right[:, 2:][40:], y[40:] - 2, ("yes", "no")).keyword_view is None
