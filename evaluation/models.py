@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.edge.errors import ModelNotFoundError
+from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
 from kws.edge.locate import resolve_model
-from kws.edge.manifest import MANIFEST_NAME, Manifest
+from kws.edge.manifest import EMBEDDING_FAMILY, MANIFEST_NAME, Manifest
 
 KERAS_FILE = "model.keras"
 RUN_CONFIG = "config.yaml"
@@ -40,6 +40,9 @@ class KerasClassifier:
             if not (run_dir / name).is_file():
                 raise ModelNotFoundError(f"{run_dir}: not a complete training run (no {name})")
         cfg = load_config(run_dir / RUN_CONFIG)
+        if cfg.model.architecture == EMBEDDING_FAMILY:  # its inputs come from the frozen embedding
+            raise KwsError(f"{run_dir}: an embedding-family run is scored through its converted pipeline: "
+                           f"kws-convert -m {run_dir}, then give -m {run_dir / 'dist'}")
         self.frontend: FrontendConfig = cfg.features
         self.smoothing = cfg.smoothing
         from kws.converters.source import RunSource, load_keras_model, read_run_labels

@@ -241,6 +241,19 @@ def test_kws_predict_classifies_the_word_clips(embedding_run, tmp_path):
     assert correct >= 28, rows
 
 
+def test_kws_predict_on_the_run_folder_points_to_its_converted_pipeline(embedding_run):
+    """The head's inputs come from the frozen embedding, not the MFCC frontend of the run's config:
+    -m RUN is one line naming the folder to give instead (before: a Keras shape traceback)."""
+    data = Path(json.loads((embedding_run / "split.json").read_text())["root"])
+    clip = sorted((data / "up").iterdir())[0]
+    proc = subprocess.run([str(BIN / "kws-predict"), "-m", str(embedding_run), str(clip)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"Error: {embedding_run}: an embedding-family run is scored through its converted pipeline: "
+        f"kws-convert -m {embedding_run}, then give -m {embedding_run / 'dist'}")
+
+
 def test_kws_eval_calibrates_on_negatives_and_the_manifest_keeps_the_family(embedding_run, tmp_path):
     import shutil
 
