@@ -181,6 +181,8 @@ VARIANTS: dict[str, list[str]] = {
     # model): as it comes, and with the stream recipe: partial words as _unknown_, three times the
     # _unknown_ share, real negatives
     "embedding": ["model.architecture=embedding"],
+    "embedding_negatives_seed2": ["model.architecture=embedding", "augment.partial_word_percentage=50",
+                                  "data.unknown_percentage=30", "data.negatives=[NEGATIVES]", "train.seed=2"],
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",
                             "data.unknown_percentage=30", "data.negatives=[NEGATIVES]"],
 }

@@ -37,7 +37,7 @@ WD_ORACLE_RUNS = "anywhere_kwcut,anywhere_kwcut_seed2,anywhere_kwcut_wd,anywhere
 MFCC_RUNS = "default,default_mfcc13,default_mfcc20,anywhere_kwcut,anywhere_kwcut_mfcc13,anywhere_kwcut_mfcc20"
 DISTILLED_RUNS = "distilled_kwcut,distilled_kwcut_seed2,distilled_default,distilled_kwcut_w09,distilled_kwcut_negatives"
 # the embedding family (frozen speech embedding + head) on the same speakers (bench/results/embedding_unseen.md)
-EMBEDDING_RUNS = "embedding,embedding_negatives"
+EMBEDDING_RUNS = "embedding,embedding_negatives,embedding_negatives_seed2"
 # kws-eval --calibrate's rules compared on models the steps above train (bench/results/calibration_rules.md)
 CALIBRATION_RUNS = ("default,anywhere_kwcut,anywhere_kwcut_seed2,distilled_kwcut,distilled_kwcut_negatives,"
                     "anywhere_kwcut_wd,default_mfcc13,anywhere_cut90")
