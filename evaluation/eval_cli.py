@@ -138,6 +138,17 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                "--calibrate; add --calibrate")
     if stream_wav and not labels_csv:
         raise click.UsageError("--stream needs --labels (CSV label,start_s,end_s or label,time_ms)")
+    if labels_csv and not stream_wav:
+        raise click.UsageError("--labels describes a --stream WAV; a stream built from --keywords has its own")
+    if stream_wav:  # the options that build a stream would be ignored silently
+        ctx = click.get_current_context()
+        building = [f"--{name.replace('_', '-')}" for name in ("hours", "snr", "seed")
+                    if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        building += [flag for flag, given in (("--keywords", keywords_dir), ("--noise", noise_dir),
+                                              ("--save-stream", save_stream)) if given]
+        if building:
+            raise click.UsageError(f"{', '.join(building)} {'builds' if len(building) == 1 else 'build'} a stream; "
+                                   "--stream reads one: give one or the other")
     if not stream_wav and not keywords_dir:
         raise click.UsageError("give --keywords DIR to build a stream, or --stream WAV --labels CSV")
     try:

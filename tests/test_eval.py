@@ -237,6 +237,16 @@ def test_eval_errors_are_one_line(dist, tmp_path):
     assert res.exit_code == 2 and "--shared-threshold is an option of --calibrate" in res.output
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--no-tail"])
     assert res.exit_code == 2 and "--no-tail is an option of --calibrate" in res.output
+    # a stream is built (--keywords, --noise, --hours, --snr, --seed, --save-stream) or read
+    # (--stream --labels); the other side's options used to be ignored without a word
+    read = ["-m", str(dist), "--stream", "s.wav", "--labels", "s.csv"]
+    res = CliRunner().invoke(eval_main, read + ["--keywords", str(tmp_path), "--hours", "2", "--save-stream"])
+    assert res.exit_code == 2
+    assert "--hours, --keywords, --save-stream build a stream; --stream reads one: give one or the other" in res.output
+    res = CliRunner().invoke(eval_main, read + ["--seed", "0"])  # the default, typed: still not used
+    assert res.exit_code == 2 and "--seed builds a stream; --stream reads one" in res.output
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--labels", "s.csv"])
+    assert res.exit_code == 2 and "--labels describes a --stream WAV" in res.output
 
 
 def test_clip_stream_holds_every_clip_once_at_its_snr():
