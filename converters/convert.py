@@ -202,8 +202,9 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
     for f in formats:
         if f not in FORMATS:
             raise FormatError(f"unknown format {f!r} (choose from {', '.join(FORMATS)})")
-    if opts.max_accuracy_drop is not None and opts.max_accuracy_drop != opts.max_accuracy_drop:
-        raise FormatError("--max-accuracy-drop must be a number")
+    if opts.max_accuracy_drop is not None and not 0 <= opts.max_accuracy_drop < math.inf:
+        # the run's convert.max_accuracy_drop obeys the same rule (trainer.config)
+        raise FormatError(f"--max-accuracy-drop must be a number of points >= 0, got {opts.max_accuracy_drop:g}")
     if opts.calibration_clips is not None and opts.calibration_clips < 1:
         raise FormatError(f"--calibration-clips must be >= 1, got {opts.calibration_clips}")
     src = open_run(opts.model)
