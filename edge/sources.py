@@ -15,6 +15,7 @@ import numpy as np
 
 from .audio import INT16_SCALE, NO_SAMPLES, UNREADABLE, open_audio, resampled
 from .errors import AudioError, KwsError
+from .pcmwav import cut_short_note
 
 BLOCK_MS = 100  # file and stdin sources read this much audio at a time
 MIC_BLOCK_MS = 20  # microphone callback size
@@ -84,6 +85,9 @@ class FileSource:
         text = f"{self.path} ({info.container}, {info.sample_rate} Hz, {info.channels} ch, {info.sample_format}{length})"
         if self.file_rate != self.sample_rate:
             text += f", resampled to {self.sample_rate} Hz"
+        note = cut_short_note(self.path)
+        if note:
+            text += f"; {note}"
         return text
 
     def _blocks(self) -> Iterator[np.ndarray]:

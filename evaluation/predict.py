@@ -14,6 +14,7 @@ from kws.edge.audio import AUDIO_SUFFIXES, MAGIC_BYTES, NO_SAMPLES, UNREADABLE, 
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
+from kws.edge.pcmwav import cut_short_note
 from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, stream_url
 
 URL_SCHEMES = ("http://", "https://")
@@ -251,6 +252,9 @@ def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
                     path = fetch_url(src.url, tmp, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
                 chunks = stream_audio(path, clf.frontend.sample_rate)
                 res = {"path": src.name, **classify_chunks(clf, chunks, top_k, fe)}
+                note = cut_short_note(path)
+                if note:
+                    res["warning"] = note
                 if src.url is not None:
                     path.unlink()
             except (KwsError, AudioError) as exc:

@@ -87,8 +87,11 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
             failed += 1
             click.echo(f"error: {res['path']}: {res['error']}", err=True)
             continue
+        if "warning" in res:
+            click.echo(f"warning: {res['path']}: {res['warning']}", err=True)
         if as_json:
-            click.echo(json.dumps({k: res[k] for k in ("path", "label", "score", "top", "true") if k in res}))
+            click.echo(json.dumps({k: res[k] for k in ("path", "label", "score", "top", "true", "warning")
+                                   if k in res}))
         else:
             tops = "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"])
             truth = f"  (true: {res['true']})" if "true" in res else ""
