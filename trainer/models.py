@@ -28,6 +28,7 @@ BN_MOMENTUM = 0.9
 NORMALIZATION_LAYER = "standardize"
 # Floor of the standard deviation a feature is divided by (a constant feature becomes 0, not NaN).
 MIN_FEATURE_STD = 1e-3
+STATS_ROWS = 65536  # rows (frames or embeddings) per float64 chunk of FeatureStats.of
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,15 @@ class FeatureStats:
 
     @classmethod
     def of(cls, features: np.ndarray) -> "FeatureStats":
-        """Statistics of a (clips, frames, features) array."""
-        flat = np.asarray(features, np.float64).reshape(-1, features.shape[-1])
-        variance = np.maximum(flat.var(axis=0), MIN_FEATURE_STD ** 2)
-        return cls(flat.mean(axis=0).astype(np.float32), variance.astype(np.float32))
+        """Statistics of a (clips, frames, features) array, in float64 over STATS_ROWS rows at a
+        time (two passes: mean, then squared deviations), so the whole array is never copied: the
+        embedding family's training windows are 1536 values each, up to millions of them."""
+        flat = np.asarray(features).reshape(-1, features.shape[-1])
+        chunks = range(0, len(flat), STATS_ROWS)
+        mean = sum(flat[i:i + STATS_ROWS].sum(axis=0, dtype=np.float64) for i in chunks) / len(flat)
+        squares = sum(np.square(flat[i:i + STATS_ROWS] - mean).sum(axis=0) for i in chunks)
+        variance = np.maximum(squares / len(flat), MIN_FEATURE_STD ** 2)
+        return cls(mean.astype(np.float32), variance.astype(np.float32))
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": [round(float(v), 6) for v in self.mean],
