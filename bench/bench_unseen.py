@@ -185,6 +185,15 @@ VARIANTS: dict[str, list[str]] = {
                                   "data.unknown_percentage=30", "data.negatives=[NEGATIVES]", "train.seed=2"],
     "embedding_negatives": ["model.architecture=embedding", "augment.partial_word_percentage=50",
                             "data.unknown_percentage=30", "data.negatives=[NEGATIVES]"],
+    # the stream recipes with half of the noise mixes under words made of the real negatives' talk
+    # (augment.talk_background_share): most missed words of the unseen speakers' stream sit at 5-10 dB
+    # SNR, and the training noise files hold no voices
+    "embedding_negatives_talk": ["model.architecture=embedding", "augment.partial_word_percentage=50",
+                                 "data.unknown_percentage=30", "data.negatives=[NEGATIVES]",
+                                 "augment.talk_background_share=0.5"],
+    "anywhere_kwcut_negatives_talk": ["augment.word_position=anywhere", "augment.partial_word_percentage=30",
+                                      "data.unknown_percentage=30", "data.negatives=[NEGATIVES]",
+                                      "augment.talk_background_share=0.5"],
 }
 
 

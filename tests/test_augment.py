@@ -227,6 +227,42 @@ def test_silence_clips_take_generated_noise_at_its_share():
         assert lo <= generated <= hi, (share, generated)
 
 
+def test_talk_background_share_mixes_talk_under_words_only():
+    """augment.talk_background_share: that share of the noise mixes under a word take a window of the
+    talk pool (a 2.5 kHz tone here) at the drawn SNR instead of a noise file (a 1 kHz hum); _silence_
+    never gets talk; at share 0 a talk pool changes nothing, draw for draw (runs stay reproducible)."""
+    hum = _tone(1000.0, n=4 * SR, amp=0.1)
+    talk = tuple(_tone(2500.0, n=SR, amp=a) for a in (0.05, 0.2))
+    sources = aug.AugmentSources(backgrounds=(hum,), talk=talk)
+    speech = _tone(440.0, amp=0.1)
+
+    def talk_power(x):  # share of the added noise's power at the talk's frequency
+        power = np.abs(np.fft.rfft(x - speech)) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / SR)
+        return power[np.abs(f - 2500) < 50].sum() / max(power.sum(), 1e-20)
+
+    fixed = dict(background_frequency=1, gain_db=0, time_shift_ms=0, background_snr_db="[10,10]")
+    for share, lo, hi in ((0.0, 0, 0), (0.5, 70, 130), (1.0, 200, 200)):
+        cfg = _cfg(talk_background_share=share, **fixed)
+        rng = np.random.default_rng(8)
+        outs = [aug.augment_audio(speech, False, cfg.augment, SR, sources, rng) for _ in range(200)]
+        with_talk = sum(talk_power(o) > 0.9 for o in outs)
+        assert lo <= with_talk <= hi, (share, with_talk)
+        for o in outs[:5]:  # talk or hum, at the drawn speech-to-noise ratio either way
+            assert 20 * np.log10(aug.active_rms(speech) / _rms(o - speech)) == pytest.approx(10.0, abs=0.1)
+    cfg = _cfg(talk_background_share=1.0, gain_db=0, silence_volume=1.0)
+    rng = np.random.default_rng(9)
+    silent = [aug.augment_audio(np.zeros(SR, np.float32), True, cfg.augment, SR, sources, rng) for _ in range(50)]
+    assert all(_peak_hz(c) == pytest.approx(1000.0, abs=5) for c in silent if np.any(c))
+    off = _cfg(talk_background_share=0.0, **fixed).augment
+    a = [aug.augment_audio(speech, False, off, SR, sources, np.random.default_rng(3)) for _ in range(3)]
+    b = [aug.augment_audio(speech, False, off, SR, aug.AugmentSources(backgrounds=(hum,)), np.random.default_rng(3))
+         for _ in range(3)]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(ConfigError, match=r"talk_background_share must be in \[0, 1\], got 1.5"):
+        _cfg(talk_background_share=1.5)
+
+
 def test_time_stretch_keeps_pitch_and_voice_shift_keeps_duration():
     from kws.trainer.augment import time_stretch, voice_shift
 

@@ -17,7 +17,7 @@ from kws.edge.audio import read_audio, to_int16, write_wav
 from kws.trainer.config import ConfigError, load_config
 from kws.trainer.dataset import DataError
 from kws.trainer.negatives import (EPOCH_KEY, LISTED_NEGATIVES, epoch_windows, index_negatives, listed_negatives,
-                                   read_window, windows_per_epoch, write_listed_negatives)
+                                   read_window, talk_pool, windows_per_epoch, write_listed_negatives)
 
 CLIP = SAMPLE_RATE  # 1 s windows
 
@@ -100,6 +100,27 @@ def test_long_files_are_never_read_whole(tmp_path, monkeypatch, suffix):
     assert np.allclose(window, ramp[first:first + CLIP], atol=1 / 32768)
 
 
+def test_talk_pool_is_seeded_float_windows_without_silent_ones(negatives_dir, tmp_path):
+    """The talk mixed under words (augment.talk_background_share): float windows of the asked length
+    read from the negatives, the same for the same seed, other windows for another epoch; a stretch
+    of digital silence is left out (it would add nothing at any SNR)."""
+    negs = index_negatives([negatives_dir])
+    pool = talk_pool(negs, 2 * CLIP, SAMPLE_RATE, [1, 0], n=20)
+    assert len(pool) == 20 and all(w.dtype == np.float32 and w.shape == (2 * CLIP,) for w in pool)
+    again = talk_pool(negs, 2 * CLIP, SAMPLE_RATE, [1, 0], n=20)
+    assert all(np.array_equal(a, b) for a, b in zip(pool, again))
+    other = talk_pool(negs, 2 * CLIP, SAMPLE_RATE, [1, 1], n=20)
+    assert not all(np.array_equal(a, b) for a, b in zip(pool, other))
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    audio = _long_recording(10.0, 3)
+    audio[:int(5.5 * SAMPLE_RATE)] = 0.0  # the first 5.5 s are digital silence
+    write_wav(quiet / "half_silent.wav", audio, SAMPLE_RATE)
+    kept = talk_pool(index_negatives([quiet]), CLIP // 2, SAMPLE_RATE, [2], n=200)
+    # windows starting in the first 5 s are silent: about half of the draws are dropped
+    assert 70 <= len(kept) <= 130 and all(np.max(np.abs(w)) > 0.01 for w in kept)
+
+
 def test_bad_negatives_are_one_line_errors_naming_the_file(tmp_path):
     bad = tmp_path / "neg" / "broken.wav"
     bad.parent.mkdir()
@@ -126,7 +147,8 @@ def test_kws_train_with_negatives(tiny_dataset, negatives_dir, tmp_path):
     cmd = [sys.executable, "-m", "kws.trainer.cli", "--data", str(tiny_dataset), "--words", "up,down,beep",
            "--negatives", str(negatives_dir), "--out", str(out), "--set", "train.epochs=2",
            "--set", "train.batch_size=16", "--set", "data.negatives_percentage=25"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd + ["--set", "augment.talk_background_share=0.5"], capture_output=True, text=True,
+                         timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     n_train_keywords = sum(1 for _, label, _ in json.loads((out / "split.json").read_text())["splits"]["training"]
                            if label in ("up", "down", "beep"))
@@ -135,11 +157,17 @@ def test_kws_train_with_negatives(tiny_dataset, negatives_dir, tmp_path):
     split = json.loads((out / "split.json").read_text())
     assert not any("negatives" in str(e[0]) for s in split["splits"].values() for e in s)  # val/test untouched
     cfg = load_config(out / "config.yaml")
-    assert cfg.data.negatives == (str(negatives_dir),)
+    assert cfg.data.negatives == (str(negatives_dir),) and cfg.augment.talk_background_share == 0.5
     bad = subprocess.run(cmd[:-6] + ["--out", str(tmp_path / "run2"), "--negatives", str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 1 and "negatives folder not found" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and not (tmp_path / "run2").exists()  # one line, no folder left
+    # talk under the words needs negatives to draw it from: one line naming the key, no folder
+    no_talk = [c for c in cmd[:-6] if c not in ("--negatives", str(negatives_dir))]
+    bad = subprocess.run(no_talk + ["--out", str(tmp_path / "run3"), "--set", "augment.talk_background_share=0.5"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 1 and "augment.talk_background_share is 0.5 but there are no data.negatives" in bad.stderr
+    assert bad.stderr.strip().count("\n") == 0 and not (tmp_path / "run3").exists()
 
 
 def test_a_dataset_folder_lists_its_negatives(tmp_path, negatives_dir):

@@ -397,10 +397,12 @@ def _fast_size(n: int) -> int:
 
 @dataclass(frozen=True)
 class AugmentSources:
-    """Audio the pipeline draws from: background noise files and recorded impulse responses."""
+    """Audio the pipeline draws from: background noise files, recorded impulse responses, and
+    windows of real negatives (talk, TV, music) to mix under words (``talk_background_share``)."""
 
     backgrounds: Sequence[np.ndarray] = ()
     rirs: Sequence[np.ndarray] = ()
+    talk: Sequence[np.ndarray] = ()
 
 
 def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
@@ -419,8 +421,8 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
 
     Keyword and _unknown_ clips: speed perturbation, time shift, a room (generated or recorded
     impulse response), a microphone/channel (random EQ, band-limiting), background noise at a random
-    speech-to-noise ratio (or, with ``background_snr_db`` empty, at the tutorial's raw volume), then
-    a random input level. _silence_ clips: background alone at a volume in [0, silence_volume], then
+    speech-to-noise ratio (or, with ``background_snr_db`` empty, at the tutorial's raw volume; in
+    ``talk_background_share`` of the mixes a window of ``sources.talk``), then a random input level. _silence_ clips: background alone at a volume in [0, silence_volume], then
     the same input level. Every step's probability or range is in ``cfg`` (configs/default.yaml).
     """
     if not isinstance(sources, AugmentSources):
@@ -457,8 +459,11 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
         band = (_uniform(rng, PHONE_LOW_HZ), _uniform(rng, PHONE_HIGH_HZ))
     if ir is not None or eq_gains is not None or band is not None:
         out = room_and_channel(out, ir, eq_gains, band, sample_rate)
-    if (backgrounds or cfg.generated_noise_share) and rng.random() < cfg.background_frequency:
-        noise = _noise_piece(length, backgrounds, cfg, rng)
+    if (backgrounds or cfg.generated_noise_share or sources.talk) and rng.random() < cfg.background_frequency:
+        if sources.talk and cfg.talk_background_share and rng.random() < cfg.talk_background_share:
+            noise = background_segment(sources.talk, length, rng)
+        else:
+            noise = _noise_piece(length, backgrounds, cfg, rng)
         if cfg.background_snr_db:
             out = mix_at_snr(out, noise, _uniform(rng, cfg.background_snr_db))
         else:

@@ -139,6 +139,7 @@ class AugmentConfig:
     band_limit_probability: float = 0.0
     background_frequency: float = 0.8
     generated_noise_share: float = 0.0
+    talk_background_share: float = 0.0
     background_snr_db: tuple[float, ...] = (0.0, 20.0)
     background_volume: float = 0.1
     silence_volume: float = 1.0
@@ -150,7 +151,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         for name in ("background_frequency", "reverb_probability", "recorded_rir_share", "eq_probability",
-                     "band_limit_probability", "generated_noise_share"):
+                     "band_limit_probability", "generated_noise_share", "talk_background_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         from .augment import WORD_POSITIONS

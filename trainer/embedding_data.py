@@ -6,7 +6,7 @@ train the small head.
   then the run's own augmentation (``kws.trainer.augment.augment_audio``) with the word placed at the
   window's end (its speech ending in the newest ``END_SPREAD_MS`` the newest embedding hears; this
   replaces ``word_position``, ``word_end_margin_ms`` and ``time_shift_ms``), background noise at
-  ``background_snr_db``, input level ``gain_db``, and speed, rooms and channels where the config
+  ``background_snr_db`` (in ``talk_background_share`` of the mixes, talk from the negatives), input level ``gain_db``, and speed, rooms and channels where the config
   turns them on; ``model.embedding_copies`` windows per keyword
   or ``_silence_`` item (background alone), half as many per ``_unknown_`` clip; partial words
   (``augment.partial_word_percentage`` of the keyword windows, cut by the window's edge) as
@@ -47,6 +47,9 @@ EMBED_BATCH = 512  # mel windows per Keras call
 WINDOW_BATCH = 64  # audio windows whose mel windows are embedded together
 CALIBRATION_WINDOWS = 400  # mel windows kept for kws-convert's int8 calibration of the embedding
 CALIBRATION_SEED_OFFSET = 13
+# talk windows (augment.talk_background_share) drawn once per run: the training windows are fixed, so
+# the pool is larger than an epoch's (neg.TALK_POOL_WINDOWS); 2 s float32 each, 64 MiB in all
+EMBEDDING_TALK_WINDOWS = 512
 HEAD_INPUT_SHAPE = (HEAD_EMBEDDINGS, EMBEDDING_DIM)
 # a word is learnt as ending anywhere in the newest END_SPREAD_MS of a window, so that a stream,
 # scored every 80 ms, holds it there for several hops (bench_embedding placed words so, 0-0.4 s)
@@ -174,6 +177,7 @@ class EmbeddingFeatures:
         self.cache = Path(run_path) / CACHE_DIR
         self.embedder = Embedder(cfg.model.embedding_weights)
         self.digest = cache_key(cfg, self.labels)
+        self.talk_source = negatives
         train_items = index.splits["training"]
         t0 = time.time()
         data = self._cached("train", lambda: self._training_set(train_items))
@@ -205,7 +209,12 @@ class EmbeddingFeatures:
 
     def _training_set(self, items: Sequence[Item]) -> dict[str, np.ndarray]:
         cfg = self.cfg
-        windows, y = training_windows(items, self.clips, cfg, self.sources, self.labels, cfg.train.seed)
+        sources = self.sources
+        if cfg.augment.talk_background_share:  # talk to mix under the words, drawn once (the windows are fixed)
+            sources = dataclasses.replace(sources, talk=neg.talk_pool(
+                self.talk_source, WINDOW_SAMPLES, cfg.features.sample_rate, [cfg.train.seed],
+                EMBEDDING_TALK_WINDOWS))
+        windows, y = training_windows(items, self.clips, cfg, sources, self.labels, cfg.train.seed)
         self.say(f"embedding: computing the speech embeddings of {len(windows)} training windows "
                  f"({len(windows) * HEAD_EMBEDDINGS} embeddings; once per run)")
         x = self.embedder.head_inputs(windows)

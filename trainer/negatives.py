@@ -25,7 +25,10 @@ NEGATIVE_KEY_PREFIX = "<negatives>/"  # clip-dict keys of negative windows (neve
 EPOCH_KEY = NEGATIVE_KEY_PREFIX + "epoch/"  # windows redrawn every epoch
 MINED_KEY = NEGATIVE_KEY_PREFIX + "mined/"  # hard negatives found by kws-mine (fixed)
 NEGATIVES_STREAM = 7919  # third seed component of the negative draw (apart from the augmentation's)
+TALK_STREAM = 7927  # third seed component of the talk-background draw (apart from the windows trained on)
+TALK_POOL_WINDOWS = 256  # talk windows read per draw; each noise mix under a word takes one of them
 RESAMPLE_PAD_S = 0.02  # extra audio read on each side of a window that must be resampled
+SILENT_PEAK = 1e-4  # a talk window whose peak stays below this (digital silence) is not used
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,24 @@ def epoch_windows(negatives: NegativeSet, n: int, clip_samples: int, sample_rate
     picks = draw_windows(negatives, n, clip_samples / sample_rate, rng)
     clips = read_windows([(negatives.files[i].path, s) for i, s in picks], clip_samples, sample_rate)
     return {f"{EPOCH_KEY}{k}": c for k, c in enumerate(clips)}
+
+
+def talk_pool(negatives: NegativeSet, samples: int, sample_rate: int, seed: Sequence[int],
+              n: int = TALK_POOL_WINDOWS) -> tuple[np.ndarray, ...]:
+    """``n`` float32 windows of ``samples`` from the negatives, to mix under words as background
+    (``augment.talk_background_share``); the same ``seed`` gives the same windows. Windows that are
+    silent (a file's quiet stretch) are dropped: they would add nothing at any SNR."""
+    rng = np.random.default_rng([*seed, TALK_STREAM])
+    picks = draw_windows(negatives, n, samples / sample_rate, rng)
+    out = []
+    for i, start in picks:
+        try:
+            window = read_window(negatives.files[i].path, start, samples, sample_rate)
+        except AudioError as exc:
+            raise DataError(f"{exc} (negatives)") from None
+        if np.max(np.abs(window)) > SILENT_PEAK:
+            out.append(window)
+    return tuple(out)
 
 
 def windows_per_epoch(n_keyword_clips: int, percentage: float) -> int:

@@ -389,6 +389,9 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
             find_weights(cfg.model.embedding_weights)
         # headers only, first: a bad negatives file fails before the clips are read
         negatives = neg.index_negatives(cfg.data.negatives) if cfg.data.negatives else None
+        if cfg.augment.talk_background_share and negatives is None:
+            raise KwsError(f"augment.talk_background_share is {cfg.augment.talk_background_share:g} but there are "
+                           "no data.negatives to draw the talk from (--negatives DIR, or set the share to 0)")
         index, clips, sources, train_unknown = prepare_data(cfg, run, resume is not None, say, quiet, download)
         backgrounds = sources.backgrounds
         extra_items = [] if is_embedding(cfg) else negative_items(cfg, run, index, clips, negatives, say)
@@ -483,8 +486,12 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
         if n_epoch_windows:  # this epoch's windows of the real negatives, read from disk now
             epoch_clips = {**clips, **neg.epoch_windows(negatives, n_epoch_windows, cfg.features.clip_samples,
                                                         cfg.features.sample_rate, [cfg.train.seed, epoch])}
-        x = training_features(train_items, epoch_clips, cfg, sources, train_unknown, seed=[cfg.train.seed, epoch],
-                              keyword_pool=keyword_pool)
+        epoch_sources = sources
+        if cfg.augment.talk_background_share:  # this epoch's talk to mix under words, read from disk now
+            epoch_sources = dataclasses.replace(sources, talk=neg.talk_pool(
+                negatives, cfg.features.clip_samples, cfg.features.sample_rate, [cfg.train.seed, epoch]))
+        x = training_features(train_items, epoch_clips, cfg, epoch_sources, train_unknown,
+                              seed=[cfg.train.seed, epoch], keyword_pool=keyword_pool)
         return x, keras.utils.to_categorical(train_labels, len(labels))
 
     start_epoch = int(state.get("epochs_done", 0))
