@@ -19,10 +19,12 @@ from kws.edge.manifest import atomic_write_bytes, check_writable_dir
 SPEC_WINDOW_MS = 25.0
 SPEC_HOP_MS = 10.0
 DB_FLOOR = -100.0
+PLOT_FORMATS = ("png", "svg", "pdf")  # --plot writes the format its file name ends in
 
 
-def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str) -> bytes:
-    """PNG with three panels: waveform, log-power spectrogram, and the model's input features."""
+def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str, fmt: str = "png") -> bytes:
+    """A figure (``fmt``: one of PLOT_FORMATS) with three panels: waveform, log-power spectrogram,
+    and the model's input features."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -49,7 +51,7 @@ def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str) -> bytes:
     axes[2].set_xlabel("s")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format=fmt)
     plt.close(fig)
     return buf.getvalue()
 
@@ -60,7 +62,7 @@ def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str) -> bytes:
               help="Model whose frontend config to use (run folder, .tflite or converted folder); "
                    "also prints its top prediction. Default: the default frontend, no prediction.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the waveform / spectrogram / features figure to this PNG.")
+              help="Write the waveform / spectrogram / features figure to this file: .png, .svg or .pdf.")
 @click.option("--top-k", type=click.IntRange(1, 100), default=3, show_default=True)
 def inspect_cmd(clip, model, plot_path, top_k) -> None:
     """Show a clip's format and level, plot it, and classify it with -m.
@@ -70,9 +72,16 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
       kws inspect clip.wav --plot spectrogram.png
       kws inspect clip.wav -m models/api/dist --plot spectrogram.png
     """
+    from kws.edge.pcmwav import cut_short_note
+
     from .datastats import peak_dbfs
     from .predict import classify_audio
 
+    fmt = Path(plot_path).suffix.lower().lstrip(".") if plot_path else None
+    if plot_path and fmt not in PLOT_FORMATS:
+        raise click.BadParameter(f"{plot_path}: the figure's file name must end in "
+                                 + ", ".join(f".{f}" for f in PLOT_FORMATS) + " (the format it is written in)",
+                                 param_hint="--plot")
     try:
         clf = None
         if model is not None:
@@ -88,12 +97,15 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{clip}: {info.container}, {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, "
                f"{info.sample_format}, peak {peak_dbfs(raw):.1f} dBFS")
+    note = cut_short_note(clip)
+    if note:
+        click.echo(f"warning: {clip}: {note}", err=True)
     if clf is not None:
         res = classify_audio(clf, audio, top_k)
         click.echo("prediction: " + "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"]))
     if plot_path:
         try:
-            atomic_write_bytes(plot_path, clip_figure(audio, cfg, click.format_filename(clip, shorten=True)))
+            atomic_write_bytes(plot_path, clip_figure(audio, cfg, click.format_filename(clip, shorten=True), fmt))
         except OSError as exc:
             raise click.ClickException(os_error_line(exc)) from None
         click.echo(f"figure: {plot_path}")

@@ -80,6 +80,14 @@ def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
     assert data[:4] == b"\x89PNG" and len(data) > 20000
     res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "missing.wav")])
     assert res.exit_code == 1 and "no such file" in res.output
+    # the figure's format is its file name's: SVG and PDF too; any other name is a usage error
+    res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "c.wav"), "--plot", str(tmp_path / "fig.svg")])
+    assert res.exit_code == 0 and b"<svg" in (tmp_path / "fig.svg").read_bytes()[:1000]
+    res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "c.wav"), "--plot", str(tmp_path / "fig.PDF")])
+    assert res.exit_code == 0 and (tmp_path / "fig.PDF").read_bytes()[:5] == b"%PDF-"
+    res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "c.wav"), "--plot", str(tmp_path / "fig.txt")])
+    assert res.exit_code == 2 and "must end in .png, .svg, .pdf" in res.output
+    assert not (tmp_path / "fig.txt").exists()
 
 
 def test_data_stats_counts_speakers_per_split_and_warns_without_ids(tmp_path):
