@@ -83,8 +83,9 @@ class ConvertResult:
 
 
 def parse_formats(text: str | None) -> tuple[str, ...]:
-    """'int8,float' -> ('int8', 'float'); FormatError names an unknown format."""
-    if text is None or not text.strip():
+    """'int8,float' -> ('int8', 'float'); None -> DEFAULT_FORMATS; FormatError names an unknown
+    format, or says the list is empty ('' or only commas: nothing to write is never what was meant)."""
+    if text is None:
         return DEFAULT_FORMATS
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in FORMATS]

@@ -303,6 +303,9 @@ def test_kws_convert_entry_point_help():
 def test_parse_formats_and_guard_rules():
     assert parse_formats("int8, C") == ("int8", "c")
     assert parse_formats(None) == FORMATS
+    for empty in ("", " ", ",,"):
+        with pytest.raises(FormatError, match="--formats is empty"):
+            parse_formats(empty)
     with pytest.raises(FormatError, match="'tfjs'"):
         parse_formats("float,tfjs")
     ref = Scores(0.9, {"a": 1.0, "b": 0.8}, {"a": 10, "b": 10})
