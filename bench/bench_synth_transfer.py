@@ -46,7 +46,7 @@ TRAIN_NOISE = "speech_commands"  # the realnoise runs train with this folder; th
 RUNS = {
     "baseline": ("kws-synth defaults: generated noise only", ()),
     "realnoise": (f"+ real noise (--noise-dir noise/{TRAIN_NOISE})", ("--noise-dir", "{noise}")),
-    "augmented": (f"+ real noise, more and louder noise, more reverb, wider levels",
+    "augmented": ("+ real noise, more and louder noise, more reverb, wider levels",
                   ("--noise-dir", "{noise}", "--noise-prob", "0.8", "--snr", "0:20", "--reverb-prob", "0.6",
                    "--gain", "-15:6")),
 }

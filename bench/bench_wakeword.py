@@ -418,7 +418,7 @@ def render(rows: list[dict], command: str, running: dict) -> str:
             lines.append(f"- {r.get('run', r['stage'])}: how close the held-back running speech came (episodes where a wake word's "
                          "averaged score rose above 0.05, and the highest): " + "; ".join(
                              f"{w} {v['count']}" + (f", max {v['max']:g}" if v["max"] is not None else "")
-                             for w, v in near.items()) + f"; near misses in the calibration speech: "
+                             for w, v in near.items()) + "; near misses in the calibration speech: "
                          + "; ".join(f"{w} {n}" for w, n in (r["calibration"].get("near_misses") or {}).items()))
         if "synth" in r:
             lines.append(f"- {r['stage']}: {r['synth']['summary']}")

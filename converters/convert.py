@@ -31,7 +31,7 @@ from . import carray, frozen, opcheck, stream_export
 from .errors import AccuracyGuardError, FormatError, OutputError
 from .evaluate import RuntimeResult, edge_python, run_litert, run_tflite_runtime, scores
 from .flatbuffer import parse_model
-from .report import (CLASS_NOISE_CLIPS, REPORT_FORMAT, REPORT_NAME, REPORT_VERSION, class_changes,
+from .report import (REPORT_FORMAT, REPORT_NAME, REPORT_VERSION, class_changes,
                      guard_failures, speaker_changes)
 from .source import AUGMENTED_CALIBRATION_SHARE, RunData, load_keras_model, open_run
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from audio_fixtures import SAMPLE_RATE, other_audio, word_audio
+from audio_fixtures import SAMPLE_RATE, other_audio
 from kws.edge.audio import read_audio, to_int16, write_wav
 from kws.trainer.config import ConfigError, load_config
 from kws.trainer.dataset import DataError

@@ -466,7 +466,7 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
         + (", standardised per feature" if info["input_normalization"] else "") + f"; devices: {devices}"
         + (f"; strategy {type(strategy).__name__} x{strategy.num_replicas_in_sync}" if distribute != "none" else ""))
 
-    val_items, test_items = index.splits["validation"], index.splits["testing"]
+    val_items = index.splits["validation"]
     evaluate_x = (embedding.evaluation if embedding else
                   lambda items, seed: eval_features(items, clips, cfg, backgrounds, seed=seed))
     x_val = evaluate_x(val_items, cfg.train.seed + 1)
