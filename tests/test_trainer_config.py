@@ -1,4 +1,5 @@
 """The typed config: defaults file, validation errors naming the key, --set overrides."""
+import re
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,34 @@ def test_numbers_in_exponent_notation_without_a_dot(tmp_path):
     for bad in ("train.weight_decay=inf", "train.epochs=1.5e0", "train.weight_decay=5e"):
         with pytest.raises(ConfigError):
             load_config(None, [bad])
+
+
+@pytest.mark.parametrize("override", [
+    "train.learning_rate=nan", "train.learning_rate=.inf", "train.final_learning_rate=.nan", "augment.gain_db=.inf",
+    "augment.time_shift_ms=.inf", "train.time_budget_s=.inf", "train.epochs=.inf", "train.epochs=.nan",
+    "train.epochs=1e400", "augment.speed_range=[.nan, 1.1]", "smoothing.hop_ms=.nan", "convert.max_accuracy_drop=.nan",
+])
+def test_nan_and_inf_are_refused_naming_the_key(override, tmp_path):
+    """No setting means nan or inf: before, a learning rate of nan trained a model of nan weights to
+    the end, an infinite gain or time shift crashed the first epoch with a traceback (its run folder
+    left behind), and an integer key raised OverflowError/ValueError instead of naming the key."""
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"{key}: expected a finite number, got -?(nan|inf)$"):
+        load_config(None, [override])
+    section, name = key.split(".")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section}:\n  {name}: {override.split('=')[1]}\n")
+    with pytest.raises(ConfigError, match=rf"{path}: {key}: expected a finite number"):
+        load_config(path)
+    res = CliRunner().invoke(main, ["--data", str(tmp_path), "--set", override, "--out", str(tmp_path / "run")])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert re.fullmatch(rf"Error: config \+ --set: {key}: expected a finite number, got -?(nan|inf)", lines[0])
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("override, message", [

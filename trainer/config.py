@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field, fields
@@ -334,6 +335,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         try:
             return _coerce(value, inner, where)
         except ConfigError:
+            if _non_finite(value):
+                raise  # a number, but nan or inf: that message says so
             what = f"{AUTO}, true or false" if inner is bool else f"{AUTO} or a number"
             raise ConfigError(f"{where}: expected {what}, got {value!r}") from None
     if annotation is bool:
@@ -342,6 +345,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if annotation in (int, float) and isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
         value = float(value)  # YAML 1.1 reads 5e-2 (no dot) as text
+    if annotation in (int, float) and _non_finite(value):  # YAML's .nan / .inf, "nan" typed into a form
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
@@ -366,6 +371,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             value = [_number_or_text(v) for v in value]
         return tuple(_coerce(v, item_type, where) for v in value)
     raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a value is a float that is nan or +-inf (no setting means either)."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _number_or_text(value: Any) -> Any:
