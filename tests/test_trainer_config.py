@@ -105,6 +105,23 @@ def test_yaml_mistakes_name_the_line_and_a_repeated_key_is_refused(tmp_path):
         load_config(path)
 
 
+def test_an_empty_section_is_the_defaults_and_a_section_that_is_no_mapping_is_named(tmp_path):
+    """"train:" with nothing under it is that section's defaults, with or without --set (before,
+    --set train.epochs=2 then raised a TypeError traceback); "train: []" or "train: 0" is an error
+    naming the file and section (before, [] and 0 were silently read as an empty section, so a run
+    trained 30 epochs with every default)."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\nmodel:\n  width: 32\n")
+    assert load_config(path, ["train.epochs=2"]).train.epochs == 2
+    assert load_config(path).train == Config().train
+    assert load_config(path, base={"train": {"epochs": 5}}).train.epochs == 5  # an empty section keeps the base's
+    for value in ("[]", "0", "''", "false", "[epochs]"):
+        path.write_text(f"train: {value}\n")
+        for overrides in ((), ("train.epochs=2",)):
+            with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}( \+ --set)?: section 'train' must be a mapping"):
+                load_config(path, overrides)
+
+
 def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 2\n  lerning_rate: 0.1\n")

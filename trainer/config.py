@@ -415,7 +415,8 @@ def config_from_dict(data: dict[str, Any] | None, source: str = "config") -> Con
     hints = typing.get_type_hints(Config)
     if data.get("smoothing"):
         data = {**data, "smoothing": _upgraded_smoothing(data["smoothing"], source)}
-    built = {name: _build_section(hints[name], data.get(name) or {}, name, source) for name in data}
+    built = {name: _build_section(hints[name], {} if data[name] is None else data[name], name, source)
+             for name in data}  # a section given as [] or 0 is named, not read as empty
     return Config(**built)
 
 
@@ -459,6 +460,8 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             raise ConfigError(f"{path}: the config must be a mapping of sections")
         for sec, values in (loaded or {}).items():
             data.setdefault(sec, {})
+            if values is None:  # "train:" with nothing under it: that section's defaults
+                continue
             if isinstance(values, dict):
                 data[sec].update(values)
             else:
@@ -467,7 +470,10 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         section, name, value = parse_override(text)
         if section not in {f.name for f in fields(Config)}:
             raise ConfigError(f"--set {text}: unknown section '{section}'")
-        data.setdefault(section, {})[name] = value
+        values = data.setdefault(section, {})
+        if not isinstance(values, dict):  # "train: 3" in the file
+            raise ConfigError(f"{source}: section '{section}' must be a mapping, got {values!r}")
+        values[name] = value
     return config_from_dict(data, source=source if not overrides else f"{source} + --set")
 
 
