@@ -122,6 +122,15 @@ def test_an_empty_section_is_the_defaults_and_a_section_that_is_no_mapping_is_na
                 load_config(path, overrides)
 
 
+def test_a_config_that_is_not_utf8_text_is_named(tmp_path):
+    """A binary file or a Latin-1 one given to --config: one line naming it (before: a
+    UnicodeDecodeError traceback)."""
+    path = tmp_path / "c.yaml"
+    path.write_bytes("train:\n  epochs: 3  # r\u00e9glage\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: not a YAML text file \(byte 24 is not UTF-8\)$"):
+        load_config(path)
+
+
 def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  epochs: 2\n  lerning_rate: 0.1\n")

@@ -454,6 +454,8 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             loaded = read_yaml(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
+        except UnicodeDecodeError as exc:  # a binary file, or text saved in another encoding
+            raise ConfigError(f"{path}: not a YAML text file (byte {exc.start} is not UTF-8)") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({yaml_error_text(exc)})") from None
         if loaded is not None and not isinstance(loaded, dict):
