@@ -127,7 +127,7 @@ def test_a_config_that_is_not_utf8_text_is_named(tmp_path):
     UnicodeDecodeError traceback)."""
     path = tmp_path / "c.yaml"
     path.write_bytes("train:\n  epochs: 3  # r\u00e9glage\n".encode("latin-1"))
-    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: not a YAML text file \(byte 24 is not UTF-8\)$"):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: not a YAML text file \(byte 23 is not UTF-8\)$"):
         load_config(path)
 
 
