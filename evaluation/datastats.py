@@ -76,6 +76,7 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
     info["split_by"] = "validation_list/testing_list" if index.used_lists else "speaker-group hash"
     info["warning"] = index.speaker_warning()
     info["list_warning"] = index.list_warning()
+    info["split_warning"] = index.empty_split_warning(validation_percentage, testing_percentage)
     return info
 
 
@@ -193,7 +194,7 @@ def format_stats(stats: dict) -> str:
                      f"training {per['training']}, validation {per['validation']}, testing {per['testing']}"
                      + (f"; {spk['files_without_group']} of {spk['files']} files without a group"
                         if spk["files_without_group"] else ""))
-        for key in ("list_warning", "warning"):
+        for key in ("list_warning", "warning", "split_warning"):
             if spk.get(key):
                 lines.append(spk[key])
     probs = stats["problems"]

@@ -107,3 +107,18 @@ def test_data_stats_counts_speakers_per_split_and_warns_without_ids(tmp_path):
     assert spk["groups_in_several_splits"] == 0 and spk["warning"] is None
     bad = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--group-pattern", "spk"])
     assert bad.exit_code == 2 and "needs a (group)" in bad.output
+
+
+def test_data_stats_warns_when_the_split_leaves_validation_or_test_empty(tmp_path):
+    """As kws-train would split it: one speaker group for every file leaves both empty, and says so."""
+    rng = np.random.default_rng(2)
+    for label in ("yes", "no"):
+        for s in range(6):
+            write_wav(tmp_path / label / f"spk{s}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--group-pattern", "^()"])
+    assert res.exit_code == 0, res.output
+    assert "training 1, validation 0, testing 0" in res.output
+    assert "warning: no file falls in validation or testing: the files' 1 speaker group(s)" in res.output
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--validation-percentage", "40",
+                                              "--testing-percentage", "40"])
+    assert json.loads(res.output)["speakers"]["split_warning"] is None

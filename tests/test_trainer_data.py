@@ -354,6 +354,34 @@ def test_list_files_that_mix_speakers_are_flagged(tmp_path):
     assert "1 speaker group(s) are in more than one split (e.g. spk00)" in index.speaker_warning()
 
 
+def test_a_split_the_hash_leaves_empty_is_said_in_one_line(tmp_path, capsys):
+    """A group_pattern that makes one group of every file (or too few speakers) leaves validation
+    and test empty; before, kws-train then picked its best epoch on training accuracy, printed the
+    training figures as "val", and no line said why."""
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.run import RunDir
+    from kws.trainer.train import prepare_data
+
+    root = _speaker_layout(tmp_path / "d", speakers=6, takes=1)
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()")
+    assert index.speakers()["per_split"] == {"training": 1, "validation": 0, "testing": 0}
+    warning = index.empty_split_warning(10, 10)
+    assert warning == ("warning: no file falls in validation or testing: the files' 1 speaker group(s) "
+                       "(data.group_pattern '^()') all hash to other splits, so the best epoch is picked by training "
+                       "accuracy and no test accuracy is measured; record more speakers, or check that "
+                       "data.group_pattern's first group is the speaker id")
+    assert index.empty_split_warning(0, 0) is None  # asked for no validation or test: nothing to say
+    assert "no file falls in testing: the files' 1 speaker" in index.empty_split_warning(0, 10)
+    assert ds.scan_dataset(root, ["yes", "no"], 0, 0, 40, 40, seed=0, group_pattern=r"^([^_]+)_"
+                           ).empty_split_warning(40, 40) is None  # six speakers, 80% asked: both get some
+    (root / "testing_list.txt").write_text("yes/spk00_0.wav\n")  # the lists decide: not second-guessed
+    assert ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()").empty_split_warning(10, 10) is None
+    (root / "testing_list.txt").unlink()
+    cfg = with_data(load_config(None, ["data.group_pattern=^()"]), str(root), ["yes", "no"])
+    prepare_data(cfg, RunDir(tmp_path / "run"), resume=False, say=lambda msg: None, quiet=True)
+    assert warning in capsys.readouterr().err.splitlines()
+
+
 def _words_archive(words) -> bytes:
     wav = _wav_bytes()
     members = []

@@ -150,6 +150,23 @@ class DataIndex:
                     "validation/test accuracy overstates accuracy on new voices")
         return None
 
+    def empty_split_warning(self, validation_percentage: float, testing_percentage: float) -> str | None:
+        """One line when the speaker-group hash left validation or testing without a file although
+        its percentage asks for some (too few speakers, or a group_pattern that makes one group of
+        every file), else None; the percentages are those the split was made with. The list files, when present, decide the split and are not second-guessed."""
+        if self.used_lists:
+            return None
+        asked = {"validation": validation_percentage, "testing": testing_percentage}
+        empty = [s for s in asked if asked[s] > 0 and not any(i.path for i in self.splits[s])]
+        if not empty:
+            return None
+        keys = {i.group if i.group is not None else i.path for items in self.splits.values() for i in items if i.path}
+        lost = {"validation": "the best epoch is picked by training accuracy", "testing": "no test accuracy is measured"}
+        return (f"warning: no file falls in {' or '.join(empty)}: the files' {len(keys)} speaker group(s) "
+                f"(data.group_pattern {self.group_pattern!r}) all hash to other splits, so "
+                + " and ".join(lost[s] for s in empty)
+                + "; record more speakers, or check that data.group_pattern's first group is the speaker id")
+
     def to_json(self) -> dict:
         """The split as file lists relative to the root, so a resumed run uses exactly it."""
         def rel(p: str | None) -> str | None:

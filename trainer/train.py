@@ -261,7 +261,8 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     if not backgrounds:
         print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
               "background noise is mixed in", file=sys.stderr)
-    for warning in (index.list_warning(), index.speaker_warning()):
+    for warning in (index.list_warning(), index.speaker_warning(),
+                    index.empty_split_warning(cfg.data.validation_percentage, cfg.data.testing_percentage)):
         if warning:
             print(warning, file=sys.stderr)
     return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
@@ -559,8 +560,10 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                     tf.summary.image("confusion_matrix", tf.expand_dims(tf.image.decode_png(png, channels=4), 0))
             for w in writers.values():
                 w.flush()
-            say(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {loss:.4f} acc {acc:.4f} | val loss {val_loss:.4f} "
-                f"acc {val_acc:.4f}{' *' if improved else ''} | lr {lr:.2e} | {seconds:.1f}s "
+            validation = (f"val loss {val_loss:.4f} acc {val_acc:.4f}" if len(y_val)
+                          else "no validation clips: best by train acc")
+            say(f"epoch {epoch + 1}/{cfg.train.epochs}: loss {loss:.4f} acc {acc:.4f} | {validation}"
+                f"{' *' if improved else ''} | lr {lr:.2e} | {seconds:.1f}s "
                 f"({len(x_train) / max(seconds, 1e-9):.0f} clips/s)")
             if cfg.train.time_budget_s and time.time() - budget_start >= cfg.train.time_budget_s:
                 say(f"time budget of {cfg.train.time_budget_s:.0f}s reached after epoch {epoch + 1}")
