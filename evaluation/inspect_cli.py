@@ -133,6 +133,10 @@ def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, 
     """
     from .datastats import dataset_stats, format_stats
 
+    if validation_percentage + testing_percentage >= 100:  # kws-train refuses it: no file would train
+        raise click.BadParameter(f"--validation-percentage {validation_percentage:g} + --testing-percentage "
+                                 f"{testing_percentage:g} must be < 100 (kws-train's rule: the rest trains)",
+                                 param_hint="--validation-percentage")
     try:
         if group_pattern:
             try:

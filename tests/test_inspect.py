@@ -122,3 +122,18 @@ def test_data_stats_warns_when_the_split_leaves_validation_or_test_empty(tmp_pat
     res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--validation-percentage", "40",
                                               "--testing-percentage", "40"])
     assert json.loads(res.output)["speakers"]["split_warning"] is None
+
+
+def test_data_stats_refuses_percentages_that_leave_nothing_to_train(tmp_path):
+    """kws-train refuses validation + testing >= 100; data-stats used to split by them anyway and
+    report 'training 0' as if that were the folder's fault."""
+    rng = np.random.default_rng(3)
+    for label in ("yes", "no"):
+        write_wav(tmp_path / label / "spk0_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--validation-percentage", "60",
+                                              "--testing-percentage", "50"])
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for --validation-percentage: --validation-percentage 60 + --testing-percentage 50 "
+        "must be < 100 (kws-train's rule: the rest trains)")
+    assert CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--validation-percentage", "60",
+                                               "--testing-percentage", "39.5"]).exit_code == 0
