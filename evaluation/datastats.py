@@ -142,6 +142,10 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         if not audio:
             problems.append({"kind": "empty_label", "label": folder.name,
                              "detail": "no audio files (kws-train refuses it as a wanted word)"})
+        elif folder.name not in labels:  # each of its files is listed as unreadable above
+            problems.append({"kind": "empty_label", "label": folder.name,
+                             "detail": f"none of its {len(audio)} audio files is readable "
+                                       "(kws-train refuses it as a wanted word)"})
         elif not any(p.parent == folder for p in audio):
             unusable.add(folder.name)
             deeper = sorted({p.relative_to(folder).parts[0] for p in audio})

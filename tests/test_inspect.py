@@ -137,3 +137,20 @@ def test_data_stats_refuses_percentages_that_leave_nothing_to_train(tmp_path):
         "must be < 100 (kws-train's rule: the rest trains)")
     assert CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--validation-percentage", "60",
                                                "--testing-percentage", "39.5"]).exit_code == 0
+
+
+def test_data_stats_flags_a_label_folder_whose_files_are_all_unreadable(tmp_path):
+    """kws-train refuses such a label ("no readable training clips for wanted word"); data-stats
+    listed the unreadable files but left the label out of its table without saying it is unusable."""
+    rng = np.random.default_rng(4)
+    for label in ("yes", "no"):
+        for i in range(3):
+            write_wav(tmp_path / label / f"spk{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    for i in range(2):
+        (tmp_path / "down" / f"spk{i}_nohash_0.wav").parent.mkdir(exist_ok=True)
+        (tmp_path / "down" / f"spk{i}_nohash_0.wav").write_bytes(b"RIFF....WAVEjunk")
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
+    assert {"kind": "empty_label", "label": "down",
+            "detail": "none of its 2 audio files is readable (kws-train refuses it as a wanted word)"} in stats["problems"]
+    assert sorted(p["path"] for p in stats["problems"] if p["kind"] == "unreadable") == [
+        "down/spk0_nohash_0.wav", "down/spk1_nohash_0.wav"]
