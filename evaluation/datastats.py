@@ -63,15 +63,13 @@ def peak_dbfs(samples: np.ndarray) -> float:
 def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
                   testing_percentage: float, words: Sequence[str] = ()) -> dict | None:
     """Speakers per split as kws-train would split the folder (same rule, same lists), and the
-    warning kws-train prints when voices cannot be kept apart; None for fewer than two labels.
+    warning kws-train prints when voices cannot be kept apart; kws-train's DataError (e.g. fewer
+    than two labels) when it would refuse the folder.
     ``words``: the label folders to split as words (default: every one, as kws-train's)."""
     from kws.trainer import dataset as ds
 
-    try:
-        index = ds.scan_dataset(root, list(words), 0, 0, validation_percentage, testing_percentage, seed=0,
-                                group_pattern=group_pattern)
-    except ds.DataError:
-        return None
+    index = ds.scan_dataset(root, list(words), 0, 0, validation_percentage, testing_percentage, seed=0,
+                            group_pattern=group_pattern)
     info = index.speakers()
     info["split_by"] = "validation_list/testing_list" if index.used_lists else "speaker-group hash"
     info["warning"] = index.speaker_warning()
@@ -85,10 +83,13 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
-    clipping, silent, duplicate, truncated, few_files, empty_label, nested, label_name, outside_labels. ``speakers`` says how many speakers (groups of
-    ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get.
+    clipping, silent, duplicate, truncated, few_files, empty_label, nested, label_name, outside_labels,
+    not_trainable (kws-train would refuse the folder: fewer than two usable labels). ``speakers``
+    says how many speakers (groups of ``group_pattern``, default speech_commands' ``_nohash_``
+    rule) each split would get (None for a folder kws-train refuses).
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
+    from kws.trainer.dataset import DataError
 
     root = Path(root)
     if not root.is_dir():
@@ -169,14 +170,23 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
             if s.files < FEW_FILES or s.files < FEW_FRACTION_OF_MEDIAN * median:
                 problems.append({"kind": "few_files", "label": name,
                                  "detail": f"{s.files} files (median label has {median:g})"})
+    speakers = None
+    try:
+        # word folders as kws-train sees them: _unknown_/ (and any other _name) is no word
+        words = sorted(k for k in word_labels if k not in unusable and not k.startswith("_"))
+        if not words:  # scan_dataset would take every folder, the unreadable ones too
+            raise DataError(f"{root}: no word folder holds a readable audio file")
+        speakers = speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
+                                 validation_percentage, testing_percentage, words)
+    except DataError as exc:
+        problems.append({"kind": "not_trainable", "label": ".",
+                         "detail": "kws-train refuses the folder: " + str(exc).removeprefix(f"{root}: ")})
     return {
         "root": str(root),
         "files": sum(s.files for s in labels.values()),
         "total_s": round(sum(s.total_s for s in labels.values()), 3),
         "labels": {k: labels[k].to_dict() for k in sorted(labels)},
-        "speakers": speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
-                                  validation_percentage, testing_percentage,
-                                  sorted(k for k in word_labels if k not in unusable)),
+        "speakers": speakers,
         "problems": problems,
     }
 

@@ -154,3 +154,25 @@ def test_data_stats_flags_a_label_folder_whose_files_are_all_unreadable(tmp_path
             "detail": "none of its 2 audio files is readable (kws-train refuses it as a wanted word)"} in stats["problems"]
     assert sorted(p["path"] for p in stats["problems"] if p["kind"] == "unreadable") == [
         "down/spk0_nohash_0.wav", "down/spk1_nohash_0.wav"]
+
+
+def test_data_stats_says_when_kws_train_would_refuse_the_whole_folder(tmp_path):
+    """An empty folder, or one with a single label and no _unknown_, printed 'problems: none' (or
+    only few_files) although kws-train refuses it; now a not_trainable problem gives kws-train's reason."""
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-2:] == [
+        "problems: 1", "  not_trainable .: kws-train refuses the folder: no word folder holds a readable audio file"]
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        write_wav(tmp_path / "up" / f"spk{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
+    refused = [p for p in stats["problems"] if p["kind"] == "not_trainable"]
+    assert len(refused) == 1 and refused[0]["detail"].startswith(
+        "kws-train refuses the folder: need at least two usable labels, found 1 (wanted: up;")
+    assert stats["speakers"] is None
+    for i in range(3):
+        write_wav(tmp_path / "_unknown_" / f"oth{i}_nohash_0.wav", word_audio("down", rng), SAMPLE_RATE)
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
+    assert "not_trainable" not in {p["kind"] for p in stats["problems"]}  # up and _unknown_: two labels
+    assert sum(stats["speakers"]["per_split"].values()) == 3  # the speakers of the word (before: None)
