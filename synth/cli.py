@@ -1,12 +1,14 @@
 """``kws-synth``: a keyword dataset from offline text-to-speech, in the layout kws-train reads."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 
 EXAMPLES = """
@@ -33,11 +35,13 @@ With one keyword, let kws-train use the negatives (it adds only 10% _unknown_ by
 
 
 def parse_range(text: str, name: str) -> tuple[float, float]:
-    """'LOW:HIGH' (or one number for a fixed value) -> (low, high)."""
+    """'LOW:HIGH' (or one number for a fixed value) -> (low, high), both finite."""
     try:
         parts = [float(v) for v in text.split(":")]
     except ValueError:
         raise click.BadParameter(f"expected LOW:HIGH, got {text!r}", param_hint=name) from None
+    if not all(math.isfinite(p) for p in parts):  # nan passes LOW <= HIGH, and either ends in a traceback
+        raise click.BadParameter(f"expected finite LOW:HIGH, got {text!r}", param_hint=name)
     if len(parts) == 1:
         parts *= 2
     if len(parts) != 2 or parts[0] > parts[1]:
@@ -59,11 +63,13 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
 @click.option("--speed", default="0.9:1.1", show_default=True, help="Speed perturbation factor range.")
 @click.option("--level", "level_mode", type=click.Choice(["rms", "peak"]), default="rms", show_default=True,
               help="Normalise the speech's RMS or its peak.")
-@click.option("--level-dbfs", type=float, default=None, help="Target level  [default: -24 rms, -3 peak]")
+@click.option("--level-dbfs", type=FiniteFloatRange(), default=None, help="Target level  [default: -24 rms, -3 peak]")
 @click.option("--gain", default="-6:6", show_default=True, help="Random gain (dB) around the target level.")
-@click.option("--reverb-prob", default=0.3, show_default=True, help="Share of clips with synthetic room reverb.")
+@click.option("--reverb-prob", type=FiniteFloatRange(0, 1), default=0.3, show_default=True,
+              help="Share of clips with synthetic room reverb.")
 @click.option("--rt60", default="0.2:0.8", show_default=True, help="Reverb time range in seconds.")
-@click.option("--noise-prob", default=0.5, show_default=True, help="Share of clips with background noise.")
+@click.option("--noise-prob", type=FiniteFloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of clips with background noise.")
 @click.option("--snr", default="5:30", show_default=True, help="Speech-to-noise ratio range in dB.")
 @click.option("--noise-dir", type=click.Path(file_okay=False, exists=True),
               help="Your noise WAVs: mixed into clips and copied to _background_noise_/.")
@@ -71,8 +77,10 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
               help="Recordings without the keyword (speech, TV, music; any length, folder or file, "
                    "repeatable): listed in <out>/negatives.txt, so kws-train --data <out> uses them "
                    "like --negatives.")
-@click.option("--validation-percent", default=10.0, show_default=True, help="Share of voices for validation.")
-@click.option("--testing-percent", default=10.0, show_default=True, help="Share of voices for testing.")
+@click.option("--validation-percent", type=FiniteFloatRange(0, 100, max_open=True), default=10.0,
+              show_default=True, help="Share of voices for validation.")
+@click.option("--testing-percent", type=FiniteFloatRange(0, 100, max_open=True), default=10.0,
+              show_default=True, help="Share of voices for testing.")
 @click.option("--voice-variants", default=0, show_default=True, type=click.IntRange(min=0),
               help="Pseudo-speakers per clip: each clip also said by N variants of its voice (own pitch and "
                    "formant shift, tempo and microphone EQ per variant), in the voice's split.")

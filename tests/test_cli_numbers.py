@@ -9,6 +9,7 @@ from kws.evaluation.eval_cli import main as eval_main
 from kws.evaluation.inspect_cli import data_stats_cmd
 from kws.evaluation.mine_cli import main as mine_main
 from kws.evaluation.predict_cli import main as predict_main
+from kws.synth.cli import main as synth_main
 
 CASES = [
     (predict_main, ["-m", "x", "a.wav", "--max-mb", "nan"], "--max-mb"),
@@ -24,12 +25,25 @@ CASES = [
     (mine_main, ["-m", ".", "--margin", "nan"], "--margin"),
     (mine_main, ["-m", ".", "--hop-ms", "inf"], "--hop-ms"),
     (data_stats_cmd, [".", "--testing-percentage", "nan"], "--testing-percentage"),
+    # kws-synth: before, nan/inf ranges were a numpy OverflowError traceback after the output folder
+    # was made, --level-dbfs nan wrote silent clips and --validation-percent nan an empty validation
+    (synth_main, ["--words", "yes", "--out", "x", "--snr", "nan:20"], "--snr"),
+    (synth_main, ["--words", "yes", "--out", "x", "--gain", "-inf:inf"], "--gain"),
+    (synth_main, ["--words", "yes", "--out", "x", "--speed", "nan"], "--speed"),
+    (synth_main, ["--words", "yes", "--out", "x", "--rt60", "0.2:inf"], "--rt60"),
+    (synth_main, ["--words", "yes", "--out", "x", "--level-dbfs", "nan"], "--level-dbfs"),
+    (synth_main, ["--words", "yes", "--out", "x", "--reverb-prob", "nan"], "--reverb-prob"),
+    (synth_main, ["--words", "yes", "--out", "x", "--noise-prob", "nan"], "--noise-prob"),
+    (synth_main, ["--words", "yes", "--out", "x", "--validation-percent", "nan"], "--validation-percent"),
+    (synth_main, ["--words", "yes", "--out", "x", "--testing-percent", "nan"], "--testing-percent"),
 ]
 
 
 @pytest.mark.parametrize("cmd,args,option", CASES, ids=[" ".join(c[1][-2:]) for c in CASES])
-def test_nan_and_inf_are_usage_errors(cmd, args, option):
-    res = CliRunner().invoke(cmd, args)
+def test_nan_and_inf_are_usage_errors(cmd, args, option, tmp_path):
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path):  # an --out that a regression writes lands there
+        res = runner.invoke(cmd, args)
     assert res.exit_code == 2, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     last = res.output.strip().splitlines()[-1]
