@@ -103,9 +103,10 @@ class SynthOptions:
             problems.append(f"voice_variants must be >= 0, got {self.voice_variants}")
         if not self.words or any(not w.strip() for w in self.words):
             problems.append(f"words must be non-empty, got {self.words!r}")
-        bad = [w for w in self.words if not LABEL_RE.fullmatch(w)]
-        if bad:
-            problems.append(f"words must be letters, digits, ' - or _ (folder names), got {bad!r}")
+        bad = [w for w in self.words if w.strip() and not LABEL_RE.fullmatch(w)]
+        if bad:  # _x is reserved (_unknown_, _silence_), -x reads as an option
+            problems.append(f"words must be letters, digits, ' - or _ (folder names) and start with a letter, "
+                            f"digit or ', got {bad!r}")
         if len(set(self.words)) != len(self.words):
             problems.append(f"words repeat: {self.words!r}")
         if self.per_word < 1 or self.negatives < 0:

@@ -219,6 +219,22 @@ def test_bad_values_are_one_line_errors(tmp_path):
     assert res.returncode == 1 and "folder names" in res.stderr
 
 
+def test_a_bad_word_is_named_with_the_rule_it_breaks(tmp_path):
+    """'_unknown_' is letters and '_', so "must be letters, digits, ' - or _" alone did not say
+    what was wrong (a word may not start with _ or -); an empty word was reported twice."""
+    from kws.edge.errors import KwsError
+    from kws.synth.dataset import SynthOptions
+
+    with pytest.raises(KwsError) as err:
+        SynthOptions(words=("yes", "_unknown_", "-no"), out=tmp_path)
+    assert str(err.value) == ("words must be letters, digits, ' - or _ (folder names) and start with a letter, "
+                              "digit or ', got ['_unknown_', '-no']")
+    with pytest.raises(KwsError) as err:
+        SynthOptions(words=("yes", "", "no"), out=tmp_path)
+    assert str(err.value) == "words must be non-empty, got ('yes', '', 'no')"
+    assert not any(tmp_path.iterdir())
+
+
 def test_phonetic_neighbours_share_onset_or_rhyme():
     assert spelling_onset("computer") == "co" and spelling_rhyme("computer") == "ter"
     near = close_words("computer")
