@@ -92,7 +92,7 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
          voice_variants, jobs, quiet):
     """Synthesize keyword clips with espeak-ng, flite and festival voices, plus _unknown_
     negatives and background noise, ready for kws-train."""
-    from .dataset import SynthOptions, generate
+    from .dataset import SynthOptions, claim_out, generate
 
     word_list = tuple(w.strip() for w in words.split(","))
     if negatives is None:
@@ -111,7 +111,7 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
             from kws.trainer.negatives import index_negatives, write_listed_negatives
 
             found = index_negatives(negative_dirs)  # headers only: a bad file fails before synthesis
-            opts.out.mkdir(parents=True, exist_ok=True)
+            claim_out(opts.out)
             listed = write_listed_negatives(opts.out, negative_dirs)
             if not quiet:
                 click.echo(f"kws-synth: negatives {found.describe()} listed in {listed}", err=True)

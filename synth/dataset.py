@@ -506,6 +506,16 @@ def background_noises(opts: SynthOptions) -> dict[str, np.ndarray]:
     return noises
 
 
+def claim_out(out: Path) -> None:
+    """Make ``out`` a kws-synth dataset folder: a new or empty one (hidden files aside), or one an
+    earlier run made (it holds STATE_DIR). Any other folder is refused: its validation_list.txt,
+    testing_list.txt and synth_meta.csv would be replaced and its split changed."""
+    if out.is_dir() and not (out / STATE_DIR).is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise KwsError(f"{out}: exists and holds files kws-synth did not make (its lists and "
+                       f"synth_meta.csv would be replaced); give --out a new or empty folder")
+    (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+
+
 def _check_fingerprint(opts: SynthOptions) -> None:
     state = opts.out / STATE_DIR / "options.json"
     current = json.dumps(opts.fingerprint(), indent=1, sort_keys=True)
@@ -537,7 +547,7 @@ def generate(opts: SynthOptions, jobs: int, quiet: bool = False) -> Summary:
     """Render the dataset (skipping finished clips), write the lists and CSV; returns the summary."""
     t0 = time.time()
     voices = available_voices(opts.engines)
-    opts.out.mkdir(parents=True, exist_ok=True)
+    claim_out(opts.out)
     _check_fingerprint(opts)
     tmp_dir = opts.out / STATE_DIR / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)

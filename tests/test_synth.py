@@ -219,6 +219,32 @@ def test_bad_values_are_one_line_errors(tmp_path):
     assert res.returncode == 1 and "folder names" in res.stderr
 
 
+@needs_espeak
+def test_a_folder_kws_synth_did_not_make_is_never_written_into(tmp_path):
+    """--out naming your own dataset used to add the words to it and replace its
+    validation_list.txt (changing its split) and synth_meta.csv; now it is refused, with or without
+    --negatives-dir, and nothing in it changes. A new, empty or earlier kws-synth folder is fine."""
+    mine = tmp_path / "mine"
+    write_wav(mine / "up" / "spk0_nohash_0.wav", np.zeros(16000, np.float32), 16000)
+    (mine / "validation_list.txt").write_text("up/spk0_nohash_0.wav\n")
+    negatives = tmp_path / "talk.wav"
+    write_wav(negatives, np.full(32000, 0.1, np.float32), 16000)
+    before = _digest(mine)
+    for extra in ((), ("--negatives-dir", negatives)):
+        res = _run("--words", "yes", "--per-word", 1, "--negatives", 0, "--engines", "espeak", "--out", mine, *extra)
+        assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+            f"Error: {mine}: exists and holds files kws-synth did not make (its lists and synth_meta.csv would "
+            "be replaced); give --out a new or empty folder"]
+        assert _digest(mine) == before and sorted(p.name for p in mine.iterdir()) == ["up", "validation_list.txt"]
+    empty = tmp_path / "empty"
+    (empty / ".hidden").mkdir(parents=True)
+    for _ in range(2):  # the second run resumes the folder the first one made
+        res = _run("--words", "yes", "--per-word", 1, "--negatives", 0, "--engines", "espeak", "--noise-prob", 0,
+                   "--reverb-prob", 0, "--jobs", 1, "--out", empty, "--negatives-dir", negatives, "-q")
+        assert res.returncode == 0, res.stderr
+    assert (empty / "negatives.txt").is_file() and len(list((empty / "yes").iterdir())) == 1
+
+
 def test_a_bad_word_is_named_with_the_rule_it_breaks(tmp_path):
     """'_unknown_' is letters and '_', so "must be letters, digits, ' - or _" alone did not say
     what was wrong (a word may not start with _ or -); an empty word was reported twice."""
