@@ -382,6 +382,25 @@ def test_a_split_the_hash_leaves_empty_is_said_in_one_line(tmp_path, capsys):
     assert warning in capsys.readouterr().err.splitlines()
 
 
+def test_data_that_is_a_file_is_not_called_missing(tmp_path):
+    """--data words.tar.gz (a local archive) said 'no such data folder' though the file is there."""
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+
+    archive = tmp_path / "words.tar.gz"
+    archive.write_bytes(_words_archive(["yes", "no"]))
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(archive, [], 0, 0, 10, 10, seed=0)
+    assert str(err.value) == (f"{archive}: not a folder; --data (data.path) takes a folder with one sub-folder of "
+                              "audio per label, or an http(s) URL of a .tar.gz/.zip (unpack a local archive first)")
+    res = CliRunner().invoke(main, ["--data", str(archive), "--out", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [f"Error: {err.value}"]
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ds.DataError, match="no such data folder"):
+        ds.scan_dataset(tmp_path / "missing", [], 0, 0, 10, 10, seed=0)
+
+
 def _words_archive(words) -> bytes:
     wav = _wav_bytes()
     members = []

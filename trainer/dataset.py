@@ -227,6 +227,9 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     Files whose name matches ``group_pattern`` are split by their group (speaker), so a speaker
     is on one side only; the others by their own name."""
     root = Path(root)
+    if root.exists() and not root.is_dir():  # a local archive is the usual one: only URLs are unpacked
+        raise DataError(f"{root}: not a folder; --data (data.path) takes a folder with one sub-folder of audio "
+                        "per label, or an http(s) URL of a .tar.gz/.zip (unpack a local archive first)")
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
     skipped: list[tuple[str, str]] = []
