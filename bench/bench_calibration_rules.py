@@ -11,6 +11,11 @@ thresholds on a validation stream for ``--target-fa-per-hour``; the table gives 
 the test stream and what they fire on in the running speech. ``bound``: the best any thresholds
 could do on the test stream (zero false accepts there), what no rule can beat.
 
+A run named ``A+B`` is an ensemble: the mean of the members' per-hop scores, each member's latest
+scores held at the first member's hops (models of different hops, e.g. a tcn's 30 ms and the
+embedding family's 80 ms, side by side on the same audio), smoothed and thresholded with the first
+member's manifest.
+
 Results: bench/results/calibration_rules.md (raw numbers in bench/out/unseen/calibration_rules.json).
 """
 from __future__ import annotations
@@ -129,11 +134,38 @@ def choose(rule: str, part: ScoredAudio, manifest, target_fa: float) -> dict:
     return {"thresholds": res["thresholds"], "average_window_ms": res["average_window_ms"]}
 
 
+def members(run: Path) -> list[Path]:
+    """The run folders of ``run``: itself, or an ensemble's ``A+B`` members."""
+    return [run.parent / name for name in run.name.split("+")]
+
+
+def mean_scores(parts: list[ScoredAudio], manifests: list) -> ScoredAudio:
+    """The members' scores averaged at the first member's hops (each member's latest score there),
+    label columns in the first member's order."""
+    base, labels = parts[0], list(manifests[0].labels)
+    held = []
+    for part, man in zip(parts, manifests):
+        cols = [list(man.labels).index(label) for label in labels]
+        latest = np.clip(np.searchsorted(part.times, base.times, side="right") - 1, 0, len(part.times) - 1)
+        held.append(part.scores[latest][:, cols])
+    return ScoredAudio(times=base.times, scores=np.mean(held, axis=0).astype(np.float32),
+                       duration_s=base.duration_s, events=base.events, source=base.source)
+
+
+def ensemble_scored(run: Path, score) -> ScoredAudio:
+    """``score(member)`` for a single run, the members' mean for an ensemble."""
+    runs = members(run)
+    if len(runs) == 1:
+        return score(run)
+    manifests = [load_manifest(manifest_path_for(str(_model(r)))) for r in runs]
+    return mean_scores([score(r) for r in runs], manifests)
+
+
 def measure(run: Path, target_fa: float, long_hours: float, rules) -> dict:
-    man = load_manifest(manifest_path_for(str(_model(run))))
+    man = load_manifest(manifest_path_for(str(_model(members(run)[0]))))
     keywords = [l for l in man.labels if l not in man.ignore_labels]
-    test = scored_stream(run, "stream_test", TEST_SEED, TEST_HOURS)
-    speech = scored_speech(run)
+    test = ensemble_scored(run, lambda r: scored_stream(r, "stream_test", TEST_SEED, TEST_HOURS))
+    speech = ensemble_scored(run, scored_speech)
     validation = {}
     bound = best_over_windows(test.times, test.scores, man.labels, keywords, list(test.events), WINDOW_GRID_MS,
                               man.smoothing.suppression_ms)
@@ -142,7 +174,8 @@ def measure(run: Path, target_fa: float, long_hours: float, rules) -> dict:
         _, hours, _ = RULES[name]
         hours = long_hours if hours > TEST_HOURS else hours
         if hours not in validation:
-            validation[hours] = scored_stream(run, "stream_validation", VALIDATION_SEED, hours)
+            validation[hours] = ensemble_scored(run, lambda r: scored_stream(r, "stream_validation",
+                                                                              VALIDATION_SEED, hours))
         val = validation[hours]
         picked = choose(name, val, man, target_fa)
         sm = with_window(man.smoothing, picked["average_window_ms"])
@@ -160,9 +193,12 @@ def measure(run: Path, target_fa: float, long_hours: float, rules) -> dict:
     return out
 
 
-def render(results: dict, command: str, target_fa: float) -> str:
+TITLE = "Calibration rules on speakers never heard"
+
+
+def render(results: dict, command: str, target_fa: float, title: str = TITLE) -> str:
     names = [n for n in RULES if all(n in r["rules"] for r in results.values())]
-    lines = ["## Calibration rules on speakers never heard", "",
+    lines = [f"## {title}", "",
              f"Command: `{command}`. Thresholds chosen for {target_fa:g} false accept per hour on the validation "
              "speakers' stream (6 speakers, Mycroft noise at 5-20 dB SNR), then used on the 6 unseen test speakers' "
              "stream (0.5 h, 0.26 keyword-free h: one false accept there is 3.8 per hour) and on 36 min of held-out "
@@ -170,7 +206,10 @@ def render(results: dict, command: str, target_fa: float) -> str:
              "accepts in the running speech. `bound`: the best any thresholds could do on the test stream with "
              "none there. The models are bench_unseen's converted runs as they are on this machine (the results "
              "files of unseen, stream_alignment, distill, weight_decay and mfcc_coefficients give the commands that "
-             "trained them); nothing is retrained. x86_64, 2 cores.", "",
+             "trained them); nothing is retrained. x86_64, 2 cores."
+             + (" A run named `A+B` is an ensemble: the mean of the members' per-hop scores on the same audio "
+                "(each member's latest scores at the first member's hops), smoothed and thresholded with the first "
+                "member's manifest." if any("+" in run for run in results) else ""), "",
              "| run | bound | " + " | ".join(RULES[n][0] for n in names) + " |", "|---|---|" + "---|" * len(names)]
     for run, r in results.items():
         cells = [f"{100 * r['rules'][n]['test_recall']:.1f}% / {r['rules'][n]['test_fa']} / {r['rules'][n]['speech_fa']}"
@@ -187,19 +226,20 @@ def render(results: dict, command: str, target_fa: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="default-30ep")
+    ap.add_argument("--runs", default="default-30ep", help="comma-separated run names; A+B: their ensemble")
     ap.add_argument("--target-fa-per-hour", type=float, default=bu.TARGET_FA_PER_HOUR)
     ap.add_argument("--long-hours", type=float, default=2.0, help="length of the longer validation stream")
     ap.add_argument("--rules", default=DEFAULT_RULES, help=f"comma-separated, of: {', '.join(RULES)}")
     ap.add_argument("--jobs", type=int, default=2, help="runs measured at once (one core each)")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--render", action="store_true", help="only rewrite the Markdown from the raw JSON")
+    ap.add_argument("--title", default=TITLE, help="the results file's heading")
     args = ap.parse_args()
     if args.render:
         raw = json.loads((bu.OUT / f"{Path(args.results).stem}.json").read_text())
         old = Path(args.results).read_text() if Path(args.results).is_file() else ""
         command = old.split("Command: `", 1)[1].split("`", 1)[0] if "Command: `" in old else "?"
-        Path(args.results).write_text(render(raw, command, args.target_fa_per_hour))
+        Path(args.results).write_text(render(raw, command, args.target_fa_per_hour, args.title))
         print(Path(args.results).read_text())
         return
     rules = [r for r in args.rules.split(",") if r]
@@ -208,15 +248,16 @@ def main() -> None:
     names = [n for n in args.runs.split(",") if n]
     bu.running_speech_stream()  # once, before the workers read it
     for name in names:
-        if not (bu.OUT / "runs" / name / "dist" / "manifest.json").is_file():
-            raise SystemExit(f"{bu.OUT / 'runs' / name}: no converted model; run bench_unseen with its streams first")
+        for member in members(bu.OUT / "runs" / name):
+            if not (member / "dist" / "manifest.json").is_file():
+                raise SystemExit(f"{member}: no converted model; run bench_unseen with its streams first")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         done = pool.map(measure, [bu.OUT / "runs" / n for n in names], [args.target_fa_per_hour] * len(names),
                         [args.long_hours] * len(names), [rules] * len(names))
         results = dict(zip(names, done))
     (bu.OUT / f"{Path(args.results).stem}.json").write_text(json.dumps(results, indent=1))
     command = "python -m bench.bench_calibration_rules " + " ".join(sys.argv[1:])
-    Path(args.results).write_text(render(results, command, args.target_fa_per_hour))
+    Path(args.results).write_text(render(results, command, args.target_fa_per_hour, args.title))
     print(Path(args.results).read_text())
 
 
