@@ -328,6 +328,33 @@ def test_cli_errors_are_one_line(tmp_path, trained_run):
     assert (theirs / "config.yaml").read_text() == "mine: true\n"
 
 
+@pytest.mark.parametrize("name, damage, message", [
+    ("state.json", b"{garbage", "state.json: damaged run state: not valid JSON (line 1: Expecting property name"),
+    ("state.json", b"[]", "state.json: damaged run state: a JSON object was expected, got list"),
+    ("split.json", b"{garbage", "split.json: damaged split: not valid JSON (line 1: Expecting property name"),
+    ("split.json", b"{}", "split.json: damaged split: not as kws-train writes it (KeyError: 'root')"),
+    ("ckpts/last.keras", b"not a zip", "ckpts/last.keras: cannot load the checkpoint (damaged?)"),
+], ids=["state-garbage", "state-list", "split-garbage", "split-empty", "last-ckpt"])
+def test_resume_of_a_damaged_run_file_is_one_line_naming_it(trained_run, tmp_path, name, damage, message):
+    """Before, each of these was a traceback (JSONDecodeError, AttributeError, KeyError, keras' ValueError
+    saying the checkpoint was not found); the run folder is left as it was."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / name).write_bytes(damage)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    res = CliRunner().invoke(main, ["--resume", str(run), "--set", "train.epochs=9", "-q"])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert lines[0].startswith(f"Error: {run / name.split('/')[0]}") and message in lines[0], lines[0]
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before and (run / name).read_bytes() == damage
+
+
 def test_only_the_chief_writes_the_run_folder(monkeypatch):
     from kws.trainer.train import worker_subdir
 

@@ -421,4 +421,12 @@ def save_index(index: DataIndex, path: str | os.PathLike) -> None:
 
 
 def load_index(path: str | os.PathLike, root: Path | None = None) -> DataIndex:
-    return DataIndex.from_json(json.loads(Path(path).read_text(encoding="utf-8")), root=root)
+    """The split a run saved (split.json); a damaged one is a DataError naming it."""
+    from .run import read_json_object
+
+    try:
+        return DataIndex.from_json(read_json_object(Path(path), "split"), root=root)
+    except KwsError as exc:
+        raise DataError(str(exc)) from None
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:  # valid JSON, not a split
+        raise DataError(f"{path}: damaged split: not as kws-train writes it ({type(exc).__name__}: {exc})") from None

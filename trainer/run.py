@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kws.edge.errors import KwsError
 from kws.edge.locate import TIMESTAMP_FORMAT, models_dir
 from kws.edge.manifest import atomic_write_text
 
@@ -65,13 +66,31 @@ class RunDir:
         return self.config.is_file() and self.split.is_file()
 
     def read_state(self) -> dict:
-        return json.loads(self.state.read_text()) if self.state.is_file() else {}
+        """state.json ({} before the first epoch); a damaged one is a KwsError naming it."""
+        if not self.state.is_file():
+            return {}
+        return read_json_object(self.state, "run state")
 
     def write_state(self, state: dict) -> None:
         atomic_write_text(self.state, json.dumps(state, indent=1))
 
     def read_labels(self) -> list[str]:
         return [line.strip() for line in self.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON object from a run folder's file; damaged or not an object: a KwsError naming the file."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise KwsError(f"{path}: damaged {what}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise KwsError(f"{path}: damaged {what}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # integers too long, nesting too deep
+        raise KwsError(f"{path}: damaged {what}: not usable JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise KwsError(f"{path}: damaged {what}: a JSON object was expected, got {type(data).__name__}")
+    return data
 
 
 def new_run_dir(out: str | os.PathLike | None) -> Path:

@@ -440,7 +440,11 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                  else feature_stats(cfg, index.splits["training"], clips, backgrounds))
     with strategy.scope():
         if resuming:
-            model = keras.models.load_model(run.last_ckpt)
+            try:
+                model = keras.models.load_model(run.last_ckpt)
+            except Exception as exc:  # noqa: BLE001 - zip, h5 and deserialization errors all mean "damaged"
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise KwsError(f"{run.last_ckpt}: cannot load the checkpoint (damaged?): {first}") from None
         else:
             model = build_model(cfg.model.architecture, input_shape, len(labels), cfg.model,
                                 feature_stats=stats)
