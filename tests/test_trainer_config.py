@@ -91,6 +91,17 @@ def test_bad_values_name_the_key(override, message):
     assert message in str(err.value)
 
 
+def test_talk_background_without_background_mixes_is_refused():
+    """Talk from the negatives is mixed only where background is (background_frequency of the clips):
+    with background_frequency 0 the share was silently ignored."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["augment.talk_background_share=0.5", "augment.background_frequency=0"])
+    assert str(err.value) == ("config + --set: bad value in 'augment': talk_background_share 0.5 is a share of the "
+                              "background mixes, and background_frequency 0 makes none: set background_frequency > 0")
+    assert load_config(None, ["augment.talk_background_share=0", "augment.background_frequency=0"])
+    assert load_config(None, ["augment.talk_background_share=0.5"]).augment.background_frequency == 0.8
+
+
 def test_yaml_mistakes_name_the_line_and_a_repeated_key_is_refused(tmp_path):
     """A syntax error says where; a section or key given twice is an error, not 'the last one wins'."""
     path = tmp_path / "c.yaml"

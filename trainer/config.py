@@ -155,6 +155,9 @@ class AugmentConfig:
                      "band_limit_probability", "generated_noise_share", "talk_background_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.talk_background_share and not self.background_frequency:  # talk is mixed only as background
+            raise ValueError(f"talk_background_share {self.talk_background_share:g} is a share of the background "
+                             "mixes, and background_frequency 0 makes none: set background_frequency > 0")
         from .augment import WORD_POSITIONS
 
         if self.word_position not in WORD_POSITIONS:
