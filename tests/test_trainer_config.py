@@ -170,6 +170,12 @@ def test_yes_no_on_off_stay_words(tmp_path):
 def test_with_data_rejects_empty_word():
     with pytest.raises(ConfigError, match="empty word"):
         with_data(Config(), "/data", ["yes", "", "no"])
+    # before, --words up,up trained a model with two 'up' labels, each up clip in the split twice
+    with pytest.raises(ConfigError) as err:
+        with_data(Config(), "/data", ["up", "no", " up", "no"])
+    assert str(err.value) == "--words: wanted_words names 'no', 'up' more than once"
+    with pytest.raises(ConfigError, match=r"bad value in 'data': wanted_words names 'up' more than once"):
+        load_config(None, ["data.wanted_words=[up, up]"])
     assert with_data(Config(), "~/x", ["yes"]).data.path == str(Path("~/x").expanduser())
 
 

@@ -113,6 +113,9 @@ class DataConfig:
             raise ValueError("validation_percentage + testing_percentage must be < 100")
         if any(not w.strip() for w in self.wanted_words):
             raise ValueError("wanted_words has an empty word")
+        repeated = sorted({w for w in self.wanted_words if self.wanted_words.count(w) > 1})
+        if repeated:  # each would be a label of its own, every clip of it listed twice
+            raise ValueError(f"wanted_words names {', '.join(map(repr, repeated))} more than once")
         if self.max_download_mb <= 0:
             raise ValueError(f"max_download_mb must be > 0, got {self.max_download_mb}")
 
