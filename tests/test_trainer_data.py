@@ -130,6 +130,15 @@ def test_a_label_no_manifest_could_hold_is_refused_before_training(tmp_path):
     assert index.labels == ["_silence_", "_unknown_", "yes", "no"]
 
 
+def test_a_label_folder_with_a_newline_in_its_name_is_named_on_one_line(tmp_path):
+    """The refusal printed the folder name as it is, so a newline in it split the error over two lines."""
+    root = _layout(tmp_path / "d", words=("yes", "no", "bad\nname\tx"))
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(root, [], 10, 10, 10, 10, seed=0)
+    assert str(err.value).startswith(f"{root}/bad\\nname\\tx: a label must be 1..64 printable characters")
+    assert "\n" not in str(err.value)
+
+
 def test_missing_folder_and_empty_word(tmp_path):
     with pytest.raises(ds.DataError, match="no such data folder"):
         ds.scan_dataset(tmp_path / "nope", [], 10, 10, 10, 10, seed=0)

@@ -199,6 +199,12 @@ class DataIndex:
         )
 
 
+def printable(text: str) -> str:
+    """``text`` with each unprintable character (a newline, a tab, a control code) escaped, so a
+    message naming it stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _read_list(path: Path) -> set[str]:
     if not path.is_file():
         return set()
@@ -250,8 +256,8 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
         wanted = sorted(names)
     for w in wanted:  # what the manifest (and so every runtime) will accept as a label
         if not is_valid_label(w):
-            raise DataError(f"{root / w}: a label must be 1..{MAX_LABEL_CHARS} printable characters, so a "
-                            "model trained on it could not be loaded; rename the folder"
+            raise DataError(f"{printable(str(root / w))}: a label must be 1..{MAX_LABEL_CHARS} printable characters, "
+                            "so a model trained on it could not be loaded; rename the folder"
                             + (" or leave it out with --words" if implicit else ""))
     files_by_label = {p.name: _wav_files(p, skipped) for p in label_folders}
     for w in wanted:
