@@ -218,3 +218,18 @@ def test_input_normalization_from_a_form_as_text():
                        ).model.input_normalization is False
     with pytest.raises(ConfigError, match="model.input_normalization: expected auto, true or false, got 'yes'"):
         load_config(None, base={"model": {"input_normalization": "yes"}})
+
+
+@pytest.mark.parametrize("option", ["--data", "--config", "--arch", "--out", "--resume"])
+def test_an_empty_kws_train_option_is_a_usage_error(option, tmp_path, monkeypatch):
+    """--arch '' was silently ignored, --resume '' said 'no data: give --data', and --out '' trained
+    into the current folder; each is now a usage error naming the option."""
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["--data", str(tmp_path)] if option not in ("--data", "--resume") else []
+    res = CliRunner().invoke(main, args + [option, ""])
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == f"Error: Invalid value for {option}: is empty"
+    assert list(tmp_path.iterdir()) == []

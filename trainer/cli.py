@@ -53,6 +53,10 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
     from .fetch import DownloadOptions
     from .train import EXIT_INTERRUPTED, TrainingInterrupted, changed_on_resume, train
 
+    for name, value in (("--data", data_path), ("--config", config_path), ("--arch", arch), ("--out", out),
+                        ("--resume", resume)):
+        if value is not None and not value.strip():  # '' would be ignored, or read as the current folder
+            raise click.BadParameter("is empty", param_hint=name)
     try:
         if resume:
             if (data_path or words or negatives or teachers or config_path or arch or out
