@@ -547,13 +547,15 @@ def generate(opts: SynthOptions, jobs: int, quiet: bool = False) -> Summary:
     """Render the dataset (skipping finished clips), write the lists and CSV; returns the summary."""
     t0 = time.time()
     voices = available_voices(opts.engines)
+    # read before anything is written: a bad --noise-dir must not leave options.json behind, or
+    # the rerun with the folder fixed is refused as "made with other options"
+    noises = background_noises(opts)
     claim_out(opts.out)
     _check_fingerprint(opts)
     tmp_dir = opts.out / STATE_DIR / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     for stale in tmp_dir.iterdir():  # half-written clips of a killed run
         stale.unlink()
-    noises = background_noises(opts)
     for name, audio in noises.items():
         target = opts.out / BACKGROUND_DIR / f"{name}.wav"
         if not target.exists():

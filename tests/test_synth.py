@@ -245,6 +245,25 @@ def test_a_folder_kws_synth_did_not_make_is_never_written_into(tmp_path):
     assert (empty / "negatives.txt").is_file() and len(list((empty / "yes").iterdir())) == 1
 
 
+@needs_espeak
+def test_a_bad_noise_dir_leaves_nothing_that_blocks_the_rerun(tmp_path):
+    """A --noise-dir without audio failed after options.json was written, so the rerun with the
+    folder fixed was refused as 'a dataset made with other options'."""
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    (noise / "readme.txt").write_text("recordings to come\n")
+    out = tmp_path / "out"
+    args = ("--words", "yes", "--per-word", 1, "--negatives", 0, "--engines", "espeak", "--jobs", 1, "--out", out, "-q")
+    res = _run(*args, "--noise-dir", noise)
+    assert res.returncode == 1 and res.stderr.strip().splitlines() == [
+        f"Error: --noise-dir {noise}: no audio files in it (.wav, .wave, .flac, .ogg, .oga, .opus, .mp3)"]
+    assert not out.exists()
+    write_wav(noise / "hum.wav", np.full(16000, 0.05, np.float32), 16000)
+    res = _run(*args, "--noise-dir", noise)
+    assert res.returncode == 0, res.stderr
+    assert (out / "_background_noise_" / "user_hum.wav").is_file()
+
+
 def test_a_bad_word_is_named_with_the_rule_it_breaks(tmp_path):
     """'_unknown_' is letters and '_', so "must be letters, digits, ' - or _" alone did not say
     what was wrong (a word may not start with _ or -); an empty word was reported twice."""
