@@ -119,6 +119,11 @@ def test_talk_pool_is_seeded_float_windows_without_silent_ones(negatives_dir, tm
     kept = talk_pool(index_negatives([quiet]), CLIP // 2, SAMPLE_RATE, [2], n=200)
     # windows starting in the first 5 s are silent: about half of the draws are dropped
     assert 70 <= len(kept) <= 130 and all(np.max(np.abs(w)) > 0.01 for w in kept)
+    silent = tmp_path / "silent"
+    silent.mkdir()
+    write_wav(silent / "zeros.wav", np.zeros(5 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    with pytest.raises(DataError, match=r"all 10 windows drawn from the negatives \(1 files, 0.00 h\) are digital silence"):
+        talk_pool(index_negatives([silent]), CLIP, SAMPLE_RATE, [3], n=10)
 
 
 def test_bad_negatives_are_one_line_errors_naming_the_file(tmp_path):

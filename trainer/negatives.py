@@ -183,7 +183,8 @@ def talk_pool(negatives: NegativeSet, samples: int, sample_rate: int, seed: Sequ
               n: int = TALK_POOL_WINDOWS) -> tuple[np.ndarray, ...]:
     """``n`` float32 windows of ``samples`` from the negatives, to mix under words as background
     (``augment.talk_background_share``); the same ``seed`` gives the same windows. Windows that are
-    silent (a file's quiet stretch) are dropped: they would add nothing at any SNR."""
+    silent (a file's quiet stretch) are dropped: they would add nothing at any SNR. DataError when
+    every window drawn is silent (negatives of digital silence: the share would do nothing)."""
     rng = np.random.default_rng([*seed, TALK_STREAM])
     picks = draw_windows(negatives, n, samples / sample_rate, rng)
     out = []
@@ -194,6 +195,9 @@ def talk_pool(negatives: NegativeSet, samples: int, sample_rate: int, seed: Sequ
             raise DataError(f"{exc} (negatives)") from None
         if np.max(np.abs(window)) > SILENT_PEAK:
             out.append(window)
+    if picks and not out:
+        raise DataError(f"augment.talk_background_share: all {len(picks)} windows drawn from the negatives "
+                        f"({negatives.describe()}) are digital silence; there is no talk to mix under the words")
     return tuple(out)
 
 
