@@ -38,6 +38,20 @@ MFCC_RUNS = "default,default_mfcc13,default_mfcc20,anywhere_kwcut,anywhere_kwcut
 DISTILLED_RUNS = "distilled_kwcut,distilled_kwcut_seed2,distilled_default,distilled_kwcut_w09,distilled_kwcut_negatives"
 # the embedding family (frozen speech embedding + head) on the same speakers (bench/results/embedding_unseen.md)
 EMBEDDING_RUNS = "embedding,embedding_negatives,embedding_negatives_seed2"
+# talk of the real negatives mixed under the words (augment.talk_background_share), against the same
+# recipes without (bench/results/talk_background*.md)
+TALK_RUNS = "embedding_negatives_talk,embedding_negatives,anywhere_kwcut_negatives_talk,anywhere_kwcut_negatives"
+# a tcn and the embedding family side by side (mean per-hop scores), against each alone and against two
+# tcn models (bench/results/ensemble_calibration.md)
+ENSEMBLE_CALIBRATION_RUNS = ("default,anywhere_kwcut_wd,distilled_kwcut,embedding_negatives,embedding_negatives_seed2,"
+                             "default+anywhere_kwcut_wd,default+embedding_negatives,default+embedding_negatives_seed2,"
+                             "anywhere_kwcut_wd+embedding_negatives,anywhere_kwcut_wd+embedding_negatives_seed2,"
+                             "distilled_kwcut+embedding_negatives,anywhere_kwcut+embedding_negatives")
+
+
+def _runs(names: str) -> str:
+    """bench_unseen's 30-epoch run folder names of comma-separated variants (A+B: an ensemble)."""
+    return ",".join("+".join(f"{m}-30ep" for m in n.split("+")) for n in names.split(","))
 # kws-eval --calibrate's rules compared on models the steps above train (bench/results/calibration_rules.md)
 CALIBRATION_RUNS = ("default,anywhere_kwcut,anywhere_kwcut_seed2,distilled_kwcut,distilled_kwcut_negatives,"
                     "anywhere_kwcut_wd,default_mfcc13,anywhere_cut90")
@@ -89,6 +103,17 @@ def main() -> None:
              ["-m", "bench.bench_calibration_rules", "--runs", ",".join(f"{r}-30ep" for r in EMBEDDING_RUNS.split(",")),
               "--rules", "per_label,per_label_no_tail,shared,per_label_x2",
               "--results", "bench/results/embedding_calibration_rules.md"],
+             ["-m", "bench.bench_unseen", "--headline", TALK_RUNS, "--variants", "", "--extra", "",
+              "--results", "bench/results/talk_background.md", "--title",
+              "Talk under the words: real negatives as background noise"],
+             ["-m", "bench.bench_stream_oracle", "--runs", _runs(TALK_RUNS),
+              "--results", "bench/results/talk_background_oracle.md"],
+             ["-m", "bench.bench_calibration_rules", "--runs", _runs(TALK_RUNS), "--rules", "per_label,per_label_no_tail,shared",
+              "--results", "bench/results/talk_background_calibration.md", "--title",
+              "Talk under the words: calibration on speakers never heard"],
+             ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_CALIBRATION_RUNS),
+              "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_calibration.md",
+              "--title", "Two models side by side: a tcn and the embedding family on speakers never heard"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]

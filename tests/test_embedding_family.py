@@ -27,7 +27,8 @@ BIN = Path(sys.executable).parent
 EDGE_BIN = REPO / ".venv-edge" / "bin"
 WORDS = ("up", "down")
 TRAIN_SETTINGS = ("model.architecture=embedding", "train.epochs=20", "train.batch_size=16", "train.seed=5",
-                  "model.embedding_copies=3", "augment.partial_word_percentage=50")
+                  "model.embedding_copies=3", "augment.partial_word_percentage=50",
+                  "augment.talk_background_share=0.3")  # the negatives' chatter under some of the words
 LISTEN_THRESHOLD = 0.6  # the tiny model's averaged scores peak at 0.7-0.9 on its words
 needs_weights = pytest.mark.skipif(
     wheel_models_dir() is None,
@@ -166,6 +167,7 @@ def test_training_caches_the_embeddings_and_records_the_run(embedding_run):
         np.testing.assert_allclose(np.ravel(norm.mean), x.mean(axis=0), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(np.ravel(norm.variance), x.var(axis=0), rtol=1e-4)
     assert metrics["model"]["input_normalization"] is True
+    assert "talk_background_share: 0.3" in (embedding_run / "config.yaml").read_text()
     with np.load(embedding_run / "embeddings" / "negatives.npz") as negatives:
         assert negatives["embeddings"].shape == (20 * 1000 // 80 - 9, 96)  # one per 80 ms from the 10th chunk
 
