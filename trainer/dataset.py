@@ -153,7 +153,8 @@ class DataIndex:
     def empty_split_warning(self, validation_percentage: float, testing_percentage: float) -> str | None:
         """One line when the speaker-group hash left validation or testing without a file although
         its percentage asks for some (too few speakers, or a group_pattern that makes one group of
-        every file), else None; the percentages are those the split was made with. The list files, when present, decide the split and are not second-guessed."""
+        every file), else None; the percentages are those the split was made with. The list files,
+        when present, decide the split and are not second-guessed."""
         if self.used_lists:
             return None
         asked = {"validation": validation_percentage, "testing": testing_percentage}
