@@ -7,8 +7,9 @@ train the small head.
   window's end (its speech ending in the newest ``END_SPREAD_MS`` the newest embedding hears; this
   replaces ``word_position``, ``word_end_margin_ms`` and ``time_shift_ms``), background noise at
   ``background_snr_db`` (in ``talk_background_share`` of the mixes, talk from the negatives), input
-  level ``gain_db``, and speed, rooms and channels where the config turns them on; ``model.embedding_copies`` windows per keyword
-  or ``_silence_`` item (background alone), half as many per ``_unknown_`` clip; partial words
+  level ``gain_db``, and speed, rooms and channels where the config turns them on;
+  ``model.embedding_copies`` windows per keyword or ``_silence_`` item (background alone), half as
+  many per ``_unknown_`` clip; partial words
   (``augment.partial_word_percentage`` of the keyword windows, cut by the window's edge) as
   ``_unknown_``;
 * real negatives (``data.negatives``): every recording streamed through the mel frontend and the
