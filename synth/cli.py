@@ -124,6 +124,11 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
         click.echo("kws-synth: interrupted; finished clips are kept, rerun the same command to resume", err=True)
         sys.exit(130)
     click.echo(summary_line(summary, out, clip_ms))
+    empty = [label for label, n in summary.per_label.items() if n == 0 and not label.startswith("_")]
+    if empty:  # kws-train would refuse the folder or train without the word: never a silent success
+        raise click.ClickException(
+            f"no clip of {', '.join(repr(w) for w in empty)} fits in {clip_ms} ms (every rendering was longer; "
+            "the clips of the other words are kept): give --clip-ms more room or a shorter phrase")
 
 
 def summary_line(s, out: str, clip_ms: int) -> str:

@@ -482,3 +482,18 @@ def test_negatives_dir_is_listed_for_kws_train(tmp_path):
     bad = _run(*base, "--out", tmp_path / "ds2", "--negatives-dir", talk)
     assert bad.returncode == 1 and "broken.flac" in bad.stderr and bad.stderr.strip().count("\n") == 0
     assert not (tmp_path / "ds2").exists()
+
+
+@needs_espeak
+def test_a_word_with_no_clip_that_fits_fails_and_keeps_the_others(tmp_path):
+    """A word longer than the clip in every rendering got 0 clips and kws-synth exited 0 anyway; it
+    now exits 1 naming the word and the clip length, after the summary, with the other words kept."""
+    out = tmp_path / "long"
+    res = _run("--words", "up,internationalization", "--per-word", 4, "--negatives", 4, "--clip-ms", 700,
+               "--out", out, "--engines", "espeak", "--jobs", 1, "-q")
+    assert res.returncode == 1
+    assert "(up 4, internationalization 0, _unknown_ 4)" in res.stdout
+    assert res.stderr.strip().splitlines()[-1] == (
+        "Error: no clip of 'internationalization' fits in 700 ms (every rendering was longer; the clips of "
+        "the other words are kept): give --clip-ms more room or a shorter phrase")
+    assert len(list((out / "up").glob("*.wav"))) == 4 and not (out / "internationalization").exists()
