@@ -98,6 +98,10 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     problems: list[dict] = []
     by_hash: dict[str, list[str]] = defaultdict(list)
     wavs = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    for link in sorted(p for p in root.rglob("*") if p.is_symlink() and not p.exists()
+                       and p.suffix.lower() in AUDIO_SUFFIXES):  # kws-train lists these as skipped
+        problems.append({"kind": "unreadable", "path": str(link.relative_to(root)),
+                         "detail": f"a link to {os.readlink(link)}, which does not exist"})
     for path in wavs:
         rel = path.relative_to(root)
         label = rel.parts[0] if len(rel.parts) > 1 else "."

@@ -24,6 +24,7 @@ def test_data_stats_flags_problems(tmp_path):
     shutil.copy(tmp_path / "no" / "3.wav", tmp_path / "no" / "copy.wav")
     write_wav(tmp_path / "no" / "rate.wav", word_audio("up", rng, 8000), 8000)
     (tmp_path / "no" / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    (tmp_path / "no" / "gone.wav").symlink_to(tmp_path / "elsewhere.wav")  # a link to nothing
     res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"])
     assert res.exit_code == 0, res.output
     stats = json.loads(res.output)
@@ -32,16 +33,19 @@ def test_data_stats_flags_problems(tmp_path):
     assert ("silent", "yes/silent.wav") in kinds
     assert ("wrong_rate", "no/rate.wav") in kinds
     assert ("unreadable", "no/broken.wav") in kinds
+    gone = [p for p in stats["problems"] if p.get("path") == "no/gone.wav"]
+    assert gone == [{"kind": "unreadable", "path": "no/gone.wav",
+                     "detail": f"a link to {tmp_path / 'elsewhere.wav'}, which does not exist"}]
     assert ("few_files", "rare") in kinds
     dup = [p for p in stats["problems"] if p["kind"] == "duplicate"]
     assert len(dup) == 1 and {dup[0]["path"], dup[0]["detail"].split()[-1]} == {"no/3.wav", "no/copy.wav"}
-    assert len(kinds) == 6
+    assert len(kinds) == 7
     yes = stats["labels"]["yes"]
     assert yes["files"] == 27 and yes["sample_rates"] == {"16000": 27} and yes["sample_formats"] == {"int16": 27}
     assert stats["labels"]["no"]["sample_rates"] == {"8000": 1, "16000": 26}
     assert stats["labels"]["no"]["min_s"] == pytest.approx(1.0)
     text = CliRunner().invoke(data_stats_cmd, [str(tmp_path)]).output
-    assert "problems: 6" in text and "clipping    yes/clipped.wav" in text
+    assert "problems: 7" in text and "clipping    yes/clipped.wav" in text
 
 
 def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):

@@ -205,8 +205,11 @@ def test_unreadable_files_are_listed_and_skipped(tmp_path):
     root = _layout(tmp_path / "d", words=("yes", "no"))
     (root / "yes" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
     (root / "yes" / "notes.txt").write_text("hello")
+    (root / "yes" / "gone.wav").symlink_to(tmp_path / "elsewhere" / "gone.wav")  # a link to nothing
     index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 0, 0, seed=0)
-    assert [Path(p).name for p, _ in index.skipped] == ["notes.txt"]
+    assert [(Path(p).name, why) for p, why in index.skipped] == [
+        ("gone.wav", f"a link to {tmp_path / 'elsewhere' / 'gone.wav'}, which does not exist"),
+        ("notes.txt", "not an audio file (.flac, .mp3, .oga, .ogg, .opus, .wav, .wave)")]
     paths = [i.path for i in index.splits["training"]]
     clips, report = ds.load_clips(paths, SR, SR)
     assert [Path(p).name for p, _ in report.skipped] == ["broken.wav"]

@@ -214,7 +214,8 @@ def _read_list(path: Path) -> set[str]:
 
 
 def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
-    """WAV files directly in a folder, sorted; other files are recorded as skipped."""
+    """WAV files directly in a folder, sorted; other files, and links to nothing (a dataset copied
+    without the files its links point to), are recorded as skipped."""
     out = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
@@ -223,6 +224,8 @@ def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
             out.append(str(entry))
         elif entry.is_file():
             skipped.append((str(entry), f"not an audio file ({', '.join(sorted(AUDIO_SUFFIXES))})"))
+        elif entry.is_symlink() and not entry.exists():
+            skipped.append((str(entry), f"a link to {os.readlink(entry)}, which does not exist"))
     return out
 
 
