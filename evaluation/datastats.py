@@ -61,7 +61,7 @@ def peak_dbfs(samples: np.ndarray) -> float:
 
 
 def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
-                  testing_percentage: float, words: Sequence[str] = ()) -> dict | None:
+                  testing_percentage: float, words: Sequence[str] = ()) -> dict:
     """Speakers per split as kws-train would split the folder (same rule, same lists), and the
     warning kws-train prints when voices cannot be kept apart; kws-train's DataError (e.g. fewer
     than two labels) when it would refuse the folder.
