@@ -167,8 +167,9 @@ def test_other_options_into_the_same_folder_is_refused(small_set, tmp_path):
 def test_words_too_long_are_reported_not_cut(tmp_path):
     res = _run("--words", "internationalization", "--per-word", 4, "--negatives", 0, "--clip-ms", 300,
                "--speed", "1", "--out", tmp_path / "long", "--engines", "espeak", "-q")
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1  # the only word got no clip (the summary still comes first)
     assert "too long for 300 ms: 4 (e.g. 'internationalization' by espeak-" in res.stdout
+    assert "no clip of 'internationalization' fits in 300 ms" in res.stderr
     assert not list((tmp_path / "long" / "internationalization").glob("*.wav"))
     assert len(_rows(tmp_path / "long")) == 0
 
