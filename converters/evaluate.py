@@ -9,8 +9,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +124,7 @@ def scores(probs: np.ndarray, y: np.ndarray, labels: tuple[str, ...],
         kept = list(dict.fromkeys(merged))
         to = np.array([kept.index(lab) for lab in merged], np.int64)
         view = _scores_of(to[pred] if len(pred) else pred, to[np.asarray(y, np.int64)], tuple(kept), groups)
-        full = dataclasses.replace(full, keyword_view=view)
+        full = replace(full, keyword_view=view)
     return full
 
 

@@ -97,9 +97,9 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     labels: dict[str, LabelStats] = defaultdict(LabelStats)
     problems: list[dict] = []
     by_hash: dict[str, list[str]] = defaultdict(list)
-    wavs = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-    for link in sorted(p for p in root.rglob("*") if p.is_symlink() and not p.exists()
-                       and p.suffix.lower() in AUDIO_SUFFIXES):  # kws-train lists these as skipped
+    audio_paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)  # one walk
+    wavs = [p for p in audio_paths if p.is_file()]
+    for link in (p for p in audio_paths if p.is_symlink() and not p.exists()):  # kws-train skips these
         problems.append({"kind": "unreadable", "path": str(link.relative_to(root)),
                          "detail": f"a link to {os.readlink(link)}, which does not exist"})
     for path in wavs:

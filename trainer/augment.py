@@ -423,7 +423,8 @@ def augment_audio(clip: np.ndarray, is_silence: bool, cfg: "AugmentConfig", samp
     impulse response), a microphone/channel (random EQ, band-limiting), background noise at a random
     speech-to-noise ratio (or, with ``background_snr_db`` empty, at the tutorial's raw volume; in
     ``talk_background_share`` of the mixes a window of ``sources.talk``), then a random input level.
-    _silence_ clips: background alone at a volume in [0, silence_volume], then the same input level. Every step's probability or range is in ``cfg`` (configs/default.yaml).
+    _silence_ clips: background alone at a volume in [0, silence_volume], then the same input level.
+    Every step's probability or range is in ``cfg`` (configs/default.yaml).
     """
     if not isinstance(sources, AugmentSources):
         sources = AugmentSources(backgrounds=tuple(sources))

@@ -178,10 +178,9 @@ class EmbeddingFeatures:
         self.cache = Path(run_path) / CACHE_DIR
         self.embedder = Embedder(cfg.model.embedding_weights)
         self.digest = cache_key(cfg, self.labels)
-        self.talk_source = negatives
         train_items = index.splits["training"]
         t0 = time.time()
-        data = self._cached("train", lambda: self._training_set(train_items))
+        data = self._cached("train", lambda: self._training_set(train_items, negatives))
         self.x_fixed, self.y_fixed = data["x"], data["y"]
         self.negatives = self._cached("negatives", lambda: self._negative_pool(negatives)) if negatives else None
         self.n_negatives = 0
@@ -208,12 +207,13 @@ class EmbeddingFeatures:
         atomic_write_bytes(path, buf.getvalue())
         return data
 
-    def _training_set(self, items: Sequence[Item]) -> dict[str, np.ndarray]:
+    def _training_set(self, items: Sequence[Item],
+                      negatives: neg.NegativeSet | None) -> dict[str, np.ndarray]:
         cfg = self.cfg
         sources = self.sources
         if cfg.augment.talk_background_share:  # talk to mix under the words, drawn once (the windows are fixed)
             sources = dataclasses.replace(sources, talk=neg.talk_pool(
-                self.talk_source, WINDOW_SAMPLES, cfg.features.sample_rate, [cfg.train.seed],
+                negatives, WINDOW_SAMPLES, cfg.features.sample_rate, [cfg.train.seed],
                 EMBEDDING_TALK_WINDOWS))
         windows, y = training_windows(items, self.clips, cfg, sources, self.labels, cfg.train.seed)
         self.say(f"embedding: computing the speech embeddings of {len(windows)} training windows "
