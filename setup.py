@@ -71,6 +71,7 @@ setup(
             "kws-predict=kws.evaluation.predict_cli:main",
             "kws-eval=kws.evaluation.eval_cli:main",
             "kws-mine=kws.evaluation.mine_cli:main",
+            "kws-ensemble=kws.evaluation.ensemble_cli:main",
         ],
         "deepaas.v2.model": ["kws=kws.serving.deepaas_api"],
     },

@@ -13,8 +13,9 @@ could do on the test stream (zero false accepts there), what no rule can beat.
 
 A run named ``A+B`` is an ensemble: the mean of the members' per-hop scores, each member's latest
 scores held at the first member's hops (models of different hops, e.g. a tcn's 30 ms and the
-embedding family's 80 ms, side by side on the same audio), smoothed and thresholded with the first
-member's manifest.
+embedding family's 80 ms, side by side on the same audio; kws.edge.ensemble's merge, as ``kws
+ensemble`` folders run), smoothed and thresholded with the first member's manifest.
+bench_ensemble measures such pairs through ``kws ensemble`` and kws-eval themselves.
 
 Results: bench/results/calibration_rules.md (raw numbers in bench/out/unseen/calibration_rules.json).
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kws.edge.ensemble import hold_latest_mean, label_columns
 from kws.edge.manifest import load_manifest
 from kws.evaluation import calibrate as calibration, scoring
 from kws.evaluation.calibrate import WINDOW_GRID_MS, calibrate
@@ -140,16 +142,15 @@ def members(run: Path) -> list[Path]:
 
 
 def mean_scores(parts: list[ScoredAudio], manifests: list) -> ScoredAudio:
-    """The members' scores averaged at the first member's hops (each member's latest score there),
-    label columns in the first member's order."""
-    base, labels = parts[0], list(manifests[0].labels)
-    held = []
-    for part, man in zip(parts, manifests):
-        cols = [list(man.labels).index(label) for label in labels]
-        latest = np.clip(np.searchsorted(part.times, base.times, side="right") - 1, 0, len(part.times) - 1)
-        held.append(part.scores[latest][:, cols])
-    return ScoredAudio(times=base.times, scores=np.mean(held, axis=0).astype(np.float32),
-                       duration_s=base.duration_s, events=base.events, source=base.source)
+    """The members' scores averaged at the first member's hops by kws.edge.ensemble's merge (each
+    member's latest score there; hops before every member has scored are left out), label columns in
+    the first member's order."""
+    labels = manifests[0].labels
+    others = [(part.times, part.scores[:, label_columns(labels, man.labels)])
+              for part, man in zip(parts[1:], manifests[1:])]
+    base = parts[0]
+    times, scores, _ = hold_latest_mean(base.times, base.scores, others, [None] * len(others))
+    return ScoredAudio(times=times, scores=scores, duration_s=base.duration_s, events=base.events, source=base.source)
 
 
 def ensemble_scored(run: Path, score) -> ScoredAudio:

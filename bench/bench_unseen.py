@@ -344,16 +344,19 @@ def convert_and_stream(run: Path, hours: float) -> dict:
     return out
 
 
-def calibrate_and_stream(dist: Path, keywords: Path, hours: float) -> dict:
-    """The int8 model in ``dist`` (a kws-convert folder, whose manifest takes the thresholds)
-    calibrated by ``kws-eval --calibrate`` on a stream of the clips in ``keywords``, then measured
-    at those thresholds on the test speakers' stream and on the held-out running speech."""
-    int8 = str(dist / ("model_int8.tflite" if (dist / "model_int8.tflite").is_file() else "model_float.tflite"))
+def calibrate_and_stream(dist: Path, keywords: Path, hours: float, model: str | None = None,
+                         calibrate_options: tuple[str, ...] = ()) -> dict:
+    """The int8 model in ``dist`` (a kws-convert folder, whose manifest takes the thresholds; or
+    ``model``, e.g. an ensemble's folder) calibrated by ``kws-eval --calibrate`` (with
+    ``calibrate_options``) on a stream of the clips in ``keywords``, then measured at those
+    thresholds on the test speakers' stream and on the held-out running speech."""
+    int8 = model or str(dist / ("model_int8.tflite" if (dist / "model_int8.tflite").is_file()
+                                else "model_float.tflite"))
     out: dict = {"streamed_model": Path(int8).name}
     cal = _run([sys.executable, "-m", "kws.evaluation.eval_cli", "-m", int8, "--keywords",
                 str(keywords), "--noise", str(TEST_NOISE), "--hours", str(hours), "--snr", SNR,
-                "--seed", "1", "--calibrate", "--target-fa-per-hour", str(TARGET_FA_PER_HOUR), "--json"],
-               "kws-eval --calibrate")
+                "--seed", "1", "--calibrate", "--target-fa-per-hour", str(TARGET_FA_PER_HOUR), *calibrate_options,
+                "--json"], "kws-eval --calibrate")
     out["calibration"] = json.loads(cal.stdout.strip().splitlines()[-1])
     test = _run([sys.executable, "-m", "kws.evaluation.eval_cli", "-m", int8, "--keywords",
                  str(OUT / "stream_test"), "--noise", str(TEST_NOISE), "--hours", str(hours), "--snr", SNR,

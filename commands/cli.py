@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "eval": ("kws.evaluation.eval_cli:main", "Streaming false accepts/hour and false rejects; calibrate (kws-eval)."),
     "inspect": ("kws.evaluation.inspect_cli:inspect_cmd", "Plot a clip's waveform, spectrogram and model features."),
     "data-stats": ("kws.evaluation.inspect_cli:data_stats_cmd", "Summarise a dataset folder and flag problems."),
+    "ensemble": ("kws.evaluation.ensemble_cli:main", "Put converted models side by side as one (kws-ensemble)."),
     "mine": ("kws.evaluation.mine_cli:main", "Train on the windows of keyword-free audio the model fires on (kws-mine)."),
     "serve": ("kws.serving.web:serve_cmd", "Web page and JSON API for prediction."),
 }

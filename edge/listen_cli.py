@@ -255,9 +255,13 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
             source = RawSource(stdin_binary(), rec.sample_rate if rate is None else rate, rec.sample_rate, channels)
         else:
             source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
-        _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
-                    f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
-                    f"{rec.describe_form()}")
+        if getattr(rec, "members", None):  # an ensemble: its folder; describe_form names the members
+            _say(quiet, f"ensemble {rec.path} ({len(rec.labels)} labels, {len(rec.members)} models); "
+                        f"hop {rec.hop_ms:g} ms; {rec.describe_form()}")
+        else:
+            _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
+                        f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
+                        f"{rec.describe_form()}")
         _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
         runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
             if on_detect or on_detect_shell else None

@@ -16,12 +16,19 @@ MANIFEST_FORMAT = "kws-manifest"
 # 2: smoothing in time (minimum_span_ms for minimum_count) and the release rule; 1 still loads
 # 3: the model family (``family``: "embedding" adds the ``embedding`` section); only manifests of the
 # embedding family are written as 3, so older kws versions refuse them instead of misreading them
+# 4: the ensemble (``family``: "ensemble" and its ``ensemble`` section of member folders); only
+# ensembles are written as 4
 WINDOW_FAMILY_VERSION = 2
 EMBEDDING_FAMILY_VERSION = 3
-MANIFEST_VERSION = EMBEDDING_FAMILY_VERSION  # the newest this kws reads
+ENSEMBLE_VERSION = 4
+MANIFEST_VERSION = ENSEMBLE_VERSION  # the newest this kws reads
 WINDOW_FAMILY = "window"  # a model over the frontend's frames of one clip (every architecture but one)
 EMBEDDING_FAMILY = "embedding"  # mel -> frozen speech embedding -> head (kws.edge.embedding_pipeline)
-FAMILIES = (WINDOW_FAMILY, EMBEDDING_FAMILY)
+ENSEMBLE_FAMILY = "ensemble"  # converted models side by side, their scores averaged (kws.edge.ensemble)
+FAMILIES = (WINDOW_FAMILY, EMBEDDING_FAMILY, ENSEMBLE_FAMILY)
+# how an ensemble combines its members' per-hop scores (the only rule so far; see kws.edge.ensemble)
+MEAN_HOLD_LATEST = "mean_hold_latest"
+ENSEMBLE_MERGES = (MEAN_HOLD_LATEST,)
 MANIFEST_NAME = "manifest.json"
 SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
@@ -193,6 +200,33 @@ class EmbeddingSection:
                    weights=dict(data.get("weights", {})))
 
 
+@dataclass(frozen=True)
+class EnsembleMember:
+    """One model of an ensemble: its converted folder (``path``, relative to the ensemble's folder and
+    inside it), which of its models runs (``model``: "int8", "float"), and where it came from."""
+
+    path: str
+    model: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class EnsembleSection:
+    """The members of an ensemble, the first setting the hop, and how their scores combine."""
+
+    members: tuple[EnsembleMember, ...]
+    merge: str = MEAN_HOLD_LATEST
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"merge": self.merge, "members": [asdict(m) for m in self.members]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EnsembleSection":
+        return cls(members=tuple(EnsembleMember(path=str(m["path"]), model=str(m["model"]),
+                                                source=str(m.get("source", ""))) for m in data["members"]),
+                   merge=str(data.get("merge", MEAN_HOLD_LATEST)))
+
+
 def _entry_dict(entry: ModelEntry) -> dict[str, Any]:
     data = asdict(entry)
     for key in ("input", "output"):
@@ -221,12 +255,15 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     streaming: StreamingSection | None = None
     embedding: EmbeddingSection | None = None
+    ensemble: EnsembleSection | None = None
     format: str = MANIFEST_FORMAT
     version: int = MANIFEST_VERSION
 
     @property
     def family(self) -> str:
-        """Which pipeline runs the models: WINDOW_FAMILY or EMBEDDING_FAMILY."""
+        """Which pipeline runs the models: WINDOW_FAMILY, EMBEDDING_FAMILY or ENSEMBLE_FAMILY."""
+        if self.ensemble is not None:
+            return ENSEMBLE_FAMILY
         return EMBEDDING_FAMILY if self.embedding is not None else WINDOW_FAMILY
 
     @property
@@ -245,6 +282,9 @@ class Manifest:
         """Key of the model a runtime should use when none is named: int8, else the first."""
         if "int8" in self.models:
             return "int8"
+        if self.ensemble is not None:
+            raise ManifestError(f"an ensemble of {len(self.ensemble.members)} models has no model file of its own: "
+                                "kws-listen and kws-eval run it; other tools take one of its member folders")
         if not self.models:
             raise ManifestError("manifest lists no model files")
         return next(iter(self.models))
@@ -261,9 +301,11 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["version"] = EMBEDDING_FAMILY_VERSION if self.embedding is not None else WINDOW_FAMILY_VERSION
+        data["version"] = (ENSEMBLE_VERSION if self.ensemble is not None else EMBEDDING_FAMILY_VERSION
+                           if self.embedding is not None else WINDOW_FAMILY_VERSION)
         data["streaming"] = self.streaming.to_dict() if self.streaming else None
         data["embedding"] = self.embedding.to_dict() if self.embedding else None
+        data["ensemble"] = self.ensemble.to_dict() if self.ensemble else None
         data["family"] = self.family
         data["labels"] = list(self.labels)
         data["ignore_labels"] = list(self.ignore_labels)
@@ -276,9 +318,12 @@ class Manifest:
                  "smoothing", "thresholds", "ignore_labels", "calibration", "config_digest", "extra"]
         if self.streaming is not None:  # manifests without a step model stay as they were
             order.insert(order.index("smoothing"), "streaming")
-        if self.embedding is not None:  # and so do those of the window family
+        if self.embedding is not None or self.ensemble is not None:  # and so do those of the window family
             order.insert(order.index("labels"), "family")
+        if self.embedding is not None:
             order.insert(order.index("models"), "embedding")
+        if self.ensemble is not None:
+            order.insert(order.index("models"), "ensemble")
         return {k: data[k] for k in order}
 
     @classmethod
@@ -298,9 +343,10 @@ class Manifest:
             if family not in FAMILIES:
                 raise ManifestError(f"{source}: model family {family!r} is not one this kws runs "
                                     f"({', '.join(FAMILIES)}); upgrade kws")
-            if (family == EMBEDDING_FAMILY) != ("embedding" in data):
-                raise ManifestError(f"{source}: family {family!r} " + ("needs an embedding section"
-                                    if family == EMBEDDING_FAMILY else "takes no embedding section"))
+            for section, own in (("embedding", EMBEDDING_FAMILY), ("ensemble", ENSEMBLE_FAMILY)):
+                if (family == own) != (section in data):
+                    raise ManifestError(f"{source}: family {family!r} " + (f"needs an {section} section"
+                                        if family == own else f"takes no {section} section"))
             try:
                 smoothing = SmoothingConfig.from_dict(data.get("smoothing", {}))
             except ValueError as exc:
@@ -317,6 +363,7 @@ class Manifest:
                 extra=dict(data.get("extra", {})),
                 streaming=_streaming(data.get("streaming")),
                 embedding=EmbeddingSection.from_dict(data["embedding"]) if family == EMBEDDING_FAMILY else None,
+                ensemble=EnsembleSection.from_dict(data["ensemble"]) if family == ENSEMBLE_FAMILY else None,
                 version=MANIFEST_VERSION,  # read into the current schema, and written back in it
             )
         except ManifestError:

@@ -200,6 +200,37 @@ def _embedding(source: str, data: Any) -> None:
     _object(source, "embedding.weights", data.get("weights", {}))
 
 
+MAX_ENSEMBLE_MEMBERS = 8
+MAX_MEMBER_PATH_CHARS = 255
+
+
+def _ensemble(source: str, data: Any) -> None:
+    """The ``ensemble`` section: the merge rule's name and 2..MAX_ENSEMBLE_MEMBERS members, each a
+    relative folder inside the ensemble's (no absolute path, no ``..``) and a model key."""
+    data = _object(source, "ensemble", data)
+    unknown = sorted(set(data) - {"merge", "members"})
+    if unknown:
+        raise _fail(source, f"ensemble.{unknown[0]}", "is not a known field", unknown[0])
+    if not isinstance(data.get("merge", ""), str):
+        raise _fail(source, "ensemble.merge", "must be a string", data["merge"])
+    members = data.get("members")
+    if not isinstance(members, list) or not 2 <= len(members) <= MAX_ENSEMBLE_MEMBERS:
+        raise _fail(source, "ensemble.members", f"must be a list of 2..{MAX_ENSEMBLE_MEMBERS} members", members)
+    for i, member in enumerate(members):
+        name = f"ensemble.members[{i}]"
+        member = _object(source, name, member)
+        for key in ("path", "model"):
+            if not isinstance(member.get(key), str) or not member[key]:
+                raise _fail(source, f"{name}.{key}", "must be a non-empty string", member.get(key))
+        path = member["path"]
+        parts = path.replace("\\", "/").split("/")
+        if (len(path) > MAX_MEMBER_PATH_CHARS or path.startswith("/") or ".." in parts
+                or (len(path) > 1 and path[1] == ":")):
+            raise _fail(source, f"{name}.path", "must be a folder inside the ensemble's (relative, no '..')", path)
+        if not isinstance(member.get("source", ""), str):
+            raise _fail(source, f"{name}.source", "must be a string", member["source"])
+
+
 def check_manifest_data(data: Any, source: str) -> None:
     """Raise ManifestError naming the first field of ``data`` (a parsed manifest.json) that has the
     wrong type or is outside its range. Cross-field rules are checked by the dataclasses."""
@@ -217,6 +248,8 @@ def check_manifest_data(data: Any, source: str) -> None:
         raise _fail(source, "family", "must be a string", data["family"])
     if "embedding" in data:
         _embedding(source, data["embedding"])
+    if "ensemble" in data:
+        _ensemble(source, data["ensemble"])
     _ranged_section(source, "smoothing", data.get("smoothing", {}), SMOOTHING_RANGES)
     for label, value in _object(source, "thresholds", data.get("thresholds", {})).items():
         number(source, f"thresholds.{label}", value, 0.0, 1.0, False)

@@ -194,6 +194,10 @@ def open_model(path: str | os.PathLike, model: str | None = None, num_threads: i
     ``defer``: a DeferredModel, whose interpreter opens on first use (its sha256 is checked now)."""
     manifest_path, model_file = locate(path)
     manifest = load_manifest(manifest_path)
+    if manifest.ensemble is not None:
+        folders = ", ".join(str(manifest_path.parent / m.path) for m in manifest.ensemble.members)
+        raise ManifestError(f"{manifest_path}: an ensemble of {len(manifest.ensemble.members)} models, which "
+                            f"kws-listen and kws-eval run; here give one of its members ({folders})")
     key, entry = _pick(manifest, manifest_path, model_file or model)
     model_path = checked_file(manifest_path, entry.file, entry.sha256)
     if defer:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
 from .frontend import StreamingFrontend
-from .manifest import Manifest, SmoothingConfig
+from .manifest import Manifest, SmoothingConfig, load_manifest
 from .model_loader import (DeferredModel, locate, open_model, open_step_model,  # noqa: F401 - locate, sha256_of:
                            sha256_of)  # public
 from .ringbuffer import RingBuffer
@@ -137,6 +138,11 @@ class HopDecisions:
         return times, scores
 
 
+def _is_ensemble(manifest_path: Path) -> bool:
+    """Whether the manifest at ``manifest_path`` is an ensemble's (validated by whoever opens it)."""
+    return load_manifest(manifest_path).ensemble is not None
+
+
 class Recognizer(HopDecisions):
     """Continuous keyword recognition over a stream at the model's sample rate."""
 
@@ -197,7 +203,14 @@ class Recognizer(HopDecisions):
         ``model`` picks the model by key ("int8", "float") or file name; default int8. ``threshold``
         replaces every label's threshold. ``streaming=False`` runs the window model even where the
         manifest lists a streaming form. A manifest of the embedding family gives an
-        ``EmbeddingRecognizer`` (kws.edge.embedding_pipeline), which has the same interface."""
+        ``EmbeddingRecognizer`` (kws.edge.embedding_pipeline), an ensemble's an ``EnsembleRecognizer``
+        (kws.edge.ensemble); both have the same interface."""
+        manifest_path, model_file = locate(path)
+        if model_file is None and _is_ensemble(manifest_path):  # several models: kws.edge.ensemble
+            from .ensemble import EnsembleRecognizer
+
+            return EnsembleRecognizer.from_manifest(manifest_path, model, hop_ms, threshold, num_threads, runtime,
+                                                    keep_scores, streaming)
         # the window model's interpreter opens only if the window form runs (Recognizer.__init__)
         loaded = open_model(path, model, num_threads=num_threads, runtime=runtime, defer=streaming)
         if loaded.manifest.embedding is not None:  # the embedding family: its own pipeline

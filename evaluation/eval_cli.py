@@ -36,20 +36,22 @@ DEFAULT_SNR = "5:20"
 
 def trained_negatives(manifest) -> set[Path]:
     """The keyword-free files the model trained or was mined on (its source run's data.negatives and
-    mining.json), resolved; empty where the run folder is gone or lists none."""
+    mining.json; an ensemble's: those of all its members' runs), resolved; empty where the run
+    folders are gone or list none."""
     import yaml
 
-    run = Path(str(manifest.extra.get("source_run", "")))
+    runs = [manifest.extra.get("source_run", "")] + list(manifest.extra.get("source_runs") or ())
     sources: list[str] = []
-    try:
-        cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        sources += list((cfg.get("data") or {}).get("negatives") or ())
-    except (OSError, yaml.YAMLError, AttributeError):
-        pass
-    try:
-        sources += list(json.loads((run / "mining.json").read_text()).get("negatives", ()))
-    except (OSError, ValueError, AttributeError):
-        pass
+    for run in (Path(str(r)) for r in runs if r):
+        try:
+            cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+            sources += list((cfg.get("data") or {}).get("negatives") or ())
+        except (OSError, yaml.YAMLError, AttributeError):
+            pass
+        try:
+            sources += list(json.loads((run / "mining.json").read_text()).get("negatives", ()))
+        except (OSError, ValueError, AttributeError):
+            pass
     found: set[Path] = set()
     for src in sources:
         try:
@@ -57,6 +59,12 @@ def trained_negatives(manifest) -> set[Path]:
         except KwsError:
             pass
     return found
+
+
+def _runs_named(manifest) -> str:
+    """The training run(s) a model came from, for a message."""
+    return ", ".join(map(str, [manifest.extra.get("source_run")] if manifest.extra.get("source_run")
+                          else manifest.extra.get("source_runs") or ["its training run"]))
 
 
 def parse_snr(text: str) -> tuple[float, float]:
@@ -206,7 +214,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         seen_in_training = len({Path(p.source).resolve() for p in negative_parts} & trained_negatives(manifest))
         if seen_in_training:
             click.echo(f"kws-eval: warning: {seen_in_training} of the {len(negative_parts)} --negatives files "
-                       f"trained this model ({manifest.extra.get('source_run')}): its false accepts on them "
+                       f"trained this model ({_runs_named(manifest)}): its false accepts on them "
                        f"understate those on new audio; calibrate on recordings held out of training", err=True)
         t2 = time.time()
         at_manifest = streaming_report(smooth(times, scores, manifest), events, duration, keywords)

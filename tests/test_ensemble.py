@@ -1,0 +1,244 @@
+"""kws ensemble and kws.edge.ensemble: converted models side by side, their scores averaged, run by
+kws-listen and calibrated by kws-eval like one model."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audio_fixtures import SAMPLE_RATE, keyword_stream
+from kws.edge.audio import write_wav
+from kws.edge.ensemble import EnsembleRecognizer, hold_latest_mean, label_columns
+from kws.edge.errors import ManifestError
+from kws.edge.manifest import ENSEMBLE_FAMILY, load_manifest
+from kws.edge.recognizer import Recognizer
+from kws.evaluation.ensemble_cli import main as ensemble_main
+from kws.evaluation.eval_cli import main as eval_main
+
+BIN = Path(sys.executable).parent
+WORDS = ("up", "down", "beep")
+STREAM_WORDS = ("up", "down", "beep", "up", "beep", "down")
+
+
+def _member(converted_run: Path, folder: Path, hop_ms: float | None = None) -> Path:
+    """A copy of the fixture's converted model, at another hop if asked (as its manifest says)."""
+    shutil.copytree(converted_run, folder)
+    if hop_ms is not None:
+        data = json.loads((folder / "manifest.json").read_text())
+        data["smoothing"]["hop_ms"] = hop_ms
+        (folder / "manifest.json").write_text(json.dumps(data))
+    return folder
+
+
+def _ensemble(tmp_path: Path, *members: Path, name: str = "pair") -> Path:
+    res = CliRunner().invoke(ensemble_main, [*map(str, members), "--out", str(tmp_path / name)])
+    assert res.exit_code == 0, res.output
+    return tmp_path / name
+
+
+def _scores(rec, audio: np.ndarray, chunks) -> tuple[np.ndarray, np.ndarray]:
+    pos = 0
+    for size in chunks:
+        rec.process(audio[pos:pos + size])
+        pos += size
+    rec.process(audio[pos:])
+    return rec.pop_scores()
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    audio, truth = keyword_stream(STREAM_WORDS, np.random.default_rng(11), gap_s=1.2, lead_s=1.5)
+    wav = tmp_path_factory.mktemp("ensemble_stream") / "stream.wav"
+    write_wav(wav, audio, SAMPLE_RATE)
+    return audio, truth, wav
+
+
+# --- the merge, by hand ---------------------------------------------------------------------------------
+def test_the_merge_holds_each_members_latest_scores_and_drops_hops_before_all_have_scored():
+    base_t = np.array([1.00, 1.03, 1.06, 1.09])
+    base = np.array([[0.2, 0.8], [0.4, 0.6], [0.6, 0.4], [0.8, 0.2]])
+    other = (np.array([1.04, 1.08]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    times, mean, held = hold_latest_mean(base_t, base, [other], [None])
+    # 1.00 and 1.03 come before the other member's first score: no result there
+    np.testing.assert_array_equal(times, [1.06, 1.09])
+    np.testing.assert_allclose(mean, [[0.8, 0.2], [0.4, 0.6]])
+    np.testing.assert_array_equal(held[0], [0.0, 1.0])
+    # the next call: its first hop holds the row kept from this one until a newer one arrives
+    times, mean, held = hold_latest_mean(np.array([1.12, 1.15]), np.array([[0.5, 0.5], [0.1, 0.9]]),
+                                         [(np.array([1.13]), np.array([[0.3, 0.7]]))], held)
+    np.testing.assert_allclose(mean, [[0.25, 0.75], [0.2, 0.8]])
+    np.testing.assert_array_equal(held[0], [0.3, 0.7])
+    # a call where the other member scored nothing holds its latest row throughout
+    times, mean, held = hold_latest_mean(np.array([1.18]), np.array([[0.9, 0.1]]),
+                                         [(np.zeros(0), np.zeros((0, 2)))], held)
+    np.testing.assert_allclose(mean, [[0.6, 0.4]])
+
+
+def test_label_columns_put_a_members_scores_in_the_first_members_order():
+    cols = label_columns(("_silence_", "up", "down"), ("down", "_silence_", "up"))
+    np.testing.assert_array_equal(np.array([[0.5, 0.1, 0.4]])[:, cols], [[0.1, 0.4, 0.5]])
+    with pytest.raises(ValueError, match="labels differ"):
+        label_columns(("up", "down"), ("up", "left"))
+
+
+# --- the recognizer -------------------------------------------------------------------------------------
+def test_an_ensemble_of_one_model_twice_scores_and_detects_as_that_model(converted_run, tmp_path, stream):
+    audio, truth, _ = stream
+    ens = _ensemble(tmp_path, _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b"))
+    single = Recognizer.from_manifest(converted_run, keep_scores=True, threshold=0.5)
+    both = Recognizer.from_manifest(ens, keep_scores=True, threshold=0.5)
+    assert isinstance(both, EnsembleRecognizer) and both.form == "ensemble"
+    assert both.hop_ms == single.hop_ms and both.labels == single.labels
+    heard_one, heard_both = single.process(audio), both.process(audio)
+    t1, s1 = single.pop_scores()
+    t2, s2 = both.pop_scores()
+    np.testing.assert_array_equal(t1, t2)
+    np.testing.assert_allclose(s1, s2, atol=1e-6)
+    assert [(d.label, d.time_s) for d in heard_one] == [(d.label, d.time_s) for d in heard_both]
+    assert [d.label for d in heard_both] == [w for w, _ in truth]
+
+
+def test_members_at_different_hops_merge_the_same_whatever_the_chunk_sizes(converted_run, tmp_path, stream):
+    audio, _, _ = stream
+    fine = _member(converted_run, tmp_path / "fine", hop_ms=20.0)
+    coarse = _member(converted_run, tmp_path / "coarse", hop_ms=60.0)
+    ens = _ensemble(tmp_path, coarse, fine)  # named coarse first: the finer hop leads all the same
+    manifest = load_manifest(ens)
+    assert manifest.family == ENSEMBLE_FAMILY and manifest.smoothing.hop_ms == 20.0
+    assert [m.source for m in manifest.ensemble.members] == [str(fine.resolve()), str(coarse.resolve())]
+    rec = Recognizer.from_manifest(ens, keep_scores=True)
+    t_a, s_a = _scores(rec, audio, [1600] * 20)
+    rec.reset()
+    rng = np.random.default_rng(4)
+    t_b, s_b = _scores(rec, audio, rng.integers(1, 4000, 40))
+    np.testing.assert_array_equal(t_a, t_b)
+    np.testing.assert_array_equal(s_a, s_b)
+    # by hand: each of the fine member's hops with the coarse member's latest scores at or before it
+    parts = []
+    for folder in (fine, coarse):
+        member = Recognizer.from_manifest(folder, keep_scores=True)
+        member.process(audio)
+        parts.append(member.pop_scores())
+    (ft, fs), (ct, cs) = parts
+    latest = np.searchsorted(ct, ft, side="right") - 1
+    assert np.diff(ft).min() == pytest.approx(0.02) and np.diff(ct).min() == pytest.approx(0.06)
+    np.testing.assert_array_equal(t_a, ft[latest >= 0])
+    np.testing.assert_allclose(s_a, (fs[latest >= 0] + cs[latest[latest >= 0]]) / 2, atol=1e-6)
+    assert not np.allclose(s_a, fs[latest >= 0])  # the held scores do move the mean
+
+
+# --- kws ensemble ----------------------------------------------------------------------------------------
+def test_kws_ensemble_refuses_members_that_do_not_fit_together_in_one_line(converted_run, tmp_path):
+    a = _member(converted_run, tmp_path / "a")
+    other = _member(converted_run, tmp_path / "other")
+    data = json.loads((other / "manifest.json").read_text())
+    data["labels"] = [l if l != "beep" else "stop" for l in data["labels"]]
+    (other / "manifest.json").write_text(json.dumps(data))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(ensemble_main, [str(a), str(other), "--out", str(out)])
+    assert res.exit_code == 1 and "lacks beep; adds stop" in res.output and str(other) in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not out.exists()
+
+    rate = _member(converted_run, tmp_path / "rate")
+    data = json.loads((rate / "manifest.json").read_text())
+    data["frontend"]["sample_rate"] = data["sample_rate"] = 8000
+    data["frontend"]["upper_hz"] = 3800.0
+    (rate / "manifest.json").write_text(json.dumps(data))
+    res = CliRunner().invoke(ensemble_main, [str(a), str(rate), "--out", str(out)])
+    assert res.exit_code == 1 and "8000 Hz" in res.output and "share a sample rate" in res.output
+
+    res = CliRunner().invoke(ensemble_main, [str(a), str(a / "manifest.json"), "--out", str(out)])
+    assert res.exit_code == 1 and "name each model once" in res.output
+    res = CliRunner().invoke(ensemble_main, [str(a), "--out", str(out)])
+    assert res.exit_code == 2 and "give 2 to 8 converted models, got 1" in res.output
+    (a / "model_int8.tflite").write_bytes(b"not the converted model")
+    res = CliRunner().invoke(ensemble_main, [str(a), str(rate), "--out", str(out)])
+    assert res.exit_code == 1 and "sha256 differs" in res.output
+    assert not out.exists()
+
+
+def test_kws_ensemble_keeps_other_folders_and_replaces_an_earlier_ensemble(converted_run, tmp_path):
+    a, b = _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(ensemble_main, [str(a), str(b), "--out", str(busy)])
+    assert res.exit_code == 1 and "not empty" in res.output
+    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+
+    ens = _ensemble(tmp_path, a, b)
+    res = CliRunner().invoke(ensemble_main, [str(ens), str(a), "--out", str(tmp_path / "nested")])
+    assert res.exit_code == 1 and "cannot be a member of another" in res.output
+    (ens / "member2" / "stale.txt").write_text("from before")
+    res = CliRunner().invoke(ensemble_main, [str(b), str(a), "--out", str(ens), "--model", "float"])
+    assert res.exit_code == 0, res.output
+    manifest = load_manifest(ens)
+    assert [m.model for m in manifest.ensemble.members] == ["float", "float"]
+    assert not (ens / "member2" / "stale.txt").exists()
+    assert sorted(p.name for p in ens.parent.iterdir() if p.name.startswith(".")) == []  # no temp folders left
+    # the ensemble is self-contained: it runs with its sources gone
+    shutil.rmtree(a)
+    shutil.rmtree(b)
+    Recognizer.from_manifest(ens).process(np.zeros(SAMPLE_RATE * 2, np.float32))
+
+
+def test_a_damaged_ensemble_manifest_is_one_line_naming_the_field(converted_run, tmp_path):
+    ens = _ensemble(tmp_path, _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b"))
+    good = json.loads((ens / "manifest.json").read_text())
+    cases = [(lambda d: d["ensemble"]["members"][1].update(path="../a"), "ensemble.members[1].path"),
+             (lambda d: d["ensemble"]["members"].pop(), "ensemble.members must be a list of 2..8"),
+             (lambda d: d["ensemble"].update(merge="max"), "'max' is not one this kws runs"),
+             (lambda d: d.pop("ensemble"), "needs an ensemble section")]
+    for damage, message in cases:
+        data = json.loads(json.dumps(good))
+        damage(data)
+        (ens / "manifest.json").write_text(json.dumps(data))
+        with pytest.raises(ManifestError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            Recognizer.from_manifest(ens)
+    (ens / "manifest.json").write_text(json.dumps(good))
+    shutil.rmtree(ens / "member2")
+    with pytest.raises(ManifestError, match="member member2 has no manifest.json"):
+        Recognizer.from_manifest(ens)
+
+
+# --- the tools on an ensemble ---------------------------------------------------------------------------
+def test_kws_eval_calibrates_an_ensemble_and_kws_listen_runs_it(converted_run, tiny_dataset, tmp_path, stream):
+    _, truth, wav = stream
+    ens = _ensemble(tmp_path, _member(converted_run, tmp_path / "a"),
+                    _member(converted_run, tmp_path / "b", hop_ms=80.0))
+    proc = subprocess.run([str(BIN / "kws-listen"), "-m", str(ens), "--wav", str(wav), "--json", "--threshold",
+                           "0.5"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"ensemble {ens} (5 labels, 2 models); hop 40 ms; ensemble of 2, scores averaged at the first's hops: 40 ms" \
+        in proc.stderr and "; 80 ms window model every hop" in proc.stderr
+    heard = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["label"] for d in heard] == [w for w, _ in truth]
+    for d, (_, end) in zip(heard, truth):
+        assert end - 0.5 <= d["time_s"] <= end + 0.6, (d, end)
+
+    res = CliRunner().invoke(eval_main, ["-m", str(ens), "--keywords", str(tiny_dataset), "--hours", "0.05",
+                                         "--snr", "10:25", "--seed", "3", "--calibrate", "--target-fa-per-hour",
+                                         "20", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    manifest = load_manifest(ens)
+    assert manifest.family == ENSEMBLE_FAMILY and json.loads((ens / "manifest.json").read_text())["version"] == 4
+    assert manifest.thresholds == report["calibration"]["thresholds"] and set(manifest.thresholds) == set(WORDS)
+    assert manifest.calibration["target"] == 20 and report["smoothing"]["hop_ms"] == 40.0
+    # the fixture model (8 epochs) finds about half its words in this noise (tests/test_eval.py)
+    assert report["calibration"]["fa_per_hour"] <= 20 and report["calibration"]["frr"] < 0.65, report["calibration"]
+
+
+def test_clip_tools_name_the_members_of_an_ensemble(converted_run, tmp_path, stream):
+    from kws.evaluation.predict_cli import main as predict_main
+
+    ens = _ensemble(tmp_path, _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b"))
+    res = CliRunner().invoke(predict_main, ["-m", str(ens), str(stream[2])])
+    assert res.exit_code == 1 and "an ensemble of 2 models" in res.output
+    assert str(ens / "member1") in res.output and len(res.output.strip().splitlines()) == 1
