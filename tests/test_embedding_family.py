@@ -295,6 +295,38 @@ def test_kws_listen_runs_the_pipeline_in_the_tensorflow_free_edge_environment(em
         assert end - 0.5 <= d["time_s"] <= end + 0.5, (d, end)
 
 
+def test_an_ensemble_of_both_families_runs_in_the_tensorflow_free_edge_environment(embedding_run, tmp_path):
+    """kws ensemble of the embedding run and a window model trained on the same words: kws-listen in
+    the edge environment runs both and finds every word once."""
+    if not (EDGE_BIN / "kws-listen").exists():
+        pytest.skip(f"{EDGE_BIN} missing: `make test` creates it (make edge-venv)")
+    from conftest import FIXTURE_OVERRIDES
+    from kws.converters.convert import ConvertOptions, convert
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.train import train
+
+    data = Path(json.loads((embedding_run / "split.json").read_text())["root"])
+    window = tmp_path / "window_run"
+    train(with_data(load_config(None, FIXTURE_OVERRIDES), str(data), WORDS), out=window, quiet=True)
+    convert(ConvertOptions(model=str(window), formats=("int8",)), say=lambda _: None)
+    pair = tmp_path / "pair"
+    made = subprocess.run([str(BIN / "kws"), "ensemble", str(embedding_run / "dist"), str(window / "dist"),
+                           "--out", str(pair)], capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert "member1: " + str((window / "dist").resolve()) in made.stdout  # the finer hop (40 ms) leads
+    audio, truth = keyword_stream(("up", "down", "up", "down"), np.random.default_rng(5), gap_s=1.5, lead_s=2.5)
+    wav = tmp_path / "stream.wav"
+    write_wav(wav, audio, SAMPLE_RATE)
+    proc = subprocess.run([str(EDGE_BIN / "kws-listen"), "-m", str(pair), "--wav", str(wav), "--json",
+                           "--threshold", "0.5"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "40 ms window model every hop" in proc.stderr and "80 ms embedding: " in proc.stderr
+    heard = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["label"] for d in heard] == [w for w, _ in truth]
+    for d, (_, end) in zip(heard, truth):
+        assert end - 0.5 <= d["time_s"] <= end + 0.6, (d, end)
+
+
 def test_a_damaged_embedding_manifest_is_one_line_naming_the_field(embedding_run, tmp_path):
     import shutil
 
