@@ -114,6 +114,7 @@ def main() -> None:
              ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_CALIBRATION_RUNS),
               "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_calibration.md",
               "--title", "Two models side by side: a tcn and the embedding family on speakers never heard"],
+             ["-m", "bench.bench_ensemble"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
