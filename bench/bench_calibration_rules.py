@@ -91,6 +91,7 @@ RULES = {
     "per_label_no_tail": ("per keyword, no tail (`--no-tail`)", 0.5, {"tail": False}),
     "shared": ("shared (`--shared-threshold`)", 0.5, {"shared": True}),
     "per_label_long": ("per keyword, tail, long stream", 2.0, {}),
+    "per_label_no_tail_long": ("per keyword, no tail, long stream", 2.0, {"tail": False}),
     "shared_long": ("shared, long stream", 2.0, {"shared": True}),
     # the default rule asked for more false accepts: what it finds where it spends what shared spends
     "per_label_x2": ("per keyword, tail, target x2", 0.5, {"target_factor": 2.0}),
@@ -106,6 +107,7 @@ RULE_NOTES = {
     "shared": "one threshold for all keywords, the lowest whose summed false accepts (where none is seen, "
               "the number expected from all keywords' near misses pooled) stay within the target.",
     "per_label_long": "as the default, on a longer validation stream built from the same clips (`--long-hours`).",
+    "per_label_no_tail_long": "`--no-tail` on that longer stream.",
     "shared_long": "the shared threshold on that longer stream.",
     "per_label_x2": "the default rule calibrated for twice the target's false accepts per hour.",
     "per_label_x3": "the default rule calibrated for three times the target's false accepts per hour.",

@@ -48,6 +48,14 @@ ENSEMBLE_CALIBRATION_RUNS = ("default,anywhere_kwcut_wd,distilled_kwcut,embeddin
                              "anywhere_kwcut_wd+embedding_negatives,anywhere_kwcut_wd+embedding_negatives_seed2,"
                              "distilled_kwcut+embedding_negatives,anywhere_kwcut+embedding_negatives")
 
+# more members (bench/results/ensemble_members.md) and a longer validation stream for the best pairs
+# (bench/results/ensemble_long_validation.md)
+ENSEMBLE_MEMBER_RUNS = ("anywhere_kwcut_wd+embedding_negatives+embedding_negatives_seed2,"
+                        "anywhere_kwcut_wd+distilled_kwcut+embedding_negatives,"
+                        "distilled_kwcut+embedding_negatives+embedding_negatives_seed2,"
+                        "anywhere_kwcut+anywhere_kwcut_wd+embedding_negatives+embedding_negatives_seed2")
+ENSEMBLE_PAIRS = "anywhere_kwcut_wd+embedding_negatives_seed2,anywhere_kwcut+embedding_negatives"
+
 
 def _runs(names: str) -> str:
     """bench_unseen's 30-epoch run folder names of comma-separated variants (A+B: an ensemble)."""
@@ -115,6 +123,13 @@ def main() -> None:
               "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_calibration.md",
               "--title", "Two models side by side: a tcn and the embedding family on speakers never heard"],
              ["-m", "bench.bench_ensemble"],
+             ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_MEMBER_RUNS),
+              "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_members.md",
+              "--title", "Three and four models side by side on speakers never heard"],
+             ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_PAIRS),
+              "--rules", "per_label_long,per_label_no_tail_long,shared_long",
+              "--results", "bench/results/ensemble_long_validation.md",
+              "--title", "Two models side by side, calibrated on a 2-hour validation stream"],
              ["-m", "bench.bench_position"],
              ["-m", "bench.bench_wakeword"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]

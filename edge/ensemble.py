@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import KwsError, ManifestError
-from .manifest import MEAN_HOLD_LATEST, Manifest, load_manifest
+from .manifest import ENSEMBLE_MERGES, Manifest, load_manifest
 from .recognizer import MS_PER_S, Detection, HopDecisions, HopTimer, to_float_audio
 
 ENSEMBLE_FORM = "ensemble"
@@ -113,9 +113,9 @@ class EnsembleRecognizer(HopDecisions):
         manifest = load_manifest(manifest_path)
         if manifest.ensemble is None:
             raise ManifestError(f"{manifest_path}: not an ensemble (family {manifest.family!r})")
-        if manifest.ensemble.merge != MEAN_HOLD_LATEST:
+        if manifest.ensemble.merge not in ENSEMBLE_MERGES:
             raise ManifestError(f"{manifest_path}: ensemble.merge {manifest.ensemble.merge!r} is not one this kws "
-                                f"runs ({MEAN_HOLD_LATEST}); upgrade kws")
+                                f"runs ({', '.join(ENSEMBLE_MERGES)}); upgrade kws")
         members = []
         for i, entry in enumerate(manifest.ensemble.members):
             folder = manifest_path.parent / entry.path

@@ -128,7 +128,12 @@ def build(sources: list[MemberSource], out: Path) -> Path:
         _probe(path)
         if out.exists():
             out.rename(old)
-        tmp.rename(out)
+        try:
+            tmp.rename(out)
+        except BaseException:
+            if old.exists():  # the earlier ensemble goes back where it was
+                old.rename(out)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
