@@ -33,15 +33,19 @@ RULES = {"default": (), "no_tail": ("--no-tail",), "shared": ("--shared-threshol
 RULE_TITLES = {"default": "per keyword, tail (default)", "no_tail": "`--no-tail`", "shared": "`--shared-threshold`"}
 
 
+MODEL_KEY: list[str] = []  # ["--model", "float"] to run every member's float model
+
+
 def build(pair: str, rule: str) -> Path:
     """``kws ensemble`` of the pair's converted runs into a fresh folder for ``rule``."""
     dists = [bu.OUT / "runs" / f"{name}-{EPOCHS}ep" / "dist" for name in pair.split("+")]
     missing = [str(d) for d in dists if not (d / "manifest.json").is_file()]
     if missing:
         raise SystemExit(f"not converted yet: {', '.join(missing)} (run bench_unseen with its streams first)")
-    out = bu.OUT / "ensembles" / f"{pair}-{rule}"
+    out = bu.OUT / "ensembles" / f"{pair}-{rule}{'-' + MODEL_KEY[1] if MODEL_KEY else ''}"
     shutil.rmtree(out, ignore_errors=True)
-    bu._run([sys.executable, "-m", "kws.evaluation.ensemble_cli", *map(str, dists), "--out", str(out)], "kws ensemble")
+    bu._run([sys.executable, "-m", "kws.evaluation.ensemble_cli", *map(str, dists), "--out", str(out), *MODEL_KEY],
+            "kws ensemble")
     return out
 
 
@@ -89,6 +93,8 @@ def main() -> None:
     ap.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of: {', '.join(RULES)}")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--results", default=str(RESULTS))
+    ap.add_argument("--model", choices=("int8", "float"), default=None,
+                    help="which model of each member runs (default: kws ensemble's, int8 where there is one)")
     ap.add_argument("--render", action="store_true", help="only rewrite the Markdown from the raw JSON")
     args = ap.parse_args()
     raw = bu.OUT / f"{Path(args.results).stem}.json"
@@ -98,6 +104,8 @@ def main() -> None:
         Path(args.results).write_text(render(json.loads(raw.read_text()), command))
         print(Path(args.results).read_text())
         return
+    if args.model:
+        MODEL_KEY[:] = ["--model", args.model]
     rules = [r for r in args.rules.split(",") if r]
     if set(rules) - set(RULES):
         raise SystemExit(f"--rules: unknown {', '.join(sorted(set(rules) - set(RULES)))}")
@@ -105,7 +113,8 @@ def main() -> None:
     jobs = [(pair, rule) for pair in args.pairs.split(",") if pair for rule in rules]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # each job runs kws-eval subprocesses
         done = list(pool.map(lambda job: measure(*job), jobs))
-    results = {f"{pair}|{rule}": r for (pair, rule), r in zip(jobs, done)}
+    shown = f" ({args.model})" if args.model else ""
+    results = {f"{pair}{shown}|{rule}": r for (pair, rule), r in zip(jobs, done)}
     raw.write_text(json.dumps(results, indent=1))
     command = " ".join(["python -m bench.bench_ensemble", *sys.argv[1:]])
     Path(args.results).write_text(render(results, command))

@@ -188,6 +188,19 @@ def test_kws_ensemble_keeps_other_folders_and_replaces_an_earlier_ensemble(conve
     Recognizer.from_manifest(ens).process(np.zeros(SAMPLE_RATE * 2, np.float32))
 
 
+def test_a_member_named_by_its_tflite_runs_that_model(converted_run, tmp_path):
+    a, b = _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b")
+    ens = _ensemble(tmp_path, a / "model_float.tflite", b)
+    assert [m.model for m in load_manifest(ens).ensemble.members] == ["float", "int8"]
+    res = CliRunner().invoke(ensemble_main, [str(a / "model_float.tflite"), str(b), "--model", "int8",
+                                             "--out", str(tmp_path / "other")])
+    assert res.exit_code == 1 and "the file is the 'float' model, --model asks for 'int8'" in res.output
+    # the ensemble's own listing of the kws group
+    from kws.cli import main as kws_main
+
+    assert "ensemble" in CliRunner().invoke(kws_main, ["--help"]).output
+
+
 def test_a_damaged_ensemble_manifest_is_one_line_naming_the_field(converted_run, tmp_path):
     ens = _ensemble(tmp_path, _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b"))
     good = json.loads((ens / "manifest.json").read_text())
