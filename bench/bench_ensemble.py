@@ -38,13 +38,17 @@ MODEL_KEY: list[str] = []  # ["--model", "float"] to run every member's float mo
 
 def build(pair: str, rule: str) -> Path:
     """``kws ensemble`` of the pair's converted runs into a fresh folder for ``rule``."""
-    dists = [bu.OUT / "runs" / f"{name}-{EPOCHS}ep" / "dist" for name in pair.split("+")]
+    dists, models = [], []
+    for member in pair.split("+"):  # NAME, or NAME:float / NAME:int8 for that model of the member
+        name, _, key = member.partition(":")
+        dists.append(bu.OUT / "runs" / f"{name}-{EPOCHS}ep" / "dist")
+        models.append(dists[-1] / f"model_{key}.tflite" if key else dists[-1])
     missing = [str(d) for d in dists if not (d / "manifest.json").is_file()]
     if missing:
         raise SystemExit(f"not converted yet: {', '.join(missing)} (run bench_unseen with its streams first)")
     out = bu.OUT / "ensembles" / f"{pair}-{rule}{'-' + MODEL_KEY[1] if MODEL_KEY else ''}"
     shutil.rmtree(out, ignore_errors=True)
-    bu._run([sys.executable, "-m", "kws.evaluation.ensemble_cli", *map(str, dists), "--out", str(out), *MODEL_KEY],
+    bu._run([sys.executable, "-m", "kws.evaluation.ensemble_cli", *map(str, models), "--out", str(out), *MODEL_KEY],
             "kws ensemble")
     return out
 
@@ -89,7 +93,8 @@ def render(results: dict, command: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", default=DEFAULT_PAIRS, help="comma-separated A+B of bench_unseen variant names")
+    ap.add_argument("--pairs", default=DEFAULT_PAIRS, help="comma-separated A+B of bench_unseen variant names "
+                    "(A:float runs A's float model)")
     ap.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of: {', '.join(RULES)}")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--results", default=str(RESULTS))

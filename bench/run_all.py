@@ -55,6 +55,11 @@ ENSEMBLE_MEMBER_RUNS = ("anywhere_kwcut_wd+embedding_negatives+embedding_negativ
                         "distilled_kwcut+embedding_negatives+embedding_negatives_seed2,"
                         "anywhere_kwcut+anywhere_kwcut_wd+embedding_negatives+embedding_negatives_seed2")
 ENSEMBLE_PAIRS = "anywhere_kwcut_wd+embedding_negatives_seed2,anywhere_kwcut+embedding_negatives"
+# the pairs with float members (bench/results/ensemble_float.md): which member's int8 costs words
+ENSEMBLE_FLOAT_PAIRS = ("anywhere_kwcut_wd:float+embedding_negatives_seed2:float,"
+                        "anywhere_kwcut_wd:float+embedding_negatives_seed2:int8,"
+                        "anywhere_kwcut_wd:int8+embedding_negatives_seed2:float,"
+                        "anywhere_kwcut:float+embedding_negatives:float")
 
 
 def _runs(names: str) -> str:
@@ -123,6 +128,8 @@ def main() -> None:
               "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_calibration.md",
               "--title", "Two models side by side: a tcn and the embedding family on speakers never heard"],
              ["-m", "bench.bench_ensemble"],
+             ["-m", "bench.bench_ensemble", "--pairs", ENSEMBLE_FLOAT_PAIRS, "--rules", "no_tail,default",
+              "--results", "bench/results/ensemble_float.md"],
              ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_MEMBER_RUNS),
               "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_members.md",
               "--title", "Three and four models side by side on speakers never heard"],
