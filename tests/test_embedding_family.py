@@ -347,7 +347,7 @@ def test_a_damaged_embedding_manifest_is_one_line_naming_the_field(embedding_run
         return str(err.value)
 
     assert refused(lambda d: d.pop("embedding")).endswith("family 'embedding' needs an embedding section")
-    assert "model family 'cascade' is not one this kws runs (window, embedding); upgrade kws" in \
+    assert "model family 'cascade' is not one this kws runs (window, embedding, ensemble); upgrade kws" in \
         refused(lambda d: d.update(family="cascade"))
     assert "embedding.mel_constants.file must be a file name inside the manifest's folder" in \
         refused(lambda d: d["embedding"]["mel_constants"].update(file="../mel.npz"))
