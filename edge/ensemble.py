@@ -24,6 +24,7 @@ import numpy as np
 from .errors import KwsError, ManifestError
 from .manifest import ENSEMBLE_MERGES, Manifest, load_manifest
 from .recognizer import MS_PER_S, Detection, HopDecisions, HopTimer, to_float_audio
+from .smoothing import PosteriorSmoother
 
 ENSEMBLE_FORM = "ensemble"
 
@@ -70,8 +71,6 @@ class EnsembleRecognizer(HopDecisions):
 
     def __init__(self, members: Sequence, manifest: Manifest, thresholds=None, smoothing=None,
                  keep_scores: bool = False, path: Path | None = None):
-        from .smoothing import PosteriorSmoother
-
         if len(members) < 2:
             raise KwsError("an ensemble needs at least two members")
         self.manifest = manifest
