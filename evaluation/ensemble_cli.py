@@ -154,6 +154,7 @@ EXAMPLES = """
 \b
 Examples:
   kws ensemble models/tcn_run/dist models/embedding_run/dist --out models/pair
+  kws ensemble models/tcn_run/dist models/embedding_run/dist/model_float.tflite --out models/pair
   kws-eval -m models/pair --keywords data/validation --noise ~/noise --calibrate --no-tail
   kws-listen -m models/pair
 """
