@@ -29,7 +29,7 @@ from .embedding_frontend import (CHUNK_SAMPLES, EMBEDDING_DIM, FIRST_EMBEDDING_C
 from .errors import KwsError, ManifestError
 from .manifest import EMBEDDING_FAMILY, Manifest, ModelEntry, SmoothingConfig
 from .model_loader import checked_file
-from .recognizer import HopDecisions, HopTimer, to_float_audio
+from .recognizer import HopDecisions, HopTimer, threshold_override, to_float_audio
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .smoothing import PosteriorSmoother
@@ -178,9 +178,7 @@ class EmbeddingRecognizer(HopDecisions):
         head = loaded.model.open() if hasattr(loaded.model, "open") else loaded.model
         pipeline = open_pipeline(loaded.manifest, loaded.manifest_path, loaded.key, head,
                                  num_threads=num_threads, runtime=runtime)
-        smoothing, thresholds = loaded.manifest.smoothing, None
-        if threshold is not None:
-            smoothing, thresholds = replace(smoothing, detection_threshold=float(threshold)), {}
+        smoothing, thresholds = threshold_override(loaded.manifest.smoothing, threshold)
         return cls(pipeline, loaded.manifest, hop_ms=hop_ms, smoothing=smoothing, thresholds=thresholds,
                    keep_scores=keep_scores)
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import KwsError, ManifestError
 from .manifest import ENSEMBLE_MERGES, Manifest, load_manifest
-from .recognizer import MS_PER_S, Detection, HopDecisions, HopTimer, to_float_audio
+from .recognizer import MS_PER_S, Detection, HopDecisions, HopTimer, threshold_override, to_float_audio
 from .smoothing import PosteriorSmoother
 
 ENSEMBLE_FORM = "ensemble"
@@ -88,7 +88,6 @@ class EnsembleRecognizer(HopDecisions):
                 raise ManifestError(f"ensemble members: {exc}") from None
         config = replace(smoothing or manifest.smoothing, hop_ms=first.hop_ms)
         self.smoothing = config
-        self.model = first.model  # kws-listen names the first member's model
         self.smoother = PosteriorSmoother(first.labels, config,
                                           manifest.thresholds if thresholds is None else thresholds,
                                           manifest.ignore_labels)
@@ -127,9 +126,7 @@ class EnsembleRecognizer(HopDecisions):
             members.append(Recognizer.from_manifest(member_manifest, model=model or entry.model,
                                                     hop_ms=hop_ms if i == 0 else None, num_threads=num_threads,
                                                     runtime=runtime, keep_scores=True, streaming=streaming))
-        smoothing, thresholds = manifest.smoothing, None
-        if threshold is not None:
-            smoothing, thresholds = replace(smoothing, detection_threshold=float(threshold)), {}
+        smoothing, thresholds = threshold_override(manifest.smoothing, threshold)
         return cls(members, manifest, thresholds=thresholds, smoothing=smoothing, keep_scores=keep_scores,
                    path=manifest_path.parent)
 

@@ -138,6 +138,15 @@ class HopDecisions:
         return times, scores
 
 
+def threshold_override(smoothing: SmoothingConfig, threshold: float | None
+                       ) -> tuple[SmoothingConfig, dict[str, float] | None]:
+    """The smoothing and per-label thresholds a recognizer runs with: the manifest's (None), or every
+    label at ``threshold`` (kws-listen's --threshold)."""
+    if threshold is None:
+        return smoothing, None
+    return replace(smoothing, detection_threshold=float(threshold)), {}
+
+
 def _is_ensemble(manifest_path: Path) -> bool:
     """Whether the manifest at ``manifest_path`` is an ensemble's (validated by whoever opens it)."""
     return load_manifest(manifest_path).ensemble is not None
@@ -220,11 +229,7 @@ class Recognizer(HopDecisions):
         tfl, manifest = loaded.model, loaded.manifest
         step = (open_step_model(manifest, loaded.manifest_path, loaded.key, num_threads=num_threads,
                                 runtime=runtime) if streaming else None)
-        smoothing = manifest.smoothing
-        thresholds = None
-        if threshold is not None:
-            smoothing = replace(smoothing, detection_threshold=float(threshold))
-            thresholds = {}
+        smoothing, thresholds = threshold_override(manifest.smoothing, threshold)
         rec = cls(tfl, manifest, hop_ms=hop_ms, smoothing=smoothing, thresholds=thresholds,
                   keep_scores=keep_scores, step_model=step)
         if not streaming and manifest.streaming is not None and loaded.key in manifest.streaming.models:
