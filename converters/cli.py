@@ -46,6 +46,10 @@ def _fail(message: str, code: int) -> None:
               "(default: the run's convert.max_accuracy_drop, 1.0).")
 @click.option("--calibration-clips", type=str, default=None, metavar="N",
               help="Training clips used to calibrate int8 (default: convert.calibration_clips, 400).")
+@click.option("--embedding-quantization", type=str, default=None, metavar="full|dynamic",
+              help="Embedding family: how the int8 pipeline's speech embedding is quantized. full: int8 "
+              "weights and activations, calibrated; dynamic: int8 weights, each layer's input quantized by the "
+              "runtime as it runs (default: the run's convert.embedding_quantization).")
 @click.option("--stream-step-ms", type=str, default=None, metavar="MS",
               help="Step of the streaming form (tcn): new audio per step, a multiple of the frontend stride "
               "(default: 30 ms, or the smoothing hop where that is shorter; the manifest's hop becomes the step "
@@ -53,8 +57,8 @@ def _fail(message: str, code: int) -> None:
 @click.option("--no-streaming", is_flag=True, help="Write no streaming (step) form of the model.")
 @click.option("--no-edge-check", is_flag=True, help="Skip loading the models with tflite-runtime in .venv-edge.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the result table.")
-def main(model, formats, out, max_accuracy_drop, calibration_clips, stream_step_ms, no_streaming, no_edge_check,
-         quiet):
+def main(model, formats, out, max_accuracy_drop, calibration_clips, embedding_quantization, stream_step_ms,
+         no_streaming, no_edge_check, quiet):
     """Convert a trained model to int8/float TFLite, a frozen .pb, a C array and a manifest."""
     from .errors import EXIT_ERROR, ConvertError
     from .convert import ConvertOptions, convert, parse_formats
@@ -72,7 +76,8 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, stream_step_
     signal.signal(signal.SIGTERM, _terminate)
     try:
         result = convert(ConvertOptions(model=model, formats=fmts, out=out, max_accuracy_drop=drop,
-                                        calibration_clips=clips, check_edge_env=not no_edge_check,
+                                        calibration_clips=clips, embedding_quantization=embedding_quantization,
+                                        check_edge_env=not no_edge_check,
                                         stream_step_ms=step_ms, streaming=not no_streaming), say=say)
     except ConvertError as exc:
         partial = getattr(exc, "result", None)

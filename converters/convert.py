@@ -26,6 +26,7 @@ import numpy as np
 from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_text,
                                save_manifest)
+from kws.trainer.config import EMBEDDING_QUANTIZATIONS
 
 from . import carray, frozen, opcheck, stream_export
 from .errors import AccuracyGuardError, FormatError, OutputError
@@ -67,6 +68,7 @@ class ConvertOptions:
     out: str | None = None
     max_accuracy_drop: float | None = None
     calibration_clips: int | None = None
+    embedding_quantization: str | None = None  # the embedding family's int8 embedding: full or dynamic
     check_edge_env: bool = True
     stream_step_ms: float | None = None  # None: stream_export.default_step_frames of the smoothing hop
     streaming: bool = True
@@ -208,11 +210,16 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
         raise FormatError(f"--max-accuracy-drop must be a number of points >= 0, got {opts.max_accuracy_drop:g}")
     if opts.calibration_clips is not None and opts.calibration_clips < 1:
         raise FormatError(f"--calibration-clips must be >= 1, got {opts.calibration_clips}")
+    if opts.embedding_quantization is not None and opts.embedding_quantization not in EMBEDDING_QUANTIZATIONS:
+        raise FormatError(f"--embedding-quantization must be one of {', '.join(EMBEDDING_QUANTIZATIONS)}, "
+                          f"got {opts.embedding_quantization!r}")
     src = open_run(opts.model)
     cfg = src.cfg
-    if opts.calibration_clips is not None:
+    changes = {k: v for k, v in (("calibration_clips", opts.calibration_clips),
+                                 ("embedding_quantization", opts.embedding_quantization)) if v is not None}
+    if changes:
         import dataclasses
-        cfg = cfg.replace(convert=dataclasses.replace(cfg.convert, calibration_clips=opts.calibration_clips))
+        cfg = cfg.replace(convert=dataclasses.replace(cfg.convert, **changes))
         src = type(src)(run=src.run, cfg=cfg, labels=src.labels)
     max_drop = cfg.convert.max_accuracy_drop if opts.max_accuracy_drop is None else float(opts.max_accuracy_drop)
     step_frames = _step_frames(cfg, opts) if opts.streaming else None

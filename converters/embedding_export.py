@@ -39,6 +39,9 @@ EMBEDDING_FILES = {"int8": "embedding_int8.tflite", "float": "embedding_float.tf
 HEAD_FILES = {"int8": "model_int8.tflite", "float": "model_float.tflite"}
 HEAD_REJECTED_FILE = "model_int8.rejected.tflite"
 EMBEDDING_FORMATS = ("int8", "float")
+# convert.embedding_quantization -> what the int8 pipeline's embedding is, in words
+EMBEDDING_SCHEMES = {"full": "int8 weights and activations",
+                     "dynamic": "int8 weights, activations quantized by the runtime as it runs"}
 EDGE_CHECK_WINDOWS = 64  # mel windows the edge environment's tflite-runtime runs the embedding on
 WEIGHTS_PROVENANCE = {
     "name": "speech_embedding (Google; released on TF Hub under Apache-2.0)",
@@ -76,7 +79,7 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     from kws.trainer.tfimport import import_tensorflow
 
     from .convert import _deliver, _evaluate_tflite, _json_default, _sha256
-    from .tflite import batch1_model, convert_float, convert_int8
+    from .tflite import batch1_model, convert_dynamic, convert_float, convert_int8
 
     tf = import_tensorflow()
     import keras
@@ -134,18 +137,26 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     rng = np.random.default_rng(cfg.train.seed)
     head_cal = train_x[np.sort(rng.choice(len(train_x), size=min(len(train_x), cfg.convert.calibration_clips),
                                           replace=False))]
+    scheme = cfg.convert.embedding_quantization
     for key in wanted:
         t0 = time.time()
-        say(f"{key}: converting the speech embedding" + (f" (calibrated on {len(calibration_mel)} mel windows of "
-                                                          "the training windows)" if key == "int8" else ""))
-        emb_blob = (convert_int8(batch1_model(embedder.model), calibration_mel) if key == "int8"
-                    else convert_float(batch1_model(embedder.model)))
+        say(f"{key}: converting the speech embedding" + (f" ({EMBEDDING_SCHEMES[scheme]}"
+                                                          + (f", calibrated on {len(calibration_mel)} mel windows of "
+                                                             "the training windows" if scheme == "full" else "")
+                                                          + ")" if key == "int8" else ""))
+        if key == "float":
+            emb_blob = convert_float(batch1_model(embedder.model))
+        elif scheme == "full":
+            emb_blob = convert_int8(batch1_model(embedder.model), calibration_mel)
+        else:
+            emb_blob = convert_dynamic(batch1_model(embedder.model))
         emb_path = write(EMBEDDING_FILES[key], emb_blob)
         emb_model = TFLiteModel(emb_path, num_threads=1)
         tfl_emb = emb_model.predict_batch(mel).reshape(keras_emb.shape)
         uses = opcheck.op_uses(parse_model(emb_blob, EMBEDDING_FILES[key]))
         bad_ops = opcheck.unsupported(uses)
         art: dict[str, Any] = {"file": EMBEDDING_FILES[key], "size_bytes": len(emb_blob),
+                               "quantization": scheme if key == "int8" else "none",
                                "vs_keras": _agreement(keras_emb, tfl_emb), "ops": [u.to_dict() for u in uses],
                                "ops_supported": not bad_ops, "ops_unsupported": bad_ops}
         if bad_ops:
@@ -205,7 +216,9 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
                                "architecture": cfg.model.architecture, "tensorflow": tf.__version__,
                                "test_accuracy": {k: artifacts[k].get("accuracy") for k in heads},
                                "keras_test_accuracy": keras_scores.accuracy,
-                               "int8_calibration": {"embedding_mel_windows": int(len(calibration_mel)),
+                               "embedding_quantization": scheme,
+                               "int8_calibration": {"embedding_mel_windows": int(len(calibration_mel))
+                                                    if scheme == "full" else 0,
                                                     "head_embeddings": int(len(head_cal))}})
     save_manifest(manifest, staging / MANIFEST_NAME)
     produced.append(MANIFEST_NAME)

@@ -90,6 +90,18 @@ def convert_float(model: Any) -> bytes:
     return _convert(model, "float", configure)
 
 
+def convert_dynamic(model: Any) -> bytes:
+    """Dynamic-range TFLite: int8 weights (per output channel for convolutions) with float input,
+    output and activations; the runtime's hybrid kernels quantize each layer's input as they run, so
+    no activation range is fixed by calibration."""
+
+    def configure(converter: Any, tf: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+
+    return _convert(model, "dynamic-range int8", configure)
+
+
 def convert_int8(model: Any, calibration: np.ndarray) -> bytes:
     """Full-integer TFLite: int8 weights, activations, input and output (TFLITE_BUILTINS_INT8),
     calibrated on ``calibration`` features (one example per step, batch 1)."""

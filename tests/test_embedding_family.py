@@ -206,6 +206,53 @@ def test_convert_writes_both_pipelines_and_a_manifest_of_the_family(embedding_ru
     assert report["artifacts"]["int8"]["accuracy"] >= 0.85
 
 
+def test_dynamic_embedding_quantization_stays_closer_to_the_float_embedding(embedding_run, tmp_path):
+    from kws.edge.manifest import load_manifest
+    from kws.edge.recognizer import Recognizer
+
+    out = tmp_path / "dist_dynamic"
+    proc = subprocess.run([str(BIN / "kws-convert"), "-m", str(embedding_run), "--out", str(out),
+                           "--embedding-quantization", "dynamic"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "int8 weights, activations quantized by the runtime as it runs" in proc.stderr
+    man = load_manifest(out)
+    entry = man.embedding.models["int8"]
+    assert entry.input.dtype == "float32" and entry.output.dtype == "float32"  # the runtime quantizes inside
+    assert man.models["int8"].input.dtype == "int8"  # the head stays full integer
+    assert man.extra["embedding_quantization"] == "dynamic"
+    assert man.extra["int8_calibration"]["embedding_mel_windows"] == 0
+    report = json.loads((out / "convert_report.json").read_text())
+    full = json.loads((embedding_run / "dist" / "convert_report.json").read_text())
+    dynamic, calibrated = report["artifacts"]["embedding_int8"], full["artifacts"]["embedding_int8"]
+    assert dynamic["quantization"] == "dynamic" and calibrated["quantization"] == "full"
+    # int8 weights: under a third of the float file, as the full-integer one
+    assert dynamic["size_bytes"] < full["artifacts"]["embedding_float"]["size_bytes"] / 3
+    assert dynamic["vs_keras"]["cosine_mean"] > max(0.995, calibrated["vs_keras"]["cosine_mean"])
+    assert dynamic["ops_supported"] is True and dynamic["tflite-runtime"]["loaded"] is True
+    assert report["guard"]["passed"] is True
+    # on a stream, the dynamic pipeline's scores follow the float pipeline's
+    audio, _ = keyword_stream(("up", "down"), np.random.default_rng(11), lead_s=2.5)
+    streamed = {}
+    for name, folder, key in (("dynamic", out, "int8"), ("full", embedding_run / "dist", "int8"),
+                              ("float", embedding_run / "dist", "float")):
+        rec = Recognizer.from_manifest(folder, model=key, keep_scores=True)
+        for i in range(0, len(audio), CHUNK_SAMPLES):
+            rec.process(audio[i:i + CHUNK_SAMPLES])
+        streamed[name] = rec.pop_scores()[1]
+    gap = {name: float(np.abs(streamed[name] - streamed["float"]).mean()) for name in ("dynamic", "full")}
+    print(gap, float(np.abs(streamed["dynamic"] - streamed["float"]).max()))
+    assert gap["dynamic"] < gap["full"]
+    assert np.abs(streamed["dynamic"] - streamed["float"]).max() < 0.15
+
+
+def test_unknown_embedding_quantization_is_one_line_naming_the_choices(embedding_run, tmp_path):
+    proc = subprocess.run([str(BIN / "kws-convert"), "-m", str(embedding_run), "--out", str(tmp_path / "x"),
+                           "--embedding-quantization", "half"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and not (tmp_path / "x").exists()
+    assert proc.stderr.strip().splitlines()[-1] == ("kws-convert: error: --embedding-quantization must be one of "
+                                                    "full, dynamic, got 'half'")
+
+
 @pytest.mark.parametrize("key", ["int8", "float"])
 def test_streamed_scores_equal_the_one_shot_scores_of_the_same_windows(embedding_run, key):
     from kws.edge.recognizer import Recognizer

@@ -268,16 +268,26 @@ class TrainConfig:
             raise ValueError("warmup_epochs, weight_decay and max_train_eval_clips must be >= 0")
 
 
+# how kws-convert quantizes the embedding family's speech embedding for the int8 pipeline: "full"
+# (int8 weights and activations, calibrated on mel windows) or "dynamic" (int8 weights; the runtime
+# quantizes each layer's input as it runs, so no calibrated activation range)
+EMBEDDING_QUANTIZATIONS = ("full", "dynamic")
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """Quantization and its accuracy guard (used by kws-convert)."""
 
     calibration_clips: int = 400
     max_accuracy_drop: float = 1.0
+    embedding_quantization: str = "full"
 
     def __post_init__(self) -> None:
         if self.calibration_clips < 1:
             raise ValueError(f"calibration_clips must be >= 1, got {self.calibration_clips}")
+        if self.embedding_quantization not in EMBEDDING_QUANTIZATIONS:
+            raise ValueError(f"embedding_quantization must be one of {', '.join(EMBEDDING_QUANTIZATIONS)}, "
+                             f"got {self.embedding_quantization!r}")
         if self.max_accuracy_drop < 0:
             raise ValueError(f"max_accuracy_drop must be >= 0, got {self.max_accuracy_drop}")
 
