@@ -2,8 +2,10 @@
 TFLite, the trained head as int8 and float TFLite, the mel frontend's constants, and a manifest of
 ``family: embedding`` (kws.edge.embedding_pipeline runs it).
 
-The embedding's int8 model is calibrated on mel windows of the run's own training windows (kept by
-kws-train in ``RUN/embeddings/train.npz``), the head's on the run's training embeddings. Each pipeline
+The int8 pipeline's embedding follows ``convert.embedding_quantization``: ``dynamic`` (int8 weights,
+float activations that the runtime quantizes as it runs) or ``full`` (full-integer, calibrated on mel
+windows of the run's own training windows, kept by kws-train in ``RUN/embeddings/train.npz``). The
+head's int8 model is full-integer, calibrated on the run's training embeddings. Each pipeline
 (int8: int8 embedding -> int8 head; float: float -> float) is scored on the test split's windows with
 the edge runtime, and the int8 one must pass the same accuracy guard as any int8 model; where it
 fails, the manifest serves the float pipeline and the int8 head is kept as

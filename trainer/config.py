@@ -280,7 +280,7 @@ class ConvertConfig:
 
     calibration_clips: int = 400
     max_accuracy_drop: float = 1.0
-    embedding_quantization: str = "full"
+    embedding_quantization: str = "dynamic"
 
     def __post_init__(self) -> None:
         if self.calibration_clips < 1:
