@@ -39,9 +39,10 @@ MODEL_KEY: list[str] = []  # ["--model", "float"] to run every member's float mo
 def build(pair: str, rule: str) -> Path:
     """``kws ensemble`` of the pair's converted runs into a fresh folder for ``rule``."""
     dists, models = [], []
-    for member in pair.split("+"):  # NAME, or NAME:float / NAME:int8 for that model of the member
+    for member in pair.split("+"):  # NAME[@DIST][:KEY]: the run's DIST folder (default dist), its KEY model
         name, _, key = member.partition(":")
-        dists.append(bu.OUT / "runs" / f"{name}-{EPOCHS}ep" / "dist")
+        name, _, folder = name.partition("@")
+        dists.append(bu.OUT / "runs" / f"{name}-{EPOCHS}ep" / (folder or "dist"))
         models.append(dists[-1] / f"model_{key}.tflite" if key else dists[-1])
     missing = [str(d) for d in dists if not (d / "manifest.json").is_file()]
     if missing:
@@ -94,7 +95,7 @@ def render(results: dict, command: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", default=DEFAULT_PAIRS, help="comma-separated A+B of bench_unseen variant names "
-                    "(A:float runs A's float model)")
+                    "(A:float runs A's float model; A@dist_x takes A's kws-convert folder dist_x)")
     ap.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of: {', '.join(RULES)}")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--results", default=str(RESULTS))
