@@ -27,6 +27,7 @@ from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_text,
                                save_manifest)
 from kws.trainer.config import EMBEDDING_QUANTIZATIONS
+from kws.trainer.models import EMBEDDING_ARCHITECTURE
 
 from . import carray, frozen, opcheck, stream_export
 from .errors import AccuracyGuardError, FormatError, OutputError
@@ -221,6 +222,9 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
         import dataclasses
         cfg = cfg.replace(convert=dataclasses.replace(cfg.convert, **changes))
         src = type(src)(run=src.run, cfg=cfg, labels=src.labels)
+    if opts.embedding_quantization is not None and cfg.model.architecture != EMBEDDING_ARCHITECTURE:
+        say(f"--embedding-quantization: not used ({cfg.model.architecture} has no speech embedding; its int8 model "
+            "is full-integer)")
     max_drop = cfg.convert.max_accuracy_drop if opts.max_accuracy_drop is None else float(opts.max_accuracy_drop)
     step_frames = _step_frames(cfg, opts) if opts.streaming else None
     out = Path(opts.out) if opts.out else src.path / DIST_DIR
@@ -248,7 +252,6 @@ def _step_frames(cfg: Any, opts: ConvertOptions) -> int:
 
 def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check_edge: bool,
                   say: Callable[[str], None], t_start: float, step_frames: int | None) -> ConvertResult:
-    from kws.trainer.models import EMBEDDING_ARCHITECTURE
     from kws.trainer.tfimport import import_tensorflow
 
     if src.cfg.model.architecture == EMBEDDING_ARCHITECTURE:  # mel -> frozen embedding -> head

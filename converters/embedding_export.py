@@ -142,10 +142,9 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     scheme = cfg.convert.embedding_quantization
     for key in wanted:
         t0 = time.time()
-        say(f"{key}: converting the speech embedding" + (f" ({EMBEDDING_SCHEMES[scheme]}"
-                                                          + (f", calibrated on {len(calibration_mel)} mel windows of "
-                                                             "the training windows" if scheme == "full" else "")
-                                                          + ")" if key == "int8" else ""))
+        how = EMBEDDING_SCHEMES[scheme] + (f", calibrated on {len(calibration_mel)} mel windows of the training "
+                                           "windows" if scheme == "full" else "")
+        say(f"{key}: converting the speech embedding" + (f" ({how})" if key == "int8" else ""))
         if key == "float":
             emb_blob = convert_float(batch1_model(embedder.model))
         elif scheme == "full":

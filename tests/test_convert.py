@@ -246,9 +246,11 @@ def test_formats_subset_writes_only_those_files(trained_run, tmp_path):
     out = tmp_path / "dist"
     out.mkdir()
     (out / "model_float.tflite").write_bytes(b"an earlier conversion's")  # another format: kept, and said
-    result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "c", "--no-edge-check"])
+    result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "c", "--no-edge-check",
+                       "--embedding-quantization", "full"])
     assert result.exit_code == 0, result.output
     assert f"note: model_float.tflite in {out} is from an earlier conversion" in result.output
+    assert "--embedding-quantization: not used (ds_cnn has no speech embedding" in result.output
     # no manifest: it would name a model_int8.tflite that was not asked for
     assert {p.name for p in out.iterdir()} == {"model_int8.cc", "model_int8.h", "convert_report.json",
                                                "model_float.tflite"}
