@@ -92,7 +92,7 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
          voice_variants, jobs, quiet):
     """Synthesize keyword clips with espeak-ng, flite and festival voices, plus _unknown_
     negatives and background noise, ready for kws-train."""
-    from .dataset import SynthOptions, claim_out, generate
+    from .dataset import SynthOptions, generate
 
     word_list = tuple(w.strip() for w in words.split(","))
     if negatives is None:
@@ -107,15 +107,16 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
             engines=tuple(e.strip() for e in engines.split(",") if e.strip()),
             validation_percentage=validation_percent, testing_percentage=testing_percent,
             voice_variants=voice_variants)
+        found = None
         if negative_dirs:
             from kws.trainer.negatives import index_negatives, write_listed_negatives
 
             found = index_negatives(negative_dirs)  # headers only: a bad file fails before synthesis
-            claim_out(opts.out)
+        summary = generate(opts, jobs=jobs, quiet=quiet)
+        if found is not None:  # listed only once the folder is a dataset: a failed run leaves no list behind
             listed = write_listed_negatives(opts.out, negative_dirs)
             if not quiet:
                 click.echo(f"kws-synth: negatives {found.describe()} listed in {listed}", err=True)
-        summary = generate(opts, jobs=jobs, quiet=quiet)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -207,10 +207,14 @@ def test_all_three_engines_are_used(small_set):
 
 def test_no_engine_is_a_one_line_error_with_the_apt_line(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))
-    res = _run("--words", "yes", "--out", tmp_path / "x", env=env)
-    assert res.returncode == 1
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "apt-get install -y espeak-ng flite festival" in lines[0]
+    talk = tmp_path / "talk.wav"
+    write_wav(talk, np.full(32000, 0.1, np.float32), 16000)
+    for extra in ((), ("--negatives-dir", talk)):  # the list of negatives used to be left behind
+        res = _run("--words", "yes", "--out", tmp_path / "x", *extra, env=env)
+        assert res.returncode == 1
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "apt-get install -y espeak-ng flite festival" in lines[0]
+        assert not (tmp_path / "x").exists()
 
 
 def test_bad_values_are_one_line_errors(tmp_path):
