@@ -155,7 +155,8 @@ def alone(run: str, scheme: str) -> dict:
 
 def render(raw: dict) -> str:
     commands = raw["commands"]
-    lines = ["## The embedding's int8: full integer or dynamic range", "",
+    lines = [f"## The embedding's int8: full integer or dynamic range ({raw['run']}"
+             + (f", paired with {raw['pair_with']})" if raw["pair_with"] else ")"), "",
              f"Command: `{commands['streams']}` (x86_64, 2 cores)"
              + (f"; agreement and speed measured again on a quiet machine with `{commands['agreement']}`"
                 if commands["agreement"] != commands["streams"] else "") + f". Agreement: every mel window of {STREAMS} streams of "
@@ -209,7 +210,8 @@ def main() -> None:
         Path(args.results).write_text(render(json.loads(raw_path.read_text())))
         return
     dists = {s: convert(args.run, s) for s in SCHEMES}
-    raw = {"agreement": agreement(dists), "listen": listen_cost(dists)}
+    raw = {"run": args.run, "pair_with": args.pair_with, "agreement": agreement(dists),
+           "listen": listen_cost(dists)}
     if args.agreement_only:
         old = json.loads(raw_path.read_text())
         raw.update(streams=old["streams"], commands={"streams": old["commands"]["streams"], "agreement": command})
