@@ -174,6 +174,19 @@ def convert(run_dir: Path) -> tuple[Path, float]:
     return dist, seconds
 
 
+def int8_guard(dist: Path) -> dict | None:
+    """What kws-convert's int8 guard compared (its report): Keras and int8 accuracy on the run's test
+    clips, whether it passed, and the int8 embedding's quantization scheme (embedding family)."""
+    path = dist / "convert_report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    artifacts = report.get("artifacts", {})
+    return {"keras": report.get("keras", {}).get("accuracy"), "int8": artifacts.get("int8", {}).get("accuracy"),
+            "clips": report.get("evaluation", {}).get("clips"), "passed": report.get("guard", {}).get("passed"),
+            "embedding_quantization": artifacts.get("embedding_int8", {}).get("quantization")}
+
+
 def calibrate(dist: Path, data: Path, args, negatives: Path | None, log: Path) -> dict:
     """kws-eval --calibrate on the synthesized stream and, where given, on real negatives (the stages
     pass the calibration part of the running speech, args.calibration_negatives)."""
@@ -281,6 +294,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         row["train_s"] = train(data, run_dir, args, running_train, EMBEDDING_SETS)
         row["architecture"] = architecture(run_dir)
         dist, row["convert_s"] = convert(run_dir)
+        row["int8_guard"] = int8_guard(dist)
         row["calibration"] = calibrate(dist, data, args, args.calibration_negatives, OUT / f"embedding{args.run_suffix}.eval.log")
     elif name == "computer":
         data = OUT / "data_computer"
@@ -290,6 +304,7 @@ def stage(name: str, args, real: Path, running_train: Path, running_test: Path) 
         row["train_s"] = train(data, run_dir, args, running_train, EMBEDDING_SETS)
         row["architecture"] = architecture(run_dir)
         dist, row["convert_s"] = convert(run_dir)
+        row["int8_guard"] = int8_guard(dist)
         row["calibration"] = calibrate(dist, data, args, args.calibration_negatives, OUT / f"computer{args.run_suffix}.eval.log")
         row["result"] = (measure(dist, computer_folder(real), running_test, COMPUTER)
                          if "failed" not in row["calibration"] else None)
@@ -402,6 +417,12 @@ def render(rows: list[dict], command: str, running: dict) -> str:
                          "rejects the int8 one, the float one), train.seed "
                          f"{st.get('seed') or 'of the config (1234)'}; 0 false accepts in 0.60 h says < 1.7 FA/h, not "
                          "0.5: that needs several hours of held-out speech")
+        guard = r.get("int8_guard")
+        if guard and guard.get("keras") is not None and guard.get("int8") is not None:
+            lines.append(f"- {r.get('run', r['stage'])}: kws-convert's int8 guard "
+                         f"{'passed' if guard['passed'] else 'rejected the int8 pipeline'}: Keras "
+                         f"{pct(guard['keras'])}, int8 {pct(guard['int8'])} on the {guard['clips']} synthesized "
+                         f"test clips; int8 embedding: {guard.get('embedding_quantization') or 'full'}")
         if r["stage"] == "computer":
             c, m = r["calibration"], r["result"]
             if m is None:
@@ -451,6 +472,9 @@ def main() -> None:
     ap.add_argument("--calibration-share", type=float, default=CALIBRATION_SHARE,
                     help="share of running_speech (from the end of the training part) kept for calibration only; "
                          "0: calibrate on the training negatives")
+    ap.add_argument("--results", default=str(RESULTS),
+                    help="the Markdown to write; another name keeps its rows in OUT/<its stem>.json, apart "
+                         "from the default file's results.json")
     ap.add_argument("--remeasure", action="store_true",
                     help="calibrate and measure the stages' existing models again (no synthesis or training)")
     args = ap.parse_args()
@@ -479,7 +503,8 @@ def main() -> None:
                "train_hours": hours(running_train), "test_hours": hours(running_test),
                "calibration_hours": hours(running_calib) if running_calib != running_train else 0.0}
     real = real_keyword_folder(limit_real)
-    raw = OUT / "results.json"
+    results = Path(args.results)
+    raw = OUT / ("results.json" if results.resolve() == RESULTS.resolve() else f"{results.stem}.json")
     for name in [] if args.render else stages:
         t0 = time.time()
         done = json.loads(raw.read_text()) if raw.is_file() else {}  # another stage may run beside this one
@@ -506,7 +531,7 @@ def main() -> None:
     commands = list(dict.fromkeys([r["command"] for r in ordered] + [r["remeasured_by"] for r in ordered
                                                                         if "remeasured_by" in r]))
     text = render(ordered, "`, `".join(commands), running)
-    target = RESULTS if not args.quick else OUT / "wakeword.md"
+    target = results if not args.quick else OUT / "wakeword.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     print(text)
