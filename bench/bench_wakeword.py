@@ -351,8 +351,12 @@ def render(rows: list[dict], command: str, running: dict) -> str:
     def pct(x):
         return f"{100 * x:.1f}%"
     args = argparse.Namespace(**rows[0]["settings"])
+    # rows measured since the report names the embedding's scheme say it in the heading
+    schemes = sorted({(r.get("int8_guard") or {}).get("embedding_quantization") or "full"
+                      for r in rows if r.get("int8_guard")})
     lines = [
-        "## Wake words from text on real voices and running speech",
+        "## Wake words from text on real voices and running speech" + (
+            f" (int8 embedding: {', '.join(schemes)})" if schemes else ""),
         "",
         f"Command: `{command}` ({'quick settings: a check that the pipeline runs, not a result' if args.quick else 'full settings'}),"
         f" on {platform.machine()}, {os.cpu_count()} cores shared with other jobs.",

@@ -141,7 +141,10 @@ def main() -> None:
               "--results", "bench/results/ensemble_long_validation.md",
               "--title", "Two models side by side, calibrated on a 2-hour validation stream"],
              ["-m", "bench.bench_position"],
-             ["-m", "bench.bench_wakeword"]] \
+             ["-m", "bench.bench_wakeword"],
+             *[["-m", "bench.bench_wakeword", "--per-word", "400", "--epochs", "15", "--hours", "0.1", "--stages",
+                "embedding", *seed, "--results", "bench/results/wakeword_dynamic.md"]
+               for seed in ((), ("--seed", "7", "--run-suffix", "_seed7"))]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
     if DEMO_DATA.is_dir():
         steps.append(["-m", "bench.bench_train", "--data", str(DEMO_DATA)])
