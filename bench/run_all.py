@@ -144,7 +144,9 @@ def main() -> None:
              ["-m", "bench.bench_wakeword"],
              *[["-m", "bench.bench_wakeword", "--per-word", "400", "--epochs", "15", "--hours", "0.1", "--stages",
                 "embedding", *seed, "--results", "bench/results/wakeword_dynamic.md"]
-               for seed in ((), ("--seed", "7", "--run-suffix", "_seed7"))]] \
+               for seed in ((), ("--seed", "7", "--run-suffix", "_seed7"))],
+             ["-m", "bench.bench_wakeword", "--stages", "computer", "--results",
+              "bench/results/wakeword_dynamic.md"]] \
         if SHARED_DATA.is_dir() else [["-m", "bench.bench_synth"]]
     if DEMO_DATA.is_dir():
         steps.append(["-m", "bench.bench_train", "--data", str(DEMO_DATA)])
