@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +24,8 @@ from .errors import KwsError, ManifestError, RuntimeMissingError
 from .manifest import ModelEntry, TensorSpec
 
 RUNTIME_ENV = "KWS_TFLITE_RUNTIME"
+PROBE_TIMEOUT_S = 30.0  # a forked trial load that has not answered by then is left out, not an error
+PROBE_POLL_S = 0.005
 LITERT = "litert"
 LITERT_C = "litert-c"
 TFLITE_RUNTIME = "tflite-runtime"
@@ -188,12 +192,63 @@ def open_compiled(path: Path, what: str = "model", fallback: bool = False) -> An
     from . import litert_c
 
     _tflite_bytes(path, what, head_only=True)
+    crash = _crash_in_child(lambda: litert_c.CompiledModel(path, what=what).run())
+    if crash:
+        raise ModelLoadError(f"{path}: not a valid TFLite {what} (LiteRT's C API crashed loading and "
+                             f"running it: {crash}; the file is damaged or was not written by a converter)")
     try:
         return litert_c.CompiledModel(path, what=what)
     except litert_c.CApiError as exc:
         if fallback:
             return None
         raise ModelLoadError(str(exc)) from None
+
+
+def _crash_in_child(load: Callable[[], Any], timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Run ``load`` once in a forked child and say how it died ("signal SIGSEGV"), or None where it
+    returned, raised (the caller's own load then says why in its error) or could not be probed (no
+    fork on this platform, or no answer within ``timeout_s``). LiteRT's C API does not verify a
+    flatbuffer before reading it, so a truncated or altered .tflite can crash the process; the child
+    crashes instead of the tool."""
+    if not hasattr(os, "fork"):
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: never returns into the caller's code
+        code = 1
+        try:
+            import faulthandler
+
+            faulthandler.disable()  # its crash is the answer, not a report (pytest turns the handler on)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            load()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            return None
+        time.sleep(PROBE_POLL_S)
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"signal {signal.Signals(number).name}"
+        except ValueError:
+            return f"signal {number}"
+    return None
 
 
 def _spec(detail: dict) -> TensorSpec:

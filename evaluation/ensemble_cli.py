@@ -111,21 +111,33 @@ def build(sources: list[MemberSource], out: Path) -> Path:
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        manifest = ensemble_manifest(sources)
+    manifest = ensemble_manifest(sources)
+
+    def named(text: str) -> str:
+        """An error's text with the staging folder's paths put back as the user named them."""
         for member, source in zip(manifest.ensemble.members, sources):
-            folder = tmp / member.path
-            folder.mkdir(parents=True)
-            src_dir = source.manifest_path.parent
-            for file, _ in runtime_files(source.manifest):
-                src = (src_dir / file).resolve()
-                if src_dir not in src.parents:
-                    raise ManifestError(f"{source.manifest_path}: lists {file}, outside its folder")
-                (folder / file).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, folder / file)
-            shutil.copy2(source.manifest_path, folder / MANIFEST_NAME)
-        path = save_manifest(manifest, tmp / MANIFEST_NAME)
-        _probe(path)
+            text = text.replace(str(tmp / member.path), str(source.manifest_path.parent))
+        return text.replace(str(tmp), str(out))
+
+    try:
+        try:
+            for member, source in zip(manifest.ensemble.members, sources):
+                folder = tmp / member.path
+                folder.mkdir(parents=True)
+                src_dir = source.manifest_path.parent
+                for file, _ in runtime_files(source.manifest):
+                    src = (src_dir / file).resolve()
+                    if src_dir not in src.parents:
+                        raise ManifestError(f"{source.manifest_path}: lists {file}, outside its folder")
+                    (folder / file).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, folder / file)
+                shutil.copy2(source.manifest_path, folder / MANIFEST_NAME)
+            path = save_manifest(manifest, tmp / MANIFEST_NAME)
+            _probe(path)
+        except KwsError as exc:
+            raise type(exc)(named(str(exc))) from None
+        except OSError as exc:
+            raise KwsError(named(os_error_line(exc))) from None
         if out.exists():
             out.rename(old)
         try:

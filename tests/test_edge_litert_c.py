@@ -106,3 +106,40 @@ def test_a_model_the_binding_does_not_run_falls_back_unless_the_c_api_was_named(
     with pytest.raises(ModelLoadError, match=r"litert-c does not run this model: a tensor of dynamic shape") as err:
         TFLiteModel(path, runtime="litert-c")
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_a_trial_load_that_crashes_is_named_and_the_caller_survives():
+    import os
+    import signal
+
+    from kws.edge.runtime import _crash_in_child
+
+    assert _crash_in_child(lambda: os.kill(os.getpid(), signal.SIGSEGV)) == "signal SIGSEGV"
+    assert _crash_in_child(lambda: None) is None
+    assert _crash_in_child(lambda: 1 / 0) is None  # an error: the caller's own load says why
+    assert _crash_in_child(lambda: __import__("time").sleep(5), timeout_s=0.2) is None  # no answer: not probed
+
+
+@needs_c
+@pytest.mark.parametrize("damage", ["truncated", "zeroed_middle"])
+def test_a_damaged_model_is_one_line_naming_the_file_not_a_crash(tmp_path, converted_run, damage):
+    """LiteRT's C API reads a flatbuffer without verifying it: a half file used to kill kws-listen
+    with a segmentation fault and no word."""
+    good = (converted_run / "model_int8.tflite").read_bytes()
+    bad = tmp_path / "damaged.tflite"
+    if damage == "truncated":
+        bad.write_bytes(good[:len(good) // 2])
+    else:
+        middle = len(good) // 3
+        bad.write_bytes(good[:middle] + b"\xff" * 4096 + good[middle + 4096:])
+    code = ("import sys; from kws.edge.runtime import ModelLoadError; from kws.edge.stepmodel import StepModel\n"
+            "try:\n    StepModel(sys.argv[1])\nexcept ModelLoadError as e:\n    print(e); sys.exit(3)\n")
+    for env_runtime in ("", "litert-c"):
+        env = {**__import__("os").environ, runtime.RUNTIME_ENV: env_runtime}
+        proc = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, timeout=120,
+                              env=env)
+        lines = proc.stdout.splitlines()
+        # zeroed bytes may land in weights the model still runs with; half a model never loads
+        assert proc.returncode in ((3,) if damage == "truncated" else (0, 3)), (proc.returncode, proc.stderr[-500:])
+        if proc.returncode == 3:
+            assert len(lines) == 1 and lines[0].startswith(f"{bad}: "), proc.stdout

@@ -176,6 +176,28 @@ def test_kws_ensemble_refuses_members_that_do_not_fit_together_in_one_line(conve
     assert not out.exists()
 
 
+def test_a_damaged_member_is_named_as_the_user_gave_it_and_nothing_is_left_behind(converted_run, tmp_path):
+    """A model whose manifest vouches for it (sha256 and size updated) but that is half a file: the
+    C API crashed the process, leaving the staging folder; its message named that folder."""
+    import hashlib
+
+    a, bad = _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "bad")
+    data = json.loads((bad / "manifest.json").read_text())
+    entry = data["models"]["int8"]
+    half = (bad / entry["file"]).read_bytes()
+    half = half[:len(half) // 2]
+    (bad / entry["file"]).write_bytes(half)
+    entry.update(sha256=hashlib.sha256(half).hexdigest(), size_bytes=len(half))
+    (bad / "manifest.json").write_text(json.dumps(data))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", "from kws.evaluation.ensemble_cli import main; main()",
+                           str(a), str(bad), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-800:]
+    assert f"{bad}/{entry['file']}: " in lines[0] and ".tmp-" not in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "bad"]
+
+
 def test_kws_ensemble_keeps_other_folders_and_replaces_an_earlier_ensemble(converted_run, tmp_path):
     a, b = _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b")
     busy = tmp_path / "busy"
