@@ -10,6 +10,10 @@ class AudioError(KwsError):
     """An audio file could not be read or has an unsupported format."""
 
 
+class AudioTooLongError(AudioError):
+    """An audio file is longer than the caller allows (a server's bound on work per request)."""
+
+
 def one_line(message: str) -> str:
     """``message`` with every character that would break or hide part of its line (newlines, tabs,
     other control and separator characters) written as its escape, e.g. a JSON key "\\n" as \\n."""

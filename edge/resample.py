@@ -6,13 +6,31 @@ compensated: output sample j is the input signal at time j * down / up.
 """
 from __future__ import annotations
 
-from math import gcd
+from fractions import Fraction
 
 import numpy as np
 
 # taps on each side of the centre per unit of max(up, down), as scipy's resample_poly uses
 HALF_LENGTH_PER_FACTOR = 10
 KAISER_BETA = 5.0
+# largest up or down factor: the filter has about 20 taps per unit of it, so a rate that shares no
+# factor with the model's (a file declaring 383999 Hz) would design millions of taps; such a pair is
+# resampled at the nearest ratio within this (every common rate, 8-192 kHz, is exact: at most 441)
+MAX_RATE_FACTOR = 1000
+
+
+def rate_factors(from_rate: int, to_rate: int) -> tuple[int, int]:
+    """(up, down): the smallest integers with up / down = to_rate / from_rate, or, where either would
+    exceed MAX_RATE_FACTOR, the closest ratio whose factors stay within it (383999 -> 16000 Hz is off
+    by 3 parts per million)."""
+    ratio = Fraction(int(to_rate), int(from_rate))
+    if max(ratio.numerator, ratio.denominator) <= MAX_RATE_FACTOR:
+        return ratio.numerator, ratio.denominator
+    if ratio <= 1:
+        near = ratio.limit_denominator(MAX_RATE_FACTOR)
+        return max(1, near.numerator), near.denominator
+    near = (1 / ratio).limit_denominator(MAX_RATE_FACTOR)
+    return near.denominator, max(1, near.numerator)
 
 
 def kaiser_lowpass(num_taps: int, cutoff: float, beta: float) -> np.ndarray:
@@ -30,9 +48,8 @@ class StreamResampler:
     def __init__(self, from_rate: int, to_rate: int):
         if from_rate <= 0 or to_rate <= 0:
             raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
-        g = gcd(int(from_rate), int(to_rate))
         self.from_rate, self.to_rate = int(from_rate), int(to_rate)
-        self.up, self.down = self.to_rate // g, self.from_rate // g
+        self.up, self.down = rate_factors(self.from_rate, self.to_rate)
         self.identity = self.up == self.down
         if self.identity:
             return

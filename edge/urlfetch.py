@@ -105,7 +105,10 @@ def shown(url: str) -> str:
 def check_url(url: str) -> str:
     """Return the URL if it is an absolute http(s) URL with a host, else raise FetchError."""
     url = (url or "").strip()
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for an unclosed "["
+        raise FetchError(f"not a valid URL ({exc}): {shown(url)!r}") from None
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise FetchError(f"only http and https URLs are allowed, got {parts.scheme or 'no'} scheme"
                          + (f" in {shown(url)!r}" if parts.scheme else ""))

@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 
 from kws.edge.audio import read_audio, resample
-from kws.edge.errors import AudioError, KwsError, ModelNotFoundError
+from kws.edge.errors import AudioError, AudioTooLongError, KwsError, ModelNotFoundError
 from kws.edge.frontend import Frontend, FrontendConfig
 
 DEFAULT_TOP_K = 3
+# longest recording one request may decode: the upload limit bounds the bytes, not the samples (10 MB
+# of FLAC silence decodes to hours); 59 s of FLAC (2.7 KB) took 1.8 s and 32 MiB of peak memory to
+# scan here, one request on 2 busy cores
+MAX_AUDIO_SECONDS = 60.0
 LABELS_FILE = "labels.txt"
 CONFIG_FILE = "config.yaml"
 KERAS_MODEL = "model.keras"
@@ -34,7 +38,11 @@ def read_labels(folder: Path) -> list[str]:
     path = Path(folder) / LABELS_FILE
     if not path.is_file():
         return []
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelNotFoundError(f"{path}: unreadable labels ({exc})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def keras_file(folder: Path) -> Path | None:
@@ -59,8 +67,8 @@ class _KerasClassifier:
         if path is None:
             raise ModelNotFoundError(f"{folder}: no {KERAS_MODEL} or checkpoint in this run folder")
         self.labels = read_labels(folder)
-        if not self.labels:
-            raise ModelNotFoundError(f"{folder}: no {LABELS_FILE}")
+        if len(self.labels) < 2:
+            raise ModelNotFoundError(f"{folder / LABELS_FILE}: needs at least two labels, found {len(self.labels)}")
         cfg_path = folder / CONFIG_FILE
         cfg = load_config(cfg_path) if cfg_path.is_file() else None
         from kws.trainer.models import EMBEDDING_ARCHITECTURE
@@ -70,7 +78,16 @@ class _KerasClassifier:
         self.frontend_config = cfg.features if cfg is not None else FrontendConfig()
         import keras
 
-        self._model = keras.models.load_model(path, compile=False)
+        try:
+            self._model = keras.models.load_model(path, compile=False)
+        except Exception as exc:  # noqa: BLE001 - zip, h5 and deserialization errors all mean "corrupt"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise ModelNotFoundError(f"{path}: cannot load the Keras model (corrupt or half-written?): {first}") from None
+        shape_in, outputs = tuple(self._model.input_shape[1:]), int(self._model.output_shape[-1])
+        expected_in = tuple(self.frontend_config.input_shape)
+        if shape_in != expected_in or outputs != len(self.labels):
+            raise ModelNotFoundError(f"{path}: model maps {shape_in} -> {outputs} labels, but the run's "
+                                     f"config and {LABELS_FILE} say {expected_in} -> {len(self.labels)}")
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self._model(features.astype(np.float32), training=False))
@@ -141,8 +158,9 @@ class Prediction:
 class Predictor:
     """One loaded model; ``predict_bytes`` is thread-safe."""
 
-    def __init__(self, model_path: str | os.PathLike):
+    def __init__(self, model_path: str | os.PathLike, max_seconds: float = MAX_AUDIO_SECONDS):
         self.path = Path(model_path)
+        self.max_seconds = float(max_seconds)
         self.classifier = load_classifier(self.path)
         if getattr(getattr(self.classifier, "_clf", None), "feature_frontend", None) is not None:
             raise ModelNotFoundError(EMBEDDING_REFUSED.format(path=self.path))
@@ -175,13 +193,15 @@ class Predictor:
 
     def predict_file(self, path: str | os.PathLike, top_k: int = DEFAULT_TOP_K) -> Prediction:
         """Classify an audio file (any format kws.edge.audio reads)."""
-        samples, info = read_audio(path)
+        samples, info = read_audio(path, max_seconds=self.max_seconds)
         return self.predict_samples(samples, info.sample_rate, top_k)
 
     def predict_fetched(self, data: bytes, top_k: int = DEFAULT_TOP_K) -> Prediction:
         """Classify bytes fetched from a URL; a reading error says so without quoting any of them."""
         try:
             return self.predict_bytes(data, top_k, name="url")
+        except AudioTooLongError:
+            raise AudioTooLongError(f"the URL's audio is longer than the {self.max_seconds:g} s allowed here") from None
         except AudioError:
             raise AudioError(FETCHED_NOT_WAV) from None
 
@@ -189,5 +209,5 @@ class Predictor:
         """Classify the bytes of an audio file, read in memory; AudioError naming ``name`` if they are not one."""
         if not data:
             raise KwsError("empty upload: no audio data received")
-        samples, info = read_audio(data, name=name)
+        samples, info = read_audio(data, name=name, max_seconds=self.max_seconds)
         return self.predict_samples(samples, info.sample_rate, top_k)

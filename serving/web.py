@@ -30,12 +30,12 @@ from typing import Any
 
 import click
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import AudioTooLongError, KwsError
 from kws.edge.locate import resolve_model
 
 from .fetch import ALLOW_ALL, PUBLIC_ONLY, FetchError, TooLargeError, UrlPolicy, fetch_url
 from .multipart import first_file_part
-from .predictor import DEFAULT_TOP_K, Predictor
+from .predictor import DEFAULT_TOP_K, MAX_AUDIO_SECONDS, Predictor
 
 LOG = logging.getLogger("kws.serving.web")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -150,7 +150,7 @@ class KwsHandler(BaseHTTPRequestHandler):
             fn()
         except HttpError as exc:
             self._error(exc.status, str(exc), close=exc.close or exc.status in CLOSE_STATUSES)
-        except TooLargeError as exc:
+        except (TooLargeError, AudioTooLongError) as exc:
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc))
         except FetchError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
@@ -365,11 +365,15 @@ def make_server(predictor: Predictor, host: str = DEFAULT_HOST, port: int = DEFA
                    "its own network).")
 @click.option("--workers", default=MAX_WORKERS, show_default=True, type=click.IntRange(1, 1024),
               help="Requests handled at once; more get 503 after a short wait.")
-def serve_cmd(host: str, port: int, model: str | None, allow_private_urls: bool, workers: int) -> None:
+@click.option("--max-seconds", default=MAX_AUDIO_SECONDS, show_default=True,
+              type=click.FloatRange(1, 3600),
+              help="Longest recording a request may send (decoded); a longer one gets 413.")
+def serve_cmd(host: str, port: int, model: str | None, allow_private_urls: bool, workers: int,
+              max_seconds: float) -> None:
     """Web page and JSON API for prediction: upload an audio file, paste a URL, or use the microphone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
-        predictor = Predictor(resolve_model(model))
+        predictor = Predictor(resolve_model(model), max_seconds)
         server = make_server(predictor, host, port, allow_private_urls=allow_private_urls, max_workers=workers)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None

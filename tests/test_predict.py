@@ -128,6 +128,15 @@ def test_report_gives_accuracy_per_speaker(dist, clips, tmp_path):
     assert "labelled clips from 2 speakers (worst: " in text
 
 
+def test_a_list_saved_with_a_byte_order_mark_reads_its_first_path(dist, clips, tmp_path):
+    lst = tmp_path / "excel.txt"
+    lst.write_bytes(f"{clips}/down/down0.wav,down\r\n{clips}/up/up0.wav,up\r\n".encode("utf-8-sig"))
+    res = _run(["-m", dist, "--list", lst, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines()]
+    assert [(Path(r["path"]).name, r["true"]) for r in rows] == [("down0.wav", "down"), ("up0.wav", "up")]
+
+
 def test_label_from_folder(dist, clips, tmp_path):
     lst = tmp_path / "l.txt"
     lst.write_text(f"{clips}/down/down0.wav\n{clips}/up/up0.wav,up\n")
@@ -242,6 +251,34 @@ def test_every_tool_refuses_a_manifest_that_does_not_match_its_model(dist, clips
         assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
         with pytest.raises(ManifestError, match=message.replace(".", r"\.")):
             Predictor(bad)
+
+
+def test_the_server_checks_a_training_run_as_the_other_tools_do(trained_run, tmp_path):
+    """kws serve -m RUN loaded model.keras unchecked: a corrupt file or binary labels.txt was a traceback
+    at start-up, and a labels.txt one label short a 500 on every request."""
+    from kws.edge.errors import ModelNotFoundError
+    from kws.serving.predictor import Predictor
+
+    def damaged(name: str, change) -> Path:
+        out = tmp_path / name
+        shutil.copytree(trained_run, out, ignore=shutil.ignore_patterns("dist", "logs"))
+        change(out)
+        return out
+
+    labels = (trained_run / "labels.txt").read_text().split()
+    cases = {
+        "garbage": (lambda d: (d / "model.keras").write_bytes(b"PK\x03\x04 not a zip"),
+                    "model.keras: cannot load the Keras model (corrupt or half-written?)"),
+        "binary_labels": (lambda d: (d / "labels.txt").write_bytes(b"\xff\xfe\x00yes"),
+                          "labels.txt: unreadable labels"),
+        "short_labels": (lambda d: (d / "labels.txt").write_text("\n".join(labels[:-1]) + "\n"),
+                         f"labels.txt say (98, 40) -> {len(labels) - 1}"),
+    }
+    for name, (change, message) in cases.items():
+        with pytest.raises(ModelNotFoundError) as err:
+            Predictor(damaged(name, change))
+        assert message in str(err.value) and "\n" not in str(err.value), (name, str(err.value))
+    assert Predictor(trained_run).labels == labels
 
 
 def test_unwritable_report_folder_is_one_line_error(dist, clips, tmp_path):

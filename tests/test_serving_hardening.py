@@ -74,6 +74,24 @@ def test_oversized_json_names_its_limit_in_kb(server):
     assert " 0 MB" not in out["error"]
 
 
+def test_a_small_file_holding_hours_of_audio_is_413_before_it_is_all_decoded(server):
+    """10 MB of FLAC silence holds hours: the upload limit bounds bytes, the duration limit the work."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from kws.serving.predictor import MAX_AUDIO_SECONDS
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(16000 * 600, np.int16), 16000, format="FLAC", subtype="PCM_16")  # 10 minutes
+    assert len(buf.getvalue()) < 100_000
+    status, out = request(server + "/api/predict?name=long.flac", buf.getvalue(), {"Content-Type": "audio/flac"})
+    assert status == 413 and out["error"] == f"long.flac: longer than the {MAX_AUDIO_SECONDS:g} s allowed here"
+    status, out = _predict_url(server, "http://[::1")
+    assert status == 400 and "not a valid URL" in out["error"]
+
+
 def _raw(base: str, data: bytes, half_close: bool = True) -> bytes:
     """Send raw bytes to the server; everything it answers until it closes."""
     host, port = base.rsplit("/", 1)[-1].split(":")

@@ -78,3 +78,10 @@ def test_refused_connection_names_the_url():
         port = srv.port
     with pytest.raises(FetchError, match=f"127.0.0.1:{port}/gone.wav: connection refused"):
         fetch_bytes(f"http://127.0.0.1:{port}/gone.wav", 100, TIMEOUT_S, ALLOW_ALL)
+
+
+def test_a_malformed_url_is_a_fetch_error_naming_it():
+    for url in ("http://[::1", "http://[not-an-address]/x.wav"):
+        with pytest.raises(FetchError, match="not a valid URL") as err:
+            fetch_bytes(url, 1 << 20, TIMEOUT_S)
+        assert url in str(err.value) and "\n" not in str(err.value)
