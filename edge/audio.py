@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .errors import AudioError
+from .errors import AudioError, AudioTooLongError
 
 INT16_SCALE = 32768.0
 # file name endings the tools pick up from folders; any format libsndfile reads also works when named
@@ -93,11 +93,21 @@ def _soundfile():
     return soundfile
 
 
+# what libsndfile 1.2 answers for a regular file whose data it cannot parse (an MP3 header followed by
+# junk), although the file exists and is regular
+# largest sample magnitude read (full scale is 1.0): a float file can hold more, and 60 dB over full
+# scale is already no recording; far larger values overflow the float32 features into NaN scores
+MAX_SAMPLE_MAGNITUDE = 1000.0
+MISLEADING_OPEN_ERROR = "File does not exist or is not a regular file"
+
+
 def _reason(exc: BaseException) -> str:
     """libsndfile's message without soundfile's "Error opening '<path>': " prefix, on one line."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     if text.startswith("Error opening ") and ": " in text:
         text = text.split(": ", 1)[1]
+    if text.startswith(MISLEADING_OPEN_ERROR):  # libsndfile's word for a file it cannot parse (a broken MP3)
+        text = "damaged data or an unknown format"
     return text.rstrip(".")
 
 
@@ -187,10 +197,7 @@ class AudioReader:
                 raise self._error(exc) from None
             if len(data) == 0:
                 return
-            mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-            if not np.all(np.isfinite(mono)):
-                raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
-            yield np.ascontiguousarray(mono, dtype=np.float32)
+            yield self._checked(data)
 
     def read_frames(self, start: int, count: int) -> np.ndarray:
         """Float32 mono samples ``[start, start + count)`` (fewer at the end of the file), read after a
@@ -202,9 +209,18 @@ class AudioReader:
             data = self._file.read(int(count), dtype="float32", always_2d=True)
         except _READ_ERRORS as exc:
             raise self._error(exc) from None
+        return self._checked(data)
+
+    def _checked(self, data: np.ndarray) -> np.ndarray:
+        """The mono float32 of frames read; AudioError where a sample is NaN, infinite, or so far
+        beyond full scale (a float file's) that the features would overflow."""
         mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
-        if not np.all(np.isfinite(mono)):
+        peak = float(np.max(np.abs(mono))) if mono.size else 0.0
+        if not np.isfinite(peak):
             raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
+        if peak > MAX_SAMPLE_MAGNITUDE:
+            raise AudioError(f"{self.name}: {UNREADABLE} (holds samples up to {peak:.3g}, far beyond "
+                             f"full scale, which is 1.0 for float audio)")
         return np.ascontiguousarray(mono, dtype=np.float32)
 
     def close(self) -> None:
@@ -292,14 +308,23 @@ def _wav_rate_problem(target) -> str | None:
     return f"declares {rate} Hz; expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
 
 
-def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> tuple[np.ndarray, AudioInfo]:
-    """Read a whole audio file as float32 mono in [-1, 1] at its own rate, with what it held.
+def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None,
+               max_seconds: float | None = None) -> tuple[np.ndarray, AudioInfo]:
+    """Read a whole audio file as float32 mono in [-1, 1] at its own rate, with what it held;
+    AudioTooLongError as soon as more than ``max_seconds`` of it has been decoded (a small compressed
+    file can hold hours of audio).
 
     Memory follows the samples actually present, never the length a header declares.
     """
     with open_audio(source, name) as reader:
-        parts = list(reader.blocks())
         info = reader.info
+        limit = None if max_seconds is None else int(max_seconds * info.sample_rate)
+        parts, count = [], 0
+        for block in reader.blocks():
+            count += len(block)
+            if limit is not None and count > limit:
+                raise AudioTooLongError(f"{reader.name}: longer than the {max_seconds:g} s allowed here")
+            parts.append(block)
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if samples.size == 0:
         raise AudioError(f"{reader.name}: {UNREADABLE} ({NO_SAMPLES})")
@@ -327,12 +352,12 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Polyphase resampling between integer rates (44.1k/48k/8k -> 16k and back)."""
     if from_rate == to_rate:
         return samples.astype(np.float32, copy=False)
-    from math import gcd
-
     from scipy.signal import resample_poly
 
-    g = gcd(int(from_rate), int(to_rate))
-    out = resample_poly(samples.astype(np.float64), to_rate // g, from_rate // g)
+    from .resample import rate_factors
+
+    up, down = rate_factors(from_rate, to_rate)
+    out = resample_poly(samples.astype(np.float64), up, down)
     return out.astype(np.float32)
 
 

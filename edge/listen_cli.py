@@ -18,6 +18,7 @@ import click
 from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from .clitypes import FiniteFloatRange
 from .errors import KwsError, os_error_line
+from .manifest_schema import SMOOTHING_RANGES
 from .recognizer import Detection, Recognizer
 
 PROG = "kws-listen"
@@ -198,7 +199,7 @@ def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
               "{placeholders}: use \"$KWS_LABEL\", \"$KWS_SCORE\", \"$KWS_TIME_S\".")
 @click.option("--threshold", type=FiniteFloatRange(0.0, 1.0), help="Detection threshold for every label "
               "(default: the manifest's, per label).")
-@click.option("--hop-ms", type=FiniteFloatRange(min=1.0), help="Run the model every this many ms "
+@click.option("--hop-ms", type=FiniteFloatRange(min=1.0, max=SMOOTHING_RANGES["hop_ms"][1]), help="Run the model every this many ms "
               "(default: the manifest's smoothing.hop_ms; a multiple of the frontend stride).")
 @click.option("--no-streaming", is_flag=True, help="Run the whole-window model every hop even where the "
               "manifest lists a streaming (step) form.")

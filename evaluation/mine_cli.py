@@ -7,6 +7,7 @@ import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.manifest_schema import SMOOTHING_RANGES
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      MiningOptions, mine)
@@ -37,7 +38,7 @@ Examples:
               help="Keep windows whose keyword score is at least threshold - margin.")
 @click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
               help="Detection threshold for the false accepts and the margin  [default: smoothing.detection_threshold]")
-@click.option("--hop-ms", type=FiniteFloatRange(min=1), default=None,
+@click.option("--hop-ms", type=FiniteFloatRange(min=1, max=SMOOTHING_RANGES["hop_ms"][1]), default=None,
               help="Hop between scored windows  [default: smoothing.hop_ms, as kws-listen runs]")
 @click.option("-q", "--quiet", is_flag=True)
 def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margin, threshold, hop_ms, quiet):

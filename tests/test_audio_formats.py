@@ -377,3 +377,53 @@ def test_a_missing_soundfile_is_a_one_line_error_with_the_install_line(monkeypat
     with pytest.raises(AudioError, match=r"soundfile is not installed .*: pip install soundfile$"):
         read_audio(path)
     assert len(read_audio(plain)[0]) == 1600  # 16-bit PCM WAV needs no libsndfile
+
+
+def test_float_samples_far_beyond_full_scale_are_one_error_not_nan_scores(tmp_path):
+    """A float file may exceed 1.0 a little (and is read as it is); one at 1e18 made the features
+    overflow into NaN scores and invalid JSON."""
+    from kws.edge.audio import MAX_SAMPLE_MAGNITUDE
+
+    tone = _tone(SAMPLE_RATE, SAMPLE_RATE)
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, tone * 4.0, SAMPLE_RATE, subtype="FLOAT")  # peak 2.0: 6 dB over full scale
+    samples, _ = read_audio(loud)
+    assert 1.9 < np.max(np.abs(samples)) <= 2.0
+    for gain in (MAX_SAMPLE_MAGNITUDE * 10, 1e18):
+        absurd = tmp_path / f"absurd{gain:g}.wav"
+        sf.write(absurd, tone * gain, SAMPLE_RATE, subtype="FLOAT")
+        message = _error(absurd)
+        assert message.startswith(f"{absurd}: {UNREADABLE} (holds samples up to ") and "far beyond full scale" in message
+        with open_audio(absurd) as reader:  # a window read says the same
+            with pytest.raises(AudioError, match="far beyond full scale"):
+                reader.read_frames(0, 1000)
+
+
+def test_a_recording_longer_than_the_caller_allows_stops_at_the_limit(tmp_path):
+    from kws.edge.errors import AudioTooLongError
+
+    path = tmp_path / "ten_s.flac"
+    sf.write(path, _tone(10 * SAMPLE_RATE, SAMPLE_RATE), SAMPLE_RATE, format="FLAC")
+    assert len(read_audio(path, max_seconds=10)[0]) == 10 * SAMPLE_RATE
+    with pytest.raises(AudioTooLongError, match=r"ten_s.flac: longer than the 9.5 s allowed here"):
+        read_audio(path, max_seconds=9.5)
+
+
+def test_an_odd_sample_rate_is_resampled_at_the_nearest_ratio_with_small_factors():
+    """A WAV declaring 383999 Hz shares no factor with 16 kHz: the exact ratio designed a filter of
+    7.7 million taps (856 MB); the nearest ratio within MAX_RATE_FACTOR is 3 ppm off."""
+    from kws.edge.audio import resample
+    from kws.edge.resample import MAX_RATE_FACTOR, StreamResampler, rate_factors
+
+    for rate, exact in ((8000, (2, 1)), (11025, (640, 441)), (44100, (160, 441)), (48000, (1, 3)),
+                        (192000, (1, 12)), (16000, (1, 1))):
+        assert rate_factors(rate, 16000) == exact
+        assert rate_factors(16000, rate) == exact[::-1]
+    for rate in (383999, 44101, 1009, 191999):
+        up, down = rate_factors(rate, 16000)
+        assert max(up, down) <= MAX_RATE_FACTOR and abs((up / down) / (16000 / rate) - 1) < 1e-4, rate
+        assert StreamResampler(rate, 16000)._phases.size < 50_000  # taps; the exact ratio: millions
+    x = np.sin(2 * np.pi * 440 * np.arange(383999) / 383999).astype(np.float32)
+    y = resample(x, 383999, 16000)
+    assert abs(len(y) - 16000) <= 1
+    assert np.max(np.abs(y[100:-100] - np.sin(2 * np.pi * 440 * np.arange(len(y))[100:-100] / 16000))) < 0.01
