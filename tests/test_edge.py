@@ -258,6 +258,24 @@ def test_kws_listen_in_the_tensorflow_free_edge_environment(converted_run, strea
     check_detections([(d["label"], d["time_s"]) for d in lines], truth)
 
 
+def test_the_edge_environment_says_in_one_line_what_needs_tensorflow(trained_run, tiny_dataset, tmp_path):
+    """Training, conversion and Keras run folders need the train extra: an edge install said so with
+    a ModuleNotFoundError traceback (kws-train only after reading the data, at tqdm)."""
+    if not EDGE_PYTHON.exists():
+        pytest.skip(f"{EDGE_PYTHON} missing: `make test` creates it (make edge-venv)")
+    clip = next((tiny_dataset / "up").glob("*.wav"))
+    out = tmp_path / "run"
+    for cmd in (["kws-predict", "-m", str(trained_run), str(clip)],
+                ["kws-convert", "-m", str(trained_run), "--out", str(tmp_path / "dist")],
+                ["kws-train", "--data", str(tiny_dataset), "--out", str(out)]):
+        proc = subprocess.run([str(EDGE_PYTHON.parent / cmd[0]), *cmd[1:]], capture_output=True, text=True,
+                              timeout=120)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, (cmd[0], proc.stderr[-800:])
+        assert "TensorFlow is not installed here" in lines[0] and "pip install '.[train-cpu]'" in lines[0]
+    assert not out.exists() and not (tmp_path / "dist").exists()
+
+
 # --- the real PortAudio/ALSA capture path ------------------------------------------------------------
 needs_alsa = pytest.mark.skipif(not virtual_mic.available(), reason="ALSA (alsa.conf) not installed")
 

@@ -51,6 +51,7 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
     """Train a keyword-spotting model from folders of WAV files."""
     from .config import load_config, with_data
     from .fetch import DownloadOptions
+    from .tfimport import require_training_packages
     from .train import EXIT_INTERRUPTED, TrainingInterrupted, changed_on_resume, train
 
     for name, value in (("--data", data_path), ("--config", config_path), ("--arch", arch), ("--out", out),
@@ -58,6 +59,7 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
         if value is not None and not value.strip():  # '' would be ignored, or read as the current folder
             raise click.BadParameter("is empty", param_hint=name)
     try:
+        require_training_packages()
         if resume:
             if (data_path or words or negatives or teachers or config_path or arch or out
                     or changed_on_resume(overrides)):
