@@ -207,7 +207,7 @@ def read_list(list_path: str | os.PathLike, labels: Sequence[str] | None = None,
     """
     list_path = Path(list_path)
     try:
-        text = list_path.read_text(encoding="utf-8")
+        text = list_path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not a path
     except OSError as exc:
         raise KwsError(f"{list_path}: cannot read the list ({exc.strerror})") from None
     except UnicodeDecodeError as exc:

@@ -255,11 +255,12 @@ def read_ground_truth(path: str | os.PathLike, clip_s: float = 1.0) -> GroundTru
     """
     path = Path(path)
     try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
-    except (OSError, UnicodeDecodeError) as exc:
+        # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte-order mark before the header
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise KwsError(f"{path}: cannot read labels ({getattr(exc, 'strerror', None) or exc})") from None
     rows = [(n, [c.strip() for c in row]) for n, row in enumerate(rows, 1)]
-    rows = [(n, row) for n, row in rows if row and row[0] and not row[0].startswith("#")]
+    rows = [(n, row) for n, row in rows if any(row) and not row[0].startswith("#")]
     if not rows:
         raise KwsError(f"{path}: the labels file holds no events")
     first = tuple(c.lower() for c in rows[0][1])
@@ -280,6 +281,8 @@ def read_ground_truth(path: str | os.PathLike, clip_s: float = 1.0) -> GroundTru
         expected = "'label, time_ms'" if width == 2 else "'label,start_s,end_s'"
         if len(row) > width or len(row) < 2:
             raise KwsError(f"{path}:{n}: expected {expected} like the first line, got {','.join(row)!r}")
+        if not row[0]:
+            raise KwsError(f"{path}:{n}: no label in {','.join(row)!r}")
         try:
             values = [float(c) for c in row[1:] if c]
         except ValueError:

@@ -79,6 +79,20 @@ def test_the_tutorials_label_time_ms_files_are_read_in_milliseconds(tmp_path):
         read_ground_truth(tmp_path / "odd.csv")
 
 
+def test_a_spreadsheets_labels_file_reads_and_a_row_without_a_label_is_an_error(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; a row with an empty label was dropped, so
+    its word then counted as a false accept."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("label,start_s,end_s\r\nup,1.5,2.0\r\n".encode("utf-8-sig"))
+    assert read_ground_truth(path).events == [Event("up", 1.5, 2.0)]
+    path.write_text("label,start_s,end_s\nup,1.5,2.0\n,3,3.5\n")
+    with pytest.raises(KwsError, match=r"excel.csv:3: no label in ',3,3.5'"):
+        read_ground_truth(path)
+    path.write_text("label,start_s,end_s\n" + "x" * 200_000 + ",1,2\n")  # over the csv module's field limit
+    with pytest.raises(KwsError, match="cannot read labels"):
+        read_ground_truth(path)
+
+
 def test_keyword_free_time_never_exceeds_the_stream():
     """Labels far past the stream's end (ms read as s) once gave 'keyword-free' time larger than it."""
     assert keyword_free_seconds([Event("up", 5000.0, 5001.0)], 60.0) == pytest.approx(60.0)

@@ -86,6 +86,19 @@ def test_lists_are_honoured(tmp_path):
     assert index.list_warning() is None
 
 
+def test_lists_saved_with_a_byte_order_mark_keep_their_first_clip_out_of_training(tmp_path):
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    (root / "validation_list.txt").write_bytes("yes/yes1_nohash_0.wav\r\n".encode("utf-8-sig"))
+    (root / "testing_list.txt").write_bytes("no/no2_nohash_0.wav\n".encode("utf-8-sig"))
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    names = {s: sorted(Path(i.path).name for i in items if i.path) for s, items in index.splits.items()}
+    assert names["validation"] == ["yes1_nohash_0.wav"] and names["testing"] == ["no2_nohash_0.wav"]
+    assert index.list_warning() is None
+    (root / "testing_list.txt").write_bytes(b"no/\xff\xfe.wav\n")
+    with pytest.raises(ds.DataError, match=r"testing_list.txt: not a text list \(byte 3 is not UTF-8\)"):
+        ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+
+
 def test_list_entries_that_name_no_file_are_said(tmp_path):
     """Entries for files that are not there (or written with another prefix) were dropped without a
     word, so a list that matched nothing left validation and test without their clips."""

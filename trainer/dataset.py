@@ -209,8 +209,11 @@ def printable(text: str) -> str:
 def _read_list(path: Path) -> set[str]:
     if not path.is_file():
         return set()
-    return {line.strip().replace("\\", "/").removeprefix("./") for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()}
+    try:  # utf-8-sig: a byte-order mark would hide the first listed clip, which then trains
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text list (byte {exc.start} is not UTF-8)") from None
+    return {line.strip().replace("\\", "/").removeprefix("./") for line in text.splitlines() if line.strip()}
 
 
 def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:

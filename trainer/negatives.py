@@ -84,7 +84,11 @@ def listed_negatives(data_dir: str | Path) -> tuple[str, ...]:
     if not path.is_file():
         return ()
     sources = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text list (byte {exc.start} is not UTF-8)") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
