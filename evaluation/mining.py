@@ -191,7 +191,9 @@ class Miner:
         self.labels = list(read_run_labels(self.run))
         self.path = self.run.path / MINED_FILE
         self.record = self._read_record()
-        sources = tuple(opts.negatives) or tuple(self.record.get("negatives", ())) or tuple(self.cfg.data.negatives)
+        # absolute, so mining.json's negatives and window files work from any folder later
+        given = tuple(str(Path(d).expanduser().absolute()) for d in opts.negatives)
+        sources = given or tuple(self.record.get("negatives", ())) or tuple(self.cfg.data.negatives)
         if not sources:
             raise KwsError("no negatives to mine: give --negatives DIR (or train with data.negatives)")
         self.negatives = index_negatives(sources)

@@ -1,8 +1,10 @@
 """kws-mine (hard-negative mining) and kws-eval --calibrate --negatives on the fixture model."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +46,9 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     from kws.evaluation.mining import Miner, MiningOptions, float_tflite_scores, keras_scores
     from kws.evaluation.scoring import negatives_false_accepts
 
-    opts = MiningOptions(rounds=1, epochs_per_round=1, windows_per_round=8, margin=0.3, negatives=(str(confusers),))
+    # named relative to the working folder, as typed: mining.json keeps them absolute
+    monkeypatch.chdir(confusers.parent)
+    opts = MiningOptions(rounds=1, epochs_per_round=1, windows_per_round=8, margin=0.3, negatives=(confusers.name,))
     epochs_before = json.loads((run_copy / "state.json").read_text())["epochs_done"]
     real_train = train_module.train
 
@@ -67,10 +71,13 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     assert all(w["score"] >= 0.7 - 0.3 for w in record["windows"])
     starts = sorted((w["file"], w["start_s"]) for w in record["windows"])
     assert all(not (a[0] == b[0] and b[1] - a[1] < 0.5) for a, b in zip(starts, starts[1:]))
+    assert record["negatives"] == [str(confusers)] and all(Path(w["file"]).is_absolute() for w in record["windows"])
 
-    # the rerun trains on the stored windows (not mined again) and measures after
+    # the rerun, from another folder and with the negatives of mining.json, trains on the stored
+    # windows (not mined again) and measures after
+    monkeypatch.chdir(run_copy)
     monkeypatch.setattr(train_module, "train", real_train)
-    record = Miner(run_copy, opts, quiet=True).run_rounds()
+    record = Miner(run_copy, dataclasses.replace(opts, negatives=()), quiet=True).run_rounds()
     assert [(w["file"], w["start_s"]) for w in record["windows"]] == [(w["file"], w["start_s"]) for w in
                                                                       json.loads((run_copy / "mining.json")
                                                                                  .read_text())["windows"]]
@@ -94,7 +101,7 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
                for a, b in zip(scored, keras_parts))
 
     # a second round adds new windows, none within 0.5 s of a kept one, and trains one more epoch
-    record = Miner(run_copy, MiningOptions(**{**opts.__dict__, "rounds": 2}), quiet=True).run_rounds()
+    record = Miner(run_copy, dataclasses.replace(opts, rounds=2, negatives=()), quiet=True).run_rounds()
     assert [r["round"] for r in record["rounds"]] == [1, 2]
     assert record["rounds"][1]["fa_before"] == record["rounds"][0]["fa_after"]
     assert len(record["windows"]) == 8 + record["rounds"][1]["windows_added"]
