@@ -70,14 +70,16 @@ def _object(source: str, name: str, value: Any) -> dict:
 
 
 def is_valid_label(value: Any) -> bool:
-    """Whether a manifest can hold ``value`` as a label: 1..MAX_LABEL_CHARS printable characters."""
-    return isinstance(value, str) and 1 <= len(value) <= MAX_LABEL_CHARS and value.isprintable()
+    """Whether a manifest can hold ``value`` as a label: 1..MAX_LABEL_CHARS printable characters, none
+    of them a space at either end (labels.txt is read line by line with the ends stripped)."""
+    return (isinstance(value, str) and 1 <= len(value) <= MAX_LABEL_CHARS and value.isprintable()
+            and value == value.strip())
 
 
 def _label(source: str, name: str, value: Any) -> None:
     if not is_valid_label(value):
         raise _fail(source, name, f"must be 1..{MAX_LABEL_CHARS} printable characters (no control "
-                    "characters)", value)
+                    "characters, no space at either end)", value)
 
 
 def _labels(source: str, name: str, value: Any) -> None:

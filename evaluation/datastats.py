@@ -162,7 +162,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
             unusable.add(folder.name)
             shown = folder.name if len(folder.name) <= MAX_LABEL_CHARS else folder.name[:MAX_LABEL_CHARS] + "..."
             problems.append({"kind": "label_name", "label": shown.encode("unicode_escape").decode("ascii"),
-                             "detail": f"a label is 1..{MAX_LABEL_CHARS} printable characters; rename the folder "
+                             "detail": f"a label is 1..{MAX_LABEL_CHARS} printable characters with no space at "
+                                       "either end; rename the folder "
                                        "or leave it out with --words"})
     if "." in labels:
         problems.append({"kind": "outside_labels", "label": ".",

@@ -152,6 +152,48 @@ def test_a_label_folder_with_a_newline_in_its_name_is_named_on_one_line(tmp_path
     assert "\n" not in str(err.value)
 
 
+def test_a_label_folder_with_a_space_at_either_end_is_refused_before_training(tmp_path):
+    """'no ' trained, then labels.txt read back as 'no' and --resume refused every checkpoint."""
+    root = _layout(tmp_path / "d", words=("yes", "no "))
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(root, [], 10, 10, 10, 10, seed=0)
+    assert str(err.value).startswith(f"{root / 'no '}: a label must be 1..64 printable characters with no space")
+
+
+def test_a_file_name_that_is_not_utf8_is_split_like_any_other(tmp_path):
+    """Names copied from old archives hold bytes that are not UTF-8 (Python keeps them as surrogates):
+    hashing the name for its split was a UnicodeEncodeError for the whole dataset."""
+    import os
+
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    odd = os.path.join(os.fsencode(root / "yes"), b"sp\xffk_nohash_9.wav")
+    with open(odd, "wb") as f:
+        f.write((root / "yes" / "yes1_nohash_0.wav").read_bytes())
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    placed = [s for s, items in index.splits.items() for i in items if i.path and "sp\udcffk" in i.path]
+    assert len(placed) == 1
+    assert placed[0] == ds.split_of_key("sp\udcffk", 10, 10)
+
+
+def test_a_relative_data_folder_is_saved_absolute_so_resume_finds_it_from_anywhere(tmp_path, monkeypatch):
+    """split.json kept 'root': 'mid' as typed: --resume from another folder said the data was gone, or
+    trained on another folder's clips of the same names without a word."""
+    import json
+
+    from kws.trainer.config import load_config, with_data
+
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    monkeypatch.chdir(tmp_path)
+    cfg = with_data(load_config(None), "d", ["yes", "no"], ["d/_background_noise_"])
+    assert cfg.data.path == str(root) and cfg.data.negatives == (str(root / "_background_noise_"),)
+    index = ds.scan_dataset(Path("d"), ["yes", "no"], 10, 10, 10, 10, seed=0)
+    ds.save_index(index, tmp_path / "split.json")
+    assert json.loads((tmp_path / "split.json").read_text())["root"] == str(root)
+    monkeypatch.chdir(root / "yes")
+    again = ds.load_index(tmp_path / "split.json")
+    assert all(Path(i.path).is_file() for items in again.splits.values() for i in items if i.path)
+
+
 def test_missing_folder_and_empty_word(tmp_path):
     with pytest.raises(ds.DataError, match="no such data folder"):
         ds.scan_dataset(tmp_path / "nope", [], 10, 10, 10, 10, seed=0)

@@ -120,6 +120,16 @@ class DataConfig:
             raise ValueError(f"max_download_mb must be > 0, got {self.max_download_mb}")
 
 
+# upper bounds where a larger value is no recording any more (a level 60 dB off is already far past any
+# microphone's range), or where the trainer would fail deep inside (a seed over this overflows the
+# per-epoch seed seed * 1000 + epoch that Keras takes as 32 bits; a width of 100000 exhausts memory)
+MAX_GAIN_DB = 60.0
+MAX_EQ_DB = 40.0
+MAX_SEED = 2**31 // 1000
+MAX_MODEL_WIDTH = 1024
+MAX_MODEL_BLOCKS = 32
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Training-time augmentation for voices, rooms, microphones and noise (configs/default.yaml
@@ -172,6 +182,9 @@ class AugmentConfig:
                      "time_mask_frames", "freq_masks", "freq_mask_bins"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name, hi in (("gain_db", MAX_GAIN_DB), ("eq_db", MAX_EQ_DB)):
+            if getattr(self, name) > hi:
+                raise ValueError(f"{name} must be <= {hi:g} dB, got {getattr(self, name)}")
         for name, lo, hi in (("speed_range", 0.5, 2.0), ("vtlp_range", 0.7, 1.4), ("reverb_rt60_s", 0.01, 3.0),
                              ("reverb_drr_db", -20.0, 40.0), ("background_snr_db", -20.0, 60.0)):
             value = getattr(self, name)
@@ -213,8 +226,9 @@ class ModelConfig:
             from .models import EMBEDDING_ARCHITECTURE
 
             object.__setattr__(self, "input_normalization", self.architecture == EMBEDDING_ARCHITECTURE)
-        if self.width < 1 or self.blocks < 0:
-            raise ValueError(f"width must be >= 1 and blocks >= 0, got {self.width}, {self.blocks}")
+        if not (1 <= self.width <= MAX_MODEL_WIDTH and 0 <= self.blocks <= MAX_MODEL_BLOCKS):
+            raise ValueError(f"width must be in 1..{MAX_MODEL_WIDTH} and blocks in 0..{MAX_MODEL_BLOCKS}, "
+                             f"got {self.width}, {self.blocks}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.embedding_copies < 1:
@@ -250,6 +264,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.time_budget_s < 0:
             raise ValueError(f"time_budget_s must be >= 0, got {self.time_budget_s}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if (self.learning_rate is not None and self.learning_rate <= 0) or self.final_learning_rate < 0:
@@ -507,10 +523,11 @@ def with_data(cfg: Config, path: str | None, words: typing.Sequence[str] | None,
               negatives: typing.Sequence[str] = ()) -> Config:
     """The config with --data / --words / --negatives applied (taken verbatim, not parsed as YAML)."""
     changes: dict[str, Any] = {}
+    # absolute: config.yaml and split.json keep them, and --resume may run from another folder
     if negatives:
-        changes["negatives"] = tuple(str(Path(n).expanduser()) for n in negatives)
+        changes["negatives"] = tuple(str(Path(n).expanduser().absolute()) for n in negatives)
     if path:
-        changes["path"] = path if "://" in path else str(Path(path).expanduser())
+        changes["path"] = path if "://" in path else str(Path(path).expanduser().absolute())
     if words is not None:
         changes["wanted_words"] = tuple(w.strip() for w in words)
     try:

@@ -67,7 +67,7 @@ def group_of(filename: str, pattern: re.Pattern | None) -> str | None:
 
 def split_of_key(key: str, validation_percentage: float, testing_percentage: float) -> str:
     """The split of a hashing key (a group id, or a file name without group): speech_commands' rule."""
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest()
     percentage = (int(digest, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if percentage < validation_percentage:
         return "validation"
@@ -173,7 +173,7 @@ class DataIndex:
         def rel(p: str | None) -> str | None:
             return None if p is None else os.path.relpath(p, self.root)
         return {
-            "root": str(self.root),
+            "root": str(Path(self.root).absolute()),  # a relative root would follow --resume's folder
             "labels": self.labels,
             "splits": {s: [[rel(i.path), i.label, i.group] for i in items] for s, items in self.splits.items()},
             "unknown_pool": {s: [rel(p) for p in ps] for s, ps in self.unknown_pool.items()},
@@ -263,8 +263,9 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
         wanted = sorted(names)
     for w in wanted:  # what the manifest (and so every runtime) will accept as a label
         if not is_valid_label(w):
-            raise DataError(f"{printable(str(root / w))}: a label must be 1..{MAX_LABEL_CHARS} printable characters, "
-                            "so a model trained on it could not be loaded; rename the folder"
+            raise DataError(f"{printable(str(root / w))}: a label must be 1..{MAX_LABEL_CHARS} printable characters "
+                            "with no space at either end, so a model trained on it could not be loaded or resumed; "
+                            "rename the folder"
                             + (" or leave it out with --words" if implicit else ""))
     files_by_label = {p.name: _wav_files(p, skipped) for p in label_folders}
     for w in wanted:
