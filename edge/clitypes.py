@@ -11,7 +11,7 @@ class FiniteFloatRange(click.FloatRange):
     either would otherwise end deep in the tool as a traceback (``int(nan)``) or a silent no-op."""
 
     def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
-        if not math.isfinite(rv):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):  # said first: "inf is not in the range" would hide the cause
             self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return rv
+        return super().convert(number, param, ctx)

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .manifest_schema import FRONTEND_RANGES
+
 # numpy's FFT everywhere, not scipy's: it is as fast for the few frames of a streaming hop, gives
 # bit-identical features whatever the batch (training, a clip, a hop), and keeps scipy.fft (about
 # 30 MB of RSS) out of the device process.
@@ -44,6 +46,12 @@ class FrontendConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for name, (lo, hi, integer) in FRONTEND_RANGES.items():  # what a manifest can hold, so what any
+            value = getattr(self, name, None)                    # tool can load once it is trained
+            if isinstance(value, (int, float)) and not (lo <= value <= hi and (not integer or value == int(value))):
+                problems.append(f"{name} must be {'a whole number ' if integer else ''}in {lo:g}..{hi:g}, got {value}")
+        if problems:
+            raise ValueError("; ".join(problems))
         if self.feature_type not in FEATURE_TYPES:
             problems.append(f"feature_type must be one of {', '.join(FEATURE_TYPES)}, got {self.feature_type!r}")
         if self.sample_rate <= 0:

@@ -34,8 +34,16 @@ With one keyword, let kws-train use the negatives (it adds only 10% _unknown_ by
 """
 
 
+# what each range option may hold: kws-train's augmentation limits where it has them (speed, rt60,
+# snr), else past where a clip is still speech (a 60 dB gain is far beyond any microphone's range)
+RANGE_LIMITS = {"--speed": (0.5, 2.0), "--gain": (-60.0, 60.0), "--rt60": (0.01, 3.0), "--snr": (-20.0, 60.0)}
+LEVEL_DBFS_LIMITS = (-90.0, 0.0)
+MAX_SEED = 2**31 - 1
+
+
 def parse_range(text: str, name: str) -> tuple[float, float]:
-    """'LOW:HIGH' (or one number for a fixed value) -> (low, high), both finite."""
+    """'LOW:HIGH' (or one number for a fixed value) -> (low, high), both finite and within the
+    option's RANGE_LIMITS."""
     try:
         parts = [float(v) for v in text.split(":")]
     except ValueError:
@@ -46,6 +54,9 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
         parts *= 2
     if len(parts) != 2 or parts[0] > parts[1]:
         raise click.BadParameter(f"expected LOW:HIGH with LOW <= HIGH, got {text!r}", param_hint=name)
+    lo, hi = RANGE_LIMITS.get(name, (-math.inf, math.inf))
+    if not lo <= parts[0] <= parts[1] <= hi:
+        raise click.BadParameter(f"must lie within {lo:g}:{hi:g}, got {text!r}", param_hint=name)
     return parts[0], parts[1]
 
 
@@ -55,7 +66,8 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
 @click.option("--per-word", default=500, show_default=True, type=click.IntRange(min=1), help="Clips per keyword.")
 @click.option("--negatives", default=None, type=click.IntRange(min=0),
               help="_unknown_ clips in all  [default: per-word x words / 2]")
-@click.option("--seed", default=0, show_default=True, help="Same seed, byte-identical dataset.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED),
+              help="Same seed, byte-identical dataset.")
 @click.option("--sample-rate", default=16000, show_default=True, help="Hz.")
 @click.option("--clip-ms", default=1000, show_default=True, help="Clip length (the model's input).")
 @click.option("--engines", default="espeak,flite,festival", show_default=True,
@@ -63,7 +75,7 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
 @click.option("--speed", default="0.9:1.1", show_default=True, help="Speed perturbation factor range.")
 @click.option("--level", "level_mode", type=click.Choice(["rms", "peak"]), default="rms", show_default=True,
               help="Normalise the speech's RMS or its peak.")
-@click.option("--level-dbfs", type=FiniteFloatRange(), default=None, help="Target level  [default: -24 rms, -3 peak]")
+@click.option("--level-dbfs", type=FiniteFloatRange(*LEVEL_DBFS_LIMITS), default=None, help="Target level  [default: -24 rms, -3 peak]")
 @click.option("--gain", default="-6:6", show_default=True, help="Random gain (dB) around the target level.")
 @click.option("--reverb-prob", type=FiniteFloatRange(0, 1), default=0.3, show_default=True,
               help="Share of clips with synthetic room reverb.")

@@ -1,6 +1,8 @@
 """Numeric options: nan and inf are usage errors (exit 2, one line naming the option), not tracebacks."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -48,3 +50,24 @@ def test_nan_and_inf_are_usage_errors(cmd, args, option, tmp_path):
     assert res.exception is None or isinstance(res.exception, SystemExit)
     last = res.output.strip().splitlines()[-1]
     assert last.startswith("Error: Invalid value for") and option in last and "finite" in last, res.output
+
+
+OUT_OF_RANGE = [  # finite, but past what a clip can hold: a 116 TiB reverb tail, or a silent wrong dataset
+    (["--rt60", "1e9:1e9"], "--rt60", "must lie within 0.01:3"),
+    (["--speed", "100:100"], "--speed", "must lie within 0.5:2"),
+    (["--gain", "300:300"], "--gain", "must lie within -60:60"),
+    (["--snr", "-500:-500"], "--snr", "must lie within -20:60"),
+    (["--level-dbfs", "200"], "--level-dbfs", "is not in the range -90.0<=x<=0.0"),
+    (["--seed", "-1"], "--seed", "is not in the range 0<=x<=2147483647"),
+]
+
+
+@pytest.mark.parametrize("args,option,message", OUT_OF_RANGE, ids=[" ".join(c[0]) for c in OUT_OF_RANGE])
+def test_kws_synth_ranges_past_any_recording_are_usage_errors(args, option, message, tmp_path):
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path):
+        res = runner.invoke(synth_main, ["--words", "yes", "--out", "x", *args])
+        assert not Path("x").exists()
+    assert res.exit_code == 2, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("Error: Invalid value for") and option in last and message in last, res.output

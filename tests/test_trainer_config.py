@@ -84,6 +84,15 @@ def test_nan_and_inf_are_refused_naming_the_key(override, tmp_path):
     ("train.learning_rate=fast", "train.learning_rate: expected auto or a number, got 'fast'"),
     ("train.learning_rate=-0.1", "learning rates must be positive"),
     ("model.input_normalization=on", "model.input_normalization: expected auto, true or false, got 'on'"),
+    # each of these was a traceback deep in training (or a NaN model) before
+    ("train.seed=-5", "seed must be in 0..2147483, got -5"),
+    ("train.seed=5000000", "seed must be in 0..2147483"),
+    ("augment.gain_db=1000000", "gain_db must be <= 60 dB"),
+    ("augment.eq_db=100000", "eq_db must be <= 40 dB"),
+    ("model.width=100000", "width must be in 1..1024"),
+    ("features.stride_ms=0.01", "stride_ms must be in 1..1000, got 0.01"),
+    ("features.clip_ms=1000000000000", "clip_ms must be a whole number in 50..10000"),
+    ("features.clip_ms=1000.5", "features.clip_ms: expected an integer, got 1000.5"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=None) as err:

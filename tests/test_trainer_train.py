@@ -1,5 +1,6 @@
 """Training end to end on the synthetic fixture: outputs, metrics, TensorBoard, resume, mirrored."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -192,6 +193,8 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_finishes_it(tiny_dataset, tmp_
     assert [h["epoch"] for h in state["history"]] == list(range(1, done + 3))
     assert (out / "split.json").read_text() == split_before
     assert (out / "model.keras").is_file() and "test accuracy:" in res.stdout
+    # the new epoch count is the run's: a later --resume (and its learning-rate schedule) keeps it
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == done + 2
 
 
 @pytest.mark.slow
@@ -328,13 +331,37 @@ def test_cli_errors_are_one_line(tmp_path, trained_run):
     assert (theirs / "config.yaml").read_text() == "mine: true\n"
 
 
+def test_a_model_that_cannot_be_built_or_diverges_is_one_line_and_leaves_nothing_half_made(tiny_dataset, tmp_path):
+    """A clip too short for tcn's layers was a Keras traceback that left config.yaml, so the folder looked
+    resumable and failed the same way; a loss gone NaN was saved as the model with exit 0."""
+    def run(out, *sets):
+        args = [a for kv in sets for a in ("--set", kv)]
+        return subprocess.run(KWS_TRAIN + ["--data", str(tiny_dataset), "--out", str(out), "-q", *FAST, *args],
+                              env=_env(), capture_output=True, text=True, timeout=600)
+
+    short = tmp_path / "short"
+    res = run(short, "features.clip_ms=300", "model.architecture=tcn")
+    lines = [line for line in res.stderr.strip().splitlines() if line.startswith("Error:")]
+    assert res.returncode == 1 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr[-800:]
+    assert lines[0].startswith("Error: model.architecture tcn: cannot be built for input (28, 40)")
+    assert not short.exists()
+
+    diverged = tmp_path / "diverged"
+    res = run(diverged, "train.learning_rate=1e30", "train.warmup_epochs=0", "train.epochs=3")
+    assert res.returncode == 1 and "Error: training diverged: loss nan in epoch" in res.stderr, res.stderr[-800:]
+    state = json.loads((diverged / "state.json").read_text()) if (diverged / "state.json").is_file() else {}
+    assert all(math.isfinite(h["loss"]) for h in state.get("history", []))  # only finite epochs were kept
+    assert not (diverged / "model.keras").exists()
+
+
 @pytest.mark.parametrize("name, damage, message", [
     ("state.json", b"{garbage", "state.json: damaged run state: not valid JSON (line 1: Expecting property name"),
     ("state.json", b"[]", "state.json: damaged run state: a JSON object was expected, got list"),
     ("split.json", b"{garbage", "split.json: damaged split: not valid JSON (line 1: Expecting property name"),
     ("split.json", b"{}", "split.json: damaged split: not as kws-train writes it (KeyError: 'root')"),
     ("ckpts/last.keras", b"not a zip", "ckpts/last.keras: cannot load the checkpoint (damaged?)"),
-], ids=["state-garbage", "state-list", "split-garbage", "split-empty", "last-ckpt"])
+    ("state.json", b'{"epochs_done": "x"}', "state.json: damaged run state: epochs_done must be a whole number"),
+], ids=["state-garbage", "state-list", "split-garbage", "split-empty", "last-ckpt", "state-epochs"])
 def test_resume_of_a_damaged_run_file_is_one_line_naming_it(trained_run, tmp_path, name, damage, message):
     """Before, each of these was a traceback (JSONDecodeError, AttributeError, KeyError, keras' ValueError
     saying the checkpoint was not found); the run folder is left as it was."""

@@ -69,7 +69,11 @@ class RunDir:
         """state.json ({} before the first epoch); a damaged one is a KwsError naming it."""
         if not self.state.is_file():
             return {}
-        return read_json_object(self.state, "run state")
+        state = read_json_object(self.state, "run state")
+        done = state.get("epochs_done", 0)
+        if isinstance(done, bool) or not isinstance(done, int) or done < 0:
+            raise KwsError(f"{self.state}: damaged run state: epochs_done must be a whole number >= 0, got {done!r}")
+        return state
 
     def write_state(self, state: dict) -> None:
         atomic_write_text(self.state, json.dumps(state, indent=1))

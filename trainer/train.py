@@ -314,13 +314,17 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
         run, cfg, state, created = _open_run(cfg, out, resume, overrides, distribute)
         try:
             return _train_run(run, cfg, state, created, resume, distribute, quiet, download, say, stop)
-        except (KeyboardInterrupt, OSError) as exc:
-            if created and not run.resumable:  # stopped before anything resumable was saved
+        except Exception as exc:  # noqa: BLE001 - whatever failed, a new run leaves no half folder
+            if created and not run.resumable:
                 shutil.rmtree(run.path, ignore_errors=True)
-            if isinstance(exc, KeyboardInterrupt):
-                raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
+            if not isinstance(exc, OSError):
+                raise
             # a full disk or a folder that became read-only: one line, and the run is resumable
             raise KwsError(f"{os_error_line(exc)}; {_what_is_kept(run)}") from None
+        except KeyboardInterrupt:
+            if created and not run.resumable:  # stopped before anything resumable was saved
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
     finally:
         stop.restore()
 
@@ -355,6 +359,8 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
             raise KwsError("--resume keeps the run's config; only --set train.epochs=N may change")
         cfg = load_config(run.config, overrides)
         state = run.read_state()
+        if overrides:  # the new train.epochs is the run's from now on (a later --resume keeps it)
+            save_config(cfg, run.config)
         created = False
     else:
         assert cfg is not None
@@ -446,8 +452,16 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise KwsError(f"{run.last_ckpt}: cannot load the checkpoint (damaged?): {first}") from None
         else:
-            model = build_model(cfg.model.architecture, input_shape, len(labels), cfg.model,
-                                feature_stats=stats)
+            try:
+                model = build_model(cfg.model.architecture, input_shape, len(labels), cfg.model,
+                                    feature_stats=stats)
+            except ValueError as exc:  # e.g. a clip too short for the layers' receptive field
+                if created:  # a run that can never be built is no run to resume
+                    shutil.rmtree(run.path, ignore_errors=True)
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise KwsError(f"model.architecture {cfg.model.architecture}: cannot be built for input "
+                               f"{tuple(input_shape)} (features.clip_ms, stride_ms, num_features and the "
+                               f"model's size decide it): {first}") from None
             if cfg.train.optimizer == "adam":
                 opt = (keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
                        if cfg.train.weight_decay else keras.optimizers.Adam(cfg.train.learning_rate))
@@ -536,6 +550,10 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                              callbacks=[_stop_check_callback(keras, stop),
                                         _epoch_progress_callback(keras, steps, epoch, cfg.train.epochs, quiet)])
             loss = float(hist.history["loss"][-1])
+            if not np.isfinite(loss):  # nothing of this epoch is saved: the checkpoints stay the last good ones
+                raise KwsError(f"training diverged: loss {loss} in epoch {epoch + 1}; nothing of that epoch was "
+                               f"saved in {run.path} (lower train.learning_rate, or augmentation levels such as "
+                               "augment.eq_db and gain_db, and train again)")
             acc = float(hist.history["accuracy"][-1])
             val_prob = _predict(model, x_val, cfg.train.batch_size)
             val_pred = val_prob.argmax(axis=1)
