@@ -33,7 +33,8 @@ def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str, fmt: str = "
     sr = cfg.sample_rate
     t = np.arange(len(audio)) / sr
     nper = int(sr * SPEC_WINDOW_MS / 1000)
-    f, ts, sxx = spectrogram(audio, fs=sr, nperseg=nper, noverlap=nper - int(sr * SPEC_HOP_MS / 1000))
+    padded = np.pad(audio, (0, max(0, nper - len(audio))))  # a clip shorter than one window: one frame
+    f, ts, sxx = spectrogram(padded, fs=sr, nperseg=nper, noverlap=nper - int(sr * SPEC_HOP_MS / 1000))
     feats = Frontend(cfg).features(audio) if len(audio) >= cfg.window_samples else np.zeros((0, cfg.num_features))
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), dpi=100)
     axes[0].plot(t, audio, lw=0.5)
@@ -45,7 +46,7 @@ def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str, fmt: str = "
     axes[1].set_title("spectrogram (dB)")
     axes[1].set_ylabel("Hz")
     axes[2].imshow(feats.T, origin="lower", aspect="auto", cmap="viridis",
-                   extent=(0, len(feats) * cfg.stride_ms / 1000, 0, cfg.num_features))
+                   extent=(0, max(len(feats) * cfg.stride_ms / 1000, 1e-3), 0, cfg.num_features))
     axes[2].set_title(f"model features: {cfg.feature_type}, {cfg.num_features} x {len(feats)} frames "
                       f"({cfg.window_ms:g}/{cfg.stride_ms:g} ms)")
     axes[2].set_xlabel("s")

@@ -94,6 +94,15 @@ def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
     assert not (tmp_path / "fig.txt").exists()
 
 
+@pytest.mark.parametrize("samples", [1, 10, 399])
+def test_inspect_plots_a_clip_shorter_than_one_spectrogram_window(samples, tmp_path):
+    """Under 25 ms (400 samples at 16 kHz) the spectrogram panel was scipy's ValueError traceback."""
+    write_wav(tmp_path / "short.wav", np.full(samples, 0.1, np.float32), SAMPLE_RATE)
+    res = CliRunner().invoke(inspect_cmd, [str(tmp_path / "short.wav"), "--plot", str(tmp_path / "short.png")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "short.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_data_stats_counts_speakers_per_split_and_warns_without_ids(tmp_path):
     rng = np.random.default_rng(1)
     for label in ("yes", "no"):
