@@ -233,7 +233,10 @@ def _crash_in_child(load: Callable[[], Any], timeout_s: float = PROBE_TIMEOUT_S)
             os._exit(code)
     deadline = time.monotonic() + timeout_s
     while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # SIGCHLD ignored by the host program: the child was reaped unseen
+            return None
         if done:
             break
         if time.monotonic() > deadline:
