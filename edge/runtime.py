@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +35,8 @@ TF_LITE = "tf"
 RUNTIMES = (
     (LITERT, "ai_edge_litert.interpreter", "ai-edge-litert"),
     (TFLITE_RUNTIME, "tflite_runtime.interpreter", "tflite-runtime"),
-    (TF_LITE, "tensorflow.lite", "tensorflow"),
+    # tf.lite.Interpreter's own module: "tensorflow.lite" imports as a package without it (TF 2.21)
+    (TF_LITE, "tensorflow.lite.python.interpreter", "tensorflow"),
 )
 RUNTIME_ALIASES = {"litert-c": LITERT_C, "litert_c": LITERT_C, "litert": LITERT, "ai-edge-litert": LITERT, "ai_edge_litert": LITERT,
                    "tflite-runtime": TFLITE_RUNTIME, "tflite_runtime": TFLITE_RUNTIME,
@@ -89,7 +91,12 @@ def _version(dist: str) -> str:
 
 def _try_load(name: str, module: str, dist: str) -> Runtime | None:
     try:
-        mod = importlib.import_module(module)
+        if name == TF_LITE:  # TensorFlow's C++ start-up notices, not the tool's output
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            with native_stderr_silenced():
+                mod = importlib.import_module(module)
+        else:
+            mod = importlib.import_module(module)
         cls = mod.Interpreter
     except Exception:  # noqa: BLE001 - ImportError, or a runtime built for another numpy
         return None
@@ -306,7 +313,9 @@ def open_interpreter(path: Path, runtime: Runtime, num_threads: int = 1, what: s
     naming the file) when it cannot be read, is not a TFLite flatbuffer, or the runtime refuses it."""
     content = _tflite_bytes(path, what)
     try:
-        with native_stderr_silenced():
+        with native_stderr_silenced(), warnings.catch_warnings():
+            # tf.lite.Interpreter warns that it is deprecated for ai-edge-litert: asked for, it runs
+            warnings.simplefilter("ignore", UserWarning)
             interpreter = runtime.interpreter_class(model_content=content, num_threads=num_threads)
             interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - runtimes raise ValueError/RuntimeError with long texts

@@ -143,3 +143,15 @@ def test_a_damaged_model_is_one_line_naming_the_file_not_a_crash(tmp_path, conve
         assert proc.returncode in ((3,) if damage == "truncated" else (0, 3)), (proc.returncode, proc.stderr[-500:])
         if proc.returncode == 3:
             assert len(lines) == 1 and lines[0].startswith(f"{bad}: "), proc.stdout
+
+
+def test_the_tf_lite_runtime_named_in_the_readme_runs_a_model(converted_run, monkeypatch):
+    """--runtime tf said "does not import" with TensorFlow 2.21 installed: the module imported was
+    tensorflow.lite, which has no Interpreter of its own."""
+    pytest.importorskip("tensorflow")
+    monkeypatch.delenv(runtime.RUNTIME_ENV, raising=False)
+    tf_model = TFLiteModel(converted_run / "model_int8.tflite", runtime="tf")
+    assert tf_model.runtime.name == "tf"
+    features = np.random.default_rng(3).normal(size=tf_model.input_shape).astype(np.float32)
+    reference = TFLiteModel(converted_run / "model_int8.tflite", runtime="litert")
+    assert np.allclose(tf_model.predict(features), reference.predict(features), atol=1e-6)
