@@ -169,8 +169,14 @@ def list_input_devices() -> list[dict]:
 
 
 def _resolve_device(sd, device: str | int | None):
-    """A device index or name substring as PortAudio takes it; unknown names raise DeviceError."""
+    """A device index or name substring as PortAudio takes it; unknown names, or no default input
+    device where none is named, raise DeviceError."""
     if device is None or device == "":
+        try:
+            sd.query_devices(None, "input")
+        except (ValueError, sd.PortAudioError) as exc:
+            raise DeviceError(f"no default input device ({str(exc).splitlines()[0]}); plug in a microphone "
+                              "or name one with --device (kws-listen --list-devices)") from None
         return None
     spec = int(device) if isinstance(device, int) or str(device).isdigit() else str(device)
     try:

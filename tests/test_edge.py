@@ -322,6 +322,19 @@ def test_a_device_that_stops_delivering_ends_with_a_message_and_the_summary(conv
 
 
 @needs_alsa
+def test_a_machine_with_no_input_device_is_one_line_naming_the_way_out(converted_run, tmp_path):
+    """With no default input device, kws-listen -m MODEL (the README's first command) ended in a
+    PortAudioError traceback."""
+    (tmp_path / "none.conf").write_text("# no PCM devices at all\n")
+    env = {**os.environ, "ALSA_CONFIG_PATH": f"{virtual_mic.ALSA_BASE_CONFIG}:{tmp_path / 'none.conf'}"}
+    proc = subprocess.run(listen_cmd("-m", str(converted_run), "--duration", "1"), env=env,
+                          capture_output=True, text=True, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert lines[-1].startswith("Error: no default input device") and "--list-devices" in lines[-1]
+
+
+@needs_alsa
 def test_a_48khz_microphone_is_resampled_to_the_model_rate(converted_run, tmp_path):
     from kws.edge.audio import resample
 
