@@ -442,6 +442,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux says it (/proc/self/status), since
+    os.umask's read-by-setting races with threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write bytes to a temp file beside ``path``, fsync, then rename over it."""
     path = Path(path)
@@ -462,6 +477,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            # the mode a plain write would give (the old file's, else 0666 less the umask), not the
+            # temp file's 0600: a service running as another user must still read the manifest
+            try:
+                mode = os.stat(path).st_mode & 0o777
+            except OSError:
+                mode = 0o666 & ~_umask()
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -7,14 +7,14 @@ accepts counted are the ones expected from the tail of the near misses (``fa_tai
 below one per the audio's length still moves the thresholds."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from kws.edge.manifest import Manifest, save_manifest
+from kws.edge.errors import KwsError
+from kws.edge.manifest import Manifest, atomic_write_bytes, load_manifest, save_manifest
 
 from .fa_tail import expected_counts, fill_zeros, near_misses_by_label
 from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, with_window
@@ -253,5 +253,14 @@ def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, tar
     new = manifest.with_updates(thresholds=dict(result["thresholds"]),
                                 smoothing=with_window(manifest.smoothing, result["average_window_ms"]),
                                 calibration=cal)
-    shutil.copy2(manifest_path, manifest_path.with_name(manifest_path.name + BACKUP_SUFFIX))
+    # the manifest read at the start must still be there: a kws-convert (or another calibration) that
+    # wrote it meanwhile would be undone by this stale copy, and its models would no longer match
+    try:
+        current = load_manifest(manifest_path)
+    except KwsError:
+        current = None
+    if current != manifest:
+        raise KwsError(f"{manifest_path}: changed while calibrating (converted or calibrated again meanwhile); "
+                       "nothing was written: run kws-eval --calibrate again")
+    atomic_write_bytes(manifest_path.with_name(manifest_path.name + BACKUP_SUFFIX), manifest_path.read_bytes())
     return save_manifest(new, manifest_path)

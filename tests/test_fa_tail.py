@@ -3,6 +3,8 @@ tail of the near misses (evaluation/fa_tail.py) instead of the lowest threshold 
 import numpy as np
 import pytest
 
+from kws.edge.errors import KwsError
+
 from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest import Manifest, SmoothingConfig
 from kws.evaluation.calibrate import calibrate
@@ -145,6 +147,13 @@ def test_a_keyword_no_threshold_can_let_on_is_reported_off(tmp_path):
     path = save_manifest(man, tmp_path / "manifest.json")
     write_calibration(path, man, result, TARGET, 0.5)
     assert load_manifest(path).calibration["keywords_off"] == ["b"]
+    assert load_manifest(path.with_name("manifest.json.bak")) == man  # the backup is the manifest before
+
+    # written meanwhile (kws-convert again, or a second calibration): the stale copy is not written back
+    newer = path.read_bytes()
+    with pytest.raises(KwsError, match="changed while calibrating"):
+        write_calibration(path, man, result, TARGET, 0.5)
+    assert path.read_bytes() == newer
 
 
 MANY = tuple(f"k{i}" for i in range(6))

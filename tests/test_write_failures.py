@@ -93,3 +93,22 @@ def test_listen_summary_json_into_an_unwritable_folder(converted_run, tiny_datas
                          capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "cannot write --summary-json there" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_files_written_atomically_get_the_usual_mode_not_the_temp_files(tmp_path):
+    """manifest.json (after kws-eval --calibrate), config.yaml, metrics.json and split.json were left
+    0600, the temporary file's mode: a service running as another user could not read them."""
+    import os
+
+    from kws.edge.manifest import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "new.json", "{}")
+        assert os.stat(tmp_path / "new.json").st_mode & 0o777 == 0o644
+        (tmp_path / "kept.json").write_text("{}")
+        os.chmod(tmp_path / "kept.json", 0o640)
+        atomic_write_text(tmp_path / "kept.json", "{\"a\": 1}")
+        assert os.stat(tmp_path / "kept.json").st_mode & 0o777 == 0o640  # a rewrite keeps the file's mode
+    finally:
+        os.umask(old)
