@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, os_error_line
 
 PROG = "kws-convert"
 EXAMPLES = """
@@ -61,7 +61,7 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, embedding_qu
          no_streaming, no_edge_check, quiet):
     """Convert a trained model to int8/float TFLite, a frozen .pb, a C array and a manifest."""
     from .errors import EXIT_ERROR, ConvertError
-    from .convert import ConvertOptions, convert, parse_formats
+    from .convert import CommittedInterrupt, ConvertOptions, convert, parse_formats
     from .report import format_table
 
     try:
@@ -88,8 +88,15 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, embedding_qu
     except KwsError as exc:
         _fail(str(exc), EXIT_ERROR)
         return
+    except CommittedInterrupt:
+        where = out or "the run's dist folder"
+        _fail(f"interrupted once the conversion had been written to {where}", EXIT_INTERRUPTED)
+        return
     except KeyboardInterrupt:
         _fail("interrupted; nothing was written", EXIT_INTERRUPTED)
+        return
+    except OSError as exc:  # e.g. a full disk while staging: the staging folder is gone, the old dist kept
+        _fail(f"{os_error_line(exc)}; nothing was written", EXIT_ERROR)
         return
     click.echo(format_table(result.report))
     click.echo(f"wrote {', '.join(result.files)} to {result.out}")

@@ -8,14 +8,17 @@ report) and the run ends with AccuracyGuardError.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,12 +141,37 @@ def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> 
         os.replace(staging, out)
         return
     order = sorted(produced, key=lambda n: (n == MANIFEST_NAME, n == REPORT_NAME))
-    for name in order:
-        os.replace(staging / name, out / name)
-    for name in owned:
-        if name not in produced and (out / name).is_file():
-            (out / name).unlink()
+    with _signals_held():  # a Ctrl-C halfway would leave new models beside the old manifest
+        for name in order:
+            os.replace(staging / name, out / name)
+        for name in owned:
+            if name not in produced and (out / name).is_file():
+                (out / name).unlink()
     shutil.rmtree(staging, ignore_errors=True)
+
+
+class CommittedInterrupt(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) that arrived while the conversion's files were being moved in: they all
+    were, and then the stop was honoured."""
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block has run (then CommittedInterrupt), in the main thread;
+    elsewhere (no signal handlers there) the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise CommittedInterrupt()
 
 
 def _commit_checked(staging: Path, out: Path, produced: list[str], owned: list[str]) -> None:

@@ -48,3 +48,34 @@ def test_sigterm_during_the_edge_check_cleans_every_temporary_folder(trained_run
     assert "Traceback" not in stderr
     assert list(out.parent.iterdir()) == []  # no staging folder, no half-written dist/
     assert [p.name for p in private_tmp.iterdir() if p.name.startswith("kws-edge-check-")] == []
+
+
+def test_a_stop_while_the_files_are_moved_in_waits_until_all_of_them_are(tmp_path, monkeypatch):
+    """Ctrl-C between two renames left new models beside the old manifest (every tool then refused
+    the folder: sha256 differs) and said "nothing was written"."""
+    import os
+    import signal
+
+    from kws.converters import convert as conv
+
+    staging, out = tmp_path / "staging", tmp_path / "dist"
+    staging.mkdir()
+    out.mkdir()
+    names = ["model_int8.tflite", "model_float.tflite", "manifest.json"]
+    for name in names:
+        (staging / name).write_text("new " + name)
+        (out / name).write_text("old " + name)
+    real_replace = os.replace
+    moved = []
+
+    def replace_then_stop(src, dst):
+        real_replace(src, dst)
+        moved.append(dst)
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(conv.os, "replace", replace_then_stop)
+    with pytest.raises(conv.CommittedInterrupt):
+        conv._commit(staging, out, names, names)
+    assert [(out / n).read_text() for n in names] == ["new " + n for n in names]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
