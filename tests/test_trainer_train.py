@@ -382,6 +382,33 @@ def test_resume_of_a_damaged_run_file_is_one_line_naming_it(trained_run, tmp_pat
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before and (run / name).read_bytes() == damage
 
 
+@pytest.mark.parametrize("edit, message", [
+    ({"features": {"num_features": 20, "num_mel_bins": 20}}, "(input (98, 40), config (98, 20))"),
+    ({"model": {"architecture": "tiny_conv"}}, "config tiny_conv)"),
+], ids=["features", "architecture"])
+def test_resume_after_a_hand_edit_of_the_config_is_one_line(trained_run, tmp_path, edit, message):
+    """--resume keeps the saved config; an edit since was a Keras shape traceback, or (architecture)
+    a run that went on training the old model filed under the new name."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    for section, values in edit.items():
+        cfg[section].update(values)
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(main, ["--resume", str(run), "--set", "train.epochs=9", "-q"])
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1, res.output
+    assert lines[0].startswith(f"Error: {run / 'config.yaml'}: no longer describes the run's checkpoint")
+    assert message in lines[0], lines[0]
+    assert json.loads((run / "state.json").read_text()) == json.loads((trained_run / "state.json").read_text())
+
+
 def test_only_the_chief_writes_the_run_folder(monkeypatch):
     from kws.trainer.train import worker_subdir
 
@@ -391,3 +418,32 @@ def test_only_the_chief_writes_the_run_folder(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
     assert worker_subdir("multiworker") == ".worker-1"
     assert worker_subdir("mirrored") is None
+
+
+def test_a_run_folder_being_trained_is_refused_to_a_second_kws_train(tmp_path):
+    """Two kws-train with one --out (or two --resume of one run) both ran to the end in one folder:
+    config.yaml from one, checkpoints and metrics from the other, both exit 0."""
+    from kws.edge.errors import KwsError
+    from kws.trainer import train as train_module
+    from kws.trainer.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    before = len(train_module._RUN_LOCKS)
+    train_module._lock_run(run)
+    try:
+        other = subprocess.run([sys.executable, "-c", "import sys; from kws.trainer.train import _lock_run; "
+                                "from kws.trainer.run import RunDir; _lock_run(RunDir(sys.argv[1]))", str(run.path)],
+                               capture_output=True, text=True, timeout=60)
+        assert other.returncode == 1 and "another kws-train is writing this run folder now" in other.stderr
+    finally:
+        while len(train_module._RUN_LOCKS) > before:
+            os.close(train_module._RUN_LOCKS.pop())
+    with pytest.raises(KwsError):  # the refusal is a one-line KwsError in this process too
+        other_fd = os.open(run.path, os.O_RDONLY)
+        try:
+            import fcntl
+            fcntl.flock(other_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            train_module._lock_run(run)
+        finally:
+            os.close(other_fd)

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -310,6 +310,7 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
     say = _Printer(quiet)
     # until the epochs start, a stop request interrupts at once; during them, at the next batch
     stop = StopRequest(immediate=True).install()
+    locks_before = len(_RUN_LOCKS)
     try:
         run, cfg, state, created = _open_run(cfg, out, resume, overrides, distribute)
         try:
@@ -327,6 +328,8 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
     finally:
         stop.restore()
+        while len(_RUN_LOCKS) > locks_before:  # this run's folder is free again (kws-mine trains it anew)
+            os.close(_RUN_LOCKS.pop())
 
 
 RESUME_KEYS = ("train.epochs",)  # the only settings --resume may change
@@ -357,10 +360,11 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
             raise KwsError(f"{run.path}: not a resumable run (no {run.config.name} / {run.split.name})")
         if changed_on_resume(overrides):
             raise KwsError("--resume keeps the run's config; only --set train.epochs=N may change")
+        _lock_run(run)
         cfg = load_config(run.config, overrides)
         state = run.read_state()
-        if overrides:  # the new train.epochs is the run's from now on (a later --resume keeps it)
-            save_config(cfg, run.config)
+        if overrides and cfg.train.epochs >= int(state.get("epochs_done", 0)):
+            save_config(cfg, run.config)  # the new train.epochs is the run's from now on
         created = False
     else:
         assert cfg is not None
@@ -374,8 +378,31 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
             raise KwsError(f"{run.path}: exists and holds other files; give --out a new or empty folder")
         created = not run.path.exists()
         run.path.mkdir(parents=True, exist_ok=True)
+        _lock_run(run)
+        if run.config.exists() or run.state.exists():  # another kws-train started and finished here meanwhile
+            raise KwsError(f"{run.path}: already holds a training run; use --resume {run.path} or another --out")
         state = {}
     return run, cfg, state, created
+
+
+_RUN_LOCKS: list[int] = []  # open descriptors of the run folders being trained (each lock held until train returns)
+
+
+def _lock_run(run: RunDir) -> None:
+    """Hold an exclusive lock on the run folder for the rest of the process; KwsError where another
+    kws-train holds it (two runs into one --out, or two --resume of one run, mixed their files)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock on this platform: no guard
+        return
+    fd = os.open(run.path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise KwsError(f"{run.path}: another kws-train is writing this run folder now; wait for it, or give "
+                       "another --out") from None
+    _RUN_LOCKS.append(fd)
 
 
 def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str | os.PathLike | None, distribute: str,
@@ -451,6 +478,7 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
             except Exception as exc:  # noqa: BLE001 - zip, h5 and deserialization errors all mean "damaged"
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 raise KwsError(f"{run.last_ckpt}: cannot load the checkpoint (damaged?): {first}") from None
+            _check_resumed_model(run, cfg, model, tuple(input_shape), len(labels))
         else:
             try:
                 model = build_model(cfg.model.architecture, input_shape, len(labels), cfg.model,
@@ -599,6 +627,23 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
 
     return finish(cfg, run, model_path=run.best_ckpt if run.best_ckpt.is_file() else run.last_ckpt,
                   index=index, clips=clips, backgrounds=backgrounds, info=info, say=say, evaluate_x=evaluate_x)
+
+
+def _check_resumed_model(run: RunDir, cfg: Config, model: Any, input_shape: tuple, num_labels: int) -> None:
+    """KwsError (one line) where the checkpoint is not the model config.yaml describes: a hand edit of
+    the config since (features, architecture) made --resume a traceback or a run filed under the
+    wrong architecture."""
+    saved = json.loads(run.model_info.read_text()) if run.model_info.is_file() else {}
+    problems = []
+    if tuple(model.input_shape[1:]) != tuple(input_shape):
+        problems.append(f"input {tuple(model.input_shape[1:])}, config {tuple(input_shape)}")
+    if int(model.output_shape[-1]) != num_labels:
+        problems.append(f"{int(model.output_shape[-1])} outputs, {num_labels} labels")
+    if saved.get("architecture", cfg.model.architecture) != cfg.model.architecture:
+        problems.append(f"architecture {saved['architecture']}, config {cfg.model.architecture}")
+    if problems:
+        raise KwsError(f"{run.config}: no longer describes the run's checkpoint ({'; '.join(problems)}); "
+                       "--resume keeps the config the run was trained with: undo the edit")
 
 
 def is_embedding(cfg: Config) -> bool:
