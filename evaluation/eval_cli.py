@@ -21,6 +21,8 @@ from kws.trainer.negatives import negative_files
 
 from .calibrate import THRESHOLD_GRID, WINDOW_GRID_MS, calibrate, calibrated_fa, keywords_off, write_calibration
 from .oracle import best_over_windows
+from .plotting import MISSING as PLOTS_MISSING
+from .plotting import plotting_available
 from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
                      write_labels)
@@ -276,7 +278,10 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         out = Path(report_dir)
         try:
             atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1) + "\n")
-            atomic_write_bytes(out / CURVE_PNG, plot_curve(curve, at_manifest, report.get("calibration")))
+            if plotting_available():
+                atomic_write_bytes(out / CURVE_PNG, plot_curve(curve, at_manifest, report.get("calibration")))
+            else:
+                click.echo(f"kws-eval: warning: {out / CURVE_PNG} not drawn: {PLOTS_MISSING}", err=True)
         except OSError as exc:
             raise click.ClickException(f"{out}: cannot write the report ({os_error_line(exc)})") from None
     if as_json:

@@ -16,6 +16,8 @@ from kws.edge.errors import KwsError, os_error_line
 from kws.edge.frontend import Frontend, FrontendConfig
 from kws.edge.manifest import atomic_write_bytes, check_writable_dir
 
+from .plotting import MISSING, plotting_available
+
 SPEC_WINDOW_MS = 25.0
 SPEC_HOP_MS = 10.0
 DB_FLOOR = -100.0
@@ -79,6 +81,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
     from .predict import classify_audio
 
     fmt = Path(plot_path).suffix.lower().lstrip(".") if plot_path else None
+    if plot_path and not plotting_available():
+        raise click.ClickException(f"--plot: {MISSING}")
     if plot_path and fmt not in PLOT_FORMATS:
         raise click.BadParameter(f"{plot_path}: the figure's file name must end in "
                                  + ", ".join(f".{f}" for f in PLOT_FORMATS) + " (the format it is written in)",

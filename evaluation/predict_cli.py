@@ -140,7 +140,12 @@ def write_report(out: Path, results: list[dict], report: dict | None, labels: li
     if report is not None:
         from kws.trainer.metrics import plot_confusion
 
+        from .plotting import MISSING, plotting_available
+
         atomic_write_text(out / METRICS_JSON, json.dumps(report, indent=1) + "\n")
+        if not plotting_available():
+            click.echo(f"warning: {out / CONFUSION_PNG} not drawn: {MISSING}", err=True)
+            return
         atomic_write_bytes(out / CONFUSION_PNG, plot_confusion(report["confusion_matrix"], labels,
                                                                f"confusion matrix (n={report['count']})"))
 

@@ -276,6 +276,24 @@ def test_the_edge_environment_says_in_one_line_what_needs_tensorflow(trained_run
     assert not out.exists() and not (tmp_path / "dist").exists()
 
 
+def test_the_edge_environment_writes_reports_without_plots_and_says_so(converted_run, tiny_dataset, tmp_path):
+    """matplotlib is not in the edge install: --report and --plot ended in ModuleNotFoundError."""
+    if not EDGE_PYTHON.exists():
+        pytest.skip(f"{EDGE_PYTHON} missing: `make test` creates it (make edge-venv)")
+    clip = next((tiny_dataset / "up").glob("*.wav"))
+    (tmp_path / "list.txt").write_text(f"{clip},up\n")
+    proc = subprocess.run([str(EDGE_PYTHON.parent / "kws-predict"), "-m", str(converted_run), "--list",
+                           str(tmp_path / "list.txt"), "--report", str(tmp_path / "report")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-800:]
+    assert "confusion_matrix.png not drawn: plots need matplotlib" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["metrics.json", "predictions.json"]
+    proc = subprocess.run([str(EDGE_PYTHON.parent / "kws"), "inspect", str(clip), "--plot", str(tmp_path / "f.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "Error: --plot: plots need matplotlib, which this install lacks: pip install matplotlib"]
+
+
 # --- the real PortAudio/ALSA capture path ------------------------------------------------------------
 needs_alsa = pytest.mark.skipif(not virtual_mic.available(), reason="ALSA (alsa.conf) not installed")
 
