@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kws.edge.locate import resolve_model
+from kws.edge.locate import TRAINING_RUN, resolve_model
 from kws.edge.manifest import MANIFEST_NAME
 from kws.trainer import dataset as ds
 from kws.trainer.augment import AugmentSources, load_rirs
@@ -63,7 +63,7 @@ class FeatureSet:
 def open_run(model_arg: str | os.PathLike | None) -> RunSource:
     """The run folder named by -m (or the default model); one-line SourceError if unusable."""
     try:
-        path = resolve_model(model_arg)
+        path = resolve_model(model_arg, TRAINING_RUN)
     except Exception as exc:  # ModelNotFoundError and friends: already one line
         raise SourceError(str(exc)) from None
     if path.is_file() and path.name == MODEL_FILE:

@@ -2,6 +2,7 @@
 newest *complete* model folder (the seed's rule, minus unfinished training runs)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,12 @@ MODEL_MARKERS = ("config.yaml", "manifest.json", "model.keras")
 # model.keras only when it ends; kws-convert writes manifest.json last
 COMPLETE_MARKERS = ("model.keras", "manifest.json", "dist/manifest.json")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# what a tool can take as its default model: any complete one (kws-listen, kws-eval run ensembles),
+# one model (kws-predict, kws inspect, the servers classify clips with one), or a training run
+# (kws-convert, which needs model.keras)
+ANY_MODEL, SINGLE_MODEL, TRAINING_RUN = "any", "single", "run"
+NEEDS = {ANY_MODEL: "model", SINGLE_MODEL: "single model (not an ensemble)",
+         TRAINING_RUN: "finished training run (model.keras)"}
 
 
 def models_dir() -> Path:
@@ -40,13 +47,42 @@ def incomplete_runs(root: Path | None = None) -> list[Path]:
     return sorted(found, key=_trained_at, reverse=True)
 
 
-def default_model(root: Path | None = None) -> Path:
-    """``models/api`` if complete, else the most recently trained complete model folder in ``root``."""
+def is_ensemble(path: Path) -> bool:
+    """Whether the folder's converted model (manifest.json here, else in dist/) is a kws ensemble."""
+    for manifest in (path / "manifest.json", path / "dist" / "manifest.json"):
+        if manifest.is_file():
+            try:
+                return bool(json.loads(manifest.read_text(encoding="utf-8")).get("ensemble"))
+            except (OSError, ValueError, AttributeError):  # a damaged one: the loader says why, later
+                return False
+    return False
+
+
+def is_usable(path: Path, need: str = ANY_MODEL) -> bool:
+    """Whether a complete model folder is what a tool that needs ``need`` can take."""
+    if not is_complete_model(path):
+        return False
+    if need == TRAINING_RUN:
+        return (path / "model.keras").is_file()
+    if need == SINGLE_MODEL:
+        return not is_ensemble(path)
+    return True
+
+
+def default_model(root: Path | None = None, need: str = ANY_MODEL) -> Path:
+    """``models/api`` if complete, else the most recently trained complete model folder in ``root``;
+    of those, only what a tool needing ``need`` can use (an ensemble in models/ is no default for
+    kws-predict, a converted folder none for kws-convert)."""
     root = models_dir() if root is None else Path(root)
     api = root / API_MODEL
-    if is_complete_model(api):
+    if is_usable(api, need):
         return api
-    candidates = [p for p in root.iterdir() if is_complete_model(p)] if root.is_dir() else []
+    complete = [p for p in root.iterdir() if is_complete_model(p)] if root.is_dir() else []
+    candidates = [p for p in complete if is_usable(p, need)]
+    if complete and not candidates:
+        raise ModelNotFoundError(
+            f"no {NEEDS[need]} in {root}/ (its {len(complete)} complete model(s), e.g. "
+            f"{max(complete, key=_trained_at)}, are not one); pass -m/--model")
     if not candidates:
         unfinished = incomplete_runs(root)
         if unfinished:
@@ -71,10 +107,11 @@ def _trained_at(path: Path) -> float:
         return marker.stat().st_mtime
 
 
-def resolve_model(arg: str | os.PathLike | None) -> Path:
-    """The path given by -m/--model, or the default model; errors name the missing path."""
+def resolve_model(arg: str | os.PathLike | None, need: str = ANY_MODEL) -> Path:
+    """The path given by -m/--model, or the default model (of the kind ``need``); errors name the
+    missing path."""
     if arg is None or str(arg) == "":
-        return default_model()
+        return default_model(need=need)
     path = Path(arg)
     if not path.exists():
         raise ModelNotFoundError(f"{path}: no such model file or folder")

@@ -17,7 +17,7 @@ import numpy as np
 
 from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
-from kws.edge.locate import resolve_model
+from kws.edge.locate import SINGLE_MODEL, resolve_model
 from kws.edge.manifest import EMBEDDING_FAMILY, MANIFEST_NAME, Manifest
 
 KERAS_FILE = "model.keras"
@@ -96,8 +96,9 @@ class TFLiteClassifier:
 
 
 def load_classifier(path: str | os.PathLike | None = None):
-    """A Keras or TFLite classifier for ``path`` (None: the default model, kws.edge.locate)."""
-    path = resolve_model(path)
+    """A Keras or TFLite classifier for ``path`` (None: the default model, kws.edge.locate, that is
+    one model: clip tools give an ensemble by name only, and are told it has members)."""
+    path = resolve_model(path, SINGLE_MODEL)
     if path.is_file():
         if path.suffix == ".tflite":
             manifest = path.parent / MANIFEST_NAME

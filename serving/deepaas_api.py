@@ -27,7 +27,7 @@ from marshmallow import ValidationError, fields, validate
 
 import kws
 from kws.edge.errors import KwsError, ModelNotFoundError
-from kws.edge.locate import default_model, models_dir
+from kws.edge.locate import SINGLE_MODEL, default_model, models_dir
 
 from .fetch import ALLOW_ALL, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlPolicy, fetch_url
 from .predictor import DEFAULT_TOP_K, Predictor, read_labels
@@ -100,7 +100,7 @@ _predictor_key: tuple[str, float] | None = None
 
 def _current_model() -> Path | None:
     try:
-        return default_model()
+        return default_model(need=SINGLE_MODEL)
     except ModelNotFoundError:
         return None
 
@@ -254,7 +254,7 @@ def train(**kwargs: Any) -> dict[str, Any]:
 def _predictor_for_current() -> Predictor:
     """The loaded model of the current default model, reloaded when that changes."""
     global _predictor, _predictor_key
-    model = default_model()
+    model = default_model(need=SINGLE_MODEL)
     marker = model / "model.keras"
     key = (str(model.resolve()), marker.stat().st_mtime if marker.exists() else 0.0)
     if _predictor is None or key != _predictor_key:
@@ -268,6 +268,8 @@ def warm() -> None:
         _predictor_for_current()
     except ModelNotFoundError as exc:
         LOG.warning("no model to warm: %s", exc)
+    except KwsError as exc:  # a damaged default model: the server still starts, predictions say why
+        LOG.warning("cannot load the default model: %s", exc)
 
 
 def get_predict_args() -> dict[str, fields.Field]:

@@ -31,7 +31,7 @@ from typing import Any
 import click
 
 from kws.edge.errors import AudioTooLongError, KwsError
-from kws.edge.locate import resolve_model
+from kws.edge.locate import SINGLE_MODEL, resolve_model
 
 from .fetch import ALLOW_ALL, PUBLIC_ONLY, FetchError, TooLargeError, UrlPolicy, fetch_url
 from .multipart import first_file_part
@@ -373,7 +373,7 @@ def serve_cmd(host: str, port: int, model: str | None, allow_private_urls: bool,
     """Web page and JSON API for prediction: upload an audio file, paste a URL, or use the microphone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
-        predictor = Predictor(resolve_model(model), max_seconds)
+        predictor = Predictor(resolve_model(model, SINGLE_MODEL), max_seconds)
         server = make_server(predictor, host, port, allow_private_urls=allow_private_urls, max_workers=workers)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None

@@ -47,6 +47,30 @@ def test_unfinished_runs_are_listed_not_chosen(tmp_path):
     assert default_model(tmp_path) == complete
 
 
+def test_each_tool_defaults_to_the_newest_model_it_can_use(tmp_path):
+    """After the README's kws ensemble --out models/pair, kws-predict and kws serve without -m took the
+    ensemble and refused it, deepaas-run did not start, and kws-convert took a converted folder."""
+    from kws.edge.locate import SINGLE_MODEL, TRAINING_RUN
+
+    run = tmp_path / OLD_RUN
+    (run / "dist").mkdir(parents=True)
+    (run / "model.keras").write_bytes(b"PK\x03\x04")
+    (run / "dist" / "manifest.json").write_text("{}")
+    converted = tmp_path / "20260601T000000Z"
+    converted.mkdir()
+    (converted / "manifest.json").write_text(json.dumps({"labels": []}))
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    (pair / "manifest.json").write_text(json.dumps({"ensemble": {"members": []}}))
+    os.utime(pair / "manifest.json", (4e9, 4e9))  # the newest of all
+    assert default_model(tmp_path) == pair  # kws-listen and kws-eval run an ensemble
+    assert default_model(tmp_path, need=SINGLE_MODEL) == converted
+    assert default_model(tmp_path, need=TRAINING_RUN) == run
+    (run / "model.keras").unlink()
+    with pytest.raises(ModelNotFoundError, match=r"no finished training run \(model.keras\) in .*pass -m/--model"):
+        default_model(tmp_path, need=TRAINING_RUN)
+
+
 def test_only_unfinished_runs_is_an_error_with_the_resume_hint(tmp_path):
     for name in NEWER_UNFINISHED:
         _unfinished(tmp_path, name)
