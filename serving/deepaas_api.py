@@ -246,6 +246,12 @@ def train(**kwargs: Any) -> dict[str, Any]:
         raise BadRequest(public_message(exc)) from None
     metrics = result.metrics or {}
     summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    for split in ("train", "validation", "test"):  # each split's accuracy, and the test's per speaker
+        report = metrics.get(split)
+        if isinstance(report, dict) and "accuracy" in report:
+            summary[f"{split}_accuracy"] = report["accuracy"]
+            if split == "test" and report.get("by_speaker"):
+                summary["test_by_speaker"] = report["by_speaker"]
     return {"model": str(result.run_dir), "labels": read_labels(result.run_dir), "metrics": summary}
 
 

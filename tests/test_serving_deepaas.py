@@ -113,6 +113,11 @@ def test_deepaas_metadata_train_predict(deepaas, tiny_dataset, trained_run, tmp_
     assert training["status"] == "done", f"{training}\n{log.read_text()[-3000:]}"
     run_dir = Path(training["result"]["output"]["model"])
     assert run_dir.parent == models and (run_dir / "model.keras").is_file()
+    # the status reports what the run measured, as metrics.json has it
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    reported = training["result"]["output"]["metrics"]
+    assert reported["train_accuracy"] == saved["train"]["accuracy"]
+    assert reported["validation_accuracy"] == saved["validation"]["accuracy"]
 
     status, meta = request(f"{base}/models/{MODEL}/")
     assert meta["model"] == str(run_dir) and FIXTURE_WORD in meta["labels"]
