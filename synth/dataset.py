@@ -32,6 +32,7 @@ from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
 from kws.trainer import augment
+from kws.trainer.dataset import SYNTH_META_CSV, SYNTH_STATE_DIR
 from kws.trainer.interrupts import StopRequest
 
 from . import clips
@@ -40,10 +41,10 @@ from .progress import progress_bar
 from .vocabulary import CLOSE_WORDS, GENERAL_WORDS, negative_vocabulary
 
 BACKGROUND_DIR = "_background_noise_"
-META_CSV = "synth_meta.csv"
+META_CSV = SYNTH_META_CSV
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
-STATE_DIR = ".synth_state"  # per-shard records, the options fingerprint, temp files
+STATE_DIR = SYNTH_STATE_DIR  # per-shard records, the options fingerprint, temp files
 BACKGROUND_SECONDS = 45
 BACKGROUND_RMS = 0.1
 # Real recorded speakers (flite, festival) are worth more than espeak's formant voices; festival runs

@@ -194,6 +194,21 @@ def test_a_relative_data_folder_is_saved_absolute_so_resume_finds_it_from_anywhe
     assert all(Path(i.path).is_file() for items in again.splits.values() for i in items if i.path)
 
 
+def test_a_kws_synth_dataset_stopped_before_it_finished_is_refused_with_the_way_on(tmp_path):
+    """An interrupted kws-synth folder has clips but no split lists yet: it trained on a hash split
+    and kws data-stats said 'problems: none'."""
+    from kws.evaluation.datastats import dataset_stats
+
+    root = _layout(tmp_path / "d", words=("yes", "no"))
+    (root / ds.SYNTH_STATE_DIR).mkdir()
+    with pytest.raises(ds.DataError, match="stopped before it finished .* run the same kws-synth command again"):
+        ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    problems = dataset_stats(root)["problems"]
+    assert [p["kind"] for p in problems if "kws-synth" in p["detail"]] == ["not_trainable"]
+    (root / ds.SYNTH_META_CSV).write_text("path,label\n")  # written last, once it has finished
+    assert ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0).labels[-2:] == ["yes", "no"]
+
+
 def test_missing_folder_and_empty_word(tmp_path):
     with pytest.raises(ds.DataError, match="no such data folder"):
         ds.scan_dataset(tmp_path / "nope", [], 10, 10, 10, 10, seed=0)

@@ -41,6 +41,19 @@ DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
 
 
+# a kws-synth dataset records its progress in SYNTH_STATE_DIR and writes SYNTH_META_CSV (with the
+# validation and test lists) last: the folder without it is an interrupted synthesis
+SYNTH_STATE_DIR = ".synth_state"
+SYNTH_META_CSV = "synth_meta.csv"
+UNFINISHED_SYNTH = ("{root}: a kws-synth dataset that was stopped before it finished (no " + SYNTH_META_CSV + " and no "
+                    "split lists yet): run the same kws-synth command again to finish it")
+
+
+def unfinished_synth(root: Path) -> bool:
+    """Whether ``root`` is a kws-synth dataset whose synthesis has not finished."""
+    return (root / SYNTH_STATE_DIR).is_dir() and not (root / SYNTH_META_CSV).is_file()
+
+
 class DataError(KwsError):
     """The dataset folder cannot be used as given."""
 
@@ -245,6 +258,8 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
                         "per label, or an http(s) URL of a .tar.gz/.zip (unpack a local archive first)")
     if not root.is_dir():
         raise DataError(f"{root}: no such data folder")
+    if unfinished_synth(root):
+        raise DataError(UNFINISHED_SYNTH.format(root=root))
     skipped: list[tuple[str, str]] = []
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     label_folders = [p for p in folders if not p.name.startswith("_")]
