@@ -17,6 +17,8 @@ from kws.edge.manifest import (MANIFEST_NAME, EnsembleMember, EnsembleSection, M
 from kws.edge.model_loader import checked_file, locate
 from kws.edge.manifest_schema import MAX_ENSEMBLE_MEMBERS
 
+from .stopping import stop_cleanly
+
 MEMBER_DIR = "member{}"  # member folders inside the ensemble's, numbered from 1 in hop order
 PROBE_SECONDS = 3.0  # audio run through the new ensemble before it replaces anything
 
@@ -178,6 +180,7 @@ Examples:
               help="The ensemble's folder (new or empty, or an earlier ensemble to replace).")
 @click.option("--model", "model_key", type=click.Choice(["int8", "float"]), default=None,
               help="Which model of each member runs  [default: each one's default, int8 where it has one]")
+@stop_cleanly("kws-ensemble", "nothing was written")
 def main(models, out, model_key) -> None:
     """Put two or more converted models (kws-convert folders, of any family) side by side as one.
 

@@ -26,6 +26,7 @@ from .plotting import plotting_available
 from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
                      write_labels)
+from .stopping import stop_cleanly
 from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_free_seconds, streaming_report
 
 REPORT_JSON = "eval.json"
@@ -122,6 +123,7 @@ def parse_snr(text: str) -> tuple[float, float]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-streaming", is_flag=True, help="Score with the whole-window model even where the manifest "
               "lists a streaming (step) form.")
+@stop_cleanly("kws-eval", "the manifest was not changed")
 def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_csv, report_dir, save_stream,
          do_calibrate, target_fa_per_hour, negatives, no_tail, shared_threshold, as_json, no_streaming) -> None:
     """Evaluate a converted model on a long stream with the edge recognizer.

@@ -1,6 +1,7 @@
 """``kws-mine``: hard-negative mining rounds on a trained run (see ``mining.py``)."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -11,6 +12,7 @@ from kws.edge.manifest_schema import SMOOTHING_RANGES
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      MiningOptions, mine)
+from .stopping import terminate_as_interrupt
 
 EXIT_INTERRUPTED = 130
 EXAMPLES = """
@@ -49,6 +51,7 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
                          margin=margin, threshold=threshold, hop_ms=hop_ms, negatives=dirs)
     from kws.trainer.train import TrainingInterrupted
 
+    signal.signal(signal.SIGTERM, terminate_as_interrupt)  # like Ctrl-C: its temporary float model is removed
     try:
         record = mine(run_path, opts, quiet=quiet)
     except (KeyboardInterrupt, TrainingInterrupted):
