@@ -533,6 +533,12 @@ def test_archive_entry_count_is_capped_and_refused_archives_leave_the_cache(http
     (root / "bomb.tar.gz").write_bytes(_tar_bytes(empties))
     with pytest.raises(FetchError, match="over the limit"):
         fetch_dataset(f"{base}/bomb.tar.gz", max_mb=1, quiet=True)
+    (root / "text.tar.gz").write_text("not an archive at all\n")  # one line naming the URL, not the cache file
+    with pytest.raises(FetchError) as err:
+        fetch_dataset(f"{base}/text.tar.gz", max_mb=1, quiet=True)
+    message = str(err.value)
+    assert message.startswith(f"{base}/text.tar.gz: not a .tar.gz or .zip archive") and "\n" not in message
+    assert message.endswith("(removed from the cache)")
     cache = tmp_path / "cache"
     assert [p.name for p in (cache / "downloads").iterdir() if p.name != "index.json"] == []
     assert not any((cache / "datasets").iterdir())

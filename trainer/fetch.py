@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
-from kws.edge.urlfetch import ALLOW_ALL, BlockedAddressError, FetchResult, TooLargeError, UrlPolicy, stream_url
+from kws.edge.urlfetch import ALLOW_ALL, BlockedAddressError, FetchResult, TooLargeError, UrlPolicy, shown, stream_url
 from kws.edge.urlfetch import FetchError as UrlFetchError
 
 CACHE_ENV = "KWS_CACHE_DIR"
@@ -198,7 +198,7 @@ def safe_extract(archive: Path, target: Path, max_bytes: int, max_entries: int =
     try:
         tf = tarfile.open(archive, "r:*")
     except tarfile.TarError as exc:
-        raise FetchError(f"{archive}: not a .tar.gz or .zip archive ({exc})") from None
+        raise FetchError(f"{archive}: not a .tar.gz or .zip archive ({str(exc).splitlines()[0]})") from None
     with tf:
         members = []
         total = 0
@@ -248,10 +248,12 @@ def fetch_dataset(url: str, max_mb: int, quiet: bool = False,
             if target.exists():
                 shutil.rmtree(target)
             os.replace(partial, target)
-        except FetchError:
+        except FetchError as exc:
             shutil.rmtree(partial, ignore_errors=True)
             forget(url, archive)
-            raise
+            # the URL the user gave, not the cache file's name (removed now), on one line
+            reason = " ".join(str(exc).split()).removeprefix(f"{archive}: ")
+            raise FetchError(f"{shown(url)}: {reason} (removed from the cache)") from None
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
