@@ -553,7 +553,8 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
         say(f"{run.path}: all {start_epoch} epochs are done; evaluating it again "
             f"(--set train.epochs=N with N > {start_epoch} trains on)")
     elif start_epoch:
-        say(f"resuming {run.path} after epoch {start_epoch} (best validation accuracy {best_acc:.4f})")
+        best = f"best validation accuracy {best_acc:.4f}" if best_acc >= 0 else "no best epoch chosen yet"
+        say(f"resuming {run.path} after epoch {start_epoch} ({best})")
     budget_start = time.time() - float(state.get("train_seconds", 0.0))
     try:
         pending = pool.submit(epoch_features, start_epoch) if start_epoch < cfg.train.epochs else None
