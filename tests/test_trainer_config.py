@@ -93,6 +93,8 @@ def test_nan_and_inf_are_refused_naming_the_key(override, tmp_path):
     ("features.stride_ms=0.01", "stride_ms must be in 1..1000, got 0.01"),
     ("features.clip_ms=1000000000000", "clip_ms must be a whole number in 50..10000"),
     ("features.clip_ms=1000.5", "features.clip_ms: expected an integer, got 1000.5"),
+    # trained, it became a 20 ms hop in the manifest, and kws-listen --hop-ms 25 was refused
+    ("smoothing.hop_ms=25", "smoothing.hop_ms 25 must be a whole multiple of features.stride_ms (10)"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=None) as err:

@@ -326,6 +326,11 @@ class Config:
 
             rate = default_learning_rate(self.model.architecture)
             object.__setattr__(self, "train", dataclasses.replace(self.train, learning_rate=rate))
+        # the recognizer runs the model every hop of whole feature frames (kws-listen refuses another)
+        frames = self.smoothing.hop_ms * self.features.sample_rate / 1000 / self.features.stride_samples
+        if round(frames) < 1 or abs(frames - round(frames)) > 1e-6:
+            raise ValueError(f"smoothing.hop_ms {self.smoothing.hop_ms:g} must be a whole multiple of "
+                             f"features.stride_ms ({self.features.stride_ms:g})")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -449,7 +454,10 @@ def config_from_dict(data: dict[str, Any] | None, source: str = "config") -> Con
         data = {**data, "smoothing": _upgraded_smoothing(data["smoothing"], source)}
     built = {name: _build_section(hints[name], {} if data[name] is None else data[name], name, source)
              for name in data}  # a section given as [] or 0 is named, not read as empty
-    return Config(**built)
+    try:
+        return Config(**built)
+    except ValueError as exc:  # a rule across sections (the hop against the frame stride)
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _upgraded_smoothing(values: Any, source: str) -> Any:
