@@ -59,6 +59,8 @@ FORMAT_FILES = {
 }
 KERAS_BATCH = 256
 STAGING_PREFIX = ".kws-convert-"
+STAGING_OWNER = ".owner-pid"  # in a staging folder: the pid of the kws-convert writing it
+ABANDONED_STAGING_S = 24 * 3600  # an older staging folder without an owner is a killed run's
 FILE_MODE = 0o666
 DIR_MODE = 0o777
 
@@ -106,16 +108,43 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Remove the staging folders beside ``out`` that a killed kws-convert left (SIGKILL, a power cut):
+    those whose owner process is gone, or, written before owners were recorded, a day old."""
+    for folder in out.parent.glob(f"{STAGING_PREFIX}{out.name}-*"):
+        if not folder.is_dir():
+            continue
+        try:
+            owner = folder / STAGING_OWNER
+            if owner.is_file():
+                abandoned = not _process_alive(int(owner.read_text().strip()))
+            else:
+                abandoned = time.time() - folder.stat().st_mtime > ABANDONED_STAGING_S
+        except (OSError, ValueError):
+            continue
+        if abandoned:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _make_staging(out: Path) -> Path:
     """A fresh folder beside ``out`` (same filesystem, so moving in is a rename)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_staging(out)
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{out.name}-", dir=out.parent))
-        probe = staging / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        (staging / STAGING_OWNER).write_text(f"{os.getpid()}\n")  # whose it is, for the next run's cleanup
         if out.is_dir() and not os.access(out, os.W_OK):
             shutil.rmtree(staging, ignore_errors=True)
             raise OutputError(f"{out}: cannot write here (permission denied)")
@@ -137,6 +166,7 @@ def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> 
     for name in produced:  # temp files are created 0600; give them the usual permissions
         os.chmod(staging / name, FILE_MODE & ~mask)
     if not out.exists():
+        (staging / STAGING_OWNER).unlink(missing_ok=True)  # the folder becomes the dist itself
         os.chmod(staging, DIR_MODE & ~mask)
         os.replace(staging, out)
         return

@@ -79,3 +79,37 @@ def test_a_stop_while_the_files_are_moved_in_waits_until_all_of_them_are(tmp_pat
         conv._commit(staging, out, names, names)
     assert [(out / n).read_text() for n in names] == ["new " + n for n in names]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_staging_folders_a_killed_conversion_left_are_removed_by_the_next(tmp_path):
+    """After a SIGKILL, .kws-convert-dist-* folders stayed beside the dist for good (and travelled
+    with copies of the run); a live conversion's folder beside it must survive."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from kws.converters import convert as conv
+
+    out = tmp_path / "dist"
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmp_path / f"{conv.STAGING_PREFIX}dist-dead"
+    dead.mkdir()
+    (dead / conv.STAGING_OWNER).write_text(gone.stdout)
+    (dead / "model_int8.tflite").write_bytes(b"half")
+    live = tmp_path / f"{conv.STAGING_PREFIX}dist-live"
+    live.mkdir()
+    (live / conv.STAGING_OWNER).write_text(f"{os.getpid()}\n")
+    old_unowned = tmp_path / f"{conv.STAGING_PREFIX}dist-old"
+    old_unowned.mkdir()
+    os.utime(old_unowned, (time.time() - 2 * conv.ABANDONED_STAGING_S,) * 2)
+    other = tmp_path / f"{conv.STAGING_PREFIX}other-dead"  # beside another output: not this one's
+    other.mkdir()
+    (other / conv.STAGING_OWNER).write_text(gone.stdout)
+
+    staging = conv._make_staging(out)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([live.name, other.name, staging.name])
+    (staging / "manifest.json").write_text("{}")
+    conv._commit(staging, out, ["manifest.json"], ["manifest.json"])
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]  # no owner file in the dist
