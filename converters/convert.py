@@ -28,7 +28,7 @@ import numpy as np
 
 from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_text,
-                               save_manifest)
+                               process_umask, save_manifest)
 from kws.trainer.config import EMBEDDING_QUANTIZATIONS
 from kws.trainer.models import EMBEDDING_ARCHITECTURE
 
@@ -153,16 +153,10 @@ def _make_staging(out: Path) -> Path:
     return staging
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> None:
     """Move the staged files into ``out``: models first, the manifest last; remove this run's
     formats' stale files that were not produced again (e.g. an old model_int8.tflite after a reject)."""
-    mask = _umask()
+    mask = process_umask()
     for name in produced:  # temp files are created 0600; give them the usual permissions
         os.chmod(staging / name, FILE_MODE & ~mask)
     if not out.exists():

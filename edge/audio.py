@@ -93,11 +93,11 @@ def _soundfile():
     return soundfile
 
 
-# what libsndfile 1.2 answers for a regular file whose data it cannot parse (an MP3 header followed by
-# junk), although the file exists and is regular
 # largest sample magnitude read (full scale is 1.0): a float file can hold more, and 60 dB over full
 # scale is already no recording; far larger values overflow the float32 features into NaN scores
 MAX_SAMPLE_MAGNITUDE = 1000.0
+# what libsndfile 1.2 answers for a regular file whose data it cannot parse (an MP3 header followed by
+# junk), although the file exists and is regular
 MISLEADING_OPEN_ERROR = "File does not exist or is not a regular file"
 
 

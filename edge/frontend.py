@@ -50,12 +50,10 @@ class FrontendConfig:
             value = getattr(self, name, None)                    # tool can load once it is trained
             if isinstance(value, (int, float)) and not (lo <= value <= hi and (not integer or value == int(value))):
                 problems.append(f"{name} must be {'a whole number ' if integer else ''}in {lo:g}..{hi:g}, got {value}")
-        if problems:
+        if problems:  # the relations below assume numbers in range
             raise ValueError("; ".join(problems))
         if self.feature_type not in FEATURE_TYPES:
             problems.append(f"feature_type must be one of {', '.join(FEATURE_TYPES)}, got {self.feature_type!r}")
-        if self.sample_rate <= 0:
-            problems.append(f"sample_rate must be positive, got {self.sample_rate}")
         if not 0 < self.window_ms <= self.clip_ms:
             problems.append(f"window_ms must be in (0, clip_ms], got {self.window_ms}")
         if not 0 < self.stride_ms <= self.window_ms:
@@ -63,8 +61,6 @@ class FrontendConfig:
         if not 0 <= self.lower_hz < self.upper_hz <= self.sample_rate / 2:
             problems.append(
                 f"need 0 <= lower_hz < upper_hz <= sample_rate/2, got {self.lower_hz}..{self.upper_hz}")
-        if self.num_mel_bins < 1:
-            problems.append(f"num_mel_bins must be >= 1, got {self.num_mel_bins}")
         if self.feature_type == "log_mel" and self.num_features != self.num_mel_bins:
             problems.append(f"for log_mel, num_features ({self.num_features}) must equal num_mel_bins "
                             f"({self.num_mel_bins})")

@@ -442,7 +442,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _umask() -> int:
+def process_umask() -> int:
     """The process umask, read without changing it where Linux says it (/proc/self/status), since
     os.umask's read-by-setting races with threads creating files."""
     try:
@@ -482,7 +482,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             try:
                 mode = os.stat(path).st_mode & 0o777
             except OSError:
-                mode = 0o666 & ~_umask()
+                mode = 0o666 & ~process_umask()
             os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
