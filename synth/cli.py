@@ -10,6 +10,7 @@ import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.trainer.config import AUGMENT_RANGE_LIMITS, MAX_GAIN_DB
 
 EXAMPLES = """
 \b
@@ -34,9 +35,9 @@ With one keyword, let kws-train use the negatives (it adds only 10% _unknown_ by
 """
 
 
-# what each range option may hold: kws-train's augmentation limits where it has them (speed, rt60,
-# snr), else past where a clip is still speech (a 60 dB gain is far beyond any microphone's range)
-RANGE_LIMITS = {"--speed": (0.5, 2.0), "--gain": (-60.0, 60.0), "--rt60": (0.01, 3.0), "--snr": (-20.0, 60.0)}
+# what each range option may hold: kws-train's augmentation limits for the same kinds of value
+RANGE_LIMITS = {"--speed": AUGMENT_RANGE_LIMITS["speed_range"], "--gain": (-MAX_GAIN_DB, MAX_GAIN_DB),
+                "--rt60": AUGMENT_RANGE_LIMITS["reverb_rt60_s"], "--snr": AUGMENT_RANGE_LIMITS["background_snr_db"]}
 LEVEL_DBFS_LIMITS = (-90.0, 0.0)
 MAX_SEED = 2**31 - 1
 

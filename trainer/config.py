@@ -124,6 +124,9 @@ class DataConfig:
 # microphone's range), or where the trainer would fail deep inside (a seed over this overflows the
 # per-epoch seed seed * 1000 + epoch that Keras takes as 32 bits; a width of 100000 exhausts memory)
 MAX_GAIN_DB = 60.0
+# [min, max] ranges' bounds (kws-synth's options of the same kinds take the same)
+AUGMENT_RANGE_LIMITS = {"speed_range": (0.5, 2.0), "vtlp_range": (0.7, 1.4), "reverb_rt60_s": (0.01, 3.0),
+                        "reverb_drr_db": (-20.0, 40.0), "background_snr_db": (-20.0, 60.0)}
 MAX_EQ_DB = 40.0
 MAX_SEED = 2**31 // 1000
 MAX_MODEL_WIDTH = 1024
@@ -185,8 +188,7 @@ class AugmentConfig:
         for name, hi in (("gain_db", MAX_GAIN_DB), ("eq_db", MAX_EQ_DB)):
             if getattr(self, name) > hi:
                 raise ValueError(f"{name} must be <= {hi:g} dB, got {getattr(self, name)}")
-        for name, lo, hi in (("speed_range", 0.5, 2.0), ("vtlp_range", 0.7, 1.4), ("reverb_rt60_s", 0.01, 3.0),
-                             ("reverb_drr_db", -20.0, 40.0), ("background_snr_db", -20.0, 60.0)):
+        for name, (lo, hi) in AUGMENT_RANGE_LIMITS.items():
             value = getattr(self, name)
             if name == "background_snr_db" and not value:
                 continue  # empty: the tutorial's raw-volume mixing (background_volume)
