@@ -99,17 +99,23 @@ def read_run_labels(run: RunDir) -> tuple[str, ...]:
 
 def load_keras_model(src: RunSource) -> Any:
     """The run's model.keras (inference only); SourceError naming the file if it is corrupt."""
+    return load_checked_keras(src.run.model, tuple(src.cfg.features.input_shape), len(src.labels))
+
+
+def load_checked_keras(path: Path, input_shape: tuple, num_labels: int) -> Any:
+    """A Keras model file (inference only) that takes ``input_shape`` and gives ``num_labels`` scores;
+    SourceError naming the file where it is corrupt or maps other shapes."""
     import keras
 
     try:
-        model = keras.models.load_model(src.run.model, compile=False)
+        model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - zip, h5 and deserialization errors all mean "corrupt"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise SourceError(f"{src.run.model}: cannot load the Keras model (corrupt or half-written?): {first}") from None
-    expected_in = tuple(src.cfg.features.input_shape)
-    if tuple(model.input_shape[1:]) != expected_in or int(model.output_shape[-1]) != len(src.labels):
-        raise SourceError(f"{src.run.model}: model maps {tuple(model.input_shape[1:])} -> {model.output_shape[-1]} "
-                          f"labels, but the run's config and labels.txt say {expected_in} -> {len(src.labels)}")
+        raise SourceError(f"{path}: cannot load the Keras model (corrupt or half-written?): {first}") from None
+    expected_in = tuple(input_shape)
+    if tuple(model.input_shape[1:]) != expected_in or int(model.output_shape[-1]) != num_labels:
+        raise SourceError(f"{path}: model maps {tuple(model.input_shape[1:])} -> {model.output_shape[-1]} "
+                          f"labels, but the run's config and labels.txt say {expected_in} -> {num_labels}")
     return model
 
 

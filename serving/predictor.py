@@ -76,18 +76,13 @@ class _KerasClassifier:
         if cfg is not None and cfg.model.architecture == EMBEDDING_ARCHITECTURE:
             raise ModelNotFoundError(EMBEDDING_REFUSED.format(path=folder))
         self.frontend_config = cfg.features if cfg is not None else FrontendConfig()
-        import keras
+        from kws.converters.errors import SourceError
+        from kws.converters.source import load_checked_keras
 
-        try:
-            self._model = keras.models.load_model(path, compile=False)
-        except Exception as exc:  # noqa: BLE001 - zip, h5 and deserialization errors all mean "corrupt"
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise ModelNotFoundError(f"{path}: cannot load the Keras model (corrupt or half-written?): {first}") from None
-        shape_in, outputs = tuple(self._model.input_shape[1:]), int(self._model.output_shape[-1])
-        expected_in = tuple(self.frontend_config.input_shape)
-        if shape_in != expected_in or outputs != len(self.labels):
-            raise ModelNotFoundError(f"{path}: model maps {shape_in} -> {outputs} labels, but the run's "
-                                     f"config and {LABELS_FILE} say {expected_in} -> {len(self.labels)}")
+        try:  # kws-convert's and kws-predict's checks: a corrupt file, or shapes the run does not say
+            self._model = load_checked_keras(path, self.frontend_config.input_shape, len(self.labels))
+        except SourceError as exc:
+            raise ModelNotFoundError(str(exc)) from None
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self._model(features.astype(np.float32), training=False))
