@@ -77,13 +77,16 @@ def default_model(root: Path | None = None, need: str = ANY_MODEL) -> Path:
     api = root / API_MODEL
     if is_usable(api, need):
         return api
-    complete = [p for p in root.iterdir() if is_complete_model(p)] if root.is_dir() else []
-    candidates = [p for p in complete if is_usable(p, need)]
-    if complete and not candidates:
+    complete = sorted((p for p in root.iterdir() if is_complete_model(p)), key=_trained_at,
+                      reverse=True) if root.is_dir() else []
+    # newest first, stopping at the first usable one: the ensemble check reads a manifest, and
+    # DEEPaaS asks for the default model on every request
+    chosen = next((p for p in complete if is_usable(p, need)), None)
+    if complete and chosen is None:
         raise ModelNotFoundError(
             f"no {NEEDS[need]} in {root}/ (its {len(complete)} complete model(s), e.g. "
-            f"{max(complete, key=_trained_at)}, are not one); pass -m/--model")
-    if not candidates:
+            f"{complete[0]}, are not one); pass -m/--model")
+    if chosen is None:
         unfinished = incomplete_runs(root)
         if unfinished:
             raise ModelNotFoundError(
@@ -92,7 +95,7 @@ def default_model(root: Path | None = None, need: str = ANY_MODEL) -> Path:
                 f"or pass -m/--model")
         raise ModelNotFoundError(
             f"no model in {root}/ (train one with kws-train, or pass -m/--model, or set ${MODELS_DIR_ENV})")
-    return max(candidates, key=_trained_at)
+    return chosen
 
 
 def _trained_at(path: Path) -> float:
