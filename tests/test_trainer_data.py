@@ -544,3 +544,27 @@ def test_archive_entry_count_is_capped_and_refused_archives_leave_the_cache(http
     assert not any((cache / "datasets").iterdir())
     with pytest.raises(FetchError, match="more than 100 entries"):
         safe_extract(root / "bomb.tar.gz", tmp_path / "out", 10 ** 9, max_entries=100)
+
+
+def test_a_resumed_run_redraws_unknown_words_from_the_same_clips(tmp_path):
+    """Each epoch redraws training _unknown_ clips from a seeded sample of the pool; a resumed run
+    must draw from the very same clips. split.json kept only the clips that were read, so with a
+    pool larger than the sample (speech_commands: thousands of other words) --resume sampled
+    again from that cut pool and trained on other _unknown_ clips than the run it continued."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from audio_fixtures import make_dataset
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.run import RunDir
+    from kws.trainer.train import prepare_data
+
+    root = make_dataset(tmp_path / "words", per_word=20, unknown=60)
+    cfg = with_data(load_config(None, ["data.unknown_percentage=5"]), str(root), ["up", "down", "beep"])
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    index, _, _, first = prepare_data(cfg, run, False, lambda msg: None, True)
+    assert len(first) < len(ds.scan_dataset(root, ["up", "down", "beep"], 10, 5, 10, 10, 0).unknown_pool["training"])
+    ds.save_index(index, run.split)
+    _, _, _, resumed = prepare_data(cfg, run, True, lambda msg: None, True)
+    assert resumed == first

@@ -113,6 +113,9 @@ class DataIndex:
     # entries of validation_list/testing_list that name no audio file of the folder (ignored)
     list_misses: list[str] = field(default_factory=list)
     list_entries: int = 0
+    # the training _unknown_ clips each epoch redraws from (a seeded sample of the pool, chosen once
+    # per run): saved, so a resumed run draws from the very same clips (None: not chosen yet)
+    train_unknown: list[str] | None = None
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
@@ -194,6 +197,7 @@ class DataIndex:
             "used_lists": self.used_lists,
             "group_pattern": self.group_pattern,
             "speakers": self.speakers(),
+            **({} if self.train_unknown is None else {"train_unknown": [rel(p) for p in self.train_unknown]}),
         }
 
     @classmethod
@@ -210,6 +214,7 @@ class DataIndex:
             background_files=[absp(p) for p in data["background_files"]],
             used_lists=bool(data.get("used_lists", False)),
             group_pattern=str(data.get("group_pattern", "")),
+            train_unknown=None if data.get("train_unknown") is None else [absp(p) for p in data["train_unknown"]],
         )
 
 

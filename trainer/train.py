@@ -220,10 +220,11 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         index = ds.scan_dataset(root, cfg.data.wanted_words, cfg.data.silence_percentage,
                                 cfg.data.unknown_percentage, cfg.data.validation_percentage,
                                 cfg.data.testing_percentage, cfg.train.seed, cfg.data.group_pattern)
-    rng = np.random.default_rng(cfg.train.seed)
-    train_unknown = index.unknown_pool["training"]
-    n_unknown_train = sum(1 for i in index.splits["training"] if i.label == ds.UNKNOWN_LABEL)
-    train_unknown = _sample(train_unknown, UNKNOWN_POOL_FACTOR * n_unknown_train, rng)
+    train_unknown = index.train_unknown
+    if train_unknown is None:  # a new run (or one saved before split.json kept the choice)
+        rng = np.random.default_rng(cfg.train.seed)
+        n_unknown_train = sum(1 for i in index.splits["training"] if i.label == ds.UNKNOWN_LABEL)
+        train_unknown = _sample(index.unknown_pool["training"], UNKNOWN_POOL_FACTOR * n_unknown_train, rng)
     paths = [i.path for s in ds.SPLITS for i in index.splits[s] if i.path] + train_unknown
     from tqdm import tqdm
     # disable=None: bars only on a terminal, so a log file gets the one-line summaries alone
@@ -248,6 +249,7 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     shown += f" ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
     ds.drop_unreadable(index, clips)
     train_unknown = [p for p in train_unknown if p in clips]
+    index.train_unknown = train_unknown  # saved with the split: the pool above is cut to what was read
     counts = index.counts()
     for w in index.labels[2:]:
         if not counts["training"].get(w):
