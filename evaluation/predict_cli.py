@@ -96,10 +96,12 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
             tops = "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"])
             truth = f"  (true: {res['true']})" if "true" in res else ""
             click.echo(f"{res['path']}: {tops}{truth}")
-    report = metrics_of(results, clf.labels, pattern)
+    report = metrics_of(results, clf.labels, pattern, training_speakers(clf, pattern))
     if report is not None and not as_json:
         spk = report.get("by_speaker")
-        speakers = (f" from {spk['speakers']} speakers (worst: " + ", ".join(
+        unseen = "" if not spk or spk["unseen_speakers"] is None else \
+            f", {spk['unseen_speakers']} of them never heard in training"
+        speakers = (f" from {spk['speakers']} speakers{unseen} (worst: " + ", ".join(
             f"{w['speaker']} {100 * w['accuracy']:.1f}%" for w in spk["worst"][:3]) + ")") if spk else ""
         click.echo(f"accuracy {100 * report['accuracy']:.2f}% on {report['count']} labelled clips{speakers}")
     if report_dir:
@@ -115,9 +117,32 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
         sys.exit(1)
 
 
-def metrics_of(results: list[dict], labels: list[str], group_pattern: re.Pattern | None = None) -> dict | None:
+def training_speakers(clf, group_pattern: re.Pattern | None) -> set[str] | None:
+    """The speakers (groups of ``group_pattern``) of the clips the model trained on, read from its
+    training run's split.json: the Keras run folder itself, or the run a converted model's manifest
+    names as ``source_run``. None where that split is not at hand (a model copied without its run):
+    no speaker is then called unseen on a guess."""
+    from kws.trainer.dataset import group_of, load_index
+    from kws.trainer.run import SPLIT_FILE
+
+    manifest = getattr(clf, "manifest", None)
+    run = clf.path if manifest is None else manifest.extra.get("source_run")
+    if group_pattern is None or not isinstance(run, (str, Path)) or not (Path(run) / SPLIT_FILE).is_file():
+        return None
+    try:
+        index = load_index(Path(run) / SPLIT_FILE)
+    except (KwsError, OSError):
+        return None
+    pool = index.unknown_pool.get("training", []) if index.train_unknown is None else index.train_unknown
+    paths = [i.path for i in index.splits.get("training", []) if i.path] + list(pool)
+    return {g for g in (group_of(p, group_pattern) for p in paths) if g is not None}
+
+
+def metrics_of(results: list[dict], labels: list[str], group_pattern: re.Pattern | None = None,
+               seen_speakers: set[str] | None = None) -> dict | None:
     """Accuracy, per-class P/R/F1 and the confusion matrix of the labelled results (None if none),
-    plus accuracy per speaker where ``group_pattern`` finds one in the file names."""
+    plus accuracy per speaker where ``group_pattern`` finds one in the file names, with how many of
+    them are not in ``seen_speakers`` (the training speakers; None: not known)."""
     from kws.trainer.dataset import group_of
     from kws.trainer.metrics import classification_report, group_report
 
@@ -127,7 +152,8 @@ def metrics_of(results: list[dict], labels: list[str], group_pattern: re.Pattern
     true = [labels.index(r["true"]) for r in labelled]
     pred = [labels.index(r["label"]) for r in labelled]
     report = classification_report(true, pred, labels)
-    by_speaker = group_report(true, pred, [group_of(str(r["path"]), group_pattern) for r in labelled])
+    by_speaker = group_report(true, pred, [group_of(str(r["path"]), group_pattern) for r in labelled],
+                              seen_speakers)
     if by_speaker:
         report["by_speaker"] = by_speaker
     return report

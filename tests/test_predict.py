@@ -125,7 +125,35 @@ def test_report_gives_accuracy_per_speaker(dist, clips, tmp_path):
         assert got["count"] == len(mine)
         assert got["accuracy"] == pytest.approx(sum(r["label"] == r["true"] for r in mine) / len(mine), abs=1e-5)
     text = _run(["-m", dist, "--list", lst, "--group-pattern", r"^(talker\d)_"]).output
-    assert "labelled clips from 2 speakers (worst: " in text
+    assert "labelled clips from 2 speakers, 2 of them never heard in training (worst: " in text
+
+
+def test_report_counts_as_unseen_only_the_speakers_training_never_heard(trained_run, dist, tmp_path):
+    """metrics.json's unseen_speakers comes from the model's training run (the manifest's
+    source_run): it said every speaker of the list was unseen, training's own speakers too. A
+    model without its run claims nothing."""
+    split = json.loads((trained_run / "split.json").read_text())
+    root = Path(split["root"])
+    rows = [e for e in split["splits"]["training"][:12] + split["splits"]["testing"] if e[0]]
+    lst = tmp_path / "list.txt"
+    lst.write_text("".join(f"{root / path},{label}\n" for path, label, _ in rows))
+    tested = {g for path, _, g in split["splits"]["testing"] if path and g}
+    res = _run(["-m", dist, "--list", lst, "--report", tmp_path / "report"])
+    assert res.exit_code == 0, res.output
+    spk = json.loads((tmp_path / "report" / "metrics.json").read_text())["by_speaker"]
+    assert spk["speakers"] == len({g for *_, g in rows}) > len(tested) > 0
+    assert spk["unseen_speakers"] == len(tested)
+    assert f"speakers, {len(tested)} of them never heard in training (worst: " in res.output
+
+    orphan = tmp_path / "orphan"
+    shutil.copytree(dist, orphan)
+    manifest = json.loads((orphan / "manifest.json").read_text())
+    manifest["extra"]["source_run"] = str(tmp_path / "gone")
+    (orphan / "manifest.json").write_text(json.dumps(manifest))
+    res = _run(["-m", orphan, "--list", lst, "--report", tmp_path / "orphan_report"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "orphan_report" / "metrics.json").read_text())["by_speaker"]["unseen_speakers"] is None
+    assert "never heard" not in res.output
 
 
 def test_a_list_saved_with_a_byte_order_mark_reads_its_first_path(dist, clips, tmp_path):

@@ -42,21 +42,21 @@ WORST_GROUPS = 5  # speakers listed as the worst in reports
 
 
 def group_report(true: Sequence[int], pred: Sequence[int], groups: Sequence[str | None],
-                 seen_groups: Sequence[str] = ()) -> dict | None:
+                 seen_groups: Sequence[str] | None = None) -> dict | None:
     """Accuracy per speaker (group) of the clips that have one, the worst WORST_GROUPS of them, and
-    how many of the speakers are unseen (not in ``seen_groups``, e.g. training's). None when no
-    clip has a group."""
+    how many of the speakers are unseen (not in ``seen_groups``, e.g. training's; None where the
+    speakers training heard are not known). None when no clip has a group."""
     per: dict[str, list[int]] = {}
     for t, p, g in zip(true, pred, groups):
         if g is not None:
             per.setdefault(g, []).append(int(t == p))
     if not per:
         return None
-    seen = set(seen_groups)
     per_group = {g: {"accuracy": round(sum(v) / len(v), 5), "count": len(v)} for g, v in sorted(per.items())}
     worst = sorted(per_group.items(), key=lambda kv: (kv[1]["accuracy"], -kv[1]["count"], kv[0]))[:WORST_GROUPS]
     accs = [v["accuracy"] for v in per_group.values()]
-    return {"speakers": len(per_group), "unseen_speakers": sum(1 for g in per_group if g not in seen),
+    unseen = None if seen_groups is None else len(set(per_group) - set(seen_groups))
+    return {"speakers": len(per_group), "unseen_speakers": unseen,
             "min_accuracy": min(accs), "median_accuracy": round(float(np.median(accs)), 5),
             "worst": [{"speaker": g, **v} for g, v in worst], "per_speaker": per_group}
 
