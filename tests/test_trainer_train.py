@@ -239,11 +239,12 @@ def test_ctrl_c_while_reading_the_data_keeps_no_run_folder(tiny_dataset, tmp_pat
 @pytest.mark.slow
 def test_resume_continues_exactly_as_an_uninterrupted_run(tiny_dataset, tmp_path):
     """Stopped after epoch 1 and resumed to 3, a run ends with the same losses and weights as one
-    that ran 3 epochs straight: every random stream (mixup's too) depends on (seed, epoch) alone."""
+    that ran 3 epochs straight: every random stream (mixup's too) depends on (seed, epoch) alone,
+    and the _unknown_ clips are redrawn from the same sample of a pool larger than it."""
     import numpy as np
 
     args = ["--data", str(tiny_dataset), "--words", ",".join(FIXTURE_WORDS), "--arch", "tiny_conv", "-q", *FAST,
-            "--set", "train.mixup_alpha=0.4"]
+            "--set", "train.mixup_alpha=0.4", "--set", "data.unknown_percentage=3"]
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     for out, epochs in ((straight, 3), (stopped, 1)):
         res = subprocess.run(KWS_TRAIN + args + ["--out", str(out), "--set", f"train.epochs={epochs}"],
