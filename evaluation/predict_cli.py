@@ -122,7 +122,7 @@ def training_speakers(clf, group_pattern: re.Pattern | None) -> set[str] | None:
     training run's split.json: the Keras run folder itself, or the run a converted model's manifest
     names as ``source_run``. None where that split is not at hand (a model copied without its run):
     no speaker is then called unseen on a guess."""
-    from kws.trainer.dataset import group_of, load_index
+    from kws.trainer.dataset import load_index
     from kws.trainer.run import SPLIT_FILE
 
     manifest = getattr(clf, "manifest", None)
@@ -133,9 +133,7 @@ def training_speakers(clf, group_pattern: re.Pattern | None) -> set[str] | None:
         index = load_index(Path(run) / SPLIT_FILE)
     except (KwsError, OSError):
         return None
-    pool = index.unknown_pool.get("training", []) if index.train_unknown is None else index.train_unknown
-    paths = [i.path for i in index.splits.get("training", []) if i.path] + list(pool)
-    return {g for g in (group_of(p, group_pattern) for p in paths) if g is not None}
+    return index.training_speakers(group_pattern)
 
 
 def metrics_of(results: list[dict], labels: list[str], group_pattern: re.Pattern | None = None,

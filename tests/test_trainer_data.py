@@ -1,6 +1,7 @@
 """Dataset rules: labels, _unknown_ folding, split stability, lists, odd WAV formats, bad files."""
 import hashlib
 import io
+import re
 import tarfile
 import threading
 import zipfile
@@ -568,3 +569,22 @@ def test_a_resumed_run_redraws_unknown_words_from_the_same_clips(tmp_path):
     ds.save_index(index, run.split)
     _, _, _, resumed = prepare_data(cfg, run, True, lambda msg: None, True)
     assert resumed == first
+
+
+def test_speakers_heard_in_training_include_the_unknown_clips_redrawn_each_epoch(tmp_path):
+    """metrics.json's unseen_speakers (kws-train) and kws-predict --report's count a speaker as
+    heard when training redrew its _unknown_ words each epoch: with lists that put a speaker's
+    'cat' in training and its 'yes' and 'no' in testing, that speaker was called never heard."""
+    from kws.trainer.metrics import group_report
+
+    root = _speaker_layout(tmp_path / "d", speakers=4, takes=1)
+    (root / "testing_list.txt").write_text("yes/spk01_0.wav\nno/spk01_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 0, 0, seed=0, group_pattern=r"^([^_]+)_")
+    index.train_unknown = [str(root / "cat" / "spk01_0.wav")]  # what prepare_data drew for the epochs
+    tested = [i.group for i in index.splits["testing"]]
+    assert tested == ["spk01", "spk01"]
+    assert "spk01" not in {i.group for i in index.splits["training"]}
+    assert index.training_speakers() == {"spk00", "spk01", "spk02", "spk03"}
+    assert group_report([2, 3], [2, 3], tested, index.training_speakers())["unseen_speakers"] == 0
+    # kws-predict groups by its own --group-pattern
+    assert index.training_speakers(re.compile(r"^(spk0[01])_")) == {"spk00", "spk01"}

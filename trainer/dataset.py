@@ -120,6 +120,16 @@ class DataIndex:
     def counts(self) -> dict[str, dict[str, int]]:
         return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
 
+    def training_speakers(self, pattern: re.Pattern | None = None) -> set[str]:
+        """The speakers (groups) training heard: of the training split's files and of the _unknown_
+        clips each epoch redraws from (``train_unknown``; the training pool where a run saved none),
+        by ``pattern`` (default: the index's own group_pattern)."""
+        if pattern is None:
+            pattern = re.compile(self.group_pattern) if self.group_pattern else None
+        pool = self.unknown_pool.get("training", []) if self.train_unknown is None else self.train_unknown
+        paths = [i.path for i in self.splits.get("training", []) if i.path] + list(pool)
+        return {g for g in (group_of(p, pattern) for p in paths) if g is not None}
+
     def speakers(self) -> dict:
         """Speakers (groups) per split, files without a group, and groups found on more than one
         side (which let validation/test hear voices that training heard)."""

@@ -672,7 +672,7 @@ def finish(cfg: Config, run: RunDir, model_path: Path, index: ds.DataIndex, clip
         evaluate_x = lambda items, seed: eval_features(items, clips, cfg, backgrounds, seed=seed)  # noqa: E731
     limit = min(cfg.train.max_train_eval_clips, EVAL_TRAIN_WINDOWS) if is_embedding(cfg) else cfg.train.max_train_eval_clips
     train_items = _sample(index.splits["training"], limit, rng)
-    training_groups = {i.group for i in index.splits["training"] if i.group is not None}
+    training_groups = index.training_speakers()  # the unknown clips redrawn each epoch are heard too
     for split, items, seed in (("train", train_items, cfg.train.seed + 3),
                                ("validation", index.splits["validation"], cfg.train.seed + 1),
                                ("test", index.splits["testing"], cfg.train.seed + 4)):
