@@ -265,6 +265,44 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(tiny_dataset, tmp_path
     assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
 
 
+@pytest.mark.slow
+def test_a_kill_before_the_epochs_state_is_saved_trains_that_epoch_once(tiny_dataset, tmp_path, monkeypatch):
+    """Killed after epoch 2's checkpoint was written but before state.json counted it, a run
+    resumed from epoch 1's state and trained epoch 2 again on top of epoch 2's weights: its model
+    was no longer the uninterrupted run's. The checkpoint now waits for the state."""
+    import numpy as np
+    import keras
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.run import RunDir
+    from kws.trainer.train import TrainingInterrupted, train
+
+    overrides = ["train.epochs=2", "train.batch_size=16", "model.architecture=tiny_conv", "augment.time_masks=0"]
+    cfg = with_data(load_config(None, overrides), str(tiny_dataset), list(FIXTURE_WORDS))
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(cfg, out=straight, quiet=True)
+
+    write_state = RunDir.write_state
+
+    def killed_before_epoch_2s_state(self, state):
+        if state["epochs_done"] == 2:
+            raise KeyboardInterrupt  # where a kill -9 or a power cut would stop the process
+        write_state(self, state)
+
+    monkeypatch.setattr(RunDir, "write_state", killed_before_epoch_2s_state)
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, out=killed, quiet=True)
+    monkeypatch.setattr(RunDir, "write_state", write_state)
+    assert json.loads((killed / "state.json").read_text())["epochs_done"] == 1
+    train(resume=killed, quiet=True)
+    assert list((killed / "ckpts").glob("epoch-*")) == []
+    h1 = json.loads((straight / "state.json").read_text())["history"]
+    h2 = json.loads((killed / "state.json").read_text())["history"]
+    assert [h["loss"] for h in h1] == [h["loss"] for h in h2]
+    w1 = keras.models.load_model(straight / "ckpts" / "last.keras").get_weights()
+    w2 = keras.models.load_model(killed / "ckpts" / "last.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(w1, w2))
+
+
 def test_test_accuracy_is_reported_per_unseen_speaker(trained_run):
     m = json.loads((trained_run / "metrics.json").read_text())
     split = json.loads((trained_run / "split.json").read_text())

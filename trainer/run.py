@@ -24,6 +24,11 @@ SKIPPED_FILE = "skipped_files.txt"
 CKPT_DIR = "ckpts"
 LAST_CKPT = "last.keras"
 BEST_CKPT = "best.keras"
+# an epoch's checkpoints are first saved under these names and take the place of last.keras and
+# best.keras only once state.json counts the epoch: a kill between the two steps then leaves
+# checkpoints and state that agree (settle_checkpoints), never weights one epoch ahead of the state
+PENDING_CKPT = "epoch-{epoch}.{kind}.keras"
+PENDING_GLOB = "epoch-*.keras"
 LOG_DIR = "logs"
 
 
@@ -59,6 +64,25 @@ class RunDir:
     def best_ckpt(self) -> Path: return self.path / CKPT_DIR / BEST_CKPT
     @property
     def logs(self) -> Path: return self.path / LOG_DIR
+
+    def pending_ckpt(self, epoch: int, kind: str) -> Path:
+        """Where epoch ``epoch``'s ``kind`` ("last" or "best") checkpoint waits for state.json."""
+        return self.ckpts / PENDING_CKPT.format(epoch=epoch, kind=kind)
+
+    def commit_checkpoints(self, epoch: int) -> None:
+        """Move epoch ``epoch``'s pending checkpoints into place (state.json already counts it)."""
+        for kind, final in (("best", self.best_ckpt), ("last", self.last_ckpt)):
+            pending = self.pending_ckpt(epoch, kind)
+            if pending.is_file():
+                os.replace(pending, final)
+
+    def settle_checkpoints(self) -> None:
+        """After a kill: commit the pending checkpoints of the epoch state.json counts, and drop those
+        of an epoch it does not (stopped before its state was written: that epoch is trained again)."""
+        done = int(self.read_state().get("epochs_done", 0))
+        self.commit_checkpoints(done)
+        for stale in self.ckpts.glob(PENDING_GLOB):
+            stale.unlink()
 
     @property
     def resumable(self) -> bool:

@@ -365,6 +365,7 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
         _lock_run(run)
         cfg = load_config(run.config, overrides)
         state = run.read_state()
+        run.settle_checkpoints()  # a kill between an epoch's checkpoints and its state.json
         if overrides and cfg.train.epochs >= int(state.get("epochs_done", 0)):
             save_config(cfg, run.config)  # the new train.epochs is the run's from now on
         created = False
@@ -593,13 +594,14 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
             improved = val_acc > best_acc
             if improved:
                 best_acc = val_acc
-                save_keras_atomic(model, run.best_ckpt)
-            save_keras_atomic(model, run.last_ckpt)
+                save_keras_atomic(model, run.pending_ckpt(epoch + 1, "best"))
+            save_keras_atomic(model, run.pending_ckpt(epoch + 1, "last"))
             seconds = time.time() - t0
             history.append({"epoch": epoch + 1, "loss": loss, "accuracy": acc, "val_loss": val_loss,
                             "val_accuracy": val_acc, "learning_rate": lr, "seconds": round(seconds, 2)})
             run.write_state({"epochs_done": epoch + 1, "best_val_accuracy": best_acc, "history": history,
                              "train_seconds": round(time.time() - budget_start, 2)})
+            run.commit_checkpoints(epoch + 1)  # only now: state.json counts the epoch they hold
             with writers["train"].as_default(step=epoch + 1):
                 tf.summary.scalar("loss", loss)
                 tf.summary.scalar("accuracy", acc)
