@@ -133,6 +133,9 @@ def main() -> None:
              ["-m", "bench.bench_embedding_quant"],
              ["-m", "bench.bench_embedding_quant", "--run", "embedding_negatives", "--pair-with", "anywhere_kwcut",
               "--results", "bench/results/embedding_quantization_pair2.md"],
+             ["-m", "bench.bench_ensemble", "--pairs", "anywhere_kwcut+anywhere_kwcut_wd+embedding_negatives@dist_dynamic"
+              "+embedding_negatives_seed2@dist_dynamic,anywhere_kwcut+anywhere_kwcut_wd", "--rules", "no_tail",
+              "--results", "bench/results/ensemble_four.md"],
              ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_MEMBER_RUNS),
               "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_members.md",
               "--title", "Three and four models side by side on speakers never heard"],
