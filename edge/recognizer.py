@@ -57,17 +57,20 @@ class Detection:
 def to_float_audio(chunk: np.ndarray) -> np.ndarray:
     """Mono float32 in [-1, 1] from int16/int32/float samples, 1-D or (frames, channels)."""
     a = np.asarray(chunk)
-    if a.ndim == 2:
-        a = a[:, 0] if a.shape[1] == 1 else a.mean(axis=1)
-    elif a.ndim != 1:
+    if a.ndim not in (1, 2):
         raise ValueError(f"audio chunk must be 1-D or (frames, channels), got shape {a.shape}")
+    # scaled before the channels are averaged: the mean of int16 samples is float64 at int16 scale
     if a.dtype == np.int16:
-        return a.astype(np.float32) / INT16_SCALE
-    if a.dtype == np.int32:
-        return (a.astype(np.float64) / INT32_SCALE).astype(np.float32)
-    if a.dtype.kind == "f":
-        return a.astype(np.float32, copy=False)
-    raise ValueError(f"unsupported audio sample type {a.dtype} (use int16, int32 or float)")
+        a = a.astype(np.float32) / np.float32(INT16_SCALE)
+    elif a.dtype == np.int32:
+        a = (a.astype(np.float64) / INT32_SCALE).astype(np.float32)
+    elif a.dtype.kind == "f":
+        a = a.astype(np.float32, copy=False)
+    else:
+        raise ValueError(f"unsupported audio sample type {a.dtype} (use int16, int32 or float)")
+    if a.ndim == 2:
+        a = a[:, 0] if a.shape[1] == 1 else a.mean(axis=1, dtype=np.float32)
+    return a
 
 
 class HopTimer:

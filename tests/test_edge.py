@@ -19,7 +19,7 @@ from audio_fixtures import SAMPLE_RATE, keyword_stream, word_audio
 from kws.edge.audio import to_int16, write_wav
 from kws.edge.errors import KwsError, ManifestError, RuntimeMissingError
 from kws.edge.frontend import Frontend
-from kws.edge.recognizer import Recognizer
+from kws.edge.recognizer import Recognizer, to_float_audio
 from kws.edge.resample import StreamResampler
 from kws.edge.ringbuffer import RingBuffer
 from kws.edge.runtime import ModelLoadError, TFLiteModel
@@ -88,6 +88,21 @@ def test_chunk_size_and_sample_type_do_not_change_the_result(converted_run, stre
     rec.reset()
     as_float = rec.process(pcm.astype(np.float32) / 32768.0)  # the same samples as float: same answer
     assert [(d.label, d.time_s) for d in as_float] == [(d.label, d.time_s) for d in reference]
+
+
+def test_interleaved_int16_and_int32_channels_are_scaled_like_mono(converted_run, stream):
+    # (frames, channels) integer chunks, as sounddevice and soundfile return them: averaging the
+    # integers first left them at integer scale (a half-scale stereo sample read as 16384.0)
+    assert to_float_audio(np.full((2, 2), 16384, np.int16)).tolist() == [0.5, 0.5]
+    assert to_float_audio(np.array([[2 ** 30, -2 ** 30]], np.int32)).tolist() == [0.0]
+    pcm = to_int16(stream[0][: SAMPLE_RATE * 3])
+    rec = Recognizer.from_manifest(converted_run, keep_scores=True)
+    rec.process(pcm)
+    _, mono = rec.pop_scores()
+    rec.reset()
+    rec.process(np.stack([pcm, pcm], axis=1))
+    _, stereo = rec.pop_scores()
+    assert np.array_equal(stereo, mono)
 
 
 def test_the_recognizer_hears_the_keywords_in_order(converted_run, stream):
