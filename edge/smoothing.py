@@ -24,7 +24,8 @@ NO_DECISION = -2  # decide(): the averaged results do not span enough time yet
 DROPPED = -3  # decide(): a result older than the newest queued one
 # a window shorter than this fraction of average_window_ms gives no decision yet
 MIN_WINDOW_FRACTION = 0.25
-# stream times compared with this slack (ms), so 30.000000001 ms counts as one 30 ms hop
+# stream times compared with this slack (ms), so 30.000000001 ms counts as one 30 ms hop (kws-eval
+# keeps times in seconds: 1.03 s back in ms is 1030.0000000000002)
 TIME_SLACK_MS = 1e-6
 # results queued at first: enough for the window at the configured hop, grown if needed
 EXTRA_QUEUE_ROWS = 2
@@ -171,7 +172,7 @@ class PosteriorSmoother:
         if queue.count and time_ms < queue.newest:
             return DROPPED
         queue.push(float(time_ms), scores)
-        queue.drop_before(time_ms - self._window_ms)
+        queue.drop_before(time_ms - self._window_ms - TIME_SLACK_MS)
         if time_ms - queue.times[queue.head] + TIME_SLACK_MS < self._min_span_ms:
             self.last_decision_fired = False
             return NO_DECISION
@@ -181,7 +182,7 @@ class PosteriorSmoother:
         top = int(average.argmax())
         score = float(average[top])
         fires = (self.held_label == NO_LABEL and not self.ignore[top] and score > self.thresholds[top]
-                 and time_ms - self._last_times[top] > self._suppression_ms)
+                 and time_ms - self._last_times[top] > self._suppression_ms + TIME_SLACK_MS)
         if fires:
             self.held_label = self.last_label = top
             self.last_time_ms = self._last_times[top] = float(time_ms)

@@ -238,3 +238,21 @@ def test_scores_of_the_wrong_length_are_an_error():
     sm = PosteriorSmoother(LABELS)
     with pytest.raises(ValueError, match="expected 4 scores, got 3"):
         sm.update([0.1, 0.2, 0.7], 0)
+
+
+@pytest.mark.parametrize("hop_ms", [10, 20, 50])
+def test_times_that_went_through_seconds_give_the_same_averages_and_detections(hop_ms):
+    # kws-eval keeps hop times in seconds and smooths them back in ms (1.03 s -> 1030.0000000000002):
+    # the result exactly one window old stays in the average, and a label exactly suppression_ms
+    # after its last detection stays quiet, as in kws-listen, which counts the ms exactly
+    rng = np.random.default_rng(4)
+    config = SmoothingConfig(hop_ms=hop_ms, detection_threshold=0.3, release_ms=0, suppression_ms=500)
+    exact, via_seconds = PosteriorSmoother(LABELS, config), PosteriorSmoother(LABELS, config)
+    fired = 0
+    for k in range(3000):
+        t = 1000 + k * hop_ms
+        scores = rng.dirichlet(np.full(len(LABELS), 0.3))
+        a, b = exact.update(scores, t), via_seconds.update(scores, (t / 1000.0) * 1000.0)
+        assert (a.label, a.score, a.is_detection) == (b.label, pytest.approx(a.score, abs=1e-12), b.is_detection), t
+        fired += a.is_detection
+    assert fired > 10
