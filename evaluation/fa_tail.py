@@ -18,6 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kws.edge.smoothing import TIME_SLACK_MS
+
 # the tail is fitted on the largest half of the near misses, at most this many
 TAIL_PEAKS = 20
 # fewer near misses than this: no fit, an observed zero stays zero
@@ -39,7 +41,8 @@ def window_average(times_s: np.ndarray, scores: np.ndarray, window_ms: float) ->
     """(N, labels): at each hop the mean of the scores whose time lies in [t - window, t], as the
     edge smoother averages them."""
     t_ms = np.asarray(times_s, np.float64) * 1000.0
-    first = np.searchsorted(t_ms, t_ms - window_ms, side="left")
+    # with the smoother's slack: a time that went through seconds is a hair off its ms
+    first = np.searchsorted(t_ms, t_ms - window_ms - TIME_SLACK_MS, side="left")
     csum = np.concatenate([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0, dtype=np.float64)])
     last = np.arange(1, len(t_ms) + 1)
     return (csum[last] - csum[first]) / (last - first)[:, None]

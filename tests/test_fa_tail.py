@@ -7,6 +7,7 @@ from kws.edge.errors import KwsError
 
 from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest import Manifest, SmoothingConfig
+from kws.edge.smoothing import PosteriorSmoother
 from kws.evaluation.calibrate import calibrate
 from kws.evaluation.fa_tail import MIN_TAIL_PEAKS, expected_counts, fill_zeros, logit, near_misses, window_average
 from kws.evaluation.scoring import ScoredAudio, negatives_false_accepts
@@ -75,6 +76,21 @@ def test_window_average_is_the_smoothers_mean_of_the_last_window():
     # at t=1.0 s the window [0.7, 1.0] holds the results at 0.7, 0.8, 0.9, 1.0 s (rows 6-9)
     assert avg[9] == pytest.approx(scores[6:10].mean(axis=0))
     assert avg[0] == pytest.approx(scores[0])
+
+
+def test_window_average_matches_the_smoother_on_times_kept_in_seconds():
+    # 20 ms hops, 500 ms window: the result exactly one window old is in both averages, although
+    # kws-eval's times went through seconds (1.02 s * 1000 is 1020.0000000000001 ms)
+    rng = np.random.default_rng(2)
+    times = (1000 + 20 * np.arange(2000)) / 1000.0
+    scores = rng.dirichlet(np.ones(4), size=len(times))
+    avg = window_average(times, scores, 500.0)
+    smoother = PosteriorSmoother(("_silence_", "_unknown_", "a", "b"),
+                                 SmoothingConfig(hop_ms=20, average_window_ms=500, minimum_span_ms=0))
+    for t, row, mean in zip(times, scores, avg):
+        res = smoother.update(row, t * 1000.0)
+        if res.label:  # a decision (the first quarter window gives none)
+            assert res.score == pytest.approx(mean.max(), abs=1e-12), t
 
 
 def test_near_misses_one_peak_per_episode_outside_the_words_own_spans():
