@@ -54,8 +54,10 @@ class StreamResampler:
         if self.identity:
             return
         factor = max(self.up, self.down)
-        # make the centre delay a whole number of output samples: half = k * down
-        half = -(-HALF_LENGTH_PER_FACTOR * factor // self.down) * self.down
+        # scipy's resample_poly filter (half its length is HALF_LENGTH_PER_FACTOR * factor, never
+        # rounded), so a file resampled whole (kws-eval --stream, kws serve, training) gives the same
+        # samples as streamed (kws-listen, kws-predict); output j is centred at upsampled j * down + half
+        half = HALF_LENGTH_PER_FACTOR * factor
         taps = kaiser_lowpass(2 * half + 1, 1.0 / factor, KAISER_BETA) * self.up
         self._delay = half  # in upsampled samples
         per_phase = -(-len(taps) // self.up)
