@@ -24,7 +24,7 @@ import numpy as np
 from .errors import KwsError, ManifestError
 from .manifest import ENSEMBLE_MERGES, Manifest, load_manifest
 from .recognizer import MS_PER_S, Detection, HopDecisions, HopTimer, threshold_override, to_float_audio
-from .smoothing import PosteriorSmoother
+from .smoothing import PosteriorSmoother, never_decides
 
 ENSEMBLE_FORM = "ensemble"
 
@@ -87,6 +87,9 @@ class EnsembleRecognizer(HopDecisions):
             except ValueError as exc:
                 raise ManifestError(f"ensemble members: {exc}") from None
         config = replace(smoothing or manifest.smoothing, hop_ms=first.hop_ms)
+        problem = never_decides(config)
+        if problem:
+            raise KwsError(problem)
         self.smoothing = config
         self.smoother = PosteriorSmoother(first.labels, config,
                                           manifest.thresholds if thresholds is None else thresholds,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kws.edge.manifest import SmoothingConfig, upgrade_smoothing_keys
-from kws.edge.smoothing import NO_LABEL, PosteriorSmoother
+from kws.edge.smoothing import NO_LABEL, PosteriorSmoother, never_decides
 
 LABELS = ("_silence_", "_unknown_", "yes", "no")
 HOP_MS = 40
@@ -256,3 +256,16 @@ def test_times_that_went_through_seconds_give_the_same_averages_and_detections(h
         assert (a.label, a.score, a.is_detection) == (b.label, pytest.approx(a.score, abs=1e-12), b.is_detection), t
         fired += a.is_detection
     assert fired > 10
+
+
+@pytest.mark.parametrize("hop_ms, window_ms, span_ms, decides", [
+    (40, 500, 80, True), (500, 500, 80, True), (300, 500, 80, True), (501, 500, 80, False),
+    (1000, 500, 80, False), (300, 500, 480, False), (40, 500, 480, True), (30, 500, 480, True),
+])
+def test_a_hop_whose_results_never_span_a_decision_is_named(hop_ms, window_ms, span_ms, decides):
+    config = SmoothingConfig(hop_ms=hop_ms, average_window_ms=window_ms, minimum_span_ms=span_ms)
+    assert (never_decides(config) is None) == decides
+    # what never_decides says is what the smoother does over a minute of results
+    sm = PosteriorSmoother(LABELS, config)
+    results = [sm.update(one_hot("yes"), 1000.0 + k * hop_ms) for k in range(int(60000 / hop_ms))]
+    assert any(r.label for r in results) == decides

@@ -51,3 +51,15 @@ def test_stdin_at_8khz_stereo_is_heard_at_its_own_rate(converted_run):
     assert "raw int16 PCM on stdin (8000 Hz, 2 ch), resampled to 16000 Hz" in err
     assert "2.5 s of audio" in err
     assert [line.split()[2] for line in proc.stdout.decode().splitlines()][:1] == ["down"]
+
+
+@pytest.mark.parametrize("hop_ms", ["520", "1000"])
+def test_a_hop_longer_than_the_smoothing_window_is_refused_not_silent(converted_run, hop_ms):
+    # one result per 500 ms window never spans the 125 ms a decision needs: kws-listen ran the whole
+    # file and reported 0 detections, whatever was said
+    proc = subprocess.run([str(KWS_LISTEN), "-m", str(converted_run), "--stdin", "--hop-ms", hop_ms],
+                          input="\0" * 64000, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"Error: hop {hop_ms} ms: results that far apart never span the 125 ms a "
+                                   "decision needs within the 500 ms smoothing window, so nothing would ever "
+                                   "be detected; use a shorter hop")
