@@ -23,6 +23,7 @@ from kws.edge.audio import stream_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend, FrontendConfig
 from kws.edge.manifest import Manifest, atomic_write_bytes, atomic_write_text
+from kws.edge.smoothing import never_decides
 
 from .scoring import ScoredAudio, negatives_false_accepts
 
@@ -199,6 +200,9 @@ class Miner:
         self.negatives = index_negatives(sources)
         self.threshold = opts.threshold if opts.threshold is not None else self.cfg.smoothing.detection_threshold
         self.hop_ms = opts.hop_ms if opts.hop_ms is not None else self.cfg.smoothing.hop_ms
+        problem = never_decides(dataclasses.replace(self.cfg.smoothing, hop_ms=float(self.hop_ms)))
+        if problem:  # the false accepts it counts would be none, whatever the model did
+            raise KwsError(problem)
         self.opts = opts
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))

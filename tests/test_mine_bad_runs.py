@@ -37,3 +37,16 @@ def test_corrupt_run_files_are_one_line(tmp_path, files, parts):
     assert last.startswith(f"Error: {run}/") and all(p in last for p in parts), res.output
     assert sorted(p.name for p in run.iterdir()) == sorted(contents)
     assert all((run / name).read_bytes() == data for name, data in contents.items())
+
+
+def test_a_hop_the_smoother_cannot_decide_at_is_refused_before_mining(trained_run, tmp_path):
+    # at --hop-ms 1000 one result per 500 ms window never decides: every round counted 0 false accepts
+    negatives = tmp_path / "talk.wav"
+    write_wav(negatives, np.concatenate([other_audio(np.random.default_rng(k)) for k in range(3)]), SAMPLE_RATE)
+    res = CliRunner().invoke(mine_main, ["-m", str(trained_run), "--negatives", str(negatives), "--hop-ms", "1000",
+                                         "-q"])
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        "Error: hop 1000 ms: results that far apart never span the 125 ms a decision needs within the 500 ms "
+        "smoothing window, so nothing would ever be detected; use a shorter hop")
+    assert not (trained_run / "mining.json").exists()
