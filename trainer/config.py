@@ -20,6 +20,7 @@ import yaml
 from kws.edge.errors import KwsError
 from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest import SmoothingConfig, upgrade_smoothing_keys
+from kws.edge.smoothing import never_decides
 
 # speech_commands' rule: the speaker id is everything before "_nohash_"
 DEFAULT_GROUP_PATTERN = r"^(.*?)_nohash_"
@@ -333,6 +334,9 @@ class Config:
         if round(frames) < 1 or abs(frames - round(frames)) > 1e-6:
             raise ValueError(f"smoothing.hop_ms {self.smoothing.hop_ms:g} must be a whole multiple of "
                              f"features.stride_ms ({self.features.stride_ms:g})")
+        problem = never_decides(self.smoothing)  # the model would train, convert, and never detect
+        if problem:
+            raise ValueError(f"smoothing.{problem}")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
