@@ -198,6 +198,11 @@ class EmbeddingRecognizer(HopDecisions):
         return self._chunks_per_hop * CHUNK_SAMPLES
 
     @property
+    def window_samples(self) -> int:
+        """Audio one head decision covers (its embeddings' mel windows)."""
+        return WINDOW_SAMPLES
+
+    @property
     def labels(self) -> tuple[str, ...]:
         return self.manifest.labels
 

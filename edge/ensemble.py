@@ -147,6 +147,11 @@ class EnsembleRecognizer(HopDecisions):
         return self.members[0].hop_samples
 
     @property
+    def window_samples(self) -> int:
+        """The longest member's window: every member hears the end of a recording through."""
+        return max(m.window_samples for m in self.members)
+
+    @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self.members[0].labels)
 

@@ -236,7 +236,7 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
     except KwsError as exc:
         raise click.UsageError(str(exc)) from None
     started = time.perf_counter()
-    rec = source = runner = None
+    rec = source = runner = heard_s = None
     summary = Summary()
     error: str | None = None
     signal.signal(signal.SIGTERM, _terminate)
@@ -267,17 +267,25 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
             if on_detect or on_detect_shell else None
         limit = int(duration * rec.sample_rate) if duration else None
-        for chunk in source.chunks():
-            if limit is not None and rec.samples_seen + len(chunk) >= limit:
-                chunk = chunk[:limit - rec.samples_seen]
-            for det in rec.process(chunk):
+
+        def report(detections) -> None:
+            for det in detections:
                 summary.detections += 1
                 click.echo(_format(det, as_json))
                 sys.stdout.flush()
                 if runner is not None:
                     runner.submit(det)
+
+        for chunk in source.chunks():
+            if limit is not None and rec.samples_seen + len(chunk) >= limit:
+                chunk = chunk[:limit - rec.samples_seen]
+            report(rec.process(chunk))
             if limit is not None and rec.samples_seen >= limit:
                 break
+        else:
+            if wav_path or use_stdin:  # the recording ended: its last second is heard out (Recognizer.finish)
+                heard_s = rec.time_s
+                report(rec.finish())
     except KeyboardInterrupt:
         _say(quiet, "stopped")
     except KwsError as exc:
@@ -289,7 +297,7 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
             runner.close()
     summary.wall_s = time.perf_counter() - started
     if rec is not None:
-        summary.audio_s = rec.time_s
+        summary.audio_s = rec.time_s if heard_s is None else heard_s
     if source is not None:
         summary.overflows = source.stats.overflows
         summary.dropped_blocks = source.stats.dropped_blocks

@@ -132,6 +132,20 @@ class HopDecisions:
             return Detection(time_ms / MS_PER_S, smoother.labels[top], smoother.last_score)
         return None
 
+    def finish(self) -> list[Detection]:
+        """The end of a recording (a file, a pipe that closed): what follows it is taken as silence
+        for one model window (``window_samples``), so every window that holds the recording's last
+        audio is scored and smoothed, as a live stream would go on to score it. Without it a word in
+        the last second of a file was never decided on (a 1 s clip gets a single hop). Returns the
+        detections; stream time counts on through the silence, and its hops are left out of
+        ``timer`` (the recording's cost per hop and real-time factor stay the recording's)."""
+        timer = self.timer
+        self.timer = HopTimer()
+        try:
+            return self.process(np.zeros(self.window_samples, np.float32))
+        finally:
+            self.timer = timer
+
     def pop_scores(self) -> tuple[np.ndarray, np.ndarray]:
         """The raw per-hop scores kept since the last call (``keep_scores=True``): times (s), (n, labels)."""
         times = np.asarray(self._score_times, np.float64)
@@ -256,6 +270,11 @@ class Recognizer(HopDecisions):
     @property
     def hop_samples(self) -> int:
         return self._hop_samples
+
+    @property
+    def window_samples(self) -> int:
+        """Audio one model input covers (the clip)."""
+        return self.manifest.frontend.clip_samples
 
     @property
     def labels(self) -> tuple[str, ...]:

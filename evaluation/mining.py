@@ -52,12 +52,19 @@ class MiningOptions:
 
 def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator[tuple[int, np.ndarray]]:
     """(end sample, clip) for every clip-long window of a recording that ends on a hop boundary, as the
-    streaming recognizer scores them (the first once a whole clip has arrived), reading the file in
-    blocks (bounded memory). The generator's return value is the file's length in samples."""
+    streaming recognizer scores them (the first once a whole clip has arrived, and on through one clip
+    of silence after the end, as ``Recognizer.finish`` hears a file out), reading the file in blocks
+    (bounded memory). The generator's return value is the file's length in samples."""
     sr, clip = frontend.sample_rate, frontend.clip_samples
     hop = int(round(sr * hop_ms / MS_PER_S))
     buf, buf_start, next_end, total = np.zeros(0, np.float32), 0, clip, 0
-    for chunk in stream_audio(path, sr):
+
+    def blocks() -> Iterator[np.ndarray]:
+        yield from stream_audio(path, sr)
+        if total:  # an empty file stays empty (its reader says so)
+            yield np.zeros(clip, np.float32)
+
+    for chunk in blocks():
         total += len(chunk)
         buf = np.concatenate([buf, chunk])
         while next_end <= buf_start + len(buf):
@@ -67,7 +74,7 @@ def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator
         drop = next_end - clip - buf_start
         if drop > 0:
             buf, buf_start = buf[drop:], buf_start + drop
-    return total
+    return total - clip if total else 0
 
 
 def window_scores(predict: Callable[[np.ndarray], np.ndarray], n_labels: int, paths: Sequence[str],

@@ -29,11 +29,13 @@ def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None,
                   streaming: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(times_s (N,), scores (N, labels)) of every model run over the stream, one per hop, from the
     edge recognizer fed in 100 ms chunks as a microphone would (with the streaming form of the model
-    where the manifest lists one, unless ``streaming`` is False)."""
+    where the manifest lists one, unless ``streaming`` is False), then ``Recognizer.finish``'s
+    silence: the last hops' times run up to one model window past the audio's end."""
     rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
     chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
     for i in range(0, len(audio), chunk):
         rec.process(audio[i:i + chunk])
+    rec.finish()  # as kws-listen ends a file: the last second heard out, so a final word is decided on
     return rec.pop_scores()
 
 
@@ -119,5 +121,6 @@ def file_scores(manifest_path: Path, path: str | Path, streaming: bool = True) -
             rec.process(block[i:i + chunk])
     if total == 0:  # as every other reader says it: hours of nothing would pass for keyword-free audio
         raise AudioError(f"{path}: {UNREADABLE} ({NO_SAMPLES})")
+    rec.finish()  # a short negative clip's words are scored to the end, as kws-listen scores a file
     times, scores = rec.pop_scores()
     return ScoredAudio(times=times, scores=scores, duration_s=total / rec.sample_rate, source=str(path))

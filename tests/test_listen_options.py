@@ -63,3 +63,31 @@ def test_a_hop_longer_than_the_smoothing_window_is_refused_not_silent(converted_
     assert proc.stderr.strip() == (f"Error: hop {hop_ms} ms: results that far apart never span the 125 ms a "
                                    "decision needs within the 500 ms smoothing window, so nothing would ever "
                                    "be detected; use a shorter hop")
+
+
+def test_a_one_second_clip_is_heard_to_its_end(converted_run, tmp_path):
+    """A file ends on silence heard out for one model window: a 1 s clip (one hop before, which the
+    smoother can never decide on) gets its word, the summary keeps the file's length, and kws-eval's
+    scores of the same audio run through the same silence."""
+    import soundfile as sf
+    from kws.edge.recognizer import Recognizer
+    from kws.evaluation.scoring import stream_scores
+
+    clip = word_audio("down", np.random.default_rng(17))  # exactly 1 s, the word inside
+    wav = tmp_path / "down.wav"
+    sf.write(wav, clip, SAMPLE_RATE, subtype="PCM_16")
+    proc = subprocess.run([str(KWS_LISTEN), "-m", str(converted_run), "--wav", str(wav), "--threshold", "0.3"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    heard = [line.split() for line in proc.stdout.splitlines()]
+    assert [h[2] for h in heard][:1] == ["down"], proc.stdout
+    assert "1.0 s of audio, " in proc.stderr
+    assert "over 1 hops" in proc.stderr  # the silence's hops are not the file's cost
+
+    rec = Recognizer.from_manifest(converted_run / "manifest.json", threshold=0.3)
+    assert rec.process(clip) == []  # one hop: no decision yet
+    assert [d.label for d in rec.finish()][:1] == ["down"]
+    assert rec.timer.count == 1
+    times, _ = stream_scores(converted_run / "manifest.json", clip)
+    hop_s = rec.hop_ms / 1000.0
+    assert times[0] == pytest.approx(1.0) and times[-1] == pytest.approx(2.0, abs=hop_s)
