@@ -27,7 +27,8 @@ from marshmallow import ValidationError, fields, validate
 
 import kws
 from kws.edge.errors import KwsError, ModelNotFoundError
-from kws.edge.locate import SINGLE_MODEL, default_model, models_dir
+from kws.edge.locate import COMPLETE_MARKERS, SINGLE_MODEL, default_model, models_dir
+from kws.edge.manifest import load_manifest
 
 from .fetch import ALLOW_ALL, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlPolicy, fetch_url
 from .predictor import DEFAULT_TOP_K, Predictor, read_labels
@@ -95,7 +96,8 @@ def url_policy() -> UrlPolicy:
     return UrlPolicy(allow_networks=tuple(networks), hint=f"{ALLOW_PRIVATE_ENV}=1 in deepaas-run's environment")
 
 _predictor: Predictor | None = None
-_predictor_key: tuple[str, float] | None = None
+_predictor_key: tuple | None = None
+CONVERTED_MANIFESTS = ("manifest.json", "dist/manifest.json")  # where a folder's converted model is described
 
 
 def _current_model() -> Path | None:
@@ -117,8 +119,23 @@ def get_metadata() -> dict[str, Any]:
         "description": DESCRIPTION,
         "models_dir": str(models_dir().resolve()),
         "model": str(model) if model else None,
-        "labels": read_labels(model) if model else [],
+        "labels": model_labels(model) if model else [],
     }
+
+
+def model_labels(model: Path) -> list[str]:
+    """The labels of a model folder: a training run's labels.txt, else its converted model's manifest
+    (a kws-convert folder has no labels.txt); [] when neither can be read."""
+    labels = read_labels(model)
+    if labels:
+        return labels
+    for name in CONVERTED_MANIFESTS:
+        if (model / name).is_file():
+            try:
+                return list(load_manifest(model / name).labels)
+            except KwsError:
+                return []
+    return []
 
 
 # ---------------------------------------------------------------- training
@@ -261,11 +278,24 @@ def _predictor_for_current() -> Predictor:
     """The loaded model of the current default model, reloaded when that changes."""
     global _predictor, _predictor_key
     model = default_model(need=SINGLE_MODEL)
-    marker = model / "model.keras"
-    key = (str(model.resolve()), marker.stat().st_mtime if marker.exists() else 0.0)
+    key = _model_key(model)
     if _predictor is None or key != _predictor_key:
         _predictor, _predictor_key = Predictor(model), key
     return _predictor
+
+
+def _model_key(model: Path) -> tuple:
+    """What changes when the folder's model is replaced: its path and each marker file's inode, size and
+    modification time (kws-convert and kws-train write model.keras / manifest.json last, so a new model
+    in the same folder, a copied-in one included, changes at least one of them)."""
+    stamps = []
+    for name in COMPLETE_MARKERS:
+        try:
+            st = (model / name).stat()
+        except OSError:
+            continue
+        stamps.append((name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return (str(model.resolve()), tuple(stamps))
 
 
 def warm() -> None:
