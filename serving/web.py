@@ -62,6 +62,8 @@ IDLE_TIMEOUT_S = 15.0  # a connection that sends nothing for this long is closed
 READ_TIMEOUT_S = 30.0  # a request's line, headers and body must all arrive within this
 BUSY_DRAIN_BYTES = 64 * 1024  # what a refused connection's request may have sent, read away before closing
 BUSY_BODY = json.dumps({"error": "server busy: too many requests at once; retry shortly"}).encode()
+PREDICT_PATH = "/api/predict"
+ALLOWED_METHODS = "GET, HEAD, POST"  # of the server; /api/predict takes POST only
 BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
                  b"Connection: close\r\nContent-Length: " + str(len(BUSY_BODY)).encode() + b"\r\n\r\n" + BUSY_BODY)
 
@@ -69,10 +71,11 @@ BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application
 class HttpError(Exception):
     """An error answered as JSON with this status."""
 
-    def __init__(self, status: int, message: str, close: bool = False):
+    def __init__(self, status: int, message: str, close: bool = False, allow: str | None = None):
         super().__init__(message)
         self.status = status
         self.close = close  # the body was not (fully) read: the connection cannot be reused
+        self.allow = allow  # the methods the path takes (the Allow header of a 405)
 
 
 class KwsHandler(BaseHTTPRequestHandler):
@@ -124,9 +127,12 @@ class KwsHandler(BaseHTTPRequestHandler):
         length = (self.headers.get("Content-Length") or "0").strip()
         return not (length.isdigit() and int(length) == 0)
 
-    def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, close: bool = False,
+              allow: str | None = None) -> None:
         close = close or self._body_unread()
         self.send_response(status)
+        if allow:
+            self.send_header("Allow", allow)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -138,18 +144,23 @@ class KwsHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, data: Any, close: bool = False) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json", close)
+    def _json(self, status: int, data: Any, close: bool = False, allow: str | None = None) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", close, allow)
 
-    def _error(self, status: int, message: str, close: bool = False) -> None:
-        self._json(status, {"error": message}, close)
+    def _error(self, status: int, message: str, close: bool = False, allow: str | None = None) -> None:
+        self._json(status, {"error": message}, close, allow)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (a malformed request line, a header line over 64 KiB, an unknown
+        method) as JSON like every other error, instead of its HTML page; the connection closes."""
+        self._error(code, message or HTTPStatus(code).phrase, close=True)
 
     def _guard(self, fn) -> None:
         """Run a handler; HttpError/KwsError become JSON 4xx, anything else a bare 500."""
         try:
             fn()
         except HttpError as exc:
-            self._error(exc.status, str(exc), close=exc.close or exc.status in CLOSE_STATUSES)
+            self._error(exc.status, str(exc), close=exc.close or exc.status in CLOSE_STATUSES, allow=exc.allow)
         except (TooLargeError, AudioTooLongError) as exc:
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc))
         except FetchError as exc:
@@ -172,6 +183,21 @@ class KwsHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._guard(self._post)
 
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        """What the server takes: an empty 200 with Allow."""
+        self._request_read()
+        self._send(HTTPStatus.OK, b"", "application/json", allow=ALLOWED_METHODS)
+
+    def _not_allowed(self) -> None:
+        self._request_read()
+        raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not supported here; use "
+                        f"GET for the page and /api/model, POST for {PREDICT_PATH}", allow=ALLOWED_METHODS)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._guard(self._not_allowed)
+
+    do_DELETE = do_PATCH = do_PUT
+
     def _get(self) -> None:
         self._request_read()
         path = urllib.parse.urlsplit(self.path).path
@@ -181,6 +207,9 @@ class KwsHandler(BaseHTTPRequestHandler):
             return self._static(path[len("/static/"):])
         if path == "/api/model":
             return self._json(HTTPStatus.OK, self.predictor.info())
+        if path == PREDICT_PATH:
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{PREDICT_PATH} takes POST (an audio file, "
+                            'multipart with a "file" field, or JSON {"url": ...})', allow="POST")
         raise HttpError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
 
     def _static(self, name: str) -> None:
@@ -229,7 +258,7 @@ class KwsHandler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         parts = urllib.parse.urlsplit(self.path)
-        if parts.path != "/api/predict":
+        if parts.path != PREDICT_PATH:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no such endpoint: {parts.path}")
         query = urllib.parse.parse_qs(parts.query)
         top_k = _int_arg(query, "top_k", DEFAULT_TOP_K)

@@ -137,6 +137,35 @@ def test_a_request_whose_body_was_read_keeps_its_connection(server):
     assert b"HTTP/1.1 200" in answer
 
 
+def _answer(raw: bytes) -> tuple[int, dict[str, str], dict]:
+    """(status, headers with lower-case names, JSON body) of one raw HTTP answer."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+@pytest.mark.parametrize("request_head, status, allow", [
+    ("PUT /api/predict HTTP/1.1\r\nContent-Length: 0", 405, "GET, HEAD, POST"),
+    ("DELETE / HTTP/1.1", 405, "GET, HEAD, POST"),
+    ("GET /api/predict HTTP/1.1", 405, "POST"),
+    ("BREW /api/predict HTTP/1.1", 501, None),
+    ("GET / HTTP/1.1\r\nX-Long: " + "a" * 70_000, 431, None),
+])
+def test_refused_methods_and_malformed_requests_are_json(server, request_head, status, allow):
+    """The stdlib's own refusals were HTML pages (501 for PUT/DELETE/OPTIONS, 431 for a header line over 64 KiB); now JSON
+    like every other error, and a method the server knows but the path does not take is a 405."""
+    got, headers, body = _answer(_raw(server, f"{request_head}\r\nHost: x\r\n\r\n".encode()))
+    assert got == status and headers["content-type"] == "application/json"
+    assert body["error"]
+    assert headers.get("allow") == allow
+
+
+def test_options_lists_the_methods(server):
+    raw = _raw(server, b"OPTIONS /api/predict HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200") and b"\r\nAllow: GET, HEAD, POST\r\n" in raw
+
+
 # ------------------------------------------------------------------ 11: slow and idle clients
 def _dropped_within(base: str, sender) -> float:
     """Seconds until the server closes a connection that ``sender(sock)`` feeds slowly."""
