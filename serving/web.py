@@ -7,7 +7,8 @@ Endpoints
   POST /api/predict      body: audio file bytes (WAV, FLAC, OGG, MP3; any content type),
                          multipart/form-data with a ``file`` field, or JSON {"url": "http(s)://..."}; query ``top_k`` (default 3),
                          ``features=1`` adds the model's input features for the spectrogram view,
-                         ``name`` names an upload in the answer.
+                         ``name`` names an upload in the answer, ``url`` is fetched instead of a body
+                         (which may then be absent, Content-Length and all).
 Errors are JSON ``{"error": "..."}`` with a 4xx status (413 for uploads over the limit, 408 for a
 body that does not arrive); a server fault is a 500 with a generic message, the traceback goes to
 the server's log only; 503 when every worker is busy. URLs are fetched only from public addresses
@@ -218,20 +219,25 @@ class KwsHandler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.NOT_FOUND, f"no such file: {name}")
         self._send(HTTPStatus.OK, allowed[name].read_bytes(), STATIC_TYPES[Path(name).suffix])
 
-    def _read_body(self, limit: int) -> bytes:
-        """The request body (Content-Length bytes, at most ``limit``), then the watchdog is off."""
+    def _read_body(self, limit: int, required: bool = True) -> bytes:
+        """The request body (Content-Length bytes, at most ``limit``), then the watchdog is off. Unless
+        ``required``, a request with neither Content-Length nor Transfer-Encoding has an empty body
+        (HTTP/1.1's rule: ``curl -X POST '...?url=...'`` sends no Content-Length)."""
         try:
-            return self._read_body_within(limit)
+            return self._read_body_within(limit, required)
         except TimeoutError:
             raise HttpError(HTTPStatus.REQUEST_TIMEOUT,
                             f"request body not received within {self.timeout:g} s") from None
         finally:
             self._request_read()
 
-    def _read_body_within(self, limit: int) -> bytes:
+    def _read_body_within(self, limit: int, required: bool = True) -> bytes:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked uploads are not supported; send Content-Length")
+        if length is None and not required and not self.headers.get("Transfer-Encoding"):
+            self._body_done = True
+            return b""
         if length is None or not length.strip().isdigit():
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
         size = int(length)
@@ -279,7 +285,7 @@ class KwsHandler(BaseHTTPRequestHandler):
                 raise HttpError(HTTPStatus.BAD_REQUEST, 'JSON body needs "url"')
         if url:
             if ctype != "application/json":
-                self._read_body(MAX_JSON_BYTES)  # drain any body so the connection stays usable
+                self._read_body(MAX_JSON_BYTES, required=False)  # drain any body: the connection stays usable
             data = fetch_url(str(url), MAX_URL_BYTES, URL_TIMEOUT_S, self.url_policy)
             source = str(url)
             result = self.predictor.predict_fetched(data, top_k)

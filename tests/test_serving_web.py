@@ -100,6 +100,21 @@ def test_url_prediction(lab_server, clip):
         assert status == 400 and "http" in out["error"]
 
 
+def test_url_in_the_query_needs_no_body(lab_server, clip):
+    """``curl -X POST 'http://.../api/predict?url=...'`` sends no Content-Length: no body (HTTP/1.1's
+    rule), not a 411."""
+    import socket
+
+    host, port = lab_server.rsplit("/", 1)[-1].split(":")
+    with FileServer(clip.parent) as files, socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(f"POST /api/predict?url={files.url}/{clip.name} HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert json.loads(body)["labels"][0]["label"] == FIXTURE_WORD
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.wav", "data:audio/wav;base64,AAAA"])
 def test_non_http_scheme_rejected(server, url):
     status, out = request(server + "/api/predict", json.dumps({"url": url}).encode(),
