@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -97,7 +98,8 @@ class TFLiteClassifier:
 
 def load_classifier(path: str | os.PathLike | None = None):
     """A Keras or TFLite classifier for ``path`` (None: the default model, kws.edge.locate, that is
-    one model: clip tools give an ensemble by name only, and are told it has members)."""
+    one model: clip tools give an ensemble by name only, and are told it has members). A run folder is
+    its Keras model, or without TensorFlow its dist/ model where it has one."""
     path = resolve_model(path, SINGLE_MODEL)
     if path.is_file():
         if path.suffix == ".tflite":
@@ -112,11 +114,18 @@ def load_classifier(path: str | os.PathLike | None = None):
         raise ModelNotFoundError(f"{path}: not a model (give a .tflite, a run folder or a converted folder)")
     if (path / MANIFEST_NAME).is_file():
         return TFLiteClassifier(path / MANIFEST_NAME)
-    if (path / KERAS_FILE).is_file():
+    converted = path / DIST_DIR / MANIFEST_NAME
+    if (path / KERAS_FILE).is_file() and not (converted.is_file() and not tensorflow_installed()):
         return KerasClassifier(path)
-    if (path / DIST_DIR / MANIFEST_NAME).is_file():
-        return TFLiteClassifier(path / DIST_DIR / MANIFEST_NAME)
+    if converted.is_file():
+        return TFLiteClassifier(converted)
     raise ModelNotFoundError(f"{path}: no {MANIFEST_NAME} or {KERAS_FILE} in this folder")
+
+
+def tensorflow_installed() -> bool:
+    """Whether Keras run folders can be loaded here (an edge install has no TensorFlow: a run folder
+    with a converted model in dist/ is then served by that model, as kws-listen does)."""
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def manifest_path_for(path: str | os.PathLike | None) -> Path:

@@ -322,6 +322,30 @@ def test_the_edge_environment_writes_reports_without_plots_and_says_so(converted
         "Error: --plot: plots need matplotlib, which this install lacks: pip install matplotlib"]
 
 
+def test_the_edge_environment_runs_a_run_folders_converted_model(trained_run, converted_run, tiny_dataset,
+                                                                 tmp_path):
+    """A run folder with dist/ inside (what kws-listen -m RUN takes, and the default model once
+    converted): kws-predict and kws inspect said TensorFlow is needed; without it they run dist/."""
+    if not EDGE_PYTHON.exists():
+        pytest.skip(f"{EDGE_PYTHON} missing: `make test` creates it (make edge-venv)")
+    run = tmp_path / "models" / "run"
+    shutil.copytree(trained_run, run)
+    shutil.copytree(converted_run, run / "dist")
+    clip = next((tiny_dataset / "up").glob("*.wav"))
+    env = dict(os.environ, KWS_MODELS_DIR=str(run.parent))
+    answers = []
+    for cmd in (["kws-predict", "-m", str(run), "--json", str(clip)], ["kws-predict", "--json", str(clip)],
+                ["kws-predict", "-m", str(converted_run), "--json", str(clip)]):
+        proc = subprocess.run([str(EDGE_PYTHON.parent / cmd[0]), *cmd[1:]], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert proc.returncode == 0, (cmd, proc.stderr[-800:])
+        answers.append(json.loads(proc.stdout)["top"])
+    assert answers[0] == answers[1] == answers[2]  # the run folder's dist/ model, by name or by default
+    inspect = subprocess.run([str(EDGE_PYTHON.parent / "kws"), "inspect", "-m", str(run), str(clip)],
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 0 and f"prediction: {answers[0][0]['label']}" in inspect.stdout, inspect.stderr
+
+
 # --- the real PortAudio/ALSA capture path ------------------------------------------------------------
 needs_alsa = pytest.mark.skipif(not virtual_mic.available(), reason="ALSA (alsa.conf) not installed")
 
