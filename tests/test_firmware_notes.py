@@ -283,3 +283,21 @@ def test_smoothing_reference_and_kws_edge_agree_on_the_same_scores():
     got = [(t, labels.index(r.label)) for t, s in zip(times, scores) if (r := sm.update(s, float(t))).is_detection]
     want = _smooth_by_the_rules(times, scores, 500, 80, 1000, 0.5, 200, [0.5] * 5, {0, 1})
     assert got == want and len(want) > 10
+
+
+def test_the_pages_name_the_defaults_the_tools_use():
+    """A port follows these pages: they said ds_cnn was the default (its 6 ops miss the default tcn's
+    STRIDED_SLICE and ADD), a 40 ms hop, and 2-frame steps, where kws-train and kws-convert give a tcn
+    at 30 ms with 3-frame steps."""
+    from kws.converters.stream_export import DEFAULT_STEP_MS
+    from kws.trainer.config import ModelConfig
+
+    step = round(DEFAULT_STEP_MS / FrontendConfig().stride_ms)
+    streaming = (NOTES / "streaming.md").read_text(encoding="utf-8")
+    micro = (NOTES / "microcontroller.md").read_text(encoding="utf-8")
+    assert f"({step} = {DEFAULT_STEP_MS:g} ms by default)" in streaming
+    assert f"takes {step} new frames" in micro
+    default_rows = re.findall(r"^\| `(\w+)` \(default\) \| ([A-Z_0-9, ]+) \|", micro, flags=re.M)
+    assert [arch for arch, _ops in default_rows] == [ModelConfig().architecture]
+    if default_rows[0][0] == "tcn":
+        assert {"STRIDED_SLICE", "ADD"} <= set(default_rows[0][1].replace(" ", "").split(","))
