@@ -283,6 +283,9 @@ class KwsHandler(BaseHTTPRequestHandler):
             top_k = _int_value(payload.get("top_k", top_k), "top_k")
             if not url:
                 raise HttpError(HTTPStatus.BAD_REQUEST, 'JSON body needs "url"')
+            if not isinstance(url, str):
+                raise HttpError(HTTPStatus.BAD_REQUEST, f'"url" must be a string like "https://host/clip.wav", '
+                                                        f"got a JSON {_json_type(url)}")
         if url:
             if ctype != "application/json":
                 self._read_body(MAX_JSON_BYTES, required=False)  # drain any body: the connection stays usable
@@ -314,6 +317,11 @@ def _int_value(value: Any, name: str) -> int:
     if not 1 <= number <= MAX_TOP_K:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"{name} must be in [1, {MAX_TOP_K}]")
     return number
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number"}.get(type(value), "value")
 
 
 def _size_text(size: int) -> str:

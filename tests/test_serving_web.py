@@ -115,6 +115,15 @@ def test_url_in_the_query_needs_no_body(lab_server, clip):
     assert json.loads(body)["labels"][0]["label"] == FIXTURE_WORD
 
 
+@pytest.mark.parametrize("value, kind", [(["https://host/clip.wav"], "array"), (5, "number"),
+                                         ({"href": "https://host/clip.wav"}, "object")])
+def test_a_url_that_is_not_a_string_says_so(server, value, kind):
+    """It was turned into text and refused as 'got no scheme' (['https://...'] has none)."""
+    status, out = request(server + "/api/predict", json.dumps({"url": value}).encode(),
+                          {"Content-Type": "application/json"})
+    assert status == 400 and out["error"] == f'"url" must be a string like "https://host/clip.wav", got a JSON {kind}'
+
+
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.wav", "data:audio/wav;base64,AAAA"])
 def test_non_http_scheme_rejected(server, url):
     status, out = request(server + "/api/predict", json.dumps({"url": url}).encode(),
