@@ -342,7 +342,7 @@ def plan(opts: SynthOptions, voices: Sequence[Voice], noise_names: Sequence[str]
                               noise, snr, noise_position, int(rng.integers(2 ** 31)),
                               splits[voice.split_group]))
     if opts.voice_variants:
-        tasks = _with_variants(tasks, opts)
+        tasks = _with_variants(tasks, opts, noise_names)
     return _assign_shards(tasks)
 
 
@@ -357,9 +357,10 @@ def pseudo_speaker(opts: SynthOptions, voice_id: str, variant: int) -> tuple[flo
     return shift, tempo, eq
 
 
-def _with_variants(tasks: list[ClipTask], opts: SynthOptions) -> list[ClipTask]:
+def _with_variants(tasks: list[ClipTask], opts: SynthOptions, noise_names: Sequence[str]) -> list[ClipTask]:
     """Each clip followed by ``opts.voice_variants`` clips of the same words by its voice's
-    pseudo-speakers (same split as the voice; own level, room and noise draws)."""
+    pseudo-speakers (same split as the voice; own level, room and noise draws: noise in
+    ``opts.noise_prob`` of them, of any kind, whether or not the clip they come from has noise)."""
     rng = np.random.default_rng([opts.seed, VARIANT_STREAM])
     out = []
     for t in tasks:
@@ -368,7 +369,7 @@ def _with_variants(tasks: list[ClipTask], opts: SynthOptions) -> list[ClipTask]:
         for k in range(1, opts.voice_variants + 1):
             shift, tempo, eq = pseudo_speaker(opts, t.voice.voice_id, k)
             rt60 = float(np.round(rng.uniform(*opts.rt60_range), 3)) if rng.random() < opts.reverb_prob else 0.0
-            noise = t.noise if rng.random() < opts.noise_prob and t.noise else ""
+            noise = noise_names[int(rng.integers(len(noise_names)))] if rng.random() < opts.noise_prob else ""
             out.append(replace(t, path=f"{folder}/{t.voice.voice_id}-v{k}{name[len(t.voice.voice_id):]}",
                                variant=k, voice_shift=shift, tempo=tempo, eq_gains=eq,
                                gain_db=float(np.round(rng.uniform(*opts.gain_range), 2)),

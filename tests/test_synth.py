@@ -502,3 +502,26 @@ def test_a_word_with_no_clip_that_fits_fails_and_keeps_the_others(tmp_path):
         "Error: no clip of 'internationalization' fits in 700 ms (every rendering was longer; the clips of "
         "the other words are kept): give --clip-ms more room or a shorter phrase")
     assert len(list((out / "up").glob("*.wav"))) == 4 and not (out / "internationalization").exists()
+
+
+def test_pseudo_speakers_get_noise_at_the_noise_share_of_any_kind():
+    """--noise-prob is the share of clips with noise, variants included: a pseudo-speaker's clip drew
+    noise only when the clip it came from had some (so at noise_prob squared: 27% instead of 50%
+    with --voice-variants 3) and always of that clip's kind."""
+    from kws.synth.dataset import SynthOptions, plan
+
+    voices = [Voice("espeak", v, accent="en-us") for v in ("m1", "m2", "f1", "f2", "m3", "f3")]
+    noises = ["brown_noise", "pink_noise", "white_noise"]
+    opts = SynthOptions(words=("yes",), out=Path("unused"), per_word=400, negatives=0, seed=3,
+                        voice_variants=3, noise_prob=0.5)
+    tasks = plan(opts, voices, noises)
+    base = {t.path: t for t in tasks if not t.variant}
+    variants = [t for t in tasks if t.variant]
+    assert len(variants) == 1200
+    assert 0.45 <= sum(1 for t in variants if t.noise) / len(variants) <= 0.55
+    by_base = [(base[f"yes/{t.voice.voice_id}{t.path.split('/', 1)[1][len(t.speaker):]}"], t) for t in variants]
+    assert any(t.noise and not b.noise for b, t in by_base)  # noise under a variant of a clean clip
+    assert any(t.noise and b.noise and t.noise != b.noise for b, t in by_base)  # and of its own kind
+    assert {t.noise for t in variants if t.noise} == set(noises)
+    assert all(0.0 == t.snr_db for t in variants if not t.noise)
+    assert all(5.0 <= t.snr_db <= 30.0 for t in variants if t.noise)
