@@ -18,6 +18,7 @@ from audio_fixtures import SAMPLE_RATE, keyword_stream, make_dataset
 from kws.edge.audio import write_wav
 from kws.edge.embedding_frontend import (CHUNK_SAMPLES, INT16_SCALE, LOOKBACK_SAMPLES, WINDOW_SAMPLES,
                                          MelFrontend, embedding_windows)
+from kws.trainer.augment import AugmentSources
 from kws.trainer.models import NORMALIZATION_LAYER
 from kws.trainer.speech_embedding import (EMBEDDING_FILE, KNOWN_SHA256, MEL_FILE, PIP_HINT, WeightsError,
                                           find_weights, mel_constants, wheel_models_dir)
@@ -419,3 +420,38 @@ def test_convert_refuses_formats_the_family_has_not_and_writes_nothing(embedding
         convert(ConvertOptions(model=str(embedding_run), formats=("pb", "c"), out=str(out)), say=lambda _: None)
     assert str(err.value) == "--formats pb,c: a model of the embedding family converts to int8 and float TFLite only"
     assert not out.exists() and not list(tmp_path.glob(".kws-convert-*"))
+
+
+def _tone_clip(freq_hz: float) -> np.ndarray:
+    """A 1 s int16 clip holding a 400 ms tone burst (a stand-in word of one frequency)."""
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    audio = 0.3 * np.sin(2 * np.pi * freq_hz * t) * ((t > 0.3) & (t < 0.7))
+    return (audio * 32767).astype(np.int16)
+
+
+def _dominant_hz(window: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(window))
+    return float(np.fft.rfftfreq(len(window), 1 / SAMPLE_RATE)[np.argmax(spectrum)])
+
+
+@pytest.mark.parametrize("unknowns", [False, True])
+def test_partial_words_are_cut_from_unknown_words_too_with_partial_word_unknowns(unknowns):
+    """augment.partial_word_unknowns was ignored by the embedding family: its partial-word windows
+    were cut from the keywords only, whatever the setting (the other families cut _unknown_ words too)."""
+    from kws.trainer.config import load_config
+    from kws.trainer.dataset import Item
+    from kws.trainer.embedding_data import training_windows
+
+    cfg = load_config(overrides=("model.architecture=embedding", "model.embedding_copies=2",
+                                 "augment.partial_word_percentage=100", "augment.background_frequency=0",
+                                 "augment.gain_db=0", f"augment.partial_word_unknowns={str(unknowns).lower()}"))
+    clips = {"up/a_nohash_0.wav": _tone_clip(1000), "up/b_nohash_0.wav": _tone_clip(1000),
+             "_unknown_/c_nohash_0.wav": _tone_clip(3000), "_unknown_/d_nohash_0.wav": _tone_clip(3000)}
+    items = [Item(path, path.split("/")[0]) for path in clips]
+    labels = ["_silence_", "_unknown_", "up"]
+    x, y = training_windows(items, clips, cfg, AugmentSources(), labels, seed=1)
+    # 2 keyword clips x 2 copies, 2 _unknown_ clips x 1 copy, then 4 partial words (100% of 4)
+    assert list(y) == [2, 2, 2, 2, 1, 1, 1, 1, 1, 1]
+    cut_from = [_dominant_hz(w) for w in x[6:]]
+    assert all(np.isclose(f, 1000, atol=5) or np.isclose(f, 3000, atol=5) for f in cut_from)
+    assert sum(np.isclose(f, 3000, atol=5) for f in cut_from) == (2 if unknowns else 0)

@@ -108,15 +108,31 @@ def training_windows(items: Sequence[Item], clips: dict[str, np.ndarray], cfg: C
         for _ in range(copies_of.get(item.label, cfg.model.embedding_copies)):
             xs.append(augment_audio(window, item.label == SILENCE_LABEL, aug, cfg.features.sample_rate, sources, rng))
             ys.append(labels.index(item.label))
-    # partial words (augment.partial_word_percentage of the keyword windows): a keyword cut by the
-    # window's edge, as a stream shows it while the word comes in, trained as _unknown_
-    keyword_items = [i for i in items if i.label in labels[2:]]
+    # partial words (augment.partial_word_percentage of the keyword windows): a keyword (with
+    # augment.partial_word_unknowns an _unknown_ word too) cut by the window's edge, as a stream shows
+    # it while the word comes in, trained as _unknown_
+    pool = partial_word_items(items, labels, cfg.augment.partial_word_unknowns)
     n_partial = int(round(sum(1 for y in ys if y >= 2) * cfg.augment.partial_word_percentage / 100))
-    for k in range(n_partial if keyword_items else 0):
-        window = window_of(clip_of(keyword_items[k % len(keyword_items)], clips, cfg.features.clip_samples))
+    for k in range(n_partial if pool else 0):
+        window = window_of(clip_of(pool[k % len(pool)], clips, cfg.features.clip_samples))
         xs.append(augment_audio(window, False, aug, cfg.features.sample_rate, sources, rng, kind="partial"))
         ys.append(labels.index(UNKNOWN_LABEL))
     return np.stack(xs) if xs else np.zeros((0, WINDOW_SAMPLES), np.float32), np.array(ys, np.int64)
+
+
+def partial_word_items(items: Sequence[Item], labels: Sequence[str], unknowns: bool) -> list[Item]:
+    """The items partial-word windows are cut from, in turn: the keyword clips and, with ``unknowns``
+    (``augment.partial_word_unknowns``), the ``_unknown_`` word clips interleaved with them, so that a
+    draw smaller than the pool still cuts both kinds (as ``train.partial_word_pool`` does for the
+    other families)."""
+    keywords = [i for i in items if i.label in labels[2:]]
+    others = [i for i in items if i.label == UNKNOWN_LABEL and i.path] if unknowns else []
+    if not others:
+        return keywords
+    # spread the smaller list evenly through the larger one
+    merged = [(k / len(keywords), 0, i) for k, i in enumerate(keywords)]
+    merged += [(k / len(others), 1, i) for k, i in enumerate(others)]
+    return [i for _, _, i in sorted(merged, key=lambda m: m[:2])]
 
 
 def cache_key(cfg: Config, labels: Sequence[str]) -> str:
