@@ -504,8 +504,21 @@ def background_noises(opts: SynthOptions) -> dict[str, np.ndarray]:
             except AudioError as exc:
                 print(f"kws-synth: warning: skipped noise file: {exc}", file=sys.stderr)
                 continue
-            noises[f"user_{_slug(str(f.relative_to(folder).with_suffix('')))}"] = audio
+            noises[_user_noise_name(f.relative_to(folder), noises)] = audio
     return noises
+
+
+def _user_noise_name(relative: Path, taken: Collection[str]) -> str:
+    """The name of a --noise-dir file in _background_noise_/: ``user_`` and its path as a slug; where
+    that is taken (fan.wav and fan.flac, Fan.wav and fan.wav) the suffix joins it, then a number, so
+    no file of the folder is dropped."""
+    name = f"user_{_slug(str(relative.with_suffix('')))}"
+    if name in taken:
+        name = f"user_{_slug(str(relative))}"
+    unique, k = name, 2
+    while unique in taken:
+        unique, k = f"{name}-{k}", k + 1
+    return unique
 
 
 def claim_out(out: Path) -> None:

@@ -525,3 +525,22 @@ def test_pseudo_speakers_get_noise_at_the_noise_share_of_any_kind():
     assert {t.noise for t in variants if t.noise} == set(noises)
     assert all(0.0 == t.snr_db for t in variants if not t.noise)
     assert all(5.0 <= t.snr_db <= 30.0 for t in variants if t.noise)
+
+
+def test_every_noise_dir_file_is_kept_when_names_differ_only_by_suffix_or_case(tmp_path):
+    """fan.wav, fan.flac and Fan.ogg all became user_fan: two of the three noises were silently
+    dropped from the mixes and from _background_noise_."""
+    import soundfile as sf
+
+    from kws.synth.dataset import SynthOptions, background_noises
+
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    t = np.arange(16000) / 16000
+    for name, hz in (("fan.wav", 200), ("fan.flac", 500), ("Fan.ogg", 900)):
+        sf.write(noise_dir / name, 0.1 * np.sin(2 * np.pi * hz * t), 16000)
+    opts = SynthOptions(words=("yes",), out=tmp_path / "out", noise_dir=noise_dir)
+    user = {k: v for k, v in background_noises(opts).items() if k.startswith("user_")}
+    assert sorted(user) == ["user_fan", "user_fan-flac", "user_fan-wav"]
+    peak_hz = {k: int(round(np.argmax(np.abs(np.fft.rfft(v))) * 16000 / len(v))) for k, v in user.items()}
+    assert peak_hz == {"user_fan": 900, "user_fan-flac": 500, "user_fan-wav": 200}
