@@ -16,9 +16,10 @@ import pytest
 
 from audio_fixtures import SAMPLE_RATE, keyword_stream, make_dataset
 from kws.edge.audio import write_wav
-from kws.edge.embedding_frontend import (CHUNK_SAMPLES, INT16_SCALE, LOOKBACK_SAMPLES, WINDOW_SAMPLES,
-                                         MelFrontend, embedding_windows)
+from kws.edge.embedding_frontend import (CHUNK_SAMPLES, EMBEDDING_DIM, FFT_SIZE, INT16_SCALE, LOOKBACK_SAMPLES,
+                                         MEL_BINS, WINDOW_SAMPLES, MelConstants, MelFrontend, embedding_windows)
 from kws.trainer.augment import AugmentSources
+from kws.trainer.embedding_data import Embedder
 from kws.trainer.models import NORMALIZATION_LAYER
 from kws.trainer.speech_embedding import (EMBEDDING_FILE, KNOWN_SHA256, MEL_FILE, PIP_HINT, WeightsError,
                                           find_weights, mel_constants, wheel_models_dir)
@@ -455,3 +456,36 @@ def test_partial_words_are_cut_from_unknown_words_too_with_partial_word_unknowns
     cut_from = [_dominant_hz(w) for w in x[6:]]
     assert all(np.isclose(f, 1000, atol=5) or np.isclose(f, 3000, atol=5) for f in cut_from)
     assert sum(np.isclose(f, 3000, atol=5) for f in cut_from) == (2 if unknowns else 0)
+
+
+class _ZeroEmbedder(Embedder):
+    """The real streaming mel frontend with a stand-in embedding network (zeros): counts head windows
+    without the weights."""
+
+    def __init__(self):
+        self.mel = MelFrontend(MelConstants(np.hanning(FFT_SIZE).astype(np.float32),
+                                            np.ones((FFT_SIZE // 2 + 1, MEL_BINS), np.float32)))
+
+    def embed(self, mel_windows):
+        return np.zeros((len(mel_windows), EMBEDDING_DIM), np.float32)
+
+
+def test_negatives_shorter_than_a_head_window_are_heard_after_silence(tmp_path):
+    """A negatives file shorter than a head window (2 s; a folder of 1 s clips) gave the embedding
+    family no window at all: all of them were dropped and the run trained with '0 head windows'
+    of negatives, where the other families zero-pad such a file."""
+    from kws.trainer.config import load_config
+    from kws.trainer.embedding_data import EmbeddingFeatures
+    from kws.trainer.negatives import index_negatives
+
+    rng = np.random.default_rng(0)
+    for k, seconds in enumerate((0.5, 1.0, 1.9)):
+        write_wav(tmp_path / f"short{k}.wav", 0.1 * rng.standard_normal(int(seconds * SAMPLE_RATE)), SAMPLE_RATE)
+    write_wav(tmp_path / "long.wav", 0.1 * rng.standard_normal(3 * SAMPLE_RATE), SAMPLE_RATE)
+    features = EmbeddingFeatures.__new__(EmbeddingFeatures)
+    features.cfg = load_config(overrides=("model.architecture=embedding",))
+    features.embedder, features.say = _ZeroEmbedder(), lambda line: None
+    pool = features._negative_pool(index_negatives([tmp_path]))
+    # the 3 s file: 3 s = 37 chunks of 80 ms -> 28 embeddings -> 13 head windows; each short file: 1
+    assert len(pool["starts"]) == 13 + 3
+    assert len(pool["embeddings"]) == 28 + 3 * 16

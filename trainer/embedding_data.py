@@ -13,7 +13,8 @@ train the small head.
   (``augment.partial_word_percentage`` of the keyword windows, cut by the window's edge) as
   ``_unknown_``;
 * real negatives (``data.negatives``): every recording streamed through the mel frontend and the
-  embedding once (one embedding per 80 ms); each epoch draws ``data.negatives_percentage`` percent of
+  embedding once (one embedding per 80 ms; a recording shorter than a head window after silence);
+  each epoch draws ``data.negatives_percentage`` percent of
   the keyword windows from all of their head windows, seeded by (seed, epoch);
 * validation and test: each clip once at the window's end, unaugmented (silence: background at a
   seeded volume), as ``kws.trainer.features.eval_features`` does for the other families.
@@ -31,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.edge.embedding_frontend import (EMBEDDING_DIM, HEAD_EMBEDDINGS, MEL_BINS, MEL_WINDOW,
+from kws.edge.embedding_frontend import (EMBEDDING_DIM, HEAD_EMBEDDINGS, LOOKBACK_SAMPLES, MEL_BINS, MEL_WINDOW,
                                          UNSEEN_TAIL_SAMPLES, WINDOW_SAMPLES, MelFrontend, embedding_windows)
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL, atomic_write_bytes
 
@@ -55,6 +56,8 @@ HEAD_INPUT_SHAPE = (HEAD_EMBEDDINGS, EMBEDDING_DIM)
 # a word is learnt as ending anywhere in the newest END_SPREAD_MS of a window, so that a stream,
 # scored every 80 ms, holds it there for several hops (bench_embedding placed words so, 0-0.4 s)
 END_SPREAD_MS = 400.0
+# audio a recording streamed from silence needs for its first head window (the stream adds the lookback)
+FIRST_WINDOW_SAMPLES = WINDOW_SAMPLES - LOOKBACK_SAMPLES
 
 
 def _ms(samples: int, sample_rate: int) -> float:
@@ -248,6 +251,10 @@ class EmbeddingFeatures:
         parts, sr = [], self.cfg.features.sample_rate
         for f in negatives.files:
             audio = np.concatenate(list(stream_audio(f.path, sr)) or [np.zeros(0, np.float32)])
+            if len(audio) < FIRST_WINDOW_SAMPLES:
+                # shorter than one head window (a 1 s clip): heard after silence, as a stream would
+                # hear it, instead of giving no window at all
+                audio = np.concatenate([np.zeros(FIRST_WINDOW_SAMPLES - len(audio), np.float32), audio])
             emb = self.embedder.stream(audio)
             if len(emb) >= HEAD_EMBEDDINGS:
                 parts.append(emb)
