@@ -489,3 +489,31 @@ def test_negatives_shorter_than_a_head_window_are_heard_after_silence(tmp_path):
     # the 3 s file: 3 s = 37 chunks of 80 ms -> 28 embeddings -> 13 head windows; each short file: 1
     assert len(pool["starts"]) == 13 + 3
     assert len(pool["embeddings"]) == 28 + 3 * 16
+
+
+class _WindowDigestEmbedder(_ZeroEmbedder):
+    """A stand-in embedding that is a digest of its mel window (its first 96 values), recording the
+    largest batch it was given."""
+
+    largest = 0
+
+    def embed(self, mel_windows):
+        self.largest = max(self.largest, len(mel_windows))
+        return np.asarray(mel_windows, np.float32).reshape(len(mel_windows), -1)[:, :EMBEDDING_DIM].copy()
+
+
+def test_a_long_recording_is_embedded_a_block_at_a_time_with_the_same_embeddings(monkeypatch):
+    """Streaming a negatives recording made all of its mel windows at once (440 MB per hour of audio,
+    4.4 GB for 10 h of negatives); blocks give the same embeddings in the same order."""
+    from kws.trainer import embedding_data
+
+    audio = (0.1 * np.random.default_rng(1).standard_normal(7 * SAMPLE_RATE)).astype(np.float32)
+    whole = _WindowDigestEmbedder()
+    expected = whole.stream(audio)
+    assert len(expected) == 7 * SAMPLE_RATE // CHUNK_SAMPLES - 9 and whole.largest == len(expected)
+    monkeypatch.setattr(embedding_data, "STREAM_BLOCK_EMBEDDINGS", 7)
+    blocks = _WindowDigestEmbedder()
+    got = blocks.stream(audio)
+    assert blocks.largest == 7
+    np.testing.assert_array_equal(got, expected)
+    assert len(blocks.stream(audio[:24 * CHUNK_SAMPLES])) == 15 and len(blocks.stream(audio[:CHUNK_SAMPLES])) == 0

@@ -32,8 +32,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.edge.embedding_frontend import (EMBEDDING_DIM, HEAD_EMBEDDINGS, LOOKBACK_SAMPLES, MEL_BINS, MEL_WINDOW,
-                                         UNSEEN_TAIL_SAMPLES, WINDOW_SAMPLES, MelFrontend, embedding_windows)
+from kws.edge.embedding_frontend import (EMBEDDING_DIM, FIRST_EMBEDDING_CHUNKS, HEAD_EMBEDDINGS, LOOKBACK_SAMPLES,
+                                         MEL_BINS, MEL_FRAMES_PER_CHUNK, MEL_WINDOW, UNSEEN_TAIL_SAMPLES,
+                                         WINDOW_SAMPLES, MelFrontend, embedding_windows)
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL, atomic_write_bytes
 
 from . import negatives as neg
@@ -46,6 +47,9 @@ from .speech_embedding import EMBEDDING_FILE, KNOWN_SHA256, MEL_FILE, find_weigh
 CACHE_DIR = "embeddings"  # in the run folder
 CACHE_VERSION = 1
 EMBED_BATCH = 512  # mel windows per Keras call
+# a recording's embeddings are computed this many at a time: its mel windows (76 x 32 floats each,
+# 440 MB per hour of audio) never all sit in memory
+STREAM_BLOCK_EMBEDDINGS = 4096
 WINDOW_BATCH = 64  # audio windows whose mel windows are embedded together
 CALIBRATION_WINDOWS = 400  # mel windows kept for kws-convert's int8 calibration of the embedding
 CALIBRATION_SEED_OFFSET = 13
@@ -180,8 +184,17 @@ class Embedder:
 
     def stream(self, audio: np.ndarray) -> np.ndarray:
         """(m, EMBEDDING_DIM) embeddings of a recording streamed from silence, one per 80 ms chunk from
-        the first whole mel window on (consecutive HEAD_EMBEDDINGS rows are one head window)."""
-        return self.embed(embedding_windows(self.mel.stream(audio)))
+        the first whole mel window on (consecutive HEAD_EMBEDDINGS rows are one head window), computed
+        STREAM_BLOCK_EMBEDDINGS at a time."""
+        mel = self.mel.stream(audio)
+        chunks = len(mel) // MEL_FRAMES_PER_CHUNK
+        parts = []
+        for first in range(0, chunks - FIRST_EMBEDDING_CHUNKS + 1, STREAM_BLOCK_EMBEDDINGS):
+            # the frames of the block's embeddings: those ending after chunks first + FIRST_EMBEDDING_CHUNKS
+            # .. first + FIRST_EMBEDDING_CHUNKS - 1 + STREAM_BLOCK_EMBEDDINGS
+            end = first + FIRST_EMBEDDING_CHUNKS - 1 + STREAM_BLOCK_EMBEDDINGS
+            parts.append(self.embed(embedding_windows(mel[first * MEL_FRAMES_PER_CHUNK:end * MEL_FRAMES_PER_CHUNK])))
+        return np.concatenate(parts) if parts else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
 class EmbeddingFeatures:
