@@ -108,8 +108,16 @@ class SynthOptions:
         if bad:  # _x is reserved (_unknown_, _silence_), -x reads as an option
             problems.append(f"words must be letters, digits, ' - or _ (folder names) and start with a letter, "
                             f"digit or ', got {bad!r}")
+        said: dict[str, list[str]] = {}
+        for w in self.words:
+            if w.strip():
+                said.setdefault(spoken(w), []).append(w)
+        alike = [ws for ws in said.values() if len(ws) > 1]
         if len(set(self.words)) != len(self.words):
             problems.append(f"words repeat: {self.words!r}")
+        elif alike:  # two labels of the same speech: a model cannot tell them apart (one folder on macOS)
+            problems.append("words are said alike, so their clips would be the same speech under two labels: "
+                            + "; ".join(" and ".join(repr(w) for w in ws) for ws in alike))
         if self.per_word < 1 or self.negatives < 0:
             problems.append("per_word must be >= 1 and negatives >= 0")
         if not 8000 <= self.sample_rate <= 48000:

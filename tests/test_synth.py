@@ -544,3 +544,12 @@ def test_every_noise_dir_file_is_kept_when_names_differ_only_by_suffix_or_case(t
     assert sorted(user) == ["user_fan", "user_fan-flac", "user_fan-wav"]
     peak_hz = {k: int(round(np.argmax(np.abs(np.fft.rfft(v))) * 16000 / len(v))) for k, v in user.items()}
     assert peak_hz == {"user_fan": 900, "user_fan-flac": 500, "user_fan-wav": 200}
+
+
+def test_words_said_alike_are_refused_before_anything_is_written(tmp_path):
+    """--words yes,Yes (or hey-robot,hey_robot) made two labels of the same speech, which no model can
+    tell apart (and one folder on a case-insensitive file system); it ran to the end."""
+    res = _run("--words", "yes,Yes,hey-robot,hey_robot,no", "--out", tmp_path / "x", "-q")
+    assert res.returncode == 1 and not (tmp_path / "x").exists()
+    assert res.stderr.strip() == ("Error: words are said alike, so their clips would be the same speech under two "
+                                  "labels: 'yes' and 'Yes'; 'hey-robot' and 'hey_robot'")
