@@ -561,9 +561,12 @@ def _load_record(opts: SynthOptions, shard: int) -> dict[str, dict] | None:
 
 
 def _shard_done(opts: SynthOptions, shard_tasks: Sequence[ClipTask], record: dict | None) -> bool:
+    """Whether a shard needs no rendering: every clip is on disk or too long. A clip the engine failed
+    on (a festival timeout on a loaded machine) is tried again by the rerun the summary suggests."""
     if record is None or set(record) != {t.path for t in shard_tasks}:
         return False
-    return all(record[t.path]["status"] != OK or (opts.out / t.path).is_file() for t in shard_tasks)
+    return all(record[t.path]["status"] == TOO_LONG
+               or (record[t.path]["status"] == OK and (opts.out / t.path).is_file()) for t in shard_tasks)
 
 
 def generate(opts: SynthOptions, jobs: int, quiet: bool = False) -> Summary:

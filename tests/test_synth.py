@@ -553,3 +553,26 @@ def test_words_said_alike_are_refused_before_anything_is_written(tmp_path):
     assert res.returncode == 1 and not (tmp_path / "x").exists()
     assert res.stderr.strip() == ("Error: words are said alike, so their clips would be the same speech under two "
                                   "labels: 'yes' and 'Yes'; 'hey-robot' and 'hey_robot'")
+
+
+@needs_espeak
+def test_a_rerun_tries_the_clips_an_engine_failed_on_again(tmp_path):
+    """A clip the engine failed on (a festival timeout on a loaded machine) was recorded with its
+    shard, and the rerun counted the shard as done: the clip stayed missing for good ('0 rendered,
+    3 already there; 1 failed'), here leaving validation without a voice."""
+    import json
+
+    out = tmp_path / "retry"
+    args = ("--words", "yes", "--per-word", 4, "--negatives", 0, "--engines", "espeak", "--jobs", 1, "-q",
+            "--out", out)
+    assert _run(*args).returncode == 0
+    first = _digest(out)
+    record_path = next((out / ".synth_state" / "shards").glob("*.json"))
+    record = json.loads(record_path.read_text())
+    record[0].update(status="error: festival failed: timed out", written=False)  # what a failed clip leaves
+    record_path.write_text(json.dumps(record))
+    (out / record[0]["path"]).unlink()
+    res = _run(*args)
+    assert res.returncode == 0, res.stderr
+    assert "1 rendered, 3 already there" in res.stdout and "failed" not in res.stdout
+    assert _digest(out) == first
