@@ -238,8 +238,9 @@ def _rate_pitch_levels(voice: Voice) -> list[tuple[float, float]]:
 
 def pick_voices(voices: Sequence[Voice], n: int, rng: np.random.Generator) -> list[tuple[Voice, float, float]]:
     """n (voice, rate, pitch) combinations: an engine drawn by ENGINE_WEIGHTS, then that engine's
-    voices in turn (a shuffled order each round, so every voice -- e.g. each of the five recorded
-    speakers -- is used equally often), then the voice's next (rate, pitch) from its shuffled list,
+    voices in turn (a shuffled order each round, so an engine's voices are used equally often; a
+    recorded speaker with a voice in two engines, kal or slt, comes up about twice as often as one with
+    a single voice), then the voice's next (rate, pitch) from its shuffled list,
     so no combination repeats until every one of that voice has been used."""
     by_engine: dict[str, list[Voice]] = {}
     for v in voices:
