@@ -58,8 +58,10 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     monkeypatch.setattr(train_module, "train", interrupted)
     miner = Miner(run_copy, opts, quiet=True)
     parts, fa = miner.score()
-    # every scored window ends on a hop boundary, one per 40 ms once a full clip has arrived
-    assert [len(p.times) for p in parts] == [(40 * 1000 - 1000) // 40 + 1, (24 * 1000 - 1000) // 40 + 1]
+    # every scored window ends on a hop boundary, one per 40 ms once a full clip has arrived and on
+    # through one clip of silence after the file's end (as kws-listen hears a file out)
+    assert [len(p.times) for p in parts] == [40 * 1000 // 40 + 1, 24 * 1000 // 40 + 1]
+    assert parts[0].times[-1] == pytest.approx(41.0) and parts[0].duration_s == pytest.approx(40.0)
     assert parts[0].times[0] == pytest.approx(1.0) and parts[0].times[1] == pytest.approx(1.04)
     assert fa["hours"] == pytest.approx(64 / 3600, rel=1e-3) and fa["false_accepts"] > 0
     with pytest.raises(KeyboardInterrupt):
