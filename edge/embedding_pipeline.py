@@ -29,7 +29,7 @@ from .embedding_frontend import (CHUNK_SAMPLES, EMBEDDING_DIM, FIRST_EMBEDDING_C
 from .errors import KwsError, ManifestError
 from .manifest import EMBEDDING_FAMILY, Manifest, ModelEntry, SmoothingConfig
 from .model_loader import checked_file
-from .recognizer import HopDecisions, HopTimer, threshold_override, to_float_audio
+from .recognizer import HopDecisions, HopTimer, hop_time_ms, threshold_override, to_float_audio
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .smoothing import PosteriorSmoother, never_decides
@@ -255,7 +255,7 @@ class EmbeddingRecognizer(HopDecisions):
             self.pipeline.push(self._pending)
             if not self.pipeline.ready or (self.pipeline.chunks - WINDOW_CHUNKS) % self._chunks_per_hop:
                 continue
-            detection = self._decide(self.pipeline.scores(), self._samples * MS_PER_S / SAMPLE_RATE)
+            detection = self._decide(self.pipeline.scores(), hop_time_ms(self._samples, SAMPLE_RATE))
             if detection is not None:
                 detections.append(detection)
             now = time.perf_counter()

@@ -23,7 +23,8 @@ import numpy as np
 
 from .errors import KwsError, ManifestError
 from .manifest import ENSEMBLE_MERGES, Manifest, load_manifest
-from .recognizer import MS_PER_S, Detection, HopDecisions, HopTimer, threshold_override, to_float_audio
+from .recognizer import (Detection, HopDecisions, HopTimer, stream_time_ms, threshold_override,
+                         to_float_audio)
 from .smoothing import PosteriorSmoother, never_decides
 
 ENSEMBLE_FORM = "ensemble"
@@ -207,7 +208,7 @@ class EnsembleRecognizer(HopDecisions):
         times, merged, self._held = hold_latest_mean(base_times, base_scores, others, self._held)
         detections = []
         for t, row in zip(times, merged):
-            det = self._decide(row, float(t) * MS_PER_S)
+            det = self._decide(row, stream_time_ms(t, self.sample_rate))
             if det is not None:
                 detections.append(det)
         elapsed = self._unscored_s + time.perf_counter() - start

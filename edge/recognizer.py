@@ -42,6 +42,19 @@ HOP_TIMES_KEPT = 65_536
 MS_PER_S = 1000.0
 
 
+def hop_time_ms(samples: int, sample_rate: int) -> float:
+    """The stream time (ms) of the hop ending after ``samples`` samples, as the smoother gets it."""
+    return samples * MS_PER_S / sample_rate
+
+
+def stream_time_ms(time_s: float, sample_rate: int) -> float:
+    """``hop_time_ms`` of a hop known by its time in seconds (``pop_scores``): exactly the float the
+    recognizer's smoother got, where ``time_s * 1000`` can be off in the last bit and move a result
+    across the edge of the averaging window or the suppression time (another detection offline than
+    live on the same scores)."""
+    return hop_time_ms(int(round(float(time_s) * sample_rate)), sample_rate)
+
+
 @dataclass(frozen=True)
 class Detection:
     """A keyword heard: ``time_s`` is the stream time (s) of the newest audio when it fired."""
@@ -390,4 +403,4 @@ class Recognizer(HopDecisions):
             scores = self._step_scores.copy()  # the smoother keeps it; the step model reuses its buffer
         else:
             scores = self.model.predict(self._frames.latest(self._clip))
-        return self._decide(scores, self._samples * MS_PER_S / self.sample_rate)
+        return self._decide(scores, hop_time_ms(self._samples, self.sample_rate))

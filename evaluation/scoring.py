@@ -17,7 +17,7 @@ import numpy as np
 from kws.edge.audio import NO_SAMPLES, UNREADABLE
 from kws.edge.errors import AudioError
 from kws.edge.manifest import Manifest, SmoothingConfig
-from kws.edge.recognizer import Recognizer
+from kws.edge.recognizer import Recognizer, stream_time_ms
 from kws.edge.smoothing import PosteriorSmoother
 
 from .streaming_metrics import Detection
@@ -41,12 +41,13 @@ def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None,
 
 def smooth(times: np.ndarray, scores: np.ndarray, manifest: Manifest,
            smoothing: SmoothingConfig | None = None, thresholds: dict[str, float] | None = None) -> list[Detection]:
-    """Keyword detections of the edge smoother over stored per-hop scores."""
+    """Keyword detections of the edge smoother over stored per-hop scores (each hop at the very stream
+    time in ms the recognizer's smoother got, so kws-listen fires the same)."""
     smoother = PosteriorSmoother.from_manifest(manifest, smoothing or manifest.smoothing,
                                                manifest.thresholds if thresholds is None else thresholds)
     out = []
     for t, s in zip(times, scores):
-        res = smoother.update(s, float(t) * 1000.0)
+        res = smoother.update(s, stream_time_ms(t, manifest.sample_rate))
         if res is not None and res.is_detection:
             out.append(Detection(float(t), res.label, float(res.score)))
     return out

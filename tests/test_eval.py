@@ -310,3 +310,30 @@ def test_a_word_that_would_clip_is_turned_down_alone_not_the_whole_stream():
             assert snr == pytest.approx(20.0, abs=1.0)  # untouched by the loud word
         else:
             assert snr < 19.0  # the loud word itself was turned down to fit
+
+
+def test_offline_smoothing_fires_where_the_recognizer_does_at_the_edge_of_the_refractory_time():
+    """kws-eval re-runs the smoother over the per-hop times the recognizer kept in seconds; the hop at
+    65.6 s is exactly 1000 ms (the suppression time) after a detection at 64.6 s. kws-listen's
+    smoother got 64600.0 and 65600.0 ms and waits one more hop; 65.6 * 1000 - 64.6 * 1000 is a hair
+    over 1000, which fired a second detection 40 ms early offline."""
+    from kws.edge.frontend import FrontendConfig
+    from kws.edge.manifest import Manifest, SmoothingConfig
+    from kws.edge.recognizer import hop_time_ms
+    from kws.edge.smoothing import PosteriorSmoother
+    from kws.evaluation.scoring import smooth
+
+    labels = ("_silence_", "_unknown_", "yes")
+    fe = FrontendConfig()
+    hop = int(fe.sample_rate * 0.040)
+    manifest = Manifest(labels=labels, frontend=fe, smoothing=SmoothingConfig(hop_ms=40.0), thresholds={"yes": 0.5})
+    n = 1700
+    yes = np.zeros(n)
+    yes[1608:1618] = yes[1632:1642] = 1.0  # two words 0.96 s apart, each 0.4 s of hops
+    scores = np.stack([1 - yes, np.zeros(n), yes], axis=1)
+    live_ms = [hop_time_ms((k + 1) * hop, fe.sample_rate) for k in range(n)]
+    times_s = np.array(live_ms) / 1000.0  # as Recognizer.pop_scores keeps them
+    live = PosteriorSmoother(labels, manifest.smoothing, manifest.thresholds)
+    fired = [t / 1000.0 for t, s in zip(live_ms, scores) if live.update(s, t).is_detection]
+    assert fired == [64.6, 65.64]
+    assert [d.time_s for d in smooth(times_s, scores, manifest)] == pytest.approx(fired, abs=1e-9)
