@@ -5,8 +5,11 @@
 * false accepts per hour of keyword-free audio and the false-reject rate, overall and per label;
 * detection latency after the end of the keyword's speech.
 
-A detection matches the nearest still-unmatched keyword whose speech end is within
-TOLERANCE_S of it. An unmatched keyword detection is a false accept, including one fired on an
+A detection matches a still-unmatched keyword whose speech end is within TOLERANCE_S of it: first
+every detection that can be paired with a word of its own label is (correct matches), then the rest
+with words of another label (wrong matches); in each pass, in time order, the earliest such word,
+which pairs as many as any assignment could (two words close together are both found by their two
+detections). An unmatched keyword detection is a false accept, including one fired on an
 ``_unknown_`` word. Keyword-free time is the stream minus, for every keyword, the span where a
 detection would have matched it.
 """
@@ -55,24 +58,38 @@ def keyword_free_seconds(events: Sequence[Event], duration_s: float, tol: float 
     return max(0.0, duration_s - covered)
 
 
-def match(detections: Sequence[Detection], events: Sequence[Event], tol: float = TOLERANCE_S):
-    """Pair detections with keyword events; returns (pairs [(det, event)], unmatched detections)."""
-    kws = keyword_events(events)
-    ends = np.array([e.end_s for e in kws])
-    used = np.zeros(len(kws), dtype=bool)
-    pairs, false_accepts = [], []
-    for d in sorted(detections, key=lambda d: d.time_s):
-        if d.label in BACKGROUND_LABELS:
-            continue
-        if len(kws):
-            dist = np.abs(ends - d.time_s)
-            dist[used] = np.inf
-            j = int(np.argmin(dist))
-            if dist[j] <= tol:
+def _pair(dets: Sequence[Detection], ends: np.ndarray, used: np.ndarray, tol: float,
+          allowed=lambda d, j: True) -> list[tuple[Detection, int]]:
+    """Greedy pairing in time order: each detection takes the earliest unused keyword end within
+    ``tol`` that ``allowed`` (marked in ``used``); returns (detection, keyword index) pairs. With every
+    detection's span the same width, taking the earliest leaves the later words to later detections,
+    so no assignment pairs more."""
+    out = []
+    for d in sorted(dets, key=lambda d: d.time_s):
+        lo, hi = np.searchsorted(ends, [d.time_s - tol, d.time_s + tol], side="left")
+        while hi < len(ends) and ends[hi] <= d.time_s + tol:
+            hi += 1
+        for j in range(lo, hi):
+            if not used[j] and abs(ends[j] - d.time_s) <= tol and allowed(d, j):
                 used[j] = True
-                pairs.append((d, kws[j]))
-                continue
-        false_accepts.append(d)
+                out.append((d, j))
+                break
+    return out
+
+
+def match(detections: Sequence[Detection], events: Sequence[Event], tol: float = TOLERANCE_S):
+    """Pair detections with keyword events (see the module docstring); returns (pairs [(det, event)]
+    in time order, unmatched detections)."""
+    kws = sorted(keyword_events(events), key=lambda e: e.end_s)
+    ends = np.array([e.end_s for e in kws], np.float64)
+    used = np.zeros(len(kws), dtype=bool)
+    dets = [d for d in detections if d.label not in BACKGROUND_LABELS]
+    correct = _pair(dets, ends, used, tol, lambda d, j: kws[j].label == d.label)
+    taken = {id(d) for d, _ in correct}
+    wrong = _pair([d for d in dets if id(d) not in taken], ends, used, tol)
+    taken |= {id(d) for d, _ in wrong}
+    pairs = sorted(((d, kws[j]) for d, j in correct + wrong), key=lambda p: p[0].time_s)
+    false_accepts = sorted((d for d in dets if id(d) not in taken), key=lambda d: d.time_s)
     return pairs, false_accepts
 
 

@@ -337,3 +337,21 @@ def test_offline_smoothing_fires_where_the_recognizer_does_at_the_edge_of_the_re
     fired = [t / 1000.0 for t, s in zip(live_ms, scores) if live.update(s, t).is_detection]
     assert fired == [64.6, 65.64]
     assert [d.time_s for d in smooth(times_s, scores, manifest)] == pytest.approx(fired, abs=1e-9)
+
+
+def test_two_words_close_together_are_both_found_by_their_own_detections():
+    """Each word fires 0.6 s after it ends. Pairing each detection with the nearest word gave the
+    first detection the second word (0.4 s away) and left the second one unmatched or on the wrong
+    word: a hit and a false accept, or two wrong matches, for two words both found."""
+    same = [Event("up", 9.5, 10.0), Event("up", 10.5, 11.0)]
+    rep = streaming_report([Detection(10.6, "up", 0.9), Detection(12.4, "up", 0.9)], same, 60.0, ["up"])
+    assert (rep["per_label"]["up"]["detected"], rep["false_accepts"]) == (2, 0)
+    assert rep["latency_s"]["median"] == pytest.approx(1.0)  # 0.6 and 1.4
+    other = [Event("up", 9.5, 10.0), Event("down", 10.5, 11.0)]
+    rep = streaming_report([Detection(10.6, "up", 0.9), Detection(11.3, "down", 0.9)], other, 60.0, ["up", "down"])
+    assert rep["tutorial"]["correctly_matched_pct"] == pytest.approx(100.0)
+    assert rep["tutorial"]["wrongly_matched_pct"] == 0.0 and rep["false_accepts"] == 0
+    # a word taken for another still counts as a wrong match, not as a false accept
+    rep = streaming_report([Detection(10.3, "down", 0.9)], [Event("up", 9.5, 10.0)], 60.0, ["up", "down"])
+    assert (rep["tutorial"]["wrongly_matched_pct"], rep["false_accepts"]) == (pytest.approx(100.0), 0)
+    assert rep["per_label"]["down"]["false_accepts"] == 1
