@@ -215,7 +215,10 @@ class Miner:
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
         self.manifest = run_manifest(self.cfg, self.labels)
         self.keywords = [l for l in self.labels if l not in self.manifest.ignore_labels]
-        self.record.setdefault("negatives", list(sources))
+        # every recording mined in any round (kws-eval warns when it calibrates on one of them), also
+        # where a rerun names other --negatives than the rounds before
+        known = list(self.record.get("negatives", ()))
+        self.record["negatives"] = known + [s for s in sources if s not in known]
         self.record.setdefault("rounds", [])
         self.record.setdefault("windows", [])
         self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": opts.margin,

@@ -203,3 +203,27 @@ def test_negative_false_accepts_equal_full_smoothing_of_every_file():
         assert fa["hours"] == pytest.approx(30 * 13.0 / 3600, abs=1e-4)  # per-file hours are rounded to 1e-5
         counts.append(fa["false_accepts"])
     assert counts[0] > counts[1] > 0 == counts[2]  # the check covers files that fire and files that cannot
+
+
+def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkeypatch):
+    """mining.json's negatives are what kws-eval checks calibration negatives against: a rerun that
+    mined b.wav after a.wav kept only a.wav there, so calibrating on b.wav raised no warning."""
+    import kws.trainer.train as train_module
+    from kws.evaluation.eval_cli import trained_negatives
+    from kws.evaluation.mining import Miner, MiningOptions
+
+    a, b = str(confusers / "a.wav"), str(confusers / "b.wav")
+    (run_copy / "mining.json").write_text(json.dumps({"negatives": [a], "rounds": [], "windows": []}))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    miner = Miner(run_copy, MiningOptions(rounds=1, windows_per_round=4, negatives=(b,)), quiet=True)
+    assert [f.path for f in miner.negatives.files] == [b]
+    with pytest.raises(KeyboardInterrupt):
+        miner.run_rounds()
+    assert json.loads((run_copy / "mining.json").read_text())["negatives"] == [a, b]
+    from types import SimpleNamespace
+    assert trained_negatives(SimpleNamespace(extra={"source_run": str(run_copy)})) == {
+        Path(a).resolve(), Path(b).resolve()}
