@@ -7,10 +7,9 @@
 
 A detection matches a still-unmatched keyword whose speech end is within TOLERANCE_S of it: first
 every detection that can be paired with a word of its own label is (correct matches), then the rest
-with words of another label (wrong matches); in each pass, in time order, the earliest such word,
-which pairs as many as any assignment could (two words close together are both found by their two
-detections). An unmatched keyword detection is a false accept, including one fired on an
-``_unknown_`` word. Keyword-free time is the stream minus, for every keyword, the span where a
+with words of another label (wrong matches); each pass pairs as many as any assignment could, the
+nearest where several do (two words close together are both found by their two detections). An
+unmatched keyword detection is a false accept, including one fired on an ``_unknown_`` word. Keyword-free time is the stream minus, for every keyword, the span where a
 detection would have matched it.
 """
 from __future__ import annotations
@@ -58,39 +57,64 @@ def keyword_free_seconds(events: Sequence[Event], duration_s: float, tol: float 
     return max(0.0, duration_s - covered)
 
 
-def _pair(dets: Sequence[Detection], ends: np.ndarray, used: np.ndarray, tol: float,
-          allowed=lambda d, j: True) -> list[tuple[Detection, int]]:
-    """Greedy pairing in time order: each detection takes the earliest unused keyword end within
-    ``tol`` that ``allowed`` (marked in ``used``); returns (detection, keyword index) pairs. With every
-    detection's span the same width, taking the earliest leaves the later words to later detections,
-    so no assignment pairs more."""
-    out = []
-    for d in sorted(dets, key=lambda d: d.time_s):
-        lo, hi = np.searchsorted(ends, [d.time_s - tol, d.time_s + tol], side="left")
-        while hi < len(ends) and ends[hi] <= d.time_s + tol:
-            hi += 1
-        for j in range(lo, hi):
-            if not used[j] and abs(ends[j] - d.time_s) <= tol and allowed(d, j):
-                used[j] = True
-                out.append((d, j))
-                break
-    return out
+def pair_in_time(det_times: Sequence[float], ends: Sequence[float], tol: float) -> list[tuple[int, int]]:
+    """(detection index, word index) pairs, each detection within ``tol`` of its word's end, as many
+    as any assignment makes and, among those, the least summed distance (both lists sorted). In time
+    order the pairs never cross, so a dynamic programme over (detection, first free word) finds
+    them; a detection only reaches the few words within ``tol`` of it."""
+    d = np.asarray(det_times, np.float64)
+    e = np.asarray(ends, np.float64)
+    n = len(d)
+    if not n or not len(e):
+        return []
+    lo = np.searchsorted(e, d - tol, side="left")
+    hi = np.searchsorted(e, d + tol, side="right")
+    # best[i][j - lo[i]]: (pairs, -distance) of detections i.. with words j.. free (lo[i] <= j <= hi[i])
+    best: list[list[tuple[int, float]]] = [[] for _ in range(n + 1)]
+    take: list[list[int]] = [[] for _ in range(n)]
+
+    def after(i: int, j: int) -> tuple[int, float]:
+        if i == n:
+            return (0, 0.0)
+        return best[i][max(j, lo[i]) - lo[i]]
+
+    for i in range(n - 1, -1, -1):
+        row, choice = [], []
+        for j in range(lo[i], hi[i] + 1):
+            top, pick = after(i + 1, j), -1
+            for w in range(j, hi[i]):
+                count, dist = after(i + 1, w + 1)
+                cand = (count + 1, dist - abs(e[w] - d[i]))
+                if cand > top:
+                    top, pick = cand, w
+            row.append(top)
+            choice.append(pick)
+        best[i], take[i] = row, choice
+    pairs, j = [], int(lo[0])
+    for i in range(n):
+        w = take[i][max(j, lo[i]) - lo[i]]
+        if w >= 0:
+            pairs.append((i, w))
+            j = w + 1
+    return pairs
 
 
 def match(detections: Sequence[Detection], events: Sequence[Event], tol: float = TOLERANCE_S):
     """Pair detections with keyword events (see the module docstring); returns (pairs [(det, event)]
     in time order, unmatched detections)."""
-    kws = sorted(keyword_events(events), key=lambda e: e.end_s)
-    ends = np.array([e.end_s for e in kws], np.float64)
-    used = np.zeros(len(kws), dtype=bool)
-    dets = [d for d in detections if d.label not in BACKGROUND_LABELS]
-    correct = _pair(dets, ends, used, tol, lambda d, j: kws[j].label == d.label)
-    taken = {id(d) for d, _ in correct}
-    wrong = _pair([d for d in dets if id(d) not in taken], ends, used, tol)
-    taken |= {id(d) for d, _ in wrong}
-    pairs = sorted(((d, kws[j]) for d, j in correct + wrong), key=lambda p: p[0].time_s)
-    false_accepts = sorted((d for d in dets if id(d) not in taken), key=lambda d: d.time_s)
-    return pairs, false_accepts
+    dets = sorted((d for d in detections if d.label not in BACKGROUND_LABELS), key=lambda d: d.time_s)
+    free_words = sorted(keyword_events(events), key=lambda e: e.end_s)
+    pairs = []
+    for same_label in (True, False):  # correct matches first, then words taken for another
+        for label in (dict.fromkeys(d.label for d in dets) if same_label else [None]):
+            ds = [d for d in dets if label is None or d.label == label]
+            ws = [w for w in free_words if label is None or w.label == label]
+            found = [(ds[a], ws[b]) for a, b in pair_in_time([x.time_s for x in ds], [w.end_s for w in ws], tol)]
+            pairs += found
+            taken_d, taken_w = {id(x) for x, _ in found}, {id(w) for _, w in found}
+            dets = [x for x in dets if id(x) not in taken_d]
+            free_words = [w for w in free_words if id(w) not in taken_w]
+    return sorted(pairs, key=lambda p: p[0].time_s), dets
 
 
 def streaming_report(detections: Sequence[Detection], events: Sequence[Event], duration_s: float,

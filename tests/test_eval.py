@@ -355,3 +355,31 @@ def test_two_words_close_together_are_both_found_by_their_own_detections():
     rep = streaming_report([Detection(10.3, "down", 0.9)], [Event("up", 9.5, 10.0)], 60.0, ["up", "down"])
     assert (rep["tutorial"]["wrongly_matched_pct"], rep["false_accepts"]) == (pytest.approx(100.0), 0)
     assert rep["per_label"]["down"]["false_accepts"] == 1
+    # a missed word just before a found one: the detection is the found word's, 0.25 s after its end
+    rep = streaming_report([Detection(11.45, "up", 0.9)], [Event("up", 9.5, 10.0), Event("up", 10.7, 11.2)],
+                           60.0, ["up"])
+    assert rep["latency_s"]["median"] == pytest.approx(0.25) and rep["per_label"]["up"]["detected"] == 1
+
+
+def test_detections_pair_with_as_many_words_as_any_assignment_could():
+    """Brute force over small random streams: no other pairing (each detection with at most one word
+    within 1.5 s, each word once) pairs more."""
+    import itertools
+
+    from kws.evaluation.streaming_metrics import pair_in_time
+
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        ends = np.sort(rng.uniform(0, 8, rng.integers(0, 6)))
+        dets = np.sort(rng.uniform(0, 9, rng.integers(0, 6)))
+        pairs = pair_in_time(dets, ends, 1.5)
+        assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)
+        assert all(abs(dets[a] - ends[b]) <= 1.5 for a, b in pairs)
+        most = 0
+        for k in range(min(len(dets), len(ends)), 0, -1):
+            if any(all(abs(dets[a] - ends[b]) <= 1.5 for a, b in zip(ds, ws))
+                   for ds in itertools.combinations(range(len(dets)), k)
+                   for ws in itertools.permutations(range(len(ends)), k)):
+                most = k
+                break
+        assert len(pairs) == most
