@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -65,6 +65,14 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Source], list[tuple[str, s
         else:
             errors.append((item, "no such file or folder"))
     return sources, errors
+
+
+def label_by_folder(src: Source, labels: Sequence[str] | None) -> Source:
+    """``src`` with its parent folder's name as its true label, where it has none and that name is a
+    model label (kws-predict --label-from-folder)."""
+    if src.true is not None or src.path is None or labels is None or src.path.parent.name not in labels:
+        return src
+    return replace(src, true=src.path.parent.name)
 
 
 def fetch_url(url: str, dest_dir: str | os.PathLike, max_bytes: int = MAX_URL_BYTES,

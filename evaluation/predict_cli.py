@@ -13,7 +13,8 @@ from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir
 from kws.trainer.config import DEFAULT_GROUP_PATTERN
 
-from .predict import DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs, predict_sources, read_list
+from .predict import (DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs, label_by_folder, predict_sources,
+                      read_list)
 
 REPORT_JSON = "predictions.json"
 METRICS_JSON = "metrics.json"
@@ -28,7 +29,8 @@ CONFUSION_PNG = "confusion_matrix.png"
 @click.option("--list", "list_file", type=click.Path(dir_okay=False), default=None,
               help="Test list: one 'path[,label]' per line, paths relative to the list's folder.")
 @click.option("--label-from-folder", is_flag=True,
-              help="With --list: a line without a label takes its parent folder's name if it is a model label.")
+              help="A clip without a label (a --list line without one, or a file or folder given as input) "
+                   "takes its parent folder's name if it is a model label.")
 @click.option("--top-k", type=click.IntRange(1, 100), default=DEFAULT_TOP_K, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input and line.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
@@ -71,6 +73,8 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
             check_writable_dir(report_dir, "the report")
         clf = load_classifier(model)
         sources, errors = expand_inputs(inputs)
+        if label_from_folder:
+            sources = [label_by_folder(src, clf.labels) for src in sources]
         if list_file:
             sources += read_list(list_file, clf.labels, label_from_folder)
     except KwsError as exc:

@@ -176,6 +176,23 @@ def test_label_from_folder(dist, clips, tmp_path):
     assert "true" not in rows[0] and rows[1]["true"] == "up"
 
 
+def test_label_from_folder_labels_files_and_folders_given_as_inputs(dist, clips, tmp_path):
+    """The README's 'kws-predict --report DIR with labels (--list, --label-from-folder)': a folder of label
+    folders gets its metrics without a list (the flag was ignored without --list: no metrics.json)."""
+    (tmp_path / "misc").mkdir()
+    (tmp_path / "misc" / "x.wav").write_bytes((clips / "up" / "up0.wav").read_bytes())
+    res = _run(["-m", dist, clips / "down", clips / "up" / "up1.wav", tmp_path / "misc" / "x.wav",
+                "--json", "--label-from-folder", "--report", tmp_path / "rep"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
+    assert [(Path(r["path"]).name, r.get("true")) for r in rows] == (
+        [(f"down{i}.wav", "down") for i in range(5)] + [("up1.wav", "up"), ("x.wav", None)])
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["count"] == 6
+    res = _run(["-m", dist, clips / "down", "--json", "--report", tmp_path / "rep2"])
+    assert not (tmp_path / "rep2" / "metrics.json").exists()
+
+
 def test_long_clip_reports_keyword_window(dist, tmp_path):
     rng = np.random.default_rng(7)
     audio = np.concatenate([other_audio(rng) * 0.2, word_audio("down", rng), rng.normal(0, 0.003, SAMPLE_RATE)])
