@@ -301,3 +301,20 @@ def test_the_pages_name_the_defaults_the_tools_use():
     assert [arch for arch, _ops in default_rows] == [ModelConfig().architecture]
     if default_rows[0][0] == "tcn":
         assert {"STRIDED_SLICE", "ADD"} <= set(default_rows[0][1].replace(" ", "").split(","))
+
+
+def test_the_port_pages_count_the_default_tcns_frames_per_hop():
+    """The Android, iOS, frontend and Pi pages said a 40 ms hop of 4 frames by default; the default
+    tcn's manifest lists kws-convert's 30 ms step as its hop (3 frames)."""
+    from kws.converters.stream_export import DEFAULT_STEP_MS, hop_for_step
+    from kws.edge.manifest import SmoothingConfig
+
+    stride = FrontendConfig().stride_ms
+    hop = hop_for_step(SmoothingConfig().hop_ms, DEFAULT_STEP_MS)
+    frames = round(hop / stride)
+    for page in ("android.md", "ios.md"):
+        assert f"// {frames} (default tcn, {hop:g} ms)" in (NOTES / page).read_text(encoding="utf-8"), page
+    spec = (NOTES / "frontend_spec.md").read_text(encoding="utf-8")
+    assert f"`smoothing.hop_ms` of {hop:g} the model runs every {frames} new frames" in spec
+    for page in ("smoothing.md", "raspberry_pi.md"):
+        assert f"`smoothing.hop_ms`: {hop:g} ms for the default tcn" in (NOTES / page).read_text(encoding="utf-8"), page
