@@ -66,6 +66,14 @@ class EmbeddingPipeline:
         """Whether a whole head window has been heard (the head's input holds no padding)."""
         return self.chunks >= WINDOW_CHUNKS
 
+    def prime(self) -> None:
+        """Hear the silence before a stream: all but one chunk of a head window of zeros, so that the
+        stream's first chunk completes a window and is scored (a word in the first 2 s is then heard
+        as kws-predict hears a clip, after silence, instead of never reaching the window's end)."""
+        silence = np.zeros(CHUNK_SAMPLES, np.float32)
+        while self.chunks < WINDOW_CHUNKS - 1:
+            self.push(silence)
+
     def push(self, chunk: np.ndarray) -> None:
         """One chunk of CHUNK_SAMPLES float samples in [-1, 1]: its mel frames, then (from the
         FIRST_EMBEDDING_CHUNKS-th chunk on) one embedding of the newest MEL_WINDOW frames."""
@@ -229,8 +237,10 @@ class EmbeddingRecognizer(HopDecisions):
         return self._samples / SAMPLE_RATE
 
     def reset(self) -> None:
-        """Start a new stream: forget audio, state, smoothing and stream time."""
+        """Start a new stream: forget audio, state, smoothing and stream time; the stream starts on
+        silence, and its first hop comes one 80 ms chunk in (``EmbeddingPipeline.prime``)."""
         self.pipeline.reset()
+        self.pipeline.prime()
         self.smoother.reset()
         self._samples = 0
         self._filled = 0

@@ -272,12 +272,13 @@ def test_streamed_scores_equal_the_one_shot_scores_of_the_same_windows(embedding
         runs.append(rec.pop_scores())
     times, scores = runs[0]
     assert all(np.array_equal(times, t) and np.array_equal(scores, s) for t, s in runs[1:])
-    assert times[0] == (WINDOW_SAMPLES - LOOKBACK_SAMPLES) / SAMPLE_RATE == 2.0  # the first whole window
+    # the stream starts on silence: its first 80 ms chunk completes a head window and is scored
+    assert times[0] == CHUNK_SAMPLES / SAMPLE_RATE == 0.08
     assert np.allclose(np.diff(times), 0.08)
     pipeline = rec.pipeline
-    padded = np.concatenate([np.zeros(LOOKBACK_SAMPLES, np.float32), audio])
+    padded = np.concatenate([np.zeros(WINDOW_SAMPLES, np.float32), audio])
     for t, s in list(zip(times, scores))[::7]:
-        end = int(round(t * SAMPLE_RATE)) + LOOKBACK_SAMPLES
+        end = int(round(t * SAMPLE_RATE)) + WINDOW_SAMPLES
         one_shot = pipeline.head.predict(pipeline.window_inputs(padded[end - WINDOW_SAMPLES:end])[0])
         # the streamed mel comes from other matrix shapes than the one-shot one, so BLAS may sum in
         # another order: equal to float precision (float), or to one step of the int8 output (int8)
@@ -517,3 +518,23 @@ def test_a_long_recording_is_embedded_a_block_at_a_time_with_the_same_embeddings
     assert blocks.largest == 7
     np.testing.assert_array_equal(got, expected)
     assert len(blocks.stream(audio[:24 * CHUNK_SAMPLES])) == 15 and len(blocks.stream(audio[:CHUNK_SAMPLES])) == 0
+
+
+def test_a_word_at_the_start_of_a_stream_is_heard(embedding_run):
+    """A stream starts on silence: a 1 s clip, streamed alone and heard out (Recognizer.finish), is
+    scored from its first 80 ms chunk and its word detected; nothing was scored before 2 s had arrived,
+    so kws-listen --wav found no word in such a clip."""
+    from kws.edge.audio import read_audio
+    from kws.edge.recognizer import Recognizer
+
+    data = Path(json.loads((embedding_run / "split.json").read_text())["root"])
+    clips = [(word, f) for word in ("up", "down") for f in sorted((data / word).iterdir())[:4]]
+    found = 0
+    for word, path in clips:
+        rec = Recognizer.from_manifest(embedding_run / "dist", model="float", threshold=0.5)
+        audio, info = read_audio(path)
+        assert info.sample_rate == SAMPLE_RATE and len(audio) == SAMPLE_RATE
+        heard = [d.label for d in rec.process(audio) + rec.finish()]
+        assert set(heard) <= {word}, (path, heard)
+        found += heard[:1] == [word]
+    assert found >= 6, found
