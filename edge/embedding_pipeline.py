@@ -32,7 +32,7 @@ from .model_loader import checked_file
 from .recognizer import HopDecisions, HopTimer, hop_time_ms, threshold_override, to_float_audio
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
-from .smoothing import PosteriorSmoother, never_decides
+from .smoothing import PosteriorSmoother, check_decides
 
 MS_PER_S = 1000.0
 HOP_MS = CHUNK_SAMPLES * MS_PER_S / SAMPLE_RATE  # 80 ms: one embedding per hop
@@ -158,9 +158,7 @@ class EmbeddingRecognizer(HopDecisions):
         if chunks < 1 or abs(chunks - round(chunks)) > 1e-9:
             raise KwsError(f"hop {config.hop_ms:g} ms must be a multiple of the {EMBEDDING_FAMILY} family's "
                            f"{HOP_MS:g} ms step")
-        problem = never_decides(config)
-        if problem:
-            raise KwsError(problem)
+        check_decides(config)
         self.smoothing = config
         self._chunks_per_hop = int(round(chunks))
         self._pending = np.zeros(CHUNK_SAMPLES, np.float32)

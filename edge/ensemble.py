@@ -25,7 +25,7 @@ from .errors import KwsError, ManifestError
 from .manifest import ENSEMBLE_MERGES, Manifest, load_manifest
 from .recognizer import (Detection, HopDecisions, HopTimer, stream_time_ms, threshold_override,
                          to_float_audio)
-from .smoothing import PosteriorSmoother, never_decides
+from .smoothing import PosteriorSmoother, check_decides
 
 ENSEMBLE_FORM = "ensemble"
 
@@ -88,9 +88,7 @@ class EnsembleRecognizer(HopDecisions):
             except ValueError as exc:
                 raise ManifestError(f"ensemble members: {exc}") from None
         config = replace(smoothing or manifest.smoothing, hop_ms=first.hop_ms)
-        problem = never_decides(config)
-        if problem:
-            raise KwsError(problem)
+        check_decides(config)
         self.smoothing = config
         self.smoother = PosteriorSmoother(first.labels, config,
                                           manifest.thresholds if thresholds is None else thresholds,

@@ -31,7 +31,7 @@ from .model_loader import (DeferredModel, locate, open_model, open_step_model,  
 from .ringbuffer import RingBuffer
 from .runtime import TFLiteModel
 from .stepmodel import StepModel
-from .smoothing import PosteriorSmoother, never_decides
+from .smoothing import PosteriorSmoother, check_decides
 
 INT32_SCALE = 2147483648.0
 WINDOW_FORM = "window"
@@ -198,9 +198,7 @@ class Recognizer(HopDecisions):
         if abs(hop_samples / fe.stride_samples - round(hop_samples / fe.stride_samples)) > 1e-9 or hop_samples <= 0:
             raise KwsError(f"hop {config.hop_ms:g} ms must be a multiple of the frontend stride "
                            f"({fe.stride_ms:g} ms)")
-        problem = never_decides(config)
-        if problem:
-            raise KwsError(problem)
+        check_decides(config)
         self.smoothing = config
         self._hop_samples = int(round(hop_samples))
         self._window, self._stride = fe.window_samples, fe.stride_samples

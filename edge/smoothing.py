@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .errors import KwsError
 from .manifest import BACKGROUND_LABELS, Manifest, SmoothingConfig
 
 NO_LABEL = -1
@@ -111,6 +112,14 @@ def never_decides(config: SmoothingConfig) -> str | None:
     return (f"hop {config.hop_ms:g} ms: results that far apart never span the {need:g} ms a decision needs "
             f"within the {config.average_window_ms:g} ms smoothing window, so nothing would ever be detected; "
             f"use a shorter hop")
+
+
+def check_decides(config: SmoothingConfig) -> None:
+    """KwsError with ``never_decides``'s line where a smoother with ``config`` could never decide (what
+    every recognizer and kws-mine check before they run)."""
+    problem = never_decides(config)
+    if problem:
+        raise KwsError(problem)
 
 
 class PosteriorSmoother:

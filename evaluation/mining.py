@@ -23,7 +23,7 @@ from kws.edge.audio import stream_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend, FrontendConfig
 from kws.edge.manifest import Manifest, atomic_write_bytes, atomic_write_text
-from kws.edge.smoothing import never_decides
+from kws.edge.smoothing import check_decides
 
 from .scoring import ScoredAudio, negatives_false_accepts
 
@@ -57,15 +57,17 @@ def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator
     (bounded memory). The generator's return value is the file's length in samples."""
     sr, clip = frontend.sample_rate, frontend.clip_samples
     hop = int(round(sr * hop_ms / MS_PER_S))
-    buf, buf_start, next_end, total = np.zeros(0, np.float32), 0, clip, 0
+    buf, buf_start, next_end, length = np.zeros(0, np.float32), 0, clip, 0
 
     def blocks() -> Iterator[np.ndarray]:
-        yield from stream_audio(path, sr)
-        if total:  # an empty file stays empty (its reader says so)
+        nonlocal length
+        for block in stream_audio(path, sr):
+            length += len(block)
+            yield block
+        if length:  # an empty file stays empty (its reader says so)
             yield np.zeros(clip, np.float32)
 
     for chunk in blocks():
-        total += len(chunk)
         buf = np.concatenate([buf, chunk])
         while next_end <= buf_start + len(buf):
             start = next_end - clip - buf_start
@@ -74,7 +76,7 @@ def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator
         drop = next_end - clip - buf_start
         if drop > 0:
             buf, buf_start = buf[drop:], buf_start + drop
-    return total - clip if total else 0
+    return length
 
 
 def window_scores(predict: Callable[[np.ndarray], np.ndarray], n_labels: int, paths: Sequence[str],
@@ -207,9 +209,8 @@ class Miner:
         self.negatives = index_negatives(sources)
         self.threshold = opts.threshold if opts.threshold is not None else self.cfg.smoothing.detection_threshold
         self.hop_ms = opts.hop_ms if opts.hop_ms is not None else self.cfg.smoothing.hop_ms
-        problem = never_decides(dataclasses.replace(self.cfg.smoothing, hop_ms=float(self.hop_ms)))
-        if problem:  # the false accepts it counts would be none, whatever the model did
-            raise KwsError(problem)
+        # a hop the smoother never decides at: the false accepts it counts would be none, whatever the model did
+        check_decides(dataclasses.replace(self.cfg.smoothing, hop_ms=float(self.hop_ms)))
         self.opts = opts
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))

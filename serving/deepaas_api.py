@@ -28,7 +28,7 @@ from marshmallow import ValidationError, fields, validate
 import kws
 from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.locate import COMPLETE_MARKERS, SINGLE_MODEL, default_model, models_dir
-from kws.edge.manifest import load_manifest
+from kws.edge.manifest import MANIFEST_NAME, load_manifest
 
 from .fetch import ALLOW_ALL, DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, UrlPolicy, fetch_url
 from .predictor import DEFAULT_TOP_K, Predictor, read_labels
@@ -97,7 +97,8 @@ def url_policy() -> UrlPolicy:
 
 _predictor: Predictor | None = None
 _predictor_key: tuple | None = None
-CONVERTED_MANIFESTS = ("manifest.json", "dist/manifest.json")  # where a folder's converted model is described
+# where a folder's converted model is described (a kws-convert folder, a run with dist/)
+CONVERTED_MANIFESTS = tuple(m for m in COMPLETE_MARKERS if Path(m).name == MANIFEST_NAME)
 
 
 def _current_model() -> Path | None:
