@@ -35,6 +35,9 @@ BYTES_PER_OPERATOR = 128
 BYTES_PER_CHANNEL = 8  # output multiplier + shift per output channel of conv/dense ops
 FIXED_OVERHEAD = 2048
 CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Label strings: bytes kept as they are (space to tilde), and the three of them that need a backslash.
+PRINTABLE_ASCII = (0x20, 0x7E)
+C_STRING_ESCAPES = {'"': '\\"', "\\": "\\\\", "?": "\\?"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,20 @@ def estimate_arena(info: ModelInfo) -> ArenaEstimate:
 
 
 def _c_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as a C/C++ string literal of its UTF-8 bytes, in plain ASCII source: quote and
+    backslash escaped, ``?`` as ``\\?`` (so no ``??=``-style trigraph forms under -trigraphs or C++
+    before 17), and every other byte outside printable ASCII as a three-digit octal escape (octal
+    escapes end after three digits, so a following digit cannot join them as it would a hex one)."""
+    out = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char in C_STRING_ESCAPES:
+            out.append(C_STRING_ESCAPES[char])
+        elif PRINTABLE_ASCII[0] <= byte <= PRINTABLE_ASCII[1]:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
 
 
 def render_header(uses: list[OpUse], arena: ArenaEstimate, input_spec: TensorSpec, output_spec: TensorSpec,

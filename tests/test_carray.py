@@ -1,0 +1,153 @@
+"""The C++ files kws-convert writes for TensorFlow Lite Micro (converters/carray.py), built as a
+firmware would build them: strict flags with trigraphs on, the two model arrays and their labels read
+back from a compiled program, alignment and read-only placement checked on the compiled objects.
+Needs no model: the renderers get a made-up flatbuffer, ops, quantization and labels."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws.converters import carray
+from kws.converters.opcheck import OpUse
+from kws.edge.manifest import TensorSpec
+
+# Labels a dataset's folder names may hold: trigraph sequences (??= is #, ??/ is a backslash that
+# would swallow the closing quote), quotes, backslashes, a tab, UTF-8, an octal-looking tail after a
+# non-ASCII byte, a leading digit.
+LABELS = ("_silence_", "what??=", "??/", 'say "hi"', "back\\slash", "tab\there", "café", "é7", "7up")
+# Every byte value, a length that does not fill the last row, and the flatbuffer identifier at 4.
+MODEL = b"\x1c\x00\x00\x00TFL3" + bytes(range(256)) * 3 + b"\x00\xff?\\\"??="
+STEP_MODEL = MODEL[::-1]
+USES = [OpUse("CONV_2D", 3, 2, False, 6), OpUse("FULLY_CONNECTED", 9, 1, False, 11), OpUse("SOFTMAX", 1, 1, False, 3)]
+ARENA = carray.ArenaEstimate(peak_activations=62_720, bookkeeping=5_000, total=75_776)
+INPUT = TensorSpec((1, 98, 40), "int8", 0.10242190957069397, -128)
+OUTPUT = TensorSpec((1, len(LABELS)), "int8", 0.00390625, -128)
+STEP_INPUTS = (TensorSpec((1, 3, 40), "int8", 0.10242190957069397, -128), TensorSpec((1, 2, 1, 16), "int8", 0.05, 7),
+               TensorSpec((1, 4, 1, 16), "int8", 0.025, -3))
+STEP_OUTPUTS = (OUTPUT, *STEP_INPUTS[1:])
+STRICT_FLAGS = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
+# C++11 and C++14 still replace trigraphs (-trigraphs makes GNU mode do it too); C++17 dropped them.
+STANDARDS = [["-std=c++11", "-trigraphs"], ["-std=c++14", "-trigraphs"], ["-std=c++17"]]
+
+# Writes the window model's bytes, its labels (each NUL-terminated), its two scales as float32, then
+# the same for the step model; exits non-zero where the X-macro does not list KWS_MODEL_NUM_OPS ops.
+MAIN = r"""
+#include <cstdio>
+#include <cstring>
+#include "model_int8.h"
+#include "stream_int8.h"
+
+struct Resolver {
+  int added = 0;
+  void AddConv2D() { ++added; }
+  void AddFullyConnected() { ++added; }
+  void AddSoftmax() { ++added; }
+};
+
+static void Dump(const unsigned char* data, unsigned int len, const char* const* labels, int n, float in, float out) {
+  std::fwrite(data, 1, len, stdout);
+  for (int i = 0; i < n; ++i) std::fwrite(labels[i], 1, std::strlen(labels[i]) + 1, stdout);
+  std::fwrite(&in, sizeof in, 1, stdout);
+  std::fwrite(&out, sizeof out, 1, stdout);
+}
+
+int main() {
+  Resolver window, step;
+#define KWS_ADD_WINDOW_OP(name) window.name();
+  KWS_MODEL_OPS(KWS_ADD_WINDOW_OP)
+#define KWS_ADD_STEP_OP(name) step.name();
+  KWS_STREAM_MODEL_OPS(KWS_ADD_STEP_OP)
+  if (window.added != KWS_MODEL_NUM_OPS || step.added != KWS_STREAM_MODEL_NUM_OPS) return 2;
+  Dump(g_kws_model_data, g_kws_model_data_len, kKwsLabels, kKwsNumLabels, kKwsInputScale, kKwsOutputScale);
+  Dump(g_kws_stream_model_data, g_kws_stream_model_data_len, kKwsStreamLabels, kKwsStreamNumLabels,
+       kKwsStepInputScale, kKwsStepOutputScale);
+  return 0;
+}
+"""
+
+# The definitions themselves (included, so the compiler sees the declared alignment of the arrays:
+# on x86-64 the ABI aligns any 16-byte array anyway, so the address alone would prove nothing).
+ALIGNMENT_CHECK = f"""
+#include "model_int8.cc"
+#include "stream_int8.cc"
+static_assert(__alignof__(g_kws_model_data) >= {carray.ARRAY_ALIGNMENT}, "window model array alignment");
+static_assert(__alignof__(g_kws_stream_model_data) >= {carray.ARRAY_ALIGNMENT}, "step model array alignment");
+static_assert(sizeof g_kws_model_data == {len(MODEL)}, "window model array length");
+static_assert(sizeof g_kws_stream_model_data == {len(STEP_MODEL)}, "step model array length");
+"""
+
+
+def _write_sources(folder: Path) -> Path:
+    files = {
+        "model_int8.h": carray.render_header(USES, ARENA, INPUT, OUTPUT, LABELS, "model_int8.tflite", len(MODEL)),
+        "model_int8.cc": carray.render_source(MODEL, LABELS, "model_int8.h", "model_int8.tflite"),
+        "stream_int8.h": carray.render_stream_header(USES, ARENA, STEP_INPUTS, STEP_OUTPUTS, LABELS,
+                                                     "stream_int8.tflite", len(STEP_MODEL)),
+        "stream_int8.cc": carray.render_source(STEP_MODEL, LABELS, "stream_int8.h", "stream_int8.tflite",
+                                               array_name=carray.STREAM_ARRAY_NAME,
+                                               length_name=carray.STREAM_LENGTH_NAME,
+                                               labels_name=carray.STREAM_LABELS_NAME),
+    }
+    for name, text in files.items():
+        (folder / name).write_bytes(text.encode("utf-8"))
+    return folder
+
+
+def _compiler() -> str:
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found: the generated C++ cannot be compiled here (apt-get install g++)")
+    return gxx
+
+
+def _build(args: list[str], cwd: Path) -> None:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stderr}"
+
+
+def _expected_dump(data: bytes, scales: tuple[float, float]) -> bytes:
+    labels = b"".join(label.encode("utf-8") + b"\0" for label in LABELS)
+    return data + labels + np.array(scales, dtype=np.float32).tobytes()
+
+
+def test_labels_are_ascii_literals_without_trigraphs():
+    source = carray.render_source(MODEL, LABELS, "model_int8.h", "model_int8.tflite")
+    assert source.isascii()
+    assert "??" not in source
+    assert ('{"_silence_", "what\\?\\?=", "\\?\\?/", "say \\"hi\\"", "back\\\\slash", "tab\\011here", '
+            '"caf\\303\\251", "\\303\\2517", "7up"};') in source
+
+
+@pytest.mark.parametrize("standard", STANDARDS, ids=lambda flags: flags[0][5:])
+def test_strictly_compiled_program_reads_back_the_models_and_labels(tmp_path, standard):
+    gxx = _compiler()
+    folder = _write_sources(tmp_path)
+    (folder / "main.cc").write_text(MAIN)
+    (folder / "alignment_check.cc").write_text(ALIGNMENT_CHECK)
+    flags = [*standard, *STRICT_FLAGS]
+    _build([gxx, *flags, "-fsyntax-only", "alignment_check.cc"], folder)
+    _build([gxx, *flags, "-o", "dump", "main.cc", "model_int8.cc", "stream_int8.cc"], folder)
+    proc = subprocess.run([str(folder / "dump")], capture_output=True)
+    assert proc.returncode == 0, f"the ops X-macros do not list their NUM_OPS ops (exit {proc.returncode})"
+    window = _expected_dump(MODEL, (INPUT.scale, OUTPUT.scale))
+    step = _expected_dump(STEP_MODEL, (STEP_INPUTS[0].scale, STEP_OUTPUTS[0].scale))
+    assert proc.stdout[:len(window)] == window
+    assert proc.stdout[len(window):] == step
+
+
+def test_model_arrays_and_labels_are_read_only_data(tmp_path):
+    """Without position-independent code, as on a microcontroller, every definition of the .cc lands
+    in read-only data (flash), none in RAM."""
+    gxx, nm = _compiler(), shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm not found: cannot list the sections of the compiled model (apt-get install binutils)")
+    folder = _write_sources(tmp_path)
+    _build([gxx, "-std=c++11", *STRICT_FLAGS, "-fno-pic", "-c", "model_int8.cc", "-o", "model_int8.o"], folder)
+    listing = subprocess.run([nm, str(folder / "model_int8.o")], capture_output=True, text=True, check=True).stdout
+    kinds = {parts[2]: parts[1] for parts in (line.split() for line in listing.splitlines()) if len(parts) == 3}
+    assert {name: kinds.get(name) for name in (carray.ARRAY_NAME, carray.LENGTH_NAME, carray.LABELS_NAME)} == {
+        carray.ARRAY_NAME: "R", carray.LENGTH_NAME: "R", carray.LABELS_NAME: "R"}
