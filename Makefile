@@ -10,9 +10,10 @@ PIP := $(VENV)/bin/pip
 
 # Debian packages: offline TTS engines for kws-synth, PortAudio/ALSA for the microphone path,
 # libsndfile for audio files where soundfile has no wheel bundling it (32-bit Raspberry Pi OS),
-# gcc for the reference C frontend, chromium for the web page's browser test.
+# gcc for the reference C frontend, g++ for the tests that build kws-convert's C++ model arrays,
+# chromium for the web page's browser test.
 DEB_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	libportaudio2 libsndfile1 alsa-utils sox gcc make chromium
+	libportaudio2 libsndfile1 alsa-utils sox gcc g++ make chromium
 
 # TensorFlow with CUDA where an NVIDIA driver is present, the smaller CPU build elsewhere.
 TRAIN_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo train || echo train-cpu)
