@@ -119,6 +119,29 @@ def test_list_entries_that_name_no_file_are_said(tmp_path):
     assert "(every one:" in ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0).list_warning()
 
 
+def test_a_file_name_with_a_line_break_is_refused(tmp_path):
+    """speech_commands' rule (re.sub(r'_nohash_.*$', '', name): '.' stops at a newline) made 'a\\nb' the
+    speaker of a\\nb_nohash_0.wav; kws-train's search found none and split the file on its own, and no
+    list file can name it. Such a name is refused, the file kept; background noise is never split."""
+    from kws.evaluation.datastats import dataset_stats
+
+    root = _layout(tmp_path / "d", words=("yes", "no", "cat"), per=4)
+    for folder in ("yes", "cat"):  # a wanted word, and a folder folded into _unknown_
+        odd = root / folder / "a\nb_nohash_0.wav"
+        write_wav(odd, _tone(), SR)
+        with pytest.raises(ds.DataError) as err:
+            ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+        assert str(err.value) == (f"{root}/{folder}/a\\nb_nohash_0.wav: a line break in the file's name, which "
+                                  "validation_list.txt/testing_list.txt cannot name and speech_commands' split rule "
+                                  "reads differently; rename it")
+        assert odd.is_file()
+        problems = dataset_stats(root)["problems"]
+        assert [p["kind"] for p in problems if "line break" in p["detail"]] == ["not_trainable"]
+        odd.rename(root / ds.BACKGROUND_DIR / "a\rb.wav")
+    background = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0).background_files
+    assert sorted(Path(p).name for p in background) == ["a\rb.wav", "n.wav"]
+
+
 @pytest.mark.parametrize("words, message", [
     (["yes", "maybe"], "wanted word 'maybe' has no folder"),
     (["yes", ""], "empty word"),

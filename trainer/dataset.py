@@ -244,6 +244,18 @@ def _read_list(path: Path) -> set[str]:
     return {line.strip().replace("\\", "/").removeprefix("./") for line in text.splitlines() if line.strip()}
 
 
+def _refuse_line_breaks(relative_paths: Iterable[str], root: Path) -> None:
+    """DataError naming the first file whose path in the folder holds a line break: no list file can
+    name it, and speech_commands' rule (``re.sub(r'_nohash_.*$', '', name)``, where ``.`` stops at
+    a newline) groups such a name unlike ``data.group_pattern``'s search."""
+    broken = [rel for rel in relative_paths if rel.splitlines() != [rel]]
+    if broken:
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        raise DataError(f"{printable(str(root / broken[0]))}{more}: a line break in the file's name, which "
+                        f"{VALIDATION_LIST}/{TESTING_LIST} cannot name and speech_commands' split rule reads "
+                        "differently; rename it")
+
+
 def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
     """WAV files directly in a folder, sorted; other files, and links to nothing (a dataset copied
     without the files its links point to), are recorded as skipped."""
@@ -309,6 +321,9 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     if usable < 2:
         raise DataError(f"{root}: need at least two usable labels, found {usable} "
                         f"(wanted: {', '.join(wanted)}; no other word folders or {UNKNOWN_DIR}/ for _unknown_)")
+
+    split_files = [*(f for w in wanted for f in files_by_label[w]), *unknown_files]
+    _refuse_line_breaks([os.path.relpath(f, root).replace(os.sep, "/") for f in split_files], root)
 
     val_list = _read_list(root / VALIDATION_LIST)
     test_list = _read_list(root / TESTING_LIST)
