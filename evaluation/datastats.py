@@ -71,9 +71,10 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
     index = ds.scan_dataset(root, list(words), 0, 0, validation_percentage, testing_percentage, seed=0,
                             group_pattern=group_pattern)
     info = index.speakers()
-    info["split_by"] = "validation_list/testing_list" if index.used_lists else "speaker-group hash"
+    info["split_by"] = index.split_source()
     info["warning"] = index.speaker_warning()
     info["list_warning"] = index.list_warning()
+    info["list_gap_warning"] = index.list_gap_warning(validation_percentage, testing_percentage)
     info["split_warning"] = index.empty_split_warning(validation_percentage, testing_percentage)
     return info
 
@@ -213,7 +214,7 @@ def format_stats(stats: dict) -> str:
                      f"training {per['training']}, validation {per['validation']}, testing {per['testing']}"
                      + (f"; {spk['files_without_group']} of {spk['files']} files without a group"
                         if spk["files_without_group"] else ""))
-        for key in ("list_warning", "warning", "split_warning"):
+        for key in ("list_warning", "list_gap_warning", "warning", "split_warning"):
             if spk.get(key):
                 lines.append(spk[key])
     probs = stats["problems"]

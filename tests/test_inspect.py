@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from audio_fixtures import SAMPLE_RATE, word_audio
 from kws.edge.audio import write_wav
 from kws.evaluation.inspect_cli import data_stats_cmd, inspect_cmd
+from kws.trainer.dataset import split_of_key
 
 
 def test_data_stats_flags_problems(tmp_path):
@@ -135,6 +136,25 @@ def test_data_stats_warns_when_the_split_leaves_validation_or_test_empty(tmp_pat
     res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--validation-percentage", "40",
                                               "--testing-percentage", "40"])
     assert json.loads(res.output)["speakers"]["split_warning"] is None
+
+
+def test_data_stats_says_how_a_missing_list_file_is_filled(tmp_path):
+    """validation_list.txt alone printed 'testing 0' and no word; the hash now draws the test
+    speakers from the files the list leaves, and a line says so."""
+    rng = np.random.default_rng(3)
+    for label in ("yes", "no"):
+        for s in range(30):
+            write_wav(tmp_path / label / f"s{s}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    (tmp_path / "validation_list.txt").write_text("yes/s0_nohash_0.wav\nno/s0_nohash_0.wav\n")
+    hashed_to_test = [s for s in range(30) if split_of_key(f"s{s}", 10, 10) == "testing"]
+    assert len(hashed_to_test) == 5 and 0 not in hashed_to_test
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert ("split by validation_list.txt for validation, speaker-group hash for testing): training 24, "
+            "validation 1, testing 5") in res.output
+    assert (f"warning: {tmp_path / 'testing_list.txt'} is missing (validation_list.txt decides validation): testing "
+            "is drawn by the speaker-group hash (data.testing_percentage 10%) from the files validation_list.txt "
+            "does not name") in res.output.splitlines()
 
 
 def test_data_stats_refuses_percentages_that_leave_nothing_to_train(tmp_path):

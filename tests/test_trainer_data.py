@@ -119,6 +119,80 @@ def test_list_entries_that_name_no_file_are_said(tmp_path):
     assert "(every one:" in ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0).list_warning()
 
 
+def _names(index: ds.DataIndex) -> dict[str, list[str]]:
+    return {s: sorted(str(Path(i.path).relative_to(index.root)) for i in items if i.path)
+            for s, items in index.splits.items()}
+
+
+def _lists_as_speech_commands_made_them(root: Path, validation_percentage: float, testing_percentage: float):
+    """validation_list.txt / testing_list.txt of every file in a label folder, by speech_commands' hash."""
+    rels = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*.wav") if p.parent.name != ds.BACKGROUND_DIR)
+    for split, name in (("validation", ds.VALIDATION_LIST), ("testing", ds.TESTING_LIST)):
+        listed = [r for r in rels if ds.which_set(r, validation_percentage, testing_percentage) == split]
+        (root / name).write_text("".join(r + "\n" for r in listed))
+
+
+def test_one_list_file_decides_its_split_and_the_hash_draws_the_other(tmp_path, capsys):
+    """With validation_list.txt alone the test split was empty, no line said so, and kws-train then
+    measured no test accuracy; now the hash draws it from the files the list leaves, as it would have."""
+    from kws.evaluation.datastats import speaker_stats
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.run import RunDir
+    from kws.trainer.train import prepare_data
+
+    root = _layout(tmp_path / "d", words=("yes", "no"), per=40)
+    _lists_as_speech_commands_made_them(root, 10, 10)
+    both = _names(ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0))
+    assert len(both["validation"]) >= 2 and len(both["testing"]) >= 2  # else the test below shows nothing
+    for gone, kept, other in ((ds.TESTING_LIST, "validation", "testing"), (ds.VALIDATION_LIST, "testing", "validation")):
+        text = (root / gone).read_text()
+        (root / gone).unlink()
+        index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+        assert _names(index) == both  # the lists speech_commands made by the hash: the same split
+        assert index.list_splits == (kept,) and index.split_source() == \
+            f"{ds.LIST_OF[kept]} for {kept}, speaker-group hash for {other}"
+        assert index.list_gap_warning(10, 10) == (
+            f"warning: {root / gone} is missing ({ds.LIST_OF[kept]} decides {kept}): {other} is drawn by the "
+            f"speaker-group hash (data.{other}_percentage 10%) from the files {ds.LIST_OF[kept]} does not name")
+        assert index.empty_split_warning(10, 10) is None
+        (root / gone).write_text(text)
+    # the present list decides: what it names is its split, what the hash puts there trains
+    (root / ds.TESTING_LIST).unlink()
+    (root / ds.VALIDATION_LIST).write_text("yes/yes0_nohash_0.wav\nno/no0_nohash_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    names = _names(index)
+    assert names["validation"] == ["no/no0_nohash_0.wav", "yes/yes0_nohash_0.wav"]
+    assert names["testing"] == [r for r in both["testing"] if r not in names["validation"]]
+    assert set(both["validation"]) - set(names["validation"]) <= set(names["training"])
+    assert ds.DataIndex.from_json(index.to_json()).list_splits == ("validation",)  # --resume knows it
+    # a test split asked to be empty is said to be
+    zero = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 0, seed=0)
+    assert not zero.splits["testing"]
+    assert zero.list_gap_warning(10, 0).endswith(
+        "testing holds no file (data.testing_percentage is 0), so no test accuracy is measured")
+    assert speaker_stats(root, r"^(.*?)_nohash_", 10, 10)["list_gap_warning"] == index.list_gap_warning(10, 10)
+    cfg = with_data(load_config(None), str(root), ["yes", "no"])
+    prepare_data(cfg, RunDir(tmp_path / "run"), resume=False, say=lambda msg: None, quiet=True)
+    assert index.list_gap_warning(10, 10) in capsys.readouterr().err.splitlines()
+
+
+def test_an_empty_list_file_leaves_its_split_empty_and_says_so(tmp_path):
+    """kws-synth --testing-percent 0 writes an empty testing_list.txt: no test split, as asked; but
+    nothing said so. Two empty lists name nothing and the hash splits, as before."""
+    root = _layout(tmp_path / "d", words=("yes", "no"), per=40)
+    hashed = _names(ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0))
+    (root / ds.VALIDATION_LIST).write_text("\r\n \n")
+    (root / ds.TESTING_LIST).write_text("")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert _names(index) == hashed and not index.used_lists and index.list_gap_warning(10, 10) is None
+    (root / ds.VALIDATION_LIST).write_text("yes/yes1_nohash_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert _names(index)["validation"] == ["yes/yes1_nohash_0.wav"] and not _names(index)["testing"]
+    assert index.list_gap_warning(10, 10) == (
+        f"warning: {root / ds.TESTING_LIST} is empty, so testing holds no file and no test accuracy is measured; "
+        "delete the file to draw testing by the speaker-group hash instead")
+
+
 def test_a_file_name_with_a_line_break_is_refused(tmp_path):
     """speech_commands' rule (re.sub(r'_nohash_.*$', '', name): '.' stops at a newline) made 'a\\nb' the
     speaker of a\\nb_nohash_0.wav; kws-train's search found none and split the file on its own, and no
@@ -480,9 +554,13 @@ def test_a_split_the_hash_leaves_empty_is_said_in_one_line(tmp_path, capsys):
     assert "no file falls in testing: the files' 1 speaker" in index.empty_split_warning(0, 10)
     assert ds.scan_dataset(root, ["yes", "no"], 0, 0, 40, 40, seed=0, group_pattern=r"^([^_]+)_"
                            ).empty_split_warning(40, 40) is None  # six speakers, 80% asked: both get some
-    (root / "testing_list.txt").write_text("yes/spk00_0.wav\n")  # the lists decide: not second-guessed
+    (root / "testing_list.txt").write_text("yes/spk00_0.wav\n")  # a list decides its split: not second-guessed
+    assert "no file falls in validation: the files' 1 speaker group(s)" in ds.scan_dataset(
+        root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()").empty_split_warning(10, 10)
+    (root / "validation_list.txt").write_text("no/spk00_0.wav\n")
     assert ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()").empty_split_warning(10, 10) is None
     (root / "testing_list.txt").unlink()
+    (root / "validation_list.txt").unlink()
     cfg = with_data(load_config(None, ["data.group_pattern=^()"]), str(root), ["yes", "no"])
     prepare_data(cfg, RunDir(tmp_path / "run"), resume=False, say=lambda msg: None, quiet=True)
     assert warning in capsys.readouterr().err.splitlines()

@@ -5,7 +5,8 @@ label, every other folder (and ``_unknown_/``) becomes ``_unknown_``; ``_silence
 made from background. Each file belongs to a group (its speaker or session: the first group of
 ``data.group_pattern`` on the file name, by default the text before ``_nohash_``); the split hashes
 the group, so one speaker's files stay on one side and the split is stable as the data grows.
-``validation_list.txt`` / ``testing_list.txt`` win when present.
+``validation_list.txt`` / ``testing_list.txt`` win when present; with only one of them, the other
+split is still drawn by the hash from the files the list does not name.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # speech_commands' modulus for the split hash
 SPLITS = ("training", "validation", "testing")
+LIST_OF = {"validation": VALIDATION_LIST, "testing": TESTING_LIST}  # the list file deciding each split
+OTHER_SPLIT = {"validation": "testing", "testing": "validation"}
+LOST_WITHOUT = {"validation": "the best epoch is picked by training accuracy", "testing": "no test accuracy is measured"}
 DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
 
@@ -113,6 +117,10 @@ class DataIndex:
     # entries of validation_list/testing_list that name no audio file of the folder (ignored)
     list_misses: list[str] = field(default_factory=list)
     list_entries: int = 0
+    # the splits a list file decided (the others were drawn by the hash)
+    list_splits: tuple[str, ...] = ()
+    # the splits whose list file is there but names nothing (so they hold no file)
+    empty_lists: tuple[str, ...] = ()
     # the training _unknown_ clips each epoch redraws from (a seeded sample of the pool, chosen once
     # per run): saved, so a resumed run draws from the very same clips (None: not chosen yet)
     train_unknown: list[str] | None = None
@@ -152,10 +160,42 @@ class DataIndex:
         if not self.list_misses:
             return None
         n = len(self.list_misses)
-        every = " (every one: validation and test are empty of listed clips)" if n == self.list_entries else ""
+        decided = " and ".join(self.list_splits)
+        every = (f" (every one: {decided} {'hold' if len(self.list_splits) > 1 else 'holds'} no listed clip)"
+                 if n == self.list_entries else "")
         return (f"warning: {n} of the {self.list_entries} entries of {VALIDATION_LIST}/{TESTING_LIST} name no audio "
                 f"file in {self.root}{every}, e.g. {', '.join(self.list_misses[:3])}; they are ignored (entries are "
                 "paths relative to the data folder, like yes/0a7c2a8d_nohash_0.wav)")
+
+    def split_source(self) -> str:
+        """How the split was made, for the 'split by ...' lines."""
+        if not self.used_lists:
+            return "speaker-group hash"
+        if len(self.list_splits) == 1:
+            listed = self.list_splits[0]
+            return f"{LIST_OF[listed]} for {listed}, speaker-group hash for {OTHER_SPLIT[listed]}"
+        return f"{VALIDATION_LIST}/{TESTING_LIST}"
+
+    def list_gap_warning(self, validation_percentage: float, testing_percentage: float) -> str | None:
+        """One line when one list file decides its split and the other is missing (its split is then
+        drawn by the hash) or empty (its split then holds no file), else None. The percentages are
+        those the split was made with."""
+        if not self.used_lists:
+            return None
+        if len(self.list_splits) == 1:
+            listed = self.list_splits[0]
+            gap = OTHER_SPLIT[listed]
+            pct = {"validation": validation_percentage, "testing": testing_percentage}[gap]
+            option = f"data.{gap}_percentage"
+            then = (f"{gap} is drawn by the speaker-group hash ({option} {pct:g}%) from the files "
+                    f"{LIST_OF[listed]} does not name" if pct > 0 else
+                    f"{gap} holds no file ({option} is 0), so {LOST_WITHOUT[gap]}")
+            return f"warning: {self.root / LIST_OF[gap]} is missing ({LIST_OF[listed]} decides {listed}): {then}"
+        if not self.empty_lists:
+            return None
+        gap = self.empty_lists[0]  # never both: the lists are used only when one names a file
+        return (f"warning: {self.root / LIST_OF[gap]} is empty, so {gap} holds no file and {LOST_WITHOUT[gap]}; "
+                f"delete the file to draw {gap} by the speaker-group hash instead")
 
     def speaker_warning(self) -> str | None:
         """One line when the split cannot keep voices apart, else None."""
@@ -179,19 +219,17 @@ class DataIndex:
     def empty_split_warning(self, validation_percentage: float, testing_percentage: float) -> str | None:
         """One line when the speaker-group hash left validation or testing without a file although
         its percentage asks for some (too few speakers, or a group_pattern that makes one group of
-        every file), else None; the percentages are those the split was made with. The list files,
-        when present, decide the split and are not second-guessed."""
-        if self.used_lists:
-            return None
+        every file), else None; the percentages are those the split was made with. A split a list
+        file decided is not second-guessed."""
         asked = {"validation": validation_percentage, "testing": testing_percentage}
-        empty = [s for s in asked if asked[s] > 0 and not any(i.path for i in self.splits[s])]
+        hashed = [s for s in SPLITS if s not in self.list_splits]
+        empty = [s for s in asked if s in hashed and asked[s] > 0 and not any(i.path for i in self.splits[s])]
         if not empty:
             return None
-        keys = {i.group if i.group is not None else i.path for items in self.splits.values() for i in items if i.path}
-        lost = {"validation": "the best epoch is picked by training accuracy", "testing": "no test accuracy is measured"}
+        keys = {i.group if i.group is not None else i.path for s in hashed for i in self.splits[s] if i.path}
         return (f"warning: no file falls in {' or '.join(empty)}: the files' {len(keys)} speaker group(s) "
                 f"(data.group_pattern {self.group_pattern!r}) all hash to other splits, so "
-                + " and ".join(lost[s] for s in empty)
+                + " and ".join(LOST_WITHOUT[s] for s in empty)
                 + "; record more speakers, or check that data.group_pattern's first group is the speaker id")
 
     def to_json(self) -> dict:
@@ -205,6 +243,7 @@ class DataIndex:
             "unknown_pool": {s: [rel(p) for p in ps] for s, ps in self.unknown_pool.items()},
             "background_files": [rel(p) for p in self.background_files],
             "used_lists": self.used_lists,
+            "list_splits": list(self.list_splits),
             "group_pattern": self.group_pattern,
             "speakers": self.speakers(),
             **({} if self.train_unknown is None else {"train_unknown": [rel(p) for p in self.train_unknown]}),
@@ -223,6 +262,8 @@ class DataIndex:
             unknown_pool={s: [absp(p) for p in ps] for s, ps in data["unknown_pool"].items()},
             background_files=[absp(p) for p in data["background_files"]],
             used_lists=bool(data.get("used_lists", False)),
+            # a split saved before list_splits was kept: the lists decided both or neither
+            list_splits=tuple(data.get("list_splits", ("validation", "testing") if data.get("used_lists") else ())),
             group_pattern=str(data.get("group_pattern", "")),
             train_unknown=None if data.get("train_unknown") is None else [absp(p) for p in data["train_unknown"]],
         )
@@ -234,9 +275,10 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
-def _read_list(path: Path) -> set[str]:
+def _read_list(path: Path) -> set[str] | None:
+    """The entries of a list file (None when there is no such file)."""
     if not path.is_file():
-        return set()
+        return None
     try:  # utf-8-sig: a byte-order mark would hide the first listed clip, which then trains
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -322,25 +364,27 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
         raise DataError(f"{root}: need at least two usable labels, found {usable} "
                         f"(wanted: {', '.join(wanted)}; no other word folders or {UNKNOWN_DIR}/ for _unknown_)")
 
+    def relative(path: str) -> str:
+        return os.path.relpath(path, root).replace(os.sep, "/")
+
     split_files = [*(f for w in wanted for f in files_by_label[w]), *unknown_files]
-    _refuse_line_breaks([os.path.relpath(f, root).replace(os.sep, "/") for f in split_files], root)
+    _refuse_line_breaks([relative(f) for f in split_files], root)
 
-    val_list = _read_list(root / VALIDATION_LIST)
-    test_list = _read_list(root / TESTING_LIST)
-    used_lists = bool(val_list or test_list)
-
-    list_misses: list[str] = []
-    if used_lists:
-        present = {os.path.relpath(f, root).replace(os.sep, "/")
-                   for f in [*unknown_files, *(f for fs in files_by_label.values() for f in fs)]}
-        list_misses = sorted((val_list | test_list) - present)
+    # once a list names a file, each list file there decides its split (an empty one leaves it empty,
+    # as kws-synth's --testing-percent 0 writes it) and a missing one leaves its split to the hash
+    read = {s: _read_list(root / LIST_OF[s]) for s in LIST_OF}
+    lists = {s: entries for s, entries in read.items() if entries is not None} if any(read.values()) else {}
+    present = {relative(f) for f in split_files}
+    # validation's list wins a file both name, as before
+    listed = {rel: split for split in reversed(SPLITS) if split in lists for rel in lists[split] & present}
     pattern = re.compile(group_pattern) if group_pattern else None
 
     def split_of(path: str) -> str:
-        if used_lists:
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            return "validation" if rel in val_list else "testing" if rel in test_list else "training"
-        return split_of_key(_split_key(path, pattern), validation_percentage, testing_percentage)
+        rel = relative(path)
+        if rel in listed:
+            return listed[rel]
+        hashed = split_of_key(_split_key(path, pattern), validation_percentage, testing_percentage)
+        return "training" if hashed in lists else hashed
 
     splits: dict[str, list[Item]] = {s: [] for s in SPLITS}
     for w in wanted:
@@ -362,9 +406,11 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
                              for i in sorted(chosen))
     labels = [SILENCE_LABEL, UNKNOWN_LABEL] + list(wanted)
     return DataIndex(root=root, labels=labels, splits=splits, unknown_pool=unknown_pool,
-                     background_files=background, skipped=skipped, used_lists=used_lists,
-                     group_pattern=group_pattern, list_misses=list_misses,
-                     list_entries=len(val_list | test_list))
+                     background_files=background, skipped=skipped, used_lists=bool(lists),
+                     group_pattern=group_pattern, list_misses=sorted(set().union(*lists.values()) - present),
+                     list_entries=len(set().union(*lists.values())),
+                     list_splits=tuple(s for s in SPLITS if s in lists),
+                     empty_lists=tuple(s for s in SPLITS if s in lists and not lists[s]))
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:

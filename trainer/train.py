@@ -263,8 +263,9 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     if not backgrounds:
         print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
               "background noise is mixed in", file=sys.stderr)
-    for warning in (index.list_warning(), index.speaker_warning(),
-                    index.empty_split_warning(cfg.data.validation_percentage, cfg.data.testing_percentage)):
+    percentages = (cfg.data.validation_percentage, cfg.data.testing_percentage)
+    for warning in (index.list_warning(), index.list_gap_warning(*percentages),
+                    index.speaker_warning(), index.empty_split_warning(*percentages)):
         if warning:
             print(warning, file=sys.stderr)
     return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
@@ -457,7 +458,7 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
     counts = index.counts()
     speakers = index.speakers()["per_split"]
     say("split: " + "; ".join(f"{s} {sum(c.values())} ({speakers.get(s, 0)} speakers)" for s, c in counts.items())
-        + f" ({'from validation_list/testing_list' if index.used_lists else 'by speaker-group hash'}); labels: "
+        + f" (split by {index.split_source()}); labels: "
         + ", ".join(labels))
 
     keras.utils.set_random_seed(cfg.train.seed)
