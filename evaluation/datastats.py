@@ -74,6 +74,7 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
     info["split_by"] = index.split_source()
     info["warning"] = index.speaker_warning()
     info["list_warning"] = index.list_warning()
+    info["list_case_warning"] = index.list_case_warning()
     info["list_gap_warning"] = index.list_gap_warning(validation_percentage, testing_percentage)
     info["split_warning"] = index.empty_split_warning(validation_percentage, testing_percentage)
     return info
@@ -214,7 +215,7 @@ def format_stats(stats: dict) -> str:
                      f"training {per['training']}, validation {per['validation']}, testing {per['testing']}"
                      + (f"; {spk['files_without_group']} of {spk['files']} files without a group"
                         if spk["files_without_group"] else ""))
-        for key in ("list_warning", "list_gap_warning", "warning", "split_warning"):
+        for key in ("list_warning", "list_case_warning", "list_gap_warning", "warning", "split_warning"):
             if spk.get(key):
                 lines.append(spk[key])
     probs = stats["problems"]

@@ -155,6 +155,10 @@ def test_data_stats_says_how_a_missing_list_file_is_filled(tmp_path):
     assert (f"warning: {tmp_path / 'testing_list.txt'} is missing (validation_list.txt decides validation): testing "
             "is drawn by the speaker-group hash (data.testing_percentage 10%) from the files validation_list.txt "
             "does not name") in res.output.splitlines()
+    (tmp_path / "testing_list.txt").write_text("yes/s0_nohash_0.wav\n")
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"])
+    problems = json.loads(res.output)["problems"]
+    assert [p["kind"] for p in problems if "named by both" in p["detail"]] == ["not_trainable"]
 
 
 def test_data_stats_refuses_percentages_that_leave_nothing_to_train(tmp_path):

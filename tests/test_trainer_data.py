@@ -193,6 +193,56 @@ def test_an_empty_list_file_leaves_its_split_empty_and_says_so(tmp_path):
         "delete the file to draw testing by the speaker-group hash instead")
 
 
+def test_list_entries_as_other_systems_write_them_name_their_files(tmp_path):
+    """Windows PowerShell writes UTF-16 with backslashes; macOS and Windows lists may differ in case
+    (or Unicode form) from the names on disk. Each entry names its file, and a case match is said."""
+    import unicodedata
+
+    root = _layout(tmp_path / "d", words=("yes", "no"), per=4)
+    (root / ds.VALIDATION_LIST).write_bytes("yes\\yes1_nohash_0.wav\r\n.\\no//no1_nohash_0.wav\r\n".encode("utf-16"))
+    (root / ds.TESTING_LIST).write_text("YES/Yes2_nohash_0.wav\nyes/../no/no2_nohash_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    names = _names(index)
+    assert names["validation"] == ["no/no1_nohash_0.wav", "yes/yes1_nohash_0.wav"]
+    assert names["testing"] == ["no/no2_nohash_0.wav", "yes/yes2_nohash_0.wav"]
+    assert index.list_warning() is None
+    assert index.list_case_warning() == (
+        f"warning: 1 of the 4 entries of validation_list.txt/testing_list.txt match a file of {root} only when case "
+        "(or Unicode form) is ignored, e.g. YES/Yes2_nohash_0.wav -> yes/yes2_nohash_0.wav; they are used as "
+        "matched, but a case-sensitive tool would miss them: correct the lists")
+    # macOS keeps names decomposed (e + combining accent); a list typed by hand holds the composed form
+    decomposed = unicodedata.normalize("NFD", "caf\u00e9_nohash_0.wav")
+    write_wav(root / "no" / decomposed, _tone(), SR)
+    (root / ds.TESTING_LIST).write_text("no/caf\u00e9_nohash_0.wav\n", encoding="utf-8")
+    assert _names(ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0))["testing"] == [f"no/{decomposed}"]
+    # two files equal but for case: an entry matching neither exactly names no one file
+    write_wav(root / "yes" / "YES3_nohash_0.wav", _tone(), SR)
+    assert len(list((root / "yes").glob("*3_nohash_0.wav"))) == 2  # a case-sensitive file system
+    (root / ds.TESTING_LIST).write_text("yes/Yes3_nohash_0.wav\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert not _names(index)["testing"] and "e.g. yes/Yes3_nohash_0.wav; they are ignored" in index.list_warning()
+    (root / ds.TESTING_LIST).write_bytes(b"\xff\xfey\x00e")  # UTF-16 cut off mid-character
+    with pytest.raises(ds.DataError, match=r"testing_list.txt: not a text list \(byte 4 is not UTF-16\)"):
+        ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+
+
+def test_a_file_named_by_both_lists_is_refused(tmp_path):
+    """It went to validation without a word, and the test split silently lost it."""
+    root = _layout(tmp_path / "d", words=("yes", "no"), per=4)
+    (root / ds.VALIDATION_LIST).write_text("yes/yes1_nohash_0.wav\nno/no1_nohash_0.wav\nyes/ghost.wav\n")
+    (root / ds.TESTING_LIST).write_text("yes/yes2_nohash_0.wav\n./yes/yes1_nohash_0.wav\nyes/ghost.wav\n")
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert str(err.value) == (f"{root}: 1 file(s) are named by both validation_list.txt and testing_list.txt (e.g. "
+                              "yes/yes1_nohash_0.wav); a clip belongs to one split: take each out of one of the lists")
+    (root / ds.TESTING_LIST).write_text("yes/yes2_nohash_0.wav\nNO/NO1_nohash_0.wav\n")  # the same file by case
+    with pytest.raises(ds.DataError, match=r"1 file\(s\) are named by both .* \(e.g. no/no1_nohash_0.wav\)"):
+        ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    (root / ds.TESTING_LIST).write_text("yes/yes2_nohash_0.wav\nyes/ghost.wav\n")  # no file: only a miss
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0)
+    assert index.list_warning().startswith("warning: 1 of the 4 entries")
+
+
 def test_a_file_name_with_a_line_break_is_refused(tmp_path):
     """speech_commands' rule (re.sub(r'_nohash_.*$', '', name): '.' stops at a newline) made 'a\\nb' the
     speaker of a\\nb_nohash_0.wav; kws-train's search found none and split the file on its own, and no

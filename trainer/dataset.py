@@ -14,7 +14,9 @@ import hashlib
 import json
 import math
 import os
+import posixpath
 import re
+import unicodedata
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # speech_commands' modulus for the split h
 SPLITS = ("training", "validation", "testing")
 LIST_OF = {"validation": VALIDATION_LIST, "testing": TESTING_LIST}  # the list file deciding each split
 OTHER_SPLIT = {"validation": "testing", "testing": "validation"}
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 LOST_WITHOUT = {"validation": "the best epoch is picked by training accuracy", "testing": "no test accuracy is measured"}
 DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
@@ -121,6 +124,8 @@ class DataIndex:
     list_splits: tuple[str, ...] = ()
     # the splits whose list file is there but names nothing (so they hold no file)
     empty_lists: tuple[str, ...] = ()
+    # (entry, file) pairs matched only when case and Unicode form are ignored
+    list_loose: list[tuple[str, str]] = field(default_factory=list)
     # the training _unknown_ clips each epoch redraws from (a seeded sample of the pool, chosen once
     # per run): saved, so a resumed run draws from the very same clips (None: not chosen yet)
     train_unknown: list[str] | None = None
@@ -166,6 +171,15 @@ class DataIndex:
         return (f"warning: {n} of the {self.list_entries} entries of {VALIDATION_LIST}/{TESTING_LIST} name no audio "
                 f"file in {self.root}{every}, e.g. {', '.join(self.list_misses[:3])}; they are ignored (entries are "
                 "paths relative to the data folder, like yes/0a7c2a8d_nohash_0.wav)")
+
+    def list_case_warning(self) -> str | None:
+        """One line when list-file entries matched a file only with case (or Unicode form) ignored."""
+        if not self.list_loose:
+            return None
+        shown = ", ".join(f"{printable(entry)} -> {printable(found)}" for entry, found in self.list_loose[:3])
+        return (f"warning: {len(self.list_loose)} of the {self.list_entries} entries of {VALIDATION_LIST}/"
+                f"{TESTING_LIST} match a file of {self.root} only when case (or Unicode form) is ignored, e.g. "
+                f"{shown}; they are used as matched, but a case-sensitive tool would miss them: correct the lists")
 
     def split_source(self) -> str:
         """How the split was made, for the 'split by ...' lines."""
@@ -276,14 +290,56 @@ def printable(text: str) -> str:
 
 
 def _read_list(path: Path) -> set[str] | None:
-    """The entries of a list file (None when there is no such file)."""
+    """The entries of a list file as folder-relative POSIX paths (None when there is no such file):
+    CRLF or CR line ends, a byte-order mark (UTF-8, or UTF-16 as Windows PowerShell writes), ``./``,
+    ``..`` and backslashes (Windows' separator) all read as the path they spell."""
     if not path.is_file():
         return None
-    try:  # utf-8-sig: a byte-order mark would hide the first listed clip, which then trains
-        text = path.read_text(encoding="utf-8-sig")
+    raw = path.read_bytes()
+    try:  # a byte-order mark would otherwise hide the first listed clip, which then trains
+        text = raw.decode("utf-16") if raw[:2] in UTF16_BOMS else raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a text list (byte {exc.start} is not UTF-8)") from None
-    return {line.strip().replace("\\", "/").removeprefix("./") for line in text.splitlines() if line.strip()}
+        encoding = "UTF-16" if raw[:2] in UTF16_BOMS else "UTF-8"
+        raise DataError(f"{path}: not a text list (byte {exc.start} is not {encoding})") from None
+    return {posixpath.normpath(line.strip().replace("\\", "/")) for line in text.splitlines() if line.strip()}
+
+
+def _loose(rel: str) -> str:
+    """A path as a case-insensitive file system (macOS, Windows) compares it: case and Unicode form ignored."""
+    return unicodedata.normalize("NFC", rel).casefold()
+
+
+@dataclass
+class _ListMatch:
+    """The files each list file names, and the entries that name none."""
+
+    files: dict[str, set[str]]  # split -> folder-relative paths of the files its list names
+    misses: list[str]
+    loose: list[tuple[str, str]]  # (entry, file) matched with case and Unicode form ignored
+
+
+def _match_lists(lists: dict[str, set[str]], present: Sequence[str]) -> _ListMatch:
+    """Each list entry matched to a file of ``present`` (folder-relative paths): the same path, else
+    the one file equal to it with case and Unicode form ignored (what a list made on macOS or
+    Windows names), else a miss."""
+    exact = set(present)
+    by_loose: dict[str, list[str]] = {}
+    for rel in present:
+        by_loose.setdefault(_loose(rel), []).append(rel)
+    files: dict[str, set[str]] = {s: set() for s in lists}
+    misses, loose = set(), set()
+    for split, entries in lists.items():
+        for entry in entries:
+            if entry in exact:
+                files[split].add(entry)
+                continue
+            found = by_loose.get(_loose(entry), [])
+            if len(found) == 1:
+                files[split].add(found[0])
+                loose.add((entry, found[0]))
+            else:
+                misses.add(entry)
+    return _ListMatch(files, sorted(misses), sorted(loose))
 
 
 def _refuse_line_breaks(relative_paths: Iterable[str], root: Path) -> None:
@@ -374,9 +430,13 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     # as kws-synth's --testing-percent 0 writes it) and a missing one leaves its split to the hash
     read = {s: _read_list(root / LIST_OF[s]) for s in LIST_OF}
     lists = {s: entries for s, entries in read.items() if entries is not None} if any(read.values()) else {}
-    present = {relative(f) for f in split_files}
-    # validation's list wins a file both name, as before
-    listed = {rel: split for split in reversed(SPLITS) if split in lists for rel in lists[split] & present}
+    match = _match_lists(lists, [relative(f) for f in split_files])
+    in_both = sorted(set.intersection(*match.files.values())) if len(lists) == 2 else []
+    if in_both:
+        raise DataError(f"{root}: {len(in_both)} file(s) are named by both {VALIDATION_LIST} and {TESTING_LIST} "
+                        f"(e.g. {', '.join(printable(f) for f in in_both[:3])}); a clip belongs to one split: "
+                        "take each out of one of the lists")
+    listed = {rel: split for split, rels in match.files.items() for rel in rels}
     pattern = re.compile(group_pattern) if group_pattern else None
 
     def split_of(path: str) -> str:
@@ -407,9 +467,9 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     labels = [SILENCE_LABEL, UNKNOWN_LABEL] + list(wanted)
     return DataIndex(root=root, labels=labels, splits=splits, unknown_pool=unknown_pool,
                      background_files=background, skipped=skipped, used_lists=bool(lists),
-                     group_pattern=group_pattern, list_misses=sorted(set().union(*lists.values()) - present),
+                     group_pattern=group_pattern, list_misses=match.misses,
                      list_entries=len(set().union(*lists.values())),
-                     list_splits=tuple(s for s in SPLITS if s in lists),
+                     list_splits=tuple(s for s in SPLITS if s in lists), list_loose=match.loose,
                      empty_lists=tuple(s for s in SPLITS if s in lists and not lists[s]))
 
 
