@@ -4,7 +4,10 @@ and convert_report.json, each verified on the run's test split.
 Everything is written into a staging folder beside the output folder and moved in only at the
 end, so a failure leaves the output folder as it was. An int8 model that loses more than the
 allowed accuracy is kept as ``model_int8.rejected.tflite`` (with the float artifacts and the
-report) and the run ends with AccuracyGuardError.
+report) and the run ends with AccuracyGuardError. Such a conversion (one that failed a check) never
+replaces or removes a file of an earlier conversion: where the output folder holds one, it is left
+as it was (its int8 model, manifest and calibrated thresholds) and the failed one goes to
+``<out>.rejected`` beside it.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ FORMAT_FILES = {
     "pb": (PB_FILE,),
     "c": (C_SOURCE_FILE, C_HEADER_FILE, stream_export.STREAM_C_SOURCE_FILE, stream_export.STREAM_C_HEADER_FILE),
 }
+REJECTED_SUFFIX = ".rejected"  # <out>.rejected: a failed conversion that would have changed <out>
 KERAS_BATCH = 256
 STAGING_PREFIX = ".kws-convert-"
 STAGING_OWNER = ".owner-pid"  # in a staging folder: the pid of the kws-convert writing it
@@ -155,7 +159,7 @@ def _make_staging(out: Path) -> Path:
 
 def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> None:
     """Move the staged files into ``out``: models first, the manifest last; remove this run's
-    formats' stale files that were not produced again (e.g. an old model_int8.tflite after a reject)."""
+    formats' stale files that were not produced again (e.g. an old stream_int8.tflite after --no-streaming)."""
     mask = process_umask()
     for name in produced:  # temp files are created 0600; give them the usual permissions
         os.chmod(staging / name, FILE_MODE & ~mask)
@@ -204,6 +208,16 @@ def _commit_checked(staging: Path, out: Path, produced: list[str], owned: list[s
         _commit(staging, out, produced, owned)
     except OSError as exc:
         raise OutputError(f"{out}: cannot move the artifacts in ({exc.strerror or exc})") from None
+
+
+def destination(out: Path, produced: list[str], owned: list[str], failures: list[str]) -> Path:
+    """The folder the staged files go to: ``out``, unless the conversion failed a check and moving it
+    in would replace or remove a file there (an earlier conversion: a user's good int8 model, the
+    manifest holding its calibrated thresholds); then ``<out>.rejected`` beside it."""
+    if not failures or not any((out / name).exists() for name in {*produced, *owned}):
+        return out
+    out = Path(os.path.abspath(out))  # a name even for --out . (symlinks kept: staging is beside the link)
+    return out.with_name(out.name + REJECTED_SUFFIX)
 
 
 def _spec(spec: TensorSpec) -> dict[str, Any]:
@@ -471,11 +485,13 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
         save_manifest(manifest, staging / MANIFEST_NAME)
         produced.append(MANIFEST_NAME)
 
+    owned = [MANIFEST_NAME, REPORT_NAME] + [n for f in formats for n in FORMAT_FILES[f]]
+    dest = destination(out, produced + [REPORT_NAME], owned, failures)
     report = {
         "format": REPORT_FORMAT, "version": REPORT_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": str(src.path.resolve()), "architecture": cfg.model.architecture, "labels": list(labels),
-        "formats": list(formats), "out": str(out.resolve()), "config_digest": cfg.digest(),
+        "formats": list(formats), "out": str(dest.resolve()), "config_digest": cfg.digest(),
         "evaluation": {"split": ev.split, "clips": int(len(ev.y)), "by_label": ev.by_label},
         "keras": {"file": "model.keras", **keras_scores.to_dict()},
         "artifacts": artifacts, "guard": guard, "failures": failures,
@@ -485,33 +501,33 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
     }
     atomic_write_text(staging / REPORT_NAME, json.dumps(report, indent=1, default=_json_default) + "\n")
     produced.append(REPORT_NAME)
-    owned = [MANIFEST_NAME, REPORT_NAME] + [n for f in formats for n in FORMAT_FILES[f]]
     earlier = sorted(n for f, names in FORMAT_FILES.items() if f not in formats for n in names
-                     if (out / n).is_file())
+                     if (dest / n).is_file())
     if earlier:  # other formats' files of an earlier conversion: kept, but not this manifest's
         one = len(earlier) == 1
-        say(f"note: {', '.join(earlier)} in {out} {'is' if one else 'are'} from an earlier conversion (not asked "
+        say(f"note: {', '.join(earlier)} in {dest} {'is' if one else 'are'} from an earlier conversion (not asked "
             f"for now), and this manifest does not describe {'it' if one else 'them'}")
-    return _deliver(staging, out, produced, owned, report, failures)
+    return _deliver(staging, out, dest, produced, owned, report, failures)
 
 
-def _deliver(staging: Path, out: Path, produced: list[str], owned: list[str], report: dict[str, Any],
-             failures: list[str]) -> ConvertResult:
-    """Move the staged files into ``out``; the result, or (where something failed) AccuracyGuardError
-    carrying it."""
-    _commit_checked(staging, out, produced, owned)
-    result = ConvertResult(out=out, report=report, files=sorted(produced), failures=failures)
+def _deliver(staging: Path, out: Path, dest: Path, produced: list[str], owned: list[str],
+             report: dict[str, Any], failures: list[str]) -> ConvertResult:
+    """Move the staged files into ``dest`` (``destination``); the result, or (where something failed)
+    AccuracyGuardError carrying it."""
+    _commit_checked(staging, dest, produced, owned)
+    result = ConvertResult(out=dest, report=report, files=sorted(produced), failures=failures)
     if failures:
-        error = AccuracyGuardError(_guard_message(failures, out, produced))
+        error = AccuracyGuardError(_guard_message(failures, out, dest, produced))
         error.result = result
         raise error
     return result
 
 
-def _guard_message(failures: list[str], out: Path, produced: list[str]) -> str:
+def _guard_message(failures: list[str], out: Path, dest: Path, produced: list[str]) -> str:
     kept = ", ".join(n for n in sorted(produced) if n != REPORT_NAME)
     return (f"{failures[0]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-            + f"; kept {kept} and {REPORT_NAME} in {out}")
+            + f"; kept {kept} and {REPORT_NAME} in {dest}"
+            + (f"; {out} holds an earlier conversion, left as it was" if dest != out else ""))
 
 
 def _json_default(obj: Any) -> Any:

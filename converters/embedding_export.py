@@ -80,7 +80,7 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     a ConvertResult (raises AccuracyGuardError after writing, as for other models)."""
     from kws.trainer.tfimport import import_tensorflow
 
-    from .convert import _deliver, _evaluate_tflite, _json_default, _sha256
+    from .convert import _deliver, _evaluate_tflite, _json_default, _sha256, destination
     from .tflite import batch1_model, convert_dynamic, convert_float, convert_int8
 
     tf = import_tensorflow()
@@ -223,11 +223,14 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
                                                     "head_embeddings": int(len(head_cal))}})
     save_manifest(manifest, staging / MANIFEST_NAME)
     produced.append(MANIFEST_NAME)
+    owned = [MANIFEST_NAME, REPORT_NAME, MEL_CONSTANTS_FILE, HEAD_REJECTED_FILE, *EMBEDDING_FILES.values(),
+             *HEAD_FILES.values()]
+    dest = destination(out, produced + [REPORT_NAME], owned, failures)
     report = {
         "format": REPORT_FORMAT, "version": REPORT_VERSION, "family": "embedding",
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "model": str(src.path.resolve()), "architecture": cfg.model.architecture, "labels": list(labels),
-        "formats": list(formats), "out": str(out.resolve()), "config_digest": cfg.digest(),
+        "formats": list(formats), "out": str(dest.resolve()), "config_digest": cfg.digest(),
         "evaluation": {"split": data.eval_split, "clips": int(len(y)), "by_label": by_label},
         "keras": {"file": "model.keras", **keras_scores.to_dict()}, "artifacts": artifacts, "guard": guard,
         "failures": failures, "not_made": skipped, "files": sorted(produced + [REPORT_NAME]),
@@ -237,6 +240,4 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
 
     atomic_write_text(staging / REPORT_NAME, json.dumps(report, indent=1, default=_json_default) + "\n")
     produced.append(REPORT_NAME)
-    owned = [MANIFEST_NAME, REPORT_NAME, MEL_CONSTANTS_FILE, HEAD_REJECTED_FILE, *EMBEDDING_FILES.values(),
-             *HEAD_FILES.values()]
-    return _deliver(staging, out, produced, owned, report, failures)
+    return _deliver(staging, out, dest, produced, owned, report, failures)

@@ -228,8 +228,7 @@ def test_guard_rejects_int8_keeps_float_and_report(trained_run, tmp_path, monkey
     real_guard = convert_module.guard_failures
     monkeypatch.setattr(convert_module, "guard_failures", lambda ref, int8, drop: real_guard(ref, int8, -1.0))
     out = tmp_path / "dist"
-    out.mkdir()
-    (out / "model_int8.tflite").write_bytes(b"stale")  # from an earlier conversion: must not survive
+    out.mkdir()  # empty: nothing of an earlier conversion to keep, so the float fallback goes in
     result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "int8,float,c",
                        "--no-edge-check"])
     assert result.exit_code == 3
@@ -240,6 +239,35 @@ def test_guard_rejects_int8_keeps_float_and_report(trained_run, tmp_path, monkey
     assert report["guard"]["passed"] is False and report["guard"]["failures"]
     assert report["artifacts"]["int8"]["status"] == "rejected"
     assert set(load_manifest(out).models) == {"float"}
+    assert not (tmp_path / "dist.rejected").exists()
+
+
+def test_a_rejected_conversion_leaves_an_earlier_good_one_as_it_was(converted, trained_run, tmp_path,
+                                                                   monkeypatch):
+    """Re-converting into a folder holding a good int8 model deleted it when the new int8 was rejected,
+    and replaced the manifest (its calibrated thresholds too) with one serving only the new float."""
+    import kws.converters.convert as convert_module
+
+    real_guard = convert_module.guard_failures
+    monkeypatch.setattr(convert_module, "guard_failures", lambda ref, int8, drop: real_guard(ref, int8, -1.0))
+    out = tmp_path / "dist"
+    shutil.copytree(converted[0], out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "model_int8.tflite" in before and "int8" in load_manifest(out).models
+    result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "int8,float,c",
+                       "--no-edge-check"])
+    assert result.exit_code == 3
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    rejected = tmp_path / "dist.rejected"
+    assert {p.name for p in rejected.iterdir()} == {"model_int8.rejected.tflite", "model_float.tflite",
+                                                   "manifest.json", "convert_report.json"}
+    assert set(load_manifest(rejected).models) == {"float"}
+    report = json.loads((rejected / "convert_report.json").read_text())
+    assert report["out"] == str(rejected.resolve()) and report["guard"]["passed"] is False
+    error = [line for line in _error_lines(result) if ERROR_LINE.match(line)]
+    assert len(error) == 1 and f"in {rejected.resolve()}" in error[0]
+    assert f"{out} holds an earlier conversion, left as it was" in error[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "dist.rejected"]  # no staging folder left
 
 
 def test_formats_subset_writes_only_those_files(trained_run, tmp_path):
