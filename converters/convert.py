@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kws.edge.locate import REJECTED_SUFFIX
 from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_text,
                                process_umask, save_manifest)
@@ -60,7 +61,6 @@ FORMAT_FILES = {
     "pb": (PB_FILE,),
     "c": (C_SOURCE_FILE, C_HEADER_FILE, stream_export.STREAM_C_SOURCE_FILE, stream_export.STREAM_C_HEADER_FILE),
 }
-REJECTED_SUFFIX = ".rejected"  # <out>.rejected: a failed conversion that would have changed <out>
 KERAS_BATCH = 256
 STAGING_PREFIX = ".kws-convert-"
 STAGING_OWNER = ".owner-pid"  # in a staging folder: the pid of the kws-convert writing it

@@ -17,6 +17,9 @@ MODEL_MARKERS = ("config.yaml", "manifest.json", "model.keras")
 # model.keras only when it ends; kws-convert writes manifest.json last
 COMPLETE_MARKERS = ("model.keras", "manifest.json", "dist/manifest.json")
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# <out>.rejected: where kws-convert puts a conversion that failed its checks rather than replace the
+# earlier one in <out>; complete, but never the default model
+REJECTED_SUFFIX = ".rejected"
 # what a tool can take as its default model: any complete one (kws-listen, kws-eval run ensembles),
 # one model (kws-predict, kws inspect, the servers classify clips with one), or a training run
 # (kws-convert, which needs model.keras)
@@ -77,8 +80,8 @@ def default_model(root: Path | None = None, need: str = ANY_MODEL) -> Path:
     api = root / API_MODEL
     if is_usable(api, need):
         return api
-    complete = sorted((p for p in root.iterdir() if is_complete_model(p)), key=_trained_at,
-                      reverse=True) if root.is_dir() else []
+    complete = sorted((p for p in root.iterdir() if is_complete_model(p) and not p.name.endswith(REJECTED_SUFFIX)),
+                      key=_trained_at, reverse=True) if root.is_dir() else []
     # newest first, stopping at the first usable one: the ensemble check reads a manifest, and
     # DEEPaaS asks for the default model on every request
     chosen = next((p for p in complete if is_usable(p, need)), None)

@@ -47,6 +47,19 @@ def test_unfinished_runs_are_listed_not_chosen(tmp_path):
     assert default_model(tmp_path) == complete
 
 
+def test_a_rejected_conversion_is_never_the_default(tmp_path):
+    """kws-convert --out models/mine, rejected where models/mine held a conversion, writes
+    models/mine.rejected: the newest complete folder, but not one to serve without -m."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text("{}")
+    rejected = tmp_path / "mine.rejected"
+    rejected.mkdir()
+    (rejected / "manifest.json").write_text("{}")
+    os.utime(mine / "manifest.json", (1_000_000, 1_000_000))  # the rejected one is newer
+    assert default_model(tmp_path) == mine
+
+
 def test_each_tool_defaults_to_the_newest_model_it_can_use(tmp_path):
     """After the README's kws ensemble --out models/pair, kws-predict and kws serve without -m took the
     ensemble and refused it, deepaas-run did not start, and kws-convert took a converted folder."""
