@@ -383,23 +383,15 @@ def to_float32(samples: np.ndarray) -> np.ndarray:
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
-    """Write 16-bit mono PCM atomically (temp file in the same folder, then rename)."""
+    """Write 16-bit mono PCM atomically (temp file in the same folder, then rename; an OSError names
+    ``path``)."""
     from scipy.io import wavfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pcm = samples if samples.dtype == np.int16 else to_int16(samples)
-    import tempfile  # only for writing: kws-listen never loads it (nor shutil, bz2, lzma behind it)
+    from .manifest import atomic_file
 
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wav", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            wavfile.write(f, int(sample_rate), pcm)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    pcm = samples if samples.dtype == np.int16 else to_int16(samples)
+    with atomic_file(path) as f:
+        wavfile.write(f, int(sample_rate), pcm)
 
 
 def resampled(chunks: Iterator[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:

@@ -1,4 +1,6 @@
 """Exception types raised at the kws API boundary; the CLIs turn them into one-line errors."""
+from __future__ import annotations
+
 import os
 
 
@@ -26,6 +28,17 @@ def os_error_line(exc: OSError) -> str:
     what = exc.strerror or str(exc) or type(exc).__name__
     name = exc.filename
     return one_line(f"{os.fsdecode(name)}: {what}" if name is not None else what)
+
+
+def naming(exc: OSError, path: str | os.PathLike, temporary: str | os.PathLike | None = None) -> OSError:
+    """``exc`` as the same error about ``path``, the file being written, where it named no file (a full
+    disk fails in write(), which names none) or only the ``temporary`` one written on the way, so
+    ``os_error_line`` says which file could not be written; any other error unchanged."""
+    named = exc.filename
+    if exc.errno is None or (named is not None and (temporary is None
+                                                    or os.fspath(named) != os.fspath(temporary))):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, os.fspath(path))
 
 
 class OneLineError(KwsError):

@@ -2,13 +2,14 @@
 smoothing, thresholds), stored as ``manifest.json`` next to the exported models."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
-from .errors import KwsError, ManifestError
+from .errors import KwsError, ManifestError, naming
 from .frontend import FrontendConfig
 from .manifest_schema import check_manifest_data
 
@@ -458,7 +459,17 @@ def process_umask() -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to a temp file beside ``path``, fsync, then rename over it."""
+    """Write bytes to a temp file beside ``path``, fsync, then rename over it (``atomic_file``)."""
+    with atomic_file(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file whose bytes become ``path`` when the block ends: a temp file beside it, fsynced
+    and renamed over it, so a reader sees the old or the new content, never half. If anything fails
+    the temp file is removed and ``path`` is as it was; an OSError (a full disk, a read-only folder)
+    names ``path``, not the temp file (``naming``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # a name of our own (pid + counter, created exclusively) rather than tempfile.mkstemp: tempfile
@@ -470,11 +481,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             break
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise naming(exc, path, tmp) from None
     else:
         raise FileExistsError(f"{path}: no free temporary name beside it after {TEMP_NAME_ATTEMPTS} tries")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
             # the mode a plain write would give (the old file's, else 0666 less the umask), not the
@@ -485,7 +498,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
                 mode = 0o666 & ~process_umask()
             os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise naming(exc, path, tmp) from None
         raise

@@ -8,6 +8,7 @@ SPEECH_DB_BELOW_PEAK of the clip's loudest frame), not of the clip file's paddin
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES, load_audio
 from kws.edge.errors import AudioError, KwsError
-from kws.edge.manifest import UNKNOWN_LABEL
+from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
 MIN_GAP_S = 2.0            # silence between the end of one event and the start of the next, at least ...
 MAX_GAP_S = 6.0            # ... and at most
@@ -220,14 +221,13 @@ def build_clip_stream(clips: dict[str, list[np.ndarray]], noises: Sequence[np.nd
 
 
 def write_labels(path: str | os.PathLike, events: Sequence[Event]) -> None:
-    """Write the ground-truth CSV: header ``label,start_s,end_s``, one event per row."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["label", "start_s", "end_s"])
-        for e in events:
-            w.writerow([e.label, f"{e.start_s:.4f}", f"{e.end_s:.4f}"])
+    """Write the ground-truth CSV: header ``label,start_s,end_s``, one event per row (atomically)."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["label", "start_s", "end_s"])
+    for e in events:
+        w.writerow([e.label, f"{e.start_s:.4f}", f"{e.end_s:.4f}"])
+    atomic_write_text(path, buf.getvalue())
 
 
 KWS_FORMAT = "label,start_s,end_s (seconds)"

@@ -28,7 +28,7 @@ from typing import Collection, Sequence
 import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES, load_audio, to_int16
-from kws.edge.errors import AudioError, KwsError
+from kws.edge.errors import AudioError, KwsError, naming
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 
 from kws.trainer import augment
@@ -425,13 +425,18 @@ def _init_worker(opts: SynthOptions, noises: dict[str, np.ndarray], scratch: str
 
 
 def write_clip(path: Path, clip: np.ndarray, sample_rate: int, tmp_dir: Path) -> None:
-    """16-bit mono PCM, written to a temp file outside the label folders, then renamed into place."""
+    """16-bit mono PCM, written to a temp file outside the label folders, then renamed into place;
+    a failure (a full disk) leaves no temp file and names ``path``."""
     from scipy.io import wavfile
 
     tmp = tmp_dir / f"{os.getpid()}-{path.name}"
-    with open(tmp, "wb") as f:
-        wavfile.write(f, int(sample_rate), to_int16(clip))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            wavfile.write(f, int(sample_rate), to_int16(clip))
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise naming(exc, path, tmp) from None
 
 
 def finish_clip(audio: np.ndarray, task: ClipTask, opts: SynthOptions, noises: dict[str, np.ndarray]

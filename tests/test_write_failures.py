@@ -7,6 +7,7 @@ import errno
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -112,3 +113,122 @@ def test_files_written_atomically_get_the_usual_mode_not_the_temp_files(tmp_path
         assert os.stat(tmp_path / "kept.json").st_mode & 0o777 == 0o640  # a rewrite keeps the file's mode
     finally:
         os.umask(old)
+
+
+def _disk_full_for(monkeypatch, name: str) -> None:
+    """A disk that fills while ``name`` is written: its fsync says ENOSPC (as it does where the
+    filesystem allocates late), naming no file, as a failing write() does; other files are written."""
+    import os
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if name in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_an_atomic_write_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    from kws.edge.manifest import atomic_write_text
+
+    target = tmp_path / "eval.json"
+    target.write_text("the earlier report\n")
+    _disk_full_for(monkeypatch, "eval.json")
+    with pytest.raises(OSError) as caught:
+        atomic_write_text(target, "the new report\n")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert target.read_text() == "the earlier report\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]  # no temporary file left
+
+
+def test_a_rename_that_fails_names_the_file_not_its_temporary_name(tmp_path, monkeypatch):
+    import os
+
+    from kws.edge.errors import os_error_line
+    from kws.edge.manifest import atomic_write_bytes
+
+    def refuse(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied", src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError) as caught:
+        atomic_write_bytes(tmp_path / "curve.png", b"png")
+    assert os_error_line(caught.value) == f"{tmp_path / 'curve.png'}: Permission denied"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_report_on_a_full_disk_is_one_line_naming_it(converted_run, tiny_dataset, tmp_path, monkeypatch):
+    """After the scoring, a full disk gave 'Error: ... (No space left on device)' with no file named."""
+    from kws.evaluation.eval_cli import main as eval_main
+
+    report = tmp_path / "report"
+    _disk_full_for(monkeypatch, "eval.json")
+    res = CliRunner().invoke(eval_main, ["-m", str(converted_run), "--keywords", str(tiny_dataset),
+                                         "--hours", "0.01", "--report", str(report)])
+    assert res.exit_code == 1 and "stream:" not in res.output
+    _one_line_error(res.output, report / "eval.json")
+    assert f"{report / 'eval.json'}: No space left on device" in res.output
+    assert sorted(p.name for p in report.iterdir()) == ["stream_labels.csv"]  # written before; no half eval.json
+
+
+def test_eval_labels_on_a_full_disk_leave_no_half_file(converted_run, tiny_dataset, tmp_path, monkeypatch):
+    from kws.evaluation.eval_cli import main as eval_main
+
+    report = tmp_path / "report"
+    _disk_full_for(monkeypatch, "stream_labels.csv")
+    res = CliRunner().invoke(eval_main, ["-m", str(converted_run), "--keywords", str(tiny_dataset),
+                                         "--hours", "0.01", "--report", str(report)])
+    assert res.exit_code == 1
+    _one_line_error(res.output, report / "stream_labels.csv")
+    assert f"{report / 'stream_labels.csv'}: No space left on device" in res.output
+    assert list(report.iterdir()) == []
+
+
+@pytest.mark.skipif(not __import__("shutil").which("espeak-ng"), reason="espeak-ng not installed")
+def test_synth_on_a_full_disk_names_the_clip_and_leaves_no_half_clip(tmp_path, monkeypatch):
+    """The disk fills while the workers render: one line naming the clip, and every .wav left is whole."""
+    import os
+
+    from scipy.io import wavfile
+
+    from kws.synth.cli import main as synth_main
+
+    parent = os.getpid()
+    real_write = wavfile.write
+
+    def fills_in_workers(f, rate, data):
+        if os.getpid() == parent:  # the background noise, written by kws-synth itself
+            return real_write(f, rate, data)
+        f.write(b"RIFF")  # a clip's first bytes, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wavfile, "write", fills_in_workers)
+    out = tmp_path / "data"
+    res = CliRunner().invoke(synth_main, ["--words", "yes", "--per-word", "3", "--negatives", "0", "--engines",
+                                          "espeak", "--jobs", "1", "-q", "--out", str(out)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {out / 'yes'}/") and \
+        lines[0].endswith(".wav: No space left on device"), res.output
+    assert not list(out.glob("yes/*.wav"))
+    assert list((out / ".synth_state" / "tmp").iterdir()) == []  # the half-written clip is gone
+    for wav in out.rglob("*.wav"):  # what is there (the background noise) is whole
+        wavfile.read(wav)
+
+
+def test_a_checkpoint_on_a_full_disk_names_the_checkpoint(tmp_path):
+    from kws.trainer.run import save_keras_atomic
+
+    class FillsTheDisk:
+        def save(self, path):
+            Path(path).write_bytes(b"PK\x03\x04")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "ckpts" / "last.keras"
+    with pytest.raises(OSError) as caught:
+        save_keras_atomic(FillsTheDisk(), target)
+    assert caught.value.filename == str(target) and caught.value.errno == errno.ENOSPC
+    assert list(target.parent.iterdir()) == []
+

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kws.edge.errors import KwsError
+from kws.edge.errors import KwsError, naming
 from kws.edge.locate import TIMESTAMP_FORMAT, models_dir
 from kws.edge.manifest import atomic_write_text
 
@@ -142,6 +142,8 @@ def save_keras_atomic(model, path: Path) -> None:
     try:
         model.save(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk: name the checkpoint, not its temp file or none
+        raise naming(exc, path, tmp) from None
     finally:
         if tmp.exists():
             tmp.unlink()
