@@ -31,8 +31,8 @@ import numpy as np
 
 from kws.edge.locate import REJECTED_SUFFIX
 from kws.edge.runtime import TFLITE_RUNTIME
-from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_text,
-                               process_umask, save_manifest)
+from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_bytes,
+                               atomic_write_text, process_umask, save_manifest)
 from kws.trainer.config import EMBEDDING_QUANTIZATIONS
 from kws.trainer.models import EMBEDDING_ARCHITECTURE
 
@@ -297,9 +297,24 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
     staging = _make_staging(out)
     try:
         return _convert_into(src, formats, out, staging, max_drop, opts.check_edge_env, say, t_start, step_frames)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _in_out(exc, staging, out) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _in_out(exc: OSError, staging: Path, out: Path) -> OSError:
+    """``exc`` naming the file in ``out`` where it named one in the staging folder (a full disk while
+    writing model_float.tflite is about dist/model_float.tflite, not a temporary folder's copy)."""
+    if exc.errno is None or exc.filename is None:
+        return exc
+    try:
+        inside = Path(os.fsdecode(exc.filename)).relative_to(staging)
+    except ValueError:  # a file elsewhere
+        return exc
+    return type(exc)(exc.errno, exc.strerror, os.fspath(out / inside))
 
 
 def _step_frames(cfg: Any, opts: ConvertOptions) -> int:
@@ -346,7 +361,7 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
 
     def write(name: str, payload: bytes | str) -> Path:
         path = staging / name
-        path.write_bytes(payload.encode("utf-8") if isinstance(payload, str) else payload)
+        atomic_write_bytes(path, payload.encode("utf-8") if isinstance(payload, str) else payload)  # names it
         produced.append(name)
         return path
 

@@ -25,7 +25,8 @@ from kws.edge.embedding_frontend import (FFT_SIZE, MEL_BINS, MEL_CONSTANTS_FILE,
                                          WINDOW_SAMPLES, save_mel_constants)
 from kws.edge.embedding_pipeline import HOP_MS
 from kws.edge.frontend import FrontendConfig
-from kws.edge.manifest import MANIFEST_NAME, EmbeddingSection, Manifest, ModelEntry, save_manifest
+from kws.edge.manifest import (MANIFEST_NAME, EmbeddingSection, Manifest, ModelEntry, atomic_write_bytes,
+                               save_manifest)
 from kws.edge.runtime import TFLiteModel
 from kws.trainer.embedding_data import CACHE_DIR, Embedder, eval_windows
 from kws.trainer.speech_embedding import KNOWN_SHA256, WHEEL_PACKAGE, WHEEL_VERSION
@@ -125,7 +126,7 @@ def convert_embedding_run(src, formats: tuple[str, ...], out: Path, staging: Pat
     produced: list[str] = []
 
     def write(name: str, payload: bytes) -> Path:
-        (staging / name).write_bytes(payload)
+        atomic_write_bytes(staging / name, payload)  # an OSError (a full disk) names the file
         produced.append(name)
         return staging / name
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kws.edge.manifest import StreamEntry, StreamingSection
+from kws.edge.manifest import StreamEntry, StreamingSection, atomic_write_bytes
 from kws.edge.runtime import LITERT, TFLiteModel
 from kws.edge.stepmodel import StepModel
 
@@ -139,7 +139,7 @@ def export_streaming(model: Any, step_frames: int, window_blobs: dict[str, bytes
             continue
         path = write(file, blob)
         window_path = staging / f".window_{key}_for_stream_check.tflite"
-        window_path.write_bytes(window_blobs[key])
+        atomic_write_bytes(window_path, window_blobs[key])
         try:
             step = StepModel(path, runtime=LITERT)
             check = compare_forms(TFLiteModel(window_path, runtime=LITERT), step, frames)

@@ -232,3 +232,17 @@ def test_a_checkpoint_on_a_full_disk_names_the_checkpoint(tmp_path):
     assert caught.value.filename == str(target) and caught.value.errno == errno.ENOSPC
     assert list(target.parent.iterdir()) == []
 
+
+def test_convert_on_a_full_disk_names_the_file_in_the_output_folder(trained_run, tmp_path, monkeypatch):
+    """Not the staging folder's copy (gone with it) and not a bare 'No space left on device'."""
+    from kws.converters.cli import main as convert_main
+
+    out = tmp_path / "dist"
+    _disk_full_for(monkeypatch, "model_float.tflite")
+    res = CliRunner().invoke(convert_main, ["-m", str(trained_run), "--out", str(out), "--formats", "float",
+                                            "--no-edge-check", "-q"])
+    assert res.exit_code == 1
+    errors = [line for line in res.output.splitlines() if line.startswith("kws-convert: error:")]
+    assert errors == [f"kws-convert: error: {out / 'model_float.tflite'}: No space left on device; "
+                      "nothing was written"], res.output
+    assert list(tmp_path.iterdir()) == []  # no dist, no staging folder
