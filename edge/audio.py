@@ -18,6 +18,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from .errors import AudioError, AudioTooLongError
+from .native_stderr import native_stderr_silenced
 
 INT16_SCALE = 32768.0
 # file name endings the tools pick up from folders; any format libsndfile reads also works when named
@@ -36,7 +37,8 @@ SAMPLE_FORMATS = {"PCM_U8": "uint8", "PCM_S8": "int8", "PCM_16": "int16", "PCM_2
 MP3_SUBTYPE = "MPEG_LAYER_III"
 # libsndfile (1.2.2, as soundfile bundles it) decodes an MP3 right only in one read call: a second
 # call, or a read after a seek, returns other samples (and libmpg123 prints "part2_3_length (...) too
-# large" on stderr). So an MP3 is decoded whole, as int16, if it holds at most this many samples (all
+# large" on stderr; opening and decoding are done with native_stderr_silenced, so kws's own one-line
+# error is all a user sees of a damaged MP3). So an MP3 is decoded whole, as int16, if it holds at most this many samples (all
 # channels; 256 MiB: 25 min of 44.1 kHz stereo, 2.3 h of 16 kHz mono), and served from memory.
 MAX_MP3_SAMPLES = 128 * 2 ** 20
 # what a failing libsndfile / soundfile call raises (LibsndfileError is a RuntimeError)
@@ -99,6 +101,7 @@ MAX_SAMPLE_MAGNITUDE = 1000.0
 # what libsndfile 1.2 answers for a regular file whose data it cannot parse (an MP3 header followed by
 # junk), although the file exists and is regular
 MISLEADING_OPEN_ERROR = "File does not exist or is not a regular file"
+LIBSNDFILE_ERROR_PREFIX = "Error : "  # how libsndfile begins a decoder's message ("Error : flac decoder lost sync")
 
 
 def _reason(exc: BaseException) -> str:
@@ -108,6 +111,7 @@ def _reason(exc: BaseException) -> str:
         text = text.split(": ", 1)[1]
     if text.startswith(MISLEADING_OPEN_ERROR):  # libsndfile's word for a file it cannot parse (a broken MP3)
         text = "damaged data or an unknown format"
+    text = text.removeprefix(LIBSNDFILE_ERROR_PREFIX)
     return text.rstrip(".")
 
 
@@ -142,7 +146,8 @@ class AudioReader:
             self.name, target = name or str(path), str(path)
             self._check_path(path)
         try:
-            self._file = sf.SoundFile(target)
+            with native_stderr_silenced():  # libmpg123's notes on a damaged MP3 (or on junk it took for one)
+                self._file = sf.SoundFile(target)
         except _READ_ERRORS as exc:
             raise self._error(exc, _wav_rate_problem(target)) from None
         try:
@@ -248,7 +253,8 @@ class _DecodedMp3:
                              f"decodes MP3 whole, up to {MAX_MP3_SAMPLES // 2 ** 20} M samples: convert it to FLAC "
                              "or WAV)")
         try:
-            self._pcm = f.read(dtype="int16", always_2d=True)  # every frame, in one call
+            with native_stderr_silenced():
+                self._pcm = f.read(dtype="int16", always_2d=True)  # every frame, in one call
         except _READ_ERRORS as exc:
             raise AudioError(f"{name}: {UNREADABLE} ({_reason(exc)})") from None
         finally:

@@ -77,3 +77,32 @@ def keyword_stream(words, rng: np.random.Generator, gap_s: float = 0.8, lead_s: 
         parts.append(rng.normal(0, 0.003, int(gap_s * sample_rate)).astype(np.float32))
         t += gap_s
     return np.concatenate(parts), truth
+
+
+def damaged_audio(folder: Path) -> dict[str, Path]:
+    """Files as a crashed recorder or an interrupted copy leaves them, written with soundfile:
+    ``mp3_junk`` (an MP3's first frame, then zeros: libmpg123 prints notes and libsndfile fails),
+    ``mp3_cut`` (the first half of an MP3: it decodes, and libmpg123 warns about its length), and the
+    first halves of a FLAC and an OGG/Vorbis file (libsndfile fails)."""
+    import io
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    audio = np.concatenate([word_audio("up", rng), word_audio("down", rng)])
+    encoded = {}
+    for fmt in ("MP3", "FLAC", "OGG"):
+        buf = io.BytesIO()
+        sf.write(buf, audio, SAMPLE_RATE, format=fmt)
+        encoded[fmt] = buf.getvalue()
+    mp3_first_frame = 64  # bytes of the MP3 kept before the zeros: its header and first frame start
+    contents = {"mp3_junk.mp3": encoded["MP3"][:mp3_first_frame] + bytes(4000),
+                "mp3_cut.mp3": encoded["MP3"][:len(encoded["MP3"]) // 2],
+                "flac_cut.flac": encoded["FLAC"][:len(encoded["FLAC"]) // 2],
+                "ogg_cut.ogg": encoded["OGG"][:len(encoded["OGG"]) // 2]}
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, data in contents.items():
+        out[name.split(".")[0]] = folder / name
+        out[name.split(".")[0]].write_bytes(data)
+    return out
