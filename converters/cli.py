@@ -2,12 +2,12 @@
 verified on the run's test split (also ``kws convert``)."""
 from __future__ import annotations
 
-import signal
 import sys
 
 import click
 
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
 
 PROG = "kws-convert"
 EXAMPLES = """
@@ -22,14 +22,9 @@ Exit status: 0 ok; 1 error (model folder, data, output folder, converter); 2 bad
 3 the int8 model lost too much accuracy (kept as model_int8.rejected.tflite with the float
 artifacts and convert_report.json), a model uses ops tflite-runtime 2.14 cannot run, or a streaming
 form does not reproduce its window model (not written); where the output folder holds an earlier
-conversion, exit 3 leaves it as it was and writes to <out>.rejected; 130 stopped by Ctrl-C or SIGTERM
+conversion, exit 3 leaves it as it was and writes to <out>.rejected; 130 stopped by Ctrl-C, SIGTERM or SIGHUP
 (nothing written, temporary folders removed).
 """
-EXIT_INTERRUPTED = 130
-
-
-def _terminate(signum, frame):  # SIGTERM (kill, systemd, a CI timeout) ends like Ctrl-C: cleanly
-    raise KeyboardInterrupt
 
 
 def _fail(message: str, code: int) -> None:
@@ -75,7 +70,7 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, embedding_qu
         _fail(str(exc), exc.exit_code)
         return
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    signal.signal(signal.SIGTERM, _terminate)
+    stop = StopRequest(immediate=True).install()  # SIGTERM (kill, systemd, a CI timeout), SIGHUP: like Ctrl-C
     try:
         result = convert(ConvertOptions(model=model, formats=fmts, out=out, max_accuracy_drop=drop,
                                         calibration_clips=clips, embedding_quantization=embedding_quantization,
@@ -100,6 +95,8 @@ def main(model, formats, out, max_accuracy_drop, calibration_clips, embedding_qu
     except OSError as exc:  # e.g. a full disk while staging: the staging folder is gone, the old dist kept
         _fail(f"{os_error_line(exc)}; nothing was written", EXIT_ERROR)
         return
+    finally:
+        stop.restore()
     click.echo(format_table(result.report))
     click.echo(f"wrote {', '.join(result.files)} to {result.out}")
 

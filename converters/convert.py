@@ -11,17 +11,14 @@ as it was (its int8 model, manifest and calibrated thresholds) and the failed on
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +30,7 @@ from kws.edge.locate import REJECTED_SUFFIX
 from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_bytes,
                                atomic_write_text, process_umask, save_manifest)
+from kws.edge.stopping import signals_held
 from kws.trainer.config import EMBEDDING_QUANTIZATIONS
 from kws.trainer.models import EMBEDDING_ARCHITECTURE
 
@@ -169,7 +167,7 @@ def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> 
         os.replace(staging, out)
         return
     order = sorted(produced, key=lambda n: (n == MANIFEST_NAME, n == REPORT_NAME))
-    with _signals_held():  # a Ctrl-C halfway would leave new models beside the old manifest
+    with signals_held(CommittedInterrupt):  # a Ctrl-C halfway would leave new models beside the old manifest
         for name in order:
             os.replace(staging / name, out / name)
         for name in owned:
@@ -179,27 +177,8 @@ def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> 
 
 
 class CommittedInterrupt(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM) that arrived while the conversion's files were being moved in: they all
-    were, and then the stop was honoured."""
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait until the block has run (then CommittedInterrupt), in the main thread;
-    elsewhere (no signal handlers there) the block just runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        raise CommittedInterrupt()
+    """Ctrl-C (or another stop signal) that arrived while the conversion's files were being moved in:
+    they all were, and then the stop was honoured."""
 
 
 def _commit_checked(staging: Path, out: Path, produced: list[str], owned: list[str]) -> None:

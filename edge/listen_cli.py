@@ -1,14 +1,13 @@
 """``kws-listen``: continuous keyword detection from a microphone, a WAV file or raw PCM on stdin.
 
 One line per detection on stdout (or JSON lines with ``--json``); start-up information and the
-final summary go to stderr. Ctrl-C or SIGTERM stops cleanly with the summary.
+final summary go to stderr. Ctrl-C, SIGTERM or SIGHUP stops cleanly with the summary.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from .clitypes import FiniteFloatRange
 from .errors import KwsError, os_error_line
 from .manifest_schema import SMOOTHING_RANGES
 from .recognizer import Detection, Recognizer
+from .stopping import StopRequest
 
 PROG = "kws-listen"
 ON_DETECT_QUEUE = 64  # detections waiting for their command before new ones are dropped
@@ -154,9 +154,18 @@ def _format(det: Detection, as_json: bool) -> str:
     return f"{det.time_s:9.2f} s  {det.label:<16} {det.score:.2f}"
 
 
+def _tell(line: str) -> None:
+    """A line on stderr, or nothing where stderr is gone (the terminal of a session that hung up
+    answers EIO): the summary still reaches --summary-json."""
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
+
+
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
-        click.echo(f"{PROG}: {text}", err=True)
+        _tell(f"{PROG}: {text}")
 
 
 def _list_devices() -> None:
@@ -169,10 +178,6 @@ def _list_devices() -> None:
     for d in devices:
         mark = "*" if d["default"] else " "
         click.echo(f"{mark} {d['index']:3d}  {d['name']}  ({d['channels']} ch, default {d['default_rate']} Hz)")
-
-
-def _terminate(signum, frame):  # SIGTERM (systemd stop) ends like Ctrl-C
-    raise KeyboardInterrupt
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
@@ -235,96 +240,99 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
             check_on_detect(on_detect or on_detect_shell, shell=bool(on_detect_shell))
     except KwsError as exc:
         raise click.UsageError(str(exc)) from None
-    started = time.perf_counter()
-    rec = source = runner = heard_s = None
-    summary = Summary()
-    error: str | None = None
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        from .locate import resolve_model
-        from .sources import FileSource, MicrophoneSource, RawSource, stdin_binary
-
-        if summary_json:  # a summary that cannot be written fails now, not after the listening
-            from .manifest import check_writable_dir
-
-            check_writable_dir(os.path.dirname(os.path.abspath(summary_json)), "--summary-json")
-        rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
-                                       num_threads=threads, runtime=runtime, streaming=not no_streaming)
-        if wav_path:
-            source = FileSource(wav_path, rec.sample_rate)
-        elif use_stdin:
-            source = RawSource(stdin_binary(), rec.sample_rate if rate is None else rate, rec.sample_rate, channels)
-        else:
-            source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
-        if getattr(rec, "members", None):  # an ensemble: its folder; describe_form names the members
-            _say(quiet, f"ensemble {rec.path} ({len(rec.labels)} labels, {len(rec.members)} models); "
-                        f"hop {rec.hop_ms:g} ms; {rec.describe_form()}")
-        else:
-            _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
-                        f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
-                        f"{rec.describe_form()}")
-        _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
-        runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
-            if on_detect or on_detect_shell else None
-        limit = int(duration * rec.sample_rate) if duration else None
-
-        def report(detections) -> None:
-            for det in detections:
-                summary.detections += 1
-                click.echo(_format(det, as_json))
-                sys.stdout.flush()
-                if runner is not None:
-                    runner.submit(det)
-
-        for chunk in source.chunks():
-            if limit is not None and rec.samples_seen + len(chunk) >= limit:
-                chunk = chunk[:limit - rec.samples_seen]
-            report(rec.process(chunk))
-            if limit is not None and rec.samples_seen >= limit:
-                break
-        else:
-            if wav_path or use_stdin:  # the recording ended: its last second is heard out (Recognizer.finish)
-                heard_s = rec.time_s
-                report(rec.finish())
-    except KeyboardInterrupt:
-        _say(quiet, "stopped")
-    except KwsError as exc:
-        error = str(exc)
-    finally:
-        if source is not None and hasattr(source, "stop"):
-            source.stop()
-        if runner is not None:
-            runner.close()
-    summary.wall_s = time.perf_counter() - started
-    if rec is not None:
-        summary.audio_s = rec.time_s if heard_s is None else heard_s
-    if source is not None:
-        summary.overflows = source.stats.overflows
-        summary.dropped_blocks = source.stats.dropped_blocks
-    if error is not None and (rec is None or rec.samples_seen == 0):
-        click.echo(f"Error: {error}", err=True)  # nothing was heard: the error alone
-        sys.exit(EXIT_ERROR)
-    if error is not None:
-        click.echo(f"Error: {error}", err=True)
-    _say(quiet, summary.line(rec))
-    if runner is not None and (runner.dropped or runner.failed):
-        _say(quiet, f"--on-detect: {runner.failed} command(s) failed, {runner.dropped} skipped (queue full)")
-    if summary_json:
-        from .manifest import atomic_write_text
-
+    # a stop signal ends the listening like Ctrl-C (kws.edge.stopping); from then on signals wait, so the
+    # device is closed, pending --on-detect commands get ON_DETECT_DRAIN_S and the summary is complete
+    with StopRequest(immediate=True, once=True) as stop:
+        started = time.perf_counter()
+        rec = source = runner = heard_s = None
+        summary = Summary()
+        error: str | None = None
         try:
-            atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
-        except OSError as exc:
-            click.echo(f"Error: {os_error_line(exc)}", err=True)
-            error = error or "summary not written"
-    code = EXIT_ERROR if error is not None else 0
-    if source is not None and not getattr(source, "closed_cleanly", True):
-        # a hung device would also hang PortAudio's exit handler: leave without it
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    if code:
-        sys.exit(code)
+            from .locate import resolve_model
+            from .sources import FileSource, MicrophoneSource, RawSource, stdin_binary
+
+            if summary_json:  # a summary that cannot be written fails now, not after the listening
+                from .manifest import check_writable_dir
+
+                check_writable_dir(os.path.dirname(os.path.abspath(summary_json)), "--summary-json")
+            rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
+                                           num_threads=threads, runtime=runtime, streaming=not no_streaming)
+            if wav_path:
+                source = FileSource(wav_path, rec.sample_rate)
+            elif use_stdin:
+                source = RawSource(stdin_binary(), rec.sample_rate if rate is None else rate, rec.sample_rate, channels)
+            else:
+                source = MicrophoneSource(rec.sample_rate, device, device_rate=device_rate)
+            if getattr(rec, "members", None):  # an ensemble: its folder; describe_form names the members
+                _say(quiet, f"ensemble {rec.path} ({len(rec.labels)} labels, {len(rec.members)} models); "
+                            f"hop {rec.hop_ms:g} ms; {rec.describe_form()}")
+            else:
+                _say(quiet, f"model {rec.model.path} ({len(rec.labels)} labels, {rec.model.input_spec.dtype}, "
+                            f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
+                            f"{rec.describe_form()}")
+            _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
+            runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
+                if on_detect or on_detect_shell else None
+            limit = int(duration * rec.sample_rate) if duration else None
+
+            def report(detections) -> None:
+                for det in detections:
+                    summary.detections += 1
+                    click.echo(_format(det, as_json))
+                    sys.stdout.flush()
+                    if runner is not None:
+                        runner.submit(det)
+
+            for chunk in source.chunks():
+                if limit is not None and rec.samples_seen + len(chunk) >= limit:
+                    chunk = chunk[:limit - rec.samples_seen]
+                report(rec.process(chunk))
+                if limit is not None and rec.samples_seen >= limit:
+                    break
+            else:
+                if wav_path or use_stdin:  # the recording ended: its last second is heard out (Recognizer.finish)
+                    heard_s = rec.time_s
+                    report(rec.finish())
+        except KeyboardInterrupt:
+            _say(quiet, "stopped")
+        except KwsError as exc:
+            error = str(exc)
+        finally:
+            stop.holding = True
+            if source is not None and hasattr(source, "stop"):
+                source.stop()
+            if runner is not None:
+                runner.close()
+        summary.wall_s = time.perf_counter() - started
+        if rec is not None:
+            summary.audio_s = rec.time_s if heard_s is None else heard_s
+        if source is not None:
+            summary.overflows = source.stats.overflows
+            summary.dropped_blocks = source.stats.dropped_blocks
+        if error is not None and (rec is None or rec.samples_seen == 0):
+            _tell(f"Error: {error}")  # nothing was heard: the error alone
+            sys.exit(EXIT_ERROR)
+        if error is not None:
+            _tell(f"Error: {error}")
+        _say(quiet, summary.line(rec))
+        if runner is not None and (runner.dropped or runner.failed):
+            _say(quiet, f"--on-detect: {runner.failed} command(s) failed, {runner.dropped} skipped (queue full)")
+        if summary_json:
+            from .manifest import atomic_write_text
+
+            try:
+                atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
+            except OSError as exc:
+                _tell(f"Error: {os_error_line(exc)}")
+                error = error or "summary not written"
+        code = EXIT_ERROR if error is not None else 0
+        if source is not None and not getattr(source, "closed_cleanly", True):
+            # a hung device would also hang PortAudio's exit handler: leave without it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        if code:
+            sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,6 @@
 """``kws-mine``: hard-negative mining rounds on a trained run (see ``mining.py``)."""
 from __future__ import annotations
 
-import signal
 import sys
 
 import click
@@ -9,12 +8,11 @@ import click
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest_schema import SMOOTHING_RANGES
+from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      MiningOptions, mine)
-from .stopping import terminate_as_interrupt
 
-EXIT_INTERRUPTED = 130
 EXAMPLES = """
 \b
 Examples:
@@ -51,7 +49,7 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
                          margin=margin, threshold=threshold, hop_ms=hop_ms, negatives=dirs)
     from kws.trainer.train import TrainingInterrupted
 
-    signal.signal(signal.SIGTERM, terminate_as_interrupt)  # like Ctrl-C: its temporary float model is removed
+    stop = StopRequest(immediate=True).install()  # SIGTERM, SIGHUP like Ctrl-C: its temporary float model is removed
     try:
         record = mine(run_path, opts, quiet=quiet)
     except (KeyboardInterrupt, TrainingInterrupted):
@@ -61,6 +59,8 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(os_error_line(exc)) from None
+    finally:
+        stop.restore()
     done = [r for r in record["rounds"] if r.get("fa_after") is not None]
     if done:
         click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "

@@ -10,6 +10,7 @@ import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.stopping import EXIT_INTERRUPTED
 from kws.trainer.config import AUGMENT_RANGE_LIMITS, MAX_GAIN_DB
 
 EXAMPLES = """
@@ -136,7 +137,7 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
         raise click.ClickException(os_error_line(exc)) from None
     except KeyboardInterrupt:
         click.echo("kws-synth: interrupted; finished clips are kept, rerun the same command to resume", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     click.echo(summary_line(summary, out, clip_ms))
     empty = [label for label, n in summary.per_label.items() if n == 0 and not label.startswith("_")]
     if empty:  # kws-train would refuse the folder or train without the word: never a silent success

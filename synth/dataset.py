@@ -30,10 +30,10 @@ import numpy as np
 from kws.edge.audio import AUDIO_SUFFIXES, load_audio, to_int16
 from kws.edge.errors import AudioError, KwsError, naming
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
+from kws.edge.stopping import STOP_SIGNALS, StopRequest
 
 from kws.trainer import augment
 from kws.trainer.dataset import SYNTH_META_CSV, SYNTH_STATE_DIR
-from kws.trainer.interrupts import StopRequest
 
 from . import clips
 from .engines import ENGINES, SynthesisError, Synthesizer, Utterance, Voice, available_voices, phonemes
@@ -416,8 +416,10 @@ _WORKER: dict = {}
 
 
 def _init_worker(opts: SynthOptions, noises: dict[str, np.ndarray], scratch: str) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # pool.terminate() ends a worker with SIGTERM
+    # Ctrl-C and a hang-up reach every process of the terminal: the parent handles them and stops the
+    # pool, whose terminate() ends a worker with SIGTERM's default action
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.SIG_IGN)
     # the engines' temp folders go under the parent's scratch folder, which the parent removes even
     # when it had to terminate a worker in the middle of one
     tempfile.tempdir = scratch

@@ -1,13 +1,22 @@
-"""Ctrl-C during training: a stop request is a flag, so it is never lost inside a finalizer."""
+"""Stop signals (kws.edge.stopping): Ctrl-C during training is a flag, so it is never lost inside a
+finalizer; SIGTERM and SIGHUP end a command like Ctrl-C; a second signal does not cut short the
+cleanup kws-listen's first one started; a job started under nohup keeps running when its terminal
+goes away."""
 import gc
+import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from kws.trainer.interrupts import StopRequest
+from kws.edge.stopping import StopRequest, signals_held
+
+KWS_LISTEN = Path(sys.executable).parent / "kws-listen"
+STDIN_AUDIO = bytes(3 * 16000 * 2)  # 3 s of 16 kHz int16 silence
 
 
 class _SignalsInFinalizer:
@@ -66,22 +75,145 @@ def test_immediate_mode_interrupts_at_the_first_signal():
         assert stop.requested
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
 @pytest.mark.parametrize("tool, kept", [("ensemble_cli", "nothing was written"),
                                         ("eval_cli", "the manifest was not changed")])
-def test_sigterm_to_kws_ensemble_and_kws_eval_ends_like_ctrl_c(tool, kept, tmp_path):
+def test_sigterm_to_kws_ensemble_and_kws_eval_ends_like_ctrl_c(tool, kept, sig, tmp_path):
     """SIGTERM left kws-ensemble's staging folder (3.5 MB each) for good, and Ctrl-C was click's
     'Aborted!' with exit 1 where kws-train and kws-convert say what was kept and exit 130."""
-    import signal as signals
-
     code = (f"import time, sys\nfrom kws.evaluation import {tool}\n"
             "from kws.evaluation.stopping import stop_cleanly\n"
             f"cmd = stop_cleanly('kws-x', {kept!r})(lambda: (print('ready', flush=True), time.sleep(60)))\n"
             "cmd()\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
-    proc.send_signal(signals.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.strip() == f"kws-x: interrupted; {kept}"
     from kws.evaluation import ensemble_cli, eval_cli
     assert getattr(ensemble_cli.main.callback, "__wrapped__", None) is not None
     assert getattr(eval_cli.main.callback, "__wrapped__", None) is not None
+
+
+def _spin() -> None:
+    for _ in range(1000):  # bytecode for Python to run the handler on
+        pass
+
+
+def test_once_a_stop_has_interrupted_later_signals_wait_for_the_cleanup():
+    """kws-listen's mode: SIGINT and SIGTERM together raised a second KeyboardInterrupt in its
+    cleanup, which ended as click's "Aborted!" (exit 1) without the summary."""
+    with StopRequest(immediate=True, once=True) as stop:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            _spin()
+        os.kill(os.getpid(), signal.SIGTERM)  # during the cleanup: noted, not raised
+        _spin()
+        assert stop.requested and stop.holding
+    with StopRequest(immediate=True) as stop:  # without once, as kws-convert: every signal interrupts
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), sig)
+                _spin()
+
+
+def test_signals_held_raises_after_the_block_or_drops_the_stop():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            _spin()
+            done.append("held")
+    with signals_held(then=None):
+        os.kill(os.getpid(), signal.SIGINT)
+        _spin()
+        done.append("dropped")
+    assert done == ["held", "dropped"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def _listen(converted_run, summary: Path, **popen) -> subprocess.Popen:
+    """kws-listen on raw PCM from a pipe kept open (it listens until stopped), once it is listening."""
+    proc = subprocess.Popen([str(KWS_LISTEN), "-m", str(converted_run), "--stdin", "--summary-json", str(summary)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **popen)
+    proc.stdin.write(STDIN_AUDIO)
+    proc.stdin.flush()
+    return proc
+
+
+def _wait_for_listening(read) -> None:
+    seen = ""
+    while "listening to" not in seen:
+        text = read()
+        assert text, f"kws-listen ended before it listened: {seen}"
+        seen += text
+
+
+def _check_summary(summary: Path) -> dict:
+    data = json.loads(summary.read_text())
+    assert 0 <= data["audio_s"] <= 3.0 and data["detections"] == 0
+    assert [p.name for p in summary.parent.iterdir()] == [summary.name]  # no temporary file beside it
+    return data
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGINT, signal.SIGTERM), (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)],
+                         ids=["int-term", "term-hup-int"])
+def test_kws_listen_stopped_twice_still_ends_with_its_summary(converted_run, tmp_path, signals):
+    summary = tmp_path / "out" / "summary.json"
+    proc = _listen(converted_run, summary, stderr=subprocess.PIPE)
+    try:
+        _wait_for_listening(lambda: proc.stderr.readline().decode())
+        for sig in signals:
+            proc.send_signal(sig)
+        err = proc.communicate(timeout=60)[1].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    data = _check_summary(summary)
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0] == "kws-listen: stopped", err
+    assert lines[1].startswith(f"kws-listen: {data['audio_s']:.1f} s of audio, 0 detection(s)")
+
+
+def test_kws_listen_whose_terminal_hung_up_writes_its_summary(converted_run, tmp_path):
+    """ssh dropped (SIGHUP): the default action killed kws-listen without its --summary-json, and
+    writing "stopped" to the gone terminal (EIO) would have failed before it."""
+    summary = tmp_path / "out" / "summary.json"
+    controller, terminal = pty.openpty()
+    proc = _listen(converted_run, summary, stderr=terminal)
+    os.close(terminal)
+    try:
+        read = (lambda: os.read(controller, 4096).decode())
+        _wait_for_listening(read)
+        os.close(controller)  # the terminal goes away: writing to it fails from now on
+        proc.send_signal(signal.SIGHUP)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    _check_summary(summary)
+
+
+def test_kws_listen_under_nohup_outlives_its_terminal(converted_run, tmp_path):
+    """nohup starts it with SIGHUP ignored, and ignored it stays: the hang-up does not stop it, and
+    the audio ends as a recording does (no "stopped"), all of it heard."""
+    summary = tmp_path / "out" / "summary.json"
+    proc = _listen(converted_run, summary, stderr=subprocess.PIPE,
+                   preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        _wait_for_listening(lambda: proc.stderr.readline().decode())
+        proc.send_signal(signal.SIGHUP)
+        proc.stdin.close()  # the end of the audio
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and "stopped" not in err, err
+    assert _check_summary(summary)["audio_s"] == 3.0

@@ -7,6 +7,7 @@ import sys
 import click
 
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.stopping import EXIT_INTERRUPTED
 
 EXAMPLES = """
 \b
@@ -52,7 +53,7 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
     from .config import load_config, with_data
     from .fetch import DownloadOptions
     from .tfimport import require_training_packages
-    from .train import EXIT_INTERRUPTED, TrainingInterrupted, changed_on_resume, train
+    from .train import TrainingInterrupted, changed_on_resume, train
 
     for name, value in (("--data", data_path), ("--config", config_path), ("--arch", arch), ("--out", out),
                         ("--resume", resume)):

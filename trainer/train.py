@@ -23,6 +23,7 @@ import numpy as np
 
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
+from kws.edge.stopping import StopRequest
 
 from . import dataset as ds
 from . import distill
@@ -30,7 +31,6 @@ from . import negatives as neg
 from .augment import AugmentSources, load_rirs, mixup
 from .config import Config, load_config, save_config
 from .features import eval_features, partial_items, training_features
-from .interrupts import StopRequest
 from .metrics import classification_report, group_report, plot_confusion
 from .run import RunDir, new_run_dir, save_keras_atomic
 from .tfimport import import_tensorflow
@@ -39,7 +39,6 @@ DISTRIBUTE_CHOICES = ("none", "mirrored", "multiworker")
 LOGICAL_CPUS_ENV = "KWS_LOGICAL_CPUS"  # split the CPU into N logical devices (tests, debugging)
 UNKNOWN_POOL_FACTOR = 4  # training _unknown_ draws from up to this many times the needed clips
 NORMALIZATION_CLIPS = 2000  # training clips (a seeded sample) whose features give the input statistics
-EXIT_INTERRUPTED = 130
 MIXUP_STREAM = 104729  # third seed word of the mixup draws (apart from the augmentation chunks and negatives)
 EVAL_TRAIN_WINDOWS = 500  # embedding family: training clips embedded for metrics.json's train accuracy
 
