@@ -16,6 +16,7 @@ from kws.edge.manifest import (MANIFEST_NAME, EnsembleMember, EnsembleSection, M
                                save_manifest)
 from kws.edge.model_loader import checked_file, locate
 from kws.edge.manifest_schema import MAX_ENSEMBLE_MEMBERS
+from kws.edge.stopping import signals_held
 
 from .stopping import stop_cleanly
 
@@ -140,18 +141,27 @@ def build(sources: list[MemberSource], out: Path) -> Path:
             raise type(exc)(named(str(exc))) from None
         except OSError as exc:
             raise KwsError(named(os_error_line(exc))) from None
-        if out.exists():
-            out.rename(old)
-        try:
-            tmp.rename(out)
-        except BaseException:
-            if old.exists():  # the earlier ensemble goes back where it was
-                old.rename(out)
-            raise
+        _swap_in(tmp, out, old)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / MANIFEST_NAME
+
+
+def _swap_in(new: Path, out: Path, old: Path) -> None:
+    """Rename the folder ``new`` to ``out``, an earlier ``out`` first to ``old``. A stop signal
+    between the two renames would leave nothing at ``out`` and the earlier folder hidden at ``old``:
+    the swap runs to its end, and a stop that arrived meanwhile is dropped, since the command has
+    done its work a moment later."""
+    with signals_held(then=None):
+        if out.exists():
+            out.rename(old)
+        try:
+            new.rename(out)
+        except BaseException:
+            if old.exists():  # the earlier folder goes back where it was
+                old.rename(out)
+            raise
 
 
 def _probe(manifest_path: Path) -> None:

@@ -288,3 +288,29 @@ def test_clip_tools_name_the_members_of_an_ensemble(converted_run, tmp_path, str
     res = CliRunner().invoke(predict_main, ["-m", str(ens), str(stream[2])])
     assert res.exit_code == 1 and "an ensemble of 2 models" in res.output
     assert str(ens / "member1") in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_a_stop_between_the_two_renames_still_leaves_an_ensemble_in_place(tmp_path, monkeypatch):
+    """Ctrl-C after the earlier ensemble was moved aside and before the new one was moved in left no
+    ensemble at --out (the earlier one hidden at .<out>.old-<pid>, the new one deleted)."""
+    import os
+    import signal
+
+    from kws.evaluation import ensemble_cli
+
+    new, out, old = tmp_path / "new", tmp_path / "pair", tmp_path / "old"
+    for folder, text in ((new, "new"), (out, "earlier")):
+        folder.mkdir()
+        (folder / "manifest.json").write_text(text)
+    real_rename = Path.rename
+
+    def rename_then_stop(self, target):
+        moved = real_rename(self, target)
+        if self == out:
+            os.kill(os.getpid(), signal.SIGINT)
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_stop)
+    ensemble_cli._swap_in(new, out, old)  # the stop is dropped: the ensemble is written a moment later
+    assert (out / "manifest.json").read_text() == "new" and (old / "manifest.json").read_text() == "earlier"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
