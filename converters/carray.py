@@ -1,6 +1,7 @@
 """The int8 model as C++ source for TensorFlow Lite for Microcontrollers: ``model_int8.cc`` holds
 the flatbuffer as an aligned byte array, ``model_int8.h`` declares it together with the ops to
-register, the input/output quantization, the labels and an estimated tensor-arena size."""
+register, the input/output quantization, the labels and an estimated tensor-arena size. Builtin ops
+only: a model with a custom op is refused (kws-convert converts with builtin op sets, so emits none)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ import numpy as np
 
 from kws.edge.manifest import TensorSpec
 
+from .errors import ConvertError
 from .flatbuffer import ModelInfo
 from .opcheck import OpUse, micro_method
 
@@ -101,10 +103,21 @@ def _c_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _builtin_ops(uses: list[OpUse], source_name: str) -> list[str]:
+    """The op names of ``uses``, once each, in order; ConvertError naming ``source_name`` and the op
+    where one is a custom op: its name is whatever the model file says, not a builtin with a
+    MicroMutableOpResolver method, so no registration (nor a comment holding it) can be written."""
+    custom = next((u.name for u in uses if u.custom), None)
+    if custom is not None:
+        raise ConvertError(f"{source_name}: uses the custom op {custom!r}, which TensorFlow Lite for "
+                           "Microcontrollers has no builtin kernel for; its C source is not written")
+    return list(dict.fromkeys(u.name for u in uses))
+
+
 def render_header(uses: list[OpUse], arena: ArenaEstimate, input_spec: TensorSpec, output_spec: TensorSpec,
                   labels: tuple[str, ...], source_name: str, data_len: int) -> str:
-    """model_int8.h: declarations, the ops to register and the arena size."""
-    ops = list(dict.fromkeys(u.name for u in uses))
+    """model_int8.h: declarations, the ops to register and the arena size (builtin ops only)."""
+    ops = _builtin_ops(uses, source_name)
     op_lines = "\n".join(f"//   {u.name} v{u.version} (x{u.count})" for u in uses)
     x_macro = " \\\n".join(f"  X({micro_method(name)})" for name in ops)
     register = "\n".join(f"//   resolver.{micro_method(name)}();" for name in ops)
@@ -176,8 +189,8 @@ def render_stream_header(uses: list[OpUse], arena: ArenaEstimate, inputs: tuple[
                          outputs: tuple[TensorSpec, ...], labels: tuple[str, ...], source_name: str,
                          data_len: int) -> str:
     """stream_int8.h: the step model's declarations, ops, arena size, and its frames, score and
-    state tensors (input 0 / output 0: frames / scores; input i / output i: state i)."""
-    ops = list(dict.fromkeys(u.name for u in uses))
+    state tensors (input 0 / output 0: frames / scores; input i / output i: state i); builtin ops only."""
+    ops = _builtin_ops(uses, source_name)
     op_lines = "\n".join(f"//   {u.name} v{u.version} (x{u.count})" for u in uses)
     x_macro = " \\\n".join(f"  X({micro_method(name)})" for name in ops)
     frames = inputs[0]
@@ -218,7 +231,7 @@ constexpr int kKwsStepOutputZeroPoint = {scores.zero_point};
 // State i (input i + 1, output i + 1): int8 bytes and the zero point an empty history holds.
 constexpr int kKwsNumStates = {len(states)};
 constexpr int kKwsStateBytes[kKwsNumStates] = {{{_c_list(sizes, "{}")}}};
-constexpr int8_t kKwsStateZeroPoint[kKwsNumStates] = {{{_c_list([s.zero_point for s in states], "{}")}}};
+constexpr std::int8_t kKwsStateZeroPoint[kKwsNumStates] = {{{_c_list([s.zero_point for s in states], "{}")}}};
 constexpr int kKwsStateTotalBytes = {sum(sizes)};
 extern const char* const {STREAM_LABELS_NAME}[kKwsStreamNumLabels];
 

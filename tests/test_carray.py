@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from kws.converters import carray
+from kws.converters.errors import ConvertError
 from kws.converters.opcheck import OpUse
 from kws.edge.manifest import TensorSpec
 
@@ -78,6 +79,28 @@ static_assert(__alignof__(g_kws_model_data) >= {carray.ARRAY_ALIGNMENT}, "window
 static_assert(__alignof__(g_kws_stream_model_data) >= {carray.ARRAY_ALIGNMENT}, "step model array alignment");
 static_assert(sizeof g_kws_model_data == {len(MODEL)}, "window model array length");
 static_assert(sizeof g_kws_stream_model_data == {len(STEP_MODEL)}, "step model array length");
+"""
+
+
+# A <cstdint> that declares the fixed-width types in namespace std only, as the C++ standard requires
+# of it (glibc's also puts them in the global namespace, where a firmware toolchain's need not).
+STD_ONLY_CSTDINT = """
+#ifndef KWS_TEST_STD_ONLY_CSTDINT
+#define KWS_TEST_STD_ONLY_CSTDINT
+namespace std {
+typedef signed char int8_t;
+typedef short int16_t;
+typedef int int32_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+}
+#endif
+"""
+HEADERS_ONLY = """
+#include "model_int8.h"
+#include "stream_int8.h"
+int main() { return kKwsStateZeroPoint[0] + kKwsStateTotalBytes > 0 ? 0 : 1; }
 """
 
 
@@ -151,3 +174,31 @@ def test_model_arrays_and_labels_are_read_only_data(tmp_path):
     kinds = {parts[2]: parts[1] for parts in (line.split() for line in listing.splitlines()) if len(parts) == 3}
     assert {name: kinds.get(name) for name in (carray.ARRAY_NAME, carray.LENGTH_NAME, carray.LABELS_NAME)} == {
         carray.ARRAY_NAME: "R", carray.LENGTH_NAME: "R", carray.LABELS_NAME: "R"}
+
+
+def test_headers_use_only_the_std_fixed_width_types_their_include_declares(tmp_path):
+    """The step header includes <cstdint>, which promises std::int8_t, not ::int8_t: compiled against
+    a <cstdint> declaring only the std:: names, both headers still build."""
+    gxx = _compiler()
+    folder = _write_sources(tmp_path)
+    include = tmp_path / "std_only"
+    include.mkdir()
+    (include / "cstdint").write_text(STD_ONLY_CSTDINT)
+    (folder / "headers.cc").write_text(HEADERS_ONLY)
+    _build([gxx, "-std=c++11", *STRICT_FLAGS, "-I", str(include), "-fsyntax-only", "headers.cc"], folder)
+
+
+@pytest.mark.parametrize("op_name", ["MyCustomOp", "evil\n#define KWS_MODEL_NUM_OPS 0 */ X"])
+def test_a_custom_op_is_refused_naming_the_model_and_the_op(op_name):
+    """A custom op has no resolver method to register: the headers are refused with one line naming
+    the .tflite and the op, never written with an invented AddMyCustomOp() or the raw name."""
+    uses = [*USES, OpUse(op_name, 1, 1, True, None)]
+    with pytest.raises(ConvertError) as window:
+        carray.render_header(uses, ARENA, INPUT, OUTPUT, LABELS, "model_int8.tflite", len(MODEL))
+    with pytest.raises(ConvertError) as step:
+        carray.render_stream_header(uses, ARENA, STEP_INPUTS, STEP_OUTPUTS, LABELS, "stream_int8.tflite",
+                                    len(STEP_MODEL))
+    for error, model in ((window, "model_int8.tflite"), (step, "stream_int8.tflite")):
+        message = str(error.value)
+        assert message.startswith(f"{model}: uses the custom op {op_name!r}, ")
+        assert message.endswith("its C source is not written") and "\n" not in message
