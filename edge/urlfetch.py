@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -30,6 +31,7 @@ MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 USER_AGENT = "kws/0.1"
 MAX_SHOWN_URL = 100
+DOWNLOADING = "downloading"  # what a local write failure was doing (saving_error)
 MIN_SOCKET_TIMEOUT_S = 0.05
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
 # The option (or setting) that lets a lab set-up fetch from its own network; named in the errors.
@@ -46,6 +48,14 @@ class TooLargeError(FetchError):
 
 class BlockedAddressError(FetchError):
     """The URL's host is (or redirects to) an address the policy refuses."""
+
+
+class _WriteFailed(Exception):
+    """Carries an OSError of stream_url's ``write`` (a full disk) past its handler of network errors."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -235,7 +245,8 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
     """GET ``url`` and pass its body to ``write`` chunk by chunk, within ``max_bytes`` and
     ``timeout_s`` in all (and ``idle_timeout_s`` without progress, if given); ``on_headers`` sees
     the final response's headers before the body. With ``not_modified_ok`` a 304 answer (to
-    conditional ``headers``) is returned, bodyless."""
+    conditional ``headers``) is returned, bodyless. An OSError of ``write`` (a full disk) is raised as
+    it is, not as a FetchError: the network did not fail (``saving_error`` names the file)."""
     url = check_url(url)
     deadline = _Deadline(timeout_s)
     try:
@@ -272,7 +283,10 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
                     result.size += len(chunk)
                     if result.size > max_bytes:
                         raise TooLargeError(f"URL content is more than the {max_bytes} bytes allowed")
-                    write(chunk)
+                    try:
+                        write(chunk)
+                    except OSError as exc:
+                        raise _WriteFailed(exc) from None
                 if deadline.expired:
                     raise deadline.error()
                 return result
@@ -281,6 +295,8 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
         raise FetchError(f"URL redirected more than {MAX_REDIRECTS} times")
     except FetchError:
         raise
+    except _WriteFailed as failed:
+        raise failed.error from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         if deadline.expired:
             raise deadline.error() from None
@@ -289,6 +305,14 @@ def stream_url(url: str, write: Callable[[bytes], None], *, max_bytes: int, time
         raise FetchError(f"could not fetch {shown(url)}: {_os_reason(exc)}") from None
     finally:
         deadline.cancel()
+
+
+def saving_error(exc: OSError, path: str | os.PathLike, url: str, doing: str = DOWNLOADING) -> OSError:
+    """A local failure while saving ``url`` (a full disk, a read-only folder) as the same OSError about
+    ``path``, the file (or folder) being written, with the URL after the reason: ``os_error_line``
+    gives '<path>: No space left on device (downloading <url>)', never a network error."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return type(exc)(exc.errno, f"{reason} ({doing} {shown(url)})", os.fspath(path))
 
 
 def _os_reason(exc: BaseException) -> str:

@@ -11,11 +11,11 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES, MAGIC_BYTES, NO_SAMPLES, UNREADABLE, looks_like_audio, stream_audio
-from kws.edge.errors import AudioError, KwsError
+from kws.edge.errors import AudioError, KwsError, os_error_line
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
 from kws.edge.pcmwav import cut_short_note
-from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, stream_url
+from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, saving_error, stream_url
 
 URL_SCHEMES = ("http://", "https://")
 MAX_URL_BYTES = 20 * 1024 * 1024
@@ -77,17 +77,24 @@ def label_by_folder(src: Source, labels: Sequence[str] | None) -> Source:
 
 def fetch_url(url: str, dest_dir: str | os.PathLike, max_bytes: int = MAX_URL_BYTES,
               timeout_s: float = URL_TIMEOUT_S, policy: UrlPolicy = ALLOW_ALL) -> Path:
-    """Download an http(s) URL to a temp file with the guarded fetcher (``kws.edge.urlfetch``:
-    whole-fetch deadline, size cap, address policy); FetchError unless it is a WAV file."""
+    """Download an http(s) URL to a temp file in ``dest_dir`` with the guarded fetcher
+    (``kws.edge.urlfetch``: whole-fetch deadline, size cap, address policy); FetchError unless it is
+    a WAV file, or where the temp file cannot be written (a full disk: naming ``dest_dir``)."""
     if not is_url(url):
         raise FetchError("only http:// and https:// URLs are supported")
-    fd, tmp = tempfile.mkstemp(suffix=".audio", dir=dest_dir)
+    try:
+        fd, tmp = tempfile.mkstemp(suffix=".audio", dir=dest_dir)
+    except OSError as exc:
+        raise FetchError(os_error_line(saving_error(exc, dest_dir, url))) from None
     path = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             stream_url(url, f.write, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
         with open(path, "rb") as f:
             head = f.read(MAGIC_BYTES)
+    except OSError as exc:  # the temp file, not the network (stream_url's errors are FetchErrors)
+        path.unlink(missing_ok=True)
+        raise FetchError(os_error_line(saving_error(exc, dest_dir, url))) from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise

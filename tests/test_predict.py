@@ -1,9 +1,11 @@
 """kws-predict: files, folders, URLs, --json, --list metrics, sliding windows, Keras and TFLite."""
 from __future__ import annotations
 
+import errno
 import functools
 import http.server
 import json
+import os
 import socket
 import threading
 import shutil
@@ -14,9 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from audio_fixtures import SAMPLE_RATE, other_audio, word_audio
+from net_servers import bytes_server
 from kws.edge.audio import write_wav
 from kws.evaluation.models import load_classifier
-from kws.evaluation.predict import Source, predict_sources
+from kws.edge.urlfetch import FetchError
+from kws.evaluation.predict import Source, fetch_url, predict_sources
 from kws.evaluation.predict_cli import main as predict_main
 
 WORDS = ("up", "down", "beep")
@@ -260,6 +264,34 @@ def test_urls_good_bad_unreachable_and_too_large(dist, http_root, clips):
     broken = next(line for line in err.splitlines() if "broken.wav" in line)
     assert broken.startswith(f"error: {http_root}/broken.wav: ") and "tmp" not in broken, broken
     assert "6 input(s) failed" in err
+
+
+def test_a_full_disk_while_downloading_a_url_names_the_folder_not_the_network(tmp_path, monkeypatch):
+    """A URL input whose temporary copy cannot be written (a full /tmp) is that input's one-line error
+    naming the folder, not 'could not fetch URL'; no partial copy is left."""
+    class FullFile:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+
+    dest = tmp_path / "kws-predict-x"
+    dest.mkdir()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
+    with bytes_server(b"RIFF" + bytes(5000)) as srv:
+        url = f"{srv.url}/clip.wav"
+        with pytest.raises(FetchError) as err:
+            fetch_url(url, dest, timeout_s=5)
+    assert str(err.value) == f"{dest}: No space left on device (downloading {url})"
+    assert list(dest.iterdir()) == []
 
 
 def test_bad_model_is_one_line_error(tmp_path):

@@ -1,6 +1,8 @@
 """Dataset rules: labels, _unknown_ folding, split stability, lists, odd WAV formats, bad files."""
+import errno
 import hashlib
 import io
+import os
 import re
 import tarfile
 import threading
@@ -14,6 +16,7 @@ import pytest
 from scipy.io import wavfile
 
 from kws.edge.audio import load_audio, read_wav, write_wav
+from kws.edge.errors import os_error_line
 from kws.trainer import dataset as ds
 from kws.trainer.fetch import FetchError, fetch_dataset, safe_extract
 
@@ -672,6 +675,102 @@ def test_cached_download_is_revalidated_and_refresh_forces_it(http_root, tmp_pat
 
     fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=False, options=DownloadOptions(refresh=True))
     assert "using the cached copy" not in capsys.readouterr().err
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _FullFile:
+    """A file whose every write fails as on a full disk (write() names no file)."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def write(self, data):
+        _no_space()
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def _fill_disk_at(step: str, monkeypatch) -> None:
+    """Make the download's ``step`` (write, fsync or the rename into the cache) fail with ENOSPC."""
+    if step == "write":
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: _FullFile(real_fdopen(fd, *a, **k)))
+    elif step == "fsync":
+        monkeypatch.setattr(os, "fsync", _no_space)
+    else:
+        real_replace = os.replace
+        monkeypatch.setattr(os, "replace", lambda src, dst: _no_space() if ".download-" in str(src)
+                            else real_replace(src, dst))
+
+
+@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
+def test_a_full_disk_while_downloading_names_the_cache_not_the_url(http_root, tmp_path, monkeypatch, step):
+    """kws-train --data URL on a full disk: one line naming the cache being written (then the URL), not
+    'download failed' as if the network had; no partial download is left in the cache."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
+    root, base = http_root
+    body = _words_archive(["yes", "no"])
+    (root / "words.tar.gz").write_bytes(body)
+    url = f"{base}/words.tar.gz"
+    _fill_disk_at(step, monkeypatch)
+    with pytest.raises(OSError) as err:
+        fetch_dataset(url, max_mb=10, quiet=True)
+    assert not isinstance(err.value, FetchError)
+    named = cache / "downloads" / (hashlib.sha256(body).hexdigest() + ".tar.gz") if step == "replace" \
+        else cache / "downloads"
+    assert os_error_line(err.value) == f"{named}: No space left on device (downloading {url})"
+    assert list((cache / "downloads").iterdir()) == []
+    assert not (cache / "datasets").exists()
+
+
+def test_a_full_disk_is_said_even_where_a_cached_copy_exists(http_root, tmp_path, monkeypatch):
+    """A changed archive that cannot be saved is an error, not a quiet fall-back to the stale copy
+    (that is for a server that cannot be reached); the cached copy and its index stay as they were."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
+    root, base = http_root
+    archive = root / "words.tar.gz"
+    archive.write_bytes(_words_archive(["yes", "no"]))
+    old = archive.stat().st_mtime - 1000
+    os.utime(archive, (old, old))
+    first = fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=True)
+    downloads = {p.name: p.read_bytes() for p in (cache / "downloads").iterdir()}
+    archive.write_bytes(_words_archive(["yes", "no", "maybe"]))  # changed on the server
+    _fill_disk_at("write", monkeypatch)
+    with pytest.raises(OSError, match="No space left on device"):
+        fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=True)
+    assert {p.name: p.read_bytes() for p in (cache / "downloads").iterdir()} == downloads
+    assert sorted(p.name for p in first.iterdir()) == ["no", "yes"]
+
+
+def test_a_full_disk_while_unpacking_names_the_dataset_folder(http_root, tmp_path, monkeypatch):
+    """The archive downloaded, but its clips do not fit: the line names the dataset's folder in the
+    cache (not the temporary one, removed with everything unpacked so far)."""
+    import tarfile as tarfile_module
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
+    root, base = http_root
+    body = _words_archive(["yes", "no"])
+    (root / "words.tar.gz").write_bytes(body)
+    url = f"{base}/words.tar.gz"
+    monkeypatch.setattr(tarfile_module.TarFile, "makefile", _no_space)
+    with pytest.raises(OSError) as err:
+        fetch_dataset(url, max_mb=10, quiet=True)
+    target = cache / "datasets" / hashlib.sha256(body).hexdigest()
+    assert os_error_line(err.value) == f"{target}: No space left on device (unpacking {url})"
+    assert list((cache / "datasets").iterdir()) == []
 
 
 def test_archive_entry_count_is_capped_and_refused_archives_leave_the_cache(http_root, tmp_path, monkeypatch):

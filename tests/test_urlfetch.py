@@ -2,14 +2,17 @@
 deadline, size cap, messages without fetched bytes. Loopback servers only."""
 from __future__ import annotations
 
+import errno
+import os
 import time
 
 import pytest
 
 from net_servers import bytes_server, loopback_alias_available, redirect_server, trickle_server
 
+from kws.edge.errors import os_error_line
 from kws.edge.urlfetch import (ALLOW_ALL, PUBLIC_ONLY, BlockedAddressError, FetchError, TooLargeError,
-                               UrlPolicy, fetch_bytes)
+                               UrlPolicy, fetch_bytes, saving_error, stream_url)
 
 TIMEOUT_S = 1.0
 GENEROUS_S = 10.0  # a fetch with a 1 s deadline must be over well within this
@@ -85,3 +88,19 @@ def test_a_malformed_url_is_a_fetch_error_naming_it():
         with pytest.raises(FetchError, match="not a valid URL") as err:
             fetch_bytes(url, 1 << 20, TIMEOUT_S)
         assert url in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_full_disk_while_saving_is_not_a_network_error(tmp_path):
+    """The caller's write failing (a full disk) comes out as that OSError, not as 'could not fetch
+    URL: no space left on device'; saving_error names the file being written and the URL."""
+    def full_disk(chunk: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with bytes_server(b"RIFF" * 1000) as srv:
+        url = f"{srv.url}/clip.wav"
+        with pytest.raises(OSError) as err:
+            stream_url(url, full_disk, max_bytes=1 << 20, timeout_s=GENEROUS_S, policy=ALLOW_ALL)
+    assert not isinstance(err.value, FetchError) and err.value.errno == errno.ENOSPC
+    named = saving_error(err.value, tmp_path / "clip.wav", url)
+    assert named.errno == errno.ENOSPC
+    assert os_error_line(named) == f"{tmp_path / 'clip.wav'}: No space left on device (downloading {url})"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
-from kws.edge.urlfetch import ALLOW_ALL, BlockedAddressError, FetchResult, TooLargeError, UrlPolicy, shown, stream_url
+from kws.edge.urlfetch import (ALLOW_ALL, BlockedAddressError, FetchResult, TooLargeError, UrlPolicy, saving_error,
+                                shown, stream_url)
 from kws.edge.urlfetch import FetchError as UrlFetchError
 
 CACHE_ENV = "KWS_CACHE_DIR"
@@ -24,6 +25,7 @@ DOWNLOAD_TIMEOUT_S = 12 * 3600  # a whole dataset download
 MAX_ARCHIVE_ENTRIES = 1_000_000
 ENTRY_COST_BYTES = 4096  # what an entry costs on disk at least (a file-system block): counted toward the cap
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".tar.bz2", ".tar.xz")
+UNPACKING = "unpacking"  # what a local write failure of fetch_dataset was doing, after the download
 
 
 class FetchError(UrlFetchError):
@@ -83,7 +85,8 @@ def _validators(entry: dict) -> dict[str, str]:
 def download(url: str, max_bytes: int, quiet: bool = False, options: DownloadOptions = DownloadOptions()) -> Path:
     """Download ``url`` into the cache, named by the SHA-256 of its content. A cached copy is reused
     only when the server says it is unchanged (ETag / Last-Modified), or when the server cannot be
-    reached (said on stderr); ``options.refresh`` always downloads."""
+    reached (said on stderr); ``options.refresh`` always downloads. A failure to write the cache (a
+    full disk) is an OSError naming the cache folder and the URL, and leaves no partial file."""
     root = cache_dir() / "downloads"
     root.mkdir(parents=True, exist_ok=True)
     index_path = root / "index.json"
@@ -94,7 +97,10 @@ def download(url: str, max_bytes: int, quiet: bool = False, options: DownloadOpt
         cached = None
     conditional = _validators(known) if cached is not None and not options.refresh else {}
     policy = ALLOW_ALL if options.allow_private_urls else UrlPolicy(hint="KWS_ALLOW_PRIVATE_URLS=1")
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".download-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=root, prefix=".download-")
+    except OSError as exc:
+        raise saving_error(exc, root, url) from None
     digest = hashlib.sha256()
     bar = None
 
@@ -114,17 +120,22 @@ def download(url: str, max_bytes: int, quiet: bool = False, options: DownloadOpt
             result = stream_url(url, write, max_bytes=max_bytes, timeout_s=DOWNLOAD_TIMEOUT_S,
                                 idle_timeout_s=TIMEOUT_S, policy=policy, headers=conditional,
                                 on_headers=start, not_modified_ok=bool(conditional))
+            out.flush()
+            os.fsync(out.fileno())
         if bar:
             bar.close()
     except TooLargeError:
         os.unlink(tmp)
         raise FetchError(f"{url}: more than the {max_bytes / 1e6:.0f} MB limit (data.max_download_mb)") from None
-    except (UrlFetchError, OSError) as exc:
+    except UrlFetchError as exc:
         os.path.exists(tmp) and os.unlink(tmp)
         if cached is not None and not options.refresh and not isinstance(exc, BlockedAddressError):
             _say(quiet, f"could not check {url} for changes ({exc}); using the cached copy")
             return cached
         raise FetchError(f"{url}: download failed ({exc})") from None
+    except OSError as exc:  # writing the cache (a full disk): the cache is named, not the URL
+        os.path.exists(tmp) and os.unlink(tmp)
+        raise saving_error(exc, root, url) from None
     except BaseException:
         os.path.exists(tmp) and os.unlink(tmp)
         raise
@@ -133,7 +144,11 @@ def download(url: str, max_bytes: int, quiet: bool = False, options: DownloadOpt
         _say(quiet, f"using the cached copy of {url} (the server says it is unchanged)")
         return cached
     name = digest.hexdigest() + _suffix(url)
-    os.replace(tmp, root / name)
+    try:
+        os.replace(tmp, root / name)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise saving_error(exc, root / name, url) from None
     if cached is not None and cached.name != name:
         _say(quiet, f"{url} changed since it was cached; using the new download")
     index[url] = {"file": name, "etag": result.headers.get("etag", ""), "size": result.size,
@@ -254,6 +269,11 @@ def fetch_dataset(url: str, max_mb: int, quiet: bool = False,
             # the URL the user gave, not the cache file's name (removed now), on one line
             reason = " ".join(str(exc).split()).removeprefix(f"{archive}: ")
             raise FetchError(f"{shown(url)}: {reason} (removed from the cache)") from None
+        except OSError as exc:  # a full disk: the dataset's folder is named, not the removed temporary one
+            shutil.rmtree(partial, ignore_errors=True)
+            if exc.errno is None:  # not the system's: a damaged archive (gzip's BadGzipFile)
+                raise
+            raise saving_error(exc, target, url, UNPACKING) from None
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
