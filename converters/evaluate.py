@@ -19,6 +19,8 @@ from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 from kws.edge.runtime import LITERT, TF_LITE, TFLITE_RUNTIME, ModelLoadError, TFLiteModel
 from kws.edge.errors import RuntimeMissingError
 
+from .errors import ConvertError
+
 EDGE_PYTHON_ENV = "KWS_EDGE_PYTHON"
 EDGE_VENV_DIR = ".venv-edge"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +28,7 @@ LATENCY_RUNS = 50
 LATENCY_WARMUP = 5
 EDGE_TIMEOUT_S = 300
 NOT_INSTALLED = "not installed"
+EDGE_CHECK_PREFIX = "kws-edge-check-"  # its temporary folder, in the system's (TMPDIR)
 
 # Runs inside the edge environment: only numpy + tflite_runtime, prints one JSON object.
 EDGE_SCRIPT = r"""
@@ -56,7 +59,11 @@ try:
         y = it.get_tensor(out["index"]).reshape(-1)
         scale, zero = out["quantization"]
         probs[i] = (y.astype(np.float32) - zero) * scale if out["dtype"] != np.float32 else y
-    np.save(out_path, probs)
+    try:
+        np.save(out_path, probs)
+    except OSError as exc:  # a full disk: the parent names the file
+        result["save_error"] = exc.strerror or str(exc)
+        raise
     times = []
     f = np.zeros(inp["shape"], inp["dtype"])
     for i in range(warmup + runs):
@@ -185,13 +192,22 @@ def edge_python() -> Path | None:
 
 def run_tflite_runtime(path: Path, x: np.ndarray, y: np.ndarray | None = None,
                        reference: np.ndarray | None = None) -> RuntimeResult:
-    """Load and run a model with tflite-runtime in the separate edge environment (subprocess)."""
+    """Load and run a model with tflite-runtime in the separate edge environment (subprocess), through
+    files in a temporary folder; ConvertError naming the file where one cannot be written there."""
     python = edge_python()
     if python is None:
         return RuntimeResult(TFLITE_RUNTIME, False, f"{NOT_INSTALLED} (no {EDGE_VENV_DIR}/; make edge-venv)")
-    with tempfile.TemporaryDirectory(prefix="kws-edge-check-") as tmp:
+    try:
+        folder = tempfile.TemporaryDirectory(prefix=EDGE_CHECK_PREFIX)
+    except OSError as exc:
+        where = tempfile.tempdir or "the temporary folder"  # None: no usable one was found
+        raise _check_write_error(where, "make a folder for", exc) from None
+    with folder as tmp:
         feats, out = Path(tmp) / "features.npy", Path(tmp) / "probs.npy"
-        np.save(feats, np.asarray(x, np.float32))
+        try:
+            np.save(feats, np.asarray(x, np.float32))
+        except OSError as exc:
+            raise _check_write_error(feats, "write the test features of", exc) from None
         try:
             res = subprocess.run([str(python), "-c", EDGE_SCRIPT, str(path), str(feats), str(out),
                                   str(LATENCY_RUNS), str(LATENCY_WARMUP)],
@@ -204,6 +220,8 @@ def run_tflite_runtime(path: Path, x: np.ndarray, y: np.ndarray | None = None,
         except (json.JSONDecodeError, IndexError):
             tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
             return RuntimeResult(TFLITE_RUNTIME, False, f"edge environment failed: {tail[:300]}")
+        if "save_error" in data:  # the scores it wrote are partial: not read
+            raise _check_write_error(out, "write the scores of", data["save_error"])
         if "version" not in data and not data.get("loaded"):
             return RuntimeResult(TFLITE_RUNTIME, False, f"{NOT_INSTALLED} in {python.parent.parent.name} "
                                  f"({data.get('error', 'import failed')})")
@@ -220,3 +238,11 @@ def run_tflite_runtime(path: Path, x: np.ndarray, y: np.ndarray | None = None,
                 result.max_abs_diff_vs_litert = float(np.max(np.abs(probs - reference)))
     return result
 
+
+def _check_write_error(path: Path | str, what: str, reason: OSError | str) -> ConvertError:
+    """The one line for a file of the tflite-runtime check that could not be written (a full temp
+    folder): the file, what it was for, why, and the two ways out."""
+    if isinstance(reason, OSError):
+        reason = reason.strerror or str(reason) or type(reason).__name__
+    return ConvertError(f"{path}: cannot {what} the {TFLITE_RUNTIME} check ({reason}); set TMPDIR to a "
+                        "folder with space, or skip the check with --no-edge-check")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,101 @@ def test_convert_on_a_full_disk_names_the_file_in_the_output_folder(trained_run,
     assert errors == [f"kws-convert: error: {out / 'model_float.tflite'}: No space left on device; "
                       "nothing was written"], res.output
     assert list(tmp_path.iterdir()) == []  # no dist, no staging folder
+
+
+def _fills_while_saving(name: str):
+    """An np.save whose file ``name`` gets its first bytes and then finds the disk full."""
+    import numpy as np
+
+    real_save = np.save
+
+    def save(file, arr, *args, **kwargs):
+        if Path(file).name != name:
+            return real_save(file, arr, *args, **kwargs)
+        Path(file).write_bytes(b"\x93NUMPY")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    return save
+
+
+def test_convert_edge_check_on_a_full_temp_folder_names_the_file(trained_run, tmp_path, monkeypatch):
+    """The tflite-runtime check writes the test features to the system's temporary folder; a full one
+    said only 'No space left on device'. Now: one line naming the file and the check, exit 1, and no
+    output, staging or check folder left."""
+    import tempfile
+
+    import numpy as np
+
+    from kws.converters.cli import main as convert_main
+
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    edge_python = tmp_path / "edge-python"  # never run: the features are written first
+    edge_python.write_text("#!/bin/sh\nexit 1\n")
+    edge_python.chmod(0o755)
+    monkeypatch.setenv("KWS_EDGE_PYTHON", str(edge_python))
+    monkeypatch.setattr(np, "save", _fills_while_saving("features.npy"))
+    out = tmp_path / "out" / "dist"
+    res = CliRunner().invoke(convert_main, ["-m", str(trained_run), "--out", str(out), "--formats", "float", "-q"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("kws-convert: error:")]
+    assert len(errors) == 1, res.output
+    assert re.fullmatch(rf"kws-convert: error: {re.escape(str(private_tmp))}/kws-edge-check-[^/]+/features\.npy: "
+                        r"cannot write the test features of the tflite-runtime check \(No space left on device\); "
+                        r"set TMPDIR to a folder with space, or skip the check with --no-edge-check", errors[0])
+    assert list(private_tmp.iterdir()) == [] and list(out.parent.iterdir()) == []
+
+
+# The edge environment's tflite_runtime, faked: an interpreter giving the same two scores for any
+# input; numpy.save finds the disk full once the scores are saved (as a full /tmp would).
+FAKE_TFLITE_RUNTIME = '''
+import errno, numpy as np
+__version__ = "2.14.0"
+def _full(file, arr, *args, **kwargs):
+    open(file, "wb").write(b"\\x93NUMPY")
+    raise OSError(errno.ENOSPC, "No space left on device")
+np.save = _full
+'''
+FAKE_INTERPRETER = '''
+import numpy as np
+class Interpreter:
+    def __init__(self, model_path, num_threads=1): pass
+    def allocate_tensors(self): pass
+    def get_input_details(self):
+        return [{"index": 0, "shape": np.array([1, 4]), "dtype": np.float32, "quantization": (0.0, 0)}]
+    def get_output_details(self):
+        return [{"index": 1, "shape": np.array([1, 2]), "dtype": np.float32, "quantization": (0.0, 0)}]
+    def set_tensor(self, index, value): pass
+    def invoke(self): pass
+    def get_tensor(self, index): return np.array([[0.25, 0.75]], np.float32)
+'''
+
+
+def test_edge_check_scores_on_a_full_temp_folder_name_the_file(tmp_path, monkeypatch):
+    """The edge environment could not save its scores: one line naming that file (its partial
+    bytes are never read back as scores), and the check's folder is gone."""
+    import tempfile
+
+    import numpy as np
+
+    from kws.converters.errors import ConvertError
+    from kws.converters.evaluate import run_tflite_runtime
+
+    fake = tmp_path / "fake_site"
+    (fake / "tflite_runtime").mkdir(parents=True)
+    (fake / "tflite_runtime" / "__init__.py").write_text(FAKE_TFLITE_RUNTIME)
+    (fake / "tflite_runtime" / "interpreter.py").write_text(FAKE_INTERPRETER)
+    edge_python = tmp_path / "edge-python"
+    edge_python.write_text(f"#!/bin/sh\nPYTHONPATH='{fake}' exec '{sys.executable}' \"$@\"\n")
+    edge_python.chmod(0o755)
+    monkeypatch.setenv("KWS_EDGE_PYTHON", str(edge_python))
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    with pytest.raises(ConvertError) as caught:
+        run_tflite_runtime(tmp_path / "model.tflite", np.zeros((3, 4), np.float32), np.array([1, 1, 0]))
+    assert re.fullmatch(rf"{re.escape(str(private_tmp))}/kws-edge-check-[^/]+/probs\.npy: cannot write the scores "
+                        r"of the tflite-runtime check \(No space left on device\); set TMPDIR to a folder with "
+                        r"space, or skip the check with --no-edge-check", str(caught.value))
+    assert list(private_tmp.iterdir()) == []
