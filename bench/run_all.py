@@ -136,6 +136,7 @@ def main() -> None:
              ["-m", "bench.bench_ensemble", "--pairs", "anywhere_kwcut+anywhere_kwcut_wd+embedding_negatives@dist_dynamic"
               "+embedding_negatives_seed2@dist_dynamic,anywhere_kwcut+anywhere_kwcut_wd", "--rules", "no_tail",
               "--results", "bench/results/ensemble_four.md"],
+             ["-m", "bench.bench_fusion", "--members", "embedding_negatives@dist_dynamic,anywhere_kwcut"],
              ["-m", "bench.bench_calibration_rules", "--runs", _runs(ENSEMBLE_MEMBER_RUNS),
               "--rules", "per_label,per_label_no_tail,shared", "--results", "bench/results/ensemble_members.md",
               "--title", "Three and four models side by side on speakers never heard"],
