@@ -24,7 +24,7 @@ import numpy as np
 
 from .audio import INT16_SCALE
 from .errors import KwsError, ManifestError
-from .frontend import StreamingFrontend
+from .frontend import FrontendConfig, StreamingFrontend
 from .manifest import Manifest, SmoothingConfig, load_manifest
 from .model_loader import (DeferredModel, locate, open_model, open_step_model,  # noqa: F401 - locate, sha256_of:
                            sha256_of)  # public
@@ -53,6 +53,16 @@ def stream_time_ms(time_s: float, sample_rate: int) -> float:
     across the edge of the averaging window or the suppression time (another detection offline than
     live on the same scores)."""
     return hop_time_ms(int(round(float(time_s) * sample_rate)), sample_rate)
+
+
+def hop_samples_of(frontend: FrontendConfig, hop_ms: float) -> int:
+    """The samples in a hop of ``hop_ms``; KwsError unless the hop is a whole number (>= 1) of
+    frontend strides, the only hops a recognizer runs (kws-mine checks its --hop-ms with it too)."""
+    hop_samples = frontend.sample_rate * hop_ms / MS_PER_S
+    strides = hop_samples / frontend.stride_samples
+    if abs(strides - round(strides)) > 1e-9 or round(strides) < 1:
+        raise KwsError(f"hop {hop_ms:g} ms must be a multiple of the frontend stride ({frontend.stride_ms:g} ms)")
+    return int(round(hop_samples))
 
 
 @dataclass(frozen=True)
@@ -194,13 +204,9 @@ class Recognizer(HopDecisions):
         config = smoothing or manifest.smoothing
         if hop_ms is not None:
             config = replace(config, hop_ms=float(hop_ms))
-        hop_samples = fe.sample_rate * config.hop_ms / MS_PER_S
-        if abs(hop_samples / fe.stride_samples - round(hop_samples / fe.stride_samples)) > 1e-9 or hop_samples <= 0:
-            raise KwsError(f"hop {config.hop_ms:g} ms must be a multiple of the frontend stride "
-                           f"({fe.stride_ms:g} ms)")
+        self._hop_samples = hop_samples_of(fe, config.hop_ms)
         check_decides(config)
         self.smoothing = config
-        self._hop_samples = int(round(hop_samples))
         self._window, self._stride = fe.window_samples, fe.stride_samples
         self.step_model: StepModel | None = None
         self.form_note = ""

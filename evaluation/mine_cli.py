@@ -7,11 +7,10 @@ import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
-from kws.edge.manifest_schema import SMOOTHING_RANGES
 from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
-                     MiningOptions, mine)
+                     RECORDED_RANGES, MiningOptions, mine)
 
 EXAMPLES = """
 \b
@@ -36,10 +35,12 @@ Examples:
               show_default=True, help="Most windows kept per round (the highest-scoring ones).")
 @click.option("--margin", type=FiniteFloatRange(0, 1), default=DEFAULT_MARGIN, show_default=True,
               help="Keep windows whose keyword score is at least threshold - margin.")
-@click.option("--threshold", type=FiniteFloatRange(0, 1), default=None,
-              help="Detection threshold for the false accepts and the margin  [default: smoothing.detection_threshold]")
-@click.option("--hop-ms", type=FiniteFloatRange(min=1, max=SMOOTHING_RANGES["hop_ms"][1]), default=None,
-              help="Hop between scored windows  [default: smoothing.hop_ms, as kws-listen runs]")
+@click.option("--threshold", type=FiniteFloatRange(*RECORDED_RANGES["threshold"]), default=None,
+              help="Detection threshold for the false accepts and the margin  [default: an earlier kws-mine's "
+                   "on this run, else smoothing.detection_threshold]")
+@click.option("--hop-ms", type=FiniteFloatRange(min=RECORDED_RANGES["hop_ms"][0], max=RECORDED_RANGES["hop_ms"][1]),
+              default=None, help="Hop between scored windows, a multiple of the frontend stride  [default: an "
+                                 "earlier kws-mine's on this run, else smoothing.hop_ms, as kws-listen runs]")
 @click.option("-q", "--quiet", is_flag=True)
 def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margin, threshold, hop_ms, quiet):
     """Find the windows of keyword-free recordings that the model (nearly) fires on, train on them

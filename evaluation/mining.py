@@ -23,6 +23,8 @@ from kws.edge.audio import stream_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.frontend import Frontend, FrontendConfig
 from kws.edge.manifest import Manifest, atomic_write_bytes, atomic_write_text
+from kws.edge.manifest_schema import SMOOTHING_RANGES
+from kws.edge.recognizer import hop_samples_of
 from kws.edge.smoothing import check_decides
 
 from .scoring import ScoredAudio, negatives_false_accepts
@@ -35,6 +37,8 @@ DEFAULT_WINDOWS_PER_ROUND = 500
 DEFAULT_MARGIN = 0.2  # keep windows scoring at least threshold - margin
 MS_PER_S = 1000.0
 FLOAT_SCORER = ".mining_float.tflite"  # the run's model as float TFLite, while scoring
+# settings mining.json records (and a rerun goes on with), and the values kws-mine's options take
+RECORDED_RANGES = {"threshold": (0.0, 1.0), "hop_ms": (1.0, SMOOTHING_RANGES["hop_ms"][1])}
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,8 @@ class MiningOptions:
     epochs_per_round: int = DEFAULT_EPOCHS_PER_ROUND
     windows_per_round: int = DEFAULT_WINDOWS_PER_ROUND
     margin: float = DEFAULT_MARGIN
-    threshold: float | None = None  # None: the run's smoothing.detection_threshold
-    hop_ms: float | None = None  # None: the run's smoothing.hop_ms (what kws-listen runs)
+    threshold: float | None = None  # None: an earlier kws-mine's on this run, else smoothing.detection_threshold
+    hop_ms: float | None = None  # None: an earlier kws-mine's on this run, else smoothing.hop_ms (what kws-listen runs)
     negatives: tuple[str, ...] = field(default_factory=tuple)  # (): the run's data.negatives
 
 
@@ -56,7 +60,7 @@ def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator
     of silence after the end, as ``Recognizer.finish`` hears a file out), reading the file in blocks
     (bounded memory). The generator's return value is the file's length in samples."""
     sr, clip = frontend.sample_rate, frontend.clip_samples
-    hop = int(round(sr * hop_ms / MS_PER_S))
+    hop = hop_samples_of(frontend, hop_ms)
     buf, buf_start, next_end, length = np.zeros(0, np.float32), 0, clip, 0
 
     def blocks() -> Iterator[np.ndarray]:
@@ -207,10 +211,12 @@ class Miner:
         if not sources:
             raise KwsError("no negatives to mine: give --negatives DIR (or train with data.negatives)")
         self.negatives = index_negatives(sources)
-        self.threshold = opts.threshold if opts.threshold is not None else self.cfg.smoothing.detection_threshold
-        self.hop_ms = opts.hop_ms if opts.hop_ms is not None else self.cfg.smoothing.hop_ms
-        # a hop the smoother never decides at: the false accepts it counts would be none, whatever the model did
-        check_decides(dataclasses.replace(self.cfg.smoothing, hop_ms=float(self.hop_ms)))
+        # an earlier kws-mine's settings: a rerun without --threshold / --hop-ms goes on with them
+        self._earlier = {"threshold": self._recorded(self.record, "threshold", self.cfg.smoothing.detection_threshold),
+                         "hop_ms": self._recorded(self.record, "hop_ms", self.cfg.smoothing.hop_ms)}
+        self.threshold = float(opts.threshold) if opts.threshold is not None else self._earlier["threshold"]
+        self.hop_ms = float(opts.hop_ms) if opts.hop_ms is not None else self._earlier["hop_ms"]
+        self._check_hop(self.hop_ms)
         self.opts = opts
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
@@ -239,12 +245,32 @@ class Miner:
             raise KwsError(f"{self.path}: not a kws-mine record ({why}); move it away to mine this run afresh")
         return record
 
+    def _recorded(self, where: dict, key: str, default: float, what: str = "") -> float:
+        """``where[key]`` as mining.json holds it (``default`` where it does not say); KwsError naming
+        the file where it is not a number in RECORDED_RANGES."""
+        value = where.get(key)
+        if value is None:
+            return float(default)
+        low, high = RECORDED_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise KwsError(f"{self.path}: {what}{key} {value!r} is not a number in {low:g}..{high:g}; move the "
+                           "file away to mine this run afresh")
+        return float(value)
+
+    def _check_hop(self, hop_ms: float) -> None:
+        """KwsError unless the recognizer runs ``hop_ms`` with this run's frontend and its smoother
+        can decide at it (the false accepts it counts would be none, whatever the model did)."""
+        hop_samples_of(self.cfg.features, hop_ms)
+        check_decides(dataclasses.replace(self.cfg.smoothing, hop_ms=float(hop_ms)))
+
     def _save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.record, indent=1) + "\n")
 
-    def score(self) -> tuple[list[ScoredAudio], dict]:
-        """The current model.keras (as float TFLite) over every negative recording, and its false
-        accepts there."""
+    def score(self, threshold: float | None = None, hop_ms: float | None = None) -> tuple[list[ScoredAudio], dict]:
+        """The current model.keras (as float TFLite) over every negative recording at ``hop_ms``, and
+        its false accepts there at ``threshold`` (default: this run's settings)."""
+        threshold = self.threshold if threshold is None else threshold
+        hop_ms = self.hop_ms if hop_ms is None else hop_ms
         from kws.converters.source import RunSource, load_keras_model
         from kws.trainer.tfimport import import_tensorflow
 
@@ -253,11 +279,11 @@ class Miner:
         model = load_keras_model(RunSource(run=self.run, cfg=self.cfg, labels=tuple(self.labels)))
         try:
             parts = float_tflite_scores(model, [f.path for f in self.negatives.files], self.cfg.features,
-                                        self.hop_ms, self.run.path)
+                                        hop_ms, self.run.path)
         except AudioError as exc:
             raise KwsError(f"{exc} (negatives)") from None
-        smoothing = dataclasses.replace(self.cfg.smoothing, hop_ms=float(self.hop_ms))
-        fa = negatives_false_accepts(parts, self.manifest, dict.fromkeys(self.keywords, self.threshold), smoothing)
+        smoothing = dataclasses.replace(self.cfg.smoothing, hop_ms=float(hop_ms))
+        fa = negatives_false_accepts(parts, self.manifest, dict.fromkeys(self.keywords, threshold), smoothing)
         return parts, fa
 
     def run_rounds(self) -> dict:
@@ -278,7 +304,8 @@ class Miner:
                 for w in new:
                     w["round"] = number
                 epochs_done = int(self.run.read_state().get("epochs_done", 0))
-                rounds.append({"round": number, "fa_before": before_value, "windows_added": len(new),
+                rounds.append({"round": number, "threshold": self.threshold, "hop_ms": self.hop_ms,
+                               "fa_before": before_value, "windows_added": len(new),
                                "windows_total": len(self.record["windows"]) + len(new),
                                "start_epoch": epochs_done, "target_epochs": epochs_done + self.opts.epochs_per_round,
                                "fa_after": None})
@@ -293,8 +320,12 @@ class Miner:
             if int(state.get("epochs_done", 0)) == entry["start_epoch"] and state.get("best_val_accuracy", -1) != -1:
                 # the best checkpoint must come from the epochs that saw the mined windows
                 self.run.write_state({**state, "best_val_accuracy": -1.0})
+            # measured after training as before it, whatever a rerun that finishes the round was given
+            began = {key: self._recorded(entry, key, self._earlier[key], f"round {number}'s ")
+                     for key in self._earlier}
+            self._check_hop(began["hop_ms"])
             train(resume=self.run.path, overrides=(f"train.epochs={entry['target_epochs']}",), quiet=self.quiet)
-            _, after = self.score()
+            _, after = self.score(began["threshold"], began["hop_ms"])
             entry["fa_after"] = after
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t0, 1)
             self._save()

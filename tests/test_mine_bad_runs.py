@@ -18,10 +18,13 @@ LABELS = b"_silence_\n_unknown_\nup\ndown\n"
                                      "move it away")),
     ({"mining.json": b"\xd2\xff\x00"}, ("mining.json: not a kws-mine record (", "utf-8")),
     ({"mining.json": b"[1]"}, ("mining.json: not a kws-mine record (not a JSON object)",)),
+    ({"mining.json": b'{"threshold": "high"}'}, ("mining.json: threshold 'high' is not a number in 0..1",
+                                                 "move the file away")),
     ({"labels.txt": b"\xf4\x80\xff\xfe\n"}, ("labels.txt: unreadable",)),
     ({"labels.txt": b""}, ("labels.txt: needs at least two labels, found 0",)),
     ({"model.keras": b"not a zip"}, ("model.keras: cannot load the Keras model",)),
-], ids=["bad-json", "binary-record", "record-not-object", "binary-labels", "empty-labels", "corrupt-keras"])
+], ids=["bad-json", "binary-record", "record-not-object", "recorded-threshold", "binary-labels", "empty-labels",
+        "corrupt-keras"])
 def test_corrupt_run_files_are_one_line(tmp_path, files, parts):
     run = tmp_path / "run"
     run.mkdir()
@@ -39,14 +42,19 @@ def test_corrupt_run_files_are_one_line(tmp_path, files, parts):
     assert all((run / name).read_bytes() == data for name, data in contents.items())
 
 
-def test_a_hop_the_smoother_cannot_decide_at_is_refused_before_mining(trained_run, tmp_path):
-    # at --hop-ms 1000 one result per 500 ms window never decides: every round counted 0 false accepts
+@pytest.mark.parametrize("hop_ms,line", [
+    # one result per 500 ms window never decides: every round counted 0 false accepts
+    ("1000", "hop 1000 ms: results that far apart never span the 125 ms a decision needs within the 500 ms "
+             "smoothing window, so nothing would ever be detected; use a shorter hop"),
+    # kws-listen and kws-eval refuse it, and the run's config could not hold it: mining measured false
+    # accepts at a hop the model is never run at
+    ("25", "hop 25 ms must be a multiple of the frontend stride (10 ms)"),
+], ids=["never-decides", "between-strides"])
+def test_a_hop_the_recognizer_cannot_run_is_refused_before_mining(trained_run, tmp_path, hop_ms, line):
     negatives = tmp_path / "talk.wav"
     write_wav(negatives, np.concatenate([other_audio(np.random.default_rng(k)) for k in range(3)]), SAMPLE_RATE)
-    res = CliRunner().invoke(mine_main, ["-m", str(trained_run), "--negatives", str(negatives), "--hop-ms", "1000",
+    res = CliRunner().invoke(mine_main, ["-m", str(trained_run), "--negatives", str(negatives), "--hop-ms", hop_ms,
                                          "-q"])
     assert res.exit_code == 1, res.output
-    assert res.output.strip().splitlines()[-1] == (
-        "Error: hop 1000 ms: results that far apart never span the 125 ms a decision needs within the 500 ms "
-        "smoothing window, so nothing would ever be detected; use a shorter hop")
+    assert res.output.strip().splitlines()[-1] == f"Error: {line}"
     assert not (trained_run / "mining.json").exists()

@@ -227,3 +227,30 @@ def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkey
     from types import SimpleNamespace
     assert trained_negatives(SimpleNamespace(extra={"source_run": str(run_copy)})) == {
         Path(a).resolve(), Path(b).resolve()}
+
+
+def test_a_rerun_finishes_a_round_at_the_threshold_and_hop_it_began_with(run_copy, confusers, monkeypatch):
+    """After Ctrl-C, the README's rerun of plain ``kws-mine -m RUN`` measured the round's after-count
+    at the run's threshold and hop, its before-count at the --threshold / --hop-ms of the command
+    that began it: a model training left as it was went from one count of false accepts to another."""
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    began = MiningOptions(rounds=1, windows_per_round=4, threshold=0.05, hop_ms=80.0, negatives=(str(confusers),))
+    with pytest.raises(KeyboardInterrupt):
+        Miner(run_copy, began, quiet=True).run_rounds()
+    unfinished = (run_copy / "mining.json").read_text()
+    monkeypatch.setattr(train_module, "train", lambda **kwargs: None)  # the model stays as it was
+    # a rerun without the options goes on with them; one given others finishes the round with its own
+    for rerun, now in ((MiningOptions(rounds=1), (0.05, 80.0)),
+                       (MiningOptions(rounds=1, threshold=0.9, hop_ms=40.0), (0.9, 40.0))):
+        (run_copy / "mining.json").write_text(unfinished)
+        record = Miner(run_copy, rerun, quiet=True).run_rounds()
+        (first,) = record["rounds"]
+        assert first["fa_after"] == first["fa_before"] and first["fa_before"]["false_accepts"] > 0
+        assert (first["threshold"], first["hop_ms"]) == (0.05, 80.0)
+        assert (record["threshold"], record["hop_ms"]) == now
