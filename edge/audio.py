@@ -115,6 +115,12 @@ def _reason(exc: BaseException) -> str:
     return text.rstrip(".")
 
 
+def downmix(frames: np.ndarray) -> np.ndarray:
+    """Mono of (frames, channels) samples: a mono file's one channel, else the mean of the channels
+    (float32), what every tool hears of a file."""
+    return frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
+
+
 class AudioReader:
     """An open audio file: ``info`` from its header, ``blocks()`` float32 mono blocks at its own rate.
 
@@ -193,8 +199,9 @@ class AudioReader:
                          sample_format=SAMPLE_FORMATS.get(f.subtype, str(f.subtype).lower()),
                          num_samples=frames, container=str(f.format))
 
-    def blocks(self, frames: int = READ_BLOCK_FRAMES) -> Iterator[np.ndarray]:
-        """Float32 mono blocks of up to ``frames`` samples until the end of the file."""
+    def blocks(self, frames: int = READ_BLOCK_FRAMES, channels: bool = False) -> Iterator[np.ndarray]:
+        """Float32 mono blocks of up to ``frames`` samples until the end of the file (``channels``:
+        (frames, channels) blocks, every channel as the file holds it)."""
         while True:
             try:
                 data = self._file.read(frames, dtype="float32", always_2d=True)
@@ -202,7 +209,7 @@ class AudioReader:
                 raise self._error(exc) from None
             if len(data) == 0:
                 return
-            yield self._checked(data)
+            yield self._checked(data, channels)
 
     def read_frames(self, start: int, count: int) -> np.ndarray:
         """Float32 mono samples ``[start, start + count)`` (fewer at the end of the file), read after a
@@ -216,17 +223,18 @@ class AudioReader:
             raise self._error(exc) from None
         return self._checked(data)
 
-    def _checked(self, data: np.ndarray) -> np.ndarray:
-        """The mono float32 of frames read; AudioError where a sample is NaN, infinite, or so far
-        beyond full scale (a float file's) that the features would overflow."""
-        mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    def _checked(self, data: np.ndarray, channels: bool = False) -> np.ndarray:
+        """The mono float32 of frames read (``channels``: the frames themselves); AudioError where a
+        sample is NaN, infinite, or so far beyond full scale (a float file's) that the features would
+        overflow."""
+        mono = downmix(data)
         peak = float(np.max(np.abs(mono))) if mono.size else 0.0
         if not np.isfinite(peak):
             raise AudioError(f"{self.name}: {UNREADABLE} (holds NaN or infinite samples)")
         if peak > MAX_SAMPLE_MAGNITUDE:
             raise AudioError(f"{self.name}: {UNREADABLE} (holds samples up to {peak:.3g}, far beyond "
                              f"full scale, which is 1.0 for float audio)")
-        return np.ascontiguousarray(mono, dtype=np.float32)
+        return np.ascontiguousarray(data if channels else mono, dtype=np.float32)
 
     def close(self) -> None:
         self._file.close()
@@ -315,10 +323,11 @@ def _wav_rate_problem(target) -> str | None:
 
 
 def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None,
-               max_seconds: float | None = None) -> tuple[np.ndarray, AudioInfo]:
+               max_seconds: float | None = None, channels: bool = False) -> tuple[np.ndarray, AudioInfo]:
     """Read a whole audio file as float32 mono in [-1, 1] at its own rate, with what it held;
     AudioTooLongError as soon as more than ``max_seconds`` of it has been decoded (a small compressed
-    file can hold hours of audio).
+    file can hold hours of audio). ``channels``: (frames, channels) samples, every channel as the
+    file holds it (its levels: the mono mean hides a channel that clips), ``downmix`` gives the mono.
 
     Memory follows the samples actually present, never the length a header declares.
     """
@@ -326,12 +335,12 @@ def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = 
         info = reader.info
         limit = None if max_seconds is None else int(max_seconds * info.sample_rate)
         parts, count = [], 0
-        for block in reader.blocks():
+        for block in reader.blocks(channels=channels):
             count += len(block)
             if limit is not None and count > limit:
                 raise AudioTooLongError(f"{reader.name}: longer than the {max_seconds:g} s allowed here")
             parts.append(block)
-    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    samples = np.concatenate(parts) if parts else np.zeros((0, info.channels) if channels else 0, np.float32)
     if samples.size == 0:
         raise AudioError(f"{reader.name}: {UNREADABLE} ({NO_SAMPLES})")
     if info.num_samples != len(samples):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.edge.audio import AUDIO_SUFFIXES, read_wav
+from kws.edge.audio import AUDIO_SUFFIXES, read_audio
 from kws.edge.errors import AudioError
 from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
 from kws.edge.pcmwav import wav_shortfall
@@ -55,7 +55,8 @@ def _file_hash(path: Path) -> str:
 
 
 def peak_dbfs(samples: np.ndarray) -> float:
-    """Peak level in dB relative to full scale (-inf for digital silence)."""
+    """Peak level in dB relative to full scale of every sample (all channels of (frames, channels)
+    samples; -inf for digital silence)."""
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
@@ -108,7 +109,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         rel = path.relative_to(root)
         label = rel.parts[0] if len(rel.parts) > 1 else "."
         try:
-            samples, info = read_wav(path)
+            samples, info = read_audio(path, channels=True)  # levels per channel: the mono mean hides clipping
         except AudioError as exc:
             problems.append({"kind": "unreadable", "path": str(rel), "detail": str(exc).split(": ", 1)[-1]})
             continue

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from kws.edge.audio import read_audio, resample
+from kws.edge.audio import downmix, read_audio, resample
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.frontend import Frontend, FrontendConfig
@@ -94,14 +94,14 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 
             clf = load_classifier(model)
         cfg = clf.frontend if clf is not None else FrontendConfig()
-        raw, info = read_audio(clip)
-        audio = resample(raw, info.sample_rate, cfg.sample_rate)
+        frames, info = read_audio(clip, channels=True)
+        audio = resample(downmix(frames), info.sample_rate, cfg.sample_rate)
         if plot_path:
             check_writable_dir(Path(plot_path).resolve().parent, "the figure")
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{clip}: {info.container}, {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, "
-               f"{info.sample_format}, peak {peak_dbfs(raw):.1f} dBFS")
+               f"{info.sample_format}, peak {peak_dbfs(frames):.1f} dBFS")
     note = cut_short_note(clip)
     if note:
         click.echo(f"warning: {clip}: {note}", err=True)
@@ -128,8 +128,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, testing_percentage, as_json) -> None:
     """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,
-    clipping (>0.1% samples at full scale), silent files (peak < -50 dBFS), exact duplicates,
-    labels with few files (< 20 or < 10% of the median), unreadable files; and how many speakers
+    clipping (>0.1% samples at full scale, in any channel), silent files (peak < -50 dBFS), exact
+    duplicates, labels with few files (< 20 or < 10% of the median), unreadable files; and how many speakers
     each split gets under kws-train's rule (warning when file names carry no speaker id).
 
     \b

@@ -49,6 +49,24 @@ def test_data_stats_flags_problems(tmp_path):
     assert "problems: 7" in text and "clipping    yes/clipped.wav" in text
 
 
+def test_levels_are_those_of_every_channel_not_of_their_mean(tmp_path):
+    """A stereo clip whose left channel clips and whose right one is silent: its mono mean peaks at
+    -6 dBFS, so kws inspect said 'peak -6.0 dBFS' and kws data-stats flagged no clipping."""
+    left = np.clip(word_audio("up", np.random.default_rng(0)) * 40, -1.0, 1.0)
+    clip = tmp_path / "up" / "stereo.wav"
+    write_wav(clip, np.stack([left, np.zeros_like(left)], axis=1), SAMPLE_RATE)
+    res = CliRunner().invoke(inspect_cmd, [str(clip)])
+    assert res.exit_code == 0, res.output
+    assert ", 2 ch, int16, peak " in res.output
+    assert float(res.output.split(" peak ")[1].split()[0]) == pytest.approx(0.0, abs=0.01)
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    problems = {p["kind"]: p for p in json.loads(res.output)["problems"] if "path" in p}
+    assert set(problems) == {"clipping"} and problems["clipping"]["path"] == "up/stereo.wav"
+    share = np.mean(np.abs(left) >= 0.999) / 2  # of the file's samples, both channels
+    assert problems["clipping"]["detail"] == f"{100 * share:.2f}% of samples at full scale"
+
+
 def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
     """An empty label folder, a label no manifest could hold and files outside any label folder are
     problems, and the speakers per split are still counted for the usable labels."""
