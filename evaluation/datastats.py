@@ -54,6 +54,12 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def passed_by(path: Path, root: Path) -> bool:
+    """Whether kws-train passes the file by unread: its name, or a folder's between ``root`` and it,
+    starts with '.' (macOS's ._ companion of every file copied to a USB stick or zipped, .Trash)."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def peak_dbfs(samples: np.ndarray) -> float:
     """Peak level in dB relative to full scale of every sample (all channels of (frames, channels)
     samples; -inf for digital silence)."""
@@ -100,7 +106,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     labels: dict[str, LabelStats] = defaultdict(LabelStats)
     problems: list[dict] = []
     by_hash: dict[str, list[str]] = defaultdict(list)
-    audio_paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)  # one walk
+    audio_paths = sorted(p for p in root.rglob("*")  # one walk
+                         if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, root))
     wavs = [p for p in audio_paths if p.is_file()]
     for link in (p for p in audio_paths if p.is_symlink() and not p.exists()):  # kws-train skips these
         problems.append({"kind": "unreadable", "path": str(link.relative_to(root)),
@@ -146,7 +153,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     word_labels = {k: v for k, v in labels.items() if k not in (BACKGROUND_DIR, ".")}
     unusable = set()  # label folders kws-train would refuse or find empty
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
-        audio = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        audio = [p for p in folder.rglob("*")
+                 if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, folder)]
         if not audio:
             problems.append({"kind": "empty_label", "label": folder.name,
                              "detail": "no audio files (kws-train refuses it as a wanted word)"})

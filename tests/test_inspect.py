@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from audio_fixtures import SAMPLE_RATE, word_audio
 from kws.edge.audio import write_wav
+from kws.evaluation.datastats import FEW_FILES
 from kws.evaluation.inspect_cli import data_stats_cmd, inspect_cmd
 from kws.trainer.dataset import split_of_key
 
@@ -65,6 +66,23 @@ def test_levels_are_those_of_every_channel_not_of_their_mean(tmp_path):
     assert set(problems) == {"clipping"} and problems["clipping"]["path"] == "up/stereo.wav"
     share = np.mean(np.abs(left) >= 0.999) / 2  # of the file's samples, both channels
     assert problems["clipping"]["detail"] == f"{100 * share:.2f}% of samples at full scale"
+
+
+def test_data_stats_passes_by_the_hidden_files_kws_train_never_reads(tmp_path):
+    """A dataset copied from a Mac has a ._ companion beside every clip (no audio, and kws-train skips
+    names starting with '.'): data-stats listed each as unreadable, and counted a .Trash folder's
+    clips as a label, a duplicate and too few files."""
+    rng = np.random.default_rng(2)
+    for label in ("yes", "no"):
+        for i in range(FEW_FILES):
+            write_wav(tmp_path / label / f"s{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+            (tmp_path / label / f"._s{i}_nohash_0.wav").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    (tmp_path / ".Trash").mkdir()
+    shutil.copy(tmp_path / "yes" / "s0_nohash_0.wav", tmp_path / ".Trash" / "old.wav")
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.output)
+    assert stats["problems"] == [] and stats["files"] == 2 * FEW_FILES and sorted(stats["labels"]) == ["no", "yes"]
 
 
 def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
