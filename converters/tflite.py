@@ -19,30 +19,52 @@ from .errors import ConvertError
 
 EDGE_BATCH = 1
 INPUT_NAME = "features"
+LOG_PREFIX = "kws-convert-log-"  # the converter's log, a temporary file in the system's folder (TMPDIR)
 
 
 @contextlib.contextmanager
 def captured_output() -> Iterator[io.StringIO]:
     """Silence Python and C++ output (TF's converter chatter) for a block; the text is kept so a
-    failure can quote it."""
+    failure can quote it. The C++ side writes into a temporary file; where that cannot be made or
+    written (a full temporary folder), a ConvertError naming the folder, after stdout and stderr are
+    back where they were."""
     buf = io.StringIO()
     sys.stdout.flush()
     sys.stderr.flush()
+    try:
+        sink = tempfile.TemporaryFile(mode="w+b", prefix=LOG_PREFIX)
+    except OSError as exc:
+        raise _log_error(exc) from None
     saved = {fd: os.dup(fd) for fd in (1, 2)}
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    failed: OSError | None = None
+    with sink:
         try:
             for fd in (1, 2):
                 os.dup2(sink.fileno(), fd)
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                 yield buf
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                try:  # what Python buffered for the log during the block goes into the temporary file
+                    stream.flush()
+                except OSError as exc:
+                    failed = failed or exc
             for fd, old in saved.items():
                 os.dup2(old, fd)
                 os.close(old)
             sink.seek(0)
             buf.write(sink.read().decode("utf-8", "replace"))
+    if failed is not None:
+        raise _log_error(failed)
+
+
+def _log_error(exc: OSError) -> ConvertError:
+    """The one line for a converter's log that the temporary folder cannot hold: the folder, what
+    failed and why, and the way out (as kws-convert's tflite-runtime check says it)."""
+    where = tempfile.tempdir or "the temporary folder"  # None: no usable one was found
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return ConvertError(f"{where}: cannot write the TFLite converter's log to a temporary file there ({reason}); "
+                        "set TMPDIR to a folder with space")
 
 
 def batch1_model(model: Any) -> Any:

@@ -345,3 +345,71 @@ def test_edge_check_scores_on_a_full_temp_folder_name_the_file(tmp_path, monkeyp
                         r"of the tflite-runtime check \(No space left on device\); set TMPDIR to a folder with "
                         r"space, or skip the check with --no-edge-check", str(caught.value))
     assert list(private_tmp.iterdir()) == []
+
+
+LOG_ERROR = r": cannot write the TFLite converter's log to a temporary file there \(No space left on device\); " \
+            r"set TMPDIR to a folder with space"
+
+
+def _same_file(fd: int, stat) -> bool:
+    import os
+
+    now = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (stat.st_dev, stat.st_ino)
+
+
+def test_converter_log_in_a_full_temp_folder_is_one_line_naming_it(tmp_path, monkeypatch):
+    """kws-convert keeps the TFLite converter's output in a temporary file to quote a failure; a
+    temporary folder with no room for it said only 'No space left on device'."""
+    import os
+    import tempfile
+
+    from kws.converters.errors import ConvertError
+    from kws.converters.tflite import captured_output
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)
+    before = {fd: os.fstat(fd) for fd in (1, 2)}
+    with pytest.raises(ConvertError) as caught:
+        with captured_output():
+            pass
+    assert re.fullmatch(re.escape(str(tmp_path)) + LOG_ERROR, str(caught.value))
+    assert all(_same_file(fd, stat) for fd, stat in before.items())
+
+
+def test_converter_log_that_fills_the_temp_folder_gives_the_terminal_back(tmp_path, monkeypatch):
+    """Output Python had buffered during the conversion could not be flushed into the log's
+    temporary file (the folder filled meanwhile): the OSError skipped putting stdout and stderr
+    back, so every later line, kws-convert's error too, went into the deleted file."""
+    import os
+    import tempfile
+
+    from kws.converters.errors import ConvertError
+    from kws.converters.tflite import captured_output
+
+    class FillsUp:
+        """A stdout whose buffered text cannot be written once the block has begun."""
+
+        def __init__(self):
+            self.flushes = 0
+
+        def write(self, text):
+            return len(text)
+
+        def flush(self):
+            self.flushes += 1
+            if self.flushes > 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sys, "stdout", FillsUp())
+    before = {fd: os.fstat(fd) for fd in (1, 2)}
+    with pytest.raises(ConvertError) as caught:
+        with captured_output() as log:
+            os.write(2, b"converter chatter\n")
+    assert all(_same_file(fd, stat) for fd, stat in before.items())
+    assert re.fullmatch(re.escape(str(tmp_path)) + LOG_ERROR, str(caught.value))
+    assert "converter chatter" in log.getvalue()
