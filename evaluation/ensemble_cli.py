@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -16,7 +18,7 @@ from kws.edge.manifest import (MANIFEST_NAME, EnsembleMember, EnsembleSection, M
                                save_manifest)
 from kws.edge.model_loader import checked_file, locate
 from kws.edge.manifest_schema import MAX_ENSEMBLE_MEMBERS
-from kws.edge.stopping import signals_held
+from kws.edge.stopping import EXIT_INTERRUPTED, signals_held
 
 from .stopping import stop_cleanly
 
@@ -95,10 +97,11 @@ def ensemble_manifest(sources: list[MemberSource]) -> Manifest:
                     extra={"source_runs": runs, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
-def build(sources: list[MemberSource], out: Path) -> Path:
+def build(sources: list[MemberSource], out: Path, written: Callable[[], None] = lambda: None) -> Path:
     """Write the ensemble folder ``out`` (member folders with their runtime files, then the manifest),
     built beside it and swapped in only once it runs; an earlier ensemble there is replaced, any
-    other non-empty folder is refused. Returns the manifest path."""
+    other non-empty folder is refused. ``written`` is called the moment the new ensemble is at
+    ``out`` (a stop after it has something to keep). Returns the manifest path."""
     if out.exists() and not out.is_dir():
         raise KwsError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -141,18 +144,19 @@ def build(sources: list[MemberSource], out: Path) -> Path:
             raise type(exc)(named(str(exc))) from None
         except OSError as exc:
             raise KwsError(named(os_error_line(exc))) from None
-        _swap_in(tmp, out, old)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(tmp, out, old, written)
+        with signals_held():  # the earlier ensemble goes whole, never half of it left hidden at old
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / MANIFEST_NAME
 
 
-def _swap_in(new: Path, out: Path, old: Path) -> None:
-    """Rename the folder ``new`` to ``out``, an earlier ``out`` first to ``old``. A stop signal
-    between the two renames would leave nothing at ``out`` and the earlier folder hidden at ``old``:
-    the swap runs to its end, and a stop that arrived meanwhile is dropped, since the command has
-    done its work a moment later."""
+def _swap_in(new: Path, out: Path, old: Path, written: Callable[[], None] = lambda: None) -> None:
+    """Rename the folder ``new`` to ``out``, an earlier ``out`` first to ``old``, then call
+    ``written``. A stop signal between the two renames would leave nothing at ``out`` and the earlier
+    folder hidden at ``old``: the swap runs to its end, and a stop that arrived meanwhile is dropped,
+    since the command has done its work a moment later."""
     with signals_held(then=None):
         if out.exists():
             out.rename(old)
@@ -162,6 +166,7 @@ def _swap_in(new: Path, out: Path, old: Path) -> None:
             if old.exists():  # the earlier folder goes back where it was
                 old.rename(out)
             raise
+        written()
 
 
 def _probe(manifest_path: Path) -> None:
@@ -201,21 +206,33 @@ def main(models, out, model_key) -> None:
     the CPU of all its members together."""
     if len(models) < 2 or len(models) > MAX_ENSEMBLE_MEMBERS:
         raise click.UsageError(f"give 2 to {MAX_ENSEMBLE_MEMBERS} converted models, got {len(models)}")
+    written: list[bool] = []  # the new ensemble is at --out: a stop from then on has it to keep
     try:
-        sources = [member_source(m, model_key) for m in models]
-        seen: dict[Path, str] = {}
-        for name, source in zip(models, sources):
-            if source.manifest_path in seen:
-                raise KwsError(f"{name}: the same model as {seen[source.manifest_path]}; name each model once")
-            seen[source.manifest_path] = name
-        check_compatible(sources)
-        # the finest hop leads: the ensemble decides at its hops (stable: equal hops keep their order)
-        sources.sort(key=lambda s: s.manifest.smoothing.hop_ms)
-        path = build(sources, Path(out))
-    except KwsError as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        raise click.ClickException(os_error_line(exc)) from None
+        try:
+            sources = [member_source(m, model_key) for m in models]
+            seen: dict[Path, str] = {}
+            for name, source in zip(models, sources):
+                if source.manifest_path in seen:
+                    raise KwsError(f"{name}: the same model as {seen[source.manifest_path]}; name each model once")
+                seen[source.manifest_path] = name
+            check_compatible(sources)
+            # the finest hop leads: the ensemble decides at its hops (stable: equal hops keep their order)
+            sources.sort(key=lambda s: s.manifest.smoothing.hop_ms)
+            path = build(sources, Path(out), written=lambda: written.append(True))
+        except KwsError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(os_error_line(exc)) from None
+        _describe(path, sources, out)
+    except KeyboardInterrupt:
+        if not written:  # stop_cleanly says nothing was written
+            raise
+        click.echo(f"kws-ensemble: interrupted; the new ensemble was written to {out} (not calibrated yet)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _describe(path: Path, sources: list[MemberSource], out: str) -> None:
+    """The lines kws-ensemble ends with: what was written, and the next step."""
     manifest = load_manifest(path)
     click.echo(f"wrote {path}: {len(sources)} models, {len(manifest.labels)} labels, decisions every "
                f"{manifest.smoothing.hop_ms:g} ms")

@@ -314,3 +314,43 @@ def test_a_stop_between_the_two_renames_still_leaves_an_ensemble_in_place(tmp_pa
     ensemble_cli._swap_in(new, out, old)  # the stop is dropped: the ensemble is written a moment later
     assert (out / "manifest.json").read_text() == "new" and (old / "manifest.json").read_text() == "earlier"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("stop_in, said", [
+    ("the probe", "kws-ensemble: interrupted; nothing was written"),
+    ("the earlier one's removal", "kws-ensemble: interrupted; the new ensemble was written to {out} (not calibrated yet)")])
+def test_a_stop_says_whether_the_new_ensemble_was_written(converted_run, tmp_path, monkeypatch, stop_in, said):
+    """Ctrl-C after the new ensemble had replaced the earlier one (while that was being removed, or
+    the last lines printed) said 'nothing was written'."""
+    import os
+    import signal
+
+    from kws.evaluation import ensemble_cli
+
+    a, b = _member(converted_run, tmp_path / "a"), _member(converted_run, tmp_path / "b")
+    out = _ensemble(tmp_path, a, b)
+    earlier = (out / "manifest.json").read_bytes()
+    real_rmtree = shutil.rmtree
+
+    def probe_then_stop(path):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # bytecode for Python to run the handler on
+            pass
+
+    def rmtree_then_stop(path, *args, **kwargs):
+        real_rmtree(path, *args, **kwargs)
+        if ".old-" in Path(path).name:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    if stop_in == "the probe":
+        monkeypatch.setattr(ensemble_cli, "_probe", probe_then_stop)
+    else:
+        monkeypatch.setattr(shutil, "rmtree", rmtree_then_stop)
+    res = CliRunner().invoke(ensemble_main, [str(b), str(a), "--out", str(out)])
+    assert res.exit_code == 130 and res.stderr.strip() == said.format(out=out)
+    members = [m.source for m in load_manifest(out).ensemble.members]
+    if stop_in == "the probe":
+        assert (out / "manifest.json").read_bytes() == earlier and members == [str(a), str(b)]
+    else:
+        assert members == [str(b), str(a)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "pair"]  # no staging or earlier folder left
