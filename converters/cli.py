@@ -21,9 +21,9 @@ Examples:
 Exit status: 0 ok; 1 error (model folder, data, output folder, converter); 2 bad option;
 3 the int8 model lost too much accuracy (kept as model_int8.rejected.tflite with the float
 artifacts and convert_report.json), a model uses ops tflite-runtime 2.14 cannot run, or a streaming
-form does not reproduce its window model (not written); where the output folder holds an earlier
-conversion, exit 3 leaves it as it was and writes to <out>.rejected; 130 stopped by Ctrl-C, SIGTERM or SIGHUP
-(nothing written, temporary folders removed).
+form does not reproduce its window model (not written); no C files for an int8 model that failed a
+check; where the output folder holds an earlier conversion, exit 3 leaves it as it was and writes to
+<out>.rejected; 130 stopped by Ctrl-C, SIGTERM or SIGHUP (nothing written, temporary folders removed).
 """
 
 

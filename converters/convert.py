@@ -409,7 +409,8 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
         timings["int8_s"] = round(time.time() - t0, 2)
 
     if "c" in formats and int8_blob is not None:
-        if guard["passed"] and int8_entry is not None:
+        # C files only for an int8 model that passed every check (as for the streaming form's)
+        if guard["passed"] and int8_entry is not None and artifacts["int8"]["ops_supported"]:
             info = parse_model(int8_blob, INT8_FILE)
             uses = opcheck.op_uses(info)
             arena = carray.estimate_arena(info)
@@ -423,8 +424,9 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
                               "same_bytes_as": INT8_FILE, "ops_to_register": list(dict.fromkeys(u.name for u in uses)),
                               "arena": arena.to_dict(), "accuracy": None}
         else:
-            artifacts["c"] = {"file": C_SOURCE_FILE, "files": [], "status": "not written: int8 model rejected",
-                              "accuracy": None}
+            why = ("int8 model rejected" if not guard["passed"]
+                   else f"{INT8_FILE} uses ops {opcheck.OLDEST_RUNTIME} cannot run")
+            artifacts["c"] = {"file": C_SOURCE_FILE, "files": [], "status": f"not written: {why}", "accuracy": None}
 
     stream = None
     if step_frames is not None and {"int8", "float", "c"} & set(formats):

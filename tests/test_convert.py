@@ -270,6 +270,26 @@ def test_a_rejected_conversion_leaves_an_earlier_good_one_as_it_was(converted, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "dist.rejected"]  # no staging folder left
 
 
+def test_an_int8_model_with_ops_tflite_runtime_cannot_run_gets_no_c_files(trained_run, tmp_path, monkeypatch):
+    """C files were written for an int8 model using ops tflite-runtime 2.14 cannot run (exit 3), where a
+    rejected int8 model and a streaming form that failed its checks get none: TFLite Micro would be
+    handed a model that failed a check."""
+    from kws.converters import opcheck
+
+    monkeypatch.setitem(opcheck.TFLITE_RUNTIME_2_14_MAX_VERSIONS, "SOFTMAX", 0)  # as if 2.14 had no SOFTMAX
+    out = tmp_path / "dist"
+    result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "int8,c", "--no-edge-check"])
+    assert result.exit_code == 3
+    error = [line for line in _error_lines(result) if ERROR_LINE.match(line)]
+    assert len(error) == 1 and "int8: ops not supported by tflite-runtime 2.14.0: SOFTMAX v" in error[0]
+    assert {p.name for p in out.iterdir()} == {"model_int8.tflite", "manifest.json", "convert_report.json"}
+    report = json.loads((out / "convert_report.json").read_text())
+    assert report["guard"]["passed"] is True and report["artifacts"]["int8"]["ops_supported"] is False
+    assert report["artifacts"]["c"] == {"file": "model_int8.cc", "files": [], "accuracy": None,
+                                        "status": "not written: model_int8.tflite uses ops tflite-runtime 2.14.0 "
+                                                  "cannot run"}
+
+
 def test_formats_subset_writes_only_those_files(trained_run, tmp_path):
     out = tmp_path / "dist"
     out.mkdir()
