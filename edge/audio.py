@@ -4,7 +4,9 @@ soundfile) and writing WAV, converting any rate, sample format and channel count
 One reader for every tool: ``open_audio`` checks the header (rates outside MIN_SAMPLE_RATE ..
 MAX_SAMPLE_RATE are refused before anything is allocated) and yields blocks, so a file of any length
 streams in bounded memory; ``read_audio`` reads a whole (clip-sized) file. Every failure is an
-AudioError whose one line names the file and says "not a readable audio file (why)".
+AudioError whose one line names the file and says "not a readable audio file (why)". A file cut short
+(a WAV, MP3 or OGG copied or recorded only in part) gives what it holds, and ``AudioInfo.cut_short``
+says how it falls short (kws.edge.truncation), for the tools to say so.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import numpy as np
 
 from .errors import AudioError, AudioTooLongError
 from .native_stderr import native_stderr_silenced
+from .truncation import (MP3_FRAME_SAMPLES, MPEG_SYNC, OGG_CUT, mp3_declares_length, of_header,
+                         ogg_ends_inside_page)
 
 INT16_SCALE = 32768.0
 # file name endings the tools pick up from folders; any format libsndfile reads also works when named
@@ -30,6 +34,7 @@ MAX_SAMPLE_RATE = 384000
 READ_BLOCK_FRAMES = 65536  # frames per block when reading a whole file
 UNREADABLE = "not a readable audio file"
 NO_SAMPLES = "holds no samples"
+BEFORE_AUDIO = "before any audio that decodes"  # after "<container> cut short ...": nothing to use
 # libsndfile subtypes -> the sample-format names kws reports (others are shown lowercased)
 SAMPLE_FORMATS = {"PCM_U8": "uint8", "PCM_S8": "int8", "PCM_16": "int16", "PCM_24": "int24",
                   "PCM_32": "int32", "FLOAT": "float32", "DOUBLE": "float64", "VORBIS": "vorbis",
@@ -54,6 +59,9 @@ class AudioInfo:
     sample_format: str  # e.g. "int16", "int24", "uint8", "float32", "vorbis", "mp3"
     num_samples: int  # frames per channel
     container: str = "WAV"  # libsndfile's major format: WAV, FLAC, OGG, MP3, ...
+    # how the file falls short of what it declares, after "<container> cut short" (kws.edge.truncation):
+    # "of its header's length (0.50 of 1.00 s)", "inside an Ogg page"; "" for a whole file (or unknown)
+    cut_short: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -69,7 +77,6 @@ WavInfo = AudioInfo  # the name before the reader took every format
 
 # how the formats AUDIO_SUFFIXES names begin (RIFF/RF64 WAV, FLAC, OGG, MP3 with or without an ID3 tag)
 MAGIC_PREFIXES = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3")
-MPEG_SYNC = 0xFFE0  # 11 set bits: an MPEG audio frame header
 MAGIC_BYTES = 12  # how much of a file looks_like_audio needs
 
 
@@ -151,16 +158,24 @@ class AudioReader:
             path = Path(source)
             self.name, target = name or str(path), str(path)
             self._check_path(path)
+        # a regular file's structure says whether it was cut short (a pipe is never read twice)
+        regular = target if isinstance(target, str) and not self._pipe else None
         try:
             with native_stderr_silenced():  # libmpg123's notes on a damaged MP3 (or on junk it took for one)
                 self._file = sf.SoundFile(target)
         except _READ_ERRORS as exc:
-            raise self._error(exc, _wav_rate_problem(target)) from None
+            why = _wav_rate_problem(target)
+            if why is None and regular is not None and ogg_ends_inside_page(regular):  # cut in its headers
+                why = f"OGG cut short {OGG_CUT}, {BEFORE_AUDIO}"
+            raise self._error(exc, why) from None
         try:
             self.info = self._header()
+            declared = self.info.num_samples
             if self._file.subtype == MP3_SUBTYPE:
                 self._file = _DecodedMp3(self._file, self.name)
                 self.info = replace(self.info, num_samples=self._file.frames)
+            if regular is not None:
+                self.info = replace(self.info, cut_short=_cut_short(regular, self.info, declared))
         except AudioError:
             self._file.close()
             raise
@@ -287,6 +302,34 @@ class _DecodedMp3:
         self._pcm = self._pcm[:0]
 
 
+def _cut_short(path: str, info: AudioInfo, declared: int) -> str:
+    """AudioInfo.cut_short of the regular file at ``path`` (kws.edge.truncation), opened as ``info``;
+    ``declared``: the frames libsndfile reported before decoding (an MP3's from its Xing header, or
+    estimated from its size)."""
+    if info.container == "OGG":
+        return OGG_CUT if ogg_ends_inside_page(path) else ""
+    if info.container == "MP3":
+        if declared - info.num_samples > MP3_FRAME_SAMPLES and mp3_declares_length(path):
+            return of_header(declared / info.sample_rate, info.num_samples / info.sample_rate)
+        return ""
+    from .pcmwav import wav_shortfall
+
+    short = wav_shortfall(path)
+    return of_header(*short) if short else ""
+
+
+def cut_short_note(info: AudioInfo) -> str | None:
+    """One phrase for a file cut short of what it declares (``info.cut_short``), for the tools that
+    use what it holds: "WAV cut short of its header's length (0.50 of 1.00 s), used as it is"; None
+    for a whole file."""
+    return f"{info.container} cut short {info.cut_short}, used as it is" if info.cut_short else None
+
+
+def no_samples_reason(info: AudioInfo) -> str:
+    """Why a file gave no samples: it holds none, or it was cut short before any that decode."""
+    return f"{info.container} cut short {info.cut_short}, {BEFORE_AUDIO}" if info.cut_short else NO_SAMPLES
+
+
 def open_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = None) -> AudioReader:
     """Open an audio file (path, bytes or binary file object) and check its header; AudioError if not one."""
     return AudioReader(source, name)
@@ -342,9 +385,9 @@ def read_audio(source: str | os.PathLike | bytes | BinaryIO, name: str | None = 
             parts.append(block)
     samples = np.concatenate(parts) if parts else np.zeros((0, info.channels) if channels else 0, np.float32)
     if samples.size == 0:
-        raise AudioError(f"{reader.name}: {UNREADABLE} ({NO_SAMPLES})")
+        raise AudioError(f"{reader.name}: {UNREADABLE} ({no_samples_reason(info)})")
     if info.num_samples != len(samples):
-        info = AudioInfo(info.sample_rate, info.channels, info.sample_format, len(samples), info.container)
+        info = replace(info, num_samples=len(samples))
     return samples, info
 
 

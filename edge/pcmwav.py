@@ -115,15 +115,3 @@ def wav_shortfall(path: str | os.PathLike) -> tuple[float, float] | None:
         return None
     return None
 
-
-def cut_short_note(path: str | os.PathLike) -> str | None:
-    """One phrase for a regular WAV file whose data chunk is cut short of its header's length
-    (``wav_shortfall``), for the tools that use such a file as it is; None otherwise (pipes are
-    never opened here: reading one would consume it)."""
-    if not os.path.isfile(path):
-        return None
-    short = wav_shortfall(path)
-    if short is None:
-        return None
-    declared, held = short
-    return f"WAV cut short of its header's length ({held:.2f} of {declared:.2f} s), used as it is"

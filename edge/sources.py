@@ -13,9 +13,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import INT16_SCALE, NO_SAMPLES, UNREADABLE, open_audio, resampled
+from .audio import INT16_SCALE, UNREADABLE, cut_short_note, no_samples_reason, open_audio, resampled
 from .errors import AudioError, KwsError
-from .pcmwav import cut_short_note
 
 BLOCK_MS = 100  # file and stdin sources read this much audio at a time
 MIC_BLOCK_MS = 20  # microphone callback size
@@ -73,7 +72,7 @@ class FileSource:
         self.file_rate, self.channels = self.info.sample_rate, self.info.channels
         if self._reader.seekable and self.info.num_samples == 0:
             self._reader.close()
-            raise AudioError(f"{self.path}: {UNREADABLE} ({NO_SAMPLES})")
+            raise AudioError(f"{self.path}: {UNREADABLE} ({no_samples_reason(self.info)})")
 
     @property
     def duration_s(self) -> float:
@@ -85,7 +84,7 @@ class FileSource:
         text = f"{self.path} ({info.container}, {info.sample_rate} Hz, {info.channels} ch, {info.sample_format}{length})"
         if self.file_rate != self.sample_rate:
             text += f", resampled to {self.sample_rate} Hz"
-        note = cut_short_note(self.path)
+        note = cut_short_note(self.info)
         if note:
             text += f"; {note}"
         return text
@@ -100,7 +99,7 @@ class FileSource:
         finally:
             self._reader.close()
         if seen == 0:
-            raise AudioError(f"{self.path}: {UNREADABLE} ({NO_SAMPLES})")
+            raise AudioError(f"{self.path}: {UNREADABLE} ({no_samples_reason(self.info)})")
 
     def chunks(self) -> Iterator[np.ndarray]:
         """Float32 mono chunks at ``sample_rate`` until the end of the file."""

@@ -120,11 +120,12 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         except AudioError as exc:
             problems.append({"kind": "unreadable", "path": str(rel), "detail": str(exc).split(": ", 1)[-1]})
             continue
-        short = wav_shortfall(path) if path.suffix.lower() == ".wav" else None
-        if short is not None:
+        if info.cut_short:
+            short = wav_shortfall(path)
             problems.append({"kind": "truncated", "path": str(rel),
-                             "detail": f"the header declares {short[0]:.3f} s, the file holds {short[1]:.3f} s "
-                                       "(cut off while copied or recorded?)"})
+                             "detail": (f"the header declares {short[0]:.3f} s, the file holds {short[1]:.3f} s"
+                                        if short else f"{info.container} cut short {info.cut_short}")
+                                       + " (cut off while copied or recorded?)"})
         stats = labels[label]
         dur = info.duration_s
         stats.files += 1

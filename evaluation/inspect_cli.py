@@ -75,7 +75,7 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
       kws inspect clip.wav --plot spectrogram.png
       kws inspect clip.wav -m models/api/dist --plot spectrogram.png
     """
-    from kws.edge.pcmwav import cut_short_note
+    from kws.edge.audio import cut_short_note
 
     from .datastats import peak_dbfs
     from .predict import classify_audio
@@ -102,7 +102,7 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{clip}: {info.container}, {info.duration_s:.3f} s, {info.sample_rate} Hz, {info.channels} ch, "
                f"{info.sample_format}, peak {peak_dbfs(frames):.1f} dBFS")
-    note = cut_short_note(clip)
+    note = cut_short_note(info)
     if note:
         click.echo(f"warning: {clip}: {note}", err=True)
     if clf is not None:

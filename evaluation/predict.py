@@ -10,11 +10,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from kws.edge.audio import AUDIO_SUFFIXES, MAGIC_BYTES, NO_SAMPLES, UNREADABLE, looks_like_audio, stream_audio
+from kws.edge.audio import (AUDIO_SUFFIXES, MAGIC_BYTES, NO_SAMPLES, UNREADABLE, cut_short_note, looks_like_audio,
+                            no_samples_reason, open_audio, stream_audio)
 from kws.edge.errors import AudioError, KwsError, os_error_line
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
-from kws.edge.pcmwav import cut_short_note
 from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, saving_error, stream_url
 
 URL_SCHEMES = ("http://", "https://")
@@ -265,9 +265,12 @@ def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
             try:
                 if src.url is not None:
                     path = fetch_url(src.url, tmp, max_bytes=max_bytes, timeout_s=timeout_s, policy=policy)
-                chunks = stream_audio(path, clf.frontend.sample_rate)
-                res = {"path": src.name, **classify_chunks(clf, chunks, top_k, fe)}
-                note = cut_short_note(path)
+                with open_audio(path) as reader:
+                    if reader.seekable and reader.info.num_samples == 0:
+                        raise AudioError(f"{UNREADABLE} ({no_samples_reason(reader.info)})")
+                    chunks = stream_audio(reader, clf.frontend.sample_rate)
+                    res = {"path": src.name, **classify_chunks(clf, chunks, top_k, fe)}
+                note = cut_short_note(reader.info)
                 if note:
                     res["warning"] = note
                 if src.url is not None:

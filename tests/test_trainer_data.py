@@ -448,7 +448,8 @@ def test_wavs_cut_short_of_their_header_are_named_in_the_load_summary(tmp_path):
     Path(paths[0]).write_bytes(whole[:44 + 3200])  # 100 ms of what the header declares
     clips, report = ds.load_clips(paths, SR, SR)
     assert len(clips) == len(paths) and report.truncated == [paths[0]]
-    assert f"1 WAV cut short of its header's length, used as it is (first: {paths[0]}; " in report.summary(SR)
+    assert f"1 audio file cut short (copied or recorded only in part), used as it is (first: {paths[0]}; " \
+        in report.summary(SR)
     Path(paths[0]).write_bytes(whole)
     assert ds.load_clips(paths, SR, SR)[1].truncated == []
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES as READABLE_SUFFIXES
 from kws.edge.audio import WavInfo, read_wav, resample
-from kws.edge.pcmwav import wav_shortfall
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
@@ -493,7 +492,7 @@ class LoadReport:
     channels: Counter = field(default_factory=Counter)
     longer: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    truncated: list[str] = field(default_factory=list)  # WAVs holding less than their header declares
+    truncated: list[str] = field(default_factory=list)  # files cut short of what they declare (AudioInfo.cut_short)
 
     def add(self, info: WavInfo, clip_samples: int, sample_rate: int) -> None:
         self.total += 1
@@ -520,8 +519,8 @@ class LoadReport:
             parts.append(f"skipped {len(self.skipped)} unreadable")
         if self.truncated:
             n = len(self.truncated)
-            parts.append((f"{n} WAVs cut short of their header's length, used as they are" if n > 1 else
-                          "1 WAV cut short of its header's length, used as it is")
+            parts.append((f"{n} audio files cut short (copied or recorded only in part), used as they are" if n > 1
+                          else "1 audio file cut short (copied or recorded only in part), used as it is")
                          + f" (first: {sorted(self.truncated)[0]}; kws data-stats lists them)")
         return "; ".join(parts)
 
@@ -534,7 +533,7 @@ def load_clips(paths: Sequence[str], sample_rate: int, clip_samples: int, worker
     clips: dict[str, np.ndarray] = {}
 
     def one(path: str) -> tuple[str, np.ndarray | None, WavInfo | None, str, bool]:
-        """(path, clip, info, why unreadable, cut short of its WAV header)."""
+        """(path, clip, info, why unreadable, cut short: AudioInfo.cut_short)."""
         try:
             samples, info = read_wav(path)
         except AudioError as exc:
@@ -542,7 +541,7 @@ def load_clips(paths: Sequence[str], sample_rate: int, clip_samples: int, worker
         samples = resample(samples, info.sample_rate, sample_rate)
         clip = loudest_window(samples, clip_samples)
         pcm = np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)
-        return path, pcm, info, "", wav_shortfall(path) is not None
+        return path, pcm, info, "", bool(info.cut_short)
 
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=workers) as pool:
