@@ -33,8 +33,9 @@ Examples:
               show_default=True, help="Training epochs after each round's mining.")
 @click.option("--windows", "windows_per_round", type=click.IntRange(1), default=DEFAULT_WINDOWS_PER_ROUND,
               show_default=True, help="Most windows kept per round (the highest-scoring ones).")
-@click.option("--margin", type=FiniteFloatRange(0, 1), default=DEFAULT_MARGIN, show_default=True,
-              help="Keep windows whose keyword score is at least threshold - margin.")
+@click.option("--margin", type=FiniteFloatRange(*RECORDED_RANGES["margin"]), default=None,
+              help="Keep windows whose keyword score is at least threshold - margin  [default: an earlier "
+                   f"kws-mine's on this run, else {DEFAULT_MARGIN:g}]")
 @click.option("--threshold", type=FiniteFloatRange(*RECORDED_RANGES["threshold"]), default=None,
               help="Detection threshold for the false accepts and the margin  [default: an earlier kws-mine's "
                    "on this run, else smoothing.detection_threshold]")

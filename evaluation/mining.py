@@ -38,7 +38,8 @@ DEFAULT_MARGIN = 0.2  # keep windows scoring at least threshold - margin
 MS_PER_S = 1000.0
 FLOAT_SCORER = ".mining_float.tflite"  # the run's model as float TFLite, while scoring
 # settings mining.json records (and a rerun goes on with), and the values kws-mine's options take
-RECORDED_RANGES = {"threshold": (0.0, 1.0), "hop_ms": (1.0, SMOOTHING_RANGES["hop_ms"][1])}
+RECORDED_RANGES = {"threshold": (0.0, 1.0), "hop_ms": (1.0, SMOOTHING_RANGES["hop_ms"][1]),
+                   "margin": (0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class MiningOptions:
     rounds: int = DEFAULT_ROUNDS
     epochs_per_round: int = DEFAULT_EPOCHS_PER_ROUND
     windows_per_round: int = DEFAULT_WINDOWS_PER_ROUND
-    margin: float = DEFAULT_MARGIN
+    margin: float | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_MARGIN
     threshold: float | None = None  # None: an earlier kws-mine's on this run, else smoothing.detection_threshold
     hop_ms: float | None = None  # None: an earlier kws-mine's on this run, else smoothing.hop_ms (what kws-listen runs)
     negatives: tuple[str, ...] = field(default_factory=tuple)  # (): the run's data.negatives
@@ -211,12 +212,15 @@ class Miner:
         if not sources:
             raise KwsError("no negatives to mine: give --negatives DIR (or train with data.negatives)")
         self.negatives = index_negatives(sources)
-        # an earlier kws-mine's settings: a rerun without --threshold / --hop-ms goes on with them
+        # an earlier kws-mine's settings: a rerun without --threshold / --hop-ms / --margin goes on with them
         self._earlier = {"threshold": self._recorded(self.record, "threshold", self.cfg.smoothing.detection_threshold),
                          "hop_ms": self._recorded(self.record, "hop_ms", self.cfg.smoothing.hop_ms)}
         self.threshold = float(opts.threshold) if opts.threshold is not None else self._earlier["threshold"]
         self.hop_ms = float(opts.hop_ms) if opts.hop_ms is not None else self._earlier["hop_ms"]
         self._check_hop(self.hop_ms)
+        # only choosing a round's windows uses it: a round begun earlier keeps the windows it chose
+        self.margin = (float(opts.margin) if opts.margin is not None
+                       else self._recorded(self.record, "margin", DEFAULT_MARGIN))
         self.opts = opts
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
@@ -228,7 +232,7 @@ class Miner:
         self.record["negatives"] = known + [s for s in sources if s not in known]
         self.record.setdefault("rounds", [])
         self.record.setdefault("windows", [])
-        self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": opts.margin,
+        self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": self.margin,
                             "negatives_hours": round(self.negatives.seconds / 3600, 4)})
 
     def _read_record(self) -> dict:
@@ -299,13 +303,13 @@ class Miner:
                 parts, before_value = self.score()
                 columns = [self.labels.index(k) for k in self.keywords]
                 taken = [(w["file"], w["start_s"]) for w in self.record["windows"]]
-                new = pick_hard_windows(parts, columns, self.threshold - self.opts.margin,
+                new = pick_hard_windows(parts, columns, self.threshold - self.margin,
                                         self.opts.windows_per_round, self.cfg.features.clip_ms / MS_PER_S, taken)
                 for w in new:
                     w["round"] = number
                 epochs_done = int(self.run.read_state().get("epochs_done", 0))
                 rounds.append({"round": number, "threshold": self.threshold, "hop_ms": self.hop_ms,
-                               "fa_before": before_value, "windows_added": len(new),
+                               "margin": self.margin, "fa_before": before_value, "windows_added": len(new),
                                "windows_total": len(self.record["windows"]) + len(new),
                                "start_epoch": epochs_done, "target_epochs": epochs_done + self.opts.epochs_per_round,
                                "fa_after": None})
@@ -314,7 +318,7 @@ class Miner:
                 self.say(f"mining round {number}: {before_value['false_accepts']} false accepts = "
                          f"{before_value['fa_per_hour']} FA/h on {before_value['hours']:.3f} h of negatives at "
                          f"threshold {self.threshold}; kept {len(new)} windows scoring >= "
-                         f"{self.threshold - self.opts.margin:.2f} ({rounds[-1]['windows_total']} in all)")
+                         f"{self.threshold - self.margin:.2f} ({rounds[-1]['windows_total']} in all)")
             entry = rounds[number - 1]
             state = self.run.read_state()
             if int(state.get("epochs_done", 0)) == entry["start_epoch"] and state.get("best_val_accuracy", -1) != -1:

@@ -254,3 +254,29 @@ def test_a_rerun_finishes_a_round_at_the_threshold_and_hop_it_began_with(run_cop
         assert first["fa_after"] == first["fa_before"] and first["fa_before"]["false_accepts"] > 0
         assert (first["threshold"], first["hop_ms"]) == (0.05, 80.0)
         assert (record["threshold"], record["hop_ms"]) == now
+
+
+def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin(run_copy, confusers, monkeypatch):
+    """The README's rerun of plain ``kws-mine -m RUN`` after Ctrl-C went on with the recorded
+    --threshold and --hop-ms but chose its new rounds' windows with the default margin 0.2."""
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    # threshold 0.7 - margin 0.7: every window is hard enough, most of them far below 0.7 - 0.2
+    began = MiningOptions(rounds=2, windows_per_round=4, margin=0.7, negatives=(str(confusers),))
+    with pytest.raises(KeyboardInterrupt):
+        Miner(run_copy, began, quiet=True).run_rounds()
+    monkeypatch.setattr(train_module, "train", lambda **kwargs: None)
+    record = Miner(run_copy, MiningOptions(rounds=2), quiet=True).run_rounds()  # 500 windows a round
+    second = [w for w in record["windows"] if w["round"] == 2]
+    assert record["margin"] == record["rounds"][1]["margin"] == 0.7
+    assert len(second) == record["rounds"][1]["windows_added"] > 0
+    assert min(w["score"] for w in second) < 0.7 - 0.2
+    # a rerun given --margin mines with it, and records it
+    record = Miner(run_copy, MiningOptions(rounds=3, margin=0.1), quiet=True).run_rounds()
+    assert record["margin"] == record["rounds"][2]["margin"] == 0.1
+    assert all(w["score"] >= 0.7 - 0.1 for w in record["windows"] if w["round"] == 3)
