@@ -10,7 +10,7 @@ from kws.edge.errors import KwsError, os_error_line
 from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
-                     RECORDED_RANGES, MiningOptions, mine)
+                     RECORDED_RANGES, MiningOptions, measured_alike, mine)
 
 EXAMPLES = """
 \b
@@ -64,10 +64,22 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
     finally:
         stop.restore()
     done = [r for r in record["rounds"] if r.get("fa_after") is not None]
-    if done:
-        click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "
-                   f"{done[-1]['fa_after']['hours']:.3f} h of negatives {done[0]['fa_before']['fa_per_hour']} -> "
-                   f"{done[-1]['fa_after']['fa_per_hour']} (threshold {record['threshold']}); model: {run_path}")
+    if not done:
+        return
+    alike = measured_alike(record["rounds"])
+    first, last = alike[0], alike[-1]
+    how = f"threshold {last.get('threshold', record['threshold'])}"
+    if len(alike) < len(done):  # round 1's count before against the last one's after would mix two measures
+        how = (f"in {rounds_named(first['round'], last['round'])}, at {how}; {rounds_named(1, first['round'] - 1)} "
+               "counted at another threshold, hop or on other negatives")
+    click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "
+               f"{last['fa_after']['hours']:.3f} h of negatives {first['fa_before']['fa_per_hour']} -> "
+               f"{last['fa_after']['fa_per_hour']} ({how}); model: {run_path}")
+
+
+def rounds_named(first: int, last: int) -> str:
+    """'round 2' or 'rounds 2-3'."""
+    return f"round {first}" if first == last else f"rounds {first}-{last}"
 
 
 if __name__ == "__main__":  # pragma: no cover

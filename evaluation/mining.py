@@ -176,6 +176,21 @@ def pick_hard_windows(parts: Sequence[ScoredAudio], keyword_columns: Sequence[in
     return out
 
 
+def measured_alike(rounds: Sequence[dict]) -> list[dict]:
+    """The finished rounds whose false accepts compare with the last finished one's: the trailing run
+    of them counted at its threshold and hop on as many hours of negatives (a count at another
+    threshold, hop or on other recordings says nothing about what the training changed)."""
+    def how(r: dict) -> tuple:
+        return r.get("threshold"), r.get("hop_ms"), r["fa_before"]["hours"]
+
+    alike: list[dict] = []
+    for r in reversed([r for r in rounds if r.get("fa_after") is not None]):
+        if alike and how(r) != how(alike[0]):
+            break
+        alike.insert(0, r)
+    return alike
+
+
 def run_manifest(cfg, labels: Sequence[str]) -> Manifest:
     """A manifest (no model files) carrying the run's labels, frontend and smoothing, for the smoother."""
     return Manifest(labels=tuple(labels), frontend=cfg.features, smoothing=cfg.smoothing)

@@ -280,3 +280,35 @@ def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin(run_copy, confus
     record = Miner(run_copy, MiningOptions(rounds=3, margin=0.1), quiet=True).run_rounds()
     assert record["margin"] == record["rounds"][2]["margin"] == 0.1
     assert all(w["score"] >= 0.7 - 0.1 for w in record["windows"] if w["round"] == 3)
+
+
+def _round(number: int, threshold: float, before: float, after: float, hours: float = 0.5) -> dict:
+    """A finished round of mining.json, its false accepts counted at ``threshold``."""
+    return {"round": number, "threshold": threshold, "hop_ms": 40.0, "windows_added": 4,
+            "fa_before": {"false_accepts": int(before * hours), "hours": hours, "fa_per_hour": before},
+            "fa_after": {"false_accepts": int(after * hours), "hours": hours, "fa_per_hour": after}}
+
+
+@pytest.mark.parametrize("rounds,now,said", [
+    ([_round(1, 0.7, 900.0, 300.0), _round(2, 0.7, 300.0, 100.0)], 0.7,
+     "FA/h on 0.500 h of negatives 900.0 -> 100.0 (threshold 0.7);"),
+    # a rerun with --threshold 0.9: round 1's 900 before at 0.7 against round 3's 20 after at 0.9
+    # read as mining taking the false accepts from 900 to 20
+    ([_round(1, 0.7, 900.0, 300.0), _round(2, 0.9, 100.0, 50.0), _round(3, 0.9, 50.0, 20.0)], 0.9,
+     "FA/h on 0.500 h of negatives 100.0 -> 20.0 (in rounds 2-3, at threshold 0.9; round 1 counted at another "
+     "threshold, hop or on other negatives);"),
+    ([_round(1, 0.7, 900.0, 300.0), _round(2, 0.7, 300.0, 100.0), _round(3, 0.7, 40.0, 20.0, hours=2.0)], 0.7,
+     "FA/h on 2.000 h of negatives 40.0 -> 20.0 (in round 3, at threshold 0.7; rounds 1-2 counted at another "
+     "threshold, hop or on other negatives);"),
+    # a round begun at 0.5 and finished by a rerun given --threshold 0.9 was counted at 0.5
+    ([_round(1, 0.5, 900.0, 300.0)], 0.9, "FA/h on 0.500 h of negatives 900.0 -> 300.0 (threshold 0.5);"),
+], ids=["one-threshold", "threshold-changed", "other-negatives", "finished-by-another-threshold"])
+def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, rounds, now, said):
+    import kws.evaluation.mine_cli as mine_cli
+
+    record = {"threshold": now, "hop_ms": 40.0, "rounds": rounds, "windows": [{}] * 4 * len(rounds)}
+    monkeypatch.setattr(mine_cli, "mine", lambda *args, **kwargs: record)
+    res = CliRunner().invoke(mine_cli.main, ["-m", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == (f"kws-mine: {len(rounds)} rounds, {4 * len(rounds)} hard negatives; {said} "
+                          f"model: {tmp_path}\n")
