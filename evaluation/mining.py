@@ -344,6 +344,7 @@ class Miner:
                      for key in self._earlier}
             self._check_hop(began["hop_ms"])
             train(resume=self.run.path, overrides=(f"train.epochs={entry['target_epochs']}",), quiet=self.quiet)
+            self._warn_if_cut_short(number, entry)
             _, after = self.score(began["threshold"], began["hop_ms"])
             entry["fa_after"] = after
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t0, 1)
@@ -353,6 +354,19 @@ class Miner:
                      f"{after['fa_per_hour']} ({entry['fa_before']['false_accepts']} -> {after['false_accepts']} "
                      f"false accepts in {after['hours']:.3f} h)")
         return self.record
+
+    def _warn_if_cut_short(self, number: int, entry: dict) -> None:
+        """One line (quiet or not) where a round's training stopped before its epochs were done: the
+        run's train.time_budget_s, counted over every epoch it trained, stops kws-mine's training as it
+        stops kws-train --resume's, after one epoch once it is used up."""
+        state = self.run.read_state()
+        done, budget = int(state.get("epochs_done", 0)), self.cfg.train.time_budget_s
+        if done >= entry["target_epochs"] or not budget:
+            return
+        print(f"kws-mine: warning: round {number} trained {done - entry['start_epoch']} of its "
+              f"{entry['target_epochs'] - entry['start_epoch']} epochs: the run's train.time_budget_s ({budget:g} s) "
+              f"is used up ({float(state.get('train_seconds', 0.0)):.0f} s trained); raise it in {self.run.config} "
+              "(0: no limit) for the rounds to come", file=sys.stderr, flush=True)
 
     def _record_in_metrics(self) -> None:
         if not self.run.metrics.is_file():

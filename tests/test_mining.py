@@ -312,3 +312,23 @@ def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, r
     assert res.exit_code == 0, res.output
     assert res.stdout == (f"kws-mine: {len(rounds)} rounds, {4 * len(rounds)} hard negatives; {said} "
                           f"model: {tmp_path}\n")
+
+
+def test_a_round_cut_short_by_the_runs_time_budget_says_so(run_copy, confusers, capsys):
+    """With train.time_budget_s used up, kws-train --resume trains one epoch and stops; so does each
+    mining round, which said nothing of the epochs it was asked for and did not train."""
+    from kws.evaluation.mining import Miner, MiningOptions
+    from kws.trainer.config import load_config, save_config
+
+    config = run_copy / "config.yaml"
+    save_config(load_config(config, ("train.time_budget_s=1",)), config)  # the fixture trained for longer
+    epochs_before = json.loads((run_copy / "state.json").read_text())["epochs_done"]
+    opts = MiningOptions(rounds=1, epochs_per_round=2, windows_per_round=4, negatives=(str(confusers),))
+    (first,) = Miner(run_copy, opts, quiet=True).run_rounds()["rounds"]
+    assert json.loads((run_copy / "state.json").read_text())["epochs_done"] == epochs_before + 1
+    assert first["fa_after"] is not None
+    lines = capsys.readouterr().err.splitlines()
+    assert [l for l in lines if "kws-mine" in l] == [
+        f"kws-mine: warning: round 1 trained 1 of its 2 epochs: the run's train.time_budget_s (1 s) is used up "
+        f"({json.loads((run_copy / 'state.json').read_text())['train_seconds']:.0f} s trained); raise it in "
+        f"{config} (0: no limit) for the rounds to come"]
