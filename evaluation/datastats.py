@@ -55,9 +55,12 @@ def _file_hash(path: Path) -> str:
 
 
 def passed_by(path: Path, root: Path) -> bool:
-    """Whether kws-train passes the file by unread: its name, or a folder's between ``root`` and it,
-    starts with '.' (macOS's ._ companion of every file copied to a USB stick or zipped, .Trash)."""
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+    """Whether kws-train passes the file by unread and unsaid: its name, or a folder's between
+    ``root`` and it, starts with '.' (macOS's ._ companion of every file copied to a USB stick or
+    zipped, .Trash) or is macOS's __MACOSX."""
+    from kws.trainer.dataset import passed_by_name
+
+    return any(passed_by_name(part) for part in path.relative_to(root).parts)
 
 
 def peak_dbfs(samples: np.ndarray) -> float:
@@ -93,12 +96,13 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
     clipping, silent, duplicate, truncated, few_files, empty_label, nested, label_name, outside_labels,
-    not_trainable (kws-train would refuse the folder: fewer than two usable labels). ``speakers``
-    says how many speakers (groups of ``group_pattern``, default speech_commands' ``_nohash_``
-    rule) each split would get (None for a folder kws-train refuses).
+    unread_folder (a '_' folder of audio kws-train does not read), not_trainable (kws-train would
+    refuse the folder: fewer than two usable labels). ``speakers`` says how many speakers (groups of
+    ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get (None for a
+    folder kws-train refuses).
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
-    from kws.trainer.dataset import DataError
+    from kws.trainer.dataset import UNKNOWN_DIR, DataError, unread_folders
 
     root = Path(root)
     if not root.is_dir():
@@ -106,8 +110,10 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     labels: dict[str, LabelStats] = defaultdict(LabelStats)
     problems: list[dict] = []
     by_hash: dict[str, list[str]] = defaultdict(list)
+    unread = unread_folders(root)  # '_' folders kws-train does not read: one problem each, not a label
     audio_paths = sorted(p for p in root.rglob("*")  # one walk
-                         if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, root))
+                         if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, root)
+                         and not any(folder in p.parents for folder in unread))
     wavs = [p for p in audio_paths if p.is_file()]
     for link in (p for p in audio_paths if p.is_symlink() and not p.exists()):  # kws-train skips these
         problems.append({"kind": "unreadable", "path": str(link.relative_to(root)),
@@ -177,6 +183,13 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
                              "detail": f"a label is 1..{MAX_LABEL_CHARS} printable characters with no space at "
                                        "either end; rename the folder "
                                        "or leave it out with --words"})
+    for folder in unread:
+        n = sum(1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, folder))
+        problems.append({"kind": "unread_folder", "label": folder.name,
+                         "detail": f"its {n} audio files are not read: of the folders named with a leading '_', "
+                                   f"kws-train reads only {BACKGROUND_DIR}/ (noise) and {UNKNOWN_DIR}/ (other words); "
+                                   f"to use them, rename it without its leading '_' (a word) or move them into "
+                                   f"{UNKNOWN_DIR}/"})
     if "." in labels:
         problems.append({"kind": "outside_labels", "label": ".",
                          "detail": f"{labels['.'].files} audio files directly in {root}, not in a label folder "

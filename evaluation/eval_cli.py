@@ -17,6 +17,7 @@ from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import (UNKNOWN_LABEL, atomic_write_bytes, atomic_write_text, check_writable_dir,
                                load_manifest)
 
+from kws.trainer.dataset import unread_folders, unread_warning
 from kws.trainer.negatives import negative_files
 
 from .calibrate import THRESHOLD_GRID, WINDOW_GRID_MS, calibrate, calibrated_fa, keywords_off, write_calibration
@@ -196,6 +197,9 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                 click.echo(f"kws-eval: skipped {why}", err=True)
 
             clips = load_clips(keywords_dir, keywords, sr, on_skip=skipped)
+            unread = unread_warning(Path(keywords_dir), unread_folders(Path(keywords_dir)))
+            if unread:  # as kws-train says it of the same folder
+                click.echo(f"kws-eval: {unread}", err=True)
             noises = load_noise(noise_dir, sr, rng, on_skip=skipped)
             audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, snr_db, sr, seed)
         duration = len(audio) / sr

@@ -19,6 +19,7 @@ import numpy as np
 from kws.edge.audio import AUDIO_SUFFIXES, load_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
+from kws.trainer.dataset import UNKNOWN_DIR, passed_by_name
 
 MIN_GAP_S = 2.0            # silence between the end of one event and the start of the next, at least ...
 MAX_GAP_S = 6.0            # ... and at most
@@ -28,7 +29,6 @@ ENERGY_FRAME_MS = 10.0
 SPEECH_DB_BELOW_PEAK = 25.0
 PINK_SECONDS = 60.0        # length of the generated pink-noise loop
 MAX_CLIPS_PER_LABEL = 2000
-BACKGROUND_DIR = "_background_noise_"
 NOISE_RMS = 0.03           # background level (about -30 dBFS)
 PEAK_LIMIT = 0.99          # no sample of a placed word (with the noise under it) beyond this
 BED_PEAK = 0.5             # the noise bed's rare transients (a slam at 78x its RMS) are clipped here,
@@ -74,21 +74,25 @@ SkipHook = Callable[[Path, str], None]  # told of each file left out: its path a
 
 
 def audio_files(folder: Path) -> list[Path]:
-    """The audio files under a folder (AUDIO_SUFFIXES, recursive), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    """The audio files under a folder (AUDIO_SUFFIXES, recursive), sorted; hidden names (macOS's ._
+    companion of each file) and __MACOSX are passed by, as kws-train passes them."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                  and not any(passed_by_name(part) for part in p.relative_to(folder).parts))
 
 
 def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int,
                on_skip: SkipHook | None = None) -> dict[str, list[np.ndarray]]:
     """Clips per label from a folder of label folders: folders named like a keyword keep their
-    name, every other word folder becomes ``_unknown_``; ``_background_noise_`` is skipped. An
-    unreadable file is left out and passed to ``on_skip`` with the reason."""
+    name, every other word folder becomes ``_unknown_`` (and ``_unknown_/``); as kws-train, no other
+    folder named with a leading '_' is read (``kws.trainer.dataset.unread_folders`` names those holding
+    audio), nor a hidden one or __MACOSX. An unreadable file is left out and passed to ``on_skip``
+    with the reason."""
     folder = Path(folder)
     if not folder.is_dir():
         raise KwsError(f"{folder}: not a folder of label folders")
     out: dict[str, list[np.ndarray]] = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if sub.name == BACKGROUND_DIR or (sub.name.startswith("_") and sub.name != UNKNOWN_LABEL):
+        if passed_by_name(sub.name) or (sub.name.startswith("_") and sub.name != UNKNOWN_DIR):
             continue
         label = sub.name if sub.name in keywords else UNKNOWN_LABEL
         for wav in audio_files(sub)[:MAX_CLIPS_PER_LABEL]:

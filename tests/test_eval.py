@@ -14,8 +14,8 @@ from kws.edge.manifest import load_manifest
 from kws.evaluation.eval_cli import main as eval_main
 from audio_fixtures import keyword_stream
 from kws.edge.audio import write_wav
-from kws.evaluation.stream import (KWS_FORMAT, TUTORIAL_FORMAT, Event, build_stream, load_clips, pink_noise,
-                                   read_ground_truth, read_labels, speech_bounds, write_labels)
+from kws.evaluation.stream import (KWS_FORMAT, TUTORIAL_FORMAT, Event, build_stream, load_clips, load_noise,
+                                   pink_noise, read_ground_truth, read_labels, speech_bounds, write_labels)
 from kws.evaluation.streaming_metrics import Detection, keyword_free_seconds, streaming_report
 
 SR = 16000
@@ -49,6 +49,25 @@ def test_stream_ground_truth_is_where_the_speech_is(tiny_dataset):
         assert 15 < level < 25, (e, level)  # 20 dB SNR measured over the speech
         for quiet in (before, after):
             assert 20 * np.log10(np.sqrt(np.mean(quiet ** 2)) / bed_rms) < 3
+
+
+def test_stream_clips_pass_by_what_kws_train_passes_by(tmp_path):
+    """kws-eval --keywords read a hidden folder (.Trashes) as other words, tried every ._ companion
+    a Mac leaves beside a clip and said 'skipped' for each; like kws-train it now passes both by, and
+    reads no '_' folder but _unknown_ (the caller names those holding audio)."""
+    rng = np.random.default_rng(4)
+    for folder in ("up", "_unknown_", ".Trashes", "_silence_"):
+        write_wav(tmp_path / "words" / folder / "a.wav", rng.normal(0, 0.1, SR).astype(np.float32), SR)
+    (tmp_path / "words" / "up" / "._a.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    (tmp_path / "words" / "__MACOSX" / "up").mkdir(parents=True)
+    (tmp_path / "words" / "__MACOSX" / "up" / "._a.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    skipped = []
+    clips = load_clips(tmp_path / "words", ["up"], SR, on_skip=lambda path, why: skipped.append(path))
+    assert skipped == [] and {label: len(c) for label, c in clips.items()} == {"up": 1, "_unknown_": 1}
+    write_wav(tmp_path / "noise" / "n.wav", rng.normal(0, 0.1, SR).astype(np.float32), SR)
+    (tmp_path / "noise" / "._n.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    assert len(load_noise(tmp_path / "noise", SR, rng, on_skip=lambda path, why: skipped.append(path))) == 1
+    assert skipped == []
 
 
 def test_speech_bounds_of_a_burst():

@@ -85,6 +85,30 @@ def test_data_stats_passes_by_the_hidden_files_kws_train_never_reads(tmp_path):
     assert stats["problems"] == [] and stats["files"] == 2 * FEW_FILES and sorted(stats["labels"]) == ["no", "yes"]
 
 
+def test_data_stats_counts_no_folder_kws_train_does_not_read_as_a_label(tmp_path):
+    """kws-train reads no folder named with a leading '_' but _background_noise_/ and _unknown_/, and
+    passes __MACOSX/ by: data-stats listed a _silence_/ of recordings as a label (and a label with too
+    few files), so a user read it as data. It is now one unread_folder problem, __MACOSX is passed by
+    unsaid, and _unknown_ stays a row of the table."""
+    rng = np.random.default_rng(3)
+    for label in ("yes", "no", "_unknown_"):
+        for i in range(FEW_FILES):
+            write_wav(tmp_path / label / f"s{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+            (tmp_path / "__MACOSX" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "__MACOSX" / label / f"._s{i}_nohash_0.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    for i in range(3):
+        write_wav(tmp_path / "_silence_" / f"room{i}.wav", word_audio("up", rng) * 0.01, SAMPLE_RATE)
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.output)
+    assert sorted(stats["labels"]) == ["_unknown_", "no", "yes"] and stats["files"] == 3 * FEW_FILES
+    assert stats["problems"] == [
+        {"kind": "unread_folder", "label": "_silence_",
+         "detail": "its 3 audio files are not read: of the folders named with a leading '_', kws-train reads only "
+                   "_background_noise_/ (noise) and _unknown_/ (other words); to use them, rename it without its "
+                   "leading '_' (a word) or move them into _unknown_/"}]
+
+
 def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
     """An empty label folder, a label no manifest could hold and files outside any label folder are
     problems, and the speakers per split are still counted for the usable labels."""

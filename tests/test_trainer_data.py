@@ -77,6 +77,43 @@ def test_no_words_means_every_folder(tmp_path):
     assert index.labels == ["_silence_", "_unknown_", "cat", "dog", "no", "yes"]
 
 
+APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X"  # the head of a ._ companion file
+
+
+def test_macos_leftovers_pass_unsaid_and_an_unread_underscore_folder_is_said(tmp_path, capsys):
+    """A dataset unzipped from a Mac has __MACOSX/ (a ._ companion of each file) and may have a
+    .Trashes/ of clips: neither is data, and kws-train passes them by as before. A folder such as
+    _silence_/ of recorded silence was passed by without a word, so a user who meant it as data never
+    learned it was not read; it is now named in one warning line (an empty one, or one of notes, is not)."""
+    from kws.trainer.config import load_config, with_data
+    from kws.trainer.run import RunDir
+    from kws.trainer.train import prepare_data
+
+    root = _layout(tmp_path / "d")
+    for w in ("yes", "cat"):
+        (root / "__MACOSX" / w).mkdir(parents=True)
+        (root / "__MACOSX" / w / f"._{w}0_nohash_0.wav").write_bytes(APPLEDOUBLE)
+        (root / w / f"._{w}0_nohash_0.wav").write_bytes(APPLEDOUBLE)
+    write_wav(root / ".Trashes" / "old_nohash_0.wav", _tone(), SR)
+    write_wav(root / "_silence_" / "room_nohash_0.wav", _tone(amp=0.001), SR)
+    (root / "_notes_").mkdir()
+    (root / "_notes_" / "readme.txt").write_text("how we recorded\n")
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 100, 10, 10, seed=0)
+    files = {p for items in index.splits.values() for i in items if (p := i.path)}
+    files |= {p for ps in index.unknown_pool.values() for p in ps}
+    assert {Path(p).parent.name for p in files} == {"yes", "no", "cat", "dog"} and len(files) == 80
+    assert index.skipped == []  # the ._ companions are passed by, not listed as unreadable
+    assert index.unread == ("_silence_",)
+    warning = index.unread_warning()
+    assert warning == (f"warning: {root / '_silence_'}: not read: of the folders named with a leading '_' only "
+                       "_background_noise_/ (noise) and _unknown_/ (other words) hold data; to use a folder's audio, "
+                       "rename it without its leading '_' (a word) or move its files into _unknown_/")
+    cfg = with_data(load_config(None, []), str(root), ["yes", "no"])
+    prepare_data(cfg, RunDir(tmp_path / "run"), resume=False, say=lambda msg: None, quiet=True)
+    err = capsys.readouterr().err
+    assert warning in err.splitlines() and "MACOSX" not in err and "Trashes" not in err and "_notes_" not in err
+
+
 def test_lists_are_honoured(tmp_path):
     root = _layout(tmp_path / "d", words=("yes", "no"))
     (root / "validation_list.txt").write_text("yes/yes1_nohash_0.wav\nno/no2_nohash_0.wav\n")

@@ -2,9 +2,11 @@
 
 One folder per label; ``_background_noise_/`` holds noise for mixing; wanted words keep their
 label, every other folder (and ``_unknown_/``) becomes ``_unknown_``; ``_silence_`` clips are
-made from background. Each file belongs to a group (its speaker or session: the first group of
-``data.group_pattern`` on the file name, by default the text before ``_nohash_``); the split hashes
-the group, so one speaker's files stay on one side and the split is stable as the data grows.
+made from background. Hidden names ('.') and macOS's ``__MACOSX/`` are passed by unsaid; any other
+folder whose name begins with '_' is not read, and said (``unread_folders``). Each file belongs to
+a group (its speaker or session: the first group of ``data.group_pattern`` on the file name, by
+default the text before ``_nohash_``); the split hashes the group, so one speaker's files stay on
+one side and the split is stable as the data grows.
 ``validation_list.txt`` / ``testing_list.txt`` win when present; with only one of them, the other
 split is still drawn by the hash from the files the list does not name.
 """
@@ -35,6 +37,8 @@ from .config import DEFAULT_GROUP_PATTERN
 
 BACKGROUND_DIR = "_background_noise_"
 UNKNOWN_DIR = UNKNOWN_LABEL
+READ_SPECIAL_DIRS = (BACKGROUND_DIR, UNKNOWN_DIR)  # the '_' folders whose audio is data
+MACOS_ARCHIVE_DIR = "__MACOSX"  # what macOS's zip adds: a ._ companion (no audio) of every file
 VALIDATION_LIST = "validation_list.txt"
 TESTING_LIST = "testing_list.txt"
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # speech_commands' modulus for the split hash
@@ -128,6 +132,8 @@ class DataIndex:
     # the training _unknown_ clips each epoch redraws from (a seeded sample of the pool, chosen once
     # per run): saved, so a resumed run draws from the very same clips (None: not chosen yet)
     train_unknown: list[str] | None = None
+    # the '_' folders of the root that are not read (unread_folders), for the warning
+    unread: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
@@ -158,6 +164,10 @@ class DataIndex:
                 "per_split": {s: len(g) for s, g in per_split.items()},
                 "files": len(files), "files_without_group": ungrouped,
                 "groups_in_several_splits": len(shared), "examples_in_several_splits": shared[:5]}
+
+    def unread_warning(self) -> str | None:
+        """One line naming the '_' folders of the data folder that were not read, else None."""
+        return unread_warning(self.root, self.unread)
 
     def list_warning(self) -> str | None:
         """One line when list-file entries name no audio file here, else None."""
@@ -282,6 +292,38 @@ class DataIndex:
         )
 
 
+def passed_by_name(name: str) -> bool:
+    """Whether every kws tool passes a file or folder of a dataset by, unread and unsaid: a hidden
+    name (macOS's ._ companion of each copied file, .Trash) or macOS's ``__MACOSX/``."""
+    return name.startswith(".") or name == MACOS_ARCHIVE_DIR
+
+
+def unread_folders(root: Path) -> list[Path]:
+    """The folders of a dataset folder that no kws tool reads although they hold audio a user may
+    have meant as data: names beginning with '_' (speech_commands' mark of a special folder) other
+    than _background_noise_ and _unknown_ (a ``_silence_/`` of recordings, say), sorted."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("_")
+                  and p.name not in READ_SPECIAL_DIRS and not passed_by_name(p.name) and _holds_audio(p))
+
+
+def _holds_audio(folder: Path) -> bool:
+    """Whether an audio file lies anywhere under ``folder`` (hidden names and __MACOSX passed by)."""
+    return any(f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()
+               and not any(passed_by_name(part) for part in f.relative_to(folder).parts)
+               for f in folder.rglob("*"))
+
+
+def unread_warning(root: Path, folders: Sequence[Path | str]) -> str | None:
+    """One line naming the unread '_' folders of ``root`` (``unread_folders``), else None."""
+    if not folders:
+        return None
+    shown = ", ".join(printable(str(root / Path(f).name)) for f in folders[:3])
+    shown += f" (and {len(folders) - 3} more)" if len(folders) > 3 else ""
+    return (f"warning: {shown}: not read: of the folders named with a leading '_' only {BACKGROUND_DIR}/ (noise) "
+            f"and {UNKNOWN_DIR}/ (other words) hold data; to use a folder's audio, rename it without its leading "
+            f"'_' (a word) or move its files into {UNKNOWN_DIR}/")
+
+
 def printable(text: str) -> str:
     """``text`` with each unprintable character (a newline, a tab, a control code) escaped, so a
     message naming it stays one line."""
@@ -358,7 +400,7 @@ def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
     without the files its links point to), are recorded as skipped."""
     out = []
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if passed_by_name(entry.name):
             continue
         if entry.is_file() and entry.suffix.lower() in AUDIO_SUFFIXES:
             out.append(str(entry))
@@ -385,7 +427,7 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     if unfinished_synth(root):
         raise DataError(UNFINISHED_SYNTH.format(root=root))
     skipped: list[tuple[str, str]] = []
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not passed_by_name(p.name))
     label_folders = [p for p in folders if not p.name.startswith("_")]
     names = {p.name for p in label_folders}
     wanted = [w.strip() for w in wanted_words]
@@ -469,7 +511,8 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
                      group_pattern=group_pattern, list_misses=match.misses,
                      list_entries=len(set().union(*lists.values())),
                      list_splits=tuple(s for s in SPLITS if s in lists), list_loose=match.loose,
-                     empty_lists=tuple(s for s in SPLITS if s in lists and not lists[s]))
+                     empty_lists=tuple(s for s in SPLITS if s in lists and not lists[s]),
+                     unread=tuple(p.name for p in unread_folders(root)))
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:

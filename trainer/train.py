@@ -263,8 +263,9 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
         print(f"warning: no {ds.BACKGROUND_DIR}/ in the data: _silence_ clips are digital silence and no "
               "background noise is mixed in", file=sys.stderr)
     percentages = (cfg.data.validation_percentage, cfg.data.testing_percentage)
-    for warning in (index.list_warning(), index.list_case_warning(), index.list_gap_warning(*percentages),
-                    index.speaker_warning(), index.empty_split_warning(*percentages)):
+    for warning in (index.unread_warning(), index.list_warning(), index.list_case_warning(),
+                    index.list_gap_warning(*percentages), index.speaker_warning(),
+                    index.empty_split_warning(*percentages)):
         if warning:
             print(warning, file=sys.stderr)
     return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
