@@ -24,6 +24,8 @@ FEW_FILES = 20              # a label with fewer files than this ...
 FEW_FRACTION_OF_MEDIAN = 0.1  # ... or fewer than 10% of the median label's -> few files
 BACKGROUND_DIR = "_background_noise_"
 HASH_CHUNK = 1 << 20
+SECONDS_PER_MINUTE = 60
+MINUTES_PER_HOUR = 60
 
 
 @dataclass
@@ -221,9 +223,20 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     }
 
 
+def duration_text(seconds: float) -> str:
+    """A total duration to one decimal in the unit that reads best: seconds under a minute, minutes
+    under an hour, else hours (so a 2 s dataset reads '2.0 s', not '0.0 min')."""
+    if round(seconds, 1) < SECONDS_PER_MINUTE:
+        return f"{seconds:.1f} s"
+    minutes = seconds / SECONDS_PER_MINUTE
+    if round(minutes, 1) < MINUTES_PER_HOUR:
+        return f"{minutes:.1f} min"
+    return f"{minutes / MINUTES_PER_HOUR:.1f} h"
+
+
 def format_stats(stats: dict) -> str:
     """A human-readable table of ``dataset_stats`` output."""
-    lines = [f"{stats['root']}: {stats['files']} files, {stats['total_s'] / 60:.1f} min",
+    lines = [f"{stats['root']}: {stats['files']} files, {duration_text(stats['total_s'])}",
              f"{'label':<24}{'files':>7}{'total s':>10}{'min s':>8}{'max s':>8}  rates / channels / formats"]
     for name, s in stats["labels"].items():
         rates = ",".join(f"{r}" for r in s["sample_rates"])

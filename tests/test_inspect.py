@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from audio_fixtures import SAMPLE_RATE, word_audio
 from kws.edge.audio import write_wav
-from kws.evaluation.datastats import FEW_FILES
+from kws.evaluation.datastats import FEW_FILES, duration_text
 from kws.evaluation.inspect_cli import data_stats_cmd, inspect_cmd
 from kws.trainer.dataset import split_of_key
 
@@ -130,6 +130,17 @@ def test_data_stats_flags_folders_kws_train_would_refuse_or_ignore(tmp_path):
     assert kinds["label_name"]["label"] == "x" * 64 + "..."
     assert kinds["outside_labels"]["detail"].startswith("1 audio files directly in")
     assert stats["speakers"] is not None and sum(stats["speakers"]["per_split"].values()) == 4
+
+
+def test_data_stats_gives_the_total_duration_in_a_unit_that_shows_it(tmp_path):
+    """The summary gave minutes to one decimal, so a dataset of two 1 s clips read '0.0 min'."""
+    for label in ("yes", "no"):
+        write_wav(tmp_path / label / "a.wav", word_audio("up", np.random.default_rng(6)), SAMPLE_RATE)
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == f"{tmp_path}: 2 files, 2.0 s"
+    assert [duration_text(s) for s in (0.0, 59.9, 59.96, 90.0, 3599.0, 5400.0, 36000.0)] == [
+        "0.0 s", "59.9 s", "1.0 min", "1.5 min", "1.0 h", "1.5 h", "10.0 h"]
 
 
 def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
