@@ -195,8 +195,23 @@ def destination(out: Path, produced: list[str], owned: list[str], failures: list
     manifest holding its calibrated thresholds); then ``<out>.rejected`` beside it."""
     if not failures or not any((out / name).exists() for name in {*produced, *owned}):
         return out
+    return rejected_beside(out)
+
+
+def rejected_beside(out: Path) -> Path:
+    """``<out>.rejected``: where a conversion that failed a check goes when ``out`` holds an earlier one."""
     out = Path(os.path.abspath(out))  # a name even for --out . (symlinks kept: staging is beside the link)
     return out.with_name(out.name + REJECTED_SUFFIX)
+
+
+def stale_rejected_note(out: Path, dest: Path) -> str | None:
+    """One line when a conversion going to ``out`` leaves an earlier failed one's ``<out>.rejected``
+    beside it (kept: it is a user's to delete), so it is not taken for this one's; else None."""
+    rejected = rejected_beside(out)
+    if dest == rejected or not rejected.is_dir():
+        return None
+    return (f"note: {rejected} holds an earlier conversion that failed its checks ({REPORT_NAME} there says "
+            f"why), not this one; it is kept: delete it when you no longer need it")
 
 
 def _spec(spec: TensorSpec) -> dict[str, Any]:
@@ -503,6 +518,9 @@ def _convert_into(src, formats, out: Path, staging: Path, max_drop: float, check
         one = len(earlier) == 1
         say(f"note: {', '.join(earlier)} in {dest} {'is' if one else 'are'} from an earlier conversion (not asked "
             f"for now), and this manifest does not describe {'it' if one else 'them'}")
+    stale = stale_rejected_note(out, dest)
+    if stale:
+        say(stale)
     return _deliver(staging, out, dest, produced, owned, report, failures)
 
 

@@ -270,6 +270,25 @@ def test_a_rejected_conversion_leaves_an_earlier_good_one_as_it_was(converted, t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "dist.rejected"]  # no staging folder left
 
 
+def test_a_later_good_conversion_keeps_and_names_an_earlier_rejected_one(trained_run, tmp_path):
+    """<out>.rejected (an earlier conversion that failed its checks) stayed beside <out> after a later
+    one succeeded, without a word, for a user browsing the folder to take for the current one. It is
+    kept (the user's to delete) and named in a note."""
+    out = tmp_path / "dist"
+    rejected = tmp_path / "dist.rejected"
+    rejected.mkdir()
+    (rejected / "convert_report.json").write_text('{"guard": {"passed": false}}\n')
+    result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "float", "--no-edge-check"])
+    assert result.exit_code == 0, result.output
+    assert (f"note: {rejected} holds an earlier conversion that failed its checks (convert_report.json there "
+            "says why), not this one; it is kept: delete it when you no longer need it") in result.output
+    assert [p.name for p in rejected.iterdir()] == ["convert_report.json"]
+    assert (out / "model_float.tflite").is_file()
+    shutil.rmtree(rejected)
+    result = _run_cli(["-m", str(trained_run), "--out", str(out), "--formats", "float", "--no-edge-check"])
+    assert result.exit_code == 0 and "rejected" not in result.output
+
+
 def test_an_int8_model_with_ops_tflite_runtime_cannot_run_gets_no_c_files(trained_run, tmp_path, monkeypatch):
     """C files were written for an int8 model using ops tflite-runtime 2.14 cannot run (exit 3), where a
     rejected int8 model and a streaming form that failed its checks get none: TFLite Micro would be
