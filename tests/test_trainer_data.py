@@ -811,6 +811,36 @@ def test_a_full_disk_while_unpacking_names_the_dataset_folder(http_root, tmp_pat
     assert list((cache / "datasets").iterdir()) == []
 
 
+@pytest.mark.parametrize("failing", ["temporary folder", "datasets folder"])
+def test_a_cache_that_cannot_take_the_unpacking_folder_names_the_dataset_folder(http_root, tmp_path, monkeypatch,
+                                                                               failing):
+    """The archive downloaded, but the folder it is unpacked into could not be made (a full disk, a
+    datasets folder linked to a drive that is not mounted): the bare OSError named the temporary
+    .unpack-* folder, or the datasets folder, and said nothing of the URL; now it is the line a full
+    disk while unpacking gives."""
+    import tempfile
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
+    root, base = http_root
+    body = _words_archive(["yes", "no"])
+    (root / "words.tar.gz").write_bytes(body)
+    url = f"{base}/words.tar.gz"
+    if failing == "temporary folder":
+        def mkdtemp(dir, prefix):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(dir, prefix + "k2x9q"))
+        monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+        reason = os.strerror(errno.ENOSPC)
+    else:
+        cache.mkdir()
+        (cache / "datasets").symlink_to(tmp_path / "unmounted")  # a link to a drive that is not there
+        reason = os.strerror(errno.EEXIST)
+    with pytest.raises(OSError) as err:
+        fetch_dataset(url, max_mb=10, quiet=True)
+    target = cache / "datasets" / hashlib.sha256(body).hexdigest()
+    assert os_error_line(err.value) == f"{target}: {reason} (unpacking {url})"
+
+
 def test_archive_entry_count_is_capped_and_refused_archives_leave_the_cache(http_root, tmp_path, monkeypatch):
     monkeypatch.setenv("KWS_CACHE_DIR", str(tmp_path / "cache"))
     root, base = http_root

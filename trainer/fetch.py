@@ -255,8 +255,11 @@ def fetch_dataset(url: str, max_mb: int, quiet: bool = False,
     target = cache_dir() / "datasets" / archive.name.split(".")[0]
     done = target / ".kws-unpacked"
     if not done.exists():
-        partial = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else _mk(target.parent),
-                                        prefix=".unpack-"))
+        try:  # a full disk, a read-only cache: the dataset's folder is named, not the temporary one
+            partial = Path(tempfile.mkdtemp(dir=target.parent if target.parent.exists() else _mk(target.parent),
+                                            prefix=".unpack-"))
+        except OSError as exc:
+            raise saving_error(exc, target, url, UNPACKING) from None
         try:
             safe_extract(archive, partial, max_bytes)
             (partial / ".kws-unpacked").write_text(url + "\n")
