@@ -1,7 +1,8 @@
 """The int8 model as C++ source for TensorFlow Lite for Microcontrollers: ``model_int8.cc`` holds
 the flatbuffer as an aligned byte array, ``model_int8.h`` declares it together with the ops to
 register, the input/output quantization, the labels and an estimated tensor-arena size. Builtin ops
-only: a model with a custom op is refused (kws-convert converts with builtin op sets, so emits none)."""
+only: a model with a custom op is refused (kws-convert converts with builtin op sets, so emits none),
+as is one with a builtin op whose resolver method is not in opcheck.MICRO_RESOLVER_METHODS."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,12 +106,19 @@ def _c_string(text: str) -> str:
 
 def _builtin_ops(uses: list[OpUse], source_name: str) -> list[str]:
     """The op names of ``uses``, once each, in order; ConvertError naming ``source_name`` and the op
-    where one is a custom op: its name is whatever the model file says, not a builtin with a
-    MicroMutableOpResolver method, so no registration (nor a comment holding it) can be written."""
+    where one is a custom op (its name is whatever the model file says, not a builtin with a
+    MicroMutableOpResolver method, so no registration, nor a comment holding it, can be written) or
+    a builtin op without a known resolver method (a guessed name would fail the firmware's build
+    with no word of why)."""
     custom = next((u.name for u in uses if u.custom), None)
     if custom is not None:
         raise ConvertError(f"{source_name}: uses the custom op {custom!r}, which TensorFlow Lite for "
                            "Microcontrollers has no builtin kernel for; its C source is not written")
+    unknown = next((u.name for u in uses if micro_method(u.name) is None), None)
+    if unknown is not None:
+        raise ConvertError(f"{source_name}: uses the builtin op {unknown!r}, whose TensorFlow Lite for "
+                           "Microcontrollers resolver method (MicroMutableOpResolver::Add...) kws-convert "
+                           "does not know; its C source is not written (convert without c in --formats)")
     return list(dict.fromkeys(u.name for u in uses))
 
 

@@ -56,7 +56,9 @@ TFLITE_RUNTIME_2_14_MAX_VERSIONS: dict[str, int] = {
     "TRANSPOSE": 6,
 }
 
-# TFLite Micro's MicroMutableOpResolver method for each builtin op (Add<Name>())
+# TFLite Micro's MicroMutableOpResolver method for each builtin op kws's window and step models can hold
+# (Add<Name>(), but not always the name's CamelCase: BATCH_MATMUL is AddBatchMatMul); for an op not
+# here the C header is refused (kws.converters.carray) rather than given a guessed method
 MICRO_RESOLVER_METHODS: dict[str, str] = {
     "ADD": "AddAdd",
     "AVERAGE_POOL_2D": "AddAveragePool2D",
@@ -77,6 +79,7 @@ MICRO_RESOLVER_METHODS: dict[str, str] = {
     "RELU6": "AddRelu6",
     "RESHAPE": "AddReshape",
     "SHAPE": "AddShape",
+    "SLICE": "AddSlice",  # a step model's state plumbing may hold it (kws.converters.streaming.STATE_OPS)
     "SOFTMAX": "AddSoftmax",
     "SQUEEZE": "AddSqueeze",
     "STRIDED_SLICE": "AddStridedSlice",
@@ -128,8 +131,7 @@ def unsupported(uses: list[OpUse]) -> list[str]:
     return out
 
 
-def micro_method(op_name: str) -> str:
-    """The MicroMutableOpResolver method registering an op: AddConv2D, AddFullyConnected ..."""
-    if op_name in MICRO_RESOLVER_METHODS:
-        return MICRO_RESOLVER_METHODS[op_name]
-    return "Add" + "".join(part.capitalize() for part in op_name.split("_"))
+def micro_method(op_name: str) -> str | None:
+    """The MicroMutableOpResolver method registering an op: AddConv2D, AddFullyConnected ...; None
+    for an op outside MICRO_RESOLVER_METHODS."""
+    return MICRO_RESOLVER_METHODS.get(op_name)

@@ -4,6 +4,7 @@ back from a compiled program, alignment and read-only placement checked on the c
 Needs no model: the renderers get a made-up flatbuffer, ops, quantization and labels."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -202,3 +203,35 @@ def test_a_custom_op_is_refused_naming_the_model_and_the_op(op_name):
         message = str(error.value)
         assert message.startswith(f"{model}: uses the custom op {op_name!r}, ")
         assert message.endswith("its C source is not written") and "\n" not in message
+
+
+@pytest.mark.parametrize("op_name, guess", [("BUILTIN_150", "AddBuiltin150"), ("BATCH_MATMUL", "AddBatchMatmul")],
+                         ids=["newer-than-the-schema", "irregular-name"])
+def test_a_builtin_op_without_a_known_resolver_method_is_refused(op_name, guess):
+    """An op missing from the resolver-method table got a made-up Add<Name>() (TFLM's is
+    AddBatchMatMul; a code newer than the schema has none): the firmware's build then failed on a
+    method that does not exist, with no word of why. Now one line names the .tflite and the op."""
+    uses = [*USES, OpUse(op_name, 1, 1, False, 1)]
+    for render, model in ((lambda: carray.render_header(uses, ARENA, INPUT, OUTPUT, LABELS, "model_int8.tflite",
+                                                        len(MODEL)), "model_int8.tflite"),
+                          (lambda: carray.render_stream_header(uses, ARENA, STEP_INPUTS, STEP_OUTPUTS, LABELS,
+                                                               "stream_int8.tflite", len(STEP_MODEL)),
+                           "stream_int8.tflite")):
+        with pytest.raises(ConvertError) as error:
+            render()
+        message = str(error.value)
+        assert message.startswith(f"{model}: uses the builtin op {op_name!r}, ") and guess not in message
+        assert message.endswith("not written (convert without c in --formats)") and "\n" not in message
+
+
+def test_every_op_of_kws_trains_models_has_its_resolver_method():
+    """The refusal above never meets kws's own models: the ops firmware_notes lists for each window
+    architecture, and the state plumbing a step model adds, all have their method in the table."""
+    from kws.converters.opcheck import MICRO_RESOLVER_METHODS
+    from kws.converters.streaming import STATE_OPS
+
+    notes = (Path(__file__).resolve().parents[1] / "firmware_notes" / "microcontroller.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `\w+`(?: \([^)]*\))? \| ([A-Z_0-9, ]+) \|", notes, flags=re.M)
+    listed = {op.strip() for ops in rows for op in ops.split(",")}
+    assert len(rows) == 5 and {"CONV_2D", "STRIDED_SLICE", "MAX_POOL_2D"} <= listed
+    assert not (listed | set(STATE_OPS)) - set(MICRO_RESOLVER_METHODS)
