@@ -7,7 +7,7 @@ import sys
 import click
 
 from kws.edge.errors import KwsError, os_error_line
-from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
+from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest, tell
 
 PROG = "kws-convert"
 EXAMPLES = """
@@ -28,7 +28,7 @@ check; where the output folder holds an earlier conversion, exit 3 leaves it as 
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"{PROG}: error: {message}", err=True)
+    tell(f"{PROG}: error: {message}")  # where stderr is gone (a hang-up), the exit status still says it
     sys.exit(code)
 
 

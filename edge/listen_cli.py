@@ -19,7 +19,7 @@ from .clitypes import FiniteFloatRange
 from .errors import KwsError, os_error_line
 from .manifest_schema import SMOOTHING_RANGES
 from .recognizer import Detection, Recognizer
-from .stopping import StopRequest
+from .stopping import StopRequest, tell
 
 PROG = "kws-listen"
 ON_DETECT_QUEUE = 64  # detections waiting for their command before new ones are dropped
@@ -154,18 +154,9 @@ def _format(det: Detection, as_json: bool) -> str:
     return f"{det.time_s:9.2f} s  {det.label:<16} {det.score:.2f}"
 
 
-def _tell(line: str) -> None:
-    """A line on stderr, or nothing where stderr is gone (the terminal of a session that hung up
-    answers EIO): the summary still reaches --summary-json."""
-    try:
-        click.echo(line, err=True)
-    except OSError:
-        pass
-
-
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
-        _tell(f"{PROG}: {text}")
+        tell(f"{PROG}: {text}")
 
 
 def _list_devices() -> None:
@@ -310,10 +301,10 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
             summary.overflows = source.stats.overflows
             summary.dropped_blocks = source.stats.dropped_blocks
         if error is not None and (rec is None or rec.samples_seen == 0):
-            _tell(f"Error: {error}")  # nothing was heard: the error alone
+            tell(f"Error: {error}")  # nothing was heard: the error alone
             sys.exit(EXIT_ERROR)
         if error is not None:
-            _tell(f"Error: {error}")
+            tell(f"Error: {error}")
         _say(quiet, summary.line(rec))
         if runner is not None and (runner.dropped or runner.failed):
             _say(quiet, f"--on-detect: {runner.failed} command(s) failed, {runner.dropped} skipped (queue full)")
@@ -323,7 +314,7 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
             try:
                 atomic_write_text(summary_json, json.dumps(summary.to_dict(rec), indent=2) + "\n")
             except OSError as exc:
-                _tell(f"Error: {os_error_line(exc)}")
+                tell(f"Error: {os_error_line(exc)}")
                 error = error or "summary not written"
         code = EXIT_ERROR if error is not None else 0
         if source is not None and not getattr(source, "closed_cleanly", True):

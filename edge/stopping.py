@@ -1,7 +1,8 @@
 """How kws's commands stop on a signal: Ctrl-C (SIGINT), SIGTERM (kill, systemd, a CI timeout) and
 SIGHUP (the terminal or ssh session that started the command went away) all end it like Ctrl-C, so
 its temporary files and staging folders are removed and it says in one line what was kept (exit
-status EXIT_INTERRUPTED; kws-listen, for which a stop is the normal end, prints its summary).
+status EXIT_INTERRUPTED; kws-listen, for which a stop is the normal end, prints its summary). Where
+the terminal has gone away that line goes nowhere, and the exit status stays the same (:func:`tell`).
 
 A signal the process was started ignoring stays ignored: ``nohup`` ignores SIGHUP so that a job
 outlives its terminal, and a shell's ``&`` ignores SIGINT. Only the main thread can handle signals;
@@ -17,8 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
+
+import click
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a job ended by Ctrl-C
 # SIGHUP is POSIX only
@@ -105,3 +109,19 @@ def signals_held(then: type[BaseException] | None = KeyboardInterrupt) -> Iterat
         _put_back(previous)
     if received and then is not None:
         raise then()
+
+
+def tell(line: str) -> None:
+    """Write ``line`` to stderr, or nothing where stderr is gone: the terminal of a session that
+    hung up answers EIO and a closed pipe EPIPE, and the command still ends with its own status."""
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
+
+
+def exit_interrupted(line: str) -> NoReturn:
+    """End a stopped command: ``line`` (what was kept) on stderr where it can still be read, then
+    exit status EXIT_INTERRUPTED."""
+    tell(line)
+    sys.exit(EXIT_INTERRUPTED)

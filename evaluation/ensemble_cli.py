@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from kws.edge.manifest import (MANIFEST_NAME, EnsembleMember, EnsembleSection, M
                                save_manifest)
 from kws.edge.model_loader import checked_file, locate
 from kws.edge.manifest_schema import MAX_ENSEMBLE_MEMBERS
-from kws.edge.stopping import EXIT_INTERRUPTED, signals_held
+from kws.edge.stopping import exit_interrupted, signals_held
 
 from .stopping import stop_cleanly
 
@@ -227,8 +226,7 @@ def main(models, out, model_key) -> None:
     except KeyboardInterrupt:
         if not written:  # stop_cleanly says nothing was written
             raise
-        click.echo(f"kws-ensemble: interrupted; the new ensemble was written to {out} (not calibrated yet)", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_interrupted(f"kws-ensemble: interrupted; the new ensemble was written to {out} (not calibrated yet)")
 
 
 def _describe(path: Path, sources: list[MemberSource], out: str) -> None:

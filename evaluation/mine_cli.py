@@ -1,13 +1,12 @@
 """``kws-mine``: hard-negative mining rounds on a trained run (see ``mining.py``)."""
 from __future__ import annotations
 
-import sys
 
 import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
-from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
+from kws.edge.stopping import StopRequest, exit_interrupted
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      RECORDED_RANGES, MiningOptions, measured_alike, mine)
@@ -55,8 +54,7 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
     try:
         record = mine(run_path, opts, quiet=quiet)
     except (KeyboardInterrupt, TrainingInterrupted):
-        click.echo(f"kws-mine: interrupted; rerun the same command to continue ({run_path}/mining.json)", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_interrupted(f"kws-mine: interrupted; rerun the same command to continue ({run_path}/mining.json)")
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

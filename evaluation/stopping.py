@@ -4,12 +4,9 @@ unwinds like Ctrl-C so temporary files and staging folders are removed (kws.edge
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Any, Callable
 
-import click
-
-from kws.edge.stopping import EXIT_INTERRUPTED, StopRequest
+from kws.edge.stopping import StopRequest, exit_interrupted
 
 
 def stop_cleanly(prog: str, kept: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -22,8 +19,7 @@ def stop_cleanly(prog: str, kept: str) -> Callable[[Callable[..., Any]], Callabl
             try:
                 return command(*args, **kwargs)
             except KeyboardInterrupt:
-                click.echo(f"{prog}: interrupted; {kept}", err=True)
-                sys.exit(EXIT_INTERRUPTED)
+                exit_interrupted(f"{prog}: interrupted; {kept}")
             finally:
                 stop.restore()
         return run

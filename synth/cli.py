@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
-from kws.edge.stopping import EXIT_INTERRUPTED
+from kws.edge.stopping import exit_interrupted
 from kws.trainer.config import AUGMENT_RANGE_LIMITS, MAX_GAIN_DB
 
 EXAMPLES = """
@@ -136,8 +135,7 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
     except OSError as exc:
         raise click.ClickException(os_error_line(exc)) from None
     except KeyboardInterrupt:
-        click.echo("kws-synth: interrupted; finished clips are kept, rerun the same command to resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_interrupted("kws-synth: interrupted; finished clips are kept, rerun the same command to resume")
     click.echo(summary_line(summary, out, clip_ms))
     empty = [label for label, n in summary.per_label.items() if n == 0 and not label.startswith("_")]
     if empty:  # kws-train would refuse the folder or train without the word: never a silent success

@@ -1,8 +1,10 @@
 """Stop signals (kws.edge.stopping): Ctrl-C during training is a flag, so it is never lost inside a
 finalizer; SIGTERM and SIGHUP end a command like Ctrl-C; a second signal does not cut short the
 cleanup kws-listen's first one started; a job started under nohup keeps running when its terminal
-goes away."""
+goes away; where the terminal has gone, the last line is dropped and the exit status stays 130."""
+import errno
 import gc
+import io
 import json
 import os
 import pty
@@ -217,3 +219,63 @@ def test_kws_listen_under_nohup_outlives_its_terminal(converted_run, tmp_path):
             proc.communicate()
     assert proc.returncode == 0 and "stopped" not in err, err
     assert _check_summary(summary)["audio_s"] == 3.0
+
+
+
+# command: (its module, the module and name of the job it runs, its arguments); the job is replaced by
+# one that waits to be stopped, so each command is stopped in its own code, without doing its work
+_HUNG_UP_COMMANDS = {
+    "kws-train": ("kws.trainer.cli", "kws.trainer.train", "train", ["--data", "{tmp}"]),
+    "kws-convert": ("kws.converters.cli", "kws.converters.convert", "convert", ["-m", "{tmp}"]),
+    "kws-mine": ("kws.evaluation.mine_cli", "kws.evaluation.mine_cli", "mine", ["-m", "{tmp}"]),
+    "kws-eval": ("kws.evaluation.eval_cli", "kws.evaluation.models", "manifest_path_for",
+                 ["-m", "{tmp}", "--keywords", "{tmp}"]),
+    "kws-ensemble": ("kws.evaluation.ensemble_cli", "kws.evaluation.ensemble_cli", "member_source",
+                     ["{tmp}/a", "{tmp}/b", "--out", "{tmp}/pair"]),
+    "kws-synth": ("kws.synth.cli", "kws.synth.dataset", "generate", ["--words", "yes", "--out", "{tmp}/synth"]),
+}
+_WAIT_TO_BE_STOPPED = """
+import importlib, sys, time
+from kws.edge.stopping import StopRequest
+cli, job_module, job, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+def wait(*args, **kwargs):
+    with StopRequest(immediate=True):  # as the real job installs, where the command does not
+        print("ready", flush=True)
+        time.sleep(60)
+setattr(importlib.import_module(job_module), job, wait)
+importlib.import_module(cli).main(args)
+"""
+
+
+@pytest.mark.parametrize("command", sorted(_HUNG_UP_COMMANDS))
+def test_a_command_whose_terminal_hung_up_still_exits_130(command, tmp_path):
+    """ssh dropped: SIGHUP stops the command, and its "interrupted" line to the gone terminal failed
+    (EPIPE here, EIO from a terminal): a traceback or click's error, exit 1 instead of 130."""
+    cli, job_module, job, args = _HUNG_UP_COMMANDS[command]
+    proc = subprocess.Popen([sys.executable, "-c", _WAIT_TO_BE_STOPPED, cli, job_module, job,
+                             *(arg.format(tmp=tmp_path) for arg in args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.stderr.close()  # the terminal goes away: writing to stderr fails from now on
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert list(tmp_path.iterdir()) == []  # nothing was written
+
+
+def test_kws_train_drops_a_progress_line_its_gone_terminal_refuses(monkeypatch):
+    """A hang-up during an epoch's validation waits for the next batch to stop the run; the epoch's
+    line to the gone terminal failed the run first ('Input/output error', exit 1, not 130)."""
+    from kws.trainer.train import _Printer
+
+    class GoneTerminal(io.TextIOBase):
+        def write(self, text):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sys, "stderr", GoneTerminal())
+    _Printer(quiet=False)("epoch 1/3: loss 0.9000 acc 0.5000")

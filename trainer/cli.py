@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import click
 
 from kws.edge.errors import KwsError, os_error_line
-from kws.edge.stopping import EXIT_INTERRUPTED
+from kws.edge.stopping import exit_interrupted
 
 EXAMPLES = """
 \b
@@ -77,11 +76,9 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
             cfg = cfg.replace(train=dataclasses.replace(cfg.train, teachers=tuple(teacher_dirs)))
         train(cfg, out=out, distribute=distribute, quiet=quiet, download=DownloadOptions(refresh=refresh))
     except TrainingInterrupted as exc:
-        click.echo(f"kws-train: {exc}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_interrupted(f"kws-train: {exc}")
     except KeyboardInterrupt:  # before a run folder was chosen
-        click.echo("kws-train: interrupted; nothing was written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        exit_interrupted("kws-train: interrupted; nothing was written")
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

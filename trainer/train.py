@@ -23,7 +23,7 @@ import numpy as np
 
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
-from kws.edge.stopping import StopRequest
+from kws.edge.stopping import StopRequest, tell
 
 from . import dataset as ds
 from . import distill
@@ -122,12 +122,15 @@ def configure_devices() -> str:
 
 
 class _Printer:
+    """The run's progress lines on stderr; where stderr is gone (the terminal hung up, and the stop
+    waits for the next batch) a line is dropped instead of failing the run."""
+
     def __init__(self, quiet: bool):
         self.quiet = quiet
 
     def __call__(self, msg: str) -> None:
         if not self.quiet:
-            print(msg, file=sys.stderr, flush=True)
+            tell(msg)
 
 
 def _stop_check_callback(keras, stop: StopRequest):
