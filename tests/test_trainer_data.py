@@ -751,16 +751,22 @@ def _fill_disk_at(step: str, monkeypatch) -> None:
                             else real_replace(src, dst))
 
 
-@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
-def test_a_full_disk_while_downloading_names_the_cache_not_the_url(http_root, tmp_path, monkeypatch, step):
-    """kws-train --data URL on a full disk: one line naming the cache being written (then the URL), not
-    'download failed' as if the network had; no partial download is left in the cache."""
+def _served_words(http_root, tmp_path, monkeypatch) -> tuple[Path, bytes, str]:
+    """(the KWS_CACHE_DIR set for the test, the archive's bytes, its URL): a yes/no archive on the
+    local server."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
     root, base = http_root
     body = _words_archive(["yes", "no"])
     (root / "words.tar.gz").write_bytes(body)
-    url = f"{base}/words.tar.gz"
+    return cache, body, f"{base}/words.tar.gz"
+
+
+@pytest.mark.parametrize("step", ["write", "fsync", "replace"])
+def test_a_full_disk_while_downloading_names_the_cache_not_the_url(http_root, tmp_path, monkeypatch, step):
+    """kws-train --data URL on a full disk: one line naming the cache being written (then the URL), not
+    'download failed' as if the network had; no partial download is left in the cache."""
+    cache, body, url = _served_words(http_root, tmp_path, monkeypatch)
     _fill_disk_at(step, monkeypatch)
     with pytest.raises(OSError) as err:
         fetch_dataset(url, max_mb=10, quiet=True)
@@ -797,12 +803,7 @@ def test_a_full_disk_while_unpacking_names_the_dataset_folder(http_root, tmp_pat
     cache (not the temporary one, removed with everything unpacked so far)."""
     import tarfile as tarfile_module
 
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
-    root, base = http_root
-    body = _words_archive(["yes", "no"])
-    (root / "words.tar.gz").write_bytes(body)
-    url = f"{base}/words.tar.gz"
+    cache, body, url = _served_words(http_root, tmp_path, monkeypatch)
     monkeypatch.setattr(tarfile_module.TarFile, "makefile", _no_space)
     with pytest.raises(OSError) as err:
         fetch_dataset(url, max_mb=10, quiet=True)
@@ -820,12 +821,7 @@ def test_a_cache_that_cannot_take_the_unpacking_folder_names_the_dataset_folder(
     disk while unpacking gives."""
     import tempfile
 
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("KWS_CACHE_DIR", str(cache))
-    root, base = http_root
-    body = _words_archive(["yes", "no"])
-    (root / "words.tar.gz").write_bytes(body)
-    url = f"{base}/words.tar.gz"
+    cache, body, url = _served_words(http_root, tmp_path, monkeypatch)
     if failing == "temporary folder":
         def mkdtemp(dir, prefix):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(dir, prefix + "k2x9q"))
