@@ -72,6 +72,21 @@ def peak_dbfs(samples: np.ndarray) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
+def _entries(root: Path, unread: Sequence[Path]) -> list[Path]:
+    """Every entry under ``root`` as kws-train reaches it, in one walk: a folder of ``root`` that is a
+    link to a folder (a label, or a _background_noise_/ shared between datasets) is entered, as
+    kws-train enters it; links to folders further down are listed, not entered, so a link loop
+    cannot recur. The folders of ``unread`` (unread_folders) are left out."""
+    entries = []
+    for top in root.iterdir():
+        if top in unread:
+            continue
+        entries.append(top)
+        if top.is_dir():
+            entries.extend(top.rglob("*"))
+    return entries
+
+
 def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
                   testing_percentage: float, words: Sequence[str] = ()) -> dict:
     """Speakers per split as kws-train would split the folder (same rule, same lists), and the
@@ -113,9 +128,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     problems: list[dict] = []
     by_hash: dict[str, list[str]] = defaultdict(list)
     unread = unread_folders(root)  # '_' folders kws-train does not read: one problem each, not a label
-    audio_paths = sorted(p for p in root.rglob("*")  # one walk
-                         if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, root)
-                         and not any(folder in p.parents for folder in unread))
+    audio_paths = sorted(p for p in _entries(root, unread)
+                         if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, root))
     wavs = [p for p in audio_paths if p.is_file()]
     for link in (p for p in audio_paths if p.is_symlink() and not p.exists()):  # kws-train skips these
         problems.append({"kind": "unreadable", "path": str(link.relative_to(root)),

@@ -284,3 +284,25 @@ def test_data_stats_says_when_kws_train_would_refuse_the_whole_folder(tmp_path):
     stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
     assert "not_trainable" not in {p["kind"] for p in stats["problems"]}  # up and _unknown_: two labels
     assert sum(stats["speakers"]["per_split"].values()) == 3  # the speakers of the word (before: None)
+
+
+def test_data_stats_reads_a_label_folder_that_is_a_link_as_kws_train_does(tmp_path):
+    """A label folder, or a _background_noise_/ shared between datasets, that is a link to a folder:
+    kws-train reads its files, but data-stats counted none of them and called the label 'none of its
+    audio files is readable'. A link loop inside a label folder is listed, not entered."""
+    rng = np.random.default_rng(6)
+    root, shared = tmp_path / "d", tmp_path / "shared"
+    for label in ("yes", "no"):
+        for i in range(FEW_FILES):
+            write_wav(root / label / f"s{i}_nohash_0.wav", word_audio("down", rng), SAMPLE_RATE)
+    for i in range(FEW_FILES):
+        write_wav(shared / "up" / f"t{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    write_wav(shared / "noise" / "room.wav", rng.normal(0, 0.1, 3 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
+    (root / "up").symlink_to(shared / "up", target_is_directory=True)
+    (root / "_background_noise_").symlink_to(shared / "noise", target_is_directory=True)
+    (root / "yes" / "again").symlink_to(root, target_is_directory=True)  # a loop: not walked
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(root), "--json"]).output)
+    assert stats["problems"] == []
+    assert {k: v["files"] for k, v in stats["labels"].items()} == {
+        "_background_noise_": 1, "no": FEW_FILES, "up": FEW_FILES, "yes": FEW_FILES}
+    assert stats["labels"]["_background_noise_"]["total_s"] == 3.0
