@@ -318,6 +318,24 @@ def test_bad_datasets_are_one_line_errors(tmp_path, words, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_wanted_word_finds_its_folder_written_in_another_unicode_form(tmp_path):
+    """macOS keeps a folder 'café' as e + a combining accent (NFD); --words café typed in a terminal
+    is one character (NFC): the two print alike, and kws-train said the word had no folder while
+    listing 'café' among the folders. The folder is now found, its clips keep the word as typed, and
+    two words naming one folder are refused rather than trained as two classes of the same clips."""
+    import unicodedata
+
+    typed, stored = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    root = _layout(tmp_path / "d", words=("yes", stored, "dog"), per=5)
+    index = ds.scan_dataset(root, ["yes", typed], 0, 0, 0, 0, seed=0)
+    assert index.labels == ["_silence_", "_unknown_", "yes", typed]
+    assert sorted(Path(i.path).parent.name for i in index.splits["training"] if i.label == typed) == [stored] * 5
+    assert {Path(p).parent.name for p in index.unknown_pool["training"]} == {"dog"}  # not the word's folder
+    for words in (["yes", typed, stored], ["yes", "yes "]):  # "yes " as a config file may hold it
+        with pytest.raises(ds.DataError, match=r"--words names this folder twice .*; give each word once$"):
+            ds.scan_dataset(root, words, 0, 0, 0, 0, seed=0)
+
+
 def test_a_label_no_manifest_could_hold_is_refused_before_training(tmp_path):
     """A 70-character folder name trained and converted, then no tool could load the model (labels
     are 1..64 printable characters in a manifest): now the folder is named at once."""

@@ -411,6 +411,28 @@ def _wav_files(folder: Path, skipped: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+def _word_folders(root: Path, wanted: Sequence[str], names: set[str]) -> dict[str, str]:
+    """The label folder of each wanted word: the folder of its name, else the one folder whose name
+    is the word in another Unicode form (macOS keeps 'café' as e + a combining accent, the NFD form,
+    and a terminal types it as one character, NFC: the two print alike but differ); DataError for a
+    word with no folder, or for two words naming one folder."""
+    by_form: dict[str, list[str]] = {}
+    for name in names:
+        by_form.setdefault(unicodedata.normalize("NFC", name), []).append(name)
+    folder_of: dict[str, str] = {}
+    for w in wanted:
+        found = [w] if w in names else by_form.get(unicodedata.normalize("NFC", w), [])
+        if len(found) != 1:
+            raise DataError(f"{printable(str(root / w))}: wanted word '{printable(w)}' has no folder in {root} "
+                            f"(folders: {', '.join(printable(n) for n in sorted(names)) or 'none'})")
+        twice = [other for other, folder in folder_of.items() if folder == found[0]]
+        if twice:
+            raise DataError(f"{printable(str(root / found[0]))}: --words names this folder twice "
+                            f"('{printable(twice[0])}' and '{printable(w)}'); give each word once")
+        folder_of[w] = found[0]
+    return folder_of
+
+
 def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_percentage: float,
                  unknown_percentage: float, validation_percentage: float, testing_percentage: float,
                  seed: int, group_pattern: str = DEFAULT_GROUP_PATTERN) -> DataIndex:
@@ -436,23 +458,24 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     for w in wanted:
         if w.startswith("_"):
             raise DataError(f"{w}: names starting with '_' are reserved (_silence_, _unknown_)")
-        if w not in names:
-            raise DataError(f"{root / w}: wanted word '{w}' has no folder in {root} "
-                            f"(folders: {', '.join(sorted(names)) or 'none'})")
+    folder_of = _word_folders(root, wanted, names)
     implicit = not wanted
     if implicit:
         wanted = sorted(names)
+        folder_of = {w: w for w in wanted}
     for w in wanted:  # what the manifest (and so every runtime) will accept as a label
         if not is_valid_label(w):
             raise DataError(f"{printable(str(root / w))}: a label must be 1..{MAX_LABEL_CHARS} printable characters "
                             "with no space at either end, so a model trained on it could not be loaded or resumed; "
                             "rename the folder"
                             + (" or leave it out with --words" if implicit else ""))
-    files_by_label = {p.name: _wav_files(p, skipped) for p in label_folders}
+    files_by_folder = {p.name: _wav_files(p, skipped) for p in label_folders}
+    files_by_label = {w: files_by_folder[folder_of[w]] for w in wanted}
     for w in wanted:
-        if not files_by_label.get(w):
-            raise DataError(f"{root / w}: wanted word '{w}' has no audio files")
-    unknown_files = [f for name, fs in files_by_label.items() if name not in wanted for f in fs]
+        if not files_by_label[w]:
+            raise DataError(f"{root / folder_of[w]}: wanted word '{w}' has no audio files")
+    word_folders = set(folder_of.values())
+    unknown_files = [f for name, fs in files_by_folder.items() if name not in word_folders for f in fs]
     if (root / UNKNOWN_DIR).is_dir():
         unknown_files += _wav_files(root / UNKNOWN_DIR, skipped)
     background = _wav_files(root / BACKGROUND_DIR, skipped) if (root / BACKGROUND_DIR).is_dir() else []
