@@ -15,11 +15,11 @@ from kws.edge.audio import AUDIO_SUFFIXES, read_audio
 from kws.edge.errors import AudioError
 from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
 from kws.edge.pcmwav import wav_shortfall
+from kws.trainer.dataset import SILENT_DBFS  # peak below this -> silent: kws-train's rule
 
 EXPECTED_RATE = 16000
 FULL_SCALE = 0.999          # |sample| at or above this counts as clipped (int16 32767/32768 = 0.99997)
 CLIP_FRACTION = 0.001       # more than 0.1% clipped samples -> clipping
-SILENT_DBFS = -50.0         # peak below this -> silent
 FEW_FILES = 20              # a label with fewer files than this ...
 FEW_FRACTION_OF_MEDIAN = 0.1  # ... or fewer than 10% of the median label's -> few files
 BACKGROUND_DIR = "_background_noise_"

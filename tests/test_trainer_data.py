@@ -509,6 +509,27 @@ def test_wavs_cut_short_of_their_header_are_named_in_the_load_summary(tmp_path):
     assert ds.load_clips(paths, SR, SR)[1].truncated == []
 
 
+def test_silent_clips_and_a_background_folder_of_silence_are_said(tmp_path):
+    """A silent 'yes' (a recording that failed) trained as 'yes', and a _background_noise_/ of silent
+    files trained as no background at all would, with no word from kws-train (only kws data-stats,
+    if run, flagged them); a background file shorter than a clip is looped, said too."""
+    root = _layout(tmp_path / "d", words=("yes", "no"), per=3)  # its one background file is silent
+    write_wav(root / "yes" / "failed.wav", np.full(SR, 1e-4, np.float32), SR)  # -80 dBFS
+    index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 0, 0, seed=0)
+    clips, report = ds.load_clips([i.path for i in index.splits["training"]], SR, SR)
+    assert report.summary(SR) == (f"read 7 audio files; 1 silent (peak below -50 dBFS) yet trained as their "
+                                  f"folder's label (first: {root / 'yes' / 'failed.wav'}; kws data-stats lists them)")
+    backgrounds, _ = ds.load_background(index.background_files, SR)
+    assert ds.silent_background_warning(root, backgrounds) == (
+        f"warning: {root / '_background_noise_'}: its 1 readable file(s) are all silent (peak below -50 dBFS), so "
+        "_silence_ clips are silence and no audible noise is mixed in; put recordings of the rooms the model will "
+        "hear in it (kws data-stats lists the silent files)")
+    backgrounds.append(_tone(n=SR // 10))  # 0.1 s of sound: one file is heard, looped
+    assert ds.silent_background_warning(root, backgrounds) is None
+    assert ds.background_note(backgrounds, SR) == "2 background files (1 silent, 1 shorter than a clip, looped)"
+    assert ds.background_note(backgrounds[1:], SR // 20) == "1 background files"
+
+
 def test_loudest_window_keeps_the_word_of_a_long_clip():
     audio = np.zeros(SR * 3, np.float32)
     audio[SR + 4000:SR + 8000] = 0.5

@@ -49,6 +49,8 @@ UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 LOST_WITHOUT = {"validation": "the best epoch is picked by training accuracy", "testing": "no test accuracy is measured"}
 DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
+SILENT_DBFS = -50.0  # a clip or noise file whose peak is below this is silent (kws data-stats' rule too)
+SILENT_PEAK = 10 ** (SILENT_DBFS / 20)  # the same as a sample magnitude (full scale 1.0)
 
 
 # a kws-synth dataset records its progress in SYNTH_STATE_DIR and writes SYNTH_META_CSV (with the
@@ -559,6 +561,7 @@ class LoadReport:
     longer: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)  # files cut short of what they declare (AudioInfo.cut_short)
+    silent: list[str] = field(default_factory=list)  # files whose peak is below SILENT_DBFS (is_silent)
 
     def add(self, info: WavInfo, clip_samples: int, sample_rate: int) -> None:
         self.total += 1
@@ -588,6 +591,9 @@ class LoadReport:
             parts.append((f"{n} audio files cut short (copied or recorded only in part), used as they are" if n > 1
                           else "1 audio file cut short (copied or recorded only in part), used as it is")
                          + f" (first: {sorted(self.truncated)[0]}; kws data-stats lists them)")
+        if self.silent:
+            parts.append(f"{len(self.silent)} silent (peak below {SILENT_DBFS:g} dBFS) yet trained as their "
+                         f"folder's label (first: {sorted(self.silent)[0]}; kws data-stats lists them)")
         return "; ".join(parts)
 
 
@@ -598,20 +604,21 @@ def load_clips(paths: Sequence[str], sample_rate: int, clip_samples: int, worker
     report = LoadReport()
     clips: dict[str, np.ndarray] = {}
 
-    def one(path: str) -> tuple[str, np.ndarray | None, WavInfo | None, str, bool]:
-        """(path, clip, info, why unreadable, cut short: AudioInfo.cut_short)."""
+    def one(path: str) -> tuple[str, np.ndarray | None, WavInfo | None, str, bool, bool]:
+        """(path, clip, info, why unreadable, cut short: AudioInfo.cut_short, silent: is_silent)."""
         try:
             samples, info = read_wav(path)
         except AudioError as exc:
-            return path, None, None, str(exc).split(": ", 1)[-1], False
+            return path, None, None, str(exc).split(": ", 1)[-1], False, False
+        silent = is_silent(samples)
         samples = resample(samples, info.sample_rate, sample_rate)
         clip = loudest_window(samples, clip_samples)
         pcm = np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)
-        return path, pcm, info, "", bool(info.cut_short)
+        return path, pcm, info, "", bool(info.cut_short), silent
 
     unique = list(dict.fromkeys(paths))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, pcm, info, why, short in pool.map(one, unique, chunksize=64):
+        for path, pcm, info, why, short, silent in pool.map(one, unique, chunksize=64):
             if pcm is None:
                 report.skipped.append((path, why))
             else:
@@ -619,6 +626,8 @@ def load_clips(paths: Sequence[str], sample_rate: int, clip_samples: int, worker
                 report.add(info, clip_samples, sample_rate)
                 if short:
                     report.truncated.append(path)
+                if silent:
+                    report.silent.append(path)
             if progress:
                 progress(1)
     return clips, report
@@ -635,6 +644,30 @@ def load_background(paths: Iterable[str], sample_rate: int) -> tuple[list[np.nda
             continue
         out.append(resample(samples, info.sample_rate, sample_rate))
     return out, skipped
+
+
+def is_silent(samples: np.ndarray) -> bool:
+    """Whether audio (float, full scale 1.0) peaks below SILENT_DBFS: nothing a model could hear."""
+    return not samples.size or float(np.max(np.abs(samples))) < SILENT_PEAK
+
+
+def background_note(backgrounds: Sequence[np.ndarray], clip_samples: int) -> str:
+    """'3 background files', and how many of them are silent or shorter than a clip (each such file
+    is looped to fill a clip's noise, so a very short one sounds as a buzz, not as noise)."""
+    silent = sum(1 for b in backgrounds if is_silent(b))
+    short = sum(1 for b in backgrounds if len(b) < clip_samples)
+    notes = ([f"{silent} silent"] if silent else []) + ([f"{short} shorter than a clip, looped"] if short else [])
+    return f"{len(backgrounds)} background files" + (f" ({', '.join(notes)})" if notes else "")
+
+
+def silent_background_warning(root: Path, backgrounds: Sequence[np.ndarray]) -> str | None:
+    """One line when background files were read and every one of them is silent (is_silent), which
+    trains as no background at all would, else None."""
+    if not backgrounds or not all(is_silent(b) for b in backgrounds):
+        return None
+    return (f"warning: {root / BACKGROUND_DIR}: its {len(backgrounds)} readable file(s) are all silent (peak below "
+            f"{SILENT_DBFS:g} dBFS), so _silence_ clips are silence and no audible noise is mixed in; "
+            "put recordings of the rooms the model will hear in it (kws data-stats lists the silent files)")
 
 
 def drop_unreadable(index: DataIndex, clips: dict[str, np.ndarray]) -> None:

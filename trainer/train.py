@@ -245,7 +245,8 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
             raise ds.DataError(f"{cfg.augment.rir_dir}: augment.rir_dir holds no readable impulse response")
     skipped = index.skipped + report.skipped + bg_skipped + rir_skipped
     report.skipped = skipped
-    say(f"data: {report.summary(cfg.features.sample_rate)}; {len(backgrounds)} background files"
+    noise = ds.background_note(backgrounds, cfg.features.clip_samples)
+    say(f"data: {report.summary(cfg.features.sample_rate)}; {noise}"
         + (f"; {len(rirs)} recorded impulse responses" if cfg.augment.rir_dir else ""))
     shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5])
     shown += f" ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
@@ -268,7 +269,7 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
     percentages = (cfg.data.validation_percentage, cfg.data.testing_percentage)
     for warning in (index.unread_warning(), index.list_warning(), index.list_case_warning(),
                     index.list_gap_warning(*percentages), index.speaker_warning(),
-                    index.empty_split_warning(*percentages)):
+                    index.empty_split_warning(*percentages), ds.silent_background_warning(index.root, backgrounds)):
         if warning:
             print(warning, file=sys.stderr)
     return index, clips, AugmentSources(tuple(backgrounds), tuple(rirs)), train_unknown
