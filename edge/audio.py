@@ -34,6 +34,7 @@ MAX_SAMPLE_RATE = 384000
 READ_BLOCK_FRAMES = 65536  # frames per block when reading a whole file
 UNREADABLE = "not a readable audio file"
 NO_SAMPLES = "holds no samples"
+EMPTY_FILE = "an empty file: 0 bytes"
 BEFORE_AUDIO = "before any audio that decodes"  # after "<container> cut short ...": nothing to use
 # libsndfile subtypes -> the sample-format names kws reports (others are shown lowercased)
 SAMPLE_FORMATS = {"PCM_U8": "uint8", "PCM_S8": "int8", "PCM_16": "int16", "PCM_24": "int24",
@@ -182,16 +183,19 @@ class AudioReader:
 
     def _check_path(self, path: Path) -> None:
         try:
-            mode = path.stat().st_mode
+            st = path.stat()
         except FileNotFoundError:
             raise AudioError(f"{path}: no such file") from None
         except OSError as exc:
             raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        mode = st.st_mode
         if stat.S_ISDIR(mode):
             raise AudioError(f"{path}: is a folder, not an audio file")
         self._pipe = stat.S_ISFIFO(mode)
         if not (stat.S_ISREG(mode) or self._pipe):
             raise AudioError(f"{path}: not a regular file or named pipe")
+        if stat.S_ISREG(mode) and st.st_size == 0:  # libsndfile: 'Format not recognised'
+            raise AudioError(f"{path}: {UNREADABLE} ({EMPTY_FILE})")
 
     def _error(self, exc: BaseException, why: str | None = None) -> AudioError:
         why = why or _reason(exc)

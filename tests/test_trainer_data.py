@@ -482,15 +482,18 @@ def test_unreadable_files_are_listed_and_skipped(tmp_path):
     (root / "yes" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
     (root / "yes" / "notes.txt").write_text("hello")
     (root / "yes" / "gone.wav").symlink_to(tmp_path / "elsewhere" / "gone.wav")  # a link to nothing
+    (root / "yes" / "copied.wav").write_bytes(b"")  # a copy that failed: libsndfile said 'Format not recognised'
     index = ds.scan_dataset(root, ["yes", "no"], 0, 0, 0, 0, seed=0)
     assert [(Path(p).name, why) for p, why in index.skipped] == [
         ("gone.wav", f"a link to {tmp_path / 'elsewhere' / 'gone.wav'}, which does not exist"),
         ("notes.txt", "not an audio file (.flac, .mp3, .oga, .ogg, .opus, .wav, .wave)")]
     paths = [i.path for i in index.splits["training"]]
     clips, report = ds.load_clips(paths, SR, SR)
-    assert [Path(p).name for p, _ in report.skipped] == ["broken.wav"]
-    assert len(clips) == len(paths) - 1
-    assert "skipped 1 unreadable" in report.summary(SR)
+    why = {Path(p).name: why for p, why in report.skipped}
+    assert sorted(why) == ["broken.wav", "copied.wav"]
+    assert why["copied.wav"] == "not a readable audio file (an empty file: 0 bytes)"
+    assert len(clips) == len(paths) - 2
+    assert "skipped 2 unreadable" in report.summary(SR)
 
 
 def test_wavs_cut_short_of_their_header_are_named_in_the_load_summary(tmp_path):
