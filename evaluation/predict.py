@@ -16,6 +16,7 @@ from kws.edge.errors import AudioError, KwsError, os_error_line
 from kws.edge.frontend import Frontend
 from kws.edge.manifest import BACKGROUND_LABELS
 from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, saving_error, stream_url
+from kws.trainer.dataset import NOT_READ_NOTE, audio_files
 
 URL_SCHEMES = ("http://", "https://")
 MAX_URL_BYTES = 20 * 1024 * 1024
@@ -41,8 +42,9 @@ def is_url(text: str) -> bool:
 
 
 def expand_inputs(items: Sequence[str]) -> tuple[list[Source], list[tuple[str, str]]]:
-    """Files stay, folders become their audio files (AUDIO_SUFFIXES, sorted, recursive), URLs are kept
-    for fetching; a named pipe is read like a file.
+    """Files stay (a hidden one too: it was named), folders become their audio files as kws-train
+    reads a folder (``kws.trainer.dataset.audio_files``: sorted, recursive, no hidden file or folder,
+    nothing in ``__MACOSX/``), URLs are kept for fetching; a named pipe is read like a file.
 
     Returns (sources, errors) where errors are (input, message) for inputs that do not exist.
     """
@@ -56,9 +58,9 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Source], list[tuple[str, s
             continue
         p = Path(item)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+            files = audio_files(p)
             if not files:
-                errors.append((item, f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})"))
+                errors.append((item, f"folder holds no audio files ({', '.join(AUDIO_SUFFIXES)}; {NOT_READ_NOTE})"))
             sources.extend(Source(str(w), w) for w in files)
         elif p.is_file() or p.is_fifo():
             sources.append(Source(item, p))

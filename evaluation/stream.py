@@ -16,10 +16,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kws.edge.audio import AUDIO_SUFFIXES, load_audio
+from kws.edge.audio import load_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
-from kws.trainer.dataset import UNKNOWN_DIR, passed_by_name
+from kws.trainer.dataset import UNKNOWN_DIR, audio_files, passed_by_name
 
 MIN_GAP_S = 2.0            # silence between the end of one event and the start of the next, at least ...
 MAX_GAP_S = 6.0            # ... and at most
@@ -71,13 +71,6 @@ def rms(x: np.ndarray) -> float:
 
 
 SkipHook = Callable[[Path, str], None]  # told of each file left out: its path and why
-
-
-def audio_files(folder: Path) -> list[Path]:
-    """The audio files under a folder (AUDIO_SUFFIXES, recursive), sorted; hidden names (macOS's ._
-    companion of each file) and __MACOSX are passed by, as kws-train passes them."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                  and not any(passed_by_name(part) for part in p.relative_to(folder).parts))
 
 
 def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int,

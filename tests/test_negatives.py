@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,6 +125,18 @@ def test_talk_pool_is_seeded_float_windows_without_silent_ones(negatives_dir, tm
     write_wav(silent / "zeros.wav", np.zeros(5 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
     with pytest.raises(DataError, match=r"all 10 windows drawn from the negatives \(1 files, 0.00 h\) are digital silence"):
         talk_pool(index_negatives([silent]), CLIP, SAMPLE_RATE, [3], n=10)
+
+
+def test_negatives_folders_pass_by_hidden_files_and_macosx_as_the_dataset_does(tmp_path):
+    """kws-train and kws-mine --negatives read audio in hidden folders (.Trashes/) and __MACOSX/,
+    which the dataset reader and every other tool pass by; a hidden file named as a source is read."""
+    root = tmp_path / "neg"
+    for rel in ("talk.wav", ".Trashes/old.wav", "__MACOSX/talk.wav", "sub/.tmp.wav"):
+        write_wav(root / rel, np.random.default_rng(3).normal(0, 0.1, SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
+    neg = index_negatives([root, root / ".Trashes" / "old.wav"])
+    assert [Path(f.path).relative_to(root).as_posix() for f in neg.files] == ["talk.wav", ".Trashes/old.wav"]
+    with pytest.raises(DataError, match=r"no audio files \(.*; hidden files and folders and __MACOSX/ are not read\)"):
+        index_negatives([root / "sub"])  # only a hidden file in it
 
 
 def test_bad_negatives_are_one_line_errors_naming_the_file(tmp_path):

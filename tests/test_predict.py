@@ -197,6 +197,27 @@ def test_label_from_folder_labels_files_and_folders_given_as_inputs(dist, clips,
     assert not (tmp_path / "rep2" / "metrics.json").exists()
 
 
+def test_folders_are_read_as_kws_train_reads_them_and_a_named_hidden_file_is_read(tmp_path):
+    """A folder copied from a Mac or a USB stick holds hidden files (._ companions, .Trashes/) and
+    __MACOSX/: kws-predict classified them (or failed on each) where every other tool passes them by.
+    A hidden file or folder named on the command line is still read: it was asked for."""
+    from kws.evaluation.predict import expand_inputs
+
+    rng = np.random.default_rng(8)
+    root = tmp_path / "clips"
+    for rel in ("up/a.wav", "up/.b.wav", ".Trashes/c.wav", "__MACOSX/up/d.wav", ".hidden/e.wav"):
+        write_wav(root / rel, word_audio("up", rng), SAMPLE_RATE)
+    sources, errors = expand_inputs([str(root), str(root / "up" / ".b.wav"), str(root / ".hidden")])
+    assert errors == []
+    assert [s.path.relative_to(root).as_posix() for s in sources] == ["up/a.wav", "up/.b.wav", ".hidden/e.wav"]
+    (root / "only_hidden").mkdir()
+    (root / "up" / ".b.wav").rename(root / "only_hidden" / ".b.wav")
+    sources, errors = expand_inputs([str(root / "only_hidden")])
+    assert sources == [] and len(errors) == 1
+    assert "folder holds no audio files" in errors[0][1] and "hidden files and folders and __MACOSX/ are not read" \
+        in errors[0][1]
+
+
 def test_long_clip_reports_keyword_window(dist, tmp_path):
     rng = np.random.default_rng(7)
     audio = np.concatenate([other_audio(rng) * 0.2, word_audio("down", rng), rng.normal(0, 0.003, SAMPLE_RATE)])

@@ -51,6 +51,7 @@ DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
 SILENT_DBFS = -50.0  # a clip or noise file whose peak is below this is silent (kws data-stats' rule too)
 SILENT_PEAK = 10 ** (SILENT_DBFS / 20)  # the same as a sample magnitude (full scale 1.0)
+NOT_READ_NOTE = "hidden files and folders and __MACOSX/ are not read"  # said where a folder had no audio
 
 
 # a kws-synth dataset records its progress in SYNTH_STATE_DIR and writes SYNTH_META_CSV (with the
@@ -298,6 +299,14 @@ def passed_by_name(name: str) -> bool:
     """Whether every kws tool passes a file or folder of a dataset by, unread and unsaid: a hidden
     name (macOS's ._ companion of each copied file, .Trash) or macOS's ``__MACOSX/``."""
     return name.startswith(".") or name == MACOS_ARCHIVE_DIR
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files anywhere under ``folder`` (AUDIO_SUFFIXES), sorted, less those ``passed_by_name``
+    below it (a hidden file or folder, ``__MACOSX/``): the one rule of every kws tool that walks a
+    folder. ``folder`` itself may have any name: a folder named on the command line is read."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+                  and not any(passed_by_name(part) for part in p.relative_to(folder).parts))
 
 
 def unread_folders(root: Path) -> list[Path]:

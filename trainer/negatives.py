@@ -19,7 +19,7 @@ import numpy as np
 from kws.edge.audio import AUDIO_SUFFIXES, open_audio, resample, to_int16
 from kws.edge.errors import AudioError
 
-from .dataset import DataError
+from .dataset import NOT_READ_NOTE, DataError, audio_files
 
 NEGATIVE_KEY_PREFIX = "<negatives>/"  # clip-dict keys of negative windows (never a real file name)
 EPOCH_KEY = NEGATIVE_KEY_PREFIX + "epoch/"  # windows redrawn every epoch
@@ -102,14 +102,15 @@ def listed_negatives(data_dir: str | Path) -> tuple[str, ...]:
 
 
 def negative_files(source: str | Path) -> list[Path]:
-    """The audio files of one negatives source: the file itself, or every audio file under the folder."""
+    """The audio files of one negatives source: the file itself (whatever its name), or every audio
+    file under the folder that kws-train would read as data (``audio_files``: no hidden file or
+    folder, nothing in ``__MACOSX/``)."""
     path = Path(source).expanduser()
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: negatives folder not found (data.negatives / --negatives)")
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                  and not p.name.startswith("."))
+    return audio_files(path)
 
 
 def index_negatives(sources: Sequence[str | Path]) -> NegativeSet:
@@ -119,7 +120,8 @@ def index_negatives(sources: Sequence[str | Path]) -> NegativeSet:
     for source in sources:
         found = negative_files(source)
         if not found:
-            raise DataError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}) for negatives")
+            raise DataError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}; {NOT_READ_NOTE}) "
+                            "for negatives")
         for path in found:
             try:
                 with open_audio(path) as reader:
