@@ -21,6 +21,7 @@ from kws.trainer.dataset import unread_folders, unread_warning
 from kws.trainer.negatives import negative_files
 
 from .calibrate import THRESHOLD_GRID, WINDOW_GRID_MS, calibrate, calibrated_fa, keywords_off, write_calibration
+from .datastats import duration_text
 from .oracle import best_over_windows
 from .plotting import MISSING as PLOTS_MISSING
 from .plotting import plotting_available
@@ -311,7 +312,7 @@ def format_report(report: dict) -> str:
     lat = rep["latency_s"]
     lines = [
         f"labels: {report['labels']['file'] or 'built with the stream'}, read as {report['labels']['format']}",
-        f"stream: {report['duration_s'] / 60:.1f} min, {rep['keywords']} keywords, "
+        f"stream: {duration_text(report['duration_s'])}, {rep['keywords']} keywords, "
         f"{rep['non_keyword_events']} unknown words, {rep['keyword_free_hours']:.3f} keyword-free h",
         f"thresholds {report['thresholds']}, window {report['smoothing']['average_window_ms']:g} ms:",
         f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  "

@@ -41,6 +41,7 @@ def test_too_short_streams_are_one_line_errors(converted_run, tmp_path):
     assert not (dist / "manifest.json.bak").exists()
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(clip), "--labels", str(labels)])
     assert res.exit_code == 0, res.output  # without --calibrate the 1 s stream is still reported
+    assert "stream: 1.0 s, 1 keywords, " in res.output  # in seconds, as kws data-stats says it: not '0.0 min'
 
 
 def test_negatives_without_samples_are_one_line(converted_run, tmp_path):
