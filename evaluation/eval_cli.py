@@ -173,6 +173,9 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             check_writable_dir(report_dir, "the report")
         if do_calibrate:
             check_writable_dir(mpath.parent, "the calibrated manifest")
+        negative_sources = [d.strip() for text in negatives for d in text.split(",") if d.strip()]
+        # a missing source, or a folder without audio, is said before any scoring, as kws-train says it
+        negative_paths = [f for src in negative_sources for f in negative_files(src)]
         sr = manifest.sample_rate
         keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
         t0 = time.time()
@@ -215,11 +218,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                 write_wav(Path(report_dir) / STREAM_WAV, audio, sr)
         t1 = time.time()
         times, scores = stream_scores(mpath, audio, streaming=not no_streaming)
-        negative_sources = [d.strip() for text in negatives for d in text.split(",") if d.strip()]
-        negative_parts = [file_scores(mpath, f, streaming=not no_streaming)
-                          for src in negative_sources for f in negative_files(src)]
-        if negative_sources and not negative_parts:
-            raise KwsError(f"{', '.join(negative_sources)}: no audio files for --negatives")
+        negative_parts = [file_scores(mpath, f, streaming=not no_streaming) for f in negative_paths]
         seen_in_training = len({Path(p.source).resolve() for p in negative_parts} & trained_negatives(manifest))
         if seen_in_training:
             click.echo(f"kws-eval: warning: {seen_in_training} of the {len(negative_parts)} --negatives files "

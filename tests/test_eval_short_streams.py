@@ -63,3 +63,13 @@ def test_negatives_without_samples_are_one_line(converted_run, tmp_path):
     assert res.exit_code == 1, res.output
     assert last_line(res) == f"Error: {empty}: not a readable audio file (holds no samples)"
     assert (dist / "manifest.json").read_bytes() == manifest
+    # a folder without audio among the sources was skipped without a word (kws-train refuses it)
+    (tmp_path / "no_audio" / ".Trashes").mkdir(parents=True)
+    write_wav(tmp_path / "no_audio" / ".Trashes" / "old.wav", np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels),
+                                         "--negatives", f"{tmp_path / 'no_audio'},{stream}", "--calibrate"])
+    assert res.exit_code == 1, res.output
+    assert last_line(res).startswith(f"Error: {tmp_path / 'no_audio'}: no audio files (.wav")
+    assert "hidden files and folders and __MACOSX/ are not read" in last_line(res)
+    assert (dist / "manifest.json").read_bytes() == manifest
+

@@ -104,13 +104,16 @@ def listed_negatives(data_dir: str | Path) -> tuple[str, ...]:
 def negative_files(source: str | Path) -> list[Path]:
     """The audio files of one negatives source: the file itself (whatever its name), or every audio
     file under the folder that kws-train would read as data (``audio_files``: no hidden file or
-    folder, nothing in ``__MACOSX/``)."""
+    folder, nothing in ``__MACOSX/``). A missing source, or a folder without audio, is a DataError."""
     path = Path(source).expanduser()
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise DataError(f"{path}: negatives folder not found (data.negatives / --negatives)")
-    return audio_files(path)
+    found = audio_files(path)
+    if not found:
+        raise DataError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}; {NOT_READ_NOTE}) for negatives")
+    return found
 
 
 def index_negatives(sources: Sequence[str | Path]) -> NegativeSet:
@@ -118,11 +121,7 @@ def index_negatives(sources: Sequence[str | Path]) -> NegativeSet:
     a DataError whose one line names it."""
     files = []
     for source in sources:
-        found = negative_files(source)
-        if not found:
-            raise DataError(f"{source}: no audio files ({', '.join(AUDIO_SUFFIXES)}; {NOT_READ_NOTE}) "
-                            "for negatives")
-        for path in found:
+        for path in negative_files(source):
             try:
                 with open_audio(path) as reader:
                     info, seekable = reader.info, reader.seekable
