@@ -26,8 +26,8 @@ from .oracle import best_over_windows
 from .plotting import MISSING as PLOTS_MISSING
 from .plotting import plotting_available
 from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores, sweep
-from .stream import (KWS_FORMAT, build_stream, check_events_fit, load_clips, load_noise, read_ground_truth,
-                     write_labels)
+from .stream import (KWS_FORMAT, build_stream, check_events_fit, check_keywords_apart, load_clips, load_noise,
+                     read_ground_truth, write_labels)
 from .stopping import stop_cleanly
 from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_free_seconds, streaming_report
 
@@ -195,6 +195,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                            "those events count as other words, never as keywords", err=True)
                 events = [dataclasses.replace(e, label=UNKNOWN_LABEL) if e.label in foreign else e
                           for e in events]
+            check_keywords_apart(events, labels_csv)
         else:
             rng = np.random.default_rng(seed)
             def skipped(path: Path, why: str) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from kws.edge.audio import load_audio
 from kws.edge.errors import AudioError, KwsError
-from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
+from kws.edge.manifest import BACKGROUND_LABELS, UNKNOWN_LABEL, atomic_write_text
 from kws.trainer.dataset import UNKNOWN_DIR, audio_files, passed_by_name
 
 MIN_GAP_S = 2.0            # silence between the end of one event and the start of the next, at least ...
@@ -304,11 +304,32 @@ def read_labels(path: str | os.PathLike, clip_s: float = 1.0) -> list[Event]:
 
 def check_events_fit(events: Sequence[Event], duration_s: float, source: str, fmt: str,
                      slack_s: float = 0.0) -> None:
-    """KwsError unless every event lies inside the stream [0, duration_s + slack_s]: labels outside it
-    mean the file does not belong to this stream or was read in the wrong unit."""
-    outside = [e for e in events if e.start_s < 0 or e.end_s > duration_s + slack_s]
+    """KwsError unless every event lies inside the stream: starts within [0, duration_s] and ends by
+    duration_s + slack_s. Labels outside it mean the file does not belong to this stream or was read
+    in the wrong unit; a word that starts after the stream's end could only ever count as missed."""
+    outside = [e for e in events if e.start_s < 0 or e.start_s > duration_s or e.end_s > duration_s + slack_s]
     if outside:
         e = outside[0]
         raise KwsError(f"{source}: {len(outside)} of {len(events)} labels lie outside the stream's "
                        f"{duration_s:.1f} s (first: {e.label} at {e.start_s:g}..{e.end_s:g} s, read as {fmt}); "
                        f"wrong labels file, or wrong unit?")
+
+
+def check_keywords_apart(events: Sequence[Event], source: str) -> None:
+    """KwsError where two keyword events (labels other than ``_silence_`` and ``_unknown_``) overlap in
+    time, or start together: the recognizer reports one word at a time, so one of them would silently
+    count as missed (a row given twice, or a wrong time). Other words may overlap a keyword: talk
+    under a wake word."""
+    words = sorted((e for e in events if e.label not in BACKGROUND_LABELS), key=lambda e: (e.start_s, e.end_s))
+    clashes, latest = [], None  # latest: the word so far that ends last (the later one on ties)
+    for word in words:
+        if latest is not None and (word.start_s < latest.end_s or word.start_s == latest.start_s):
+            clashes.append((latest, word))
+        if latest is None or word.end_s >= latest.end_s:
+            latest = word
+    if clashes:
+        a, b = clashes[0]
+        more = f" (and {len(clashes) - 1} more overlaps)" if len(clashes) > 1 else ""
+        raise KwsError(f"{source}: keyword {b.label} at {b.start_s:g}..{b.end_s:g} s overlaps {a.label} at "
+                       f"{a.start_s:g}..{a.end_s:g} s{more}: the recognizer reports one word at a time, so one "
+                       "would count as missed; a row given twice, or a wrong time?")

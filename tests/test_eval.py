@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -112,6 +113,19 @@ def test_a_spreadsheets_labels_file_reads_and_a_row_without_a_label_is_an_error(
         read_ground_truth(path)
 
 
+def test_only_keywords_that_overlap_each_other_are_refused():
+    from kws.evaluation.stream import check_keywords_apart
+
+    check_keywords_apart([Event("up", 1.0, 1.5), Event("down", 1.5, 2.0), Event("_unknown_", 1.2, 1.8),
+                          Event("_silence_", 0.0, 3.0), Event("up", 4.0, 4.0), Event("up", 4.5, 4.5)], "l.csv")
+    for events, first in (([Event("up", 1.0, 3.0), Event("down", 1.5, 2.0), Event("up", 2.5, 2.8)],
+                           "keyword down at 1.5..2 s overlaps up at 1..3 s (and 1 more overlaps)"),
+                          ([Event("up", 4.0, 4.0), Event("up", 4.0, 4.0)],
+                           "keyword up at 4..4 s overlaps up at 4..4 s:")):
+        with pytest.raises(KwsError, match=re.escape(f"l.csv: {first}")):
+            check_keywords_apart(events, "l.csv")
+
+
 def test_keyword_free_time_never_exceeds_the_stream():
     """Labels far past the stream's end (ms read as s) once gave 'keyword-free' time larger than it."""
     assert keyword_free_seconds([Event("up", 5000.0, 5001.0)], 60.0) == pytest.approx(60.0)
@@ -143,6 +157,18 @@ def test_eval_on_a_tutorial_stream_reads_ms_labels_and_refuses_labels_outside_it
                                          "--labels", str(tmp_path / "seconds.csv")])
     assert res.exit_code == 1 and res.output.count("\n") == 1
     assert f"6 of 6 labels lie outside the stream's {len(audio) / SR:.1f} s" in res.output
+    # a word starting after the stream's end (within the end's slack) or given twice could only be
+    # missed: the false-reject rate came out 1/7 too high without a word
+    seconds = len(audio) / SR
+    for name, row, said in (("late", f"up,{seconds + 0.2:.3f},{seconds + 0.6:.3f}", "1 of 7 labels lie outside"),
+                            ("twice", f"{words[0]},{truth[0][1] - 0.8:.3f},{truth[0][1] - 0.2:.3f}",
+                             f"keyword {words[0]} at {truth[0][1] - 0.8:g}..{truth[0][1] - 0.2:g} s overlaps")):
+        (tmp_path / f"{name}.csv").write_text("label,start_s,end_s\n" + "".join(
+            f"{w},{end - 0.8:.3f},{end - 0.2:.3f}\n" for w, end in truth) + row + "\n")
+        res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(tmp_path / "stream.wav"),
+                                             "--labels", str(tmp_path / f"{name}.csv")])
+        assert res.exit_code == 1 and res.output.count("\n") == 1, res.output
+        assert said in res.output, res.output
 
 
 def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset, tmp_path):
