@@ -29,7 +29,7 @@ from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, check_keywords_apart, load_clips, load_noise,
                      read_ground_truth, write_labels)
 from .stopping import stop_cleanly
-from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_free_seconds, streaming_report
+from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_events, keyword_free_seconds, streaming_report
 
 REPORT_JSON = "eval.json"
 CURVE_PNG = "fa_frr_curve.png"
@@ -208,6 +208,11 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             noises = load_noise(noise_dir, sr, rng, on_skip=skipped)
             audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, snr_db, sr, seed)
         duration = len(audio) / sr
+        if do_calibrate and not keyword_events(events):
+            # no false reject can happen either: every threshold would look as good as the top of the grid
+            raise KwsError(f"{labels_csv or f'the built stream ({duration_text(duration)})'}: no word of the "
+                           f"model's keywords ({', '.join(keywords)}) to count false rejects on: --calibrate "
+                           "needs them in the stream" + ("" if stream_wav else " (a longer --hours)"))
         if do_calibrate and not negatives and keyword_free_seconds(events, duration, TOLERANCE_S) <= 0:
             # thresholds chosen where no false accept can happen would all go to the top of the grid
             raise KwsError(f"{stream_wav or 'the built stream'}: no keyword-free audio to count false accepts "
@@ -297,12 +302,18 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         click.echo(format_report(report))
 
 
-NO_RATE = "n/a"  # a per-hour rate of a stream without keyword-free time
+NO_RATE = "n/a"  # a rate the stream cannot give: FA/h without keyword-free time, FRR without keywords
+NO_KEYWORDS = "no keywords in the stream"
 
 
 def _per_hour(rate) -> str:
     """' = R per hour', or why there is no rate (the stream is all keywords)."""
     return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {rate} per hour"
+
+
+def _percent(rate) -> str:
+    """A false-reject rate in percent, or NO_RATE where the stream holds no keyword (rate None)."""
+    return NO_RATE if rate is None else f"{100 * rate:.1f}%"
 
 
 def format_report(report: dict) -> str:
@@ -315,17 +326,18 @@ def format_report(report: dict) -> str:
         f"stream: {duration_text(report['duration_s'])}, {rep['keywords']} keywords, "
         f"{rep['non_keyword_events']} unknown words, {rep['keyword_free_hours']:.3f} keyword-free h",
         f"thresholds {report['thresholds']}, window {report['smoothing']['average_window_ms']:g} ms:",
-        f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  "
-        f"wrongly {tut['wrongly_matched_pct']:.1f}%  false positives {tut['false_positive_pct']:.1f}%  (+-1500 ms)",
+        (f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  wrongly "
+         f"{tut['wrongly_matched_pct']:.1f}%  false positives {tut['false_positive_pct']:.1f}%  (+-1500 ms)"
+         if rep["keywords"] else f"  {NO_KEYWORDS}, so none of the tutorial's matched / false positive percentages"),
         f"  false accepts {rep['false_accepts']}{_per_hour(rep['fa_per_hour'])}; false-reject rate "
-        f"{100 * (rep['frr'] or 0):.1f}%; "
+        f"{_percent(rep['frr'])}{'' if rep['keywords'] else f' ({NO_KEYWORDS})'}; "
         + (f"latency after keyword end median {lat['median']} s, p90 {lat['p90']} s" if lat["median"] is not None
            else "no keyword detected, so no latency"),
         "threshold  FA/h    FRR",
     ]
     for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
         lines.append(f"  {r['threshold']:<7} {NO_RATE if r['fa_per_hour'] is None else r['fa_per_hour']!s:<7} "
-                     f"{100 * (r['frr'] or 0):.1f}%")
+                     f"{_percent(r['frr'])}")
     best = report.get("best_possible")
     if best and best["recall_at_zero_fa"] is not None:
         lines.append(f"best any thresholds could do on this stream: {100 * best['recall_at_zero_fa']:.1f}% of the "
@@ -342,7 +354,7 @@ def format_report(report: dict) -> str:
                      f"FA/h {c['fa_per_hour']} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}"
                      + (f" (expected {c['fa_per_hour_expected']} with the near misses' tail)" if c["tail"] else "")
                      + ", "
-                     f"FRR {100 * (c['frr'] or 0):.1f}% (target {c['target']}); "
+                     f"FRR {_percent(c['frr'])} (target {c['target']}); "
                      f"written to {c['manifest']} (backup .bak)")
     return "\n".join(lines)
 

@@ -73,3 +73,27 @@ def test_negatives_without_samples_are_one_line(converted_run, tmp_path):
     assert "hidden files and folders and __MACOSX/ are not read" in last_line(res)
     assert (dist / "manifest.json").read_bytes() == manifest
 
+
+def test_a_stream_without_keywords_has_no_false_reject_rate_and_is_not_calibrated(converted_run, tmp_path):
+    """Labels naming none of the model's keywords (none at all, or words it does not know): the report
+    said 'false-reject rate 0.0%' and --calibrate set every threshold to the top of the grid (no miss
+    can happen), switching the model off with 'FRR 0.0%'. Now the rate is n/a and --calibrate refuses."""
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    manifest = (dist / "manifest.json").read_bytes()
+    stream = tmp_path / "talk.wav"
+    write_wav(stream, np.random.default_rng(2).normal(0, 0.01, 6 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label,start_s,end_s\nyes,2.0,2.5\n")  # not a word of the model: another word
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels)])
+    assert res.exit_code == 0, res.output
+    assert "stream: 6.0 s, 0 keywords, 1 unknown words" in res.output
+    assert "false-reject rate n/a (no keywords in the stream)" in res.output
+    curve = res.output.split("threshold  FA/h    FRR\n")[1].splitlines()
+    assert curve and all(row.endswith(" n/a") for row in curve), curve
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels),
+                                         "--calibrate"])
+    assert res.exit_code == 1, res.output
+    assert last_line(res) == (f"Error: {labels}: no word of the model's keywords (up, down, beep) to count false "
+                              "rejects on: --calibrate needs them in the stream")
+    assert (dist / "manifest.json").read_bytes() == manifest and not (dist / "manifest.json.bak").exists()
