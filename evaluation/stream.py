@@ -19,7 +19,7 @@ import numpy as np
 from kws.edge.audio import load_audio
 from kws.edge.errors import AudioError, KwsError
 from kws.edge.manifest import BACKGROUND_LABELS, UNKNOWN_LABEL, atomic_write_text
-from kws.trainer.dataset import UNKNOWN_DIR, audio_files, passed_by_name
+from kws.trainer.dataset import NOT_READ_NOTE, UNKNOWN_DIR, audio_files, passed_by_name
 
 MIN_GAP_S = 2.0            # silence between the end of one event and the start of the next, at least ...
 MAX_GAP_S = 6.0            # ... and at most
@@ -98,6 +98,10 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
             if rms(audio) > 1e-5:
                 out.setdefault(label, []).append(audio)
     if not any(k in out for k in keywords):
+        named = [k for k in keywords if (folder / k).is_dir()]
+        if named:  # there are keyword folders: what they lack is audio
+            raise KwsError(f"{folder}: no readable, non-silent audio in its keyword folders "
+                           f"({', '.join(k + '/' for k in named)}; {NOT_READ_NOTE})")
         raise KwsError(f"{folder}: no folder named after a keyword ({', '.join(keywords)})")
     return out
 

@@ -69,6 +69,12 @@ def test_stream_clips_pass_by_what_kws_train_passes_by(tmp_path):
     (tmp_path / "noise" / "._n.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
     assert len(load_noise(tmp_path / "noise", SR, rng, on_skip=lambda path, why: skipped.append(path))) == 1
     assert skipped == []
+    # keyword folders holding only what is passed by (or no audio) were called missing
+    (tmp_path / "hidden_only" / "up").mkdir(parents=True)
+    (tmp_path / "hidden_only" / "up" / "._a.wav").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    (tmp_path / "hidden_only" / "up" / "notes.txt").write_text("take 2 was best")
+    with pytest.raises(KwsError, match=r"hidden_only: no readable, non-silent audio in its keyword folders \(up/;"):
+        load_clips(tmp_path / "hidden_only", ["up", "down"], SR)
 
 
 def test_speech_bounds_of_a_burst():
