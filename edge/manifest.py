@@ -12,6 +12,7 @@ from typing import Any, BinaryIO, Iterator
 from .errors import KwsError, ManifestError, naming
 from .frontend import FrontendConfig
 from .manifest_schema import check_manifest_data
+from .stopping import cleanup_held
 
 MANIFEST_FORMAT = "kws-manifest"
 # 2: smoothing in time (minimum_span_ms for minimum_count) and the release rule; 1 still loads
@@ -499,8 +500,9 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with cleanup_held(exc):  # a second Ctrl-C cannot leave the temp file behind
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         if isinstance(exc, OSError):
             raise naming(exc, path, tmp) from None
         raise

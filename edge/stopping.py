@@ -22,8 +22,6 @@ import sys
 import threading
 from typing import Callable, Iterator, NoReturn
 
-import click
-
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a job ended by Ctrl-C
 # SIGHUP is POSIX only
 STOP_SIGNALS = tuple(sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
@@ -111,9 +109,37 @@ def signals_held(then: type[BaseException] | None = KeyboardInterrupt) -> Iterat
         raise then()
 
 
+@contextlib.contextmanager
+def cleanup_held(unwinding: BaseException | None = None) -> Iterator[None]:
+    """A cleanup (a staging folder or a temporary file removed) that a further stop signal cannot cut
+    short, leaving the folder or file behind: signals that arrive in the block wait until it has run.
+    ``unwinding`` is the exception the cleanup runs for: where it is a stop (KeyboardInterrupt), the
+    stop asked for is under way and the held signals are dropped; otherwise (an error, or no exception)
+    KeyboardInterrupt is raised after the block. Only for removals: a hold never covers work that can
+    hang (a TensorFlow call), which a second Ctrl-C must still be able to cut."""
+    with signals_held(None if isinstance(unwinding, KeyboardInterrupt) else KeyboardInterrupt):
+        yield
+
+
+@contextlib.contextmanager
+def removed_after(remove: Callable[[], object]) -> Iterator[None]:
+    """Run the block, then ``remove()`` (its temporary file or folder) however the block ended, under
+    :func:`cleanup_held`."""
+    try:
+        yield
+    except BaseException as exc:
+        with cleanup_held(exc):
+            remove()
+        raise
+    with cleanup_held():
+        remove()
+
+
 def tell(line: str) -> None:
     """Write ``line`` to stderr, or nothing where stderr is gone: the terminal of a session that
     hung up answers EIO and a closed pipe EPIPE, and the command still ends with its own status."""
+    import click  # here: kws.edge.manifest's atomic writes use this module in lean edge programs too
+
     try:
         click.echo(line, err=True)
     except OSError:

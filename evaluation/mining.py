@@ -26,6 +26,7 @@ from kws.edge.manifest import Manifest, atomic_write_bytes, atomic_write_text
 from kws.edge.manifest_schema import SMOOTHING_RANGES
 from kws.edge.recognizer import hop_samples_of
 from kws.edge.smoothing import check_decides
+from kws.edge.stopping import removed_after
 
 from .scoring import ScoredAudio, negatives_false_accepts
 
@@ -143,11 +144,9 @@ def float_tflite_scores(model, paths: Sequence[str], frontend: FrontendConfig, h
 
     path = folder / FLOAT_SCORER
     atomic_write_bytes(path, convert_float(model))
-    try:
+    with removed_after(lambda: path.unlink(missing_ok=True)):  # a second Ctrl-C cannot leave it in the run
         tfl = TFLiteModel(path)
         return window_scores(tfl.predict_batch, tfl.num_labels, paths, frontend, hop_ms)
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def pick_hard_windows(parts: Sequence[ScoredAudio], keyword_columns: Sequence[int], floor: float, n: int,

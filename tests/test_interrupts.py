@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kws.edge.stopping import StopRequest, signals_held
+from kws.edge.stopping import StopRequest, cleanup_held, signals_held
 
 KWS_LISTEN = Path(sys.executable).parent / "kws-listen"
 STDIN_AUDIO = bytes(3 * 16000 * 2)  # 3 s of 16 kHz int16 silence
@@ -133,6 +133,136 @@ def test_signals_held_raises_after_the_block_or_drops_the_stop():
     assert done == ["held", "dropped"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_cleanup_held_drops_a_stop_during_a_stop_and_raises_one_otherwise():
+    with StopRequest(immediate=True):
+        with cleanup_held(KeyboardInterrupt()):  # the cleanup of a stop: the stop is under way
+            os.kill(os.getpid(), signal.SIGTERM)
+            _spin()
+        with pytest.raises(KeyboardInterrupt):
+            with cleanup_held(OSError("disk full")):  # the cleanup of an error: the stop is honoured after it
+                os.kill(os.getpid(), signal.SIGTERM)
+                _spin()
+
+
+def _stopped_again_in(monkeypatch, module, name: str) -> None:
+    """``module.name`` (a removal: unlink, rmtree) gets a SIGTERM as it starts, as when a second stop
+    arrives in the cleanup that the first one began."""
+    real = getattr(module, name)
+
+    def stopped_again(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        _spin()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, stopped_again)
+
+
+def _first_stop() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    _spin()
+
+
+def test_a_second_stop_cannot_leave_an_atomic_writes_temporary_file(tmp_path, monkeypatch):
+    """kws-eval's report, kws-mine's mining.json, kws-listen's summary, kws-train's state: Ctrl-C then
+    SIGTERM left .<name>.<pid>.0.tmp beside the file for good."""
+    from kws.edge.manifest import atomic_file
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    _stopped_again_in(monkeypatch, os, "unlink")
+    with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
+        with atomic_file(target) as f:
+            f.write(b"half")
+            _first_stop()
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"] and target.read_text() == "old"
+
+
+def test_a_second_stop_cannot_leave_a_checkpoints_temporary_file(tmp_path, monkeypatch):
+    """kws-train stopped twice while a checkpoint was saved: .last.tmp.keras stayed in ckpts/."""
+    from kws.trainer.run import save_keras_atomic
+
+    class SavedHalf:
+        def save(self, path):
+            Path(path).write_bytes(b"half a model")
+            _first_stop()
+
+    _stopped_again_in(monkeypatch, os, "unlink")
+    with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
+        save_keras_atomic(SavedHalf(), tmp_path / "last.keras")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_stop_cannot_leave_half_a_new_run_folder(tmp_path, monkeypatch):
+    """A run stopped before its config was saved is removed; a second stop in the removal left the
+    half-removed folder, which --resume then refuses."""
+    from kws.trainer import train as tr
+    from kws.trainer.run import RunDir
+
+    run = RunDir(tmp_path / "run")
+
+    def open_new_run(*args):
+        (run.path / "logs").mkdir(parents=True)
+        (run.path / "logs" / "events").write_bytes(b"x")
+        return run, None, {}, True
+
+    def stopped(*args):
+        _first_stop()
+
+    monkeypatch.setattr(tr, "_open_run", open_new_run)
+    monkeypatch.setattr(tr, "_train_run", stopped)
+    _stopped_again_in(monkeypatch, tr.shutil, "rmtree")
+    with pytest.raises(tr.TrainingInterrupted, match="nothing of .* was kept"):
+        tr.train()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_stop_cannot_leave_a_partial_download_or_unpacking_in_the_cache(tmp_path, monkeypatch):
+    """kws-train --data URL stopped twice: .download-* (up to the archive's size) or .unpack-* (up to
+    the dataset's) stayed in the cache for good."""
+    from kws.trainer import fetch
+
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path))
+
+    def half_a_download(url, write, **kwargs):
+        write(b"part of the archive")
+        _first_stop()
+
+    def half_unpacked(archive, target, max_bytes):
+        (target / "yes").mkdir()
+        (target / "yes" / "a.wav").write_bytes(b"RIFF")
+        _first_stop()
+
+    monkeypatch.setattr(fetch, "stream_url", half_a_download)
+    _stopped_again_in(monkeypatch, os, "unlink")
+    with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
+        fetch.download("https://example.org/words.tar.gz", 10**6, quiet=True)
+    archive = tmp_path / "downloads" / "words.tar.gz"
+    assert list(archive.parent.iterdir()) == []
+    archive.write_bytes(b"an archive")
+    monkeypatch.setattr(fetch, "download", lambda *args, **kwargs: archive)
+    monkeypatch.setattr(fetch, "safe_extract", half_unpacked)
+    _stopped_again_in(monkeypatch, fetch.shutil, "rmtree")
+    with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
+        fetch.fetch_dataset("https://example.org/words.tar.gz", 1, quiet=True)
+    assert list((tmp_path / "datasets").iterdir()) == []
+
+
+def test_a_second_stop_cannot_leave_kws_mines_float_model_in_the_run(tmp_path, monkeypatch):
+    from kws.converters import tflite
+    from kws.edge import runtime
+    from kws.evaluation import mining
+
+    def stopped_while_loading(path):
+        _first_stop()
+
+    monkeypatch.setattr(tflite, "convert_float", lambda model: b"a float model")
+    monkeypatch.setattr(runtime, "TFLiteModel", stopped_while_loading)
+    _stopped_again_in(monkeypatch, os, "unlink")
+    with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
+        mining.float_tflite_scores(None, [], None, 30.0, tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _listen(converted_run, summary: Path, **popen) -> subprocess.Popen:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kws.edge.urlfetch import (ALLOW_ALL, BlockedAddressError, FetchResult, TooLargeError, UrlPolicy, saving_error,
                                 shown, stream_url)
+from kws.edge.stopping import cleanup_held
 from kws.edge.urlfetch import FetchError as UrlFetchError
 
 CACHE_ENV = "KWS_CACHE_DIR"
@@ -136,8 +137,9 @@ def download(url: str, max_bytes: int, quiet: bool = False, options: DownloadOpt
     except OSError as exc:  # writing the cache (a full disk): the cache is named, not the URL
         os.path.exists(tmp) and os.unlink(tmp)
         raise saving_error(exc, root, url) from None
-    except BaseException:
-        os.path.exists(tmp) and os.unlink(tmp)
+    except BaseException as exc:  # a second Ctrl-C cannot leave the partial download in the cache
+        with cleanup_held(exc):
+            os.path.exists(tmp) and os.unlink(tmp)
         raise
     if result.status == HTTPStatus.NOT_MODIFIED and cached is not None:
         os.unlink(tmp)
@@ -277,8 +279,9 @@ def fetch_dataset(url: str, max_mb: int, quiet: bool = False,
             if exc.errno is None:  # not the system's: a damaged archive (gzip's BadGzipFile)
                 raise
             raise saving_error(exc, target, url, UNPACKING) from None
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+        except BaseException as exc:  # a second Ctrl-C cannot leave half an unpacked dataset in the cache
+            with cleanup_held(exc):
+                shutil.rmtree(partial, ignore_errors=True)
             raise
     return data_root(target)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from kws.edge.errors import KwsError, naming
 from kws.edge.locate import TIMESTAMP_FORMAT, models_dir
 from kws.edge.manifest import atomic_write_text
+from kws.edge.stopping import removed_after
 
 CONFIG_FILE = "config.yaml"
 LABELS_FILE = "labels.txt"
@@ -139,11 +140,9 @@ def save_keras_atomic(model, path: Path) -> None:
     """Save a .keras file via a temp name in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:  # a full disk: name the checkpoint, not its temp file or none
-        raise naming(exc, path, tmp) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with removed_after(lambda: tmp.unlink(missing_ok=True)):  # a second Ctrl-C cannot leave it behind
+        try:
+            model.save(tmp)
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk: name the checkpoint, not its temp file or none
+            raise naming(exc, path, tmp) from None

@@ -23,7 +23,7 @@ import numpy as np
 
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
-from kws.edge.stopping import StopRequest, tell
+from kws.edge.stopping import StopRequest, cleanup_held, tell
 
 from . import dataset as ds
 from . import distill
@@ -324,14 +324,16 @@ def train(cfg: Config | None = None, out: str | os.PathLike | None = None, resum
             return _train_run(run, cfg, state, created, resume, distribute, quiet, download, say, stop)
         except Exception as exc:  # noqa: BLE001 - whatever failed, a new run leaves no half folder
             if created and not run.resumable:
-                shutil.rmtree(run.path, ignore_errors=True)
+                with cleanup_held(exc):
+                    shutil.rmtree(run.path, ignore_errors=True)
             if not isinstance(exc, OSError):
                 raise
             # a full disk or a folder that became read-only: one line, and the run is resumable
             raise KwsError(f"{os_error_line(exc)}; {_what_is_kept(run)}") from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if created and not run.resumable:  # stopped before anything resumable was saved
-                shutil.rmtree(run.path, ignore_errors=True)
+                with cleanup_held(exc):  # a second Ctrl-C cannot leave half a run folder
+                    shutil.rmtree(run.path, ignore_errors=True)
             raise TrainingInterrupted(f"interrupted; {_what_is_kept(run)}") from None
     finally:
         stop.restore()
@@ -444,9 +446,10 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                 cfg = cfg.replace(train=dataclasses.replace(cfg.train, teachers=distill.resolve(cfg.train.teachers)))
             for path in cfg.train.teachers:
                 distill.check_teacher(path, index.labels, cfg.features)
-    except BaseException:
+    except BaseException as exc:
         if created:
-            shutil.rmtree(run.path, ignore_errors=True)
+            with cleanup_held(exc):
+                shutil.rmtree(run.path, ignore_errors=True)
         raise
     tf = import_tensorflow()
     devices = configure_devices()
@@ -493,7 +496,8 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                                     feature_stats=stats)
             except ValueError as exc:  # e.g. a clip too short for the layers' receptive field
                 if created:  # a run that can never be built is no run to resume
-                    shutil.rmtree(run.path, ignore_errors=True)
+                    with cleanup_held(exc):
+                        shutil.rmtree(run.path, ignore_errors=True)
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                 raise KwsError(f"model.architecture {cfg.model.architecture}: cannot be built for input "
                                f"{tuple(input_shape)} (features.clip_ms, stride_ms, num_features and the "
