@@ -30,7 +30,7 @@ from kws.edge.locate import REJECTED_SUFFIX
 from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_bytes,
                                atomic_write_text, process_umask, save_manifest)
-from kws.edge.stopping import signals_held
+from kws.edge.stopping import cleanup_held, signals_held
 from kws.trainer.config import EMBEDDING_QUANTIZATIONS
 from kws.trainer.models import EMBEDDING_ARCHITECTURE
 
@@ -164,16 +164,19 @@ def _commit(staging: Path, out: Path, produced: list[str], owned: list[str]) -> 
     if not out.exists():
         (staging / STAGING_OWNER).unlink(missing_ok=True)  # the folder becomes the dist itself
         os.chmod(staging, DIR_MODE & ~mask)
-        os.replace(staging, out)
+        with signals_held(CommittedInterrupt):  # once renamed, a stop must not say "nothing was written"
+            os.replace(staging, out)
         return
     order = sorted(produced, key=lambda n: (n == MANIFEST_NAME, n == REPORT_NAME))
-    with signals_held(CommittedInterrupt):  # a Ctrl-C halfway would leave new models beside the old manifest
+    # a Ctrl-C halfway would leave new models beside the old manifest, and one while the emptied staging
+    # folder is removed would leave it behind and say "nothing was written" of a written conversion
+    with signals_held(CommittedInterrupt):
         for name in order:
             os.replace(staging / name, out / name)
         for name in owned:
             if name not in produced and (out / name).is_file():
                 (out / name).unlink()
-    shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class CommittedInterrupt(KeyboardInterrupt):
@@ -292,10 +295,12 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
     try:
         return _convert_into(src, formats, out, staging, max_drop, opts.check_edge_env, say, t_start, step_frames)
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        with cleanup_held(exc):
+            shutil.rmtree(staging, ignore_errors=True)
         raise _in_out(exc, staging, out) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:  # a second Ctrl-C while the staging folder goes cannot leave half of it
+        with cleanup_held(exc):
+            shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from kws.edge.manifest import SILENCE_LABEL, UNKNOWN_LABEL
 from kws.edge.runtime import LITERT, TF_LITE, TFLITE_RUNTIME, ModelLoadError, TFLiteModel
 from kws.edge.errors import RuntimeMissingError
+from kws.edge.stopping import removed_after
 
 from .errors import ConvertError
 
@@ -202,8 +203,8 @@ def run_tflite_runtime(path: Path, x: np.ndarray, y: np.ndarray | None = None,
     except OSError as exc:
         where = tempfile.tempdir or "the temporary folder"  # None: no usable one was found
         raise _check_write_error(where, "make a folder for", exc) from None
-    with folder as tmp:
-        feats, out = Path(tmp) / "features.npy", Path(tmp) / "probs.npy"
+    with removed_after(folder.cleanup):  # a second Ctrl-C cannot leave it in the temporary folder
+        feats, out = Path(folder.name) / "features.npy", Path(folder.name) / "probs.npy"
         try:
             np.save(feats, np.asarray(x, np.float32))
         except OSError as exc:
