@@ -80,21 +80,26 @@ def test_immediate_mode_interrupts_at_the_first_signal():
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup"])
 @pytest.mark.parametrize("tool, kept", [("ensemble_cli", "nothing was written"),
                                         ("eval_cli", "the manifest was not changed")])
-def test_sigterm_to_kws_ensemble_and_kws_eval_ends_like_ctrl_c(tool, kept, sig, tmp_path):
+def test_sigterm_to_kws_ensemble_and_kws_eval_ends_like_ctrl_c(tool, kept, sig, capsys):
     """SIGTERM left kws-ensemble's staging folder (3.5 MB each) for good, and Ctrl-C was click's
-    'Aborted!' with exit 1 where kws-train and kws-convert say what was kept and exit 130."""
-    code = (f"import time, sys\nfrom kws.evaluation import {tool}\n"
-            "from kws.evaluation.stopping import stop_cleanly\n"
-            f"cmd = stop_cleanly('kws-x', {kept!r})(lambda: (print('ready', flush=True), time.sleep(60)))\n"
-            "cmd()\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip() == f"kws-x: interrupted; {kept}"
-    from kws.evaluation import ensemble_cli, eval_cli
-    assert getattr(ensemble_cli.main.callback, "__wrapped__", None) is not None
-    assert getattr(eval_cli.main.callback, "__wrapped__", None) is not None
+    'Aborted!' with exit 1 where kws-train and kws-convert say what was kept and exit 130. The signal
+    goes to this process, whose handlers stop_cleanly installs for the command's run."""
+    import importlib
+
+    from kws.evaluation.stopping import stop_cleanly
+
+    def command():
+        assert signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN)  # else the signal would end pytest
+        os.kill(os.getpid(), sig)
+        _spin()
+
+    before = signal.getsignal(sig)
+    with pytest.raises(SystemExit) as ended:
+        stop_cleanly("kws-x", kept)(command)()
+    assert ended.value.code == 130 and capsys.readouterr().err.strip() == f"kws-x: interrupted; {kept}"
+    assert signal.getsignal(sig) is before  # put back
+    cli = importlib.import_module(f"kws.evaluation.{tool}")
+    assert getattr(cli.main.callback, "__wrapped__", None) is not None  # the command runs under stop_cleanly
 
 
 def _spin() -> None:
@@ -364,38 +369,60 @@ _HUNG_UP_COMMANDS = {
                      ["{tmp}/a", "{tmp}/b", "--out", "{tmp}/pair"]),
     "kws-synth": ("kws.synth.cli", "kws.synth.dataset", "generate", ["--words", "yes", "--out", "{tmp}/synth"]),
 }
-_WAIT_TO_BE_STOPPED = """
-import importlib, sys, time
+# all of them run in turn in one process (one Python start-up, not six); each is stopped by its own
+# SIGHUP, and the last one's exit status is the process's own, through the interpreter's exit with a
+# gone stderr
+_STOP_EACH_IN_TURN = """
+import importlib, json, signal, sys, time
 from kws.edge.stopping import StopRequest
-cli, job_module, job, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-def wait(*args, **kwargs):
-    with StopRequest(immediate=True):  # as the real job installs, where the command does not
-        print("ready", flush=True)
-        time.sleep(60)
-setattr(importlib.import_module(job_module), job, wait)
-importlib.import_module(cli).main(args)
+commands = json.loads(sys.argv[1])
+def waiting(name):
+    def wait(*args, **kwargs):
+        with StopRequest(immediate=True):  # as the real job installs, where the command does not
+            print("ready", name, flush=True)
+            time.sleep(60)
+    return wait
+for n, (name, (cli, job_module, job, args)) in enumerate(commands.items()):
+    before = signal.getsignal(signal.SIGHUP)
+    setattr(importlib.import_module(job_module), job, waiting(name))
+    try:
+        importlib.import_module(cli).main(args)
+    except SystemExit as exc:
+        if n == len(commands) - 1:
+            raise
+        restored = signal.getsignal(signal.SIGHUP) == before  # the next command starts as a fresh one would
+        print("exit", name, exc.code, "restored" if restored else "not restored", flush=True)
 """
 
 
-@pytest.mark.parametrize("command", sorted(_HUNG_UP_COMMANDS))
-def test_a_command_whose_terminal_hung_up_still_exits_130(command, tmp_path):
+def test_a_command_whose_terminal_hung_up_still_exits_130(tmp_path):
     """ssh dropped: SIGHUP stops the command, and its "interrupted" line to the gone terminal failed
     (EPIPE here, EIO from a terminal): a traceback or click's error, exit 1 instead of 130."""
-    cli, job_module, job, args = _HUNG_UP_COMMANDS[command]
-    proc = subprocess.Popen([sys.executable, "-c", _WAIT_TO_BE_STOPPED, cli, job_module, job,
-                             *(arg.format(tmp=tmp_path) for arg in args)],
+    names = sorted(_HUNG_UP_COMMANDS)
+    commands = {}
+    for name in names:
+        cli, job_module, job, args = _HUNG_UP_COMMANDS[name]
+        (tmp_path / name).mkdir()
+        commands[name] = (cli, job_module, job, [arg.format(tmp=tmp_path / name) for arg in args])
+    proc = subprocess.Popen([sys.executable, "-c", _STOP_EACH_IN_TURN, json.dumps(commands)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ended = []
     try:
-        assert proc.stdout.readline().strip() == "ready"
-        proc.stderr.close()  # the terminal goes away: writing to stderr fails from now on
-        proc.send_signal(signal.SIGHUP)
+        for name in names:
+            assert proc.stdout.readline().split() == ["ready", name], ended
+            if not proc.stderr.closed:
+                proc.stderr.close()  # the terminal goes away: writing to stderr fails from now on
+            proc.send_signal(signal.SIGHUP)
+            if name != names[-1]:
+                ended.append(proc.stdout.readline().split())
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130
-    assert list(tmp_path.iterdir()) == []  # nothing was written
+    assert ended == [["exit", name, "130", "restored"] for name in names[:-1]]
+    assert proc.returncode == 130  # the last one, kws-train
+    assert [list((tmp_path / name).iterdir()) for name in names] == [[]] * len(names)  # nothing was written
 
 
 def test_kws_train_drops_a_progress_line_its_gone_terminal_refuses(monkeypatch):
