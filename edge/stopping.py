@@ -3,6 +3,8 @@ SIGHUP (the terminal or ssh session that started the command went away) all end 
 its temporary files and staging folders are removed and it says in one line what was kept (exit
 status EXIT_INTERRUPTED; kws-listen, for which a stop is the normal end, prints its summary). Where
 the terminal has gone away that line goes nowhere, and the exit status stays the same (:func:`tell`).
+A further signal while that cleanup runs waits for it (:func:`cleanup_held`), so a second Ctrl-C
+leaves no temporary file or staging folder half removed.
 
 A signal the process was started ignoring stays ignored: ``nohup`` ignores SIGHUP so that a job
 outlives its terminal, and a shell's ``&`` ignores SIGINT. Only the main thread can handle signals;
