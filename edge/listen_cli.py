@@ -27,6 +27,7 @@ ON_DETECT_DRAIN_S = 5.0  # how long to wait for pending commands at exit
 PLACEHOLDER_RE = re.compile(r"\{(label|score|time_s)\}")
 EXIT_ERROR = 1
 MAX_STDIN_CHANNELS = 32  # interleaved channels accepted on --stdin
+STDERR_FD = 2  # where --on-detect commands print: stdout carries only the detections
 
 EXAMPLES = """
 \b
@@ -46,13 +47,17 @@ class CommandRunner:
     {label}, {score} and {time_s} replaced inside the arguments: a label from a downloaded
     manifest is one argument, never shell syntax. ``shell=True`` (``--on-detect-shell``) runs the
     template through /bin/sh unchanged; it may not contain placeholders (model data reaches it
-    only in the environment, $KWS_LABEL...)."""
+    only in the environment, $KWS_LABEL...).
+
+    A command reads nothing (its stdin is /dev/null: under ``--stdin`` it would take the audio) and
+    what it prints goes to stderr, so stdout holds only the detections (``--json`` stays parseable)."""
 
     def __init__(self, template: str, shell: bool = False):
         import queue  # here, not at the top: a run without --on-detect never loads them
         import threading
 
         self._full = queue.Full
+        self._output = _command_output()
         self.template = template
         self.shell = shell
         self.argv = check_on_detect(template, shell)
@@ -84,7 +89,8 @@ class CommandRunner:
                 return
             env = {f"KWS_{k.upper()}": v for k, v in _values(det).items()}
             try:
-                rc = subprocess.run(self.command_for(det), shell=self.shell, env={**os.environ, **env}).returncode
+                rc = subprocess.run(self.command_for(det), shell=self.shell, env={**os.environ, **env},
+                                    stdin=subprocess.DEVNULL, stdout=self._output).returncode
             except (OSError, ValueError):
                 rc = -1
             if rc != 0:
@@ -96,6 +102,18 @@ class CommandRunner:
         except self._full:
             return
         self._thread.join(ON_DETECT_DRAIN_S)
+
+
+def _command_output() -> int:
+    """Where an --on-detect command's stdout goes: kws-listen's stderr (file descriptor STDERR_FD), or
+    /dev/null where the process has none."""
+    import subprocess
+
+    try:
+        os.fstat(STDERR_FD)
+    except OSError:
+        return subprocess.DEVNULL
+    return STDERR_FD
 
 
 def _values(det: Detection) -> dict[str, str]:
@@ -190,7 +208,7 @@ def _list_devices() -> None:
 @click.option("--json", "as_json", is_flag=True, help='JSON lines: {"time_s", "label", "score"}.')
 @click.option("--on-detect", metavar="CMD", help="Command per detection, split like a shell would but run "
               "without one; {label}, {score}, {time_s} are replaced inside its arguments (also in $KWS_LABEL, "
-              "$KWS_SCORE, $KWS_TIME_S). Runs off the audio thread.")
+              "$KWS_SCORE, $KWS_TIME_S). Runs off the audio thread, with no stdin; its output goes to stderr.")
 @click.option("--on-detect-shell", metavar="CMD", help="Shell command per detection, run by /bin/sh; no "
               "{placeholders}: use \"$KWS_LABEL\", \"$KWS_SCORE\", \"$KWS_TIME_S\".")
 @click.option("--threshold", type=FiniteFloatRange(0.0, 1.0), help="Detection threshold for every label "

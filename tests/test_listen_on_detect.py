@@ -49,3 +49,27 @@ def test_shell_template_with_placeholders_is_a_usage_error():
     assert res.exit_code == 2 and "not both" in res.output
     res = CliRunner().invoke(listen_main, ["--wav", "x.wav", "--on-detect", "notify-send 'unclosed"])
     assert res.exit_code == 2 and "cannot split" in res.output
+
+
+def test_a_command_neither_reads_the_audio_on_stdin_nor_prints_among_the_detections(capfd):
+    """Under --stdin a command that reads its stdin (ssh, cat, mail) took the PCM stream that
+    kws-listen was reading, and what it printed went between the detections on stdout (no longer
+    JSON lines with --json): a command gets /dev/null to read and kws-listen's stderr to print on."""
+    import os
+
+    read_end, write_end = os.pipe()  # kws-listen's stdin, holding audio
+    os.write(write_end, b"PCM")
+    os.close(write_end)
+    saved_stdin = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        runner = CommandRunner(f"{shlex.quote(sys.executable)} -c \"import sys; print('read ' + repr(sys.stdin.read()))\"")
+        runner.submit(Detection(time_s=1.0, label="up", score=0.9))
+        runner.close()
+    finally:
+        os.dup2(saved_stdin, 0)
+        os.close(saved_stdin)
+        os.close(read_end)
+    out, err = capfd.readouterr()
+    assert runner.failed == 0
+    assert out == "" and err == "read ''\n"
