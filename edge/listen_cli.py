@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import click
 
@@ -50,22 +51,38 @@ class CommandRunner:
     only in the environment, $KWS_LABEL...).
 
     A command reads nothing (its stdin is /dev/null: under ``--stdin`` it would take the audio) and
-    what it prints goes to stderr, so stdout holds only the detections (``--json`` stays parseable)."""
+    what it prints goes to stderr, so stdout holds only the detections (``--json`` stays parseable).
 
-    def __init__(self, template: str, shell: bool = False):
+    The first command that fails, and the first detection skipped because commands are still
+    waiting behind one that has not ended, are told at once through ``say`` (a listener running for
+    days would otherwise learn of them only in its summary); :meth:`problems` counts them all, and
+    what :meth:`close` left unfinished."""
+
+    def __init__(self, template: str, shell: bool = False, say: Callable[[str], None] | None = None):
         import queue  # here, not at the top: a run without --on-detect never loads them
         import threading
 
-        self._full = queue.Full
+        self._full, self._empty = queue.Full, queue.Empty
         self._output = _command_output()
         self.template = template
         self.shell = shell
         self.argv = check_on_detect(template, shell)
+        self.say = say or (lambda line: tell(f"{PROG}: {line}"))
         self.dropped = 0
         self.failed = 0
+        self.not_run = 0  # detections whose command had not started when close() stopped waiting
+        self.running_at_exit = False  # a command still running when close() stopped waiting
+        self._running_since: float | None = None  # time.monotonic() when the running command started
+        self._closed = False
+        self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=ON_DETECT_QUEUE)
         self._thread = threading.Thread(target=self._work, name="on-detect", daemon=True)
         self._thread.start()
+
+    @property
+    def name(self) -> str:
+        """The command as messages name it."""
+        return "the --on-detect-shell command" if self.shell else repr(self.argv[0])
 
     def command_for(self, det: Detection) -> list[str] | str:
         """The argument list with {label}, {score} and {time_s} filled in (the template as is for a shell)."""
@@ -79,6 +96,12 @@ class CommandRunner:
             self._queue.put_nowait(det)
         except self._full:
             self.dropped += 1
+            if self.dropped == 1:
+                started = self._running_since
+                running = f" (the one running has run for {time.monotonic() - started:.0f} s)" \
+                    if started is not None else ""
+                self.say(f"--on-detect: {ON_DETECT_QUEUE} commands are waiting to run{running}; detections "
+                         f"are heard but get no command until they have run")
 
     def _work(self) -> None:
         import subprocess
@@ -87,21 +110,64 @@ class CommandRunner:
             det = self._queue.get()
             if det is None:
                 return
+            with self._lock:
+                if self._closed:
+                    self.not_run += 1
+                    continue
+                self._running_since = time.monotonic()
             env = {f"KWS_{k.upper()}": v for k, v in _values(det).items()}
             try:
                 rc = subprocess.run(self.command_for(det), shell=self.shell, env={**os.environ, **env},
                                     stdin=subprocess.DEVNULL, stdout=self._output).returncode
-            except (OSError, ValueError):
-                rc = -1
-            if rc != 0:
+                why = None if rc == 0 else _exit_reason(rc)
+            except (OSError, ValueError) as exc:
+                why = f"cannot be run ({getattr(exc, 'strerror', None) or exc})"
+            with self._lock:
+                self._running_since = None
+            if why is not None:
                 self.failed += 1
+                if self.failed == 1:
+                    self.say(f"--on-detect: {self.name} {why}; later failures are counted in the summary")
 
     def close(self) -> None:
+        """Wait up to ON_DETECT_DRAIN_S in all for the commands still to run; what has not run by
+        then is counted (``not_run``, ``running_at_exit``) and none is started after."""
+        deadline = time.monotonic() + ON_DETECT_DRAIN_S
         try:
             self._queue.put(None, timeout=ON_DETECT_DRAIN_S)
         except self._full:
-            return
-        self._thread.join(ON_DETECT_DRAIN_S)
+            pass
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._closed = True
+            self.running_at_exit = self._running_since is not None
+            while True:
+                try:
+                    det = self._queue.get_nowait()
+                except self._empty:
+                    break
+                if det is not None:
+                    self.not_run += 1
+
+    def problems(self) -> list[str]:
+        """What went wrong with the commands, as phrases for the summary (none: an empty list)."""
+        counts = [(self.failed, "command(s) failed"), (self.dropped, "skipped (too many waiting)"),
+                  (self.not_run, "not run (still waiting at exit)"),
+                  (int(self.running_at_exit), f"still running at exit (after {ON_DETECT_DRAIN_S:g} s)")]
+        return [f"{n} {what}" for n, what in counts if n]
+
+
+def _exit_reason(returncode: int) -> str:
+    """How a command that did not succeed ended, after its name: 'exited with status 2', 'was killed
+    by SIGKILL'."""
+    import signal
+
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 def _command_output() -> int:
@@ -324,8 +390,8 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         if error is not None:
             tell(f"Error: {error}")
         _say(quiet, summary.line(rec))
-        if runner is not None and (runner.dropped or runner.failed):
-            _say(quiet, f"--on-detect: {runner.failed} command(s) failed, {runner.dropped} skipped (queue full)")
+        if runner is not None and runner.problems():
+            _say(quiet, f"--on-detect: {', '.join(runner.problems())}")
         if summary_json:
             from .manifest import atomic_write_text
 

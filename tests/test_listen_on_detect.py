@@ -73,3 +73,48 @@ def test_a_command_neither_reads_the_audio_on_stdin_nor_prints_among_the_detecti
     out, err = capfd.readouterr()
     assert runner.failed == 0
     assert out == "" and err == "read ''\n"
+
+
+def test_a_failing_command_is_told_at_once_and_counted(tmp_path):
+    """A listener runs for days: a command that fails (a typo, a script that exits 3) was only counted
+    in the summary at Ctrl-C; the first failure is now told as it happens, with how it ended."""
+    told = []
+    runner = CommandRunner(f"{shlex.quote(sys.executable)} -c 'raise SystemExit(3)'", say=told.append)
+    for i in range(3):
+        runner.submit(Detection(time_s=float(i), label="up", score=0.9))
+    runner.close()
+    assert told == [f"--on-detect: {sys.executable!r} exited with status 3; later failures are counted in the "
+                    "summary"]
+    assert runner.problems() == ["3 command(s) failed"]
+    missing = tmp_path / "no_such_script"
+    told.clear()
+    runner = CommandRunner(f"{shlex.quote(str(missing))} {{label}}", say=told.append)
+    runner.submit(Detection(time_s=1.0, label="up", score=0.9))
+    runner.close()
+    assert told == [f"--on-detect: {str(missing)!r} cannot be run (No such file or directory); later failures "
+                    "are counted in the summary"]
+
+
+def test_a_command_that_does_not_end_is_told_and_what_it_held_up_is_counted(monkeypatch):
+    """A command that hangs held up every later one: detections past the queue were counted only at
+    exit, and those still waiting, and the one running, when kws-listen stopped waiting for them
+    were not counted at all (a summary with no word of commands that never ran)."""
+    import time
+
+    from kws.edge import listen_cli
+
+    monkeypatch.setattr(listen_cli, "ON_DETECT_QUEUE", 2)
+    monkeypatch.setattr(listen_cli, "ON_DETECT_DRAIN_S", 0.2)
+    told = []
+    runner = CommandRunner("sleep 20", say=told.append)  # outlives the test's waits by far
+    runner.submit(Detection(time_s=0.0, label="up", score=0.9))
+    started = time.monotonic()
+    while runner._running_since is None and time.monotonic() - started < 30:  # the worker took it
+        time.sleep(0.01)
+    for i in range(3):
+        runner.submit(Detection(time_s=1.0 + i, label="up", score=0.9))
+    runner.close()
+    assert len(told) == 1 and told[0].startswith("--on-detect: 2 commands are waiting to run (the one running "
+                                                 "has run for ")
+    assert runner.problems() == ["1 skipped (too many waiting)", "2 not run (still waiting at exit)",
+                                 "1 still running at exit (after 0.2 s)"]
