@@ -277,8 +277,8 @@ def _list_devices() -> None:
               "$KWS_SCORE, $KWS_TIME_S). Runs off the audio thread, with no stdin; its output goes to stderr.")
 @click.option("--on-detect-shell", metavar="CMD", help="Shell command per detection, run by /bin/sh; no "
               "{placeholders}: use \"$KWS_LABEL\", \"$KWS_SCORE\", \"$KWS_TIME_S\".")
-@click.option("--threshold", type=FiniteFloatRange(0.0, 1.0), help="Detection threshold for every label "
-              "(default: the manifest's, per label).")
+@click.option("--threshold", type=FiniteFloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Detection threshold for every label, between 0 and 1 (default: the manifest's, per label).")
 @click.option("--hop-ms", type=FiniteFloatRange(min=1.0, max=SMOOTHING_RANGES["hop_ms"][1]), help="Run the model every this many ms "
               "(default: the manifest's smoothing.hop_ms; a multiple of the frontend stride).")
 @click.option("--no-streaming", is_flag=True, help="Run the whole-window model every hop even where the "

@@ -20,6 +20,9 @@ EXIT_USAGE = 2
     ("--rate", "-1"), ("--rate", "0"), ("--rate", "99999999999"), ("--rate", str(MIN_SAMPLE_RATE - 1)),
     ("--rate", str(MAX_SAMPLE_RATE + 1)), ("--channels", "0"), ("--channels", "-2"), ("--channels", "100000"),
     ("--hop-ms", "10001"), ("--hop-ms", "1e9"),  # over a manifest's largest hop: clips were skipped unheard
+    # a score fires above the threshold and its hold ends below it: at 0 the first detection was held for
+    # ever (one line for a whole recording), and no score is above 1 (no detection at all)
+    ("--threshold", "0"), ("--threshold", "1"),
 ])
 def test_out_of_range_stdin_options_are_one_line_usage_errors(converted_run, option, value):
     proc = subprocess.run([str(KWS_LISTEN), "-m", str(converted_run), "--stdin", option, value],
