@@ -94,6 +94,17 @@ class FrontendConfig:
     def input_shape(self) -> tuple[int, int]:
         return (self.num_frames, self.num_features)
 
+    def missing_band(self, input_rate: int) -> str | None:
+        """What audio recorded at ``input_rate`` lacks for this frontend, in one phrase: it holds nothing
+        above input_rate / 2, so where that is below ``upper_hz`` the top mel bands are empty, which
+        a model trained at ``sample_rate`` never saw (missed words, false detections); None where
+        the rate covers every band."""
+        nyquist = input_rate / 2
+        if nyquist >= self.upper_hz:
+            return None
+        return (f"{input_rate} Hz audio holds nothing above {nyquist:g} Hz, and the model hears up to "
+                f"{self.upper_hz:g} Hz: expect missed words and false detections (record at {self.sample_rate} Hz)")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -346,6 +346,9 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
                             f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
                             f"{rec.describe_form()}")
             _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
+            band = rec.manifest.frontend.missing_band(source.input_rate)
+            if band:  # a warning, so said under -q too
+                tell(f"{PROG}: warning: {band}")
             runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
                 if on_detect or on_detect_shell else None
             limit = int(duration * rec.sample_rate) if duration else None

@@ -78,6 +78,11 @@ class FileSource:
     def duration_s(self) -> float:
         return self.info.duration_s
 
+    @property
+    def input_rate(self) -> int:
+        """The rate of the audio before it is resampled to ``sample_rate``."""
+        return self.file_rate
+
     def describe(self) -> str:
         info = self.info
         length = f", {info.duration_s:.1f} s" if info.num_samples else ""
@@ -120,6 +125,11 @@ class RawSource:
         self.file_rate, self.sample_rate, self.channels = file_rate, sample_rate, channels
         self.block_bytes = max(1, file_rate * block_ms // 1000) * 2 * channels
         self.stats = SourceStats()
+
+    @property
+    def input_rate(self) -> int:
+        """The rate of the audio before it is resampled to ``sample_rate``."""
+        return self.file_rate
 
     def describe(self) -> str:
         text = f"raw int16 PCM on stdin ({self.file_rate} Hz, {self.channels} ch)"
@@ -228,6 +238,11 @@ class MicrophoneSource:
             except Exception as exc:  # noqa: BLE001 - PortAudioError or ValueError
                 errors.append(f"{rate}: {exc}")
         raise DeviceError(f"input device {info['name']!r} opens at none of the rates tried ({errors[0]})")
+
+    @property
+    def input_rate(self) -> int:
+        """The rate of the audio before it is resampled to ``sample_rate``."""
+        return self.device_rate
 
     def describe(self) -> str:
         text = f"input device {self.device_name!r} at {self.device_rate} Hz"
