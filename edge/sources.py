@@ -22,6 +22,7 @@ MIC_QUEUE_SECONDS = 10  # audio the queue holds before the callback has to drop 
 MIC_STALL_S = 3.0  # no audio for this long from a started device: it is gone
 STOP_TIMEOUT_S = 2.0  # how long closing a device may take before we stop waiting for it
 FALLBACK_RATES = (48000, 44100, 32000, 22050, 16000, 8000)
+SEVERAL_DEVICES = "Multiple input devices found"  # how sounddevice begins its error for a name matching several
 
 
 class DeviceError(KwsError):
@@ -191,7 +192,12 @@ def _resolve_device(sd, device: str | int | None):
     try:
         info = sd.query_devices(spec, "input")
     except (ValueError, sd.PortAudioError) as exc:
-        raise DeviceError(f"no input device {str(device)!r} ({str(exc).splitlines()[0]}); "
+        lines = str(exc).splitlines()
+        matches = [line.strip() for line in lines[1:] if line.strip()]
+        if lines and lines[0].startswith(SEVERAL_DEVICES) and matches:  # then one "[index] name, API" a line
+            raise DeviceError(f"--device {str(device)!r} matches {len(matches)} input devices "
+                              f"({'; '.join(matches)}); give its index or more of its name") from None
+        raise DeviceError(f"no input device {str(device)!r} ({lines[0] if lines else type(exc).__name__}); "
                           f"see kws-listen --list-devices") from None
     return spec if isinstance(spec, int) else info["name"]
 

@@ -405,6 +405,23 @@ def test_a_machine_with_no_input_device_is_one_line_naming_the_way_out(converted
 
 
 @needs_alsa
+def test_a_device_name_matching_several_devices_names_them(tmp_path):
+    """--device "USB" where two devices' names hold it said 'no input device 'USB'', with sounddevice's
+    first line ('Multiple input devices found for ...:') and none of the devices."""
+    # kws-listen's device lookup in a process of its own: PortAudio reads the ALSA config once per process
+    lookup = ("import sys\nfrom kws.edge.sources import DeviceError, MicrophoneSource\n"
+              "try:\n    MicrophoneSource(16000, 'kws_test')\nexcept DeviceError as exc:\n    sys.exit(f'Error: {exc}')")
+    with virtual_mic.VirtualMic(tmp_path / "mic", np.zeros(0, np.int16), tail="stall") as mic:  # listing opens it
+        proc = subprocess.run([sys.executable, "-c", lookup], env=mic.env(), capture_output=True, text=True,
+                              timeout=60)
+    assert proc.returncode == 1
+    line = proc.stderr.strip()
+    assert line.startswith("Error: --device 'kws_test' matches 3 input devices (") and "\n" not in line, line
+    assert all(f"] {name}, ALSA" in line for name in ("kws_test_mic_raw", virtual_mic.DEVICE, virtual_mic.DEVICE_48K))
+    assert line.endswith("); give its index or more of its name")
+
+
+@needs_alsa
 def test_a_48khz_microphone_is_resampled_to_the_model_rate(converted_run, tmp_path):
     from kws.edge.audio import resample
 
