@@ -280,22 +280,24 @@ class Manifest:
         """The detection threshold of a label: its own if set, else the smoothing default."""
         return float(self.thresholds.get(label, self.smoothing.detection_threshold))
 
-    def default_model(self) -> str:
-        """Key of the model a runtime should use when none is named: int8, else the first."""
+    def default_model(self, source: str = "manifest") -> str:
+        """Key of the model a runtime should use when none is named: int8, else the first; ManifestError
+        naming ``source`` (the manifest's path) where it lists none."""
         if "int8" in self.models:
             return "int8"
         if self.ensemble is not None:
-            raise ManifestError(f"an ensemble of {len(self.ensemble.members)} models has no model file of its own: "
-                                "kws-listen and kws-eval run it; other tools take one of its member folders")
+            raise ManifestError(f"{source}: an ensemble of {len(self.ensemble.members)} models has no model file of "
+                                "its own: kws-listen and kws-eval run it; other tools take one of its member folders")
         if not self.models:
-            raise ManifestError("manifest lists no model files")
+            raise ManifestError(f"{source}: lists no model files (its models section is empty; re-run kws-convert)")
         return next(iter(self.models))
 
-    def entry_for_file(self, filename: str) -> tuple[str, ModelEntry]:
+    def entry_for_file(self, filename: str, source: str = "manifest") -> tuple[str, ModelEntry]:
+        """The key and entry of the model ``filename``; ManifestError naming ``source`` where none is it."""
         for key, entry in self.models.items():
             if entry.file == filename:
                 return key, entry
-        raise ManifestError(f"manifest does not describe {filename} (it lists: "
+        raise ManifestError(f"{source}: does not describe {filename} (it lists: "
                             f"{', '.join(e.file for e in self.models.values()) or 'nothing'})")
 
     def with_updates(self, **changes: Any) -> "Manifest":

@@ -127,7 +127,7 @@ class LoadedModel:
 
 def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[str, ModelEntry]:
     if model is None:
-        key = manifest.default_model()
+        key = manifest.default_model(str(manifest_path))
         return key, manifest.models[key]
     if model in manifest.models:
         return model, manifest.models[model]
@@ -140,7 +140,7 @@ def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[s
         for key, embedding_entry in manifest.embedding.models.items():
             if embedding_entry.file == model and key in manifest.models:
                 return key, manifest.models[key]
-    return manifest.entry_for_file(model)
+    return manifest.entry_for_file(model, str(manifest_path))
 
 
 def check_model_matches(manifest: Manifest, entry: ModelEntry, model: TFLiteModel, manifest_path: Path) -> None:

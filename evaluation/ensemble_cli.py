@@ -54,11 +54,11 @@ def member_source(path: str, model: str | None) -> MemberSource:
     if manifest.ensemble is not None:
         raise ManifestError(f"{manifest_path}: an ensemble cannot be a member of another; name its members")
     if model_file is not None:
-        key = manifest.entry_for_file(model_file)[0]
+        key = manifest.entry_for_file(model_file, str(manifest_path))[0]
         if model is not None and model != key:
             raise KwsError(f"{path}: the file is the {key!r} model, --model asks for {model!r}")
     else:
-        key = model or manifest.default_model()
+        key = model or manifest.default_model(str(manifest_path))
     if key not in manifest.models:
         raise ManifestError(f"{manifest_path}: no {key!r} model (it has: {', '.join(manifest.models) or 'none'})")
     for file, sha in runtime_files(manifest):

@@ -188,3 +188,21 @@ def test_fuzz_missing_fields(tmp_path, path):
         node = node[key]
     del node[path[-1]]
     _load_text(tmp_path, json.dumps(data))
+
+
+def test_a_manifest_listing_no_model_is_named_when_a_model_is_opened(tmp_path):
+    """An edited manifest with an empty models section loaded, and kws-listen -m <folder> then said
+    'Error: manifest lists no model files' without naming the manifest; given the .tflite beside it,
+    'manifest does not describe model_int8.tflite'."""
+    from kws.edge.model_loader import open_model
+
+    data = valid_dict()
+    data["models"] = {}
+    path = write(tmp_path, data)
+    with pytest.raises(ManifestError) as err:
+        open_model(tmp_path)
+    assert str(err.value) == f"{path}: lists no model files (its models section is empty; re-run kws-convert)"
+    (tmp_path / "model_int8.tflite").write_bytes(b"")
+    with pytest.raises(ManifestError) as err:
+        open_model(tmp_path / "model_int8.tflite")
+    assert str(err.value) == f"{path}: does not describe model_int8.tflite (it lists: nothing)"
