@@ -88,18 +88,19 @@ def parse_snr(text: str) -> tuple[float, float]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-m", "--model", default=None,
-              help="A .tflite with manifest.json beside it, or a converted folder (default: models/api, "
-                   "else the newest model, its dist/ folder).")
+              help="A .tflite with manifest.json beside it, a folder from kws-convert or kws ensemble, or a "
+                   "training run with dist/ inside (default: models/api, else the newest model).")
 @click.option("--keywords", "keywords_dir", type=click.Path(file_okay=False), default=None,
               help="Folder of label folders; folders not named after a keyword are used as unknown words.")
 @click.option("--noise", "noise_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of background-noise WAVs (default: generated pink noise).")
+              help="Folder of background-noise recordings (default: generated pink noise).")
 @click.option("--hours", type=FiniteFloatRange(0.001, 100), default=DEFAULT_HOURS, show_default=True,
               help="Length of the built stream.")
 @click.option("--snr", default=DEFAULT_SNR, show_default=True, help="Speech-to-noise ratio range in dB, LOW:HIGH.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the built stream: which clips, where, at what SNR, and the noise.")
 @click.option("--stream", "stream_wav", type=click.Path(dir_okay=False), default=None,
-              help="Evaluate this long WAV instead of building one (needs --labels).")
+              help="Evaluate this long recording (WAV, FLAC, OGG, MP3) instead of building one (needs --labels).")
 @click.option("--labels", "labels_csv", type=click.Path(dir_okay=False), default=None,
               help="Ground truth of --stream: CSV label,start_s,end_s, or the TF tutorial's label,time_ms "
                    "(generate_streaming_test_wav.py; no header, the clip's start in ms).")
@@ -108,7 +109,8 @@ def parse_snr(text: str) -> tuple[float, float]:
 @click.option("--save-stream", is_flag=True, help="Also write the built stream as stream.wav in --report.")
 @click.option("--calibrate", "do_calibrate", is_flag=True,
               help="Choose per-label thresholds and the smoothing window; write them into the manifest.")
-@click.option("--target-fa-per-hour", type=FiniteFloatRange(0), default=0.5, show_default=True)
+@click.option("--target-fa-per-hour", type=FiniteFloatRange(0), default=0.5, show_default=True,
+              help="--calibrate chooses the thresholds for at most this many false accepts per hour.")
 @click.option("--negatives", "negatives", multiple=True, metavar="DIR",
               help="Keyword-free recordings (folders or files, any length; repeatable or comma-separated): "
                    "false accepts per hour are measured on them through the edge recognizer, and --calibrate "
@@ -147,9 +149,13 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
     from .models import manifest_path_for
 
     snr_db = parse_snr(snr)
-    if (shared_threshold or no_tail) and not do_calibrate:
-        raise click.UsageError(f"{'--shared-threshold' if shared_threshold else '--no-tail'} is an option of "
-                               "--calibrate; add --calibrate")
+    if not do_calibrate:  # options of --calibrate alone would be ignored silently
+        ctx = click.get_current_context()
+        given = [flag for flag, on in (("--shared-threshold", shared_threshold), ("--no-tail", no_tail),
+                                       ("--target-fa-per-hour", ctx.get_parameter_source("target_fa_per_hour")
+                                        == click.core.ParameterSource.COMMANDLINE)) if on]
+        if given:
+            raise click.UsageError(f"{given[0]} is an option of --calibrate; add --calibrate")
     if stream_wav and not labels_csv:
         raise click.UsageError("--stream needs --labels (CSV label,start_s,end_s or label,time_ms)")
     if labels_csv and not stream_wav:

@@ -302,6 +302,9 @@ def test_eval_errors_are_one_line(dist, tmp_path):
     assert res.exit_code == 2 and "--shared-threshold is an option of --calibrate" in res.output
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--no-tail"])
     assert res.exit_code == 2 and "--no-tail is an option of --calibrate" in res.output
+    # a target without --calibrate used to be ignored: the report was at the manifest's thresholds
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(tmp_path), "--target-fa-per-hour", "1"])
+    assert res.exit_code == 2 and "--target-fa-per-hour is an option of --calibrate" in res.output
     # a stream is built (--keywords, --noise, --hours, --snr, --seed, --save-stream) or read
     # (--stream --labels); the other side's options used to be ignored without a word
     read = ["-m", str(dist), "--stream", "s.wav", "--labels", "s.csv"]
