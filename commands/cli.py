@@ -10,11 +10,11 @@ import click
 
 # subcommand name -> ("module:attribute" of its click command, one-line help)
 SUBCOMMANDS = {
-    "train": ("kws.trainer.cli:main", "Train a model from folders of WAV files (kws-train)."),
+    "train": ("kws.trainer.cli:main", "Train a model from folders of audio files (kws-train)."),
     "synth": ("kws.synth.cli:main", "Synthesize a keyword dataset with offline TTS (kws-synth)."),
     "convert": ("kws.converters.cli:main", "Export int8/float TFLite, frozen .pb, C array, manifest (kws-convert)."),
     "listen": ("kws.edge.listen_cli:main", "Detect keywords continuously from a microphone or file (kws-listen)."),
-    "predict": ("kws.evaluation.predict_cli:main", "Classify WAV files, folders, URLs or a test list (kws-predict)."),
+    "predict": ("kws.evaluation.predict_cli:main", "Classify audio files, folders, URLs or a test list (kws-predict)."),
     "eval": ("kws.evaluation.eval_cli:main", "Streaming false accepts/hour and false rejects; calibrate (kws-eval)."),
     "inspect": ("kws.evaluation.inspect_cli:inspect_cmd", "Plot a clip's waveform, spectrogram and model features."),
     "data-stats": ("kws.evaluation.inspect_cli:data_stats_cmd", "Summarise a dataset folder and flag problems."),

@@ -256,8 +256,9 @@ def _list_devices() -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
-@click.option("-m", "--model", metavar="PATH", help="A .tflite with manifest.json beside it, or a folder from "
-              "kws-convert. Default: models/api, else the newest model (its dist/).")
+@click.option("-m", "--model", metavar="PATH", help="A .tflite with manifest.json beside it, a folder from "
+              "kws-convert or kws ensemble, or a training run with dist/ inside. Default: models/api, else the "
+              "newest model.")
 @click.option("--list-devices", is_flag=True, help="List audio input devices and exit.")
 @click.option("--device", metavar="NAME|INDEX", help="Input device (index, or part of its name). Default: "
               "the system default input.")

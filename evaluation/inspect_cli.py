@@ -66,7 +66,8 @@ def clip_figure(audio: np.ndarray, cfg: FrontendConfig, title: str, fmt: str = "
                    "also prints its top prediction. Default: the default frontend, no prediction.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write the waveform / spectrogram / features figure to this file: .png, .svg or .pdf.")
-@click.option("--top-k", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--top-k", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Labels printed of the -m model's prediction, most probable first.")
 def inspect_cmd(clip, model, plot_path, top_k) -> None:
     """Show a clip's format and level, plot it, and classify it with -m.
 
@@ -123,8 +124,12 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 @click.option("--group-pattern", default=None,
               help="Regex on the file name whose first group is the speaker id (kws-train's data.group_pattern; "
                    "default: the text before _nohash_).")
-@click.option("--validation-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True)
-@click.option("--testing-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True)
+@click.option("--validation-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True,
+              help="Share of files for validation, drawn by speaker where no validation_list.txt decides "
+                   "(kws-train's data.validation_percentage).")
+@click.option("--testing-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True,
+              help="Share of files for testing, drawn by speaker where no testing_list.txt decides "
+                   "(kws-train's data.testing_percentage).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, testing_percentage, as_json) -> None:
     """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,

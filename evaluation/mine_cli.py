@@ -27,7 +27,8 @@ Examples:
 @click.option("--negatives", multiple=True, metavar="DIR",
               help="Keyword-free recordings to mine (repeatable or comma-separated; default: the run's "
                    "data.negatives, or those of an earlier kws-mine on this run).")
-@click.option("--rounds", type=click.IntRange(1), default=DEFAULT_ROUNDS, show_default=True)
+@click.option("--rounds", type=click.IntRange(1), default=DEFAULT_ROUNDS, show_default=True,
+              help="Rounds of mining then training (a rerun goes on with the unfinished one).")
 @click.option("--epochs", "epochs_per_round", type=click.IntRange(1), default=DEFAULT_EPOCHS_PER_ROUND,
               show_default=True, help="Training epochs after each round's mining.")
 @click.option("--windows", "windows_per_round", type=click.IntRange(1), default=DEFAULT_WINDOWS_PER_ROUND,
@@ -41,7 +42,7 @@ Examples:
 @click.option("--hop-ms", type=FiniteFloatRange(min=RECORDED_RANGES["hop_ms"][0], max=RECORDED_RANGES["hop_ms"][1]),
               default=None, help="Hop between scored windows, a multiple of the frontend stride  [default: an "
                                  "earlier kws-mine's on this run, else smoothing.hop_ms, as kws-listen runs]")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No round or epoch lines: only each round's training result and the summary.")
 def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margin, threshold, hop_ms, quiet):
     """Find the windows of keyword-free recordings that the model (nearly) fires on, train on them
     as _unknown_, repeat; each round reports false accepts per hour on the negatives before and after."""

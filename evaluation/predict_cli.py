@@ -31,7 +31,8 @@ CONFUSION_PNG = "confusion_matrix.png"
 @click.option("--label-from-folder", is_flag=True,
               help="A clip without a label (a --list line without one, or a file or folder given as input) "
                    "takes its parent folder's name if it is a model label.")
-@click.option("--top-k", type=click.IntRange(1, 100), default=DEFAULT_TOP_K, show_default=True)
+@click.option("--top-k", type=click.IntRange(1, 100), default=DEFAULT_TOP_K, show_default=True,
+              help="Labels printed per clip, most probable first.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input and line.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for predictions.json, and with labels metrics.json and confusion_matrix.png.")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from kws.cli import SUBCOMMANDS, main
@@ -34,3 +35,12 @@ def test_group_help_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    ctx = click.Context(main)
+    silent = [f"kws {name} {opt}" for name in SUBCOMMANDS
+              for param in main.get_command(ctx, name).params
+              if isinstance(param, click.Option) and not param.hidden and not (param.help or "").strip()
+              for opt in param.opts[-1:]]
+    assert silent == [], f"--help gives no description for: {', '.join(silent)}"

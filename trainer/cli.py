@@ -22,8 +22,8 @@ Examples:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
-@click.option("--data", "data_path", metavar="DIR|URL", help="Folder with one sub-folder of WAVs per label, "
-              "or an http(s) URL of a .tar.gz/.zip of such folders.")
+@click.option("--data", "data_path", metavar="DIR|URL", help="Folder with one sub-folder of audio files (WAV, FLAC, "
+              "OGG, MP3) per label, or an http(s) URL of a .tar.gz/.zip of such folders.")
 @click.option("--words", metavar="W1,W2", help="Wanted words; other folders become _unknown_. "
               "Default: every label folder.")
 @click.option("--negatives", "negatives", multiple=True, metavar="DIR",
@@ -36,11 +36,12 @@ Examples:
               "(default: built-in defaults, as in configs/default.yaml).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one config value; repeatable, e.g. --set train.epochs=30.")
-@click.option("--arch", type=str, help="Shortcut for --set model.architecture=NAME "
+@click.option("--arch", type=str, metavar="NAME", help="Shortcut for --set model.architecture=NAME "
               "(tcn, ds_cnn, conv, low_latency_conv, tiny_conv, embedding).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: models/<UTC timestamp>, "
               "models/ being ./models or $KWS_MODELS_DIR).")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue a run folder from its last checkpoint.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue a run folder from its last checkpoint, "
+              "with its own data and config (only --set train.epochs=N may be added).")
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
               show_default=True, help="tf.distribute strategy: mirrored = all local GPUs, "
               "multiworker = several machines via TF_CONFIG.")
@@ -48,7 +49,7 @@ Examples:
               "(without it, the cached copy is used only if the server says it is unchanged).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines; only the result.")
 def main(data_path, words, negatives, teachers, config_path, overrides, arch, out, resume, distribute, refresh, quiet):
-    """Train a keyword-spotting model from folders of WAV files."""
+    """Train a keyword-spotting model from folders of audio files."""
     from .config import load_config, with_data
     from .fetch import DownloadOptions
     from .tfimport import require_training_packages
