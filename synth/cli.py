@@ -12,6 +12,8 @@ from kws.edge.errors import KwsError, os_error_line
 from kws.edge.stopping import exit_interrupted
 from kws.trainer.config import AUGMENT_RANGE_LIMITS, MAX_GAIN_DB
 
+from .dataset import CLIP_MS_LIMITS, SAMPLE_RATE_LIMITS
+
 EXAMPLES = """
 \b
 Examples:
@@ -69,8 +71,10 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
               help="_unknown_ clips in all  [default: per-word x words / 2]")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED),
               help="Same seed, byte-identical dataset.")
-@click.option("--sample-rate", default=16000, show_default=True, help="Hz.")
-@click.option("--clip-ms", default=1000, show_default=True, help="Clip length (the model's input).")
+@click.option("--sample-rate", default=16000, show_default=True, type=click.IntRange(*SAMPLE_RATE_LIMITS),
+              help="Sample rate of the written clips in Hz (kws-train converts any rate to its own).")
+@click.option("--clip-ms", default=1000, show_default=True, type=click.IntRange(*CLIP_MS_LIMITS),
+              help="Clip length in ms (the model's input).")
 @click.option("--engines", default="espeak,flite,festival", show_default=True,
               help="TTS engines to use, those installed among them.")
 @click.option("--speed", default="0.9:1.1", show_default=True, help="Speed perturbation factor range.")
@@ -85,7 +89,7 @@ def parse_range(text: str, name: str) -> tuple[float, float]:
               help="Share of clips with background noise.")
 @click.option("--snr", default="5:30", show_default=True, help="Speech-to-noise ratio range in dB.")
 @click.option("--noise-dir", type=click.Path(file_okay=False, exists=True),
-              help="Your noise WAVs: mixed into clips and copied to _background_noise_/.")
+              help="Your noise recordings (any readable format): mixed into clips and copied to _background_noise_/.")
 @click.option("--negatives-dir", "negative_dirs", multiple=True, type=click.Path(exists=True),
               help="Recordings without the keyword (speech, TV, music; any length, folder or file, "
                    "repeatable): listed in <out>/negatives.txt, so kws-train --data <out> uses them "

@@ -60,6 +60,8 @@ SHARD_SIZE = {"espeak": 100, "flite": 60, "festival": 200}
 CLOSE_SHARE = 0.5
 PARTS_SHARE = 0.15
 LEVEL_DEFAULTS_DBFS = {"rms": -24.0, "peak": -3.0}
+SAMPLE_RATE_LIMITS = (8000, 48000)  # Hz of the written clips
+CLIP_MS_LIMITS = (100, 10000)
 META_FIELDS = ("path", "label", "text", "engine", "voice", "accent", "voice_id", "rate", "pitch", "speed",
                "gain_db", "level_mode", "level_dbfs", "reverb_rt60_s", "noise", "snr_db", "offset_ms",
                "speech_ms", "split", "speaker", "voice_shift", "tempo")
@@ -120,10 +122,10 @@ class SynthOptions:
                             + "; ".join(" and ".join(repr(w) for w in ws) for ws in alike))
         if self.per_word < 1 or self.negatives < 0:
             problems.append("per_word must be >= 1 and negatives >= 0")
-        if not 8000 <= self.sample_rate <= 48000:
-            problems.append(f"sample_rate {self.sample_rate} outside 8000..48000 Hz")
-        if not 100 <= self.clip_ms <= 10000:
-            problems.append(f"clip_ms {self.clip_ms} outside 100..10000")
+        if not SAMPLE_RATE_LIMITS[0] <= self.sample_rate <= SAMPLE_RATE_LIMITS[1]:
+            problems.append(f"sample_rate {self.sample_rate} outside {SAMPLE_RATE_LIMITS[0]}..{SAMPLE_RATE_LIMITS[1]} Hz")
+        if not CLIP_MS_LIMITS[0] <= self.clip_ms <= CLIP_MS_LIMITS[1]:
+            problems.append(f"clip_ms {self.clip_ms} outside {CLIP_MS_LIMITS[0]}..{CLIP_MS_LIMITS[1]}")
         for name in ("speed_range", "gain_range", "rt60_range", "snr_range"):
             lo, hi = getattr(self, name)
             if lo > hi:
