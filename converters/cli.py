@@ -34,7 +34,7 @@ def _fail(message: str, code: int) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.option("-m", "--model", metavar="RUN_DIR", help="Training run folder (model.keras, config.yaml, "
-              "split.json). Default: models/api, else the newest model.")
+              "split.json). Default: models/api, else the newest finished training run.")
 @click.option("--formats", default="int8,float,pb,c", show_default=True, metavar="LIST",
               help="Comma-separated: int8, float, pb, c.")
 @click.option("--out", metavar="DIR", help="Output folder (default: <model>/dist/).")
