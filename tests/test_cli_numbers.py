@@ -59,6 +59,9 @@ OUT_OF_RANGE = [  # finite, but past what a clip can hold: a 116 TiB reverb tail
     (["--snr", "-500:-500"], "--snr", "must lie within -20:60"),
     (["--level-dbfs", "200"], "--level-dbfs", "is not in the range -90.0<=x<=0.0"),
     (["--seed", "-1"], "--seed", "is not in the range 0<=x<=2147483647"),
+    # was exit 1 naming 'sample_rate', not the option; --help now gives both ranges
+    (["--sample-rate", "0"], "--sample-rate", "is not in the range 8000<=x<=48000"),
+    (["--clip-ms", "20000"], "--clip-ms", "is not in the range 100<=x<=10000"),
 ]
 
 
