@@ -23,6 +23,7 @@ from .manifest import BACKGROUND_LABELS, Manifest, SmoothingConfig
 NO_LABEL = -1
 NO_DECISION = -2  # decide(): the averaged results do not span enough time yet
 DROPPED = -3  # decide(): a result older than the newest queued one
+READY = 0  # queue_result(): a decision is due on the window's average
 # a window shorter than this fraction of average_window_ms gives no decision yet
 MIN_WINDOW_FRACTION = 0.25
 # stream times compared with this slack (ms), so 30.000000001 ms counts as one 30 ms hop (kws-eval
@@ -190,15 +191,34 @@ class PosteriorSmoother:
         array of one score per label. Returns the top label's index (``last_score`` its average,
         ``last_decision_fired`` whether it is reported now), NO_DECISION while the window is too
         short, DROPPED for a result older than the newest queued one."""
+        status = self.queue_result(scores, time_ms)
+        if status != READY:
+            if status == NO_DECISION:
+                self.last_decision_fired = False
+            return status
+        return self.decide_on(self._queue.mean(self._average), time_ms)
+
+    def queue_result(self, scores: np.ndarray, time_ms: float) -> int:
+        """``decide``'s first half: queue one result and drop those older than the window. Returns
+        READY where a decision is due on the window's average (``window_average``), NO_DECISION while
+        the queued results span too little time, DROPPED for a result older than the newest queued one."""
         queue = self._queue
         if queue.count and time_ms < queue.newest:
             return DROPPED
         queue.push(float(time_ms), scores)
         queue.drop_before(time_ms - self._window_ms - TIME_SLACK_MS)
         if time_ms - queue.times[queue.head] + TIME_SLACK_MS < self._min_span_ms:
-            self.last_decision_fired = False
             return NO_DECISION
-        average = queue.mean(self._average)
+        return READY
+
+    def window_average(self) -> np.ndarray:
+        """The average of the queued results, per label (a buffer the next call overwrites)."""
+        return self._queue.mean(self._average)
+
+    def decide_on(self, average: np.ndarray, time_ms: float) -> int:
+        """``decide``'s second half: the decision on one window average at ``time_ms``, which depends
+        on the thresholds, the held detection and each label's last detection, never on the queue.
+        Returns the top label's index (``last_score``, ``last_decision_fired`` as in ``decide``)."""
         if self.held_label != NO_LABEL:
             self._update_hold(average, time_ms)
         top = int(average.argmax())

@@ -17,7 +17,7 @@ from kws.edge.errors import KwsError
 from kws.edge.manifest import Manifest, atomic_write_bytes, load_manifest, save_manifest
 
 from .fa_tail import expected_counts, fill_zeros, near_misses_by_label
-from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, with_window
+from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, window_averages, with_window
 from .streaming_metrics import streaming_report
 
 THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01),
@@ -122,9 +122,12 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
     best = None
     for window in sorted(set(windows) | {manifest.smoothing.average_window_ms}):
         sm = with_window(manifest.smoothing, window)
-        rows = sweep(times, scores, manifest, events, duration_s, grid, sm)
+        # the window's averages, computed once: the thresholds tried below only replay decisions on them
+        stream_averages, negative_averages = window_averages(times, scores, manifest, sm), {}
+        rows = sweep(times, scores, manifest, events, duration_s, grid, sm, stream_averages)
         if negatives:
-            free_h, fa_tables = _negative_tables(negatives, manifest, keywords, grid, sm, target_fa)
+            free_h, fa_tables = _negative_tables(negatives, manifest, keywords, grid, sm, target_fa,
+                                                 negative_averages)
         else:
             free_h = rows[0]["keyword_free_hours"]
             fa_tables = {l: [r["per_label"][l]["false_accepts"] for r in rows] for l in keywords}
@@ -147,8 +150,9 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
                                     [l for l in keywords if expected[l] is not None])
         while True:  # labels interact through suppression: re-measure, tighten until the target holds
             th = {l: float(grid[i]) for l, i in idx.items()}
-            rep = streaming_report(smooth(times, scores, manifest, sm, th), events, duration_s, keywords)
-            neg = negatives_false_accepts(negatives, manifest, th, sm) if negatives else None
+            rep = streaming_report(smooth(times, scores, manifest, sm, th, stream_averages), events, duration_s,
+                                   keywords)
+            neg = negatives_false_accepts(negatives, manifest, th, sm, negative_averages) if negatives else None
             hours, seen = ((neg["hours"], neg["per_label"]) if neg else
                            (rep["keyword_free_hours"], {l: rep["per_label"][l]["false_accepts"] for l in keywords}))
             if plan:
@@ -190,7 +194,8 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
 
 
 def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywords: Sequence[str],
-                     grid: Sequence[float], smoothing, target_fa: float) -> tuple[float, dict[str, list[float]]]:
+                     grid: Sequence[float], smoothing, target_fa: float,
+                     cache: dict | None = None) -> tuple[float, dict[str, list[float]]]:
     """(hours, per-label false accepts at each grid threshold) on the negatives, measured from the
     strictest threshold down and stopped below the first threshold where every label alone exceeds
     the target's budget: lower ones are marked unusable (infinite), which the greedy never picks.
@@ -198,7 +203,7 @@ def _negative_tables(negatives: Sequence[ScoredAudio], manifest: Manifest, keywo
     tables = {l: [float("inf")] * len(grid) for l in keywords}
     hours = 0.0
     for j in range(len(grid) - 1, -1, -1):
-        rep = negatives_false_accepts(negatives, manifest, dict.fromkeys(keywords, float(grid[j])), smoothing)
+        rep = negatives_false_accepts(negatives, manifest, dict.fromkeys(keywords, float(grid[j])), smoothing, cache)
         hours = rep["hours"]
         for label in keywords:
             tables[label][j] = rep["per_label"][label]

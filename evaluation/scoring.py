@@ -18,7 +18,7 @@ from kws.edge.audio import NO_SAMPLES, UNREADABLE
 from kws.edge.errors import AudioError
 from kws.edge.manifest import Manifest, SmoothingConfig
 from kws.edge.recognizer import Recognizer, stream_time_ms
-from kws.edge.smoothing import PosteriorSmoother
+from kws.edge.smoothing import NO_LABEL, READY, PosteriorSmoother
 
 from .streaming_metrics import Detection
 
@@ -39,18 +39,72 @@ def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None,
     return rec.pop_scores()
 
 
-def smooth(times: np.ndarray, scores: np.ndarray, manifest: Manifest,
-           smoothing: SmoothingConfig | None = None, thresholds: dict[str, float] | None = None) -> list[Detection]:
-    """Keyword detections of the edge smoother over stored per-hop scores (each hop at the very stream
-    time in ms the recognizer's smoother got, so kws-listen fires the same)."""
-    smoother = PosteriorSmoother.from_manifest(manifest, smoothing or manifest.smoothing,
+@dataclass(frozen=True)
+class WindowAverages:
+    """The edge smoother's window averages over one recording's stored per-hop scores at one
+    smoothing config, for the hops on which it decides (``PosteriorSmoother.queue_result`` READY).
+    They depend on the window, never on the thresholds: a sweep over thresholds computes them once
+    and replays only the decisions (``replay``)."""
+
+    times_s: np.ndarray  # (n,) the hops' times, as stored
+    times_ms: np.ndarray  # (n,) the stream times in ms the recognizer's smoother got
+    averages: np.ndarray  # (n, labels) float64, each exactly the smoother's own average
+    top: np.ndarray  # (n,) the top label of each average
+    top_score: np.ndarray  # (n,) its average
+    smoothing: SmoothingConfig
+
+
+def window_averages(times: np.ndarray, scores: np.ndarray, manifest: Manifest,
+                    smoothing: SmoothingConfig | None = None) -> WindowAverages:
+    """``WindowAverages`` of stored per-hop scores (each hop at the very stream time in ms the
+    recognizer's smoother got, so kws-listen fires the same)."""
+    sm = smoothing or manifest.smoothing
+    smoother = PosteriorSmoother.from_manifest(manifest, sm, {})
+    kept, stamps, rows = [], [], []
+    for i, (t, s) in enumerate(zip(times, scores)):
+        time_ms = stream_time_ms(t, manifest.sample_rate)
+        if smoother.queue_result(np.asarray(s).reshape(-1), time_ms) == READY:
+            kept.append(i)
+            stamps.append(time_ms)
+            rows.append(smoother.window_average().copy())
+    averages = np.array(rows, np.float64).reshape(len(rows), len(manifest.labels))
+    top = averages.argmax(axis=1) if len(rows) else np.zeros(0, np.int64)
+    return WindowAverages(times_s=np.asarray(times, np.float64)[kept], times_ms=np.array(stamps, np.float64),
+                          averages=averages, top=top, top_score=averages[np.arange(len(rows)), top],
+                          smoothing=sm)
+
+
+def replay(avg: WindowAverages, manifest: Manifest, thresholds: dict[str, float] | None = None) -> list[Detection]:
+    """The detections of the edge smoother on ``avg`` at ``thresholds`` (default: the manifest's),
+    decided by ``PosteriorSmoother.decide_on`` itself. A hop changes the smoother's state only where
+    it fires (its top label is a keyword over its threshold) or while a detection is held, so only
+    those hops are decided on: the detections are those of every hop decided in turn."""
+    smoother = PosteriorSmoother.from_manifest(manifest, avg.smoothing,
                                                manifest.thresholds if thresholds is None else thresholds)
-    out = []
-    for t, s in zip(times, scores):
-        res = smoother.update(s, stream_time_ms(t, manifest.sample_rate))
-        if res is not None and res.is_detection:
-            out.append(Detection(float(t), res.label, float(res.score)))
+    may_fire = np.flatnonzero(~smoother.ignore[avg.top] & (avg.top_score > smoother.thresholds[avg.top]))
+    out: list[Detection] = []
+    n, k = len(avg.times_ms), 0
+    while k < len(may_fire):
+        j = int(may_fire[k])
+        while True:  # hop by hop from a hop that may fire for as long as a detection is held
+            top = smoother.decide_on(avg.averages[j], avg.times_ms[j])
+            if smoother.last_decision_fired:
+                out.append(Detection(float(avg.times_s[j]), smoother.labels[top], float(smoother.last_score)))
+            j += 1
+            if j >= n or smoother.held_label == NO_LABEL:
+                break
+        k = int(np.searchsorted(may_fire, j))
     return out
+
+
+def smooth(times: np.ndarray, scores: np.ndarray, manifest: Manifest,
+           smoothing: SmoothingConfig | None = None, thresholds: dict[str, float] | None = None,
+           averages: WindowAverages | None = None) -> list[Detection]:
+    """Keyword detections of the edge smoother over stored per-hop scores: ``replay`` of their
+    ``window_averages`` (pass ``averages`` where they were computed already, at ``smoothing``)."""
+    if averages is None:
+        averages = window_averages(times, scores, manifest, smoothing)
+    return replay(averages, manifest, thresholds)
 
 
 def with_window(smoothing: SmoothingConfig, window_ms: float) -> SmoothingConfig:
@@ -58,14 +112,17 @@ def with_window(smoothing: SmoothingConfig, window_ms: float) -> SmoothingConfig
 
 
 def sweep(times, scores, manifest: Manifest, events, duration_s: float, thresholds: Sequence[float],
-          smoothing: SmoothingConfig | None = None) -> list[dict]:
-    """One streaming report per global threshold (every label at that threshold)."""
+          smoothing: SmoothingConfig | None = None, averages: WindowAverages | None = None) -> list[dict]:
+    """One streaming report per global threshold (every label at that threshold); ``averages``:
+    the scores' ``window_averages`` at ``smoothing`` where they were computed already."""
     from .streaming_metrics import streaming_report
 
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
+    if averages is None:
+        averages = window_averages(times, scores, manifest, smoothing)
     rows = []
     for th in thresholds:
-        dets = smooth(times, scores, manifest, smoothing, {l: float(th) for l in keywords})
+        dets = replay(averages, manifest, {l: float(th) for l in keywords})
         rep = streaming_report(dets, events, duration_s, keywords)
         rows.append({"threshold": round(float(th), 4), **rep})
     return rows
@@ -83,21 +140,32 @@ class ScoredAudio:
 
 
 def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, thresholds: dict[str, float],
-                            smoothing: SmoothingConfig | None = None) -> dict:
+                            smoothing: SmoothingConfig | None = None,
+                            cache: dict[int, WindowAverages] | None = None) -> dict:
     """False accepts of the edge smoother over keyword-free recordings, each smoothed on its own
     (the smoother starts fresh per file) and counted by ``streaming_report``, as kws-eval counts
-    them: {"false_accepts", "hours", "fa_per_hour", "per_label"}."""
+    them: {"false_accepts", "hours", "fa_per_hour", "per_label"}. ``cache``: the parts'
+    ``window_averages`` at ``smoothing`` by index in ``parts``, filled as they are computed (one
+    dict per smoothing config, for calls that differ only in their thresholds)."""
     from .streaming_metrics import SECONDS_PER_HOUR, streaming_report
 
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
     columns = [manifest.labels.index(l) for l in keywords]
     lowest = min(thresholds.get(l, manifest.threshold_for(l)) for l in keywords) if keywords else 1.0
     total, per_label, seconds = 0, dict.fromkeys(keywords, 0), 0.0
-    for part in parts:
+    for i, part in enumerate(parts):
         # an average never exceeds the peak: a recording whose keyword scores all stay at or under
         # every threshold cannot fire, so its smoothing is skipped (the result is the same)
         quiet = not len(part.scores) or float(part.scores[:, columns].max()) <= lowest
-        dets = [] if quiet and not part.events else smooth(part.times, part.scores, manifest, smoothing, thresholds)
+        if quiet and not part.events:
+            dets = []
+        else:
+            averages = cache.get(i) if cache is not None else None
+            if averages is None:
+                averages = window_averages(part.times, part.scores, manifest, smoothing)
+                if cache is not None:
+                    cache[i] = averages
+            dets = replay(averages, manifest, thresholds)
         rep = streaming_report(dets, list(part.events), part.duration_s, keywords)
         total += rep["false_accepts"]
         seconds += rep["keyword_free_hours"] * SECONDS_PER_HOUR

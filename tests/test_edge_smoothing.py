@@ -269,3 +269,54 @@ def test_a_hop_whose_results_never_span_a_decision_is_named(hop_ms, window_ms, s
     sm = PosteriorSmoother(LABELS, config)
     results = [sm.update(one_hot("yes"), 1000.0 + k * hop_ms) for k in range(int(60000 / hop_ms))]
     assert any(r.label for r in results) == decides
+
+
+def _reference_detections(times_s, scores, manifest, smoothing, thresholds):
+    """Every hop through ``PosteriorSmoother.update`` in turn: what the recognizer decides live."""
+    from kws.edge.recognizer import stream_time_ms
+
+    smoother = PosteriorSmoother.from_manifest(manifest, smoothing, thresholds)
+    out = []
+    for t, s in zip(times_s, scores):
+        res = smoother.update(s, stream_time_ms(t, manifest.sample_rate))
+        if res is not None and res.is_detection:
+            out.append((float(t), res.label, float(res.score)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_offline_replay_decides_exactly_as_the_smoother_fed_every_hop(seed):
+    """kws-eval's sweep and calibration compute each window's averages once and replay only the hops
+    that can change the smoother's state; its detections must be the live smoother's, to the bit."""
+    from kws.edge.frontend import FrontendConfig
+    from kws.edge.manifest import Manifest
+    from kws.evaluation.scoring import replay, smooth, window_averages
+
+    rng = np.random.default_rng(seed)
+    labels = ("_silence_", "_unknown_", "a", "b", "c")
+    manifest = Manifest(labels=labels, frontend=FrontendConfig())
+    hop_s = (0.02, 0.03, 0.04, 0.08, 0.1, 0.05)[seed]
+    times = np.round(np.arange(1.0, 240.0, hop_s), 6)
+    if seed % 2:  # a gap (a file boundary), and results out of order, which the smoother drops
+        times[len(times) // 3:] += 3.7
+        times[len(times) // 2] = times[len(times) // 2 - 5]
+    raw = rng.random((len(times), len(labels))) ** 4  # mostly low scores, with bursts below
+    for start in rng.integers(0, len(times) - 60, 120):
+        word = rng.integers(2, len(labels))
+        length = int(rng.integers(5, 40))
+        raw[start:start + length, word] += rng.uniform(2, 30)
+    scores = raw / raw.sum(axis=1, keepdims=True)
+    smoothing = SmoothingConfig(average_window_ms=float(rng.choice([300, 500, 800])), hop_ms=hop_s * 1000,
+                                suppression_ms=float(rng.choice([0, 500, 1500])),
+                                release_fraction=float(rng.choice([0.5, 1.0])), release_ms=float(rng.choice([0, 200])),
+                                minimum_span_ms=80.0)
+    averages = window_averages(times, scores, manifest, smoothing)
+    seen = 0
+    for th in (0.3, 0.5, 0.62, 0.8, 0.95):
+        thresholds = {"a": th, "b": min(0.99, th + 0.1), "c": max(0.05, th - 0.2)}
+        expected = _reference_detections(times, scores, manifest, smoothing, thresholds)
+        got = [(d.time_s, d.label, d.score) for d in replay(averages, manifest, thresholds)]
+        assert got == expected
+        assert [(d.time_s, d.label, d.score) for d in smooth(times, scores, manifest, smoothing, thresholds)] == expected
+        seen += len(expected)
+    assert seen > 50  # the streams hold detections at every threshold tried, held ones and released ones
