@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -41,11 +42,40 @@ def run_copy(trained_run, tmp_path):
     return out
 
 
-def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confusers, monkeypatch):
-    import kws.trainer.train as train_module
-    from kws.evaluation.mining import Miner, MiningOptions, float_tflite_scores, keras_scores
-    from kws.evaluation.scoring import negatives_false_accepts
+@pytest.fixture(scope="module")
+def score_once():
+    """``float_tflite_scores`` that scores each recording once per model weights, hop and frontend: the
+    tests whose training is stubbed score the unchanged fixture model round after round, and a round's
+    count after training is the next round's before. A model with other weights is scored anew, so a
+    hit also shows that two counts were taken on the same weights."""
+    from kws.evaluation.mining import float_tflite_scores
 
+    done: dict[tuple, object] = {}
+
+    def scores(model, paths, frontend, hop_ms, folder):
+        digest = hashlib.sha256()
+        for w in model.get_weights():
+            digest.update(np.ascontiguousarray(w).tobytes())
+        key = (digest.hexdigest(), repr(frontend), float(hop_ms))
+        missing = [p for p in paths if (key, str(p)) not in done]
+        if missing:
+            for path, part in zip(missing, float_tflite_scores(model, missing, frontend, hop_ms, folder)):
+                done[key, str(path)] = part
+        return [done[key, str(p)] for p in paths]
+
+    return scores
+
+
+def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confusers, monkeypatch, score_once, capsys):
+    """Also: with train.time_budget_s used up, kws-train --resume trains one epoch and stops; so does
+    each mining round, which said nothing of the epochs it was asked for and did not train."""
+    import kws.evaluation.mining as mining
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions, keras_scores
+    from kws.evaluation.scoring import negatives_false_accepts
+    from kws.trainer.config import load_config, save_config
+
+    monkeypatch.setattr(mining, "float_tflite_scores", score_once)
     # named relative to the working folder, as typed: mining.json keeps them absolute
     monkeypatch.chdir(confusers.parent)
     opts = MiningOptions(rounds=1, epochs_per_round=1, windows_per_round=8, margin=0.3, negatives=(confusers.name,))
@@ -90,11 +120,12 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     metrics = json.loads((run_copy / "metrics.json").read_text())
     assert metrics["mining"] == [{"round": 1, "windows_added": 8, "fa_per_hour_before": fa["fa_per_hour"],
                                   "fa_per_hour_after": first["fa_after"]["fa_per_hour"]}]
-    # the after-count is exactly kws-eval's count over the new model's scores
+    # the after-count is exactly kws-eval's count over the new model's scores (scored once: a
+    # model.keras with other weights than the round measured would be scored anew)
     import keras
     model = keras.models.load_model(run_copy / "model.keras")
     paths = [str(p) for p in sorted(confusers.glob("*.wav"))]
-    scored = float_tflite_scores(model, paths, miner.cfg.features, 40.0, run_copy)
+    scored = score_once(model, paths, miner.cfg.features, 40.0, run_copy)
     again = negatives_false_accepts(scored, miner.manifest, dict.fromkeys(WORDS, 0.7))
     assert again == first["fa_after"] and not (run_copy / ".mining_float.tflite").exists()
     # the float TFLite scores are Keras' scores
@@ -102,12 +133,25 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     assert all(np.allclose(a.scores, b.scores, atol=1e-5) and np.array_equal(a.times, b.times)
                for a, b in zip(scored, keras_parts))
 
-    # a second round adds new windows, none within 0.5 s of a kept one, and trains one more epoch
-    record = Miner(run_copy, dataclasses.replace(opts, rounds=2, negatives=()), quiet=True).run_rounds()
+    # a second round adds new windows, none within 0.5 s of a kept one, and trains one more epoch:
+    # asked for two, with the run's time budget used up it trains one, and says so
+    config = run_copy / "config.yaml"
+    save_config(load_config(config, ("train.time_budget_s=1",)), config)  # the fixture trained for longer
+    capsys.readouterr()
+    record = Miner(run_copy, dataclasses.replace(opts, rounds=2, epochs_per_round=2, negatives=()),
+                   quiet=True).run_rounds()
     assert [r["round"] for r in record["rounds"]] == [1, 2]
     assert record["rounds"][1]["fa_before"] == record["rounds"][0]["fa_after"]
     assert len(record["windows"]) == 8 + record["rounds"][1]["windows_added"]
-    assert json.loads((run_copy / "state.json").read_text())["epochs_done"] == epochs_before + 2
+    starts = sorted((w["file"], w["start_s"]) for w in record["windows"])
+    assert all(not (a[0] == b[0] and b[1] - a[1] < 0.5) for a, b in zip(starts, starts[1:]))
+    state = json.loads((run_copy / "state.json").read_text())
+    assert state["epochs_done"] == epochs_before + 2
+    assert record["rounds"][1]["fa_after"] is not None
+    lines = capsys.readouterr().err.splitlines()
+    assert [l for l in lines if "kws-mine" in l] == [
+        f"kws-mine: warning: round 2 trained 1 of its 2 epochs: the run's train.time_budget_s (1 s) is used up "
+        f"({state['train_seconds']:.0f} s trained); raise it in {config} (0: no limit) for the rounds to come"]
 
 
 def test_mine_cli_needs_negatives(run_copy):
@@ -205,9 +249,10 @@ def test_negative_false_accepts_equal_full_smoothing_of_every_file():
     assert counts[0] > counts[1] > 0 == counts[2]  # the check covers files that fire and files that cannot
 
 
-def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkeypatch):
+def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkeypatch, score_once):
     """mining.json's negatives are what kws-eval checks calibration negatives against: a rerun that
     mined b.wav after a.wav kept only a.wav there, so calibrating on b.wav raised no warning."""
+    import kws.evaluation.mining as mining
     import kws.trainer.train as train_module
     from kws.evaluation.eval_cli import trained_negatives
     from kws.evaluation.mining import Miner, MiningOptions
@@ -218,6 +263,7 @@ def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(mining, "float_tflite_scores", score_once)
     monkeypatch.setattr(train_module, "train", interrupted)
     miner = Miner(run_copy, MiningOptions(rounds=1, windows_per_round=4, negatives=(b,)), quiet=True)
     assert [f.path for f in miner.negatives.files] == [b]
@@ -229,16 +275,18 @@ def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkey
         Path(a).resolve(), Path(b).resolve()}
 
 
-def test_a_rerun_finishes_a_round_at_the_threshold_and_hop_it_began_with(run_copy, confusers, monkeypatch):
+def test_a_rerun_finishes_a_round_at_the_threshold_and_hop_it_began_with(run_copy, confusers, monkeypatch, score_once):
     """After Ctrl-C, the README's rerun of plain ``kws-mine -m RUN`` measured the round's after-count
     at the run's threshold and hop, its before-count at the --threshold / --hop-ms of the command
     that began it: a model training left as it was went from one count of false accepts to another."""
+    import kws.evaluation.mining as mining
     import kws.trainer.train as train_module
     from kws.evaluation.mining import Miner, MiningOptions
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(mining, "float_tflite_scores", score_once)
     monkeypatch.setattr(train_module, "train", interrupted)
     began = MiningOptions(rounds=1, windows_per_round=4, threshold=0.05, hop_ms=80.0, negatives=(str(confusers),))
     with pytest.raises(KeyboardInterrupt):
@@ -256,15 +304,17 @@ def test_a_rerun_finishes_a_round_at_the_threshold_and_hop_it_began_with(run_cop
         assert (record["threshold"], record["hop_ms"]) == now
 
 
-def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin(run_copy, confusers, monkeypatch):
+def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin(run_copy, confusers, monkeypatch, score_once):
     """The README's rerun of plain ``kws-mine -m RUN`` after Ctrl-C went on with the recorded
     --threshold and --hop-ms but chose its new rounds' windows with the default margin 0.2."""
+    import kws.evaluation.mining as mining
     import kws.trainer.train as train_module
     from kws.evaluation.mining import Miner, MiningOptions
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(mining, "float_tflite_scores", score_once)
     monkeypatch.setattr(train_module, "train", interrupted)
     # threshold 0.7 - margin 0.7: every window is hard enough, most of them far below 0.7 - 0.2
     began = MiningOptions(rounds=2, windows_per_round=4, margin=0.7, negatives=(str(confusers),))
@@ -312,23 +362,3 @@ def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, r
     assert res.exit_code == 0, res.output
     assert res.stdout == (f"kws-mine: {len(rounds)} rounds, {4 * len(rounds)} hard negatives; {said} "
                           f"model: {tmp_path}\n")
-
-
-def test_a_round_cut_short_by_the_runs_time_budget_says_so(run_copy, confusers, capsys):
-    """With train.time_budget_s used up, kws-train --resume trains one epoch and stops; so does each
-    mining round, which said nothing of the epochs it was asked for and did not train."""
-    from kws.evaluation.mining import Miner, MiningOptions
-    from kws.trainer.config import load_config, save_config
-
-    config = run_copy / "config.yaml"
-    save_config(load_config(config, ("train.time_budget_s=1",)), config)  # the fixture trained for longer
-    epochs_before = json.loads((run_copy / "state.json").read_text())["epochs_done"]
-    opts = MiningOptions(rounds=1, epochs_per_round=2, windows_per_round=4, negatives=(str(confusers),))
-    (first,) = Miner(run_copy, opts, quiet=True).run_rounds()["rounds"]
-    assert json.loads((run_copy / "state.json").read_text())["epochs_done"] == epochs_before + 1
-    assert first["fa_after"] is not None
-    lines = capsys.readouterr().err.splitlines()
-    assert [l for l in lines if "kws-mine" in l] == [
-        f"kws-mine: warning: round 1 trained 1 of its 2 epochs: the run's train.time_budget_s (1 s) is used up "
-        f"({json.loads((run_copy / 'state.json').read_text())['train_seconds']:.0f} s trained); raise it in "
-        f"{config} (0: no limit) for the rounds to come"]
