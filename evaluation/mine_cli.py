@@ -28,11 +28,14 @@ Examples:
               help="Keyword-free recordings to mine (repeatable or comma-separated; default: the run's "
                    "data.negatives, or those of an earlier kws-mine on this run).")
 @click.option("--rounds", type=click.IntRange(1), default=DEFAULT_ROUNDS, show_default=True,
-              help="Rounds of mining then training (a rerun goes on with the unfinished one).")
-@click.option("--epochs", "epochs_per_round", type=click.IntRange(1), default=DEFAULT_EPOCHS_PER_ROUND,
-              show_default=True, help="Training epochs after each round's mining.")
-@click.option("--windows", "windows_per_round", type=click.IntRange(1), default=DEFAULT_WINDOWS_PER_ROUND,
-              show_default=True, help="Most windows kept per round (the highest-scoring ones).")
+              help="Rounds of mining then training in all, those of an earlier kws-mine on this run counted (a rerun "
+                   "goes on with an unfinished one among them).")
+@click.option("--epochs", "epochs_per_round", type=click.IntRange(1), default=None,
+              help="Training epochs after each round's mining  [default: an earlier kws-mine's on this run, "
+                   f"else {DEFAULT_EPOCHS_PER_ROUND}]")
+@click.option("--windows", "windows_per_round", type=click.IntRange(1), default=None,
+              help="Most windows kept per round (the highest-scoring ones)  [default: an earlier kws-mine's on "
+                   f"this run, else {DEFAULT_WINDOWS_PER_ROUND}]")
 @click.option("--margin", type=FiniteFloatRange(*RECORDED_RANGES["margin"]), default=None,
               help="Keep windows whose keyword score is at least threshold - margin  [default: an earlier "
                    f"kws-mine's on this run, else {DEFAULT_MARGIN:g}]")

@@ -41,6 +41,11 @@ FLOAT_SCORER = ".mining_float.tflite"  # the run's model as float TFLite, while 
 # settings mining.json records (and a rerun goes on with), and the values kws-mine's options take
 RECORDED_RANGES = {"threshold": (0.0, 1.0), "hop_ms": (1.0, SMOOTHING_RANGES["hop_ms"][1]),
                    "margin": (0.0, 1.0)}
+# mining.json's whole-number settings a rerun goes on with, and their defaults
+RECORDED_COUNTS = {"windows_per_round": DEFAULT_WINDOWS_PER_ROUND, "epochs_per_round": DEFAULT_EPOCHS_PER_ROUND}
+# the kws-mine option of each recorded setting, as the line naming those a rerun reuses spells them
+OPTION_OF = {"threshold": "--threshold", "hop_ms": "--hop-ms", "margin": "--margin",
+             "windows_per_round": "--windows", "epochs_per_round": "--epochs"}
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,8 @@ class MiningOptions:
     """How many rounds, how many windows and epochs each, and which scores count as hard."""
 
     rounds: int = DEFAULT_ROUNDS
-    epochs_per_round: int = DEFAULT_EPOCHS_PER_ROUND
-    windows_per_round: int = DEFAULT_WINDOWS_PER_ROUND
+    epochs_per_round: int | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_EPOCHS_PER_ROUND
+    windows_per_round: int | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_WINDOWS_PER_ROUND
     margin: float | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_MARGIN
     threshold: float | None = None  # None: an earlier kws-mine's on this run, else smoothing.detection_threshold
     hop_ms: float | None = None  # None: an earlier kws-mine's on this run, else smoothing.hop_ms (what kws-listen runs)
@@ -235,9 +240,15 @@ class Miner:
         # only choosing a round's windows uses it: a round begun earlier keeps the windows it chose
         self.margin = (float(opts.margin) if opts.margin is not None
                        else self._recorded(self.record, "margin", DEFAULT_MARGIN))
+        # as the margin: a round begun earlier keeps its windows and the epochs it was to train
+        self.windows_per_round = (opts.windows_per_round if opts.windows_per_round is not None
+                                  else self._recorded_count("windows_per_round"))
+        self.epochs_per_round = (opts.epochs_per_round if opts.epochs_per_round is not None
+                                 else self._recorded_count("epochs_per_round"))
         self.opts = opts
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
+        self._say_reused(opts)
         self.manifest = run_manifest(self.cfg, self.labels)
         self.keywords = [l for l in self.labels if l not in self.manifest.ignore_labels]
         # every recording mined in any round (kws-eval warns when it calibrates on one of them), also
@@ -247,6 +258,7 @@ class Miner:
         self.record.setdefault("rounds", [])
         self.record.setdefault("windows", [])
         self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": self.margin,
+                            "windows_per_round": self.windows_per_round, "epochs_per_round": self.epochs_per_round,
                             "negatives_hours": round(self.negatives.seconds / 3600, 4)})
 
     def _read_record(self) -> dict:
@@ -274,6 +286,26 @@ class Miner:
             raise KwsError(f"{self.path}: {what}{key} {value!r} is not a number in {low:g}..{high:g}; move the "
                            "file away to mine this run afresh")
         return float(value)
+
+    def _recorded_count(self, key: str) -> int:
+        """``key`` of RECORDED_COUNTS as mining.json holds it (its default where it does not say);
+        KwsError naming the file where it is not a whole number >= 1."""
+        value = self.record.get(key)
+        if value is None:
+            return RECORDED_COUNTS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise KwsError(f"{self.path}: {key} {value!r} is not a whole number >= 1; move the file away to mine "
+                           "this run afresh")
+        return value
+
+    def _say_reused(self, opts: MiningOptions) -> None:
+        """One line naming the settings this rerun took from mining.json (none of its options gave them)."""
+        now = {"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": self.margin,
+               "windows_per_round": self.windows_per_round, "epochs_per_round": self.epochs_per_round}
+        reused = [f"{OPTION_OF[key]} {value:g}" for key, value in now.items()
+                  if getattr(opts, key) is None and self.record.get(key) is not None]
+        if reused:
+            self.say(f"kws-mine: going on with {self.path.name}'s {' '.join(reused)} (an option given wins)")
 
     def _check_hop(self, hop_ms: float) -> None:
         """KwsError unless the recognizer runs ``hop_ms`` with this run's frontend and its smoother
@@ -318,14 +350,14 @@ class Miner:
                 columns = [self.labels.index(k) for k in self.keywords]
                 taken = [(w["file"], w["start_s"]) for w in self.record["windows"]]
                 new = pick_hard_windows(parts, columns, self.threshold - self.margin,
-                                        self.opts.windows_per_round, self.cfg.features.clip_ms / MS_PER_S, taken)
+                                        self.windows_per_round, self.cfg.features.clip_ms / MS_PER_S, taken)
                 for w in new:
                     w["round"] = number
                 epochs_done = int(self.run.read_state().get("epochs_done", 0))
                 rounds.append({"round": number, "threshold": self.threshold, "hop_ms": self.hop_ms,
                                "margin": self.margin, "fa_before": before_value, "windows_added": len(new),
                                "windows_total": len(self.record["windows"]) + len(new),
-                               "start_epoch": epochs_done, "target_epochs": epochs_done + self.opts.epochs_per_round,
+                               "start_epoch": epochs_done, "target_epochs": epochs_done + self.epochs_per_round,
                                "fa_after": None})
                 self.record["windows"].extend(new)
                 self._save()

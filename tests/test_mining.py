@@ -304,9 +304,11 @@ def test_a_rerun_finishes_a_round_at_the_threshold_and_hop_it_began_with(run_cop
         assert (record["threshold"], record["hop_ms"]) == now
 
 
-def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin(run_copy, confusers, monkeypatch, score_once):
+def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin_windows_and_epochs(run_copy, confusers, monkeypatch,
+                                                                                   score_once):
     """The README's rerun of plain ``kws-mine -m RUN`` after Ctrl-C went on with the recorded
-    --threshold and --hop-ms but chose its new rounds' windows with the default margin 0.2."""
+    --threshold and --hop-ms but chose its new rounds' windows with the default margin 0.2, and kept
+    the default 500 windows and trained the default 3 epochs whatever --windows and --epochs began."""
     import kws.evaluation.mining as mining
     import kws.trainer.train as train_module
     from kws.evaluation.mining import Miner, MiningOptions
@@ -316,20 +318,34 @@ def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin(run_copy, confus
 
     monkeypatch.setattr(mining, "float_tflite_scores", score_once)
     monkeypatch.setattr(train_module, "train", interrupted)
-    # threshold 0.7 - margin 0.7: every window is hard enough, most of them far below 0.7 - 0.2
-    began = MiningOptions(rounds=2, windows_per_round=4, margin=0.7, negatives=(str(confusers),))
+    # threshold 0.7 - margin 0.7: every window is hard enough, most of them far below 0.7 - 0.2, and
+    # far more of them than 40 (each round keeps windows 0.5 s apart over 64 s of negatives)
+    began = MiningOptions(rounds=2, windows_per_round=40, epochs_per_round=2, margin=0.7,
+                          negatives=(str(confusers),))
+    said: list[str] = []
     with pytest.raises(KeyboardInterrupt):
-        Miner(run_copy, began, quiet=True).run_rounds()
+        Miner(run_copy, began, quiet=True, say=said.append).run_rounds()
+    assert not [l for l in said if "going on with" in l]  # nothing recorded yet
     monkeypatch.setattr(train_module, "train", lambda **kwargs: None)
-    record = Miner(run_copy, MiningOptions(rounds=2), quiet=True).run_rounds()  # 500 windows a round
+    said.clear()
+    record = Miner(run_copy, MiningOptions(rounds=2), quiet=True, say=said.append).run_rounds()
     second = [w for w in record["windows"] if w["round"] == 2]
     assert record["margin"] == record["rounds"][1]["margin"] == 0.7
-    assert len(second) == record["rounds"][1]["windows_added"] > 0
+    assert len(second) == record["rounds"][1]["windows_added"] == 40
+    assert record["rounds"][1]["target_epochs"] - record["rounds"][1]["start_epoch"] == 2
     assert min(w["score"] for w in second) < 0.7 - 0.2
-    # a rerun given --margin mines with it, and records it
-    record = Miner(run_copy, MiningOptions(rounds=3, margin=0.1), quiet=True).run_rounds()
+    assert said[0] == ("kws-mine: going on with mining.json's --threshold 0.7 --hop-ms 40 --margin 0.7 --windows 40 "
+                       "--epochs 2 (an option given wins)")
+    # a rerun given --margin and --windows mines with them, and records them
+    said.clear()
+    record = Miner(run_copy, MiningOptions(rounds=3, margin=0.1, windows_per_round=3), quiet=True,
+                   say=said.append).run_rounds()
     assert record["margin"] == record["rounds"][2]["margin"] == 0.1
     assert all(w["score"] >= 0.7 - 0.1 for w in record["windows"] if w["round"] == 3)
+    assert record["windows_per_round"] == 3 and record["rounds"][2]["windows_added"] <= 3
+    assert record["epochs_per_round"] == record["rounds"][2]["target_epochs"] - record["rounds"][2]["start_epoch"] == 2
+    assert said[0] == ("kws-mine: going on with mining.json's --threshold 0.7 --hop-ms 40 --epochs 2 "
+                       "(an option given wins)")
 
 
 def _round(number: int, threshold: float, before: float, after: float, hours: float = 0.5) -> dict:
