@@ -76,7 +76,16 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
                "counted at another threshold, hop or on other negatives")
     click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "
                f"{last['fa_after']['hours']:.3f} h of negatives {first['fa_before']['fa_per_hour']} -> "
-               f"{last['fa_after']['fa_per_hour']} ({how}); model: {run_path}")
+               f"{last['fa_after']['fa_per_hour']} ({how}){cut_short(done)}; model: {run_path}")
+
+
+def cut_short(rounds: list[dict]) -> str:
+    """'; round 2 trained 1 of its 3 epochs (train.time_budget_s)' for the finished rounds whose
+    training the run's time budget stopped early ('' where none was)."""
+    short = [f"round {r['round']} trained {r['epochs_trained']} of its {r['target_epochs'] - r['start_epoch']} epochs"
+             for r in rounds if isinstance(r.get("epochs_trained"), int)
+             and r["epochs_trained"] < r["target_epochs"] - r["start_epoch"]]
+    return f"; {', '.join(short)} (train.time_budget_s)" if short else ""
 
 
 def rounds_named(first: int, last: int) -> str:

@@ -343,7 +343,11 @@ class Miner:
         rounds = self.record["rounds"]
         for number in range(1, self.opts.rounds + 1):
             if number <= len(rounds) and rounds[number - 1].get("fa_after") is not None:
-                continue
+                if not self._trains_on_cut_short(number):
+                    continue
+                # unfinished again until measured after its training: a stop in between reruns it so
+                rounds[number - 1]["fa_after"] = None
+                self._save()
             t0 = time.time()
             if number > len(rounds):  # score, choose and store this round's windows before training on them
                 parts, before_value = self.score()
@@ -376,6 +380,7 @@ class Miner:
             self._check_hop(began["hop_ms"])
             train(resume=self.run.path, overrides=(f"train.epochs={entry['target_epochs']}",), quiet=self.quiet)
             self._warn_if_cut_short(number, entry)
+            entry["epochs_trained"] = int(self.run.read_state().get("epochs_done", 0)) - entry["start_epoch"]
             _, after = self.score(began["threshold"], began["hop_ms"])
             entry["fa_after"] = after
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t0, 1)
@@ -385,6 +390,30 @@ class Miner:
                      f"{after['fa_per_hour']} ({entry['fa_before']['false_accepts']} -> {after['false_accepts']} "
                      f"false accepts in {after['hours']:.3f} h)")
         return self.record
+
+    def _trains_on_cut_short(self, number: int) -> bool:
+        """Whether finished round ``number`` is one whose training train.time_budget_s stopped before
+        its epochs were done and that a rerun trains on now: the last round (a later round's epochs
+        followed an earlier one's), and only where the budget, raised since, leaves time (one line,
+        quiet or not, where it does not)."""
+        rounds = self.record["rounds"]
+        entry = rounds[number - 1]
+        start, target = entry.get("start_epoch"), entry.get("target_epochs")
+        if number != len(rounds) or not all(isinstance(n, int) and not isinstance(n, bool) for n in (start, target)):
+            return False
+        state = self.run.read_state()
+        done = int(state.get("epochs_done", 0))
+        if not start <= done < target:
+            return False
+        budget, spent = self.cfg.train.time_budget_s, float(state.get("train_seconds", 0.0))
+        if budget and spent >= budget:
+            print(f"kws-mine: round {number} stays cut short at {done - start} of its {target - start} epochs: the "
+                  f"run's train.time_budget_s ({budget:g} s) is still used up ({spent:.0f} s trained); raise it in "
+                  f"{self.run.config} (0: no limit) and rerun to train the round on", file=sys.stderr, flush=True)
+            return False
+        self.say(f"kws-mine: round {number} trained {done - start} of its {target - start} epochs before the run's "
+                 "train.time_budget_s stopped it; training it on and measuring it again")
+        return True
 
     def _warn_if_cut_short(self, number: int, entry: dict) -> None:
         """One line (quiet or not) where a round's training stopped before its epochs were done: the
@@ -397,7 +426,7 @@ class Miner:
         print(f"kws-mine: warning: round {number} trained {done - entry['start_epoch']} of its "
               f"{entry['target_epochs'] - entry['start_epoch']} epochs: the run's train.time_budget_s ({budget:g} s) "
               f"is used up ({float(state.get('train_seconds', 0.0)):.0f} s trained); raise it in {self.run.config} "
-              "(0: no limit) for the rounds to come", file=sys.stderr, flush=True)
+              "(0: no limit), and a rerun trains this round on", file=sys.stderr, flush=True)
 
     def _record_in_metrics(self) -> None:
         if not self.run.metrics.is_file():

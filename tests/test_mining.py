@@ -151,7 +151,8 @@ def test_mining_keeps_hard_windows_trains_on_them_and_resumes(run_copy, confuser
     lines = capsys.readouterr().err.splitlines()
     assert [l for l in lines if "kws-mine" in l] == [
         f"kws-mine: warning: round 2 trained 1 of its 2 epochs: the run's train.time_budget_s (1 s) is used up "
-        f"({state['train_seconds']:.0f} s trained); raise it in {config} (0: no limit) for the rounds to come"]
+        f"({state['train_seconds']:.0f} s trained); raise it in {config} (0: no limit), and a rerun trains this "
+        "round on"]
 
 
 def test_mine_cli_needs_negatives(run_copy):
@@ -368,7 +369,12 @@ def _round(number: int, threshold: float, before: float, after: float, hours: fl
      "threshold, hop or on other negatives);"),
     # a round begun at 0.5 and finished by a rerun given --threshold 0.9 was counted at 0.5
     ([_round(1, 0.5, 900.0, 300.0)], 0.9, "FA/h on 0.500 h of negatives 900.0 -> 300.0 (threshold 0.5);"),
-], ids=["one-threshold", "threshold-changed", "other-negatives", "finished-by-another-threshold"])
+    # the run's train.time_budget_s stopped round 1 after one of its three epochs
+    ([{**_round(1, 0.7, 900.0, 300.0), "start_epoch": 8, "target_epochs": 11, "epochs_trained": 1},
+      {**_round(2, 0.7, 300.0, 100.0), "start_epoch": 9, "target_epochs": 12, "epochs_trained": 3}], 0.7,
+     "FA/h on 0.500 h of negatives 900.0 -> 100.0 (threshold 0.7); round 1 trained 1 of its 3 epochs "
+     "(train.time_budget_s);"),
+], ids=["one-threshold", "threshold-changed", "other-negatives", "finished-by-another-threshold", "cut-short"])
 def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, rounds, now, said):
     import kws.evaluation.mine_cli as mine_cli
 
@@ -378,3 +384,61 @@ def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, r
     assert res.exit_code == 0, res.output
     assert res.stdout == (f"kws-mine: {len(rounds)} rounds, {4 * len(rounds)} hard negatives; {said} "
                           f"model: {tmp_path}\n")
+
+
+def test_a_rerun_trains_on_the_last_round_a_raised_time_budget_leaves_time_for(run_copy, confusers, monkeypatch,
+                                                                                score_once, capsys):
+    """A round that train.time_budget_s cut short counted as finished: the rerun the warning asks for,
+    with the budget raised, trained nothing more and kept the count after the short training."""
+    import kws.evaluation.mining as mining
+    import kws.trainer.train as train_module
+    from kws.evaluation.mine_cli import main as mine_main
+    from kws.evaluation.mining import Miner, MiningOptions
+    from kws.trainer.config import load_config, save_config
+
+    config = run_copy / "config.yaml"
+    save_config(load_config(config, ("train.time_budget_s=1",)), config)  # the fixture trained for longer
+    epochs_before = json.loads((run_copy / "state.json").read_text())["epochs_done"]
+    asked = []
+
+    def train_within_budget(resume, overrides, quiet):
+        """As kws-train --resume trains: one epoch once the budget is used up, else up to train.epochs."""
+        asked.append(overrides)
+        state = json.loads((run_copy / "state.json").read_text())
+        target = int(overrides[0].split("=")[1])
+        budget = load_config(config).train.time_budget_s
+        used_up = budget and state["train_seconds"] >= budget
+        state["epochs_done"] = state["epochs_done"] + 1 if used_up else target
+        (run_copy / "state.json").write_text(json.dumps(state))
+
+    monkeypatch.setattr(mining, "float_tflite_scores", score_once)
+    monkeypatch.setattr(train_module, "train", train_within_budget)
+    opts = MiningOptions(rounds=1, epochs_per_round=3, windows_per_round=4, negatives=(str(confusers),))
+    (first,) = Miner(run_copy, opts, quiet=True).run_rounds()["rounds"]
+    assert first["epochs_trained"] == 1 and first["fa_after"] is not None
+    capsys.readouterr()
+
+    # the budget still used up: the round stays as it was, and the rerun and its summary say so
+    spent = json.loads((run_copy / "state.json").read_text())["train_seconds"]
+    res = CliRunner().invoke(mine_main, ["-m", str(run_copy), "--rounds", "1"])
+    assert res.exit_code == 0, res.output
+    assert len(asked) == 1
+    assert (f"kws-mine: round 1 stays cut short at 1 of its 3 epochs: the run's train.time_budget_s (1 s) is still "
+            f"used up ({spent:.0f} s trained); raise it in {config} (0: no limit) and rerun to train the round on"
+            in res.stderr.splitlines())
+    assert "round 1 trained 1 of its 3 epochs (train.time_budget_s); model:" in res.stdout
+
+    # raised: the rerun trains the round on to its three epochs and counts its false accepts again
+    save_config(load_config(config, ("train.time_budget_s=0",)), config)
+    res = CliRunner().invoke(mine_main, ["-m", str(run_copy), "--rounds", "1"])
+    assert res.exit_code == 0, res.output
+    assert asked == [(f"train.epochs={epochs_before + 3}",)] * 2
+    assert json.loads((run_copy / "state.json").read_text())["epochs_done"] == epochs_before + 3
+    (again,) = json.loads((run_copy / "mining.json").read_text())["rounds"]
+    assert again["epochs_trained"] == 3 and again["windows_added"] == first["windows_added"]
+    assert again["fa_after"] == first["fa_after"]  # the stubbed training left the model as it was
+    err = res.stderr.splitlines()
+    assert ("kws-mine: round 1 trained 1 of its 3 epochs before the run's train.time_budget_s stopped it; training "
+            "it on and measuring it again") in err
+    assert [l for l in err if l.startswith("mining round 1: FA/h on the negatives")]
+    assert "(train.time_budget_s)" not in res.stdout and "kws-mine: 1 rounds" in res.stdout
