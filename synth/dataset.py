@@ -33,7 +33,7 @@ from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 from kws.edge.stopping import STOP_SIGNALS, StopRequest
 
 from kws.trainer import augment
-from kws.trainer.dataset import SYNTH_META_CSV, SYNTH_STATE_DIR
+from kws.trainer.dataset import NOT_READ_NOTE, SYNTH_META_CSV, SYNTH_STATE_DIR, audio_files
 
 from . import clips
 from .engines import ENGINES, SynthesisError, Synthesizer, Utterance, Voice, available_voices, phonemes
@@ -505,7 +505,8 @@ def render_shard(tasks: Sequence[ClipTask]) -> list[ClipResult]:
 # ---- the run (parent process) ----------------------------------------------------------------------
 
 def background_noises(opts: SynthOptions) -> dict[str, np.ndarray]:
-    """Generated white/pink/brown noise plus every WAV of the user's noise folder, by name."""
+    """Generated white/pink/brown noise plus every audio file of the user's noise folder, by name
+    (hidden files and folders and __MACOSX/ passed by, as every kws tool does)."""
     rng = np.random.default_rng([opts.seed, 1])
     n = BACKGROUND_SECONDS * opts.sample_rate
     noises = {f"{k}_noise": BACKGROUND_RMS * augment.colored_noise(k, n, rng) for k in augment.NOISE_KINDS}
@@ -513,9 +514,10 @@ def background_noises(opts: SynthOptions) -> dict[str, np.ndarray]:
         folder = Path(opts.noise_dir)
         if not folder.is_dir():
             raise KwsError(f"--noise-dir {folder}: not a folder")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files(folder)
         if not files:
-            raise KwsError(f"--noise-dir {folder}: no audio files in it ({', '.join(AUDIO_SUFFIXES)})")
+            raise KwsError(f"--noise-dir {folder}: no audio files in it "
+                           f"({', '.join(AUDIO_SUFFIXES)}; {NOT_READ_NOTE})")
         for f in files:
             try:
                 audio, _ = load_audio(f, opts.sample_rate)

@@ -82,10 +82,15 @@ def test_generated_room_has_its_direct_to_reverberant_ratio_and_decay():
 
 
 def test_recorded_rirs_load_from_a_folder_and_bad_files_are_listed(tmp_path):
+    """Hidden files and folders and __MACOSX/ are passed by, as by every kws tool: a folder unzipped
+    from a Mac read each ._ companion as a broken impulse response and __MACOSX/'s copies as rooms."""
     ir = np.zeros(SR // 2, np.float32)
     ir[400] = 1.0
     ir[800:] = 0.05 * np.exp(-np.arange(SR // 2 - 800) / 800.0)
     write_wav(tmp_path / "rirs" / "hall.wav", ir, SR)
+    write_wav(tmp_path / "rirs" / "__MACOSX" / "hall.wav", ir, SR)
+    write_wav(tmp_path / "rirs" / ".Trashes" / "old.wav", ir, SR)
+    (tmp_path / "rirs" / "._hall.wav").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
     (tmp_path / "rirs" / "broken.wav").write_bytes(b"RIFF0000WAVE")
     rirs, skipped = aug.load_rirs(tmp_path / "rirs", SR)
     assert len(rirs) == 1 and [p.endswith("broken.wav") for p, _ in skipped] == [True]

@@ -261,7 +261,8 @@ def test_a_bad_noise_dir_leaves_nothing_that_blocks_the_rerun(tmp_path):
     args = ("--words", "yes", "--per-word", 1, "--negatives", 0, "--engines", "espeak", "--jobs", 1, "--out", out, "-q")
     res = _run(*args, "--noise-dir", noise)
     assert res.returncode == 1 and res.stderr.strip().splitlines() == [
-        f"Error: --noise-dir {noise}: no audio files in it (.wav, .wave, .flac, .ogg, .oga, .opus, .mp3)"]
+        f"Error: --noise-dir {noise}: no audio files in it (.wav, .wave, .flac, .ogg, .oga, .opus, .mp3; "
+        "hidden files and folders and __MACOSX/ are not read)"]
     assert not out.exists()
     write_wav(noise / "hum.wav", np.full(16000, 0.05, np.float32), 16000)
     res = _run(*args, "--noise-dir", noise)
@@ -529,7 +530,8 @@ def test_pseudo_speakers_get_noise_at_the_noise_share_of_any_kind():
 
 def test_every_noise_dir_file_is_kept_when_names_differ_only_by_suffix_or_case(tmp_path):
     """fan.wav, fan.flac and Fan.ogg all became user_fan: two of the three noises were silently
-    dropped from the mixes and from _background_noise_."""
+    dropped from the mixes and from _background_noise_. Hidden files and folders and __MACOSX/ were
+    read too (a warning for each ._ companion, __MACOSX/'s copies mixed in as noises of their own)."""
     import soundfile as sf
 
     from kws.synth.dataset import SynthOptions, background_noises
@@ -539,6 +541,11 @@ def test_every_noise_dir_file_is_kept_when_names_differ_only_by_suffix_or_case(t
     t = np.arange(16000) / 16000
     for name, hz in (("fan.wav", 200), ("fan.flac", 500), ("Fan.ogg", 900)):
         sf.write(noise_dir / name, 0.1 * np.sin(2 * np.pi * hz * t), 16000)
+    # passed by, as by every kws tool: a Mac's ._ companion, __MACOSX/'s copies, a hidden folder
+    (noise_dir / "._fan.wav").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    for rel in ("__MACOSX/fan.wav", ".Trashes/hum.wav"):
+        (noise_dir / rel).parent.mkdir()
+        sf.write(noise_dir / rel, 0.1 * np.sin(2 * np.pi * 300 * t), 16000)
     opts = SynthOptions(words=("yes",), out=tmp_path / "out", noise_dir=noise_dir)
     user = {k: v for k, v in background_noises(opts).items() if k.startswith("user_")}
     assert sorted(user) == ["user_fan", "user_fan-flac", "user_fan-wav"]

@@ -327,16 +327,19 @@ def prepare_rir(ir: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def load_rirs(folder: str | os.PathLike, sample_rate: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
-    """Every audio file under ``folder`` as a ready impulse response; unreadable or silent files are
-    returned as (path, why) instead of raised. Raises FileNotFoundError for a missing folder."""
+    """Every audio file under ``folder`` (RIR_SUFFIXES; hidden files and folders and __MACOSX/ passed
+    by, as every kws tool does) as a ready impulse response; unreadable or silent files are returned
+    as (path, why) instead of raised. Raises FileNotFoundError for a missing folder."""
     from kws.edge.audio import load_audio
     from kws.edge.errors import AudioError
+
+    from .dataset import audio_files
 
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: augment.rir_dir is not a folder")
     rirs, skipped = [], []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RIR_SUFFIXES):
+    for path in audio_files(root, RIR_SUFFIXES):
         try:
             samples, _ = load_audio(path, sample_rate)
             rirs.append(prepare_rir(samples, sample_rate))

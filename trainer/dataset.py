@@ -301,11 +301,13 @@ def passed_by_name(name: str) -> bool:
     return name.startswith(".") or name == MACOS_ARCHIVE_DIR
 
 
-def audio_files(folder: Path) -> list[Path]:
-    """The audio files anywhere under ``folder`` (AUDIO_SUFFIXES), sorted, less those ``passed_by_name``
-    below it (a hidden file or folder, ``__MACOSX/``): the one rule of every kws tool that walks a
-    folder. ``folder`` itself may have any name: a folder named on the command line is read."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+def audio_files(folder: Path, suffixes: Iterable[str] = AUDIO_SUFFIXES) -> list[Path]:
+    """The audio files anywhere under ``folder`` (``suffixes``, by default AUDIO_SUFFIXES), sorted, less
+    those ``passed_by_name`` below it (a hidden file or folder, ``__MACOSX/``): the one rule of every
+    kws tool that walks a folder. ``folder`` itself may have any name: a folder named on the command
+    line is read."""
+    wanted = {s.lower() for s in suffixes}
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in wanted and p.is_file()
                   and not any(passed_by_name(part) for part in p.relative_to(folder).parts))
 
 
