@@ -36,6 +36,7 @@ SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
 BACKGROUND_LABELS = (SILENCE_LABEL, UNKNOWN_LABEL)
 MAX_MANIFEST_BYTES = 1 << 20
+SHOWN_LABELS = 8  # an error listing labels names at most this many (a manifest may hold 1000)
 
 
 # the smoothing key of version-1 manifests and configs that counted model results instead of time
@@ -379,7 +380,29 @@ class Manifest:
         bad = sorted(set(manifest.thresholds) - set(manifest.labels))
         if bad:
             raise ManifestError(f"{source}: thresholds for unknown label(s) {', '.join(bad)}")
+        _check_ignore_labels(manifest, source)
         return manifest
+
+
+def _check_ignore_labels(manifest: Manifest, source: str) -> None:
+    """ManifestError naming ``source`` where ``ignore_labels`` names a label the model does not have
+    (a typo: the label meant stays reported) or leaves no keyword to report (every tool would run
+    and never detect anything). The background names may be listed without being labels: every
+    manifest lists them by default, and a model may have been trained without either."""
+    unknown = [l for l in manifest.ignore_labels if l not in manifest.labels and l not in BACKGROUND_LABELS]
+    if unknown:
+        raise ManifestError(f"{source}: ignore_labels names unknown label(s) {', '.join(unknown)} "
+                            f"(the model's labels: {_shown(manifest.labels)})")
+    keywords = [l for l in manifest.labels if l not in BACKGROUND_LABELS]
+    if keywords and all(l in manifest.ignore_labels for l in keywords):
+        raise ManifestError(f"{source}: ignore_labels lists every keyword ({_shown(keywords)}), so nothing "
+                            "would ever be detected: leave out the ones to detect")
+
+
+def _shown(names: tuple[str, ...] | list[str]) -> str:
+    """Up to SHOWN_LABELS names joined by commas, and how many more there are."""
+    more = len(names) - SHOWN_LABELS
+    return ", ".join(names[:SHOWN_LABELS]) + (f" and {more} more" if more > 0 else "")
 
 
 def _streaming(data: dict[str, Any] | None) -> StreamingSection | None:

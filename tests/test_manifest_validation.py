@@ -206,3 +206,29 @@ def test_a_manifest_listing_no_model_is_named_when_a_model_is_opened(tmp_path):
     with pytest.raises(ManifestError) as err:
         open_model(tmp_path / "model_int8.tflite")
     assert str(err.value) == f"{path}: does not describe model_int8.tflite (it lists: nothing)"
+
+
+def test_ignore_labels_may_not_silence_every_keyword_or_name_a_label_the_model_lacks(tmp_path):
+    """A hand-edited ignore_labels listing every keyword loaded, and kws-listen then ran forever
+    without a word; a misspelt label in it was taken as it stood, so the label meant went on firing.
+    The background names stay allowed without being labels: every manifest lists them by default."""
+    path = tmp_path / "manifest.json"
+    data = valid_dict()
+    data["labels"] = ["up", "down"]  # a model trained without the background labels ...
+    assert load_manifest(write(tmp_path, data)).ignore_labels == ("_silence_", "_unknown_")  # ... still loads
+    data = valid_dict()
+    data["ignore_labels"] = ["_silence_", "_unknown_", "up", "down"]
+    with pytest.raises(ManifestError) as err:
+        load_manifest(write(tmp_path, data))
+    assert str(err.value) == (f"{path}: ignore_labels lists every keyword (up, down), so nothing would ever be "
+                              "detected: leave out the ones to detect")
+    data["ignore_labels"] = ["up", "down"]  # the background labels would be all that is left to report
+    with pytest.raises(ManifestError, match="ignore_labels lists every keyword"):
+        load_manifest(write(tmp_path, data))
+    data["ignore_labels"] = ["_silence_", "_unknown_", "dwon"]
+    with pytest.raises(ManifestError) as err:
+        load_manifest(write(tmp_path, data))
+    assert str(err.value) == (f"{path}: ignore_labels names unknown label(s) dwon "
+                              "(the model's labels: _silence_, _unknown_, up, down)")
+    data["ignore_labels"] = ["_silence_", "_unknown_", "down"]
+    assert load_manifest(write(tmp_path, data)).ignore_labels == ("_silence_", "_unknown_", "down")
