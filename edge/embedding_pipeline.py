@@ -128,12 +128,13 @@ def open_pipeline(manifest: Manifest, manifest_path: Path, key: str, head: TFLit
         raise ManifestError(f"{manifest_path}: lists no embedding model for the {key!r} head "
                             f"(it lists: {', '.join(section.models) or 'none'})")
     entry: ModelEntry = section.models[key]
-    embedder = TFLiteModel(checked_file(manifest_path, entry.file, entry.sha256), num_threads=num_threads,
-                           runtime=runtime)
+    embedder = TFLiteModel(checked_file(manifest_path, entry.file, entry.sha256, entry.size_bytes),
+                           num_threads=num_threads, runtime=runtime)
     embedder.check_entry(entry, manifest_path)
     check_shape(manifest_path, embedder, EMBEDDING_INPUT_SHAPE, (1, EMBEDDING_DIM), "embedding model")
     check_shape(manifest_path, head, HEAD_INPUT_SHAPE, (1, len(manifest.labels)), "head")
-    consts = load_mel_constants(checked_file(manifest_path, section.mel_constants, section.mel_sha256))
+    consts = load_mel_constants(checked_file(manifest_path, section.mel_constants, section.mel_sha256,
+                                             section.mel_size_bytes))
     return EmbeddingPipeline(MelFrontend(consts), embedder, head)
 
 

@@ -155,14 +155,24 @@ def check_model_matches(manifest: Manifest, entry: ModelEntry, model: TFLiteMode
                             f"frontend makes {fe.num_frames} frames x {fe.num_features} features")
 
 
-def checked_file(manifest_path: Path, file: str, sha256: str) -> Path:
-    """The path of a file the manifest lists, after checking it is there and matches its sha256."""
+def checked_file(manifest_path: Path, file: str, sha256: str, size_bytes: int = 0) -> Path:
+    """The path of a file the manifest lists, after checking it is there and matches its sha256;
+    where it does not, ``size_bytes`` (the size the manifest records, 0 for none) tells a file cut
+    short (a copy interrupted) from one replaced."""
     path = manifest_path.parent / file
     if not path.is_file():
         raise ManifestError(f"{manifest_path}: lists {file}, which is not in {manifest_path.parent}")
-    if sha256 and sha256_of(path) != sha256:
-        raise ManifestError(f"{path}: does not match {manifest_path} (sha256 differs: the model "
-                            f"was replaced after conversion; re-run kws-convert)")
+    if not sha256:
+        return path
+    size = path.stat().st_size
+    if size < size_bytes:  # no need to hash it: it cannot match
+        raise ManifestError(f"{path}: cut short ({size} of the {size_bytes} bytes {manifest_path} records: "
+                            "copy it again, or re-run kws-convert)")
+    if sha256_of(path) != sha256:
+        how = ("replaced after conversion" if size_bytes else
+               "changed after conversion (replaced, or cut short; the manifest records no size)")
+        raise ManifestError(f"{path}: does not match {manifest_path} (sha256 differs: the file was {how}; "
+                            "re-run kws-convert)")
     return path
 
 
@@ -173,7 +183,7 @@ def open_step_model(manifest: Manifest, manifest_path: Path, key: str, num_threa
     if manifest.streaming is None or key not in manifest.streaming.models:
         return None
     entry: StreamEntry = manifest.streaming.models[key]
-    step = StepModel(checked_file(manifest_path, entry.file, entry.sha256), num_threads=num_threads,
+    step = StepModel(checked_file(manifest_path, entry.file, entry.sha256, entry.size_bytes), num_threads=num_threads,
                      runtime=runtime)
     step.check_entry(entry, manifest_path)
     fe = manifest.frontend
@@ -199,7 +209,7 @@ def open_model(path: str | os.PathLike, model: str | None = None, num_threads: i
         raise ManifestError(f"{manifest_path}: an ensemble of {len(manifest.ensemble.members)} models, which "
                             f"kws-listen and kws-eval run; here give one of its members ({folders})")
     key, entry = _pick(manifest, manifest_path, model_file or model)
-    model_path = checked_file(manifest_path, entry.file, entry.sha256)
+    model_path = checked_file(manifest_path, entry.file, entry.sha256, entry.size_bytes)
     if defer:
         return LoadedModel(manifest, manifest_path, key, entry,
                            DeferredModel(model_path, entry, manifest, manifest_path, num_threads, runtime))

@@ -34,15 +34,16 @@ class MemberSource:
     key: str
 
 
-def runtime_files(manifest: Manifest) -> list[tuple[str, str]]:
-    """(file, sha256) of every file the manifest's recognizers read: the models, their streaming
-    forms, the embedding family's mel constants and embedding models."""
-    files = [(e.file, e.sha256) for e in manifest.models.values()]
+def runtime_files(manifest: Manifest) -> list[tuple[str, str, int]]:
+    """(file, sha256, size in bytes) of every file the manifest's recognizers read: the models, their
+    streaming forms, the embedding family's mel constants and embedding models."""
+    files = [(e.file, e.sha256, e.size_bytes) for e in manifest.models.values()]
     if manifest.streaming is not None:
-        files += [(e.file, e.sha256) for e in manifest.streaming.models.values()]
+        files += [(e.file, e.sha256, e.size_bytes) for e in manifest.streaming.models.values()]
     if manifest.embedding is not None:
-        files.append((manifest.embedding.mel_constants, manifest.embedding.mel_sha256))
-        files += [(e.file, e.sha256) for e in manifest.embedding.models.values()]
+        emb = manifest.embedding
+        files.append((emb.mel_constants, emb.mel_sha256, emb.mel_size_bytes))
+        files += [(e.file, e.sha256, e.size_bytes) for e in emb.models.values()]
     return sorted(set(files))
 
 
@@ -61,8 +62,8 @@ def member_source(path: str, model: str | None) -> MemberSource:
         key = model or manifest.default_model(str(manifest_path))
     if key not in manifest.models:
         raise ManifestError(f"{manifest_path}: no {key!r} model (it has: {', '.join(manifest.models) or 'none'})")
-    for file, sha in runtime_files(manifest):
-        checked_file(manifest_path, file, sha)
+    for file, sha, size in runtime_files(manifest):
+        checked_file(manifest_path, file, sha, size)
     return MemberSource(manifest_path.resolve(), manifest, key)
 
 
@@ -130,7 +131,7 @@ def build(sources: list[MemberSource], out: Path, written: Callable[[], None] = 
                 folder = tmp / member.path
                 folder.mkdir(parents=True)
                 src_dir = source.manifest_path.parent
-                for file, _ in runtime_files(source.manifest):
+                for file, _, _ in runtime_files(source.manifest):
                     src = (src_dir / file).resolve()
                     if src_dir not in src.parents:
                         raise ManifestError(f"{source.manifest_path}: lists {file}, outside its folder")

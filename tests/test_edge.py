@@ -136,9 +136,26 @@ def test_a_manifest_that_does_not_match_its_model_is_refused(converted_run, tmp_
         Recognizer.from_manifest(dist)
 
     (dist / "manifest.json").write_text(json.dumps(manifest))
+    model = (dist / "model_int8.tflite").read_bytes()
     (dist / "model_int8.tflite").write_bytes((dist / "model_float.tflite").read_bytes())
-    with pytest.raises(ManifestError, match="sha256 differs"):
+    with pytest.raises(ManifestError) as err:
         Recognizer.from_manifest(dist)
+    assert str(err.value) == (f"{dist / 'model_int8.tflite'}: does not match {dist / 'manifest.json'} (sha256 "
+                              "differs: the file was replaced after conversion; re-run kws-convert)")
+    # a copy interrupted was said to be a replaced model: the size the manifest records tells them apart
+    (dist / "model_int8.tflite").write_bytes(model[:1000])
+    with pytest.raises(ManifestError) as err:
+        Recognizer.from_manifest(dist)
+    assert manifest["models"]["int8"]["size_bytes"] == len(model)
+    assert str(err.value) == (f"{dist / 'model_int8.tflite'}: cut short (1000 of the {len(model)} bytes "
+                              f"{dist / 'manifest.json'} records: copy it again, or re-run kws-convert)")
+    unsized = json.loads(json.dumps(manifest))
+    unsized["models"]["int8"]["size_bytes"] = 0
+    (dist / "manifest.json").write_text(json.dumps(unsized))
+    with pytest.raises(ManifestError, match=r"sha256 differs: the file was changed after conversion \(replaced, "
+                                            r"or cut short; the manifest records no size\)"):
+        Recognizer.from_manifest(dist)
+    (dist / "manifest.json").write_text(json.dumps(manifest))
 
     (dist / "model_int8.tflite").write_bytes(b"\x00" * 64)
     with pytest.raises(ModelLoadError, match="not a TFLite model"):
