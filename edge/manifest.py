@@ -412,11 +412,35 @@ def _streaming(data: dict[str, Any] | None) -> StreamingSection | None:
                             models={k: StreamEntry.from_dict(m) for k, m in data.get("models", {}).items()})
 
 
+def what_is_at(path: Path) -> str | None:
+    """What stands at ``path`` where a file was looked for and something else is there: "a folder",
+    "a broken link", "a named pipe" or "a special file" (a socket, a device); None for a file (or a
+    link to one) and where nothing is."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "a folder"
+    if path.is_symlink() and not path.exists():
+        return "a broken link"
+    if not path.exists():
+        return None
+    return "a named pipe" if path.is_fifo() else "a special file"
+
+
+def not_a_manifest_file(path: Path) -> ManifestError | None:
+    """The one-line error for a ``manifest.json`` that is not a file (``what_is_at``), else None."""
+    what = what_is_at(path)
+    return ManifestError(f"{path}: {what}, not a manifest file") if what else None
+
+
 def load_manifest(path: str | os.PathLike) -> Manifest:
     """Load and validate a manifest.json (or the manifest.json inside a folder)."""
     path = Path(path)
     if path.is_dir():
         path = path / MANIFEST_NAME
+    odd = not_a_manifest_file(path)  # a folder would be "Is a directory", a named pipe never ends
+    if odd:
+        raise odd
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ManifestError
-from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest
+from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest, not_a_manifest_file
 from .manifest_schema import model_file_name
 from .runtime import TFLiteModel, pick_runtime
 from .stepmodel import StepModel
@@ -49,13 +49,20 @@ def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
     if p.is_file() and p.suffix == ".tflite":
         manifest = p.parent / MANIFEST_NAME
         if not manifest.is_file():
-            raise ManifestError(f"{p}: no {MANIFEST_NAME} beside the model (kws-convert writes one)")
+            raise not_a_manifest_file(manifest) or ManifestError(
+                f"{p}: no {MANIFEST_NAME} beside the model (kws-convert writes one)")
         return manifest, p.name
     if p.is_file():
         return p, None
-    for candidate in (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME):
+    candidates = (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME)
+    for candidate in candidates:
         if candidate.is_file():
             return candidate, None
+    # a manifest.json that is there but no file (a folder, a broken link) is named as what it is
+    for candidate in ((p,) if p.name == MANIFEST_NAME else ()) + candidates:
+        odd = not_a_manifest_file(candidate)
+        if odd:
+            raise odd
     if p.is_dir() and (p / "model.keras").exists():
         raise ManifestError(f"{p}: a training run without converted models; run: kws-convert -m {p}")
     raise ManifestError(f"{p}: no {MANIFEST_NAME} here (expected a .tflite with its manifest, or a folder "

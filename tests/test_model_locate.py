@@ -109,3 +109,34 @@ def test_default_model_predict_and_listen_skip_a_newer_unfinished_run(converted_
                             capture_output=True, text=True, timeout=120)
     assert listen.returncode == 0, listen.stderr
     assert f"model {models / OLD_RUN / 'dist'}" in listen.stderr
+
+
+def test_a_manifest_json_that_is_no_file_is_named_as_what_it_is(tmp_path):
+    """A manifest.json that is a folder (an unzip gone wrong, a copy into the wrong place) was reported
+    as "no manifest.json here" though it was there; given to the loader, a named pipe hung it."""
+    from kws.edge.errors import ManifestError
+    from kws.edge.manifest import load_manifest
+    from kws.edge.model_loader import locate, open_model
+
+    def refused(call, path) -> str:
+        with pytest.raises(ManifestError) as err:
+            call(path)
+        return str(err.value)
+
+    dist = tmp_path / "dist"
+    (dist / "manifest.json").mkdir(parents=True)
+    (dist / "model_int8.tflite").write_bytes(b"TFL3")
+    folder = f"{dist / 'manifest.json'}: a folder, not a manifest file"
+    for path in (dist, dist / "manifest.json", dist / "model_int8.tflite", tmp_path):  # tmp_path: its dist/
+        assert refused(open_model, path) == folder, path
+    assert refused(load_manifest, dist) == folder
+    (dist / "manifest.json").rmdir()
+    (dist / "manifest.json").symlink_to(tmp_path / "gone.json")
+    assert refused(locate, dist) == f"{dist / 'manifest.json'}: a broken link, not a manifest file"
+    (dist / "manifest.json").unlink()
+    os.mkfifo(dist / "manifest.json")
+    pipe = f"{dist / 'manifest.json'}: a named pipe, not a manifest file"
+    assert refused(load_manifest, dist / "manifest.json") == pipe
+    (dist / "manifest.json").unlink()
+    assert refused(locate, dist) == (f"{dist}: no manifest.json here (expected a .tflite with its manifest, or a "
+                                     "folder from kws-convert)")
