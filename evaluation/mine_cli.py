@@ -27,9 +27,10 @@ Examples:
 @click.option("--negatives", multiple=True, metavar="DIR",
               help="Keyword-free recordings to mine (repeatable or comma-separated; default: the run's "
                    "data.negatives, or those of an earlier kws-mine on this run).")
-@click.option("--rounds", type=click.IntRange(1), default=DEFAULT_ROUNDS, show_default=True,
+@click.option("--rounds", type=click.IntRange(1), default=None,
               help="Rounds of mining then training in all, those of an earlier kws-mine on this run counted (a rerun "
-                   "goes on with an unfinished one among them).")
+                   "goes on with an unfinished one among them)  [default: an earlier kws-mine's on this run, else "
+                   f"{DEFAULT_ROUNDS}]")
 @click.option("--epochs", "epochs_per_round", type=click.IntRange(1), default=None,
               help="Training epochs after each round's mining  [default: an earlier kws-mine's on this run, "
                    f"else {DEFAULT_EPOCHS_PER_ROUND}]")

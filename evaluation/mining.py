@@ -41,10 +41,13 @@ FLOAT_SCORER = ".mining_float.tflite"  # the run's model as float TFLite, while 
 # settings mining.json records (and a rerun goes on with), and the values kws-mine's options take
 RECORDED_RANGES = {"threshold": (0.0, 1.0), "hop_ms": (1.0, SMOOTHING_RANGES["hop_ms"][1]),
                    "margin": (0.0, 1.0)}
+# mining.json's key for --rounds (its "rounds" lists the rounds themselves)
+ROUNDS_IN_ALL = "rounds_in_all"
 # mining.json's whole-number settings a rerun goes on with, and their defaults
-RECORDED_COUNTS = {"windows_per_round": DEFAULT_WINDOWS_PER_ROUND, "epochs_per_round": DEFAULT_EPOCHS_PER_ROUND}
+RECORDED_COUNTS = {ROUNDS_IN_ALL: DEFAULT_ROUNDS, "windows_per_round": DEFAULT_WINDOWS_PER_ROUND,
+                   "epochs_per_round": DEFAULT_EPOCHS_PER_ROUND}
 # the kws-mine option of each recorded setting, as the line naming those a rerun reuses spells them
-OPTION_OF = {"threshold": "--threshold", "hop_ms": "--hop-ms", "margin": "--margin",
+OPTION_OF = {ROUNDS_IN_ALL: "--rounds", "threshold": "--threshold", "hop_ms": "--hop-ms", "margin": "--margin",
              "windows_per_round": "--windows", "epochs_per_round": "--epochs"}
 
 
@@ -52,7 +55,7 @@ OPTION_OF = {"threshold": "--threshold", "hop_ms": "--hop-ms", "margin": "--marg
 class MiningOptions:
     """How many rounds, how many windows and epochs each, and which scores count as hard."""
 
-    rounds: int = DEFAULT_ROUNDS
+    rounds: int | None = None  # rounds in all, earlier ones counted; None: an earlier kws-mine's, else DEFAULT_ROUNDS
     epochs_per_round: int | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_EPOCHS_PER_ROUND
     windows_per_round: int | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_WINDOWS_PER_ROUND
     margin: float | None = None  # None: an earlier kws-mine's on this run, else DEFAULT_MARGIN
@@ -241,6 +244,7 @@ class Miner:
         self.margin = (float(opts.margin) if opts.margin is not None
                        else self._recorded(self.record, "margin", DEFAULT_MARGIN))
         # as the margin: a round begun earlier keeps its windows and the epochs it was to train
+        self.rounds = opts.rounds if opts.rounds is not None else self._recorded_count(ROUNDS_IN_ALL)
         self.windows_per_round = (opts.windows_per_round if opts.windows_per_round is not None
                                   else self._recorded_count("windows_per_round"))
         self.epochs_per_round = (opts.epochs_per_round if opts.epochs_per_round is not None
@@ -249,6 +253,7 @@ class Miner:
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
         self._say_reused(opts)
+        self._warn_if_round_left_unfinished()
         self.manifest = run_manifest(self.cfg, self.labels)
         self.keywords = [l for l in self.labels if l not in self.manifest.ignore_labels]
         # every recording mined in any round (kws-eval warns when it calibrates on one of them), also
@@ -257,7 +262,8 @@ class Miner:
         self.record["negatives"] = known + [s for s in sources if s not in known]
         self.record.setdefault("rounds", [])
         self.record.setdefault("windows", [])
-        self.record.update({"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": self.margin,
+        self.record.update({ROUNDS_IN_ALL: self.rounds, "threshold": self.threshold, "hop_ms": self.hop_ms,
+                            "margin": self.margin,
                             "windows_per_round": self.windows_per_round, "epochs_per_round": self.epochs_per_round,
                             "negatives_hours": round(self.negatives.seconds / 3600, 4)})
 
@@ -300,12 +306,30 @@ class Miner:
 
     def _say_reused(self, opts: MiningOptions) -> None:
         """One line naming the settings this rerun took from mining.json (none of its options gave them)."""
-        now = {"threshold": self.threshold, "hop_ms": self.hop_ms, "margin": self.margin,
-               "windows_per_round": self.windows_per_round, "epochs_per_round": self.epochs_per_round}
-        reused = [f"{OPTION_OF[key]} {value:g}" for key, value in now.items()
-                  if getattr(opts, key) is None and self.record.get(key) is not None]
+        # mining.json's key -> (the value this run goes on with, the option's value: None where not given)
+        now = {ROUNDS_IN_ALL: (self.rounds, opts.rounds), "threshold": (self.threshold, opts.threshold),
+               "hop_ms": (self.hop_ms, opts.hop_ms), "margin": (self.margin, opts.margin),
+               "windows_per_round": (self.windows_per_round, opts.windows_per_round),
+               "epochs_per_round": (self.epochs_per_round, opts.epochs_per_round)}
+        reused = [f"{OPTION_OF[key]} {value:g}" for key, (value, given) in now.items()
+                  if given is None and self.record.get(key) is not None]
         if reused:
             self.say(f"kws-mine: going on with {self.path.name}'s {' '.join(reused)} (an option given wins)")
+
+    def _warn_if_round_left_unfinished(self) -> None:
+        """One line (quiet or not) where mining.json's last round was begun (its windows chosen) but not
+        finished and this run's --rounds stops before it: the round would stay untrained unsaid."""
+        rounds = self.record.get("rounds")
+        if not isinstance(rounds, list) or len(rounds) <= self.rounds or not isinstance(rounds[-1], dict) \
+                or rounds[-1].get("fa_after") is not None:
+            return
+        number = len(rounds)
+        earlier = self.record.get(ROUNDS_IN_ALL)  # None in a mining.json of a kws-mine before it was recorded
+        if isinstance(earlier, bool) or not isinstance(earlier, int) or earlier < number:
+            earlier = None
+        began = f"round {number} of an earlier --rounds {earlier}" if earlier else f"round {number}"
+        print(f"kws-mine: warning: {began} is unfinished, and --rounds {self.rounds} stops before it; give --rounds "
+              f"{earlier or number} to finish it", file=sys.stderr, flush=True)
 
     def _check_hop(self, hop_ms: float) -> None:
         """KwsError unless the recognizer runs ``hop_ms`` with this run's frontend and its smoother
@@ -341,7 +365,7 @@ class Miner:
         from kws.trainer.train import train
 
         rounds = self.record["rounds"]
-        for number in range(1, self.opts.rounds + 1):
+        for number in range(1, self.rounds + 1):
             if number <= len(rounds) and rounds[number - 1].get("fa_after") is not None:
                 if not self._trains_on_cut_short(number):
                     continue

@@ -22,11 +22,13 @@ LABELS = b"_silence_\n_unknown_\nup\ndown\n"
                                                  "move the file away")),
     ({"mining.json": b'{"windows_per_round": 0}'}, ("mining.json: windows_per_round 0 is not a whole number >= 1",
                                                     "move the file away")),
+    ({"mining.json": b'{"rounds_in_all": 2.5}'}, ("mining.json: rounds_in_all 2.5 is not a whole number >= 1",
+                                                   "move the file away")),
     ({"labels.txt": b"\xf4\x80\xff\xfe\n"}, ("labels.txt: unreadable",)),
     ({"labels.txt": b""}, ("labels.txt: needs at least two labels, found 0",)),
     ({"model.keras": b"not a zip"}, ("model.keras: cannot load the Keras model",)),
 ], ids=["bad-json", "binary-record", "record-not-object", "recorded-threshold", "recorded-windows",
-        "binary-labels", "empty-labels", "corrupt-keras"])
+        "recorded-rounds", "binary-labels", "empty-labels", "corrupt-keras"])
 def test_corrupt_run_files_are_one_line(tmp_path, files, parts):
     run = tmp_path / "run"
     run.mkdir()

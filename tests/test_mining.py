@@ -351,6 +351,44 @@ def test_a_bare_rerun_mines_new_rounds_with_the_recorded_margin_windows_and_epoc
                        "(an option given wins)")
 
 
+def test_a_bare_rerun_goes_on_with_the_recorded_rounds_and_one_that_stops_short_says_so(run_copy, confusers,
+                                                                                         monkeypatch, capsys):
+    """After kws-mine --rounds 5 was stopped in round 4, the README's bare rerun (--rounds 3 by
+    default, counting rounds in all) left round 4 unfinished, its windows chosen and never trained on,
+    without a word. --rounds is now recorded and carried over as --windows and --epochs are, and a
+    --rounds that stops before a begun round says which one finishes it."""
+    import kws.evaluation.mining as mining
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions
+
+    epochs = json.loads((run_copy / "state.json").read_text())["epochs_done"]
+    counted = {"false_accepts": 2, "fa_per_hour": 1.0, "hours": 2.0}
+    began = [{"round": n, "fa_before": counted, "windows_added": 0, "windows_total": 0, "start_epoch": epochs,
+              "target_epochs": epochs, "fa_after": counted if n < 4 else None} for n in (1, 2, 3, 4)]
+    trained: list[dict] = []
+    monkeypatch.setattr(mining.Miner, "score", lambda self, threshold=None, hop_ms=None: ([], counted))
+    monkeypatch.setattr(train_module, "train", lambda **kwargs: trained.append(kwargs))
+    warning = ("kws-mine: warning: round 4{} is unfinished, and --rounds 3 stops before it; "
+               "give --rounds {} to finish it")
+
+    # a mining.json of an earlier kws-mine, which did not record --rounds: a bare rerun runs 3
+    (run_copy / "mining.json").write_text(json.dumps({"negatives": [str(confusers)], "rounds": began, "windows": []}))
+    record = Miner(run_copy, MiningOptions(), quiet=True).run_rounds()
+    assert capsys.readouterr().err.splitlines() == [warning.format("", 4)]
+    assert trained == [] and record["rounds"][3]["fa_after"] is None
+
+    (run_copy / "mining.json").write_text(json.dumps({"negatives": [str(confusers)], "rounds": began, "windows": [],
+                                                      "rounds_in_all": 5}))
+    Miner(run_copy, MiningOptions(rounds=3), quiet=True).run_rounds()  # given: it wins, and says what it leaves
+    assert capsys.readouterr().err.splitlines() == [warning.format(" of an earlier --rounds 5", 5)]
+    said: list[str] = []
+    record = Miner(run_copy, MiningOptions(), quiet=True, say=said.append).run_rounds()
+    assert said[0] == "kws-mine: going on with mining.json's --rounds 5 (an option given wins)"
+    assert capsys.readouterr().err == "" and len(trained) == 2  # rounds 4 and 5
+    assert [r["round"] for r in record["rounds"] if r["fa_after"] is not None] == [1, 2, 3, 4, 5]
+    assert json.loads((run_copy / "mining.json").read_text())["rounds_in_all"] == 5
+
+
 def _round(number: int, threshold: float, before: float, after: float, hours: float = 0.5) -> dict:
     """A finished round of mining.json, its false accepts counted at ``threshold``."""
     return {"round": number, "threshold": threshold, "hop_ms": 40.0, "windows_added": 4,
