@@ -18,6 +18,8 @@ from kws.edge.manifest import BACKGROUND_LABELS
 from kws.edge.urlfetch import ALLOW_ALL, FetchError, UrlPolicy, saving_error, stream_url
 from kws.trainer.dataset import NOT_READ_NOTE, audio_files
 
+from .lowrate import LowRateFiles
+
 URL_SCHEMES = ("http://", "https://")
 MAX_URL_BYTES = 20 * 1024 * 1024
 URL_TIMEOUT_S = 15.0
@@ -258,8 +260,9 @@ def read_list(list_path: str | os.PathLike, labels: Sequence[str] | None = None,
 
 def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
                     max_bytes: int = MAX_URL_BYTES, timeout_s: float = URL_TIMEOUT_S,
-                    policy: UrlPolicy = ALLOW_ALL) -> Iterator[dict]:
-    """Classify each source; yields a result dict, or {"path", "error"} for a failed one."""
+                    policy: UrlPolicy = ALLOW_ALL, low_rate: LowRateFiles | None = None) -> Iterator[dict]:
+    """Classify each source; yields a result dict, or {"path", "error"} for a failed one. ``low_rate``
+    is told of each source's own sample rate."""
     fe = feature_frontend(clf)
     with tempfile.TemporaryDirectory(prefix="kws-predict-") as tmp:
         for src in sources:
@@ -272,6 +275,8 @@ def predict_sources(clf, sources: Sequence[Source], top_k: int = DEFAULT_TOP_K,
                         raise AudioError(f"{UNREADABLE} ({no_samples_reason(reader.info)})")
                     chunks = stream_audio(reader, clf.frontend.sample_rate)
                     res = {"path": src.name, **classify_chunks(clf, chunks, top_k, fe)}
+                if low_rate is not None:
+                    low_rate.note(src.name, reader.info.sample_rate)
                 note = cut_short_note(reader.info)
                 if note:
                     res["warning"] = note

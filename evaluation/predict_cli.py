@@ -13,6 +13,7 @@ from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir
 from kws.trainer.config import DEFAULT_GROUP_PATTERN
 
+from .lowrate import LowRateFiles
 from .predict import (DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs, label_by_folder, predict_sources,
                       read_list)
 
@@ -86,7 +87,9 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
         click.echo(f"error: {item}: {msg}", err=True)
     results = []
     failed = len(errors)
-    for res in predict_sources(clf, sources, top_k, max_bytes=int(max_mb * 2 ** 20), timeout_s=timeout_s):
+    low_rate = LowRateFiles(clf.frontend)
+    for res in predict_sources(clf, sources, top_k, max_bytes=int(max_mb * 2 ** 20), timeout_s=timeout_s,
+                               low_rate=low_rate):
         results.append(res)
         if "error" in res:
             failed += 1
@@ -101,6 +104,9 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
             tops = "  ".join(f"{t['label']} {t['score']:.3f}" for t in res["top"])
             truth = f"  (true: {res['true']})" if "true" in res else ""
             click.echo(f"{res['path']}: {tops}{truth}")
+    band = low_rate.warning()
+    if band:  # once for the run, not per file: a folder of phone calls would repeat it on every line
+        click.echo(f"warning: {band}", err=True)
     report = metrics_of(results, clf.labels, pattern, training_speakers(clf, pattern))
     if report is not None and not as_json:
         spk = report.get("by_speaker")

@@ -227,6 +227,24 @@ def test_long_clip_reports_keyword_window(dist, tmp_path):
     assert 0.3 <= res["window_s"] <= 1.7
 
 
+def test_files_at_a_rate_that_leaves_the_top_bands_empty_are_said_once(dist, tmp_path):
+    """8 kHz clips hold nothing above 4 kHz, where the model hears up to 7600 Hz: they were resampled
+    without a word, as kws-listen now warns; one line for the run, naming the first and the count."""
+    rng = np.random.default_rng(11)
+    calls = tmp_path / "calls"
+    for name, rate in (("a", 8000), ("b", 16000), ("c", 8000), ("d", 22050)):  # 22.05 kHz covers 7600 Hz
+        write_wav(calls / f"{name}.wav", word_audio("up", rng, sample_rate=rate), rate)
+    res = _run(["-m", dist, calls])
+    assert res.exit_code == 0, res.output
+    assert [line for line in res.output.splitlines() if "warning" in line] == [
+        f"warning: {calls / 'a.wav'} (first of 2 files below 15200 Hz): 8000 Hz audio holds nothing above "
+        "4000 Hz, and the model hears up to 7600 Hz: expect missed words and false detections (record at 16000 Hz)"]
+    res = _run(["-m", dist, calls / "b.wav", calls / "c.wav"])
+    assert [line for line in res.output.splitlines() if "warning" in line] == [
+        f"warning: {calls / 'c.wav'}: 8000 Hz audio holds nothing above 4000 Hz, and the model hears up to "
+        "7600 Hz: expect missed words and false detections (record at 16000 Hz)"]
+
+
 @pytest.fixture(scope="module")
 def http_root(clips, tmp_path_factory):
     """A local HTTP server (127.0.0.1, own thread) serving a WAV, a text file and a large file."""
