@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from kws.edge.audio import load_audio, write_wav
+from kws.edge.audio import audio_info, load_audio, write_wav
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import (UNKNOWN_LABEL, atomic_write_bytes, atomic_write_text, check_writable_dir,
@@ -22,6 +22,7 @@ from kws.trainer.negatives import negative_files
 
 from .calibrate import THRESHOLD_GRID, WINDOW_GRID_MS, calibrate, calibrated_fa, keywords_off, write_calibration
 from .datastats import duration_text
+from .lowrate import LowRateFiles
 from .oracle import best_over_windows
 from .plotting import MISSING as PLOTS_MISSING
 from .plotting import plotting_available
@@ -186,8 +187,10 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
         t0 = time.time()
         labels_format = KWS_FORMAT
+        low_rate = LowRateFiles(manifest.frontend)
         if stream_wav:
-            audio, _ = load_audio(stream_wav, sr)
+            audio, info = load_audio(stream_wav, sr)
+            low_rate.note(stream_wav, info.sample_rate)
             if len(audio) < sr * manifest.frontend.clip_ms / 1000.0:
                 raise KwsError(f"{stream_wav}: {len(audio) / sr:.2f} s of audio, shorter than the model's "
                                f"{manifest.frontend.clip_ms / 1000.0:g} s window: nothing to score")
@@ -207,12 +210,17 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             def skipped(path: Path, why: str) -> None:
                 click.echo(f"kws-eval: skipped {why}", err=True)
 
-            clips = load_clips(keywords_dir, keywords, sr, on_skip=skipped)
+            clips = load_clips(keywords_dir, keywords, sr, on_skip=skipped, on_read=low_rate.note)
             unread = unread_warning(Path(keywords_dir), unread_folders(Path(keywords_dir)))
             if unread:  # as kws-train says it of the same folder
                 click.echo(f"kws-eval: {unread}", err=True)
-            noises = load_noise(noise_dir, sr, rng, on_skip=skipped)
+            noises = load_noise(noise_dir, sr, rng, on_skip=skipped, on_read=low_rate.note)
             audio, events = build_stream(clips, noises, hours * SECONDS_PER_HOUR, snr_db, sr, seed)
+        for path in negative_paths:  # their headers: said before the minutes of scoring, not after
+            low_rate.note(path, audio_info(path).sample_rate)
+        band = low_rate.warning()
+        if band:
+            click.echo(f"kws-eval: warning: {band}", err=True)
         duration = len(audio) / sr
         if do_calibrate and not keyword_events(events):
             # no false reject can happen either: every threshold would look as good as the top of the grid

@@ -71,15 +71,16 @@ def rms(x: np.ndarray) -> float:
 
 
 SkipHook = Callable[[Path, str], None]  # told of each file left out: its path and why
+ReadHook = Callable[[Path, int], None]  # told of each file read: its path and its own sample rate
 
 
 def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: int,
-               on_skip: SkipHook | None = None) -> dict[str, list[np.ndarray]]:
+               on_skip: SkipHook | None = None, on_read: ReadHook | None = None) -> dict[str, list[np.ndarray]]:
     """Clips per label from a folder of label folders: folders named like a keyword keep their
     name, every other word folder becomes ``_unknown_`` (and ``_unknown_/``); as kws-train, no other
     folder named with a leading '_' is read (``kws.trainer.dataset.unread_folders`` names those holding
     audio), nor a hidden one or __MACOSX. An unreadable file is left out and passed to ``on_skip``
-    with the reason."""
+    with the reason; every file read is passed to ``on_read`` with its own sample rate."""
     folder = Path(folder)
     if not folder.is_dir():
         raise KwsError(f"{folder}: not a folder of label folders")
@@ -90,11 +91,13 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
         label = sub.name if sub.name in keywords else UNKNOWN_LABEL
         for wav in audio_files(sub)[:MAX_CLIPS_PER_LABEL]:
             try:
-                audio, _ = load_audio(wav, sample_rate)
+                audio, info = load_audio(wav, sample_rate)
             except AudioError as exc:
                 if on_skip is not None:
                     on_skip(wav, str(exc))
                 continue
+            if on_read is not None:
+                on_read(wav, info.sample_rate)
             if rms(audio) > 1e-5:
                 out.setdefault(label, []).append(audio)
     if not any(k in out for k in keywords):
@@ -107,19 +110,22 @@ def load_clips(folder: str | os.PathLike, keywords: Sequence[str], sample_rate: 
 
 
 def load_noise(folder: str | os.PathLike | None, sample_rate: int, rng: np.random.Generator,
-               on_skip: SkipHook | None = None) -> list[np.ndarray]:
-    """Noise recordings from a folder of WAVs (recursive), or generated pink noise when None."""
+               on_skip: SkipHook | None = None, on_read: ReadHook | None = None) -> list[np.ndarray]:
+    """Noise recordings from a folder of WAVs (recursive), or generated pink noise when None; each
+    file left out or read is passed to ``on_skip`` or ``on_read`` as ``load_clips`` does."""
     if folder is None:
         return [pink_noise(int(PINK_SECONDS * sample_rate), rng)]
     wavs = audio_files(Path(folder))
     noises = []
     for w in wavs:
         try:
-            audio, _ = load_audio(w, sample_rate)
+            audio, info = load_audio(w, sample_rate)
         except AudioError as exc:
             if on_skip is not None:
                 on_skip(w, str(exc))
             continue
+        if on_read is not None:
+            on_read(w, info.sample_rate)
         if len(audio) >= sample_rate and rms(audio) > 1e-5:
             noises.append(audio / rms(audio))
     if not noises:

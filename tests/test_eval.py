@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kws.edge.errors import KwsError
 from kws.edge.manifest import load_manifest
 from kws.evaluation.eval_cli import main as eval_main
-from audio_fixtures import keyword_stream
+from audio_fixtures import keyword_stream, word_audio
 from kws.edge.audio import write_wav
 from kws.evaluation.stream import (KWS_FORMAT, TUTORIAL_FORMAT, Event, build_stream, load_clips, load_noise,
                                    pink_noise, read_ground_truth, read_labels, speech_bounds, write_labels)
@@ -179,30 +179,45 @@ def test_eval_on_a_tutorial_stream_reads_ms_labels_and_refuses_labels_outside_it
 
 def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset, tmp_path):
     """Unreadable keyword/noise files and labels the model lacks are said in one line each; a stream
-    with no keyword-free time has no false-accept rate, said in words (not 'None')."""
+    with no keyword-free time has no false-accept rate, said in words (not 'None'). Recordings at a
+    rate that leaves the model's top mel bands empty are said once per run, as kws-listen says it."""
     keywords = tmp_path / "kw"
     for word in ("up", "down"):
         shutil.copytree(tiny_dataset / word, keywords / word)
     (keywords / "up" / "broken.wav").write_bytes(b"RIFF junk")
+    rng = np.random.default_rng(3)
+    for name, rate in (("phone0", 8000), ("phone1", 8000), ("radio", 22050)):  # 22.05 kHz covers 7600 Hz
+        write_wav(keywords / "up" / f"{name}.wav", word_audio("up", rng, sample_rate=rate), rate)
     noise = tmp_path / "noise"
     noise.mkdir()
     (noise / "hum.wav").write_bytes(b"not audio at all")
     write_wav(noise / "pink.wav", pink_noise(3 * SR, np.random.default_rng(1)), SR)
+    write_wav(noise / "street.wav", pink_noise(3 * 8000, np.random.default_rng(4)), 8000)
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--keywords", str(keywords), "--noise", str(noise),
                                          "--hours", "0.01"])
     assert res.exit_code == 0, res.output
     for bad in (keywords / "up" / "broken.wav", noise / "hum.wav"):
         assert f"kws-eval: skipped {bad}: not a readable audio file" in res.output
+    assert [line for line in res.output.splitlines() if "warning" in line] == [
+        f"kws-eval: warning: {keywords / 'up' / 'phone0.wav'} (first of 3 files below 15200 Hz): 8000 Hz audio "
+        "holds nothing above 4000 Hz, and the model hears up to 7600 Hz: expect missed words and false detections "
+        "(record at 16000 Hz)"]
 
-    audio, _ = keyword_stream(("up", "down"), np.random.default_rng(2))
-    write_wav(tmp_path / "s.wav", audio, SR)
-    seconds = len(audio) / SR
+    audio, _ = keyword_stream(("up", "down"), np.random.default_rng(2), sample_rate=8000)  # a phone call's rate
+    write_wav(tmp_path / "s.wav", audio, 8000)
+    write_wav(tmp_path / "quiet.wav", np.zeros(2 * 11025, np.float32), 11025)  # nothing above 5512 Hz
+    seconds = len(audio) / 8000
     ends = np.arange(1.0, seconds + 2.0, 2.0)  # every word's +-1.5 s span overlaps the next: no free time
     (tmp_path / "all.csv").write_text("label,start_s,end_s\n" + "".join(
         f"up,{max(0.0, end - 0.5):.3f},{min(end, seconds):.3f}\n" for end in ends) + "banana,0.2,0.6\n")
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(tmp_path / "s.wav"),
-                                         "--labels", str(tmp_path / "all.csv")])
+                                         "--labels", str(tmp_path / "all.csv"),
+                                         "--negatives", str(tmp_path / "quiet.wav")])
     assert res.exit_code == 0, res.output
+    assert [line for line in res.output.splitlines() if "Hz audio" in line] == [
+        f"kws-eval: warning: {tmp_path / 's.wav'} (first of 2 files below 15200 Hz): 8000 Hz audio holds nothing "
+        "above 4000 Hz, and the model hears up to 7600 Hz: expect missed words and false detections (record at "
+        "16000 Hz)"]
     assert "'banana' is not a label of this model" in res.output
     assert f"{len(ends)} keywords, 1 unknown words" in res.output  # banana is not taken for a keyword
     assert "no keyword-free audio to rate them per hour" in res.output and "None" not in res.output
