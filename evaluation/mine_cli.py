@@ -40,9 +40,9 @@ Examples:
 @click.option("--margin", type=FiniteFloatRange(*RECORDED_RANGES["margin"]), default=None,
               help="Keep windows whose keyword score is at least threshold - margin  [default: an earlier "
                    f"kws-mine's on this run, else {DEFAULT_MARGIN:g}]")
-@click.option("--threshold", type=FiniteFloatRange(*RECORDED_RANGES["threshold"]), default=None,
-              help="Detection threshold for the false accepts and the margin  [default: an earlier kws-mine's "
-                   "on this run, else smoothing.detection_threshold]")
+@click.option("--threshold", type=FiniteFloatRange(*RECORDED_RANGES["threshold"], min_open=True, max_open=True),
+              default=None, help="Detection threshold for the false accepts and the margin, between 0 and 1  "
+                                 "[default: an earlier kws-mine's on this run, else smoothing.detection_threshold]")
 @click.option("--hop-ms", type=FiniteFloatRange(min=RECORDED_RANGES["hop_ms"][0], max=RECORDED_RANGES["hop_ms"][1]),
               default=None, help="Hop between scored windows, a multiple of the frontend stride  [default: an "
                                  "earlier kws-mine's on this run, else smoothing.hop_ms, as kws-listen runs]")

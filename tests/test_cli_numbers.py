@@ -74,3 +74,15 @@ def test_kws_synth_ranges_past_any_recording_are_usage_errors(args, option, mess
     assert res.exit_code == 2, res.output
     last = res.output.strip().splitlines()[-1]
     assert last.startswith("Error: Invalid value for") and option in last and message in last, res.output
+
+
+@pytest.mark.parametrize("value", ["0", "1"])
+def test_kws_mine_takes_the_detection_thresholds_kws_listen_takes(value, tmp_path):
+    """A score fires above the threshold and its hold ends below it: at 0 the first detection of each
+    negatives file was held for ever (one false accept per keyword and file, whatever the model), and
+    no score is above 1 (every round counted 0 false accepts). kws-listen refuses both; kws-mine took
+    them."""
+    res = CliRunner().invoke(mine_main, ["-m", str(tmp_path), "--threshold", value])
+    assert res.exit_code == 2, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert last == f"Error: Invalid value for '--threshold': {value}.0 is not in the range 0.0<x<1.0.", res.output
