@@ -691,7 +691,20 @@ def test_a_split_the_hash_leaves_empty_is_said_in_one_line(tmp_path, capsys):
     assert "no file falls in validation: the files' 1 speaker group(s)" in ds.scan_dataset(
         root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()").empty_split_warning(10, 10)
     (root / "validation_list.txt").write_text("no/spk00_0.wav\n")
+    # lists that leave a wanted word out of their split: the split line said "validation 1" and nothing
+    # said that the best epoch was picked without hearing 'yes' (kws-synth --per-word 10 wrote such lists)
+    listed = ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()")
+    gaps = ("warning: validation holds no clip of 'yes' (validation_list.txt decides it), so the best epoch is "
+            "picked without hearing it; testing holds no clip of 'no' (testing_list.txt decides it), so test "
+            "accuracy says nothing of it; ")
+    assert listed.empty_split_warning(10, 10) == gaps + "give each word clips from more speakers"
+    (root / ds.SYNTH_META_CSV).write_text("path,label\n")
+    assert listed.empty_split_warning(10, 10) == gaps + ("rerun kws-synth with a larger --per-word, so that the "
+                                                         "held-out voices say every word")
+    (root / "validation_list.txt").write_text("no/spk00_0.wav\nyes/spk01_0.wav\n")
+    (root / "testing_list.txt").write_text("yes/spk00_0.wav\nno/spk01_0.wav\n")
     assert ds.scan_dataset(root, ["yes", "no"], 0, 0, 10, 10, seed=0, group_pattern=r"^()").empty_split_warning(10, 10) is None
+    (root / ds.SYNTH_META_CSV).unlink()
     (root / "testing_list.txt").unlink()
     (root / "validation_list.txt").unlink()
     cfg = with_data(load_config(None, ["data.group_pattern=^()"]), str(root), ["yes", "no"])

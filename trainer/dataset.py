@@ -47,6 +47,9 @@ LIST_OF = {"validation": VALIDATION_LIST, "testing": TESTING_LIST}  # the list f
 OTHER_SPLIT = {"validation": "testing", "testing": "validation"}
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 LOST_WITHOUT = {"validation": "the best epoch is picked by training accuracy", "testing": "no test accuracy is measured"}
+# what a split holding no clip of a wanted word loses (of that word alone)
+WORD_LOST_WITHOUT = {"validation": "the best epoch is picked without hearing {it}",
+                     "testing": "test accuracy says nothing of {it}"}
 DEFAULT_PATTERN = re.compile(DEFAULT_GROUP_PATTERN)
 AUDIO_SUFFIXES = set(READABLE_SUFFIXES)  # WAV, FLAC, OGG, MP3 (kws.edge.audio reads them all)
 SILENT_DBFS = -50.0  # a clip or noise file whose peak is below this is silent (kws data-stats' rule too)
@@ -245,18 +248,39 @@ class DataIndex:
     def empty_split_warning(self, validation_percentage: float, testing_percentage: float) -> str | None:
         """One line when the speaker-group hash left validation or testing without a file although
         its percentage asks for some (too few speakers, or a group_pattern that makes one group of
-        every file), else None; the percentages are those the split was made with. A split a list
-        file decided is not second-guessed."""
+        every file), else the ``word_gap_warning`` line, else None; the percentages are those the
+        split was made with. A split a list file left empty is list_gap_warning's to say."""
         asked = {"validation": validation_percentage, "testing": testing_percentage}
         hashed = [s for s in SPLITS if s not in self.list_splits]
         empty = [s for s in asked if s in hashed and asked[s] > 0 and not any(i.path for i in self.splits[s])]
         if not empty:
-            return None
+            return self.word_gap_warning()
         keys = {i.group if i.group is not None else i.path for s in hashed for i in self.splits[s] if i.path}
         return (f"warning: no file falls in {' or '.join(empty)}: the files' {len(keys)} speaker group(s) "
                 f"(data.group_pattern {self.group_pattern!r}) all hash to other splits, so "
                 + " and ".join(LOST_WITHOUT[s] for s in empty)
                 + "; record more speakers, or check that data.group_pattern's first group is the speaker id")
+
+    def word_gap_warning(self) -> str | None:
+        """One line when validation or testing holds files but none of a wanted word, whatever decided
+        the split (a list file, as kws-synth writes, or the hash), else None: the split line's count
+        alone does not show it, and that split then says nothing of the word."""
+        wanted = self.labels[2:]
+        gaps = []
+        for split in LIST_OF:
+            held = {i.label for i in self.splits[split] if i.path}
+            missing = [w for w in wanted if w not in held]
+            if held and missing:
+                it = "it" if len(missing) == 1 else "them"
+                how = (f"{LIST_OF[split]} decides it" if split in self.list_splits
+                       else f"the speaker-group hash put every speaker of {it} in other splits")
+                gaps.append(f"{split} holds no clip of {', '.join(map(repr, missing))} ({how}), so "
+                            + WORD_LOST_WITHOUT[split].format(it=it))
+        if not gaps:
+            return None
+        fix = ("rerun kws-synth with a larger --per-word, so that the held-out voices say every word"
+               if (Path(self.root) / SYNTH_META_CSV).is_file() else "give each word clips from more speakers")
+        return "warning: " + "; ".join(gaps) + "; " + fix
 
     def to_json(self) -> dict:
         """The split as file lists relative to the root, so a resumed run uses exactly it."""
