@@ -19,8 +19,10 @@ import numpy as np
 from .manifest_schema import FRONTEND_RANGES
 
 # numpy's FFT everywhere, not scipy's: it is as fast for the few frames of a streaming hop, gives
-# bit-identical features whatever the batch (training, a clip, a hop), and keeps scipy.fft (about
-# 30 MB of RSS) out of the device process.
+# bit-identical spectra whatever the batch (training, a clip, a hop), and keeps scipy.fft (about
+# 30 MB of RSS) out of the device process. The mel and DCT products after it (``project``, BLAS) may
+# round differently with the number of frames given at once, so features of one frame computed in a
+# hop and in a whole clip can differ in their last bits (float32 rounding).
 from numpy.fft import rfft as _rfft
 
 FEATURE_TYPES = ("mfcc", "log_mel")

@@ -265,7 +265,7 @@ class DataIndex:
         """One line when validation or testing holds files but none of a wanted word, whatever decided
         the split (a list file, as kws-synth writes, or the hash), else None: the split line's count
         alone does not show it, and that split then says nothing of the word."""
-        wanted = self.labels[2:]
+        wanted = [l for l in self.labels if l not in (SILENCE_LABEL, UNKNOWN_LABEL)]
         gaps = []
         for split in LIST_OF:
             held = {i.label for i in self.splits[split] if i.path}
