@@ -199,9 +199,13 @@ class Frontend:
             feats = project(feats, self._dct)
         return feats.astype(np.float32, copy=False)
 
+    def power_to_features(self, power: np.ndarray) -> np.ndarray:
+        """Features of power spectra, shape (..., fft_size // 2 + 1) -> (..., num_features)."""
+        return self.mel_to_features(project(power, self._mel))
+
     def frames_to_features(self, frames: np.ndarray) -> np.ndarray:
         """Features of already-cut frames, shape (..., window_samples) -> (..., num_features)."""
-        return self.mel_to_features(project(self.power_spectrum(frames), self._mel))
+        return self.power_to_features(self.power_spectrum(frames))
 
     def num_frames_for(self, num_samples: int) -> int:
         if num_samples < self.cfg.window_samples:
