@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from kws.edge.audio import stream_audio
 from kws.edge.errors import AudioError, KwsError
@@ -64,82 +65,109 @@ class MiningOptions:
     negatives: tuple[str, ...] = field(default_factory=tuple)  # (): the run's data.negatives
 
 
-def clip_windows(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator[tuple[int, np.ndarray]]:
-    """(end sample, clip) for every clip-long window of a recording that ends on a hop boundary, as the
-    streaming recognizer scores them (the first once a whole clip has arrived, and on through one clip
-    of silence after the end, as ``Recognizer.finish`` hears a file out), reading the file in blocks
-    (bounded memory). The generator's return value is the file's length in samples."""
-    sr, clip = frontend.sample_rate, frontend.clip_samples
+def window_spectra(path: str, frontend: FrontendConfig, hop_ms: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(end samples, power spectra) of the recording's clip-long windows that end on a hop boundary,
+    in batches as its blocks are read (bounded memory): the windows the streaming recognizer scores,
+    the first once a whole clip has arrived, and on through one clip of silence after the end, as
+    ``Recognizer.finish`` hears a file out. A window's spectra, (frames, fft_size // 2 + 1), are
+    ``Frontend.power_spectrum`` of its clip's frames: each frame of the recording is transformed once
+    and a window takes the frames from its start on (frames start every stride from the recording's
+    first sample, a hop is a whole number of strides, and a frame's FFT is its own, whatever the
+    batch). A yielded batch is a read-only view. The generator's return value is the file's length
+    in samples."""
+    fe = Frontend(frontend)
+    clip, stride, n_frames = frontend.clip_samples, frontend.stride_samples, frontend.num_frames
     hop = hop_samples_of(frontend, hop_ms)
-    buf, buf_start, next_end, length = np.zeros(0, np.float32), 0, clip, 0
+    step = hop // stride  # frames from one window's start to the next one's
+    audio = np.zeros(0, np.float32)  # the samples from the first frame not transformed yet on
+    spectra = np.zeros((0, frontend.fft_size // 2 + 1), np.float32)  # the last frames transformed
+    transformed, heard, next_end, length = 0, 0, clip, 0
 
     def blocks() -> Iterator[np.ndarray]:
         nonlocal length
-        for block in stream_audio(path, sr):
+        for block in stream_audio(path, frontend.sample_rate):
             length += len(block)
             yield block
         if length:  # an empty file stays empty (its reader says so)
             yield np.zeros(clip, np.float32)
 
     for chunk in blocks():
-        buf = np.concatenate([buf, chunk])
-        while next_end <= buf_start + len(buf):
-            start = next_end - clip - buf_start
-            yield next_end, buf[start:start + clip]
-            next_end += hop
-        drop = next_end - clip - buf_start
-        if drop > 0:
-            buf, buf_start = buf[drop:], buf_start + drop
+        heard += len(chunk)
+        audio = np.concatenate([audio, chunk])
+        n = fe.num_frames_for(len(audio))
+        if n:
+            spectra = np.concatenate([spectra, fe.power_spectrum(fe.frame(audio))])
+            audio, transformed = audio[n * stride:], transformed + n
+        # spectra[0] is the recording's frame transformed - len(spectra); the next window begins at
+        # frame (next_end - clip) // stride (past the frames transformed where a hop is longer than a clip)
+        start = (next_end - clip) // stride - (transformed - len(spectra))
+        count = (heard - next_end) // hop + 1 if heard >= next_end else 0
+        if count:  # every frame of these windows ends within their clips, so within the samples heard
+            windows = sliding_window_view(spectra[start:], n_frames, axis=0)[::step][:count]
+            yield next_end + hop * np.arange(count), windows.transpose(0, 2, 1)
+            next_end += hop * count
+            start += step * count
+        spectra = spectra[min(start, len(spectra)):]
     return length
 
 
 def window_scores(predict: Callable[[np.ndarray], np.ndarray], n_labels: int, paths: Sequence[str],
                   frontend: FrontendConfig, hop_ms: float) -> list[ScoredAudio]:
-    """Per-hop scores of a classifier (``predict``: a batch of SCORE_BATCH feature arrays ->
-    probabilities) over each recording (see ``clip_windows``), windows of all files batched together."""
+    """Per-hop scores of a classifier (``predict``: a batch of up to SCORE_BATCH feature arrays ->
+    probabilities) over each recording (see ``window_spectra``), windows of all files batched
+    together. A batch's features are computed from its windows' spectra in one call, as
+    ``Frontend.features`` of a batch of their clips gives them: the matrix products of the mel
+    filters and the DCT round differently with the number of frames they are given at once."""
     fe = Frontend(frontend)
     sr = frontend.sample_rate
-    windows: list[np.ndarray] = []
-    owners: list[tuple[int, int]] = []  # (file index, end sample) of each pending window
-    ends: list[list[int]] = [[] for _ in paths]
+    batch = np.zeros((SCORE_BATCH, frontend.num_frames, frontend.fft_size // 2 + 1), np.float32)
+    owners = np.zeros(SCORE_BATCH, np.int64)  # the file index of each pending window
+    pending = 0
+    ends: list[list[np.ndarray]] = [[] for _ in paths]
     scores: list[list[np.ndarray]] = [[] for _ in paths]
     totals = [0] * len(paths)
 
     def flush() -> None:
-        if not windows:
+        nonlocal pending
+        if not pending:
             return
-        feats = fe.features(np.stack(windows))
-        n = len(feats)
-        if n < SCORE_BATCH:
-            feats = np.concatenate([feats, np.zeros((SCORE_BATCH - n, *feats.shape[1:]), feats.dtype)])
-        out = np.asarray(predict(feats))[:n]
-        for (k, end), row in zip(owners, out):
-            ends[k].append(end)
-            scores[k].append(row)
-        windows.clear()
-        owners.clear()
+        out = np.asarray(predict(fe.power_to_features(batch[:pending])), np.float32)
+        for k in np.unique(owners[:pending]):
+            scores[k].append(out[owners[:pending] == k])
+        pending = 0
 
     for k, path in enumerate(paths):
-        gen = clip_windows(path, frontend, hop_ms)
+        gen = window_spectra(path, frontend, hop_ms)
         while True:
             try:
-                end, window = next(gen)
+                window_ends, windows = next(gen)
             except StopIteration as stop:
                 totals[k] = stop.value
                 break
-            windows.append(window.copy())
-            owners.append((k, end))
-            if len(windows) >= SCORE_BATCH:
-                flush()
+            ends[k].append(window_ends)
+            done = 0
+            while done < len(windows):
+                take = min(SCORE_BATCH - pending, len(windows) - done)
+                batch[pending:pending + take] = windows[done:done + take]
+                owners[pending:pending + take] = k
+                pending, done = pending + take, done + take
+                if pending == SCORE_BATCH:
+                    flush()
     flush()
-    return [ScoredAudio(times=np.array(ends[k], np.float64) / sr,
-                        scores=np.stack(scores[k]) if scores[k] else np.zeros((0, n_labels), np.float32),
+    return [ScoredAudio(times=(np.concatenate(ends[k]) if ends[k] else np.zeros(0, np.int64)).astype(np.float64) / sr,
+                        scores=np.concatenate(scores[k]) if scores[k] else np.zeros((0, n_labels), np.float32),
                         duration_s=totals[k] / sr, source=str(path)) for k, path in enumerate(paths)]
 
 
 def keras_scores(model, paths: Sequence[str], frontend: FrontendConfig, hop_ms: float) -> list[ScoredAudio]:
-    """``window_scores`` of a Keras model (one batch shape, so Keras traces its predict step once)."""
-    return window_scores(model.predict_on_batch, int(model.output_shape[-1]), paths, frontend, hop_ms)
+    """``window_scores`` of a Keras model (every batch padded to SCORE_BATCH windows, so Keras traces its
+    predict step once)."""
+    def predict(feats: np.ndarray) -> np.ndarray:
+        padded = np.zeros((SCORE_BATCH, *feats.shape[1:]), np.float32)
+        padded[:len(feats)] = feats
+        return np.asarray(model.predict_on_batch(padded))[:len(feats)]
+
+    return window_scores(predict, int(model.output_shape[-1]), paths, frontend, hop_ms)
 
 
 def float_tflite_scores(model, paths: Sequence[str], frontend: FrontendConfig, hop_ms: float,

@@ -250,6 +250,55 @@ def test_negative_false_accepts_equal_full_smoothing_of_every_file():
     assert counts[0] > counts[1] > 0 == counts[2]  # the check covers files that fire and files that cannot
 
 
+@pytest.mark.parametrize("window_ms,hop_ms,batch", [(30.0, 40.0, 7), (25.0, 1300.0, 3)])
+def test_scoring_transforms_each_frame_once_and_scores_what_the_per_window_frontend_gives(tmp_path, monkeypatch,
+                                                                                         window_ms, hop_ms, batch):
+    """kws-mine's scoring ran the frontend's FFT over every whole 1 s window at every hop (98 frames for
+    each 4 new ones at a 40 ms hop: three quarters of a scoring pass). Each frame of a recording is now
+    transformed once; the "scores" here are the features themselves, which must be, to the bit, what
+    ``Frontend.features`` gives for each batch of the windows' clips (files read in odd-sized blocks,
+    batches split across files). Also where the frames stop short of a clip's end (25 ms windows), and
+    where a hop is longer than a clip: there the windows after the first block held later audio than
+    their times said, and one more window was scored past the clip of silence after the end."""
+    from functools import partial
+
+    import kws.evaluation.mining as mining
+    from kws.edge.audio import load_audio, stream_audio
+    from kws.edge.frontend import Frontend, FrontendConfig
+
+    cfg = FrontendConfig(window_ms=window_ms)
+    fe = Frontend(cfg)
+    rng = np.random.default_rng(5)
+    paths = [str(tmp_path / f"{k}.wav") for k in range(2)]
+    for path, n in zip(paths, (5 * SAMPLE_RATE + 123, 2 * SAMPLE_RATE)):
+        write_wav(path, rng.normal(0, 0.1, n).astype(np.float32), SAMPLE_RATE)
+    transformed = []
+    real_power_spectrum = Frontend.power_spectrum
+
+    def counted(self, frames):
+        transformed.append(int(np.prod(frames.shape[:-1])))
+        return real_power_spectrum(self, frames)
+
+    monkeypatch.setattr(Frontend, "power_spectrum", counted)
+    monkeypatch.setattr(mining, "stream_audio", partial(stream_audio, block_frames=999))
+    monkeypatch.setattr(mining, "SCORE_BATCH", batch)
+    n_labels = cfg.num_frames * cfg.num_features
+    parts = mining.window_scores(lambda feats: feats.reshape(len(feats), -1), n_labels, paths, cfg, hop_ms)
+    monkeypatch.undo()
+
+    clip, hop = cfg.clip_samples, int(SAMPLE_RATE * hop_ms / 1000)
+    recordings = [load_audio(path, SAMPLE_RATE)[0] for path in paths]
+    heard = [np.concatenate([a, np.zeros(clip, np.float32)]) for a in recordings]  # and one clip of silence
+    ends = [np.arange(clip, len(h) + 1, hop) for h in heard]
+    clips = [h[end - clip:end] for h, e in zip(heard, ends) for end in e]
+    own = np.concatenate([fe.features(np.stack(clips[i:i + batch])) for i in range(0, len(clips), batch)])
+    assert [len(p.times) for p in parts] == [len(e) for e in ends]
+    for audio, part, e in zip(recordings, parts, ends):
+        assert np.array_equal(part.times, e / SAMPLE_RATE) and part.duration_s == len(audio) / SAMPLE_RATE
+    assert np.array_equal(np.concatenate([p.scores for p in parts]), own.reshape(len(clips), -1))
+    assert sum(transformed) == sum(fe.num_frames_for(len(h)) for h in heard)
+
+
 def test_a_rerun_on_other_negatives_records_them_too(run_copy, confusers, monkeypatch, score_once):
     """mining.json's negatives are what kws-eval checks calibration negatives against: a rerun that
     mined b.wav after a.wav kept only a.wav there, so calibrating on b.wav raised no warning."""
