@@ -15,7 +15,7 @@ ORDER = ("demo", "unseen", "stream_alignment", "stream_alignment_60ep", "stream_
          "speakers_crossfit", "mixup", "mixup_oracle", "weight_decay", "weight_decay_oracle", "mfcc_coefficients", "mfcc_coefficients_oracle", "calibration_rules", "embedding_unseen", "embedding_unseen_oracle", "embedding_calibration_rules", "talk_background", "talk_background_oracle", "talk_background_calibration", "ensemble_calibration", "ensemble", "ensemble_members", "ensemble_long_validation", "ensemble_float", "ensemble_four", "ensemble_fusion", "embedding_quantization", "embedding_quantization_pair2", "position", "augment_speed", "train", "lr", "synth", "synth_transfer", "wakeword", "wakeword_dynamic", "wakeword_embedding_standardised", "wakeword_trained_negatives",
          "tail_calibration", "embedding",
          "convert", "edge", "edge_issue15", "edge_litert_c",
-         "predict_memory", "eval")
+         "predict_memory", "eval", "sweep")
 HEADER = """# Benchmarks
 
 Every number here was measured on the project's reference machine (x86_64, 2 cores, 24 GiB, no GPU,

@@ -165,6 +165,7 @@ def main() -> None:
     else:
         print(f"skipping bench_edge, bench_predict_memory: {DEMO_DIST} missing (run make demo first)",
               file=sys.stderr)
+    steps.append(["-m", "bench.bench_sweep", "--hours", "1", "--hop-ms", "40"])  # synthetic scores: no data needed
     for step in steps:
         subprocess.run([sys.executable, *step], cwd=REPO, check=True)
     subprocess.run([sys.executable, "-m", "bench.collect"], cwd=REPO, check=True)
