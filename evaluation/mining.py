@@ -9,7 +9,9 @@ decides is written to ``mining.json`` in the run folder before it trains, so an 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -280,6 +282,7 @@ class Miner:
         self.opts = opts
         self.quiet = quiet
         self.say = say or (lambda msg: None if quiet else print(msg, file=sys.stderr, flush=True))
+        self._last_scoring: tuple[tuple, tuple[list[ScoredAudio], dict]] | None = None  # score's key and result
         self._say_reused(opts)
         self._warn_if_round_left_unfinished()
         self.manifest = run_manifest(self.cfg, self.labels)
@@ -370,9 +373,23 @@ class Miner:
 
     def score(self, threshold: float | None = None, hop_ms: float | None = None) -> tuple[list[ScoredAudio], dict]:
         """The current model.keras (as float TFLite) over every negative recording at ``hop_ms``, and
-        its false accepts there at ``threshold`` (default: this run's settings)."""
+        its false accepts there at ``threshold`` (default: this run's settings). A round's count after
+        its training is the next round's before (no training in between): a call on the very model
+        file, hop, threshold and recordings of the last one returns its result instead of scoring the
+        negatives again (a copy of the count)."""
         threshold = self.threshold if threshold is None else threshold
         hop_ms = self.hop_ms if hop_ms is None else hop_ms
+        key = (hashlib.sha256(self.run.model.read_bytes()).hexdigest(), float(hop_ms), float(threshold),
+               tuple(f.path for f in self.negatives.files))
+        if self._last_scoring is not None and self._last_scoring[0] == key:
+            parts, fa = self._last_scoring[1]
+            return parts, copy.deepcopy(fa)
+        parts, fa = self._score(threshold, hop_ms)
+        self._last_scoring = (key, (parts, copy.deepcopy(fa)))
+        return parts, fa
+
+    def _score(self, threshold: float, hop_ms: float) -> tuple[list[ScoredAudio], dict]:
+        """``score`` without the reuse of the last result."""
         from kws.converters.source import RunSource, load_keras_model
         from kws.trainer.tfimport import import_tensorflow
 

@@ -531,3 +531,37 @@ def test_a_rerun_trains_on_the_last_round_a_raised_time_budget_leaves_time_for(r
             "it on and measuring it again") in err
     assert [l for l in err if l.startswith("mining round 1: FA/h on the negatives")]
     assert "(train.time_budget_s)" not in res.stdout and "kws-mine: 1 rounds" in res.stdout
+
+
+def test_a_rounds_count_after_is_the_next_rounds_before_without_scoring_again(run_copy, confusers, monkeypatch,
+                                                                             score_once):
+    """Round r's count after training and round r+1's count before score the same model.keras on the
+    same negatives: the negatives are scored once for both (three passes for two rounds, not four), and
+    a model file written since is scored anew."""
+    import keras
+
+    import kws.evaluation.mining as mining
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions
+
+    passes = []
+
+    def counted(model, paths, *args):
+        passes.append(len(paths))
+        return score_once(model, paths, *args)
+
+    def resaved(**kwargs):  # a new model.keras (one bias moved), as a round's training writes one
+        model_file = run_copy / "model.keras"
+        model = keras.models.load_model(model_file, compile=False)
+        weights = model.get_weights()
+        weights[-1] = weights[-1] + np.float32(0.01)
+        model.set_weights(weights)
+        model.save(model_file)
+
+    monkeypatch.setattr(mining, "float_tflite_scores", counted)
+    monkeypatch.setattr(train_module, "train", resaved)
+    record = Miner(run_copy, MiningOptions(rounds=2, windows_per_round=2, epochs_per_round=1,
+                                           negatives=(str(confusers / "b.wav"),)), quiet=True).run_rounds()
+    assert passes == [1, 1, 1]  # round 1 before, round 1 after = round 2 before, round 2 after
+    assert record["rounds"][1]["fa_before"] == record["rounds"][0]["fa_after"]
+    assert record["rounds"][1]["fa_before"] is not record["rounds"][0]["fa_after"]
