@@ -141,6 +141,8 @@ def main(words, out, per_word, negatives, seed, sample_rate, clip_ms, engines, s
     except KeyboardInterrupt:
         exit_interrupted("kws-synth: interrupted; finished clips are kept, rerun the same command to resume")
     click.echo(summary_line(summary, out, clip_ms))
+    if summary.word_gap:  # said before kws-train is run, with the fix (a larger --per-word)
+        click.echo(summary.word_gap, err=True)
     empty = [label for label, n in summary.per_label.items() if n == 0 and not label.startswith("_")]
     if empty:  # kws-train would refuse the folder or train without the word: never a silent success
         raise click.ClickException(

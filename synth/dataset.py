@@ -33,7 +33,7 @@ from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
 from kws.edge.stopping import STOP_SIGNALS, StopRequest
 
 from kws.trainer import augment
-from kws.trainer.dataset import NOT_READ_NOTE, SYNTH_META_CSV, SYNTH_STATE_DIR, audio_files
+from kws.trainer.dataset import NOT_READ_NOTE, SYNTH_META_CSV, SYNTH_STATE_DIR, DataError, audio_files, scan_dataset
 
 from . import clips
 from .engines import ENGINES, SynthesisError, Synthesizer, Utterance, Voice, available_voices, phonemes
@@ -222,6 +222,7 @@ class Summary:
     too_long: list[tuple[ClipTask, float]] = field(default_factory=list)
     failed: list[tuple[ClipTask, str]] = field(default_factory=list)
     seconds: float = 0.0
+    word_gap: str | None = None  # kws-train's warning line for a held-out split with no clip of a word
 
     @property
     def clips(self) -> int:
@@ -691,4 +692,17 @@ def _finish(opts: SynthOptions, tasks: list[ClipTask], records: dict, written: i
     split_voices = {s: len({t.speaker for t, _ in rows if t.split == s})
                     for s in ("training", "validation", "testing")}
     return Summary(per_label=per_label, voices=len({t.speaker for t, _ in rows}), split_voices=split_voices,
-                   written=written, already=len(rows) - written, too_long=too_long, failed=failed, seconds=seconds)
+                   written=written, already=len(rows) - written, too_long=too_long, failed=failed, seconds=seconds,
+                   word_gap=word_gap_warning(opts))
+
+
+def word_gap_warning(opts: SynthOptions) -> str | None:
+    """The line kws-train and kws data-stats print when validation or testing of the finished folder
+    holds no clip of a word (``DataIndex.word_gap_warning`` on the split its lists decide), else None;
+    None too where kws-train would refuse the folder (a word without a clip: the run says so itself)."""
+    try:
+        index = scan_dataset(opts.out, opts.words, 0, 0, opts.validation_percentage, opts.testing_percentage,
+                             seed=0)
+    except DataError:
+        return None
+    return index.word_gap_warning()

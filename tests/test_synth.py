@@ -583,3 +583,26 @@ def test_a_rerun_tries_the_clips_an_engine_failed_on_again(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "1 rendered, 3 already there" in res.stdout and "failed" not in res.stdout
     assert _digest(out) == first
+
+
+@needs_espeak
+def test_a_held_out_split_without_a_word_is_said_when_the_run_ends(tmp_path):
+    """With few clips per word the validation or test voices may say only some words; kws-train and
+    kws data-stats warned of it, kws-synth finished silently. Its last line now says it too (the
+    same line as data-stats), so the user reruns with a larger --per-word before training."""
+    from kws.evaluation.datastats import dataset_stats
+
+    out = tmp_path / "few"
+    res = _run("--words", "yes,no", "--per-word", 2, "--negatives", 0, "--engines", "espeak", "--noise-prob", 0,
+               "--reverb-prob", 0, "--jobs", 1, "--out", out, "-q")
+    assert res.returncode == 0, res.stderr
+    assert "(yes 2, no 2)" in res.stdout and "warning" not in res.stdout
+    held = {s: {p.split("/")[0] for p in (out / f"{s}_list.txt").read_text().split()} for s in ("validation", "testing")}
+    assert all(len(words) == 1 for words in held.values())  # one held-out voice each, saying one word
+    lost = {s: ({"yes", "no"} - words).pop() for s, words in held.items()}
+    warning = res.stderr.strip().splitlines()[-1]
+    assert warning.startswith(f"warning: validation holds no clip of {lost['validation']!r} (validation_list.txt "
+                              "decides it), so the best epoch is picked without hearing it; testing holds no clip "
+                              f"of {lost['testing']!r}")
+    assert warning.endswith("rerun kws-synth with a larger --per-word, so that the held-out voices say every word")
+    assert dataset_stats(out)["speakers"]["split_warning"] == warning
