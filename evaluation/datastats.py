@@ -6,13 +6,14 @@ import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from kws.edge.audio import AUDIO_SUFFIXES, read_audio
 from kws.edge.errors import AudioError
+from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest_schema import MAX_LABEL_CHARS, is_valid_label
 from kws.edge.pcmwav import wav_shortfall
 from kws.trainer.dataset import SILENT_DBFS  # peak below this -> silent: kws-train's rule
@@ -23,6 +24,12 @@ CLIP_FRACTION = 0.001       # more than 0.1% clipped samples -> clipping
 FEW_FILES = 20              # a label with fewer files than this ...
 FEW_FRACTION_OF_MEDIAN = 0.1  # ... or fewer than 10% of the median label's -> few files
 BACKGROUND_DIR = "_background_noise_"
+# a label whose files mostly lack the top mel bands of kws-train's default frontend at the expected
+# rate (a rate under twice its upper_hz: FrontendConfig.missing_band's rule) while the other labels'
+# files mostly have them: a model can learn "empty top bands" as that label
+DEFAULT_FRONTEND = FrontendConfig()
+LOW_BAND_SHARE = 0.5          # at least half of the label's files lack the top bands ...
+LOW_BAND_OTHERS_RATIO = 0.5   # ... and the other labels' share is at most half the label's
 HASH_CHUNK = 1 << 20
 SECONDS_PER_MINUTE = 60
 MINUTES_PER_HOUR = 60
@@ -112,8 +119,9 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
-    clipping, silent, duplicate, truncated, few_files, empty_label, nested, label_name, outside_labels,
-    unread_folder (a '_' folder of audio kws-train does not read), not_trainable (kws-train would
+    clipping, silent, duplicate, truncated, few_files, low_band_label (most of a label's files at a rate
+    that leaves the top mel bands empty, unlike the other labels'), empty_label, nested, label_name,
+    outside_labels, unread_folder (a '_' folder of audio kws-train does not read), not_trainable (kws-train would
     refuse the folder: fewer than two usable labels). ``speakers`` says how many speakers (groups of
     ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get (None for a
     folder kws-train refuses).
@@ -216,6 +224,9 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
             if s.files < FEW_FILES or s.files < FEW_FRACTION_OF_MEDIAN * median:
                 problems.append({"kind": "few_files", "label": name,
                                  "detail": f"{s.files} files (median label has {median:g})"})
+    frontend = expected_frontend(expected_rate)
+    if frontend is not None:
+        problems.extend(low_band_labels(word_labels, frontend))
     speakers = None
     try:
         # word folders as kws-train sees them: _unknown_/ (and any other _name) is no word
@@ -235,6 +246,41 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         "speakers": speakers,
         "problems": problems,
     }
+
+
+def expected_frontend(expected_rate: int) -> FrontendConfig | None:
+    """kws-train's default frontend for a model at ``expected_rate``, its upper_hz lowered to that rate's
+    Nyquist frequency where it is above it (kws-train refuses it higher); None for a rate no frontend takes."""
+    try:
+        return replace(DEFAULT_FRONTEND, sample_rate=expected_rate,
+                       upper_hz=min(DEFAULT_FRONTEND.upper_hz, expected_rate / 2))
+    except ValueError:
+        return None
+
+
+def low_band_labels(labels: dict[str, LabelStats], frontend: FrontendConfig = DEFAULT_FRONTEND) -> list[dict]:
+    """A ``low_band_label`` problem for each label most of whose files are at a rate leaving
+    ``frontend``'s top mel bands empty (``missing_band``) where the other labels' files mostly are not:
+    the model can then tell that label by the empty bands rather than by the word."""
+    low = {name: sum(n for rate, n in s.rates.items() if frontend.missing_band(rate) is not None)
+           for name, s in labels.items()}
+    total_files = sum(s.files for s in labels.values())
+    total_low = sum(low.values())
+    problems = []
+    for name, s in sorted(labels.items()):
+        others = total_files - s.files
+        if not s.files or not others:
+            continue
+        share, others_share = low[name] / s.files, (total_low - low[name]) / others
+        if share >= LOW_BAND_SHARE and others_share <= LOW_BAND_OTHERS_RATIO * share:
+            rates = sorted(r for r in s.rates if frontend.missing_band(r) is not None)
+            problems.append({"kind": "low_band_label", "label": name, "detail": (
+                f"{low[name]} of its {s.files} files ({100 * share:.0f}%) are below {2 * frontend.upper_hz:g} Hz "
+                f"({', '.join(map(str, rates))} Hz), against {100 * others_share:.0f}% of the other labels' files: "
+                f"their mel bands above {rates[-1] / 2:g} Hz (up to {frontend.upper_hz:g} Hz) are empty, and a "
+                f"model can learn that as the label; record it at {frontend.sample_rate} Hz or give it clips at "
+                "the other labels' rate")})
+    return problems
 
 
 def duration_text(seconds: float) -> str:

@@ -134,7 +134,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, testing_percentage, as_json) -> None:
     """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,
     clipping (>0.1% samples at full scale, in any channel), silent files (peak < -50 dBFS), exact
-    duplicates, labels with few files (< 20 or < 10% of the median), unreadable files; and how many speakers
+    duplicates, labels with few files (< 20 or < 10% of the median), a label mostly recorded at a rate that
+    leaves the top mel bands empty (8 kHz) where the other labels are not, unreadable files; and how many speakers
     each split gets under kws-train's rule (warning when file names carry no speaker id). Files and
     folders whose names start with '.' (macOS's ._ files) are passed by, as kws-train passes them.
 

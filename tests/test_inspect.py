@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from audio_fixtures import SAMPLE_RATE, word_audio
 from kws.edge.audio import write_wav
-from kws.evaluation.datastats import FEW_FILES, duration_text
+from kws.evaluation.datastats import FEW_FILES, dataset_stats, duration_text
 from kws.evaluation.inspect_cli import data_stats_cmd, inspect_cmd
 from kws.trainer.dataset import split_of_key
 
@@ -141,6 +141,31 @@ def test_data_stats_gives_the_total_duration_in_a_unit_that_shows_it(tmp_path):
     assert res.output.splitlines()[0] == f"{tmp_path}: 2 files, 2.0 s"
     assert [duration_text(s) for s in (0.0, 59.9, 59.96, 90.0, 3599.0, 5400.0, 36000.0)] == [
         "0.0 s", "59.9 s", "1.0 min", "1.5 min", "1.0 h", "1.5 h", "10.0 h"]
+
+
+def test_data_stats_flags_a_label_recorded_mostly_at_a_rate_without_the_top_bands(tmp_path):
+    """One word recorded at 8 kHz among 16 kHz labels: each file was a wrong_rate line, but nothing said
+    that the word alone has empty mel bands above 4 kHz, which a model learns as the word."""
+    rng = np.random.default_rng(3)
+
+    def clips(label: str, rates: tuple[int, ...]) -> None:
+        for i, rate in enumerate(rates):
+            write_wav(tmp_path / label / f"s{i}_nohash_{rate}.wav", rng.uniform(-0.3, 0.3, rate // 10), rate)
+
+    clips("yes", (16000, 16000, 16000))
+    clips("no", (8000, 8000, 16000))
+    clips("_unknown_", (16000, 16000, 16000, 11025))
+    low = [p for p in dataset_stats(tmp_path)["problems"] if p["kind"] == "low_band_label"]
+    assert low == [{"kind": "low_band_label", "label": "no", "detail": (
+        "2 of its 3 files (67%) are below 15200 Hz (8000 Hz), against 14% of the other labels' files: their mel "
+        "bands above 4000 Hz (up to 7600 Hz) are empty, and a model can learn that as the label; record it at "
+        "16000 Hz or give it clips at the other labels' rate")}]
+    text = CliRunner().invoke(data_stats_cmd, [str(tmp_path)]).output
+    assert "  low_band_label no: 2 of its 3 files (67%)" in text
+    # for a model at 8 kHz (--rate 8000) the 16 kHz files are resampled to it: every label has every band
+    assert not [p for p in dataset_stats(tmp_path, 8000)["problems"] if p["kind"] == "low_band_label"]
+    clips("yes", (8000, 8000, 8000))  # now low rates are as common among the other labels: no label stands out
+    assert not [p for p in dataset_stats(tmp_path)["problems"] if p["kind"] == "low_band_label"]
 
 
 def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
