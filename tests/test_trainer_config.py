@@ -246,3 +246,30 @@ def test_an_empty_kws_train_option_is_a_usage_error(option, tmp_path, monkeypatc
     res = CliRunner().invoke(main, args + [option, ""])
     assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == f"Error: Invalid value for {option}: is empty"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("threshold", [0, 1])
+def test_a_threshold_that_never_detects_is_refused_when_training_starts(threshold, tmp_path):
+    """smoothing.detection_threshold 0 (the first detection held for ever) or 1 (no detection) trained
+    a whole run into a model kws-listen and kws-mine then refused to run at that threshold. kws-train
+    refuses it before anything is written, naming the file or --set and the key; a run already
+    trained with it still loads (kws-convert, kws-mine and kws-eval read its config.yaml)."""
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+    from kws.trainer.config import check_new_run
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"smoothing:\n  detection_threshold: {threshold}\n")
+    assert load_config(path).smoothing.detection_threshold == threshold  # an old run's config loads
+    why = "at 0 the first detection is held for ever" if threshold == 0 else "no score is above 1"
+    for args, where in ((["--config", str(path)], str(path)),
+                        (["--set", f"smoothing.detection_threshold={threshold}"],
+                         f"--set smoothing.detection_threshold={threshold}")):
+        res = CliRunner().invoke(main, ["--data", str(tmp_path), *args, "--out", str(tmp_path / "run")])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 1 and len(lines) == 1, res.output
+        assert lines[0].startswith(f"Error: {where}: smoothing.detection_threshold must be between 0 and 1, "
+                                   f"not {threshold}: {why}"), lines[0]
+        assert not (tmp_path / "run").exists()
+    check_new_run(load_config(path, ["smoothing.detection_threshold=0.5"]), path)  # a --set mends the file's

@@ -50,7 +50,7 @@ Examples:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or per-epoch lines; only the result.")
 def main(data_path, words, negatives, teachers, config_path, overrides, arch, out, resume, distribute, refresh, quiet):
     """Train a keyword-spotting model from folders of audio files."""
-    from .config import load_config, with_data
+    from .config import check_new_run, load_config, with_data
     from .fetch import DownloadOptions
     from .tfimport import require_training_packages
     from .train import TrainingInterrupted, changed_on_resume, train
@@ -70,8 +70,9 @@ def main(data_path, words, negatives, teachers, config_path, overrides, arch, ou
             return
         sets = list(overrides) + ([f"model.architecture={arch}"] if arch else [])
         negative_dirs = [d.strip() for text in negatives for d in text.split(",") if d.strip()]
-        cfg = with_data(load_config(config_path, sets), data_path,
-                        None if words is None else words.split(","), negative_dirs)
+        cfg = load_config(config_path, sets)
+        check_new_run(cfg, config_path, sets)
+        cfg = with_data(cfg, data_path, None if words is None else words.split(","), negative_dirs)
         teacher_dirs = [d.strip() for text in teachers for d in text.split(",") if d.strip()]
         if teacher_dirs:
             cfg = cfg.replace(train=dataclasses.replace(cfg.train, teachers=tuple(teacher_dirs)))

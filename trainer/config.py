@@ -525,6 +525,31 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     return config_from_dict(data, source=source if not overrides else f"{source} + --set")
 
 
+THRESHOLD_SECTION, THRESHOLD_NAME = "smoothing", "detection_threshold"
+THRESHOLD_KEY = f"{THRESHOLD_SECTION}.{THRESHOLD_NAME}"
+# why a model trained with each threshold at the edge of [0, 1] never detects usefully: a word fires
+# when its smoothed score is above the threshold and is held until the score falls below a fraction of it
+USELESS_THRESHOLDS = {0.0: "at 0 the first detection is held for ever (no score falls below 0)",
+                      1.0: "no score is above 1, so nothing would ever be detected"}
+
+
+def check_new_run(cfg: Config, path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> None:
+    """ConfigError naming the config file (or the --set) and the key where ``cfg``, read from ``path``
+    and ``overrides`` as ``load_config`` reads them, would train a model that never detects usefully.
+    Checked when kws-train starts a run only: a run trained with such a config still loads (kws-convert,
+    kws-mine, kws-eval, kws-train --resume read it with ``load_config``)."""
+    threshold = cfg.smoothing.detection_threshold
+    if threshold not in USELESS_THRESHOLDS:
+        return
+    where = str(path) if path is not None else "config"
+    for text in overrides:
+        section, name, _ = parse_override(text)
+        if (section, name) == (THRESHOLD_SECTION, THRESHOLD_NAME):
+            where = f"--set {text}"
+    raise ConfigError(f"{where}: {THRESHOLD_KEY} must be between 0 and 1, not {threshold:g}: "
+                      f"{USELESS_THRESHOLDS[threshold]}")
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
     from kws.edge.manifest import atomic_write_text
