@@ -232,6 +232,16 @@ class Summary:
                 f"per hop: mean {d['hop_mean_ms']:.2f} ms, p99 {d['hop_p99_ms']:.2f} ms over {d['hops']} hops")
 
 
+def duration_samples(duration_s: float, sample_rate: int) -> int:
+    """How many samples at ``sample_rate`` ``--duration`` lets through (to the nearest sample); a
+    duration shorter than that rate's one sample is a usage error (it would hear nothing and succeed)."""
+    samples = round(duration_s * sample_rate)
+    if samples < 1:
+        raise click.BadParameter(f"{duration_s:g} s is less than one sample at the model's {sample_rate} Hz",
+                                 param_hint="'--duration'")
+    return samples
+
+
 def _format(det: Detection, as_json: bool) -> str:
     if as_json:
         return json.dumps(det.to_dict())
@@ -333,6 +343,7 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
                 check_writable_dir(os.path.dirname(os.path.abspath(summary_json)), "--summary-json")
             rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
                                            num_threads=threads, runtime=runtime, streaming=not no_streaming)
+            limit = None if duration is None else duration_samples(duration, rec.sample_rate)
             if wav_path:
                 source = FileSource(wav_path, rec.sample_rate)
             elif use_stdin:
@@ -352,7 +363,6 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
                 tell(f"{PROG}: warning: {band}")
             runner = CommandRunner(on_detect or on_detect_shell, shell=bool(on_detect_shell)) \
                 if on_detect or on_detect_shell else None
-            limit = int(duration * rec.sample_rate) if duration else None
 
             def report(detections) -> None:
                 for det in detections:
@@ -362,16 +372,19 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
                     if runner is not None:
                         runner.submit(det)
 
+            cut = False  # --duration's end reached
             for chunk in source.chunks():
                 if limit is not None and rec.samples_seen + len(chunk) >= limit:
                     chunk = chunk[:limit - rec.samples_seen]
                 report(rec.process(chunk))
                 if limit is not None and rec.samples_seen >= limit:
+                    cut = True
                     break
-            else:
-                if wav_path or use_stdin:  # the recording ended: its last second is heard out (Recognizer.finish)
-                    heard_s = rec.time_s
-                    report(rec.finish())
+            # the input ended (a file's or pipe's end, or --duration's cut on any source; a microphone
+            # has no end of its own): its last second is heard out (Recognizer.finish)
+            if cut or wav_path or use_stdin:
+                heard_s = rec.time_s
+                report(rec.finish())
         except KeyboardInterrupt:
             _say(quiet, "stopped")
         except KwsError as exc:

@@ -98,3 +98,39 @@ def test_a_one_second_clip_is_heard_to_its_end(converted_run, tmp_path):
     times, _ = stream_scores(converted_run / "manifest.json", clip)
     hop_s = rec.hop_ms / 1000.0
     assert times[0] == pytest.approx(1.0) and times[-1] == pytest.approx(2.0, abs=hop_s)
+
+
+@pytest.mark.parametrize("source", ["--wav", "--stdin"])
+def test_a_duration_cut_is_heard_out_like_the_end_of_a_file(converted_run, tmp_path, source):
+    """--duration ends the input as a file's end does: the word in the last second before the cut is
+    decided on (it went unheard: the cut skipped Recognizer.finish's second of silence), and the
+    summary counts the audio up to the cut."""
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from kws.edge.listen_cli import main as listen_main
+
+    word = word_audio("down", np.random.default_rng(17))  # 1 s, the word inside
+    audio = np.concatenate([word, word])  # the cut falls after the first
+    wav = tmp_path / "two.wav"
+    sf.write(wav, audio, SAMPLE_RATE, subtype="PCM_16")
+    args = ["--wav", str(wav)] if source == "--wav" else ["--stdin"]
+    res = CliRunner().invoke(listen_main, ["-m", str(converted_run), *args, "--threshold", "0.3", "--duration", "1"],
+                             input=to_int16(audio).tobytes())
+    assert res.exit_code == 0, res.output
+    assert [line.split()[2] for line in res.stdout.splitlines()] == ["down"]
+    assert "1.0 s of audio, 1 detection(s)" in res.stderr and "over 1 hops" in res.stderr
+
+
+@pytest.mark.parametrize("duration", ["1e-5", "0.00003"])
+def test_a_duration_shorter_than_one_sample_is_a_usage_error(converted_run, duration):
+    """0.00001 s is no sample at 16 kHz: kws-listen heard 0.0 s of audio and exited 0."""
+    from click.testing import CliRunner
+
+    from kws.edge.listen_cli import main as listen_main
+
+    res = CliRunner().invoke(listen_main, ["-m", str(converted_run), "--stdin", "--duration", duration],
+                             input=b"\0" * 64000)
+    assert res.exit_code == EXIT_USAGE, res.output
+    assert res.stderr.strip().splitlines()[-1] == (f"Error: Invalid value for '--duration': {float(duration):g} s is "
+                                                   "less than one sample at the model's 16000 Hz")
