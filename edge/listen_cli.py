@@ -29,6 +29,7 @@ PLACEHOLDER_RE = re.compile(r"\{(label|score|time_s)\}")
 EXIT_ERROR = 1
 MAX_STDIN_CHANNELS = 32  # interleaved channels accepted on --stdin
 STDERR_FD = 2  # where --on-detect commands print: stdout carries only the detections
+NEGATIVE_INDEX_RE = re.compile(r"-\d+")  # a --device that means an index below 0
 
 EXAMPLES = """
 \b
@@ -314,6 +315,10 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         return
     if wav_path and use_stdin:
         raise click.UsageError("give --wav or --stdin, not both")
+    if device is not None and NEGATIVE_INDEX_RE.fullmatch(device.strip()):
+        # sounddevice takes -1 as PortAudio's "no device", not the default; as a name it matched any "-1"
+        raise click.BadParameter(f"{device.strip()} is not a device index (they start at 0; leave --device out "
+                                 "for the default input; see kws-listen --list-devices)", param_hint="'--device'")
     if (wav_path or use_stdin) and (device or device_rate):
         raise click.UsageError("--device/--device-rate are for microphone input, not --wav/--stdin")
     if not use_stdin and (rate is not None or channels != 1):
