@@ -17,7 +17,7 @@ from kws.edge.manifest import (MANIFEST_NAME, EnsembleMember, EnsembleSection, M
                                save_manifest)
 from kws.edge.model_loader import checked_file, locate
 from kws.edge.manifest_schema import MAX_ENSEMBLE_MEMBERS
-from kws.edge.stopping import exit_interrupted, signals_held
+from kws.edge.stopping import exit_interrupted, removed_after, signals_held
 
 from .stopping import stop_cleanly
 
@@ -125,7 +125,8 @@ def build(sources: list[MemberSource], out: Path, written: Callable[[], None] = 
             text = text.replace(str(tmp / member.path), str(source.manifest_path.parent))
         return text.replace(str(tmp), str(out))
 
-    try:
+    # a second Ctrl-C while the staging folder is removed cannot leave half of it beside --out
+    with removed_after(lambda: shutil.rmtree(tmp, ignore_errors=True)):
         try:
             for member, source in zip(manifest.ensemble.members, sources):
                 folder = tmp / member.path
@@ -147,8 +148,6 @@ def build(sources: list[MemberSource], out: Path, written: Callable[[], None] = 
         _swap_in(tmp, out, old, written)
         with signals_held():  # the earlier ensemble goes whole, never half of it left hidden at old
             shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out / MANIFEST_NAME
 
 

@@ -318,10 +318,12 @@ def test_a_stop_between_the_two_renames_still_leaves_an_ensemble_in_place(tmp_pa
 
 @pytest.mark.parametrize("stop_in, said", [
     ("the probe", "kws-ensemble: interrupted; nothing was written"),
+    ("the probe, then the staging folder's removal", "kws-ensemble: interrupted; nothing was written"),
     ("the earlier one's removal", "kws-ensemble: interrupted; the new ensemble was written to {out} (not calibrated yet)")])
 def test_a_stop_says_whether_the_new_ensemble_was_written(converted_run, tmp_path, monkeypatch, stop_in, said):
     """Ctrl-C after the new ensemble had replaced the earlier one (while that was being removed, or
-    the last lines printed) said 'nothing was written'."""
+    the last lines printed) said 'nothing was written'; a second stop (SIGTERM) while the staging
+    folder of a stopped build was removed left half of .<out>.tmp-<pid> beside --out."""
     import os
     import signal
 
@@ -342,14 +344,23 @@ def test_a_stop_says_whether_the_new_ensemble_was_written(converted_run, tmp_pat
         if ".old-" in Path(path).name:
             os.kill(os.getpid(), signal.SIGINT)
 
-    if stop_in == "the probe":
+    def stopped_again_in_removal(path, *args, **kwargs):
+        if ".tmp-" in Path(path).name and Path(path).exists():  # not the stale-folder sweep before the build
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+        real_rmtree(path, *args, **kwargs)
+
+    if stop_in.startswith("the probe"):
         monkeypatch.setattr(ensemble_cli, "_probe", probe_then_stop)
+        if stop_in != "the probe":
+            monkeypatch.setattr(shutil, "rmtree", stopped_again_in_removal)
     else:
         monkeypatch.setattr(shutil, "rmtree", rmtree_then_stop)
     res = CliRunner().invoke(ensemble_main, [str(b), str(a), "--out", str(out)])
     assert res.exit_code == 130 and res.stderr.strip() == said.format(out=out)
     members = [m.source for m in load_manifest(out).ensemble.members]
-    if stop_in == "the probe":
+    if stop_in.startswith("the probe"):
         assert (out / "manifest.json").read_bytes() == earlier and members == [str(a), str(b)]
     else:
         assert members == [str(b), str(a)]
