@@ -30,7 +30,7 @@ import numpy as np
 from kws.edge.audio import AUDIO_SUFFIXES, load_audio, to_int16
 from kws.edge.errors import AudioError, KwsError, naming
 from kws.edge.manifest import UNKNOWN_LABEL, atomic_write_text
-from kws.edge.stopping import STOP_SIGNALS, StopRequest
+from kws.edge.stopping import STOP_SIGNALS, StopRequest, removed_after
 
 from kws.trainer import augment
 from kws.trainer.dataset import NOT_READ_NOTE, SYNTH_META_CSV, SYNTH_STATE_DIR, DataError, audio_files, scan_dataset
@@ -640,27 +640,31 @@ def _run_shards(shard_tasks: list[list[ClipTask]], ids: list[int], opts: SynthOp
     import scipy.signal  # noqa: F401
 
     stop = StopRequest().install()
-    scratch = tempfile.mkdtemp(prefix="kws-synth-")
-    pool = ctx.Pool(processes=max(1, min(jobs, len(shard_tasks))), initializer=_init_worker,
-                    initargs=(opts, noises, scratch), maxtasksperchild=1)
     try:
-        pending = {i: pool.apply_async(render_shard, (tasks,)) for i, tasks in zip(ids, shard_tasks)}
-        while pending:
-            stop.check()
-            ready = [i for i, r in pending.items() if r.ready()]
-            if not ready:
-                time.sleep(0.02)
-                continue
-            for i in ready:
-                yield i, pending.pop(i).get()
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        scratch = tempfile.mkdtemp(prefix="kws-synth-")
+        # a further stop can still cut pool.join() short (a worker may hang), never the removal of
+        # the scratch folder after it
+        with removed_after(lambda: shutil.rmtree(scratch, ignore_errors=True)):
+            pool = ctx.Pool(processes=max(1, min(jobs, len(shard_tasks))), initializer=_init_worker,
+                            initargs=(opts, noises, scratch), maxtasksperchild=1)
+            try:
+                pending = {i: pool.apply_async(render_shard, (tasks,)) for i, tasks in zip(ids, shard_tasks)}
+                while pending:
+                    stop.check()
+                    ready = [i for i, r in pending.items() if r.ready()]
+                    if not ready:
+                        time.sleep(0.02)
+                        continue
+                    for i in ready:
+                        yield i, pending.pop(i).get()
+                pool.close()
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
     finally:
-        pool.join()
         stop.restore()
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _finish(opts: SynthOptions, tasks: list[ClipTask], records: dict, written: int, seconds: float) -> Summary:

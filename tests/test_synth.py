@@ -606,3 +606,55 @@ def test_a_held_out_split_without_a_word_is_said_when_the_run_ends(tmp_path):
                               f"of {lost['testing']!r}")
     assert warning.endswith("rerun kws-synth with a larger --per-word, so that the held-out voices say every word")
     assert dataset_stats(out)["speakers"]["split_warning"] == warning
+
+
+def _signal_self(sig) -> None:
+    os.kill(os.getpid(), sig)
+    for _ in range(1000):  # bytecode for Python to run the handler on
+        pass
+
+
+def test_a_second_stop_while_the_workers_end_still_removes_the_scratch_folder(tmp_path, monkeypatch):
+    """Ctrl-C, then SIGTERM while kws-synth waited for its terminated workers (pool.join): the
+    kws-synth-* scratch folder with the engines' temp files stayed in TMPDIR, and kws-synth's own
+    signal handlers stayed installed. A third stop during the removal waits for it."""
+    from kws.synth import dataset
+
+    class FirstStopWhilePolled:
+        def ready(self):
+            _signal_self(signal.SIGINT)  # seen at the next check: the pool is terminated
+            return False
+
+    class WorkersEndingPool:
+        def __init__(self, processes, initializer, initargs, maxtasksperchild):
+            self.scratch = Path(initargs[2])
+            (self.scratch / "festival-tmp").mkdir()  # an engine's temp folder, as a worker left it
+            (self.scratch / "festival-tmp" / "utt.wav").write_bytes(b"RIFF")
+
+        def apply_async(self, func, args):
+            return FirstStopWhilePolled()
+
+        def terminate(self):
+            pass
+
+        def join(self):
+            _signal_self(signal.SIGTERM)  # the second stop, while the workers end
+
+    class Context:
+        Pool = WorkersEndingPool
+
+    real_rmtree = shutil.rmtree
+
+    def stopped_again_in_removal(path, *args, **kwargs):
+        if Path(path).parent == tmp_path:
+            _signal_self(signal.SIGINT)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset.multiprocessing, "get_context", lambda method: Context)
+    monkeypatch.setattr(dataset.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(shutil, "rmtree", stopped_again_in_removal)
+    with pytest.raises(KeyboardInterrupt):
+        list(dataset._run_shards([["a clip"]], [0], None, {}, jobs=1))
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
