@@ -251,11 +251,13 @@ def config_from_args(kwargs: dict[str, Any]):
 def train(**kwargs: Any) -> dict[str, Any]:
     """Train like kws-train: a new timestamped run folder under the models folder. A data URL may
     reach only public addresses (unless $KWS_ALLOW_PRIVATE_URLS=1)."""
+    from kws.trainer.config import check_new_run
     from kws.trainer.fetch import DownloadOptions
     from kws.trainer.train import train as run_training
 
     try:
         cfg = config_from_args(kwargs)
+        check_new_run(cfg, "the training request")  # as kws-train: no run that can never detect usefully
         if not cfg.data.path:
             raise BadRequest("data_path is required: a folder of WAV folders or a URL of a .tar.gz")
         allow = url_policy().allow_private

@@ -62,3 +62,15 @@ def test_converted_api_model_metadata_and_replacement(converted_run, tmp_path, m
     fresh = Predictor(float_only).predict_file(clip).labels  # the new model, loaded anew
     assert float_answer == fresh
     assert float_answer[0]["probability"] != int8_answer[0]["probability"]
+
+
+@pytest.mark.parametrize("threshold", [0, 1])
+def test_a_training_request_whose_threshold_never_detects_is_a_bad_request(tiny_dataset, threshold):
+    """kws-train refuses smoothing.detection_threshold 0 or 1 before it reads the data (a model that
+    holds its first detection for ever, or never detects); a training request through the API
+    started such a run all the same."""
+    from kws.serving import deepaas_api as api
+
+    with pytest.raises(api.BadRequest) as err:
+        api.train(data_path=str(tiny_dataset), smoothing_detection_threshold=threshold)
+    assert "the training request: smoothing.detection_threshold must be between 0 and 1" in err.value.text
