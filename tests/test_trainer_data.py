@@ -600,8 +600,10 @@ def test_dataset_url_is_downloaded_cached_and_unpacked(http_root, tmp_path, monk
     (root / "words.tar.gz").write_bytes(_tar_bytes(members))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("yes/a_nohash_0.wav", wav)
-        zf.writestr("no/b_nohash_0.wav", wav)
+        zf.writestr("mywords/yes/a_nohash_0.wav", wav)
+        zf.writestr("mywords/no/b_nohash_0.wav", wav)
+        zf.writestr("__MACOSX/mywords/yes/._a_nohash_0.wav", APPLEDOUBLE)  # a Mac's zip: not a second folder
+        zf.writestr(".DS_Store", b"\x00")
     (root / "words.zip").write_bytes(buf.getvalue())
 
     data = fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=True)
@@ -609,7 +611,7 @@ def test_dataset_url_is_downloaded_cached_and_unpacked(http_root, tmp_path, monk
     (root / "words.tar.gz").unlink()  # the second call must come from the cache
     assert fetch_dataset(f"{base}/words.tar.gz", max_mb=10, quiet=True) == data
     zdata = fetch_dataset(f"{base}/words.zip", max_mb=10, quiet=True)
-    assert (zdata / "yes" / "a_nohash_0.wav").read_bytes() == wav
+    assert zdata.name == "mywords" and (zdata / "yes" / "a_nohash_0.wav").read_bytes() == wav
     with pytest.raises(FetchError, match="download failed"):
         fetch_dataset(f"{base}/missing.tar.gz", max_mb=10, quiet=True)
 

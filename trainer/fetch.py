@@ -19,6 +19,7 @@ from kws.edge.urlfetch import (ALLOW_ALL, BlockedAddressError, FetchResult, TooL
                                 shown, stream_url)
 from kws.edge.stopping import cleanup_held
 from kws.edge.urlfetch import FetchError as UrlFetchError
+from kws.trainer.dataset import passed_by_name
 
 CACHE_ENV = "KWS_CACHE_DIR"
 TIMEOUT_S = 60  # without any data from the server
@@ -241,8 +242,9 @@ def safe_extract(archive: Path, target: Path, max_bytes: int, max_entries: int =
 
 
 def data_root(folder: Path) -> Path:
-    """The folder holding the label folders: descend through a single wrapping folder."""
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"]
+    """The folder holding the label folders: descend through a single wrapping folder (hidden names and
+    __MACOSX/ passed by, by the rule every kws tool reads a dataset with)."""
+    entries = [p for p in folder.iterdir() if not passed_by_name(p.name)]
     if len(entries) == 1 and entries[0].is_dir():
         return data_root(entries[0])
     return folder
