@@ -56,7 +56,7 @@ def main() -> None:
         f"edge recognizer used: {rep['edge_recognizer']}  ",
         f"Stream: {rep['duration_s'] / 60:.1f} min built from `{data}` (noise/ background at SNR {args.snr} dB, "
         f"speech/computer keywords, speech/not_keyword as unknown words): {at['keywords']} keywords, "
-        f"{at['non_keyword_events']} unknown words, {at['keyword_free_hours']:.3f} keyword-free hours.  ",
+        f"{at['unknown_word_events']} unknown words, {at['keyword_free_hours']:.3f} keyword-free hours.  ",
         f"Time: {wall:.0f} s in all (model pass {rep['timing_s']['model']} s over {rep['timing_s']['hops']} hops, "
         f"smoothing sweep {rep['timing_s']['smoothing']} s).",
         "",

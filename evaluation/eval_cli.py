@@ -330,6 +330,11 @@ def _percent(rate) -> str:
     return NO_RATE if rate is None else f"{100 * rate:.1f}%"
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 noun' or 'n nouns'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def format_report(report: dict) -> str:
     """Human-readable summary of an eval report."""
     rep = report["at_manifest_thresholds"]
@@ -338,7 +343,9 @@ def format_report(report: dict) -> str:
     lines = [
         f"labels: {report['labels']['file'] or 'built with the stream'}, read as {report['labels']['format']}",
         f"stream: {duration_text(report['duration_s'])}, {rep['keywords']} keywords, "
-        f"{rep['non_keyword_events']} unknown words, {rep['keyword_free_hours']:.3f} keyword-free h",
+        f"{rep['unknown_word_events']} unknown words, "
+        + (f"{_count(rep['silence_events'], 'silence span')}, " if rep["silence_events"] else "")
+        + f"{rep['keyword_free_hours']:.3f} keyword-free h",
         f"thresholds {report['thresholds']}, window {report['smoothing']['average_window_ms']:g} ms:",
         (f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  wrongly "
          f"{tut['wrongly_matched_pct']:.1f}%  false positives {tut['false_positive_pct']:.1f}%  (+-1500 ms)"

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from kws.edge.errors import KwsError
-from kws.edge.manifest import BACKGROUND_LABELS
+from kws.edge.manifest import BACKGROUND_LABELS, SILENCE_LABEL
 
 from .stream import Event
 
@@ -142,9 +142,12 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
                             "false_accepts": fa_l,
                             "fa_per_hour": round(fa_l / free_h, 4) if free_h else None}
     pct = (lambda k: round(100.0 * k / n, 3) if n else 0.0)
+    silences = sum(e.label == SILENCE_LABEL for e in events)
     return {
         "keywords": n,
-        "non_keyword_events": len(events) - n,
+        "non_keyword_events": len(events) - n,  # the two below together
+        "unknown_word_events": len(events) - n - silences,
+        "silence_events": silences,
         "duration_s": round(duration_s, 3),
         "keyword_free_hours": round(free_h, 5),
         "detections": sum(d.label not in BACKGROUND_LABELS for d in detections),

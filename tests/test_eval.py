@@ -224,13 +224,17 @@ def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset,
 
 
 def test_streaming_report_by_hand():
-    events = [Event("up", 2.0, 2.5), Event("down", 6.0, 6.5), Event("up", 10.0, 10.4), Event("_unknown_", 14.0, 14.5)]
+    """A _silence_ row of a --labels file is counted apart from the unknown words (kws-eval's summary
+    called it one) and, like them, changes neither the keyword-free time nor FA/h nor FRR."""
+    events = [Event("up", 2.0, 2.5), Event("down", 6.0, 6.5), Event("up", 10.0, 10.4), Event("_unknown_", 14.0, 14.5),
+              Event("_silence_", 20.0, 22.0)]
     dets = [Detection(2.7, "up", 0.9),       # correct, latency 0.2
             Detection(6.9, "up", 0.8),       # wrongly matched (down)
             Detection(14.6, "down", 0.8),    # false accept on an unknown word
             Detection(30.0, "_unknown_", 0.9)]  # background labels ignored
     rep = streaming_report(dets, events, 3600.0, ["up", "down"])
     assert rep["keywords"] == 3 and rep["false_accepts"] == 1
+    assert (rep["unknown_word_events"], rep["silence_events"], rep["non_keyword_events"]) == (1, 1, 2)
     assert rep["tutorial"] == {"matched_pct": pytest.approx(66.667), "correctly_matched_pct": pytest.approx(33.333),
                                "wrongly_matched_pct": pytest.approx(33.333), "false_positive_pct": pytest.approx(33.333)}
     free_h = (3600 - 3 * 3.0) / 3600

@@ -84,10 +84,11 @@ def test_a_stream_without_keywords_has_no_false_reject_rate_and_is_not_calibrate
     stream = tmp_path / "talk.wav"
     write_wav(stream, np.random.default_rng(2).normal(0, 0.01, 6 * SAMPLE_RATE).astype(np.float32), SAMPLE_RATE)
     labels = tmp_path / "labels.csv"
-    labels.write_text("label,start_s,end_s\nyes,2.0,2.5\n")  # not a word of the model: another word
+    # yes: not a word of the model, so another word; the _silence_ row is no word at all
+    labels.write_text("label,start_s,end_s\nyes,2.0,2.5\n_silence_,3.5,5.5\n")
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels)])
     assert res.exit_code == 0, res.output
-    assert "stream: 6.0 s, 0 keywords, 1 unknown words" in res.output
+    assert "stream: 6.0 s, 0 keywords, 1 unknown words, 1 silence span, 0.002 keyword-free h" in res.output
     assert "false-reject rate n/a (no keywords in the stream)" in res.output
     curve = res.output.split("threshold  FA/h    FRR\n")[1].splitlines()
     assert curve and all(row.endswith(" n/a") for row in curve), curve
