@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ DEFAULT_WINDOWS_PER_ROUND = 500
 DEFAULT_MARGIN = 0.2  # keep windows scoring at least threshold - margin
 MS_PER_S = 1000.0
 FLOAT_SCORER = ".mining_float.tflite"  # the run's model as float TFLite, while scoring
+TF_LOGGER = "tensorflow"  # the Python logger TensorFlow's warnings go through
+RETRACING_WARNING = "triggered tf.function retracing"  # in the text of the one TF warning kws-mine drops
 # settings mining.json records (and a rerun goes on with), and the values kws-mine's options take
 RECORDED_RANGES = {"threshold": (0.0, 1.0), "hop_ms": (1.0, SMOOTHING_RANGES["hop_ms"][1]),
                    "margin": (0.0, 1.0)}
@@ -508,6 +511,23 @@ class Miner:
         atomic_write_text(self.run.metrics, json.dumps(metrics, indent=1))
 
 
+class RetracingUnsaid(logging.Filter):
+    """Drops TensorFlow's 'N out of the last M calls ... triggered tf.function retracing' warning.
+    Every round's training builds a Keras model and loads its best checkpoint as another, and each
+    traces its predict step for the validation and evaluation sets (a few times, as in one kws-train);
+    TensorFlow counts those traces by the step's code, across every model in the process, so from
+    round 2 on it warns of a loop retracing, about models that are each rightly new."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return RETRACING_WARNING not in record.getMessage()
+
+
 def mine(run_path: str | Path, opts: MiningOptions, quiet: bool = False) -> dict:
-    """Hard-negative mining rounds on a training run; returns the record also saved as mining.json."""
-    return Miner(run_path, opts, quiet).run_rounds()
+    """Hard-negative mining rounds on a training run; returns the record also saved as mining.json.
+    TensorFlow's retracing warning is dropped while they run (see ``RetracingUnsaid``)."""
+    logger, unsaid = logging.getLogger(TF_LOGGER), RetracingUnsaid()
+    logger.addFilter(unsaid)
+    try:
+        return Miner(run_path, opts, quiet).run_rounds()
+    finally:
+        logger.removeFilter(unsaid)

@@ -438,6 +438,44 @@ def test_a_bare_rerun_goes_on_with_the_recorded_rounds_and_one_that_stops_short_
     assert json.loads((run_copy / "mining.json").read_text())["rounds_in_all"] == 5
 
 
+def test_kws_mine_drops_tensorflows_retracing_warning_and_only_that(run_copy, confusers, monkeypatch):
+    """From round 2 on kws-mine printed two 'WARNING:tensorflow:5 out of the last 6 calls to <function
+    TensorFlowTrainer.make_predict_function...> triggered tf.function retracing' lines: each round's
+    training makes new Keras models that trace their predict step, and TensorFlow counts the traces
+    across models. The stub training logs what that training logs; kws-mine now drops that warning,
+    keeps TensorFlow's others, and no longer drops it once it has returned."""
+    import logging
+
+    import kws.evaluation.mining as mining
+    import kws.trainer.train as train_module
+    from kws.evaluation.mine_cli import main as mine_main
+
+    retracing = ("5 out of the last 6 calls to <function TensorFlowTrainer.make_predict_function.<locals>."
+                 "one_step_on_data_distributed at 0x7f> triggered tf.function retracing. Tracing is expensive")
+    tf_logger = logging.getLogger("tensorflow")
+
+    def training(**kwargs):
+        tf_logger.warning(retracing)
+        tf_logger.warning("another TensorFlow warning")
+
+    heard: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: heard.append(record.getMessage())
+    counted = {"false_accepts": 2, "fa_per_hour": 1.0, "hours": 2.0}
+    monkeypatch.setattr(mining.Miner, "score", lambda self, threshold=None, hop_ms=None: ([], counted))
+    monkeypatch.setattr(train_module, "train", training)
+    tf_logger.addHandler(handler)
+    try:
+        res = CliRunner().invoke(mine_main, ["-m", str(run_copy), "--negatives", str(confusers), "--rounds", "2",
+                                             "--epochs", "1", "-q"])
+        assert res.exit_code == 0, res.output
+        assert heard == ["another TensorFlow warning"] * 2
+        tf_logger.warning(retracing)  # said again outside kws-mine
+        assert heard[-1] == retracing
+    finally:
+        tf_logger.removeHandler(handler)
+
+
 def _round(number: int, threshold: float, before: float, after: float, hours: float = 0.5) -> dict:
     """A finished round of mining.json, its false accepts counted at ``threshold``."""
     return {"round": number, "threshold": threshold, "hop_ms": 40.0, "windows_added": 4,
