@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from signal_helpers import first_stop, stopped_again_in
 
 WAIT_FOR_EDGE_CHECK_S = 60  # the command's start-up comes first
 POLL_S = 0.1
@@ -88,34 +89,12 @@ def test_a_stop_while_the_files_are_moved_in_waits_until_all_of_them_are(tmp_pat
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(conv.os, "replace", replace_then_stop)
-    _stopped_again_in(monkeypatch, conv.shutil, "rmtree")  # and again while the emptied staging folder goes
+    stopped_again_in(monkeypatch, conv.shutil, "rmtree")  # and again while the emptied staging folder goes
     with pytest.raises(conv.CommittedInterrupt):
         conv._commit(staging, out, names, names)
     assert [(out / n).read_text() for n in names] == ["new " + n for n in names]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]  # the staging folder went too
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
-
-
-def _stopped_again_in(monkeypatch, module, name: str) -> None:
-    """``module.name`` (a removal) gets a SIGTERM as it starts: a second stop during a cleanup."""
-    real = getattr(module, name)
-
-    def stopped_again(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        _spin()
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, stopped_again)
-
-
-def _spin() -> None:
-    for _ in range(1000):  # bytecode for Python to run the handler on
-        pass
-
-
-def _first_stop(*args, **kwargs) -> None:
-    os.kill(os.getpid(), signal.SIGINT)
-    _spin()
 
 
 def test_a_second_stop_cannot_leave_the_staging_folder(tmp_path, monkeypatch):
@@ -132,10 +111,10 @@ def test_a_second_stop_cannot_leave_the_staging_folder(tmp_path, monkeypatch):
 
     def stopped_while_converting(src, formats, out, staging, *args):
         (staging / conv.INT8_FILE).write_bytes(b"half a model")
-        _first_stop()
+        first_stop()
 
     monkeypatch.setattr(conv, "_convert_into", stopped_while_converting)
-    _stopped_again_in(monkeypatch, conv.shutil, "rmtree")
+    stopped_again_in(monkeypatch, conv.shutil, "rmtree")
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         conv.convert(conv.ConvertOptions(out=str(tmp_path / "out" / "dist")))
     assert list((tmp_path / "out").iterdir()) == []
@@ -153,8 +132,8 @@ def test_a_second_stop_cannot_leave_the_edge_checks_folder(tmp_path, monkeypatch
     edge_python.write_text("")
     monkeypatch.setenv(evaluate.EDGE_PYTHON_ENV, str(edge_python))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(evaluate.subprocess, "run", _first_stop)  # stopped while the edge python runs
-    _stopped_again_in(monkeypatch, shutil, "rmtree")  # TemporaryDirectory.cleanup removes with it
+    monkeypatch.setattr(evaluate.subprocess, "run", first_stop)  # stopped while the edge python runs
+    stopped_again_in(monkeypatch, shutil, "rmtree")  # TemporaryDirectory.cleanup removes with it
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         evaluate.run_tflite_runtime(tmp_path / "model.tflite", np.zeros((2, 4), np.float32))
     assert list(tmp_path.iterdir()) == [edge_python]

@@ -20,6 +20,7 @@ from kws.edge.manifest import ENSEMBLE_FAMILY, load_manifest
 from kws.edge.recognizer import Recognizer
 from kws.evaluation.ensemble_cli import main as ensemble_main
 from kws.evaluation.eval_cli import main as eval_main
+from signal_helpers import signal_self
 
 BIN = Path(sys.executable).parent
 WORDS = ("up", "down", "beep")
@@ -335,9 +336,7 @@ def test_a_stop_says_whether_the_new_ensemble_was_written(converted_run, tmp_pat
     real_rmtree = shutil.rmtree
 
     def probe_then_stop(path):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):  # bytecode for Python to run the handler on
-            pass
+        signal_self(signal.SIGINT)
 
     def rmtree_then_stop(path, *args, **kwargs):
         real_rmtree(path, *args, **kwargs)
@@ -346,9 +345,7 @@ def test_a_stop_says_whether_the_new_ensemble_was_written(converted_run, tmp_pat
 
     def stopped_again_in_removal(path, *args, **kwargs):
         if ".tmp-" in Path(path).name and Path(path).exists():  # not the stale-folder sweep before the build
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(1000):
-                pass
+            signal_self(signal.SIGTERM)
         real_rmtree(path, *args, **kwargs)
 
     if stop_in.startswith("the probe"):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kws.edge.stopping import StopRequest, cleanup_held, signals_held
+from signal_helpers import first_stop, signal_self, stopped_again_in
 
 KWS_LISTEN = Path(sys.executable).parent / "kws-listen"
 STDIN_AUDIO = bytes(3 * 16000 * 2)  # 3 s of 16 kHz int16 silence
@@ -25,9 +26,7 @@ class _SignalsInFinalizer:
     """Sends Ctrl-C to this process from __del__, as when Keras frees tensors between batches."""
 
     def __del__(self):
-        os.kill(os.getpid(), signal.SIGINT)
-        for _ in range(1000):  # bytecode to run the Python-level handler on, still inside __del__
-            pass
+        signal_self(signal.SIGINT)  # its Python-level handler runs still inside __del__
 
 
 def _interrupt_inside_finalizer():
@@ -60,9 +59,7 @@ def test_second_signal_interrupts_at_once_and_handlers_are_restored():
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(1000):
-                pass
+            signal_self(signal.SIGINT)
     assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
@@ -71,9 +68,7 @@ def test_immediate_mode_interrupts_at_the_first_signal():
     as a KeyboardInterrupt, instead of killing the process without a word."""
     with StopRequest(immediate=True) as stop:
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(1000):
-                pass
+            signal_self(signal.SIGTERM)
         assert stop.requested
 
 
@@ -90,8 +85,7 @@ def test_sigterm_to_kws_ensemble_and_kws_eval_ends_like_ctrl_c(tool, kept, sig, 
 
     def command():
         assert signal.getsignal(sig) not in (signal.SIG_DFL, signal.SIG_IGN)  # else the signal would end pytest
-        os.kill(os.getpid(), sig)
-        _spin()
+        signal_self(sig)
 
     before = signal.getsignal(sig)
     with pytest.raises(SystemExit) as ended:
@@ -102,38 +96,28 @@ def test_sigterm_to_kws_ensemble_and_kws_eval_ends_like_ctrl_c(tool, kept, sig, 
     assert getattr(cli.main.callback, "__wrapped__", None) is not None  # the command runs under stop_cleanly
 
 
-def _spin() -> None:
-    for _ in range(1000):  # bytecode for Python to run the handler on
-        pass
-
-
 def test_once_a_stop_has_interrupted_later_signals_wait_for_the_cleanup():
     """kws-listen's mode: SIGINT and SIGTERM together raised a second KeyboardInterrupt in its
     cleanup, which ended as click's "Aborted!" (exit 1) without the summary."""
     with StopRequest(immediate=True, once=True) as stop:
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            _spin()
-        os.kill(os.getpid(), signal.SIGTERM)  # during the cleanup: noted, not raised
-        _spin()
+            signal_self(signal.SIGINT)
+        signal_self(signal.SIGTERM)  # during the cleanup: noted, not raised
         assert stop.requested and stop.holding
     with StopRequest(immediate=True) as stop:  # without once, as kws-convert: every signal interrupts
         for sig in (signal.SIGINT, signal.SIGTERM):
             with pytest.raises(KeyboardInterrupt):
-                os.kill(os.getpid(), sig)
-                _spin()
+                signal_self(sig)
 
 
 def test_signals_held_raises_after_the_block_or_drops_the_stop():
     done = []
     with pytest.raises(KeyboardInterrupt):
         with signals_held():
-            os.kill(os.getpid(), signal.SIGTERM)
-            _spin()
+            signal_self(signal.SIGTERM)
             done.append("held")
     with signals_held(then=None):
-        os.kill(os.getpid(), signal.SIGINT)
-        _spin()
+        signal_self(signal.SIGINT)
         done.append("dropped")
     assert done == ["held", "dropped"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -143,30 +127,10 @@ def test_signals_held_raises_after_the_block_or_drops_the_stop():
 def test_cleanup_held_drops_a_stop_during_a_stop_and_raises_one_otherwise():
     with StopRequest(immediate=True):
         with cleanup_held(KeyboardInterrupt()):  # the cleanup of a stop: the stop is under way
-            os.kill(os.getpid(), signal.SIGTERM)
-            _spin()
+            signal_self(signal.SIGTERM)
         with pytest.raises(KeyboardInterrupt):
             with cleanup_held(OSError("disk full")):  # the cleanup of an error: the stop is honoured after it
-                os.kill(os.getpid(), signal.SIGTERM)
-                _spin()
-
-
-def _stopped_again_in(monkeypatch, module, name: str) -> None:
-    """``module.name`` (a removal: unlink, rmtree) gets a SIGTERM as it starts, as when a second stop
-    arrives in the cleanup that the first one began."""
-    real = getattr(module, name)
-
-    def stopped_again(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGTERM)
-        _spin()
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, stopped_again)
-
-
-def _first_stop() -> None:
-    os.kill(os.getpid(), signal.SIGINT)
-    _spin()
+                signal_self(signal.SIGTERM)
 
 
 def test_a_second_stop_cannot_leave_an_atomic_writes_temporary_file(tmp_path, monkeypatch):
@@ -176,11 +140,11 @@ def test_a_second_stop_cannot_leave_an_atomic_writes_temporary_file(tmp_path, mo
 
     target = tmp_path / "report.json"
     target.write_text("old")
-    _stopped_again_in(monkeypatch, os, "unlink")
+    stopped_again_in(monkeypatch, os, "unlink")
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         with atomic_file(target) as f:
             f.write(b"half")
-            _first_stop()
+            first_stop()
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"] and target.read_text() == "old"
 
 
@@ -191,9 +155,9 @@ def test_a_second_stop_cannot_leave_a_checkpoints_temporary_file(tmp_path, monke
     class SavedHalf:
         def save(self, path):
             Path(path).write_bytes(b"half a model")
-            _first_stop()
+            first_stop()
 
-    _stopped_again_in(monkeypatch, os, "unlink")
+    stopped_again_in(monkeypatch, os, "unlink")
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         save_keras_atomic(SavedHalf(), tmp_path / "last.keras")
     assert list(tmp_path.iterdir()) == []
@@ -213,11 +177,11 @@ def test_a_second_stop_cannot_leave_half_a_new_run_folder(tmp_path, monkeypatch)
         return run, None, {}, True
 
     def stopped(*args):
-        _first_stop()
+        first_stop()
 
     monkeypatch.setattr(tr, "_open_run", open_new_run)
     monkeypatch.setattr(tr, "_train_run", stopped)
-    _stopped_again_in(monkeypatch, tr.shutil, "rmtree")
+    stopped_again_in(monkeypatch, tr.shutil, "rmtree")
     with pytest.raises(tr.TrainingInterrupted, match="nothing of .* was kept"):
         tr.train()
     assert list(tmp_path.iterdir()) == []
@@ -232,15 +196,15 @@ def test_a_second_stop_cannot_leave_a_partial_download_or_unpacking_in_the_cache
 
     def half_a_download(url, write, **kwargs):
         write(b"part of the archive")
-        _first_stop()
+        first_stop()
 
     def half_unpacked(archive, target, max_bytes):
         (target / "yes").mkdir()
         (target / "yes" / "a.wav").write_bytes(b"RIFF")
-        _first_stop()
+        first_stop()
 
     monkeypatch.setattr(fetch, "stream_url", half_a_download)
-    _stopped_again_in(monkeypatch, os, "unlink")
+    stopped_again_in(monkeypatch, os, "unlink")
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         fetch.download("https://example.org/words.tar.gz", 10**6, quiet=True)
     archive = tmp_path / "downloads" / "words.tar.gz"
@@ -248,7 +212,7 @@ def test_a_second_stop_cannot_leave_a_partial_download_or_unpacking_in_the_cache
     archive.write_bytes(b"an archive")
     monkeypatch.setattr(fetch, "download", lambda *args, **kwargs: archive)
     monkeypatch.setattr(fetch, "safe_extract", half_unpacked)
-    _stopped_again_in(monkeypatch, fetch.shutil, "rmtree")
+    stopped_again_in(monkeypatch, fetch.shutil, "rmtree")
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         fetch.fetch_dataset("https://example.org/words.tar.gz", 1, quiet=True)
     assert list((tmp_path / "datasets").iterdir()) == []
@@ -260,11 +224,11 @@ def test_a_second_stop_cannot_leave_kws_mines_float_model_in_the_run(tmp_path, m
     from kws.evaluation import mining
 
     def stopped_while_loading(path):
-        _first_stop()
+        first_stop()
 
     monkeypatch.setattr(tflite, "convert_float", lambda model: b"a float model")
     monkeypatch.setattr(runtime, "TFLiteModel", stopped_while_loading)
-    _stopped_again_in(monkeypatch, os, "unlink")
+    stopped_again_in(monkeypatch, os, "unlink")
     with StopRequest(immediate=True), pytest.raises(KeyboardInterrupt):
         mining.float_tflite_scores(None, [], None, 30.0, tmp_path)
     assert list(tmp_path.iterdir()) == []

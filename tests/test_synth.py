@@ -22,6 +22,7 @@ from kws.trainer import augment
 from kws.synth.dataset import META_FIELDS, assign_splits, pick_voices
 from kws.synth.engines import Voice
 from kws.synth.vocabulary import close_words, negative_vocabulary, phonetic_neighbours, spelling_onset, spelling_rhyme
+from signal_helpers import signal_self
 
 SYNTH = [sys.executable, "-m", "kws.synth.cli"]
 HAS_ESPEAK = shutil.which("espeak-ng") is not None
@@ -608,12 +609,6 @@ def test_a_held_out_split_without_a_word_is_said_when_the_run_ends(tmp_path):
     assert dataset_stats(out)["speakers"]["split_warning"] == warning
 
 
-def _signal_self(sig) -> None:
-    os.kill(os.getpid(), sig)
-    for _ in range(1000):  # bytecode for Python to run the handler on
-        pass
-
-
 def test_a_second_stop_while_the_workers_end_still_removes_the_scratch_folder(tmp_path, monkeypatch):
     """Ctrl-C, then SIGTERM while kws-synth waited for its terminated workers (pool.join): the
     kws-synth-* scratch folder with the engines' temp files stayed in TMPDIR, and kws-synth's own
@@ -622,7 +617,7 @@ def test_a_second_stop_while_the_workers_end_still_removes_the_scratch_folder(tm
 
     class FirstStopWhilePolled:
         def ready(self):
-            _signal_self(signal.SIGINT)  # seen at the next check: the pool is terminated
+            signal_self(signal.SIGINT)  # seen at the next check: the pool is terminated
             return False
 
     class WorkersEndingPool:
@@ -638,7 +633,7 @@ def test_a_second_stop_while_the_workers_end_still_removes_the_scratch_folder(tm
             pass
 
         def join(self):
-            _signal_self(signal.SIGTERM)  # the second stop, while the workers end
+            signal_self(signal.SIGTERM)  # the second stop, while the workers end
 
     class Context:
         Pool = WorkersEndingPool
@@ -647,7 +642,7 @@ def test_a_second_stop_while_the_workers_end_still_removes_the_scratch_folder(tm
 
     def stopped_again_in_removal(path, *args, **kwargs):
         if Path(path).parent == tmp_path:
-            _signal_self(signal.SIGINT)
+            signal_self(signal.SIGINT)
         real_rmtree(path, *args, **kwargs)
 
     monkeypatch.setattr(dataset.multiprocessing, "get_context", lambda method: Context)
