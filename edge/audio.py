@@ -20,8 +20,9 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from .errors import AudioError, AudioTooLongError
+from .mp3frames import MPEG_SYNC
 from .native_stderr import native_stderr_silenced
-from .truncation import (MP3_FRAME_SAMPLES, MPEG_SYNC, OGG_CUT, mp3_declares_length, of_header,
+from .truncation import (MP3_FRAME_SAMPLES, OGG_CUT, mp3_declares_length, of_header,
                          ogg_ends_inside_page)
 
 INT16_SCALE = 32768.0

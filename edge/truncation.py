@@ -15,16 +15,10 @@ from __future__ import annotations
 import os
 import struct
 
+from .mp3frames import LENGTH_HEADER_SEARCH, declares_length, id3v2_end
+
 OGG_CAPTURE = b"OggS"
 OGG_PAGE = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, sequence, CRC, segments
-MPEG_SYNC = 0xFFE0  # 11 set bits: an MPEG audio frame header
-MPEG_HEADER_BYTES = 4
-ID3V2_HEADER = 10  # "ID3", version (2), flags, size (4 bytes of 7 bits each)
-ID3V2_FOOTER_FLAG = 0x10  # a footer of another 10 bytes follows the tag
-MAX_ID3V2_TAGS = 8
-XING_TAGS = (b"Xing", b"Info")  # after the side information: 4 + 9, 17 or 32 bytes in, 2 more with a CRC
-XING_SEARCH_END = MPEG_HEADER_BYTES + 2 + 32 + 4
-VBRI_TAG, VBRI_OFFSET = b"VBRI", MPEG_HEADER_BYTES + 32
 MP3_FRAME_SAMPLES = 1152  # the most samples an MPEG audio frame holds: a shortfall within one is no cut
 OGG_CUT = "inside an Ogg page"  # AudioInfo.cut_short of an Ogg file, after "OGG cut short"
 
@@ -62,21 +56,8 @@ def mp3_declares_length(path: str | os.PathLike) -> bool:
     frame, which counts the frames of the whole file."""
     try:
         with open(path, "rb") as f:
-            start = 0
-            for _ in range(MAX_ID3V2_TAGS):
-                f.seek(start)
-                tag = f.read(ID3V2_HEADER)
-                if len(tag) < ID3V2_HEADER or tag[:3] != b"ID3":
-                    break
-                size = 0
-                for byte in tag[6:10]:
-                    size = size << 7 | (byte & 0x7F)
-                start += ID3V2_HEADER + size + (ID3V2_HEADER if tag[5] & ID3V2_FOOTER_FLAG else 0)
-            f.seek(start)
-            frame = f.read(XING_SEARCH_END)
+            f.seek(id3v2_end(f))
+            frame = f.read(LENGTH_HEADER_SEARCH)
     except OSError:
         return False
-    if len(frame) < XING_SEARCH_END or int.from_bytes(frame[:2], "big") & MPEG_SYNC != MPEG_SYNC:
-        return False
-    side = frame[MPEG_HEADER_BYTES:]
-    return any(tag in side for tag in XING_TAGS) or frame[VBRI_OFFSET:VBRI_OFFSET + len(VBRI_TAG)] == VBRI_TAG
+    return declares_length(frame)
