@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from .errors import AudioError, AudioTooLongError
-from .mp3frames import MPEG_SYNC
+from .mp3frames import MPEG_SYNC, with_length_header
 from .native_stderr import native_stderr_silenced
 from .truncation import (MP3_FRAME_SAMPLES, OGG_CUT, mp3_declares_length, of_header,
                          ogg_ends_inside_page)
@@ -174,7 +174,7 @@ class AudioReader:
             self.info = self._header()
             declared = self.info.num_samples
             if self._file.subtype == MP3_SUBTYPE:
-                self._file = _DecodedMp3(self._file, self.name)
+                self._file = _DecodedMp3(self._file, self.name, _headerless_mp3(regular, target))
                 self.info = replace(self.info, num_samples=self._file.frames)
             if regular is not None:
                 self.info = replace(self.info, cut_short=_cut_short(regular, self.info, declared))
@@ -273,11 +273,23 @@ class _DecodedMp3:
     subtype = MP3_SUBTYPE
     format = "MP3"
 
-    def __init__(self, f, name: str):
+    def __init__(self, f, name: str, headerless: bytes | None = None):
+        """``headerless``: the bytes of the MP3 open as ``f`` where it has no length header, so that
+        libsndfile estimated its length, and never decodes past that estimate."""
         self.samplerate, self.channels = int(f.samplerate), int(f.channels)
-        if max(0, int(f.frames)) * self.channels > MAX_MP3_SAMPLES:
+        frames = max(0, int(f.frames))
+        whole = with_length_header(headerless, frames) if headerless else None
+        if whole is not None:  # longer than estimated: reopened with an Xing header that counts it all
             f.close()
-            raise AudioError(f"{name}: {UNREADABLE} (an MP3 of {f.frames / self.samplerate / 60:.0f} min; kws "
+            data, frames = whole
+            try:
+                with native_stderr_silenced():
+                    f = _soundfile().SoundFile(io.BytesIO(data))
+            except _READ_ERRORS as exc:
+                raise AudioError(f"{name}: {UNREADABLE} ({_reason(exc)})") from None
+        if frames * self.channels > MAX_MP3_SAMPLES:
+            f.close()
+            raise AudioError(f"{name}: {UNREADABLE} (an MP3 of {frames / self.samplerate / 60:.0f} min; kws "
                              f"decodes MP3 whole, up to {MAX_MP3_SAMPLES // 2 ** 20} M samples: convert it to FLAC "
                              "or WAV)")
         try:
@@ -305,6 +317,21 @@ class _DecodedMp3:
 
     def close(self) -> None:
         self._pcm = self._pcm[:0]
+
+
+def _headerless_mp3(path: str | None, target) -> bytes | None:
+    """The bytes of an MP3 without an Xing/Info/VBRI length header, read from the regular file at
+    ``path`` or from an upload held in memory (``target``); None for one with such a header (whose
+    length libsndfile reads, and no byte more is read here) and for a source that cannot be read
+    again (a named pipe, a caller's file object)."""
+    if path is not None:
+        if mp3_declares_length(path):
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError:
+            return None
+    return target.getvalue() if isinstance(target, io.BytesIO) else None
 
 
 def _cut_short(path: str, info: AudioInfo, declared: int) -> str:

@@ -6,7 +6,8 @@ structure without decoding it; libsndfile decodes what such a file holds without
   (its checksum covers the whole page), so a file cut inside its only audio page holds no audio.
 - MP3: an Xing, Info or VBRI header in the first frame gives the exact length, which libsndfile
   reports, so fewer samples decoded means a cut. Without such a header libsndfile estimates the length
-  from the file's size, which a cut cannot contradict: no warning then.
+  from the file's size, which a cut cannot contradict: no warning then (kws.edge.mp3frames counts
+  the frames of such a file, so that none beyond the estimate is dropped).
 - FLAC: libsndfile refuses a cut file with the error it gives a damaged one ("flac decoder lost
   sync"), and through soundfile the two cannot be told apart; it stays refused.
 """
