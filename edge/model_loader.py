@@ -163,18 +163,23 @@ def check_model_matches(manifest: Manifest, entry: ModelEntry, model: TFLiteMode
 
 
 def checked_file(manifest_path: Path, file: str, sha256: str, size_bytes: int = 0) -> Path:
-    """The path of a file the manifest lists, after checking it is there and matches its sha256;
-    where it does not, ``size_bytes`` (the size the manifest records, 0 for none) tells a file cut
-    short (a copy interrupted) from one replaced."""
+    """The path of a file the manifest lists, after checking it is there, has the size the manifest
+    records (``size_bytes``, 0 for none) and matches its sha256 (none checked where it records none);
+    the size tells a file cut short (a copy interrupted) from one replaced."""
     path = manifest_path.parent / file
     if not path.is_file():
         raise ManifestError(f"{manifest_path}: lists {file}, which is not in {manifest_path.parent}")
-    if not sha256:
+    if not sha256 and not size_bytes:
         return path
     size = path.stat().st_size
     if size < size_bytes:  # no need to hash it: it cannot match
         raise ManifestError(f"{path}: cut short ({size} of the {size_bytes} bytes {manifest_path} records: "
                             "copy it again, or re-run kws-convert)")
+    if not sha256:  # the size is all the manifest records of the file
+        if size != size_bytes:
+            raise ManifestError(f"{path}: does not match {manifest_path} ({size} bytes, it records {size_bytes}: "
+                                "the file was replaced after conversion; re-run kws-convert)")
+        return path
     if sha256_of(path) != sha256:
         how = ("replaced after conversion" if size_bytes else
                "changed after conversion (replaced, or cut short; the manifest records no size)")

@@ -166,6 +166,31 @@ def test_a_manifest_that_does_not_match_its_model_is_refused(converted_run, tmp_
         Recognizer.from_manifest(alone)
 
 
+def test_a_manifest_recording_a_size_but_no_sha256_checks_the_size(converted_run, tmp_path):
+    """A manifest written without sha256 (by hand, or by another tool) but with size_bytes loaded a
+    model cut short or replaced, and the interpreter then failed on it or ran the wrong model."""
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    manifest = json.loads((dist / "manifest.json").read_text())
+    del manifest["models"]["int8"]["sha256"]
+    (dist / "manifest.json").write_text(json.dumps(manifest))
+    model = (dist / "model_int8.tflite").read_bytes()
+    from kws.edge.model_loader import open_model
+
+    assert open_model(dist).model.size_bytes == len(model)  # the size it records: it loads
+    (dist / "model_int8.tflite").write_bytes(model[:1000])
+    with pytest.raises(ManifestError) as err:
+        Recognizer.from_manifest(dist)
+    assert str(err.value) == (f"{dist / 'model_int8.tflite'}: cut short (1000 of the {len(model)} bytes "
+                              f"{dist / 'manifest.json'} records: copy it again, or re-run kws-convert)")
+    (dist / "model_int8.tflite").write_bytes(model + b"\x00" * 16)
+    with pytest.raises(ManifestError) as err:
+        Recognizer.from_manifest(dist)
+    assert str(err.value) == (f"{dist / 'model_int8.tflite'}: does not match {dist / 'manifest.json'} "
+                              f"({len(model) + 16} bytes, it records {len(model)}: the file was replaced after "
+                              "conversion; re-run kws-convert)")
+
+
 def test_runtime_choice_and_a_missing_runtime_say_what_to_install(monkeypatch, converted_run):
     from kws.edge import runtime
 
