@@ -20,6 +20,12 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "eval.md"
 REPORT_DIR = ROOT / "results" / "eval"
 SHARED = ROOT.parent.parent / "shared" / "data"
+NO_PERCENTAGE = "n/a"  # kws-eval's tutorial percentages are null on a stream without keywords
+
+
+def _pct(value: float | None) -> str:
+    """'12.5%' of a tutorial percentage, or n/a where the report has none (null)."""
+    return NO_PERCENTAGE if value is None else f"{value}%"
 
 
 def main() -> None:
@@ -61,8 +67,8 @@ def main() -> None:
         f"smoothing sweep {rep['timing_s']['smoothing']} s).",
         "",
         f"At the manifest's thresholds {rep['thresholds']} (window {rep['smoothing']['average_window_ms']:g} ms): "
-        f"matched {tut['matched_pct']}%, correctly {tut['correctly_matched_pct']}%, wrongly "
-        f"{tut['wrongly_matched_pct']}%, false positives {tut['false_positive_pct']}% (+-1500 ms); "
+        f"matched {_pct(tut['matched_pct'])}, correctly {_pct(tut['correctly_matched_pct'])}, wrongly "
+        f"{_pct(tut['wrongly_matched_pct'])}, false positives {_pct(tut['false_positive_pct'])} (+-1500 ms); "
         f"FA/h {at['fa_per_hour']}, FRR {100 * (at['frr'] or 0):.1f}%, latency after keyword end median "
         f"{at['latency_s']['median']} s, p90 {at['latency_s']['p90']} s.",
         "",
@@ -71,7 +77,7 @@ def main() -> None:
     ]
     for r in rep["curve"]:
         lines.append(f"| {r['threshold']} | {r['fa_per_hour']} | {100 * (r['frr'] or 0):.1f}% | "
-                     f"{r['tutorial']['correctly_matched_pct']}% | {r['tutorial']['false_positive_pct']}% | "
+                     f"{_pct(r['tutorial']['correctly_matched_pct'])} | {_pct(r['tutorial']['false_positive_pct'])} | "
                      f"{r['latency_s']['median']} |")
     lines += ["", "Curve: `bench/results/eval/fa_frr_curve.png`; full report: `bench/results/eval/eval.json`.", ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Streaming quality from detections and ground truth (pure functions, no I/O):
 
 * the TF test_streaming_accuracy percentages (matched, correctly matched, wrongly matched,
-  false positives; all relative to the number of ground-truth keywords, +-TOLERANCE_S);
+  false positives; all relative to the number of ground-truth keywords, +-TOLERANCE_S; None
+  where there is no keyword);
 * false accepts per hour of keyword-free audio and the false-reject rate, overall and per label;
 * detection latency after the end of the keyword's speech.
 
@@ -141,7 +142,7 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
                             "frr": round(1 - hit_l / n_l, 6) if n_l else None,
                             "false_accepts": fa_l,
                             "fa_per_hour": round(fa_l / free_h, 4) if free_h else None}
-    pct = (lambda k: round(100.0 * k / n, 3) if n else 0.0)
+    pct = (lambda k: round(100.0 * k / n, 3) if n else None)  # relative to the keywords: none, no percentage
     silences = sum(e.label == SILENCE_LABEL for e in events)
     return {
         "keywords": n,

@@ -223,6 +223,16 @@ def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset,
     assert "no keyword-free audio to rate them per hour" in res.output and "None" not in res.output
 
 
+def test_streaming_report_without_keywords_has_no_tutorial_percentages():
+    """The TF tutorial's percentages are of the keywords in the stream: with none they were 0.0, as
+    if the model had matched none and fired falsely never, though it fired once."""
+    events = [Event("_unknown_", 2.0, 2.5), Event("_silence_", 5.0, 6.0)]
+    rep = streaming_report([Detection(2.7, "up", 0.9)], events, 60.0, ["up", "down"])
+    assert (rep["keywords"], rep["false_accepts"], rep["frr"]) == (0, 1, None)
+    assert rep["tutorial"] == {"matched_pct": None, "correctly_matched_pct": None, "wrongly_matched_pct": None,
+                               "false_positive_pct": None}
+
+
 def test_streaming_report_by_hand():
     """A _silence_ row of a --labels file is counted apart from the unknown words (kws-eval's summary
     called it one) and, like them, changes neither the keyword-free time nor FA/h nor FRR."""

@@ -3,6 +3,7 @@ stream with no keyword-free second is one line and leaves the manifest as it was
 the top of the grid, chosen where no false accept could happen)."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -86,9 +87,18 @@ def test_a_stream_without_keywords_has_no_false_reject_rate_and_is_not_calibrate
     labels = tmp_path / "labels.csv"
     # yes: not a word of the model, so another word; the _silence_ row is no word at all
     labels.write_text("label,start_s,end_s\nyes,2.0,2.5\n_silence_,3.5,5.5\n")
-    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels)])
+    out = tmp_path / "report"
+    res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels),
+                                         "--report", str(out)])
     assert res.exit_code == 0, res.output
     assert "stream: 6.0 s, 0 keywords, 1 unknown words, 1 silence span, 0.002 keyword-free h" in res.output
+    # the tutorial's percentages are of the keywords: eval.json wrote 0.0 for each, as if none was matched
+    report = json.loads((out / "eval.json").read_text())
+    undefined = {"matched_pct": None, "correctly_matched_pct": None, "wrongly_matched_pct": None,
+                 "false_positive_pct": None}
+    assert report["at_manifest_thresholds"]["tutorial"] == undefined and report["at_manifest_thresholds"]["frr"] is None
+    assert report["curve"] and all(r["tutorial"] == undefined for r in report["curve"])
+    assert "no keywords in the stream, so none of the tutorial's matched / false positive percentages" in res.output
     assert "false-reject rate n/a (no keywords in the stream)" in res.output
     curve = res.output.split("threshold  FA/h    FRR\n")[1].splitlines()
     assert curve and all(row.endswith(" n/a") for row in curve), curve
