@@ -271,6 +271,8 @@ class Miner:
         self._earlier = {"threshold": self._recorded(self.record, "threshold", self.cfg.smoothing.detection_threshold),
                          "hop_ms": self._recorded(self.record, "hop_ms", self.cfg.smoothing.hop_ms)}
         self.threshold = float(opts.threshold) if opts.threshold is not None else self._earlier["threshold"]
+        if opts.threshold is None:
+            self._check_threshold(self.threshold)
         self.hop_ms = float(opts.hop_ms) if opts.hop_ms is not None else self._earlier["hop_ms"]
         self._check_hop(self.hop_ms)
         # only choosing a round's windows uses it: a round begun earlier keeps the windows it chose
@@ -364,6 +366,19 @@ class Miner:
         began = f"round {number} of an earlier --rounds {earlier}" if earlier else f"round {number}"
         print(f"kws-mine: warning: {began} is unfinished, and --rounds {self.rounds} stops before it; give --rounds "
               f"{earlier or number} to finish it", file=sys.stderr, flush=True)
+
+    def _check_threshold(self, threshold: float) -> None:
+        """KwsError naming where the default ``threshold`` came from (mining.json of an earlier kws-mine,
+        else the run's config.yaml) where it is 0 or 1: a run trained before kws-train refused those still
+        loads, and the false accepts counted and the windows kept there would say nothing of the model."""
+        from kws.trainer.config import THRESHOLD_KEY, USELESS_THRESHOLDS
+
+        if threshold not in USELESS_THRESHOLDS:
+            return
+        where, key = ((self.path, "threshold") if self.record.get("threshold") is not None
+                      else (self.run.config, THRESHOLD_KEY))
+        raise KwsError(f"{where}: {key} {threshold:g} is no threshold to mine at: {USELESS_THRESHOLDS[threshold]}; "
+                       "give --threshold (between 0 and 1)")
 
     def _check_hop(self, hop_ms: float) -> None:
         """KwsError unless the recognizer runs ``hop_ms`` with this run's frontend and its smoother

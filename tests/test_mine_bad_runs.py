@@ -1,6 +1,10 @@
-"""kws-mine on a run folder with a corrupt mining.json, labels.txt or model.keras: one line naming the
-file, exit 1, and the folder left as it was (the record is not overwritten, nothing trained)."""
+"""kws-mine on a run folder with a corrupt mining.json, labels.txt or model.keras, or a threshold or hop it
+cannot mine at: one line naming the file, exit 1, and the folder left as it was (the record is not
+overwritten, nothing trained)."""
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -62,3 +66,38 @@ def test_a_hop_the_recognizer_cannot_run_is_refused_before_mining(trained_run, t
     assert res.exit_code == 1, res.output
     assert res.output.strip().splitlines()[-1] == f"Error: {line}"
     assert not (trained_run / "mining.json").exists()
+
+
+@pytest.mark.parametrize("threshold,reason", [
+    (0, "at 0 the first detection is held for ever (no score falls below 0)"),
+    (1, "no score is above 1, so nothing would ever be detected"),
+], ids=["zero", "one"])
+def test_an_old_runs_threshold_of_0_or_1_is_refused_unless_given(trained_run, tmp_path, threshold, reason):
+    """A run trained before kws-train refused smoothing.detection_threshold 0 or 1 still loads: kws-mine
+    without --threshold counted false accepts and kept windows at it, where every window counts (0) or
+    none does (1), and trained on what that chose."""
+    from kws.evaluation.mining import Miner, MiningOptions
+    from kws.trainer.config import load_config, save_config
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = run / "config.yaml"
+    save_config(load_config(config, (f"smoothing.detection_threshold={threshold}",)), config)
+    negatives = tmp_path / "talk.wav"
+    write_wav(negatives, np.concatenate([other_audio(np.random.default_rng(k)) for k in range(3)]), SAMPLE_RATE)
+    before = sorted(p.name for p in run.iterdir())
+    res = CliRunner().invoke(mine_main, ["-m", str(run), "--negatives", str(negatives), "-q"])
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        f"Error: {config}: smoothing.detection_threshold {threshold} is no threshold to mine at: {reason}; "
+        "give --threshold (between 0 and 1)")
+    assert sorted(p.name for p in run.iterdir()) == before  # no mining.json, nothing trained
+    # an earlier kws-mine (before this check) recorded the config's threshold: a rerun goes on with it
+    (run / "mining.json").write_text(json.dumps({"threshold": threshold}))
+    res = CliRunner().invoke(mine_main, ["-m", str(run), "--negatives", str(negatives), "-q"])
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().splitlines()[-1] == (
+        f"Error: {run / 'mining.json'}: threshold {threshold} is no threshold to mine at: {reason}; "
+        "give --threshold (between 0 and 1)")
+    # the threshold given is mined at
+    assert Miner(run, MiningOptions(threshold=0.6, negatives=(str(negatives),)), quiet=True).threshold == 0.6
