@@ -24,10 +24,12 @@ CLIP_FRACTION = 0.001       # more than 0.1% clipped samples -> clipping
 FEW_FILES = 20              # a label with fewer files than this ...
 FEW_FRACTION_OF_MEDIAN = 0.1  # ... or fewer than 10% of the median label's -> few files
 BACKGROUND_DIR = "_background_noise_"
-# a label whose files mostly lack the top mel bands of kws-train's default frontend at the expected
-# rate (a rate under twice its upper_hz: FrontendConfig.missing_band's rule) while the other labels'
-# files mostly have them: a model can learn "empty top bands" as that label
+# a label whose files mostly lack the top mel bands of the model's frontend (kws-train's default, or the
+# features of a --config/--set) at the expected rate (a rate under twice its upper_hz:
+# FrontendConfig.missing_band's rule) while the other labels' files mostly have them: a model can learn
+# "empty top bands" as that label
 DEFAULT_FRONTEND = FrontendConfig()
+DEFAULT_FRONTEND_SOURCE = "kws-train's default"  # where the low-band check's top band came from, as said
 LOW_BAND_SHARE = 0.5          # at least half of the label's files lack the top bands ...
 LOW_BAND_OTHERS_RATIO = 0.5   # ... and the other labels' share is at most half the label's
 HASH_CHUNK = 1 << 20
@@ -115,7 +117,8 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
 
 
 def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, group_pattern: str | None = None,
-                  validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> dict:
+                  validation_percentage: float = 10.0, testing_percentage: float = 10.0,
+                  frontend: FrontendConfig = DEFAULT_FRONTEND, frontend_source: str = DEFAULT_FRONTEND_SOURCE) -> dict:
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
@@ -124,7 +127,8 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     outside_labels, unread_folder (a '_' folder of audio kws-train does not read), not_trainable (kws-train would
     refuse the folder: fewer than two usable labels). ``speakers`` says how many speakers (groups of
     ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get (None for a
-    folder kws-train refuses).
+    folder kws-train refuses). ``frontend`` is the model's (its upper_hz the top band the low-band
+    check tests against), ``frontend_source`` where it came from, as the problem says it.
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
     from kws.trainer.dataset import UNKNOWN_DIR, DataError, unread_folders
@@ -224,9 +228,11 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
             if s.files < FEW_FILES or s.files < FEW_FRACTION_OF_MEDIAN * median:
                 problems.append({"kind": "few_files", "label": name,
                                  "detail": f"{s.files} files (median label has {median:g})"})
-    frontend = expected_frontend(expected_rate)
-    if frontend is not None:
-        problems.extend(low_band_labels(word_labels, frontend))
+    model_frontend = expected_frontend(expected_rate, frontend)
+    if model_frontend is not None:
+        if model_frontend.upper_hz < frontend.upper_hz:
+            frontend_source += f", lowered to half of {expected_rate} Hz"
+        problems.extend(low_band_labels(word_labels, model_frontend, frontend_source))
     speakers = None
     try:
         # word folders as kws-train sees them: _unknown_/ (and any other _name) is no word
@@ -248,20 +254,21 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     }
 
 
-def expected_frontend(expected_rate: int) -> FrontendConfig | None:
-    """kws-train's default frontend for a model at ``expected_rate``, its upper_hz lowered to that rate's
+def expected_frontend(expected_rate: int, frontend: FrontendConfig = DEFAULT_FRONTEND) -> FrontendConfig | None:
+    """``frontend`` (default: kws-train's) for a model at ``expected_rate``, its upper_hz lowered to that rate's
     Nyquist frequency where it is above it (kws-train refuses it higher); None for a rate no frontend takes."""
     try:
-        return replace(DEFAULT_FRONTEND, sample_rate=expected_rate,
-                       upper_hz=min(DEFAULT_FRONTEND.upper_hz, expected_rate / 2))
+        return replace(frontend, sample_rate=expected_rate, upper_hz=min(frontend.upper_hz, expected_rate / 2))
     except ValueError:
         return None
 
 
-def low_band_labels(labels: dict[str, LabelStats], frontend: FrontendConfig = DEFAULT_FRONTEND) -> list[dict]:
+def low_band_labels(labels: dict[str, LabelStats], frontend: FrontendConfig = DEFAULT_FRONTEND,
+                    frontend_source: str = DEFAULT_FRONTEND_SOURCE) -> list[dict]:
     """A ``low_band_label`` problem for each label most of whose files are at a rate leaving
     ``frontend``'s top mel bands empty (``missing_band``) where the other labels' files mostly are not:
-    the model can then tell that label by the empty bands rather than by the word."""
+    the model can then tell that label by the empty bands rather than by the word. The problem names
+    the top band checked and ``frontend_source``, where that frontend came from."""
     low = {name: sum(n for rate, n in s.rates.items() if frontend.missing_band(rate) is not None)
            for name, s in labels.items()}
     total_files = sum(s.files for s in labels.values())
@@ -277,7 +284,8 @@ def low_band_labels(labels: dict[str, LabelStats], frontend: FrontendConfig = DE
             problems.append({"kind": "low_band_label", "label": name, "detail": (
                 f"{low[name]} of its {s.files} files ({100 * share:.0f}%) are below {2 * frontend.upper_hz:g} Hz "
                 f"({', '.join(map(str, rates))} Hz), against {100 * others_share:.0f}% of the other labels' files: "
-                f"their mel bands above {rates[-1] / 2:g} Hz (up to {frontend.upper_hz:g} Hz) are empty, and a "
+                f"their mel bands above {rates[-1] / 2:g} Hz (up to features.upper_hz {frontend.upper_hz:g} Hz, "
+                f"{frontend_source}) are empty, and a "
                 f"model can learn that as the label; record it at {frontend.sample_rate} Hz or give it clips at "
                 "the other labels' rate")})
     return problems

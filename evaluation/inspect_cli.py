@@ -119,8 +119,14 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
 
 @click.command("data-stats", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--rate", "expected_rate", type=click.IntRange(1), default=16000, show_default=True,
-              help="Sample rate the model expects; other rates are flagged.")
+@click.option("--rate", "expected_rate", type=click.IntRange(1), default=None,
+              help="Sample rate the model expects; other rates are flagged. Default: the config's "
+                   "features.sample_rate (16000).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="kws-train's YAML config: its features (the model's frontend: sample rate, top band "
+                   "upper_hz) are what the files are checked against (default: kws-train's defaults).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one config value as kws-train does; repeatable, e.g. --set features.upper_hz=3800.")
 @click.option("--group-pattern", default=None,
               help="Regex on the file name whose first group is the speaker id (kws-train's data.group_pattern; "
                    "default: the text before _nohash_).")
@@ -131,7 +137,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
               help="Share of files for testing, drawn by speaker where no testing_list.txt decides "
                    "(kws-train's data.testing_percentage).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, testing_percentage, as_json) -> None:
+def data_stats_cmd(folder, expected_rate, config_path, overrides, group_pattern, validation_percentage,
+                   testing_percentage, as_json) -> None:
     """Summarise a dataset folder (one sub-folder per label) and flag problems: wrong rates,
     clipping (>0.1% samples at full scale, in any channel), silent files (peak < -50 dBFS), exact
     duplicates, labels with few files (< 20 or < 10% of the median), a label mostly recorded at a rate that
@@ -140,11 +147,16 @@ def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, 
     folders whose names start with '.' (macOS's ._ files) are passed by, as kws-train passes them.
 
     \b
-    Example:
+    Examples:
       kws data-stats data/
+      kws data-stats data/phone_words --set features.sample_rate=8000 --set features.upper_hz=3800
     """
-    from .datastats import dataset_stats, format_stats
+    from kws.trainer.config import load_config
 
+    from .datastats import DEFAULT_FRONTEND_SOURCE, dataset_stats, format_stats
+
+    if config_path is not None and not config_path.strip():  # '' would be read as the current folder
+        raise click.BadParameter("is empty", param_hint="--config")
     if validation_percentage + testing_percentage >= 100:  # kws-train refuses it: no file would train
         raise click.BadParameter(f"--validation-percentage {validation_percentage:g} + --testing-percentage "
                                  f"{testing_percentage:g} must be < 100 (kws-train's rule: the rest trains)",
@@ -156,7 +168,11 @@ def data_stats_cmd(folder, expected_rate, group_pattern, validation_percentage, 
                     raise click.BadParameter("needs a (group) capturing the speaker id", param_hint="--group-pattern")
             except re.error as exc:
                 raise click.BadParameter(f"not a valid regex ({exc})", param_hint="--group-pattern") from None
-        stats = dataset_stats(folder, expected_rate, group_pattern, validation_percentage, testing_percentage)
+        frontend = load_config(config_path, overrides).features  # kws-train's reading, its errors
+        given = ([config_path] if config_path else []) + (["--set"] if overrides else [])
+        stats = dataset_stats(folder, frontend.sample_rate if expected_rate is None else expected_rate,
+                              group_pattern, validation_percentage, testing_percentage,
+                              frontend, "from " + " + ".join(given) if given else DEFAULT_FRONTEND_SOURCE)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -158,7 +158,8 @@ def test_data_stats_flags_a_label_recorded_mostly_at_a_rate_without_the_top_band
     low = [p for p in dataset_stats(tmp_path)["problems"] if p["kind"] == "low_band_label"]
     assert low == [{"kind": "low_band_label", "label": "no", "detail": (
         "2 of its 3 files (67%) are below 15200 Hz (8000 Hz), against 14% of the other labels' files: their mel "
-        "bands above 4000 Hz (up to 7600 Hz) are empty, and a model can learn that as the label; record it at "
+        "bands above 4000 Hz (up to features.upper_hz 7600 Hz, kws-train's default) are empty, and a model can "
+        "learn that as the label; record it at "
         "16000 Hz or give it clips at the other labels' rate")}]
     text = CliRunner().invoke(data_stats_cmd, [str(tmp_path)]).output
     assert "  low_band_label no: 2 of its 3 files (67%)" in text
@@ -166,6 +167,37 @@ def test_data_stats_flags_a_label_recorded_mostly_at_a_rate_without_the_top_band
     assert not [p for p in dataset_stats(tmp_path, 8000)["problems"] if p["kind"] == "low_band_label"]
     clips("yes", (8000, 8000, 8000))  # now low rates are as common among the other labels: no label stands out
     assert not [p for p in dataset_stats(tmp_path)["problems"] if p["kind"] == "low_band_label"]
+
+
+def test_data_stats_checks_the_top_band_of_the_config_kws_train_is_given(tmp_path):
+    """The low-band check assumed kws-train's default upper_hz (7600 Hz): a user training on 8 kHz phone audio
+    with --set features.upper_hz=3800 was told that the 8 kHz label's top bands are empty, which they are not."""
+    rng = np.random.default_rng(4)
+    data = tmp_path / "data"
+    for label, rates in (("yes", (16000, 16000, 16000)), ("no", (8000, 8000, 16000))):
+        for i, rate in enumerate(rates):
+            write_wav(data / label / f"s{i}_nohash_.wav", rng.uniform(-0.3, 0.3, rate // 10), rate)
+
+    def low_band(*args: str) -> list[dict]:
+        res = CliRunner().invoke(data_stats_cmd, [str(data), "--json", *args])
+        assert res.exit_code == 0, res.output
+        return [p for p in json.loads(res.output)["problems"] if p["kind"] == "low_band_label"]
+
+    assert [p["label"] for p in low_band()] == ["no"]
+    assert low_band("--set", "features.upper_hz=3800") == []  # 8 kHz holds every band up to 3800 Hz
+    config = tmp_path / "phone.yaml"
+    config.write_text("features:\n  upper_hz: 3800\n")
+    assert low_band("--config", str(config)) == []
+    # the warning names the top band it checked against and where that came from
+    config.write_text("features:\n  upper_hz: 7000\n")
+    (problem,) = low_band("--config", str(config), "--set", "features.lower_hz=30")
+    assert "are below 14000 Hz (8000 Hz)" in problem["detail"]
+    assert f"(up to features.upper_hz 7000 Hz, from {config} + --set)" in problem["detail"]
+    # a config kws-train refuses is refused here with kws-train's one line
+    res = CliRunner().invoke(data_stats_cmd, [str(data), "--set", "features.upper_hz=9000"])
+    assert res.exit_code == 1
+    assert res.output.strip() == ("Error: config + --set: bad value in 'features': need 0 <= lower_hz < upper_hz "
+                                  "<= sample_rate/2, got 20.0..9000.0")
 
 
 def test_inspect_writes_png_and_predicts(converted_run, tmp_path):
