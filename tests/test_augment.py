@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from kws.edge.audio import write_wav
 from kws.edge.frontend import Frontend, FrontendConfig, mel_matrix
@@ -98,6 +99,25 @@ def test_recorded_rirs_load_from_a_folder_and_bad_files_are_listed(tmp_path):
     assert np.sum(rirs[0].astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-3)
     with pytest.raises(FileNotFoundError):
         aug.load_rirs(tmp_path / "none", SR)
+
+
+OPUS_RATE = 48000  # the rates Opus takes top out here; libsndfile writes it at this one
+
+
+@pytest.mark.skipif("OPUS" not in sf.available_subtypes("OGG"),
+                    reason=f"this libsndfile ({sf.__libsndfile_version__}) cannot write OGG/Opus")
+def test_recorded_rirs_read_opus_files_as_every_kws_input_does(tmp_path):
+    """augment.rir_dir listed its own suffixes without .opus: a folder of Opus impulse responses (read
+    by kws-train, kws-predict and every other input) was 'no readable impulse response' and refused."""
+    ir = np.zeros(OPUS_RATE // 4, np.float32)
+    ir[1200] = 0.8
+    ir[2400:] = 0.05 * np.exp(-np.arange(OPUS_RATE // 4 - 2400) / 2400.0)
+    (tmp_path / "rirs").mkdir()
+    sf.write(tmp_path / "rirs" / "hall.opus", ir, OPUS_RATE, format="OGG", subtype="OPUS")
+    rirs, skipped = aug.load_rirs(tmp_path / "rirs", SR)
+    assert skipped == [] and len(rirs) == 1
+    assert np.sum(rirs[0].astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-3)
+    assert np.argmax(np.abs(rirs[0])) < SR // 1000  # starts at the direct path (Opus smears it by a few samples)
 
 
 def test_input_level_never_amplifies_past_full_scale():

@@ -32,7 +32,6 @@ PHONE_HIGH_HZ = (3000.0, 4500.0)  # ... and low-pass corner from this one (telep
 CLIP_LIMIT = 1.0  # an ADC saturates here
 NOISE_EXPONENTS = (0.0, 2.0)  # generated noise: spectral slope from white to brown
 GENERATED_NOISE_RMS = 0.05  # its level where a raw volume applies (background_snr_db: [])
-RIR_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3")
 STRETCH_FFT = 512  # phase-vocoder frame (32 ms at 16 kHz) ...
 STRETCH_HOP = 128  # ... and hop (75% overlap)
 WORD_POSITIONS = ("shift", "centre", "end", "anywhere")  # where a word clip's speech is put in the window
@@ -327,9 +326,9 @@ def prepare_rir(ir: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def load_rirs(folder: str | os.PathLike, sample_rate: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
-    """Every audio file under ``folder`` (RIR_SUFFIXES; hidden files and folders and __MACOSX/ passed
-    by, as every kws tool does) as a ready impulse response; unreadable or silent files are returned
-    as (path, why) instead of raised. Raises FileNotFoundError for a missing folder."""
+    """Every audio file under ``folder`` (``audio_files``' rule, the one of every kws tool: WAV, FLAC,
+    OGG/Opus, MP3; hidden files and folders and __MACOSX/ passed by) as a ready impulse response;
+    unreadable or silent files are returned as (path, why) instead of raised. Raises FileNotFoundError for a missing folder."""
     from kws.edge.audio import load_audio
     from kws.edge.errors import AudioError
 
@@ -339,7 +338,7 @@ def load_rirs(folder: str | os.PathLike, sample_rate: int) -> tuple[list[np.ndar
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: augment.rir_dir is not a folder")
     rirs, skipped = [], []
-    for path in audio_files(root, RIR_SUFFIXES):
+    for path in audio_files(root):
         try:
             samples, _ = load_audio(path, sample_rate)
             rirs.append(prepare_rir(samples, sample_rate))

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from kws.edge.audio import AUDIO_SUFFIXES
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text
 from kws.edge.stopping import StopRequest, cleanup_held, tell
@@ -28,7 +29,7 @@ from kws.edge.stopping import StopRequest, cleanup_held, tell
 from . import dataset as ds
 from . import distill
 from . import negatives as neg
-from .augment import RIR_SUFFIXES, AugmentSources, load_rirs, mixup
+from .augment import AugmentSources, load_rirs, mixup
 from .config import Config, load_config, save_config
 from .features import eval_features, partial_items, training_features
 from .metrics import classification_report, group_report, plot_confusion
@@ -243,7 +244,7 @@ def prepare_data(cfg: Config, run: RunDir, resume: bool, say: Callable[[str], No
             raise ds.DataError(str(exc)) from None
         if not rirs:
             raise ds.DataError(f"{cfg.augment.rir_dir}: augment.rir_dir holds no readable impulse response "
-                               f"({', '.join(RIR_SUFFIXES)}; {ds.NOT_READ_NOTE})")
+                               f"({', '.join(AUDIO_SUFFIXES)}; {ds.NOT_READ_NOTE})")
     skipped = index.skipped + report.skipped + bg_skipped + rir_skipped
     report.skipped = skipped
     noise = ds.background_note(backgrounds, cfg.features.clip_samples)
