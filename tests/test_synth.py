@@ -609,6 +609,35 @@ def test_a_held_out_split_without_a_word_is_said_when_the_run_ends(tmp_path):
     assert dataset_stats(out)["speakers"]["split_warning"] == warning
 
 
+def test_a_one_word_set_whose_held_out_voices_said_only_negatives_is_said(tmp_path):
+    """One keyword with few clips: the validation and test voices may say only _unknown_ negatives.
+    Those splits then held no clip of the word (kws-train drew no _unknown_ into a split without a word,
+    so it validated on nothing), yet kws-synth, kws-train and kws data-stats said nothing."""
+    from kws.evaluation.datastats import dataset_stats
+    from kws.synth.dataset import SynthOptions, word_gap_warning
+    from kws.trainer.dataset import scan_dataset
+
+    out = tmp_path / "one"
+    for voice in ("a", "b", "c"):
+        write_wav(out / "yes" / f"{voice}_nohash_0.wav", np.full(800, 0.1, np.float32), 16000)
+    for voice in ("a", "d", "e"):
+        write_wav(out / "_unknown_" / f"{voice}_nohash_no_0.wav", np.full(800, 0.1, np.float32), 16000)
+    (out / "validation_list.txt").write_text("_unknown_/d_nohash_no_0.wav\n")
+    (out / "testing_list.txt").write_text("_unknown_/e_nohash_no_0.wav\n")
+    (out / "synth_meta.csv").write_text(",".join(META_FIELDS) + "\n")
+    assert word_gap_warning(SynthOptions(words=("yes",), out=out)) == (
+        "warning: validation holds no clip of 'yes' (validation_list.txt decides it), so the best epoch is picked "
+        "without hearing it; testing holds no clip of 'yes' (testing_list.txt decides it), so test accuracy says "
+        "nothing of it; rerun kws-synth with a larger --per-word, so that the held-out voices say every word")
+    said = word_gap_warning(SynthOptions(words=("yes",), out=out))  # the same line from kws-train and data-stats
+    assert scan_dataset(out, [], 10, 10, 10, 10, seed=0).empty_split_warning(10, 10) == said
+    assert dataset_stats(out)["speakers"]["split_warning"] == said
+    (out / "testing_list.txt").write_text("yes/c_nohash_0.wav\n")  # the test voice says the word: only validation
+    assert word_gap_warning(SynthOptions(words=("yes",), out=out)).startswith(
+        "warning: validation holds no clip of 'yes' (validation_list.txt decides it), so the best epoch is picked "
+        "without hearing it; rerun kws-synth")
+
+
 def test_a_second_stop_while_the_workers_end_still_removes_the_scratch_folder(tmp_path, monkeypatch):
     """Ctrl-C, then SIGTERM while kws-synth waited for its terminated workers (pool.join): the
     kws-synth-* scratch folder with the engines' temp files stayed in TMPDIR, and kws-synth's own

@@ -264,11 +264,15 @@ class DataIndex:
     def word_gap_warning(self) -> str | None:
         """One line when validation or testing holds files but none of a wanted word, whatever decided
         the split (a list file, as kws-synth writes, or the hash), else None: the split line's count
-        alone does not show it, and that split then says nothing of the word."""
+        alone does not show it, and that split then says nothing of the word. Other words' files
+        (the _unknown_ pool) count as held although none is drawn into a split without a wanted word:
+        held-out voices that said only negatives leave the split without the word all the same."""
         wanted = [l for l in self.labels if l not in (SILENCE_LABEL, UNKNOWN_LABEL)]
         gaps = []
         for split in LIST_OF:
             held = {i.label for i in self.splits[split] if i.path}
+            if self.unknown_pool.get(split):
+                held.add(UNKNOWN_LABEL)
             missing = [w for w in wanted if w not in held]
             if held and missing:
                 it = "it" if len(missing) == 1 else "them"
