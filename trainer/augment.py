@@ -328,7 +328,8 @@ def prepare_rir(ir: np.ndarray, sample_rate: int) -> np.ndarray:
 def load_rirs(folder: str | os.PathLike, sample_rate: int) -> tuple[list[np.ndarray], list[tuple[str, str]]]:
     """Every audio file under ``folder`` (``audio_files``' rule, the one of every kws tool: WAV, FLAC,
     OGG/Opus, MP3; hidden files and folders and __MACOSX/ passed by) as a ready impulse response;
-    unreadable or silent files are returned as (path, why) instead of raised. Raises FileNotFoundError for a missing folder."""
+    unreadable or silent files are returned as (path, why) instead of raised. Raises FileNotFoundError
+    for a missing folder."""
     from kws.edge.audio import load_audio
     from kws.edge.errors import AudioError
 
