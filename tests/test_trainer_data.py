@@ -318,6 +318,25 @@ def test_bad_datasets_are_one_line_errors(tmp_path, words, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_folder_without_label_folders_says_so(tmp_path):
+    """`kws-train --data data/yes` (one word's clips instead of the dataset) and an empty folder said
+    'need at least two usable labels, found 0 (wanted: ; ...)'; now the error says what the folder
+    holds and what --data takes."""
+    clips = _layout(tmp_path / "d", words=("yes",), per=3) / "yes"
+    with pytest.raises(ds.DataError) as err:
+        ds.scan_dataset(clips, [], 10, 10, 10, 10, seed=0)
+    assert str(err.value) == (f"{clips}: 3 audio files directly in it but no label folder; --data takes a folder "
+                              "with one sub-folder of audio files per label (e.g. yes/*.wav and no/*.wav inside "
+                              "it); give the folder above it, or move the files into label folders")
+    empty = tmp_path / "empty"
+    (empty / ds.BACKGROUND_DIR).mkdir(parents=True)  # a '_' folder is no label folder
+    for words in ([], ["yes", "no"]):
+        with pytest.raises(ds.DataError) as err:
+            ds.scan_dataset(empty, words, 10, 10, 10, 10, seed=0)
+        assert str(err.value) == (f"{empty}: no label folder; --data takes a folder with one sub-folder of audio "
+                                  "files per label (e.g. yes/*.wav and no/*.wav inside it)")
+
+
 def test_a_wanted_word_finds_its_folder_written_in_another_unicode_form(tmp_path):
     """macOS keeps a folder 'café' as e + a combining accent (NFD); --words café typed in a terminal
     is one character (NFC): the two print alike, and kws-train said the word had no folder while

@@ -474,6 +474,17 @@ def _word_folders(root: Path, wanted: Sequence[str], names: set[str]) -> dict[st
     return folder_of
 
 
+def _no_label_folders(root: Path) -> str:
+    """The one-line error for a --data folder without label sub-folders: most often a folder of clips
+    (one word's folder given instead of the dataset), else an empty one."""
+    loose = len(_wav_files(root, []))
+    found = (f"{loose} audio file{'' if loose == 1 else 's'} directly in it but no label folder" if loose
+             else "no label folder")
+    fix = "; give the folder above it, or move the files into label folders" if loose else ""
+    return (f"{root}: {found}; --data takes a folder with one sub-folder of audio files per label "
+            "(e.g. yes/*.wav and no/*.wav inside it)" + fix)
+
+
 def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_percentage: float,
                  unknown_percentage: float, validation_percentage: float, testing_percentage: float,
                  seed: int, group_pattern: str = DEFAULT_GROUP_PATTERN) -> DataIndex:
@@ -492,6 +503,8 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
     skipped: list[tuple[str, str]] = []
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not passed_by_name(p.name))
     label_folders = [p for p in folders if not p.name.startswith("_")]
+    if not label_folders:  # every run needs a word folder; say what the folder is instead
+        raise DataError(_no_label_folders(root))
     names = {p.name for p in label_folders}
     wanted = [w.strip() for w in wanted_words]
     if any(not w for w in wanted):
