@@ -433,3 +433,19 @@ def test_windows_streamed_in_any_chunking_match_every_window_scored_at_once(dist
         assert classify_chunks(clf, chunks) == whole, size
     short = classify_audio(clf, audio[:SAMPLE_RATE // 2])  # shorter than a clip: one zero-padded window
     assert short["window_s"] == 0.0
+
+
+def test_without_m_kws_predict_names_the_model_it_chose(dist, clips, tmp_path, monkeypatch):
+    """Without -m kws-predict took the newest run silently: after a second training (a run on part
+    of the data, say) its scores came from that model with nothing to tell which. It now names the
+    model on stderr, as kws-listen does; with -m it says nothing more."""
+    models = tmp_path / "models"
+    shutil.copytree(dist, models / "20260101T000000Z" / "dist")
+    monkeypatch.setenv("KWS_MODELS_DIR", str(models))
+    clip = clips / "up" / "up0.wav"
+    res = CliRunner().invoke(predict_main, [str(clip)])
+    assert res.exit_code == 0, res.output
+    chosen = models / "20260101T000000Z" / "dist" / "model_int8.tflite"
+    assert res.stderr == f"kws-predict: model {chosen} (no -m: models/api, else the newest model; -m picks another)\n"
+    assert res.stdout.startswith(f"{clip}: up ")
+    assert CliRunner().invoke(predict_main, ["-m", str(chosen), str(clip)]).stderr == ""
