@@ -9,9 +9,19 @@
 A detection matches a still-unmatched keyword whose speech end is within TOLERANCE_S of it: first
 every detection that can be paired with a word of its own label is (correct matches), then the rest
 with words of another label (wrong matches); each pass pairs as many as any assignment could, the
-nearest where several do (two words close together are both found by their two detections). An
-unmatched keyword detection is a false accept, including one fired on an ``_unknown_`` word. Keyword-free time is the stream minus, for every keyword, the span where a
-detection would have matched it.
+nearest where several do (two words close together are both found by their two detections).
+
+A false accept is a keyword detection that did not find a spoken word of its own label: every
+detection kws-listen would act on although that word was not said. So it is an unmatched detection
+(on noise, on an ``_unknown_`` word, or a second detection of a word already found) or a wrong match
+(a spoken word of another label taken for this one; that word also counts as missed in the
+false-reject rate). Overall and per label they are the same detections, so the per-label counts add
+up to the overall one, and calibration, which sums the per-label counts, targets what is reported.
+The tutorial's percentages keep its own definitions: a wrong match is "wrongly matched", not a
+false positive.
+
+Keyword-free time is the stream minus, for every keyword, the span where a detection would have
+matched it; FA/h is the false accepts over its hours.
 """
 from __future__ import annotations
 
@@ -126,6 +136,7 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
     n = len(kws)
     correct = [(d, e) for d, e in pairs if d.label == e.label]
     wrong = len(pairs) - len(correct)
+    false = fas + [d for d, e in pairs if d.label != e.label]  # see the module docstring
     free_s = keyword_free_seconds(events, duration_s, tol)
     if not 0.0 <= free_s <= duration_s:
         raise KwsError(f"keyword-free time {free_s:.1f} s is outside the stream's {duration_s:.1f} s: "
@@ -137,7 +148,7 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
     for label in labels:
         n_l = sum(e.label == label for e in kws)
         hit_l = sum(e.label == label for _, e in correct)
-        fa_l = sum(d.label == label for d in fas) + sum(d.label == label and e.label != label for d, e in pairs)
+        fa_l = sum(d.label == label for d in false)
         per_label[label] = {"keywords": n_l, "detected": hit_l,
                             "frr": round(1 - hit_l / n_l, 6) if n_l else None,
                             "false_accepts": fa_l,
@@ -154,8 +165,8 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
         "detections": sum(d.label not in BACKGROUND_LABELS for d in detections),
         "tutorial": {"matched_pct": pct(len(pairs)), "correctly_matched_pct": pct(len(correct)),
                      "wrongly_matched_pct": pct(wrong), "false_positive_pct": pct(len(fas))},
-        "false_accepts": len(fas),
-        "fa_per_hour": round(len(fas) / free_h, 4) if free_h else None,
+        "false_accepts": len(false),
+        "fa_per_hour": round(len(false) / free_h, 4) if free_h else None,
         "frr": round(1 - len(correct) / n, 6) if n else None,
         "latency_s": {"median": round(float(np.median(latencies)), 4) if len(latencies) else None,
                       "p90": round(float(np.percentile(latencies, 90)), 4) if len(latencies) else None},
