@@ -325,6 +325,15 @@ def _per_hour(rate) -> str:
     return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {rate} per hour"
 
 
+def _inside_keywords(kinds: dict) -> str:
+    """' (of which R repeats of a found word, K on other keywords)' for the false accepts that lie
+    inside keyword spans (streaming_metrics' module docstring); '' where there are none."""
+    parts = ([_count(kinds["repeats"], "repeat") + " of a found word"] if kinds["repeats"] else []) + (
+        [f"{kinds['on_other_keywords']} on {'another keyword' if kinds['on_other_keywords'] == 1 else 'other keywords'}"]
+        if kinds["on_other_keywords"] else [])
+    return f" (of which {', '.join(parts)})" if parts else ""
+
+
 def _percent(rate) -> str:
     """A false-reject rate in percent, or NO_RATE where the stream holds no keyword (rate None)."""
     return NO_RATE if rate is None else f"{100 * rate:.1f}%"
@@ -350,7 +359,8 @@ def format_report(report: dict) -> str:
         (f"  matched {tut['matched_pct']:.1f}%  correctly {tut['correctly_matched_pct']:.1f}%  wrongly "
          f"{tut['wrongly_matched_pct']:.1f}%  false positives {tut['false_positive_pct']:.1f}%  (+-1500 ms)"
          if rep["keywords"] else f"  {NO_KEYWORDS}, so none of the tutorial's matched / false positive percentages"),
-        f"  false accepts {rep['false_accepts']}{_per_hour(rep['fa_per_hour'])}; false-reject rate "
+        f"  false accepts {rep['false_accepts']}{_inside_keywords(rep['false_accept_kinds'])}"
+        f"{_per_hour(rep['fa_per_hour'])}; false-reject rate "
         f"{_percent(rep['frr'])}{'' if rep['keywords'] else f' ({NO_KEYWORDS})'}; "
         + (f"latency after keyword end median {lat['median']} s, p90 {lat['p90']} s" if lat["median"] is not None
            else "no keyword detected, so no latency"),

@@ -15,13 +15,21 @@ A false accept is a keyword detection that did not find a spoken word of its own
 detection kws-listen would act on although that word was not said. So it is an unmatched detection
 (on noise, on an ``_unknown_`` word, or a second detection of a word already found) or a wrong match
 (a spoken word of another label taken for this one; that word also counts as missed in the
-false-reject rate). Overall and per label they are the same detections, so the per-label counts add
-up to the overall one, and calibration, which sums the per-label counts, targets what is reported.
+false-reject rate). Overall and per label they are the same detections, so the counts of all the
+detected labels add up to the overall one, and calibration, which sums the per-label counts,
+targets what is reported.
 The tutorial's percentages keep its own definitions: a wrong match is "wrongly matched", not a
 false positive.
 
 Keyword-free time is the stream minus, for every keyword, the span where a detection would have
-matched it; FA/h is the false accepts over its hours.
+matched it; FA/h is all the false accepts over its hours (the field's "per hour of non-keyword
+audio"). Two kinds of false accept lie inside those spans, at times the hours leave out: a repeat
+(an unmatched detection within TOLERANCE_S of a spoken word of its own label that another detection
+found: the smoother fired again after its refractory time, and kws-listen acts twice) and a false
+accept on another keyword (a wrong match, or an unmatched detection near a word of another label).
+They are counted, as kws-listen acts on them, and the report gives how many of each
+(``false_accept_kinds``) beside those in keyword-free time, so a rate that repeats drive (the
+smoother's release and suppression at work) is told apart from one of noise and other words.
 """
 from __future__ import annotations
 
@@ -128,6 +136,22 @@ def match(detections: Sequence[Detection], events: Sequence[Event], tol: float =
     return sorted(pairs, key=lambda p: p[0].time_s), dets
 
 
+def false_accept_kinds(matched_wrong: Sequence[Detection], unmatched: Sequence[Detection],
+                       events: Sequence[Event], tol: float = TOLERANCE_S) -> dict[str, int]:
+    """How many false accepts lie where (see the module docstring): "repeats" (unmatched, within
+    ``tol`` of a spoken word of their own label), "on_other_keywords" (wrong matches, and unmatched
+    ones within ``tol`` of a word of another label only), "in_keyword_free_time" (the rest)."""
+    ends = [(e.label, e.end_s) for e in keyword_events(events)]
+
+    def near(d: Detection, same: bool) -> bool:
+        return any((label == d.label) == same and abs(d.time_s - end) <= tol for label, end in ends)
+
+    repeats = sum(near(d, True) for d in unmatched)
+    other = len(matched_wrong) + sum(not near(d, True) and near(d, False) for d in unmatched)
+    return {"in_keyword_free_time": len(unmatched) + len(matched_wrong) - repeats - other,
+            "repeats": repeats, "on_other_keywords": other}
+
+
 def streaming_report(detections: Sequence[Detection], events: Sequence[Event], duration_s: float,
                      labels: Sequence[str] | None = None, tol: float = TOLERANCE_S) -> dict:
     """All streaming metrics for one set of detections (see the module docstring)."""
@@ -136,7 +160,8 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
     n = len(kws)
     correct = [(d, e) for d, e in pairs if d.label == e.label]
     wrong = len(pairs) - len(correct)
-    false = fas + [d for d, e in pairs if d.label != e.label]  # see the module docstring
+    wrong_dets = [d for d, e in pairs if d.label != e.label]
+    false = fas + wrong_dets  # see the module docstring
     free_s = keyword_free_seconds(events, duration_s, tol)
     if not 0.0 <= free_s <= duration_s:
         raise KwsError(f"keyword-free time {free_s:.1f} s is outside the stream's {duration_s:.1f} s: "
@@ -166,6 +191,7 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
         "tutorial": {"matched_pct": pct(len(pairs)), "correctly_matched_pct": pct(len(correct)),
                      "wrongly_matched_pct": pct(wrong), "false_positive_pct": pct(len(fas))},
         "false_accepts": len(false),
+        "false_accept_kinds": false_accept_kinds(wrong_dets, fas, events, tol),
         "fa_per_hour": round(len(false) / free_h, 4) if free_h else None,
         "frr": round(1 - len(correct) / n, 6) if n else None,
         "latency_s": {"median": round(float(np.median(latencies)), 4) if len(latencies) else None,

@@ -456,6 +456,25 @@ def test_a_keyword_fired_on_another_spoken_keyword_is_one_false_accept_overall_a
         assert rep["fa_per_hour"] == rep["per_label"]["down"]["fa_per_hour"] == pytest.approx(3600 / 57.0, abs=1e-3)
 
 
+def test_false_accepts_inside_keyword_spans_are_counted_and_told_apart():
+    """A second 'up' 1.4 s after the one that found the word (the smoother's refractory time over) is a
+    second trigger: a false accept, though its time lies in the word's span, outside keyword-free time.
+    The report says how many false accepts are such repeats, how many lie on other keywords, and how
+    many in the keyword-free time the rate is per hour of."""
+    events = [Event("up", 9.5, 10.0), Event("down", 19.5, 20.0), Event("_unknown_", 29.5, 30.0)]
+    dets = [Detection(10.3, "up", 0.9),     # finds the 'up'
+            Detection(11.4, "up", 0.9),     # fires again on it: a repeat
+            Detection(10.6, "down", 0.9),   # 'down' on the found 'up': on another keyword
+            Detection(20.3, "up", 0.9),     # takes the 'down' word (wrong match): on another keyword
+            Detection(30.2, "down", 0.9),   # on the unknown word: keyword-free time
+            Detection(100.0, "up", 0.9)]    # on noise: keyword-free time
+    rep = streaming_report(dets, events, 3600.0, ["up", "down"])
+    assert rep["false_accepts"] == 5
+    assert rep["false_accept_kinds"] == {"in_keyword_free_time": 2, "repeats": 1, "on_other_keywords": 2}
+    assert rep["fa_per_hour"] == pytest.approx(5 * 3600 / (3600 - 2 * 3.0), abs=1e-3)
+    assert {l: r["false_accepts"] for l, r in rep["per_label"].items()} == {"up": 3, "down": 2}
+
+
 def test_detections_pair_with_as_many_words_as_any_assignment_could():
     """Brute force over small random streams: no other pairing (each detection with at most one word
     within 1.5 s, each word once) pairs more."""
