@@ -17,7 +17,8 @@ from kws.edge.errors import KwsError
 from kws.edge.manifest import Manifest, atomic_write_bytes, load_manifest, save_manifest
 
 from .fa_tail import expected_counts, fill_zeros, near_misses_by_label
-from .scoring import ScoredAudio, negatives_false_accepts, smooth, sweep, window_averages, with_window
+from .scoring import (ScoredAudio, keyword_free_hours, negatives_false_accepts, smooth, sweep, window_averages,
+                      with_window)
 from .streaming_metrics import streaming_report
 
 THRESHOLD_GRID = tuple(np.round(np.concatenate([np.arange(0.30, 0.899, 0.025), np.arange(0.90, 1.0, 0.01),
@@ -153,8 +154,9 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
             rep = streaming_report(smooth(times, scores, manifest, sm, th, stream_averages), events, duration_s,
                                    keywords)
             neg = negatives_false_accepts(negatives, manifest, th, sm, negative_averages) if negatives else None
-            hours, seen = ((neg["hours"], neg["per_label"]) if neg else
-                           (rep["keyword_free_hours"], {l: rep["per_label"][l]["false_accepts"] for l in keywords}))
+            # the hours unrounded, as the reported rate divides by them
+            hours, seen = (keyword_free_hours(where),
+                           neg["per_label"] if neg else {l: rep["per_label"][l]["false_accepts"] for l in keywords})
             if plan:
                 by_label = {l: float(seen[l]) for l in keywords}
                 fa_now = plan.counted(seen, idx[keywords[0]]) / hours if hours else None

@@ -139,6 +139,14 @@ class ScoredAudio:
     source: str = ""
 
 
+def keyword_free_hours(parts: Sequence[ScoredAudio]) -> float:
+    """The recordings' keyword-free hours together, unrounded: the one figure every false-accept
+    rate here is divided by, so calibration holds against its target the rate kws-eval reports."""
+    from .streaming_metrics import SECONDS_PER_HOUR, keyword_free_seconds
+
+    return sum(keyword_free_seconds(p.events, p.duration_s) for p in parts) / SECONDS_PER_HOUR
+
+
 def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, thresholds: dict[str, float],
                             smoothing: SmoothingConfig | None = None,
                             cache: dict[int, WindowAverages] | None = None) -> dict:
@@ -147,12 +155,12 @@ def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, th
     them: {"false_accepts", "hours", "fa_per_hour", "per_label"}. ``cache``: the parts'
     ``window_averages`` at ``smoothing`` by index in ``parts``, filled as they are computed (one
     dict per smoothing config, for calls that differ only in their thresholds)."""
-    from .streaming_metrics import SECONDS_PER_HOUR, streaming_report
+    from .streaming_metrics import streaming_report
 
     keywords = [l for l in manifest.labels if l not in manifest.ignore_labels]
     columns = [manifest.labels.index(l) for l in keywords]
     lowest = min(thresholds.get(l, manifest.threshold_for(l)) for l in keywords) if keywords else 1.0
-    total, per_label, seconds = 0, dict.fromkeys(keywords, 0), 0.0
+    total, per_label = 0, dict.fromkeys(keywords, 0)
     for i, part in enumerate(parts):
         # an average never exceeds the peak: a recording whose keyword scores all stay at or under
         # every threshold cannot fire, so its smoothing is skipped (the result is the same)
@@ -168,10 +176,9 @@ def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, th
             dets = replay(averages, manifest, thresholds)
         rep = streaming_report(dets, list(part.events), part.duration_s, keywords)
         total += rep["false_accepts"]
-        seconds += rep["keyword_free_hours"] * SECONDS_PER_HOUR
         for label in keywords:
             per_label[label] += rep["per_label"][label]["false_accepts"]
-    hours = seconds / SECONDS_PER_HOUR
+    hours = keyword_free_hours(parts)
     return {"false_accepts": total, "hours": round(hours, 5),
             "fa_per_hour": round(total / hours, 4) if hours else None, "per_label": per_label}
 

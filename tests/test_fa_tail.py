@@ -8,7 +8,7 @@ from kws.edge.errors import KwsError
 from kws.edge.frontend import FrontendConfig
 from kws.edge.manifest import Manifest, SmoothingConfig
 from kws.edge.smoothing import PosteriorSmoother
-from kws.evaluation.calibrate import calibrate
+from kws.evaluation.calibrate import calibrate, calibrated_fa
 from kws.evaluation.fa_tail import MIN_TAIL_PEAKS, expected_counts, fill_zeros, logit, near_misses, window_average
 from kws.evaluation.scoring import ScoredAudio, negatives_false_accepts
 from kws.evaluation.stream import Event
@@ -226,3 +226,17 @@ def test_a_shared_threshold_holds_where_per_keyword_ones_fit_the_few_near_misses
     path = save_manifest(man, tmp_path / "manifest.json")
     write_calibration(path, man, shared, target, duration / 3600)
     assert load_manifest(path).calibration["shared_threshold"] is True
+
+
+def test_calibration_reports_the_rate_it_chose_for_where_no_tail_was_counted():
+    """Two loud 'a' false accepts in the stream's 0.0458 keyword-free hours, every count seen, none
+    taken from the tail: the rate calibration held against the target is the one kws-eval reports.
+    It divided by the report's hours rounded to 5 places (43.6395 against the 43.6364 reported), and
+    the manifest then said the point counted false accepts expected from the near misses."""
+    times, s, events, duration = keyword_stream(3)
+    for t in (7.5, 52.5):  # 'a' on the noise between words
+        j = int(t / HOP_S)
+        s[j - 5:j, 2], s[j - 5:j, 1] = 0.999, 0.001
+    result = calibrate(times, s, manifest(), events, duration, 200.0, windows=(300.0,))
+    assert result["report"]["false_accepts"] == 2 and result["expected"]["per_label"] == {"a": 2.0, "b": 0.0}
+    assert result["expected"]["fa_per_hour"] == calibrated_fa(result)[0] == pytest.approx(2 * 3600 / 165.0, abs=1e-4)
