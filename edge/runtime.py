@@ -41,6 +41,12 @@ RUNTIMES = (
 RUNTIME_ALIASES = {"litert-c": LITERT_C, "litert_c": LITERT_C, "litert": LITERT, "ai-edge-litert": LITERT, "ai_edge_litert": LITERT,
                    "tflite-runtime": TFLITE_RUNTIME, "tflite_runtime": TFLITE_RUNTIME,
                    "tf": TF_LITE, "tensorflow": TF_LITE, "tf.lite": TF_LITE}
+# Where each runtime has wheels on PyPI: ai-edge-litert 2.3 for CPython 3.10-3.14 on 64-bit x86/ARM;
+# tflite-runtime 2.14.0, the last with 32-bit ARM wheels, for CPython 3.10-3.11 there (armv7l)
+LITERT_MACHINES = ("x86_64", "amd64", "aarch64", "arm64")
+LITERT_PYTHONS = ((3, 10), (3, 14))
+ARM32_MACHINES = ("armv7l", "armv6l")
+TFLITE_RUNTIME_PYTHONS = ((3, 10), (3, 11))
 INT8_RANGE = (-128, 127)
 UINT8_RANGE = (0, 255)
 
@@ -67,17 +73,28 @@ class Runtime:
         return found if isinstance(found, str) and found else _version(self.dist)
 
 
-def install_hint() -> str:
-    """What to pip-install for a TFLite runtime on this machine."""
-    import platform  # only for this message: a start-up that finds a runtime never loads it
+def install_hint(machine: str | None = None, python: tuple[int, int] | None = None) -> str:
+    """What to pip-install for a TFLite runtime on ``machine`` under ``python`` (default: this one)."""
+    if machine is None:
+        import platform  # only for this message: a start-up that finds a runtime never loads it
 
-    machine = platform.machine().lower()
-    py = sys.version_info[:2]
-    if machine in ("armv7l", "armv6l"):
-        return "pip install 'tflite-runtime==2.14.0' 'numpy<2'  (32-bit ARM: ai-edge-litert has no wheel; needs Python 3.11)"
-    if machine in ("x86_64", "amd64", "aarch64", "arm64") and (3, 11) <= py <= (3, 13):
+        machine = platform.machine()
+    machine = machine.lower()
+    py = python or sys.version_info[:2]
+    if machine in ARM32_MACHINES:
+        hint = "pip install 'tflite-runtime==2.14.0' 'numpy<2'  (32-bit ARM: ai-edge-litert has no wheel"
+        if TFLITE_RUNTIME_PYTHONS[0] <= py <= TFLITE_RUNTIME_PYTHONS[1]:
+            return hint + ")"
+        return (f"{hint}, and tflite-runtime 2.14.0 has none for Python {py[0]}.{py[1]}: "
+                f"use Python {_span(TFLITE_RUNTIME_PYTHONS)}, or a 64-bit OS)")
+    if machine in LITERT_MACHINES and LITERT_PYTHONS[0] <= py <= LITERT_PYTHONS[1]:
         return "pip install ai-edge-litert"
-    return "pip install ai-edge-litert (wheels: Python 3.11-3.13 on x86_64/aarch64) or tensorflow"
+    return f"pip install ai-edge-litert (wheels: Python {_span(LITERT_PYTHONS)} on x86_64/aarch64) or tensorflow"
+
+
+def _span(pythons: tuple[tuple[int, int], tuple[int, int]]) -> str:
+    """'3.10-3.14' for ((3, 10), (3, 14))."""
+    return "-".join(f"{major}.{minor}" for major, minor in pythons)
 
 
 def _version(dist: str) -> str:

@@ -204,6 +204,23 @@ def test_runtime_choice_and_a_missing_runtime_say_what_to_install(monkeypatch, c
         runtime.load_runtime()
 
 
+@pytest.mark.parametrize("machine, python, hint", [
+    ("x86_64", (3, 10), "pip install ai-edge-litert"),  # said "wheels: Python 3.11-3.13 ... or tensorflow"
+    ("aarch64", (3, 14), "pip install ai-edge-litert"),
+    ("AMD64", (3, 12), "pip install ai-edge-litert"),
+    ("armv7l", (3, 11), "pip install 'tflite-runtime==2.14.0' 'numpy<2'  (32-bit ARM: ai-edge-litert has no wheel)"),
+    ("armv7l", (3, 13), "pip install 'tflite-runtime==2.14.0' 'numpy<2'  (32-bit ARM: ai-edge-litert has no wheel, "
+                        "and tflite-runtime 2.14.0 has none for Python 3.13: use Python 3.10-3.11, or a 64-bit OS)"),
+    ("riscv64", (3, 12), "pip install ai-edge-litert (wheels: Python 3.10-3.14 on x86_64/aarch64) or tensorflow"),
+])
+def test_a_missing_runtime_names_the_wheel_that_exists_for_this_python(machine, python, hint):
+    """A Python 3.10 user on x86_64 was told ai-edge-litert's wheels start at 3.11; a 32-bit Pi on
+    Python 3.13 was told to pip install a tflite-runtime that has no wheel there."""
+    from kws.edge.runtime import install_hint
+
+    assert install_hint(machine, python) == hint
+
+
 # --- building blocks --------------------------------------------------------------------------------
 @pytest.mark.parametrize("rate", [48000, 44100, 8000])
 def test_stream_resampler_is_exact_across_chunks_and_keeps_time(rate):
