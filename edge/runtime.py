@@ -47,6 +47,9 @@ LITERT_MACHINES = ("x86_64", "amd64", "aarch64", "arm64")
 LITERT_PYTHONS = ((3, 10), (3, 14))
 ARM32_MACHINES = ("armv7l", "armv6l")
 TFLITE_RUNTIME_PYTHONS = ((3, 10), (3, 11))
+# What installs a runtime asked for by name (--runtime, $KWS_TFLITE_RUNTIME); litert: install_hint()
+NAMED_RUNTIME_INSTALL = {TFLITE_RUNTIME: "pip install 'tflite-runtime==2.14.0' 'numpy<2'",
+                         TF_LITE: "pip install tensorflow-cpu"}
 INT8_RANGE = (-128, 127)
 UINT8_RANGE = (0, 255)
 
@@ -146,8 +149,10 @@ def load_runtime(name: str | None = None) -> Runtime:
         if runtime is not None:
             _CACHE[key] = runtime
             return runtime
-    what = f"the TFLite runtime {wanted!r} does not import" if wanted else "no TFLite runtime is installed"
-    raise RuntimeMissingError(f"{what}; install one: {install_hint()}")
+    if wanted:  # the runtime asked for by name is the one to install, not the first choice here
+        raise RuntimeMissingError(f"the TFLite runtime {wanted!r} does not import; install it: "
+                                  f"{NAMED_RUNTIME_INSTALL.get(key) or install_hint()}")
+    raise RuntimeMissingError(f"no TFLite runtime is installed; install one: {install_hint()}")
 
 
 def pick_runtime(name: str | None = None) -> Runtime | Any:

@@ -204,6 +204,20 @@ def test_runtime_choice_and_a_missing_runtime_say_what_to_install(monkeypatch, c
         runtime.load_runtime()
 
 
+def test_a_runtime_asked_for_by_name_says_how_to_install_that_one(monkeypatch):
+    """--runtime tflite-runtime (or tf) that does not import said "pip install ai-edge-litert", which
+    would not make it import."""
+    from kws.edge import runtime
+
+    monkeypatch.setattr(runtime, "_try_load", lambda *a: None)
+    monkeypatch.setattr(runtime, "_CACHE", {})
+    with pytest.raises(RuntimeMissingError, match=r"'tflite-runtime' does not import; install it: "
+                                                  r"pip install 'tflite-runtime==2\.14\.0' 'numpy<2'$"):
+        runtime.load_runtime("tflite-runtime")
+    with pytest.raises(RuntimeMissingError, match=r"'tf' does not import; install it: pip install tensorflow-cpu$"):
+        runtime.load_runtime("tf")
+
+
 @pytest.mark.parametrize("machine, python, hint", [
     ("x86_64", (3, 10), "pip install ai-edge-litert"),  # said "wheels: Python 3.11-3.13 ... or tensorflow"
     ("aarch64", (3, 14), "pip install ai-edge-litert"),
