@@ -17,8 +17,9 @@ PACKAGE_DIRS = {
     "kws.serving": "serving",
 }
 
-# ai-edge-litert has wheels for CPython 3.10-3.13 on x86_64/aarch64 (Linux) and arm64 macOS;
-# tflite-runtime 2.14 is the fallback for 32-bit Raspberry Pi OS (armv7l), and it needs numpy<2.
+# ai-edge-litert has wheels for CPython 3.10-3.14 on x86_64/aarch64 (Linux) and arm64 macOS;
+# tflite-runtime 2.14 is the fallback for 32-bit Raspberry Pi OS (armv7l, CPython 3.10-3.11 wheels
+# only), and it needs numpy<2.
 LITERT = ('ai-edge-litert>=1.2; platform_machine in "x86_64 aarch64 arm64 AMD64"')
 TFLITE_RUNTIME = 'tflite-runtime==2.14.0; platform_machine == "armv7l"'
 
