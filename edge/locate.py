@@ -101,6 +101,11 @@ def default_model(root: Path | None = None, need: str = ANY_MODEL) -> Path:
     return chosen
 
 
+def convert_first(run: str | os.PathLike) -> str:
+    """The message for a training run given where a converted model is needed, with its command."""
+    return f"{run}: a training run without converted models; run: kws-convert -m {run}"
+
+
 def _trained_at(path: Path) -> float:
     """When a model was trained: its UTC timestamp name (20261123T101500Z), else config mtime."""
     import calendar

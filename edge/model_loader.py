@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ManifestError
+from .locate import convert_first
 from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest, not_a_manifest_file
 from .manifest_schema import model_file_name
 from .runtime import TFLiteModel, pick_runtime
@@ -64,7 +65,7 @@ def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
         if odd:
             raise odd
     if p.is_dir() and (p / "model.keras").exists():
-        raise ManifestError(f"{p}: a training run without converted models; run: kws-convert -m {p}")
+        raise ManifestError(convert_first(p))
     raise ManifestError(f"{p}: no {MANIFEST_NAME} here (expected a .tflite with its manifest, or a folder "
                         f"from kws-convert)")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
-from kws.edge.locate import SINGLE_MODEL, resolve_model
+from kws.edge.locate import SINGLE_MODEL, convert_first, resolve_model
 from kws.edge.manifest import EMBEDDING_FAMILY, MANIFEST_NAME, Manifest
 
 KERAS_FILE = "model.keras"
@@ -138,6 +138,9 @@ def manifest_path_for(path: str | os.PathLike | None) -> Path:
     else:
         cand = path / DIST_DIR / MANIFEST_NAME
     if not cand.is_file():
+        run = path.parent if path.is_file() and path.name == KERAS_FILE else path
+        if (run / KERAS_FILE).is_file():  # as kws-listen says it: the command that converts it
+            raise ModelNotFoundError(convert_first(run))
         raise ModelNotFoundError(f"{path}: no {MANIFEST_NAME} (streaming evaluation needs a converted model: "
                                  f"run kws-convert first)")
     return cand

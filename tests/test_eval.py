@@ -497,3 +497,16 @@ def test_detections_pair_with_as_many_words_as_any_assignment_could():
                 most = k
                 break
         assert len(pairs) == most
+
+
+def test_eval_of_an_unconverted_run_gives_the_kws_convert_command(tmp_path):
+    """kws-eval said 'no manifest.json ... run kws-convert first' of a run folder; kws-listen says the
+    command. Both now say it, whether given the run folder or its model.keras."""
+    run = tmp_path / "r3"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"PK")
+    for given in (run, run / "model.keras"):
+        res = CliRunner().invoke(eval_main, ["-m", str(given), "--keywords", str(tmp_path)])
+        assert res.exit_code == 1, res.output
+        assert res.output == (f"Error: {run}: a training run without converted models; "
+                              f"run: kws-convert -m {run}\n")
