@@ -26,6 +26,8 @@ REJECTED_SUFFIX = ".rejected"
 ANY_MODEL, SINGLE_MODEL, TRAINING_RUN = "any", "single", "run"
 NEEDS = {ANY_MODEL: "model", SINGLE_MODEL: "single model (not an ensemble)",
          TRAINING_RUN: "finished training run (model.keras)"}
+# how a tool that took the default model (no -m) says which rule chose it, after the model's path
+DEFAULT_MODEL_RULE = "no -m: models/api, else the newest model"
 
 
 def models_dir() -> Path:
@@ -99,6 +101,12 @@ def default_model(root: Path | None = None, need: str = ANY_MODEL) -> Path:
         raise ModelNotFoundError(
             f"no model in {root}/ (train one with kws-train, or pass -m/--model, or set ${MODELS_DIR_ENV})")
     return chosen
+
+
+def chosen_model_line(prog: str, path: str | os.PathLike) -> str:
+    """What a tool says on stderr of the model it took without -m: the newest of several runs may
+    not be the one the user means."""
+    return f"{prog}: model {path} ({DEFAULT_MODEL_RULE}; -m picks another)"
 
 
 def convert_first(run: str | os.PathLike) -> str:

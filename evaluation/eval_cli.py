@@ -14,6 +14,7 @@ import numpy as np
 from kws.edge.audio import audio_info, load_audio, write_wav
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.locate import chosen_model_line
 from kws.edge.manifest import (UNKNOWN_LABEL, atomic_write_bytes, atomic_write_text, check_writable_dir,
                                load_manifest)
 
@@ -175,6 +176,8 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
     try:
         mpath = manifest_path_for(model)
         manifest = load_manifest(mpath)
+        if model is None:  # the newest of several runs may not be the one the user means
+            click.echo(chosen_model_line("kws-eval", mpath), err=True)
         # what the run ends by writing must be writable before the minutes of scoring start
         if report_dir:
             check_writable_dir(report_dir, "the report")
@@ -350,6 +353,7 @@ def format_report(report: dict) -> str:
     tut = rep["tutorial"]
     lat = rep["latency_s"]
     lines = [
+        f"model: {report['model']}",
         f"labels: {report['labels']['file'] or 'built with the stream'}, read as {report['labels']['format']}",
         f"stream: {duration_text(report['duration_s'])}, {rep['keywords']} keywords, "
         f"{rep['unknown_word_events']} unknown words, "

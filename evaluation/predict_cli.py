@@ -10,6 +10,7 @@ import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.locate import chosen_model_line
 from kws.edge.manifest import atomic_write_bytes, atomic_write_text, check_writable_dir
 from kws.trainer.config import DEFAULT_GROUP_PATTERN
 
@@ -20,7 +21,6 @@ from .predict import (DEFAULT_TOP_K, MAX_URL_BYTES, URL_TIMEOUT_S, expand_inputs
 REPORT_JSON = "predictions.json"
 METRICS_JSON = "metrics.json"
 CONFUSION_PNG = "confusion_matrix.png"
-DEFAULT_MODEL_RULE = "no -m: models/api, else the newest model"  # said with the model it chose
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,7 +85,7 @@ def main(inputs, model, list_file, label_from_folder, top_k, as_json, report_dir
     except OSError as exc:
         raise click.ClickException(os_error_line(exc)) from None
     if model is None:  # the newest of several runs may not be the one the user means
-        click.echo(f"kws-predict: model {clf.path} ({DEFAULT_MODEL_RULE}; -m picks another)", err=True)
+        click.echo(chosen_model_line("kws-predict", clf.path), err=True)
     for item, msg in errors:
         click.echo(f"error: {item}: {msg}", err=True)
     results = []

@@ -510,3 +510,25 @@ def test_eval_of_an_unconverted_run_gives_the_kws_convert_command(tmp_path):
         assert res.exit_code == 1, res.output
         assert res.output == (f"Error: {run}: a training run without converted models; "
                               f"run: kws-convert -m {run}\n")
+
+
+def test_eval_names_the_model_it_took(converted_run, tmp_path, monkeypatch):
+    """Without -m kws-eval took the newest model without a word, and its text report named none (only
+    eval.json did). It now names the model on stderr as kws-predict and kws-listen do, and opens its
+    report with it."""
+    models = tmp_path / "models"
+    shutil.copytree(converted_run, models / "20260101T000000Z" / "dist")
+    monkeypatch.setenv("KWS_MODELS_DIR", str(models))
+    audio, truth = keyword_stream(WORDS * 2, np.random.default_rng(7), gap_s=3.5)
+    write_wav(tmp_path / "s.wav", audio, SR)
+    # the second three words are left out of the labels: detections there are false accepts
+    (tmp_path / "s.csv").write_text("label,start_s,end_s\n" + "".join(
+        f"{w},{end - 0.8:.3f},{end - 0.2:.3f}\n" for w, end in truth[:3]))
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(eval_main, ["--stream", str(tmp_path / "s.wav"), "--labels", str(tmp_path / "s.csv"),
+                                         "--report", str(out)])
+    assert res.exit_code == 0, res.output
+    chosen = models / "20260101T000000Z" / "dist" / "manifest.json"
+    assert res.stderr.splitlines()[0] == (f"kws-eval: model {chosen} (no -m: models/api, else the newest model; "
+                                          "-m picks another)")
+    assert res.stdout.splitlines()[0] == f"model: {chosen}"
