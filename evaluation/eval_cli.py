@@ -321,11 +321,19 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
 
 NO_RATE = "n/a"  # a rate the stream cannot give: FA/h without keyword-free time, FRR without keywords
 NO_KEYWORDS = "no keywords in the stream"
+# the text report's precision: FA/h to 1/100 (one false accept in 100 h), thresholds as the grid's
+FA_DECIMALS = 2
+THRESHOLD_DECIMALS = 3
+
+
+def _fa_rate(rate) -> str:
+    """False accepts per hour at one fixed precision (eval.json keeps them exact), or NO_RATE."""
+    return NO_RATE if rate is None else f"{rate:.{FA_DECIMALS}f}"
 
 
 def _per_hour(rate) -> str:
     """' = R per hour', or why there is no rate (the stream is all keywords)."""
-    return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {rate} per hour"
+    return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {_fa_rate(rate)} per hour"
 
 
 def _inside_keywords(kinds: dict) -> str:
@@ -371,7 +379,7 @@ def format_report(report: dict) -> str:
         "threshold  FA/h    FRR",
     ]
     for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
-        lines.append(f"  {r['threshold']:<7} {NO_RATE if r['fa_per_hour'] is None else r['fa_per_hour']!s:<7} "
+        lines.append(f"  {r['threshold']:<7.{THRESHOLD_DECIMALS}f} {_fa_rate(r['fa_per_hour']):<7} "
                      f"{_percent(r['frr'])}")
     best = report.get("best_possible")
     if best and best["recall_at_zero_fa"] is not None:
@@ -381,13 +389,14 @@ def format_report(report: dict) -> str:
     if "negatives" in report:
         n = report["negatives"]["at_manifest_thresholds"]
         lines.append(f"negatives: {report['negatives']['files']} files, {n['hours']:.3f} h: {n['false_accepts']} "
-                     f"false accepts = {n['fa_per_hour']} per hour at the manifest thresholds")
+                     f"false accepts = {_fa_rate(n['fa_per_hour'])} per hour at the manifest thresholds")
     if "calibration" in report:
         c = report["calibration"]
         lines.append(f"calibrated{' (one threshold shared by the keywords)' if c.get('shared_threshold') else ''}: "
                      f"thresholds {c['thresholds']}, window {c['average_window_ms']:g} ms -> "
-                     f"FA/h {c['fa_per_hour']} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}"
-                     + (f" (expected {c['fa_per_hour_expected']} with the near misses' tail)" if c["tail"] else "")
+                     f"FA/h {_fa_rate(c['fa_per_hour'])} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}"
+                     + (f" (expected {_fa_rate(c['fa_per_hour_expected'])} with the near misses' tail)"
+                        if c["tail"] else "")
                      + ", "
                      f"FRR {_percent(c['frr'])} (target {c['target']}); "
                      f"written to {c['manifest']} (backup .bak)")

@@ -512,10 +512,11 @@ def test_eval_of_an_unconverted_run_gives_the_kws_convert_command(tmp_path):
                               f"run: kws-convert -m {run}\n")
 
 
-def test_eval_names_the_model_it_took(converted_run, tmp_path, monkeypatch):
+def test_eval_names_the_model_it_took_and_prints_rates_at_one_precision(converted_run, tmp_path, monkeypatch):
     """Without -m kws-eval took the newest model without a word, and its text report named none (only
     eval.json did). It now names the model on stderr as kws-predict and kws-listen do, and opens its
-    report with it."""
+    report with it. Its threshold table printed FA/h as eval.json rounds them (222.2222, 200.0, 0.0):
+    now two decimals, thresholds three; eval.json keeps the exact values."""
     models = tmp_path / "models"
     shutil.copytree(converted_run, models / "20260101T000000Z" / "dist")
     monkeypatch.setenv("KWS_MODELS_DIR", str(models))
@@ -532,3 +533,10 @@ def test_eval_names_the_model_it_took(converted_run, tmp_path, monkeypatch):
     assert res.stderr.splitlines()[0] == (f"kws-eval: model {chosen} (no -m: models/api, else the newest model; "
                                           "-m picks another)")
     assert res.stdout.splitlines()[0] == f"model: {chosen}"
+    report = json.loads((out / "eval.json").read_text())
+    curve = report["curve"]
+    assert any(r["fa_per_hour"] for r in curve)  # the rates are not all 0
+    rows = res.stdout.split("threshold  FA/h    FRR\n")[1].splitlines()[:len(curve[::4])]
+    assert [row.split()[:2] for row in rows] == [[f"{r['threshold']:.3f}", f"{r['fa_per_hour']:.2f}"]
+                                                 for r in curve[::4]]
+    assert f"= {report['at_manifest_thresholds']['fa_per_hour']:.2f} per hour" in res.stdout
