@@ -486,3 +486,27 @@ def test_a_run_folder_being_trained_is_refused_to_a_second_kws_train(tmp_path):
             train_module._lock_run(run)
         finally:
             os.close(other_fd)
+
+
+def test_resume_of_a_folder_inside_a_run_names_the_run_to_resume(tmp_path):
+    """kws-train --resume models/r2/dist (kws-convert's output) or models/r2/ckpts said only 'not a
+    resumable run'; it now names the run folder they lie in, with its command. Nothing is written."""
+    from click.testing import CliRunner
+
+    from kws.trainer.cli import main
+
+    run = tmp_path / "r2"
+    for sub in ("dist", "ckpts"):
+        (run / sub).mkdir(parents=True)
+    (run / "config.yaml").write_text("")
+    (run / "split.json").write_text("{}")
+    (run / "dist" / "manifest.json").write_text("{}")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    for sub in ("dist", "ckpts"):
+        res = CliRunner().invoke(main, ["--resume", str(run / sub), "-q"])
+        assert res.exit_code == 1, res.output
+        assert res.output == (f"Error: {run / sub}: not a resumable run (no config.yaml / split.json); it lies "
+                              f"inside the run {run}: kws-train --resume {run}\n")
+    res = CliRunner().invoke(main, ["--resume", str(tmp_path), "-q"])  # no run above: said as before
+    assert res.output == f"Error: {tmp_path}: not a resumable run (no config.yaml / split.json)\n"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -107,6 +107,12 @@ class RunDir:
         return [line.strip() for line in self.labels.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def enclosing_run(path: Path) -> Path | None:
+    """The nearest folder above ``path`` that ``kws-train --resume`` can go on from (``path`` being,
+    say, a run's dist/ from kws-convert, or its ckpts/), or None where no folder above is a run."""
+    return next((p for p in path.parents if RunDir(p).resumable), None)
+
+
 def read_json_object(path: Path, what: str) -> dict:
     """A JSON object from a run folder's file; damaged or not an object: a KwsError naming the file."""
     try:
