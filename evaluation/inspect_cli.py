@@ -124,18 +124,20 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
                    "features.sample_rate (16000).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="kws-train's YAML config: its features (the model's frontend: sample rate, top band "
-                   "upper_hz) are what the files are checked against (default: kws-train's defaults).")
+                   "upper_hz) are what the files are checked against, and its data.group_pattern, "
+                   "data.validation_percentage and data.testing_percentage split them unless the options "
+                   "below are given (default: kws-train's defaults).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one config value as kws-train does; repeatable, e.g. --set features.upper_hz=3800.")
 @click.option("--group-pattern", default=None,
               help="Regex on the file name whose first group is the speaker id (kws-train's data.group_pattern; "
-                   "default: the text before _nohash_).")
-@click.option("--validation-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True,
+                   "default: the --config/--set one, else the text before _nohash_).")
+@click.option("--validation-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=None,
               help="Share of files for validation, drawn by speaker where no validation_list.txt decides "
-                   "(kws-train's data.validation_percentage).")
-@click.option("--testing-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=10.0, show_default=True,
+                   "(kws-train's data.validation_percentage; default: the --config/--set one, else 10).")
+@click.option("--testing-percentage", type=FiniteFloatRange(0, 100, max_open=True), default=None,
               help="Share of files for testing, drawn by speaker where no testing_list.txt decides "
-                   "(kws-train's data.testing_percentage).")
+                   "(kws-train's data.testing_percentage; default: the --config/--set one, else 10).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def data_stats_cmd(folder, expected_rate, config_path, overrides, group_pattern, validation_percentage,
                    testing_percentage, as_json) -> None:
@@ -150,6 +152,7 @@ def data_stats_cmd(folder, expected_rate, config_path, overrides, group_pattern,
     Examples:
       kws data-stats data/
       kws data-stats data/phone_words --set features.sample_rate=8000 --set features.upper_hz=3800
+      kws data-stats data/ --config my.yaml   # split as kws-train --config my.yaml would
     """
     from kws.trainer.config import load_config
 
@@ -157,10 +160,6 @@ def data_stats_cmd(folder, expected_rate, config_path, overrides, group_pattern,
 
     if config_path is not None and not config_path.strip():  # '' would be read as the current folder
         raise click.BadParameter("is empty", param_hint="--config")
-    if validation_percentage + testing_percentage >= 100:  # kws-train refuses it: no file would train
-        raise click.BadParameter(f"--validation-percentage {validation_percentage:g} + --testing-percentage "
-                                 f"{testing_percentage:g} must be < 100 (kws-train's rule: the rest trains)",
-                                 param_hint="--validation-percentage")
     try:
         if group_pattern:
             try:
@@ -168,10 +167,21 @@ def data_stats_cmd(folder, expected_rate, config_path, overrides, group_pattern,
                     raise click.BadParameter("needs a (group) capturing the speaker id", param_hint="--group-pattern")
             except re.error as exc:
                 raise click.BadParameter(f"not a valid regex ({exc})", param_hint="--group-pattern") from None
-        frontend = load_config(config_path, overrides).features  # kws-train's reading, its errors
+        cfg = load_config(config_path, overrides)  # kws-train's reading, its errors
+        # the split kws-train would make with this config: its data values where no option is given
+        validation = cfg.data.validation_percentage if validation_percentage is None else validation_percentage
+        testing = cfg.data.testing_percentage if testing_percentage is None else testing_percentage
+        if validation + testing >= 100:  # kws-train refuses it: no file would train
+            named = [f"--{name}-percentage {value:g}" if option is not None else f"data.{name}_percentage {value:g}"
+                     for name, option, value in (("validation", validation_percentage, validation),
+                                                 ("testing", testing_percentage, testing))]
+            raise click.BadParameter(f"{' + '.join(named)} must be < 100 (kws-train's rule: the rest trains)",
+                                     param_hint="--validation-percentage")
+        frontend = cfg.features
         given = ([config_path] if config_path else []) + (["--set"] if overrides else [])
         stats = dataset_stats(folder, frontend.sample_rate if expected_rate is None else expected_rate,
-                              group_pattern, validation_percentage, testing_percentage,
+                              cfg.data.group_pattern if group_pattern is None else group_pattern,
+                              validation, testing,
                               frontend, "from " + " + ".join(given) if given else DEFAULT_FRONTEND_SOURCE)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None

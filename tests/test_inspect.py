@@ -251,6 +251,35 @@ def test_data_stats_counts_speakers_per_split_and_warns_without_ids(tmp_path):
     assert bad.exit_code == 2 and "needs a (group)" in bad.output
 
 
+def test_data_stats_splits_by_the_data_values_of_its_config_unless_an_option_is_given(tmp_path):
+    """--config gave data-stats its frontend, but its speaker split still used kws-train's built-in
+    group_pattern and 10/10 percentages, not the config's data.* that kws-train would split by."""
+    rng = np.random.default_rng(4)
+    for label in ("yes", "no"):
+        for s in range(10):
+            write_wav(tmp_path / label / f"spk{s}_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    config = tmp_path / "mine.yaml"
+    config.write_text("data:\n  group_pattern: '^([^_]+)_'\n  validation_percentage: 40\n"
+                      "  testing_percentage: 40\n")
+
+    def per_split(validation, testing):
+        splits = [split_of_key(f"spk{s}", validation, testing) for s in range(10)]
+        return {name: splits.count(name) for name in ("training", "validation", "testing")}
+
+    spk = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--config", str(config)]).output)[
+        "speakers"]
+    assert (spk["group_pattern"], spk["files_without_group"]) == ("^([^_]+)_", 0)
+    assert spk["per_split"] == per_split(40, 40) != per_split(10, 10)
+    # an option given wins over the config's value, the others still come from it
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--config", str(config),
+                                              "--testing-percentage", "5"])
+    assert json.loads(res.output)["speakers"]["per_split"] == per_split(40, 5)
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--config", str(config), "--testing-percentage", "60"])
+    assert res.exit_code == 2 and res.output.strip().splitlines()[-1] == (
+        "Error: Invalid value for --validation-percentage: data.validation_percentage 40 + --testing-percentage 60 "
+        "must be < 100 (kws-train's rule: the rest trains)")
+
+
 def test_data_stats_warns_when_the_split_leaves_validation_or_test_empty(tmp_path):
     """As kws-train would split it: one speaker group for every file leaves both empty, and says so."""
     rng = np.random.default_rng(2)
