@@ -102,6 +102,15 @@ def test_a_stream_without_keywords_has_no_false_reject_rate_and_is_not_calibrate
     assert "false-reject rate n/a (no keywords in the stream)" in res.output
     curve = res.output.split("threshold  FA/h    FRR\n")[1].splitlines()
     assert curve and all(row.endswith(" n/a") for row in curve), curve
+    # the benchmark's write-up of the same report said FRR 0.0% (every keyword found) and latency
+    # 'None s' where it has neither
+    from bench.bench_eval import result_lines
+
+    lines = result_lines(report, "python -m bench.bench_eval", str(dist), "", tmp_path, "5:20", 1.0)
+    summary = next(line for line in lines if line.startswith("At the manifest's thresholds"))
+    assert summary.endswith(", FRR n/a, latency after keyword end median n/a, p90 n/a.") and "None" not in summary
+    rows = [line.split(" | ") for line in lines if line.startswith("| 0.")]
+    assert len(rows) == len(report["curve"]) and all(row[2] == "n/a" for row in rows)
     res = CliRunner().invoke(eval_main, ["-m", str(dist), "--stream", str(stream), "--labels", str(labels),
                                          "--calibrate"])
     assert res.exit_code == 1, res.output
