@@ -92,6 +92,22 @@ def looks_like_audio(head: bytes) -> bool:
     return len(head) >= 2 and (int.from_bytes(head[:2], "big") & MPEG_SYNC) == MPEG_SYNC
 
 
+# how a file of each format kws reads begins, where no raw int16 PCM plausibly begins so (a bare MPEG
+# frame sync, two bytes, is left out: as little-endian PCM it is just a quiet negative sample)
+CONTAINER_MAGICS = ((b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"OggS", "OGG"),
+                    (b"ID3", "MP3"))
+STREAMABLE_CONTAINERS = ("WAV", "OGG")  # the formats libsndfile reads from a pipe (--wav /dev/stdin)
+
+
+def container_of(head: bytes) -> str | None:
+    """The audio file format ("WAV", "FLAC", "OGG", "MP3") whose header the bytes ``head`` (at least
+    MAGIC_BYTES of them) begin with, or None where they do not begin like an audio file."""
+    for magic, name in CONTAINER_MAGICS:
+        if head.startswith(magic) and (name != "WAV" or head[8:12] == b"WAVE"):
+            return name
+    return None
+
+
 def _soundfile():
     try:
         import soundfile

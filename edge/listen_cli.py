@@ -278,7 +278,7 @@ def _list_devices() -> None:
               "model's rate).")
 @click.option("--wav", "wav_path", type=click.Path(dir_okay=False), help="Read this audio file (WAV, FLAC, "
               "OGG, MP3; any rate) instead of a microphone, as fast as possible.")
-@click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian int16 PCM from stdin.")
+@click.option("--stdin", "use_stdin", is_flag=True, help="Read raw little-endian int16 PCM from stdin (a piped WAV or OGG file: --wav /dev/stdin).")
 @click.option("--rate", type=click.IntRange(MIN_SAMPLE_RATE, MAX_SAMPLE_RATE),
               help="Sample rate of --stdin audio in Hz (default: the model's).")
 @click.option("--channels", type=click.IntRange(1, MAX_STDIN_CHANNELS), default=1, show_default=True,

@@ -13,7 +13,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from .audio import INT16_SCALE, UNREADABLE, cut_short_note, no_samples_reason, open_audio, resampled
+from .audio import (INT16_SCALE, MAGIC_BYTES, STREAMABLE_CONTAINERS, UNREADABLE, container_of, cut_short_note,
+                    no_samples_reason, open_audio, resampled)
 from .errors import AudioError, KwsError
 
 BLOCK_MS = 100  # file and stdin sources read this much audio at a time
@@ -138,14 +139,31 @@ class RawSource:
             text += f", resampled to {self.sample_rate} Hz"
         return text
 
+    def _reads(self) -> Iterator[bytes]:
+        """The stream's bytes as they arrive; AudioError first where they begin like an audio file,
+        whose header would be heard as sound and whose own rate and channels would go unread."""
+        read = getattr(self.stream, "read1", self.stream.read)
+        head = b""
+        while len(head) < MAGIC_BYTES:
+            more = read(MAGIC_BYTES - len(head))
+            if not more:
+                break
+            head += more
+        container = container_of(head)
+        if container is not None:
+            instead = ("pipe it to --wav /dev/stdin" if container in STREAMABLE_CONTAINERS
+                       else "save it to a file and give --wav FILE")
+            raise AudioError(f"stdin: a {container} file, not the raw int16 PCM --stdin reads (its header would "
+                             f"be heard as sound, its rate and channels ignored); {instead}")
+        if head:
+            yield head
+        while raw := read(self.block_bytes):
+            yield raw
+
     def _blocks(self) -> Iterator[np.ndarray]:
         frame = 2 * self.channels
         leftover = b""
-        read = getattr(self.stream, "read1", self.stream.read)
-        while True:
-            raw = read(self.block_bytes)
-            if not raw:
-                return
+        for raw in self._reads():
             raw = leftover + raw
             usable = len(raw) - len(raw) % frame
             leftover = raw[usable:]

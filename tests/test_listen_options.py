@@ -60,6 +60,33 @@ def test_stdin_at_8khz_stereo_is_heard_at_its_own_rate(converted_run):
     assert [line.split()[2] for line in proc.stdout.decode().splitlines()][:1] == ["down"]
 
 
+@pytest.mark.parametrize("fmt, subtype, advice", [
+    ("WAV", "PCM_16", "pipe it to --wav /dev/stdin"),
+    ("FLAC", "PCM_16", "save it to a file and give --wav FILE"),
+])
+def test_an_audio_file_piped_to_stdin_is_refused_not_heard_as_raw_pcm(converted_run, fmt, subtype, advice):
+    """`cat clip.wav | kws-listen --stdin` heard the header and, for a 48 kHz stereo WAV, six times too
+    much audio at the wrong pitch (24 s of a 4 s file); a FLAC's compressed bytes fired a detection."""
+    import io
+
+    import soundfile as sf
+    from click.testing import CliRunner
+
+    from kws.edge.listen_cli import main as listen_main
+
+    word = word_audio("down", np.random.default_rng(17))
+    at48k = resample(np.concatenate([word, np.zeros(SAMPLE_RATE, np.float32)]), SAMPLE_RATE, 48000)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([at48k, at48k], axis=1), 48000, format=fmt, subtype=subtype)
+    res = CliRunner().invoke(listen_main, ["-m", str(converted_run), "--stdin", "--threshold", "0.3"],
+                             input=buf.getvalue())
+    assert res.exit_code == 1, res.output
+    assert res.stdout == ""
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"Error: stdin: a {fmt} file, not the raw int16 PCM --stdin reads (its header would be heard as "
+        f"sound, its rate and channels ignored); {advice}")
+
+
 @pytest.mark.parametrize("hop_ms", ["520", "1000"])
 def test_a_hop_longer_than_the_smoothing_window_is_refused_not_silent(converted_run, hop_ms):
     # one result per 500 ms window never spans the 125 ms a decision needs: kws-listen ran the whole
