@@ -552,11 +552,41 @@ def claim_out(out: Path) -> None:
     (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
 
 
+# the kws-synth option behind each fingerprint key whose name is not the key's own
+FINGERPRINT_OPTIONS = {"speed_range": "--speed", "gain_range": "--gain", "rt60_range": "--rt60",
+                       "snr_range": "--snr", "level_mode": "--level", "validation_percentage": "--validation-percent",
+                       "testing_percentage": "--testing-percent"}
+RANGE_SEPARATOR = ":"  # as --speed 0.9:1.1 and the other ranges are given
+
+
+def _option_value(value) -> str:
+    """A fingerprint value as it is given on the command line ('0.9:1.1', 'cat,dog', 'default')."""
+    if value is None:
+        return "default"
+    if isinstance(value, list):
+        numeric = all(isinstance(v, (int, float)) for v in value)
+        return (RANGE_SEPARATOR if numeric else ",").join(f"{v:g}" if numeric else str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def options_changed(earlier: dict, now: dict) -> list[str]:
+    """'--per-word 6 there, 8 now' for each option whose value differs between two fingerprints."""
+    return [f"{FINGERPRINT_OPTIONS.get(key, '--' + key.replace('_', '-'))} {_option_value(earlier.get(key))} there, "
+            f"{_option_value(now.get(key))} now"
+            for key in sorted(set(earlier) | set(now)) if earlier.get(key) != now.get(key)]
+
+
 def _check_fingerprint(opts: SynthOptions) -> None:
     state = opts.out / STATE_DIR / "options.json"
-    current = json.dumps(opts.fingerprint(), indent=1, sort_keys=True)
+    fingerprint = opts.fingerprint()
+    current = json.dumps(fingerprint, indent=1, sort_keys=True)
     if state.is_file() and state.read_text() != current:
-        raise KwsError(f"{opts.out} holds a dataset made with other options ({state}); "
+        try:
+            changed = options_changed(json.loads(state.read_text()), fingerprint)
+        except (ValueError, AttributeError):  # a damaged record: which options differ is unknown
+            changed = []
+        which = "; ".join(changed) or str(state)
+        raise KwsError(f"{opts.out} holds a dataset made with other options ({which}); "
                        "use another --out or delete it to start over")
     atomic_write_text(state, current)
 

@@ -165,6 +165,29 @@ def test_other_options_into_the_same_folder_is_refused(small_set, tmp_path):
 
 
 @needs_espeak
+def test_a_refused_rerun_names_the_options_that_differ(tmp_path):
+    """kws-synth's own warning says 'rerun kws-synth with a larger --per-word'; doing so into the same
+    folder was refused as 'made with other options (<path>/options.json)', naming none of them."""
+    import json
+
+    from click.testing import CliRunner
+
+    from kws.synth.cli import main as synth_main
+    from kws.synth.dataset import STATE_DIR, SynthOptions
+
+    out = tmp_path / "words"
+    earlier = SynthOptions(words=("cat", "dog"), out=out, per_word=6, negatives=6, engines=("espeak",))
+    (out / STATE_DIR).mkdir(parents=True)
+    (out / STATE_DIR / "options.json").write_text(json.dumps(earlier.fingerprint(), indent=1, sort_keys=True))
+    res = CliRunner().invoke(synth_main, ["--words", "cat,dog", "--per-word", "8", "--negatives", "6",
+                                          "--engines", "espeak", "--speed", "1", "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip() == (f"Error: {out} holds a dataset made with other options (--per-word 6 there, "
+                                  "8 now; --speed 0.9:1.1 there, 1:1 now); use another --out or delete it to start over")
+    assert sorted(p.name for p in out.iterdir()) == [STATE_DIR]  # nothing rendered into it
+
+
+@needs_espeak
 def test_words_too_long_are_reported_not_cut(tmp_path):
     res = _run("--words", "internationalization", "--per-word", 4, "--negatives", 0, "--clip-ms", 300,
                "--speed", "1", "--out", tmp_path / "long", "--engines", "espeak", "-q")
