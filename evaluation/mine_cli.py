@@ -1,15 +1,19 @@
 """``kws-mine``: hard-negative mining rounds on a trained run (see ``mining.py``)."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.manifest import MANIFEST_NAME
 from kws.edge.stopping import StopRequest, exit_interrupted
+from kws.trainer.run import MODEL_FILE
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      RECORDED_RANGES, MiningOptions, measured_alike, mine)
+from .models import DIST_DIR
 
 EXAMPLES = """
 \b
@@ -78,6 +82,21 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
     click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "
                f"{last['fa_after']['hours']:.3f} h of negatives {first['fa_before']['fa_per_hour']} -> "
                f"{last['fa_after']['fa_per_hour']} ({how}){cut_short(done)}; model: {run_path}")
+    stale = stale_conversion(Path(run_path))
+    if stale is not None:
+        click.echo(f"kws-mine: note: {stale} was converted before the run's last training, and kws-listen, "
+                   f"kws-eval and kws serve run what it holds: kws-convert -m {run_path} puts the mined model there",
+                   err=True)
+
+
+def stale_conversion(run: Path) -> Path | None:
+    """The run's default kws-convert folder where it was written before the run's model last changed
+    (the mined model is not in it yet), else None."""
+    manifest, model = run / DIST_DIR / MANIFEST_NAME, run / MODEL_FILE
+    try:
+        return manifest.parent if manifest.stat().st_mtime < model.stat().st_mtime else None
+    except OSError:  # no conversion (or no model) to compare
+        return None
 
 
 def cut_short(rounds: list[dict]) -> str:

@@ -513,6 +513,31 @@ def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, r
                           f"model: {tmp_path}\n")
 
 
+@pytest.mark.parametrize("converted_after", [False, True])
+def test_a_conversion_older_than_the_mined_model_is_named(tmp_path, monkeypatch, converted_after):
+    """After kws-mine on a run converted before, kws-listen -m RUN went on running the unmined dist/
+    with nothing said: the summary ended 'model: RUN' as if the mined model were in use."""
+    import os
+
+    import kws.evaluation.mine_cli as mine_cli
+
+    (tmp_path / "dist").mkdir()
+    manifest, model = tmp_path / "dist" / "manifest.json", tmp_path / "model.keras"
+    manifest.write_text("{}")
+    model.write_text("")
+    os.utime(manifest, (1_000_000, 1_000_000))
+    os.utime(model, (2_000_000, 2_000_000))  # mining trained the run after its conversion
+    if converted_after:
+        os.utime(manifest, (3_000_000, 3_000_000))
+    record = {"threshold": 0.7, "hop_ms": 40.0, "rounds": [_round(1, 0.7, 900.0, 300.0)], "windows": [{}] * 4}
+    monkeypatch.setattr(mine_cli, "mine", lambda *args, **kwargs: record)
+    res = CliRunner().invoke(mine_cli.main, ["-m", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    note = (f"kws-mine: note: {tmp_path / 'dist'} was converted before the run's last training, and kws-listen, "
+            f"kws-eval and kws serve run what it holds: kws-convert -m {tmp_path} puts the mined model there")
+    assert res.stderr.splitlines() == ([] if converted_after else [note])
+
+
 def test_a_rerun_trains_on_the_last_round_a_raised_time_budget_leaves_time_for(run_copy, confusers, monkeypatch,
                                                                                 score_once, capsys):
     """A round that train.time_budget_s cut short counted as finished: the rerun the warning asks for,
