@@ -148,7 +148,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
       kws-eval -m dist/ --keywords data/val --calibrate --target-fa-per-hour 1 --shared-threshold
       kws-eval -m dist/ --keywords data/test --negatives ~/podcasts --calibrate --target-fa-per-hour 0.5
     """
-    from .models import manifest_path_for
+    from .models import manifest_path_for, named_model_file
 
     snr_db = parse_snr(snr)
     if not do_calibrate:  # options of --calibrate alone would be ignored silently
@@ -175,6 +175,8 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         raise click.UsageError("give --keywords DIR to build a stream, or --stream WAV --labels CSV")
     try:
         mpath = manifest_path_for(model)
+        # the .tflite named is the one scored (model_float.tflite, not the manifest's default int8)
+        scored = named_model_file(model) or mpath
         manifest = load_manifest(mpath)
         if model is None:  # the newest of several runs may not be the one the user means
             click.echo(chosen_model_line("kws-eval", mpath), err=True)
@@ -240,8 +242,8 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
             if save_stream:
                 write_wav(Path(report_dir) / STREAM_WAV, audio, sr)
         t1 = time.time()
-        times, scores = stream_scores(mpath, audio, streaming=not no_streaming)
-        negative_parts = [file_scores(mpath, f, streaming=not no_streaming) for f in negative_paths]
+        times, scores = stream_scores(scored, audio, streaming=not no_streaming)
+        negative_parts = [file_scores(scored, f, streaming=not no_streaming) for f in negative_paths]
         seen_in_training = len({Path(p.source).resolve() for p in negative_parts} & trained_negatives(manifest))
         if seen_in_training:
             click.echo(f"kws-eval: warning: {seen_in_training} of the {len(negative_parts)} --negatives files "
@@ -274,7 +276,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
     except OSError as exc:
         raise click.ClickException(os_error_line(exc)) from None
     report = {
-        "model": str(mpath), "stream": stream_wav or "built", "duration_s": round(duration, 3),
+        "model": str(scored), "stream": stream_wav or "built", "duration_s": round(duration, 3),
         "labels": {"file": labels_csv or None, "format": labels_format, "events": len(events)},
         "edge_recognizer": True,  # scores come from kws.edge.recognizer
         "smoothing": {"average_window_ms": manifest.smoothing.average_window_ms,

@@ -25,6 +25,7 @@ KERAS_FILE = "model.keras"
 RUN_CONFIG = "config.yaml"
 RUN_LABELS = "labels.txt"
 DIST_DIR = "dist"
+TFLITE_SUFFIX = ".tflite"
 KERAS_BATCH = 256
 
 
@@ -126,6 +127,16 @@ def tensorflow_installed() -> bool:
     """Whether Keras run folders can be loaded here (an edge install has no TensorFlow: a run folder
     with a converted model in dist/ is then served by that model, as kws-listen does)."""
     return importlib.util.find_spec("tensorflow") is not None
+
+
+def named_model_file(path: str | os.PathLike | None) -> Path | None:
+    """The .tflite file ``path`` names (a model beside its manifest: model_float.tflite, a streaming
+    form's file), which is the model to run; None for a folder or a manifest, which run the
+    manifest's default model."""
+    if path is None or str(path) == "":
+        return None
+    path = Path(path)
+    return path if path.is_file() and path.suffix == TFLITE_SUFFIX else None
 
 
 def manifest_path_for(path: str | os.PathLike | None) -> Path:

@@ -25,13 +25,14 @@ from .streaming_metrics import Detection
 STREAM_CHUNK_MS = 100.0
 
 
-def stream_scores(manifest_path: Path, audio: np.ndarray, clf=None,
+def stream_scores(model_path: Path, audio: np.ndarray, clf=None,
                   streaming: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(times_s (N,), scores (N, labels)) of every model run over the stream, one per hop, from the
-    edge recognizer fed in 100 ms chunks as a microphone would (with the streaming form of the model
-    where the manifest lists one, unless ``streaming`` is False), then ``Recognizer.finish``'s
+    edge recognizer of ``model_path`` (a manifest or its folder: the default model; a .tflite: that
+    one) fed in 100 ms chunks as a microphone would (with the streaming form of the model where the
+    manifest lists one, unless ``streaming`` is False), then ``Recognizer.finish``'s
     silence: the last hops' times run up to one model window past the audio's end."""
-    rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
+    rec = Recognizer.from_manifest(model_path, keep_scores=True, streaming=streaming)
     chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
     for i in range(0, len(audio), chunk):
         rec.process(audio[i:i + chunk])
@@ -183,12 +184,12 @@ def negatives_false_accepts(parts: Sequence[ScoredAudio], manifest: Manifest, th
             "fa_per_hour": round(total / hours, 4) if hours else None, "per_label": per_label}
 
 
-def file_scores(manifest_path: Path, path: str | Path, streaming: bool = True) -> ScoredAudio:
+def file_scores(model_path: Path, path: str | Path, streaming: bool = True) -> ScoredAudio:
     """``stream_scores`` for an audio file of any length: read in blocks, resampled to the model
     rate, fed to a fresh edge recognizer in 100 ms chunks (bounded memory)."""
     from kws.edge.audio import stream_audio
 
-    rec = Recognizer.from_manifest(manifest_path, keep_scores=True, streaming=streaming)
+    rec = Recognizer.from_manifest(model_path, keep_scores=True, streaming=streaming)
     chunk = int(rec.sample_rate * STREAM_CHUNK_MS / 1000)
     total = 0
     for block in stream_audio(path, rec.sample_rate):

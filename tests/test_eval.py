@@ -177,6 +177,32 @@ def test_eval_on_a_tutorial_stream_reads_ms_labels_and_refuses_labels_outside_it
         assert said in res.output, res.output
 
 
+def test_eval_scores_the_tflite_file_named_not_the_manifests_default(dist, tmp_path, monkeypatch):
+    """kws-eval -m dist/model_float.tflite measures the float model (as kws-listen runs it), on the
+    stream and on --negatives alike, and its report names that file."""
+    import kws.evaluation.scoring as scoring
+
+    opened = []
+    real = scoring.Recognizer.from_manifest
+
+    def spy(*args, **kwargs):
+        rec = real(*args, **kwargs)
+        opened.append(rec.model.path.name)
+        return rec
+
+    monkeypatch.setattr(scoring.Recognizer, "from_manifest", spy)
+    audio, truth = keyword_stream(("up", "down"), np.random.default_rng(3))
+    write_wav(tmp_path / "stream.wav", audio, SR)
+    (tmp_path / "labels.csv").write_text("".join(f"{w},{end - 1.0:f},{end:f}\n" for w, end in truth))
+    write_wav(tmp_path / "quiet.wav", np.random.default_rng(4).normal(0, 0.003, 2 * SR).astype(np.float32), SR)
+    res = CliRunner().invoke(eval_main, ["-m", str(dist / "model_float.tflite"), "--stream",
+                                         str(tmp_path / "stream.wav"), "--labels", str(tmp_path / "labels.csv"),
+                                         "--negatives", str(tmp_path / "quiet.wav"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert opened == ["model_float.tflite", "model_float.tflite"]  # the stream, then the negatives file
+    assert json.loads(res.stdout)["model"] == str(dist / "model_float.tflite")
+
+
 def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset, tmp_path):
     """Unreadable keyword/noise files and labels the model lacks are said in one line each; a stream
     with no keyword-free time has no false-accept rate, said in words (not 'None'). Recordings at a
