@@ -11,6 +11,8 @@ from .errors import ModelNotFoundError
 MODELS_DIR_ENV = "KWS_MODELS_DIR"
 DEFAULT_MODELS_DIR = "models"
 API_MODEL = "api"
+DIST_DIR = "dist"  # where kws-convert writes a run's converted model by default
+KERAS_SUFFIX = ".keras"
 # a folder is a model (finished or not) if it holds one of these
 MODEL_MARKERS = ("config.yaml", "manifest.json", "model.keras")
 # ... and a complete one, usable as the default, if it holds one of these: a training run writes
@@ -112,6 +114,17 @@ def chosen_model_line(prog: str, path: str | os.PathLike) -> str:
 def convert_first(run: str | os.PathLike) -> str:
     """The message for a training run given where a converted model is needed, with its command."""
     return f"{run}: a training run without converted models; run: kws-convert -m {run}"
+
+
+def keras_given(path: str | os.PathLike) -> str:
+    """The message for a run's Keras model file given where a converted model is needed (kws-listen,
+    kws-eval, an ensemble's member): its run's converted folder where there is one, else (as of the run
+    folder) the command that converts it."""
+    path = Path(path)
+    dist = path.parent / DIST_DIR / "manifest.json"
+    if dist.is_file():
+        return f"{path}: a Keras model, not a converted one; give {dist.parent}, its run's converted model"
+    return convert_first(path.parent)
 
 
 def _trained_at(path: Path) -> float:

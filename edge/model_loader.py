@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ManifestError
-from .locate import convert_first
+from .locate import KERAS_SUFFIX, convert_first, keras_given
 from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest, not_a_manifest_file
 from .manifest_schema import model_file_name
 from .runtime import TFLiteModel, pick_runtime
@@ -53,6 +53,8 @@ def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
             raise not_a_manifest_file(manifest) or ManifestError(
                 f"{p}: no {MANIFEST_NAME} beside the model (kws-convert writes one)")
         return manifest, p.name
+    if p.is_file() and p.suffix == KERAS_SUFFIX:  # not a manifest to parse: say what it is
+        raise ManifestError(keras_given(p))
     if p.is_file():
         return p, None
     candidates = (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME)

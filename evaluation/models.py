@@ -18,7 +18,7 @@ import numpy as np
 
 from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
-from kws.edge.locate import SINGLE_MODEL, convert_first, resolve_model
+from kws.edge.locate import KERAS_SUFFIX, SINGLE_MODEL, convert_first, keras_given, resolve_model
 from kws.edge.manifest import EMBEDDING_FAMILY, MANIFEST_NAME, Manifest
 
 KERAS_FILE = "model.keras"
@@ -142,6 +142,8 @@ def named_model_file(path: str | os.PathLike | None) -> Path | None:
 def manifest_path_for(path: str | os.PathLike | None) -> Path:
     """The manifest.json a .tflite / converted folder / run folder uses (for the recognizer)."""
     path = resolve_model(path)
+    if path.is_file() and path.suffix == KERAS_SUFFIX:  # streaming evaluation runs converted models only
+        raise ModelNotFoundError(keras_given(path))
     if path.is_file():
         cand = path if path.name == MANIFEST_NAME else path.parent / MANIFEST_NAME
     elif (path / MANIFEST_NAME).is_file():
@@ -149,9 +151,8 @@ def manifest_path_for(path: str | os.PathLike | None) -> Path:
     else:
         cand = path / DIST_DIR / MANIFEST_NAME
     if not cand.is_file():
-        run = path.parent if path.is_file() and path.name == KERAS_FILE else path
-        if (run / KERAS_FILE).is_file():  # as kws-listen says it: the command that converts it
-            raise ModelNotFoundError(convert_first(run))
+        if (path / KERAS_FILE).is_file():  # as kws-listen says it: the command that converts it
+            raise ModelNotFoundError(convert_first(path))
         raise ModelNotFoundError(f"{path}: no {MANIFEST_NAME} (streaming evaluation needs a converted model: "
                                  f"run kws-convert first)")
     return cand

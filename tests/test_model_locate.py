@@ -140,3 +140,31 @@ def test_a_manifest_json_that_is_no_file_is_named_as_what_it_is(tmp_path):
     (dist / "manifest.json").unlink()
     assert refused(locate, dist) == (f"{dist}: no manifest.json here (expected a .tflite with its manifest, or a "
                                      "folder from kws-convert)")
+
+
+def test_a_runs_model_keras_given_to_the_converted_model_tools_names_what_to_give(tmp_path):
+    """kws-listen, kws-eval and kws ensemble run converted models: given a run's model.keras they said
+    it was "not UTF-8 text" or "too large for a manifest" (and kws-eval told to convert a run that
+    was converted); now they name the run's dist/, or the kws-convert command where it has none, as
+    they say it of the run folder."""
+    from click.testing import CliRunner
+
+    from kws.edge.errors import ManifestError
+    from kws.edge.recognizer import Recognizer
+    from kws.evaluation.ensemble_cli import member_source
+    from kws.evaluation.eval_cli import main as eval_main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    keras = run / "model.keras"
+    keras.write_bytes(b"PK\x03\x04\xff" * 8)  # a zip, as Keras writes one
+    convert = f"{run}: a training run without converted models; run: kws-convert -m {run}"
+    for call in (Recognizer.from_manifest, lambda path: member_source(path, None)):  # kws-listen, kws ensemble
+        with pytest.raises(ManifestError) as err:
+            call(str(keras))
+        assert str(err.value) == convert
+    (run / "dist").mkdir()
+    (run / "dist" / "manifest.json").write_text("{}")
+    res = CliRunner().invoke(eval_main, ["-m", str(keras), "--keywords", str(tmp_path)])
+    assert res.exit_code == 1
+    assert res.output == f"Error: {keras}: a Keras model, not a converted one; give {run / 'dist'}, its run's converted model\n"
