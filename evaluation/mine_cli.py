@@ -26,7 +26,7 @@ Examples:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
-@click.option("-m", "--model", "run_path", required=True, type=click.Path(file_okay=False, exists=True),
+@click.option("-m", "--model", "run_path", required=True, type=click.Path(exists=True),
               help="A finished kws-train run folder (it is trained further in place).")
 @click.option("--negatives", multiple=True, metavar="DIR",
               help="Keyword-free recordings to mine (repeatable or comma-separated; default: the run's "

@@ -101,3 +101,23 @@ def test_an_old_runs_threshold_of_0_or_1_is_refused_unless_given(trained_run, tm
         "give --threshold (between 0 and 1)")
     # the threshold given is mined at
     assert Miner(run, MiningOptions(threshold=0.6, negatives=(str(negatives),)), quiet=True).threshold == 0.6
+
+
+def test_a_folder_or_file_inside_a_run_names_the_run_to_mine(tmp_path):
+    """kws-mine -m RUN/dist said "train it with kws-train first" of a run already trained, and of
+    RUN/model.keras or a file in RUN/dist said only "Directory ... is a file"; each now names the
+    run to give, and nothing is written."""
+    run = tmp_path / "run"
+    (run / "dist").mkdir(parents=True)
+    for name in ("config.yaml", "split.json", "model.keras", "dist/manifest.json", "dist/model_int8.tflite"):
+        (run / name).write_bytes(b"{}")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    for given in (run / "dist", run / "dist" / "model_int8.tflite", run / "model.keras"):
+        res = CliRunner().invoke(mine_main, ["-m", str(given)])
+        assert res.exit_code == 1, res.output
+        assert res.output == (f"Error: {given}: not a finished training run (no config.yaml / model.keras); "
+                              f"it lies inside the run {run}: kws-mine -m {run}\n")
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    (tmp_path / "elsewhere").mkdir()  # nothing of a run above it: as before
+    res = CliRunner().invoke(mine_main, ["-m", str(tmp_path / "elsewhere")])
+    assert res.output.endswith("model.keras); train it with kws-train first\n")
