@@ -1,13 +1,13 @@
 """An ensemble: two or more converted models on the same audio, their per-hop scores averaged.
 
-Each member runs its own recognizer (window, streaming or embedding family, at its own hop) on every
-chunk. The first member sets the ensemble's hop: at each of its hops the ensemble takes every other
-member's latest scores at or before that time (``hold_latest_mean``), averages them label by label
-(columns in the first member's label order) and hands the mean to the ensemble's own smoother and
-thresholds (``HopDecisions._decide``), which ``kws-eval --calibrate`` chooses for the ensemble as for
-any model. A hop before every member has scored once gives no result. The members' own smoothing and
-thresholds are not used. Like ``Recognizer``, the result does not depend on chunk sizes: all members
-have consumed the same audio when the first member's hops of a chunk are merged.
+Each member runs its own recognizer (its streaming form, its window model or the embedding pipeline, at
+its own hop) on every chunk. The first member sets the ensemble's hop: at each of its hops the ensemble
+takes every other member's latest scores at or before that time (``hold_latest_mean``), averages them
+label by label (columns in the first member's label order) and hands the mean to the ensemble's own
+smoother and thresholds (``HopDecisions._decide``), which ``kws-eval --calibrate`` chooses for the
+ensemble as for any model. A hop before every member has scored once gives no result. The members' own
+smoothing and thresholds are not used. Like ``Recognizer``, the result does not depend on chunk sizes:
+all members have consumed the same audio when the first member's hops of a chunk are merged.
 
 Made by ``kws ensemble`` (kws.evaluation.ensemble_cli); ``Recognizer.from_manifest`` opens one.
 """

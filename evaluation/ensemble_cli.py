@@ -230,13 +230,17 @@ def main(models, out, model_key) -> None:
 
 
 def _describe(path: Path, sources: list[MemberSource], out: str) -> None:
-    """The lines kws-ensemble ends with: what was written, and the next step."""
+    """The lines kws-ensemble ends with: what was written, how each member runs (the form kws-listen
+    runs, e.g. a tcn's streaming form, not its manifest's family), and the next step."""
+    from kws.edge.recognizer import Recognizer
+
     manifest = load_manifest(path)
+    rec = Recognizer.from_manifest(path)
     click.echo(f"wrote {path}: {len(sources)} models, {len(manifest.labels)} labels, decisions every "
                f"{manifest.smoothing.hop_ms:g} ms")
-    for member, source in zip(manifest.ensemble.members, sources):
-        click.echo(f"  {member.path}: {source.manifest_path.parent} ({member.model}, "
-                   f"{source.manifest.family}, hop {source.manifest.smoothing.hop_ms:g} ms)")
+    for member, source, runs in zip(manifest.ensemble.members, sources, rec.members):
+        click.echo(f"  {member.path}: {source.manifest_path.parent} ({member.model}, hop {runs.hop_ms:g} ms; "
+                   f"{runs.describe_form()})")
     click.echo(f"not calibrated yet: kws-eval -m {out} --keywords <held-out speakers' folders> --calibrate")
 
 

@@ -251,6 +251,23 @@ def test_a_manifest_without_streaming_loads_and_runs_the_window_model(tcn_dist, 
     assert load_manifest(converted_run).streaming is None
 
 
+def test_kws_ensemble_says_each_member_runs_as_kws_listen_runs_it(tcn_dist, converted_run, tmp_path):
+    """kws ensemble called a tcn member "window" (its manifest's family) while kws-listen runs its
+    streaming form: each member's line now names the form that runs, as kws-listen does."""
+    from click.testing import CliRunner
+
+    from kws.evaluation.ensemble_cli import main as ensemble_main
+
+    out, _ = tcn_dist
+    res = CliRunner().invoke(ensemble_main, [str(out), str(converted_run), "--out", str(tmp_path / "pair")])
+    assert res.exit_code == 0, res.output
+    lines = {line.split(": ", 1)[0].strip(): line for line in res.output.splitlines()}
+    assert lines["member1"].startswith(f"  member1: {out.resolve()} (int8, hop 30 ms; streaming: "
+                                       "stream_int8.tflite, 3 frames per step, "), res.output
+    assert lines["member2"] == (f"  member2: {converted_run.resolve()} (int8, hop 40 ms; window model every hop "
+                                "(the manifest lists no streaming form of this model))"), res.output
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.update(step_frames=0), "streaming.step_frames must be in [1, 1000]"),
     (lambda s: s.pop("step_frames"), "streaming.step_frames is missing"),
