@@ -57,6 +57,19 @@ class LabelStats:
                 "sample_formats": dict(sorted(self.formats.items()))}
 
 
+def merged(stats: Sequence[LabelStats]) -> LabelStats:
+    """One label's accumulators from several folders' (the folders kws-train trains as one label)."""
+    out = LabelStats()
+    for s in stats:
+        out.files += s.files
+        out.total_s += s.total_s
+        out.min_s, out.max_s = min(out.min_s, s.min_s), max(out.max_s, s.max_s)
+        for mine, theirs in ((out.rates, s.rates), (out.channels, s.channels), (out.formats, s.formats)):
+            for key, n in theirs.items():
+                mine[key] += n
+    return out
+
+
 def _file_hash(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -101,7 +114,8 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
     """Speakers per split as kws-train would split the folder (same rule, same lists), and the
     warning kws-train prints when voices cannot be kept apart; kws-train's DataError (e.g. fewer
     than two labels) when it would refuse the folder.
-    ``words``: the label folders to split as words (default: every one, as kws-train's)."""
+    ``words``: the label folders to split as words (default: every one, as kws-train's); the other
+    label folders holding audio are listed in ``unknown_folders`` (kws-train trains them as _unknown_)."""
     from kws.trainer import dataset as ds
 
     index = ds.scan_dataset(root, list(words), 0, 0, validation_percentage, testing_percentage, seed=0,
@@ -113,12 +127,14 @@ def speaker_stats(root: Path, group_pattern: str, validation_percentage: float,
     info["list_case_warning"] = index.list_case_warning()
     info["list_gap_warning"] = index.list_gap_warning(validation_percentage, testing_percentage)
     info["split_warning"] = index.empty_split_warning(validation_percentage, testing_percentage)
+    info["unknown_folders"] = list(index.unknown_folders)
     return info
 
 
 def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, group_pattern: str | None = None,
                   validation_percentage: float = 10.0, testing_percentage: float = 10.0,
-                  frontend: FrontendConfig = DEFAULT_FRONTEND, frontend_source: str = DEFAULT_FRONTEND_SOURCE) -> dict:
+                  frontend: FrontendConfig = DEFAULT_FRONTEND, frontend_source: str = DEFAULT_FRONTEND_SOURCE,
+                  wanted_words: Sequence[str] = ()) -> dict:
     """Walk ``root`` (one folder per label) and return the summary and a list of problems.
 
     Each problem is ``{"kind", "path" or "label", "detail"}``; kinds: unreadable, wrong_rate,
@@ -129,6 +145,9 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     ``group_pattern``, default speech_commands' ``_nohash_`` rule) each split would get (None for a
     folder kws-train refuses). ``frontend`` is the model's (its upper_hz the top band the low-band
     check tests against), ``frontend_source`` where it came from, as the problem says it.
+    ``wanted_words`` (kws-train's data.wanted_words) are the words kws-train would train: the other
+    label folders' files are _unknown_ (``unknown_folders``, from kws-train's own scan) and are no label
+    of their own to check for few files or empty top bands; none: every label folder is a word.
     """
     from kws.trainer.config import DEFAULT_GROUP_PATTERN
     from kws.trainer.dataset import UNKNOWN_DIR, DataError, unread_folders
@@ -222,6 +241,24 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         problems.append({"kind": "outside_labels", "label": ".",
                          "detail": f"{labels['.'].files} audio files directly in {root}, not in a label folder "
                                    "(kws-train reads label sub-folders only)"})
+    speakers, refused = None, None
+    try:
+        # word folders as kws-train sees them: _unknown_/ (and any other _name) is no word
+        words = list(wanted_words) or sorted(k for k in word_labels if k not in unusable and not k.startswith("_"))
+        if not words:  # scan_dataset would take every folder, the unreadable ones too
+            raise DataError(f"{root}: no word folder holds a readable audio file")
+        speakers = speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
+                                 validation_percentage, testing_percentage, words)
+    except DataError as exc:
+        refused = {"kind": "not_trainable", "label": ".",
+                   "detail": "kws-train refuses the folder: " + str(exc).removeprefix(f"{root}: ")}
+    # folders that are no wanted word train as _unknown_ (kws-train's scan says which), not as labels
+    unknown_folders = speakers.pop("unknown_folders") if speakers is not None else []
+    if not wanted_words:  # every label folder is a word; those left out above are flagged as unusable
+        unknown_folders = []
+    if unknown_folders:
+        word_labels = {k: v for k, v in word_labels.items() if k not in unknown_folders}
+        word_labels[UNKNOWN_DIR] = merged([labels[k] for k in (UNKNOWN_DIR, *unknown_folders) if k in labels])
     if word_labels:
         median = float(np.median([s.files for s in word_labels.values()]))
         for name, s in sorted(word_labels.items()):
@@ -233,23 +270,15 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
         if model_frontend.upper_hz < frontend.upper_hz:
             frontend_source += f", lowered to half of {expected_rate} Hz"
         problems.extend(low_band_labels(word_labels, model_frontend, frontend_source))
-    speakers = None
-    try:
-        # word folders as kws-train sees them: _unknown_/ (and any other _name) is no word
-        words = sorted(k for k in word_labels if k not in unusable and not k.startswith("_"))
-        if not words:  # scan_dataset would take every folder, the unreadable ones too
-            raise DataError(f"{root}: no word folder holds a readable audio file")
-        speakers = speaker_stats(root, DEFAULT_GROUP_PATTERN if group_pattern is None else group_pattern,
-                                 validation_percentage, testing_percentage, words)
-    except DataError as exc:
-        problems.append({"kind": "not_trainable", "label": ".",
-                         "detail": "kws-train refuses the folder: " + str(exc).removeprefix(f"{root}: ")})
+    if refused is not None:
+        problems.append(refused)
     return {
         "root": str(root),
         "files": sum(s.files for s in labels.values()),
         "total_s": round(sum(s.total_s for s in labels.values()), 3),
         "labels": {k: labels[k].to_dict() for k in sorted(labels)},
         "speakers": speakers,
+        "unknown_folders": unknown_folders,
         "problems": problems,
     }
 
@@ -322,6 +351,10 @@ def format_stats(stats: dict) -> str:
         for key in ("list_warning", "list_case_warning", "list_gap_warning", "warning", "split_warning"):
             if spk.get(key):
                 lines.append(spk[key])
+    if stats.get("unknown_folders"):
+        folded = stats["unknown_folders"]
+        lines.append(f"_unknown_: kws-train trains the files of {', '.join(folded)} as _unknown_ "
+                     f"({'it is' if len(folded) == 1 else 'they are'} not in data.wanted_words)")
     probs = stats["problems"]
     lines.append(f"problems: {len(probs) or 'none'}")
     for p in probs:

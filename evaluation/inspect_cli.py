@@ -126,7 +126,8 @@ def inspect_cmd(clip, model, plot_path, top_k) -> None:
               help="kws-train's YAML config: its features (the model's frontend: sample rate, top band "
                    "upper_hz) are what the files are checked against, and its data.group_pattern, "
                    "data.validation_percentage and data.testing_percentage split them unless the options "
-                   "below are given (default: kws-train's defaults).")
+                   "below are given; its data.wanted_words are the words, the other folders _unknown_ as "
+                   "kws-train trains them (default: kws-train's defaults).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one config value as kws-train does; repeatable, e.g. --set features.upper_hz=3800.")
 @click.option("--group-pattern", default=None,
@@ -182,7 +183,8 @@ def data_stats_cmd(folder, expected_rate, config_path, overrides, group_pattern,
         stats = dataset_stats(folder, frontend.sample_rate if expected_rate is None else expected_rate,
                               cfg.data.group_pattern if group_pattern is None else group_pattern,
                               validation, testing,
-                              frontend, "from " + " + ".join(given) if given else DEFAULT_FRONTEND_SOURCE)
+                              frontend, "from " + " + ".join(given) if given else DEFAULT_FRONTEND_SOURCE,
+                              cfg.data.wanted_words)
     except KwsError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

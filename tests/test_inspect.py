@@ -280,6 +280,31 @@ def test_data_stats_splits_by_the_data_values_of_its_config_unless_an_option_is_
         "must be < 100 (kws-train's rule: the rest trains)")
 
 
+def test_data_stats_counts_the_folders_a_configs_wanted_words_leave_out_as_unknown(tmp_path):
+    """--config's data.wanted_words were not used: a folder kws-train trains as _unknown_ was checked
+    and flagged as a label of its own, and nothing said it would not be a word."""
+    rng = np.random.default_rng(6)
+    for label, n in (("yes", FEW_FILES), ("no", FEW_FILES), ("left", 3), ("_unknown_", 2)):
+        for i in range(n):
+            write_wav(tmp_path / label / f"spk{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    config = tmp_path / "words.yaml"
+    config.write_text("data:\n  wanted_words: [yes, no]\n")
+    plain = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
+    assert plain["unknown_folders"] == [] and {p["label"] for p in plain["problems"]} == {"left", "_unknown_"}
+    res = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--config", str(config)])
+    stats = json.loads(res.output)
+    assert stats["unknown_folders"] == ["left"] and stats["labels"]["left"]["files"] == 3
+    assert stats["problems"] == [{"kind": "few_files", "label": "_unknown_", "detail": "5 files (median label has 20)"}]
+    text = CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--config", str(config)]).output
+    assert "_unknown_: kws-train trains the files of left as _unknown_ (it is not in data.wanted_words)" in text
+    # a wanted word without a folder is refused as kws-train refuses it
+    config.write_text("data:\n  wanted_words: [yes, stop]\n")
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--config", str(config)]).output)
+    assert [p["detail"] for p in stats["problems"] if p["kind"] == "not_trainable"] == [
+        f"kws-train refuses the folder: {tmp_path / 'stop'}: wanted word 'stop' has no folder in {tmp_path} "
+        "(folders: left, no, yes)"]
+
+
 def test_data_stats_warns_when_the_split_leaves_validation_or_test_empty(tmp_path):
     """As kws-train would split it: one speaker group for every file leaves both empty, and says so."""
     rng = np.random.default_rng(2)

@@ -140,6 +140,8 @@ class DataIndex:
     train_unknown: list[str] | None = None
     # the '_' folders of the root that are not read (unread_folders), for the warning
     unread: tuple[str, ...] = ()
+    # the label folders of the root that hold audio but are no wanted word: their files are _unknown_
+    unknown_folders: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {s: dict(Counter(i.label for i in items)) for s, items in self.splits.items()}
@@ -589,7 +591,9 @@ def scan_dataset(root: str | os.PathLike, wanted_words: Sequence[str], silence_p
                      list_entries=len(set().union(*lists.values())),
                      list_splits=tuple(s for s in SPLITS if s in lists), list_loose=match.loose,
                      empty_lists=tuple(s for s in SPLITS if s in lists and not lists[s]),
-                     unread=tuple(p.name for p in unread_folders(root)))
+                     unread=tuple(p.name for p in unread_folders(root)),
+                     unknown_folders=tuple(name for name, fs in sorted(files_by_folder.items())
+                                           if fs and name not in word_folders))
 
 
 def loudest_window(samples: np.ndarray, length: int) -> np.ndarray:
