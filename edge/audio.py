@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from .errors import AudioError, AudioTooLongError
-from .mp3frames import MPEG_SYNC, with_length_header
+from .mp3frames import MPEG_SYNC, headerless_samples, with_length_header
 from .native_stderr import native_stderr_silenced
 from .truncation import (MP3_FRAME_SAMPLES, OGG_CUT, mp3_declares_length, of_header,
                          ogg_ends_inside_page)
@@ -291,10 +291,14 @@ class _DecodedMp3:
 
     def __init__(self, f, name: str, headerless: bytes | None = None):
         """``headerless``: the bytes of the MP3 open as ``f`` where it has no length header, so that
-        libsndfile estimated its length, and never decodes past that estimate."""
+        libsndfile estimated its length (from its size and first frame's bitrate), and never decodes
+        past that estimate. Such a file's frames are counted: one longer than the estimate is reopened
+        with a header that counts them all, one shorter (its first frame's bitrate the lower) is held
+        to MAX_MP3_SAMPLES by its counted length, not by the estimate."""
         self.samplerate, self.channels = int(f.samplerate), int(f.channels)
         frames = max(0, int(f.frames))
-        whole = with_length_header(headerless, frames) if headerless else None
+        counted = headerless_samples(headerless) if headerless else None
+        whole = with_length_header(headerless, frames) if counted and counted > frames else None
         if whole is not None:  # longer than estimated: reopened with an Xing header that counts it all
             f.close()
             data, frames = whole
@@ -303,20 +307,30 @@ class _DecodedMp3:
                     f = _soundfile().SoundFile(io.BytesIO(data))
             except _READ_ERRORS as exc:
                 raise AudioError(f"{name}: {UNREADABLE} ({_reason(exc)})") from None
+        elif counted:
+            frames = min(frames, counted)
         if frames * self.channels > MAX_MP3_SAMPLES:
             f.close()
-            raise AudioError(f"{name}: {UNREADABLE} (an MP3 of {frames / self.samplerate / 60:.0f} min; kws "
-                             f"decodes MP3 whole, up to {MAX_MP3_SAMPLES // 2 ** 20} M samples: convert it to FLAC "
-                             "or WAV)")
+            raise self._too_long(name, frames)
+        most = MAX_MP3_SAMPLES // self.channels  # a count cut short by junk the decoder reads past stays held
         try:
             with native_stderr_silenced():
-                self._pcm = f.read(dtype="int16", always_2d=True)  # every frame, in one call
+                self._pcm = f.read(most + 1, dtype="int16", always_2d=True)  # every frame, in one call
         except _READ_ERRORS as exc:
             raise AudioError(f"{name}: {UNREADABLE} ({_reason(exc)})") from None
         finally:
             f.close()
+        if len(self._pcm) > most:
+            self._pcm = self._pcm[:0]
+            raise self._too_long(name, most + 1)
         self.frames = len(self._pcm)
         self._pos = 0
+
+    def _too_long(self, name: str, frames: int) -> AudioError:
+        """The one-line refusal of an MP3 of ``frames`` frames, over MAX_MP3_SAMPLES."""
+        return AudioError(f"{name}: {UNREADABLE} (an MP3 of {frames / self.samplerate / 60:.0f} min; kws "
+                          f"decodes MP3 whole, up to {MAX_MP3_SAMPLES // 2 ** 20} M samples: convert it to FLAC "
+                          "or WAV)")
 
     def seekable(self) -> bool:
         return True

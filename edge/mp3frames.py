@@ -7,7 +7,9 @@ file's size and the first frame's bitrate, and never decodes past that estimate.
 MP3 without a header (written by a streaming encoder, or joined from parts) whose first frame has a
 higher bitrate than the rest is longer than the estimate, and its end would be dropped without a
 word. ``with_length_header`` gives such a file's bytes with an Xing frame counting its frames in
-front, which libsndfile then decodes to the end.
+front, which libsndfile then decodes to the end. One whose first frame has a lower bitrate than the
+rest is shorter than the estimate: ``headerless_samples`` counts its length, which kws's MP3 size
+limit (kws.edge.audio.MAX_MP3_SAMPLES) takes instead of the estimate.
 """
 from __future__ import annotations
 
@@ -110,6 +112,18 @@ def count_samples(data: bytes, start: int) -> int:
             return samples
         pos += header.size
         samples += header.samples
+
+
+def headerless_samples(data: bytes) -> int | None:
+    """Samples per channel in the frames of the MP3 ``data`` (count_samples from its first frame on),
+    where it has no Xing/Info/VBRI length header, so that libsndfile estimated its length; None where
+    it has one, or where its first frame is none this module reads (a free-format bitrate)."""
+    start = id3v2_end(io.BytesIO(data))
+    if frame_header(data[start:start + MPEG_HEADER_BYTES]) is None:
+        return None
+    if declares_length(data[start:start + LENGTH_HEADER_SEARCH]):
+        return None
+    return count_samples(data, start)
 
 
 def xing_frame(first: bytes, frames: int) -> bytes | None:
