@@ -5,7 +5,11 @@
 The base install is the edge runtime (numpy, scipy, a TFLite runtime, sounddevice,
 soundfile, click, pyyaml); TensorFlow only comes with the ``train`` extras.
 """
+import shutil
+from pathlib import Path
+
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 PACKAGE_DIRS = {
     "kws": "commands",
@@ -16,6 +20,17 @@ PACKAGE_DIRS = {
     "kws.evaluation": "evaluation",
     "kws.serving": "serving",
 }
+
+
+class FreshBuildPy(build_py):
+    """build_py that first removes the kws package it built before: pip builds in the clone and
+    setuptools only adds to build/lib/kws, so a module deleted from the tree (by a git pull) would
+    stay in every later ``pip install .``."""
+
+    def run(self):
+        shutil.rmtree(Path(self.build_lib) / "kws", ignore_errors=True)
+        super().run()
+
 
 # ai-edge-litert has wheels for CPython 3.10-3.14 on x86_64/aarch64 (Linux) and arm64 macOS;
 # tflite-runtime 2.14 is the fallback for 32-bit Raspberry Pi OS (armv7l, CPython 3.10-3.11 wheels
@@ -32,6 +47,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=list(PACKAGE_DIRS),
+    cmdclass={"build_py": FreshBuildPy},
     package_dir=PACKAGE_DIRS,
     package_data={
         "kws.serving": ["static/*"],
