@@ -14,6 +14,7 @@ import pytest
 
 from kws.converters import carray
 from kws.converters.errors import ConvertError
+from kws.converters.flatbuffer import ModelInfo, OpCode, OperatorInfo, TensorInfo
 from kws.converters.opcheck import OpUse
 from kws.edge.manifest import TensorSpec
 
@@ -237,13 +238,11 @@ def test_every_op_of_kws_trains_models_has_its_resolver_method():
     assert not (listed | set(STATE_OPS)) - set(MICRO_RESOLVER_METHODS)
 
 
-def _default_tcn_activations() -> "ModelInfo":
+def _default_tcn_activations() -> ModelInfo:
     """The activation graph of kws-train's default tcn (width 128, 4 residual blocks, 5 labels) as
     its int8 .tflite holds it: input, reshape, a 3-frame conv, then per block a dilated depthwise +
     pointwise conv twice (8 frames fewer each) beside a strided slice of the block's input, and an
     add; average pool, dense, softmax. Tensors are numbered in the order the ops write them."""
-    from kws.converters.flatbuffer import ModelInfo, OpCode, OperatorInfo, TensorInfo
-
     names = ("RESHAPE", "CONV_2D", "DEPTHWISE_CONV_2D", "STRIDED_SLICE", "ADD", "AVERAGE_POOL_2D",
              "FULLY_CONNECTED", "SOFTMAX")
     opcodes = tuple(OpCode(0, name, 1) for name in names)
