@@ -185,18 +185,19 @@ def test_c_frontend_static_sizes_as_documented(golden_check):
 # --- the smoothing reference in smoothing.md ------------------------------------------------
 
 SMOOTH_HARNESS = r"""
+#include <stdint.h>
 #include <stdio.h>
 int main(void) {
-  static smoother_t s; int n, i, j, d; long t; float sc[MAX_LABELS];
+  static smoother_t s; int n, i, j, d; unsigned long t; float sc[MAX_LABELS];
   if (scanf("%d %f %f %f %f %f %d", &s.num_labels, &s.window_ms, &s.min_span_ms, &s.suppression_ms,
             &s.release_fraction, &s.release_ms, &n) != 7) return 2;
   smoother_reset(&s);
   for (j = 0; j < s.num_labels; j++) { if (scanf("%f", &s.threshold[j]) != 1) return 2; s.ignore[j] = j < 2; }
   for (i = 0; i < n; i++) {
-    if (scanf("%ld", &t) != 1) return 2;
+    if (scanf("%lu", &t) != 1) return 2;
     for (j = 0; j < s.num_labels; j++) if (scanf("%f", &sc[j]) != 1) return 2;
-    d = smoother_update(&s, sc, t);
-    if (d >= 0) printf("%ld %d\n", t, d);
+    d = smoother_update(&s, sc, (uint32_t)t);
+    if (d >= 0) printf("%lu %d\n", t, d);
   }
   return 0;
 }
@@ -230,7 +231,17 @@ def _smooth_by_the_rules(times, scores, window, min_span, suppression, release_f
     return out
 
 
-def test_smoothing_reference_code_follows_the_rules(tmp_path):
+# A uint32 ms counter (the frontend's frame count times 10 ms, or a board's millisecond tick) wraps to
+# 0 after 2**32 ms, 49.7 days; this stream start puts the wrap 25 s in
+UINT32_TIMES = 2**32
+START_BEFORE_WRAP_MS = UINT32_TIMES - 25_000
+
+
+@pytest.mark.parametrize("start_ms", [0, START_BEFORE_WRAP_MS], ids=["from_0", "across_uint32_wrap"])
+def test_smoothing_reference_code_follows_the_rules(tmp_path, start_ms):
+    """The C reference decides like the rules, also when its uint32 ms times wrap to 0 mid-stream:
+    it used to take every result after the wrap for an out-of-order one and drop it, so a device
+    that had run 49.7 days (74.5 h with the old sample-count time) never detected again."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc not found: cannot compile the smoothing reference of smoothing.md")
     text = (NOTES / "smoothing.md").read_text(encoding="utf-8")
@@ -254,12 +265,14 @@ def test_smoothing_reference_code_follows_the_rules(tmp_path):
         thresholds = [0.5, 0.5, 0.6, 0.5, 0.5]
         lines = [f"{labels} {window} {min_span} {suppression} {release_fraction} {release_ms} {n}",
                  " ".join(map(str, thresholds))]
-        lines += [f"{t} " + " ".join(repr(float(v)) for v in row) for t, row in zip(times, scores)]
+        stream_times = start_ms + times  # what the device's counter would read, before the wrap
+        lines += [f"{t % UINT32_TIMES} " + " ".join(repr(float(v)) for v in row)
+                  for t, row in zip(stream_times, scores)]
         proc = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
         got = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
-        want = _smooth_by_the_rules(times, scores, window, min_span, suppression, release_fraction, release_ms,
-                                    thresholds, {0, 1})
-        assert got == want
+        want = _smooth_by_the_rules(stream_times, scores, window, min_span, suppression, release_fraction,
+                                    release_ms, thresholds, {0, 1})
+        assert got == [(t % UINT32_TIMES, label) for t, label in want]
         total += len(want)
     assert total > 50  # the scenarios do fire
 
