@@ -86,7 +86,9 @@ typedef struct {
     /* streaming state and scratch */
     float samples[KWS_MAX_WINDOW];                  /* the frame being filled */
     int num_buffered;
-    uint32_t frames_emitted;
+    uint32_t frames_emitted;                        /* frames since init/reset; wraps after 2^32 (497 days
+                                                       at 10 ms): derive times from it in uint32_t ms,
+                                                       see microcontroller.md section 4 */
     float fft[KWS_MAX_FFT_SIZE];                    /* fft_size/2 complex values, re/im interleaved */
     float power[KWS_MAX_FFT_BINS];
     float log_mel[KWS_MAX_MEL_BINS];
