@@ -60,14 +60,17 @@ class FrontendConfig:
             problems.append(f"window_ms must be in (0, clip_ms], got {self.window_ms}")
         if not 0 < self.stride_ms <= self.window_ms:
             problems.append(f"stride_ms must be in (0, window_ms], got {self.stride_ms}")
-        if not 0 <= self.lower_hz < self.upper_hz <= self.sample_rate / 2:
-            problems.append(
-                f"need 0 <= lower_hz < upper_hz <= sample_rate/2, got {self.lower_hz}..{self.upper_hz}")
+        # each problem starts with the key it is about (kws-train names it as features.KEY)
+        if self.upper_hz > self.sample_rate / 2:
+            problems.append(f"upper_hz must be at most sample_rate/2 ({self.sample_rate / 2:g} Hz), got {self.upper_hz:g}")
+        if not self.lower_hz < self.upper_hz:
+            problems.append(f"lower_hz must be below upper_hz ({self.upper_hz:g} Hz), got {self.lower_hz:g}")
         if self.feature_type == "log_mel" and self.num_features != self.num_mel_bins:
-            problems.append(f"for log_mel, num_features ({self.num_features}) must equal num_mel_bins "
-                            f"({self.num_mel_bins})")
+            problems.append(f"num_features must equal num_mel_bins ({self.num_mel_bins}) for log_mel, "
+                            f"got {self.num_features}")
         if self.feature_type == "mfcc" and not 1 <= self.num_features <= self.num_mel_bins:
-            problems.append(f"for mfcc, num_features must be in 1..num_mel_bins, got {self.num_features}")
+            problems.append(f"num_features must be in 1..num_mel_bins ({self.num_mel_bins}) for mfcc, "
+                            f"got {self.num_features}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -77,19 +77,19 @@ def test_nan_and_inf_are_refused_naming_the_key(override, tmp_path):
     ("train.epoch=3", "unknown key 'train.epoch'"),
     ("trian.epochs=3", "unknown section 'trian'"),
     ("train.epochs=three", "train.epochs: expected an integer"),
-    ("train.epochs=0", "epochs and batch_size must be >= 1"),
+    ("train.epochs=0", "train.epochs must be >= 1, got 0"),
     ("model.architecture=resnet", "architecture must be one of"),
     ("features.stride_ms=50", "stride_ms must be in (0, window_ms]"),
     ("train.epochs", "expected section.key=value"),
     ("train.learning_rate=fast", "train.learning_rate: expected auto or a number, got 'fast'"),
-    ("train.learning_rate=-0.1", "learning rates must be positive"),
+    ("train.learning_rate=-0.1", "train.learning_rate must be auto or > 0, got -0.1"),
     ("model.input_normalization=on", "model.input_normalization: expected auto, true or false, got 'on'"),
     # each of these was a traceback deep in training (or a NaN model) before
     ("train.seed=-5", "seed must be in 0..2147483, got -5"),
     ("train.seed=5000000", "seed must be in 0..2147483"),
     ("augment.gain_db=1000000", "gain_db must be <= 60 dB"),
     ("augment.eq_db=100000", "eq_db must be <= 40 dB"),
-    ("model.width=100000", "width must be in 1..1024"),
+    ("model.width=100000", "model.width must be auto or in 1..1024, got 100000"),
     ("features.stride_ms=0.01", "stride_ms must be in 1..1000, got 0.01"),
     ("features.clip_ms=1000000000000", "clip_ms must be a whole number in 50..10000"),
     ("features.clip_ms=1000.5", "features.clip_ms: expected an integer, got 1000.5"),
@@ -104,12 +104,57 @@ def test_bad_values_name_the_key(override, message):
     assert message in str(err.value)
 
 
+@pytest.mark.parametrize("override, message", [
+    # out of range: percentages, probabilities (a percentage typed for one), counts
+    ("data.validation_percentage=100", "data.validation_percentage must be in [0, 100), got 100.0"),
+    ("augment.background_frequency=80", "augment.background_frequency must be in [0, 1], got 80.0"),
+    ("augment.time_masks=-1", "augment.time_masks must be >= 0, got -1"),
+    ("smoothing.release_fraction=0", "smoothing.release_fraction must be in (0, 1], got 0.0"),
+    ("smoothing.minimum_count=0", "smoothing.minimum_count must be a whole number >= 1, got 0"),
+    # [min, max] ranges: low > high, empty
+    ("augment.speed_range=[1.1, 0.9]", "augment.speed_range must be [min, max] with 0.5 <= min <= max <= 2.0, "
+                                       "got [1.1, 0.9]"),
+    ("augment.reverb_drr_db=[]", "augment.reverb_drr_db must be [min, max] with -20.0 <= min <= max <= 40.0, got []"),
+    # unknown choices
+    ("data.negatives_label=_noise_", "data.negatives_label must be one of _unknown_, _silence_, got '_noise_'"),
+    ("convert.embedding_quantization=half", "convert.embedding_quantization must be one of full, dynamic, got 'half'"),
+    # each named alone with its value (before: "epochs and batch_size must be >= 1, got 30, 0",
+    # "learning rates must be positive", "warmup_epochs, weight_decay and max_train_eval_clips must be >= 0",
+    # "width must be in 1..1024 and blocks in 0..32, got 128, 100", "embedding_weights must be auto or a folder")
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.final_learning_rate=-1", "train.final_learning_rate must be >= 0, got -1.0"),
+    ("train.weight_decay=-0.5", "train.weight_decay must be >= 0, got -0.5"),
+    ("model.blocks=100", "model.blocks must be in 0..32, got 100"),
+    ("model.embedding_weights=", "model.embedding_weights must be auto or a folder, got ''"),
+    ("data.validation_percentage=95", "data.validation_percentage (95) + testing_percentage (10) must be below 100: "
+                                      "nothing would be left to train on"),
+    # the frontend's relations name the key that breaks them (before: "need 0 <= lower_hz < upper_hz <=
+    # sample_rate/2, got 8000.0..7600.0", whichever was set)
+    ("features.upper_hz=9000", "features.upper_hz must be at most sample_rate/2 (8000 Hz), got 9000"),
+    ("features.lower_hz=8000", "features.lower_hz must be below upper_hz (7600 Hz), got 8000"),
+    ("features.num_features=100", "features.num_features must be in 1..num_mel_bins (40) for mfcc, got 100"),
+])
+def test_a_bad_value_is_one_line_naming_section_key_the_value_and_what_is_allowed(override, message, tmp_path):
+    """The key is named as --set takes it (before: "bad value in 'train': ..."), with the value given,
+    from --set and from a config file alike."""
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert str(err.value) == f"config + --set: {message}"
+    key, value = override.split("=", 1)
+    section, name = key.split(".")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{section}:\n  {name}: {value or repr('')}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
 def test_talk_background_without_background_mixes_is_refused():
     """Talk from the negatives is mixed only where background is (background_frequency of the clips):
     with background_frequency 0 the share was silently ignored."""
     with pytest.raises(ConfigError) as err:
         load_config(None, ["augment.talk_background_share=0.5", "augment.background_frequency=0"])
-    assert str(err.value) == ("config + --set: bad value in 'augment': talk_background_share 0.5 is a share of the "
+    assert str(err.value) == ("config + --set: augment.talk_background_share 0.5 is a share of the "
                               "background mixes, and background_frequency 0 makes none: set background_frequency > 0")
     assert load_config(None, ["augment.talk_background_share=0", "augment.background_frequency=0"])
     assert load_config(None, ["augment.talk_background_share=0.5"]).augment.background_frequency == 0.8
@@ -187,7 +232,7 @@ def test_with_data_rejects_empty_word():
     with pytest.raises(ConfigError) as err:
         with_data(Config(), "/data", ["up", "no", " up", "no"])
     assert str(err.value) == "--words: wanted_words names 'no', 'up' more than once"
-    with pytest.raises(ConfigError, match=r"bad value in 'data': wanted_words names 'up' more than once"):
+    with pytest.raises(ConfigError, match=r"^config \+ --set: data.wanted_words names 'up' more than once$"):
         load_config(None, ["data.wanted_words=[up, up]"])
     assert with_data(Config(), "~/x", ["yes"]).data.path == str(Path("~/x").expanduser())
 

@@ -19,7 +19,7 @@ import yaml
 
 from kws.edge.errors import KwsError
 from kws.edge.frontend import FrontendConfig
-from kws.edge.manifest import SmoothingConfig, upgrade_smoothing_keys
+from kws.edge.manifest import LEGACY_MINIMUM_COUNT, SmoothingConfig, upgrade_smoothing_keys
 from kws.edge.smoothing import never_decides
 
 # speech_commands' rule: the speaker id is everything before "_nohash_"
@@ -111,9 +111,10 @@ class DataConfig:
             if not 0 <= getattr(self, name) < 100:
                 raise ValueError(f"{name} must be in [0, 100), got {getattr(self, name)}")
         if self.validation_percentage + self.testing_percentage >= 100:
-            raise ValueError("validation_percentage + testing_percentage must be < 100")
+            raise ValueError(f"validation_percentage ({self.validation_percentage:g}) + testing_percentage "
+                             f"({self.testing_percentage:g}) must be below 100: nothing would be left to train on")
         if any(not w.strip() for w in self.wanted_words):
-            raise ValueError("wanted_words has an empty word")
+            raise ValueError(f"wanted_words has an empty word, got {list(self.wanted_words)}")
         repeated = sorted({w for w in self.wanted_words if self.wanted_words.count(w) > 1})
         if repeated:  # each would be a label of its own, every clip of it listed twice
             raise ValueError(f"wanted_words names {', '.join(map(repr, repeated))} more than once")
@@ -229,15 +230,16 @@ class ModelConfig:
             from .models import EMBEDDING_ARCHITECTURE
 
             object.__setattr__(self, "input_normalization", self.architecture == EMBEDDING_ARCHITECTURE)
-        if not (1 <= self.width <= MAX_MODEL_WIDTH and 0 <= self.blocks <= MAX_MODEL_BLOCKS):
-            raise ValueError(f"width must be in 1..{MAX_MODEL_WIDTH} and blocks in 0..{MAX_MODEL_BLOCKS}, "
-                             f"got {self.width}, {self.blocks}")
+        if not 1 <= self.width <= MAX_MODEL_WIDTH:
+            raise ValueError(f"width must be {AUTO} or in 1..{MAX_MODEL_WIDTH}, got {self.width}")
+        if not 0 <= self.blocks <= MAX_MODEL_BLOCKS:
+            raise ValueError(f"blocks must be in 0..{MAX_MODEL_BLOCKS}, got {self.blocks}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.embedding_copies < 1:
             raise ValueError(f"embedding_copies must be >= 1, got {self.embedding_copies}")
         if not self.embedding_weights.strip():
-            raise ValueError("embedding_weights must be auto or a folder")
+            raise ValueError(f"embedding_weights must be {AUTO} or a folder, got {self.embedding_weights!r}")
 
 
 @dataclass(frozen=True)
@@ -269,10 +271,11 @@ class TrainConfig:
             raise ValueError(f"time_budget_s must be >= 0, got {self.time_budget_s}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        if (self.learning_rate is not None and self.learning_rate <= 0) or self.final_learning_rate < 0:
-            raise ValueError("learning rates must be positive")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be {AUTO} or > 0, got {self.learning_rate}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -283,8 +286,9 @@ class TrainConfig:
             raise ValueError(f"teacher_weight must be in (0, 1], got {self.teacher_weight}")
         if self.mixup_alpha < 0:
             raise ValueError(f"mixup_alpha must be >= 0, got {self.mixup_alpha}")
-        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.max_train_eval_clips < 0:
-            raise ValueError("warmup_epochs, weight_decay and max_train_eval_clips must be >= 0")
+        for name in ("final_learning_rate", "warmup_epochs", "weight_decay", "max_train_eval_clips"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 # how kws-convert quantizes the embedding family's speech embedding for the int8 pipeline: "full"
@@ -356,6 +360,8 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+# between the problems of one section's validation message (FrontendConfig names all it finds)
+PROBLEM_SEPARATOR = "; "
 # a decimal number written as text: 5e-2, 1E3, -0.5 (not inf or nan)
 NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
@@ -443,7 +449,17 @@ def _build_section(cls: type, values: dict[str, Any], section: str, source: str)
     try:
         return cls(**kwargs)
     except ValueError as exc:
-        raise ConfigError(f"{source}: bad value in '{section}': {exc}") from None
+        raise ConfigError(f"{source}: {_keyed_problems(str(exc), section, known)}") from None
+
+
+def _keyed_problems(message: str, section: str, names: typing.Collection[str]) -> str:
+    """A section's validation message naming its key as ``section.key``, the form --set takes:
+    "train.seed must be in 0..2147483, got -1" (each of its problems, "; " apart, starts with one of
+    the section's key ``names``). A message that starts with no key says which section it is about."""
+    problems = message.split(PROBLEM_SEPARATOR)
+    if not all(p.split(" ", 1)[0] in names for p in problems):
+        return f"bad value in '{section}': {message}"
+    return PROBLEM_SEPARATOR.join(f"{section}.{p}" for p in problems)
 
 
 def config_from_dict(data: dict[str, Any] | None, source: str = "config") -> Config:
@@ -473,7 +489,8 @@ def _upgraded_smoothing(values: Any, source: str) -> Any:
     try:
         return upgrade_smoothing_keys(values)
     except ValueError as exc:
-        raise ConfigError(f"{source}: bad value in 'smoothing': {exc}") from None
+        names = {f.name for f in fields(SmoothingConfig)} | {LEGACY_MINIMUM_COUNT}
+        raise ConfigError(f"{source}: {_keyed_problems(str(exc), 'smoothing', names)}") from None
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:
