@@ -28,6 +28,9 @@ LR_SCHEDULES = ("cosine", "step", "constant")
 AUTO = "auto"
 OPTIMIZERS = ("adam", "sgd")
 NEGATIVE_LABELS = ("_unknown_", "_silence_")  # what data.negatives windows may train as
+# most extra windows per epoch (data.negatives_percentage, augment.partial_word_percentage), as a
+# percentage of the training keyword clips: 100 windows per keyword clip, every epoch
+MAX_EXTRA_WINDOWS_PERCENTAGE = 10000.0
 
 
 class ConfigError(KwsError):
@@ -95,8 +98,9 @@ class DataConfig:
         if self.negatives_label not in NEGATIVE_LABELS:
             raise ValueError(f"negatives_label must be one of {', '.join(NEGATIVE_LABELS)}, "
                              f"got {self.negatives_label!r}")
-        if not 0 <= self.negatives_percentage <= 10000:
-            raise ValueError(f"negatives_percentage must be in [0, 10000], got {self.negatives_percentage}")
+        if not 0 <= self.negatives_percentage <= MAX_EXTRA_WINDOWS_PERCENTAGE:
+            raise ValueError(f"negatives_percentage must be in [0, {MAX_EXTRA_WINDOWS_PERCENTAGE:g}], "
+                             f"got {self.negatives_percentage}")
         if self.group_pattern:
             try:
                 groups = re.compile(self.group_pattern).groups
@@ -183,7 +187,10 @@ class AugmentConfig:
         if len(self.partial_word_visible) != 2 or not 0 < self.partial_word_visible[0] <= self.partial_word_visible[1] < 1:
             raise ValueError("partial_word_visible must be [min, max] with 0 < min <= max < 1, "
                              f"got {list(self.partial_word_visible)}")
-        for name in ("word_end_margin_ms", "partial_word_percentage", "time_shift_ms", "background_volume", "silence_volume", "gain_db", "eq_db", "time_masks",
+        if not 0 <= self.partial_word_percentage <= MAX_EXTRA_WINDOWS_PERCENTAGE:
+            raise ValueError(f"partial_word_percentage must be in [0, {MAX_EXTRA_WINDOWS_PERCENTAGE:g}], "
+                             f"got {self.partial_word_percentage}")
+        for name in ("word_end_margin_ms", "time_shift_ms", "background_volume", "silence_volume", "gain_db", "eq_db", "time_masks",
                      "time_mask_frames", "freq_masks", "freq_mask_bins"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
