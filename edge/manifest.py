@@ -11,7 +11,7 @@ from typing import Any, BinaryIO, Iterator
 
 from .errors import KwsError, ManifestError, naming
 from .frontend import FrontendConfig
-from .manifest_schema import check_manifest_data
+from .manifest_schema import SMOOTHING_RANGES, check_manifest_data
 from .stopping import cleanup_held
 
 MANIFEST_FORMAT = "kws-manifest"
@@ -75,6 +75,10 @@ class SmoothingConfig:
             raise ValueError(f"release_fraction must be in (0, 1], got {self.release_fraction}")
         if self.hop_ms <= 0:
             raise ValueError(f"hop_ms must be > 0, got {self.hop_ms}")
+        for name in (f.name for f in fields(self)):  # what a manifest can hold: a run trained with
+            lo, hi, _ = SMOOTHING_RANGES[name]       # more would convert to a model nothing loads
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be in {lo:g}..{hi:g}, got {getattr(self, name)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SmoothingConfig":

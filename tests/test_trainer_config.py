@@ -111,6 +111,9 @@ def test_bad_values_name_the_key(override, message):
     ("augment.time_masks=-1", "augment.time_masks must be >= 0, got -1"),
     ("smoothing.release_fraction=0", "smoothing.release_fraction must be in (0, 1], got 0.0"),
     ("smoothing.minimum_count=0", "smoothing.minimum_count must be a whole number >= 1, got 0"),
+    # what a manifest holds (before: the run trained, and its converted manifest was refused by every tool)
+    ("smoothing.average_window_ms=100000", "smoothing.average_window_ms must be in 1..60000, got 100000.0"),
+    ("smoothing.suppression_ms=1000000", "smoothing.suppression_ms must be in 0..600000, got 1000000.0"),
     # windows per epoch, like data.negatives_percentage (before: any size, an epoch of millions of windows)
     ("augment.partial_word_percentage=500000", "augment.partial_word_percentage must be in [0, 10000], got 500000.0"),
     # [min, max] ranges: low > high, empty
