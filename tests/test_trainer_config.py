@@ -1,4 +1,5 @@
 """The typed config: defaults file, validation errors naming the key, --set overrides."""
+import dataclasses
 import re
 from pathlib import Path
 
@@ -17,11 +18,56 @@ def test_default_yaml_lists_every_key_with_the_builtin_defaults():
     assert {s: set(v) for s, v in listed.items()} == {s: set(v) for s, v in Config().to_dict().items()}
 
 
-def test_every_default_yaml_key_has_a_comment():
-    lines = (REPO / "configs" / "default.yaml").read_text().splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("  ") and ":" in line and not line.strip().startswith("#"):
-            assert lines[i - 1].strip().startswith("#"), f"key without a comment: {line.strip()}"
+def _comments_by_key(text: str) -> dict[str, str]:
+    """section.key -> the comment lines right above that key in a YAML config, joined."""
+    blocks: dict[str, str] = {}
+    section, comment = "", []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment.append(stripped.lstrip("# "))
+            continue
+        if line and not line.startswith(" "):
+            section = line.split(":")[0]
+        elif stripped:
+            blocks[f"{section}.{stripped.split(':')[0]}"] = " ".join(comment)
+        comment = []
+    return blocks
+
+
+def _enforced_limits() -> dict[str, tuple[float, float]]:
+    """section.key -> the (min, max) its validation enforces, from the constants the code checks."""
+    from kws.edge.manifest_schema import FRONTEND_RANGES, SMOOTHING_RANGES
+    from kws.trainer import config as c
+
+    limits = {f"features.{k}": (lo, hi) for k, (lo, hi, _) in FRONTEND_RANGES.items()
+              if k not in ("lower_hz", "upper_hz")}  # their real bound is each other and sample_rate / 2
+    limits |= {f"smoothing.{k}": (lo, hi) for k, (lo, hi, _) in SMOOTHING_RANGES.items()
+               if k in Config().to_dict()["smoothing"] and k not in ("detection_threshold", "release_fraction")}
+    limits |= {f"augment.{k}": v for k, v in c.AUGMENT_RANGE_LIMITS.items()}
+    return limits | {"augment.gain_db": (0, c.MAX_GAIN_DB), "augment.eq_db": (0, c.MAX_EQ_DB),
+                     "train.seed": (0, c.MAX_SEED), "model.width": (1, c.MAX_MODEL_WIDTH),
+                     "model.blocks": (0, c.MAX_MODEL_BLOCKS),
+                     "data.negatives_percentage": (0, c.MAX_EXTRA_WINDOWS_PERCENTAGE),
+                     "augment.partial_word_percentage": (0, c.MAX_EXTRA_WINDOWS_PERCENTAGE)}
+
+
+def test_every_default_yaml_key_has_a_comment_stating_its_limits():
+    """A user editing default.yaml reads what each key does and what it may be: each key has its
+    comment, each key the code bounds states those bounds as its error message does (lo..hi), and
+    a key the code fills in says auto."""
+    text = (REPO / "configs" / "default.yaml").read_text()
+    comments = _comments_by_key(text)
+    assert set(comments) == {f"{s}.{k}" for s, keys in Config().to_dict().items() for k in keys}
+    assert not [key for key, comment in comments.items() if not comment], "keys without a comment"
+    written = {key: "..".join(str(int(v)) if float(v).is_integer() else f"{v:g}" for v in limits)
+               for key, limits in _enforced_limits().items()}  # 0.5..2, 0..2147483
+    missing = [f"{key}: {text}" for key, text in written.items() if text not in comments[key]]
+    assert not missing, f"comments that do not state the limits: {missing}"
+    listed = yaml.safe_load(text)
+    auto = [f"{s}.{f.name}" for s in ("model", "train")
+            for f in dataclasses.fields(getattr(Config(), s)) if f.default is None]
+    assert auto and all(listed[k.split(".")[0]][k.split(".")[1]] == "auto" for k in auto)
 
 
 def test_set_overrides_are_typed():
