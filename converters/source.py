@@ -17,7 +17,7 @@ from kws.trainer import dataset as ds
 from kws.trainer.augment import AugmentSources, load_rirs
 from kws.trainer.config import Config, load_config
 from kws.trainer.features import eval_features, training_features
-from kws.trainer.run import MODEL_FILE, RunDir
+from kws.trainer.run import MODEL_FILE, RunDir, run_to_give
 
 from .errors import SourceError
 
@@ -68,12 +68,16 @@ def open_run(model_arg: str | os.PathLike | None) -> RunSource:
         raise SourceError(str(exc)) from None
     if path.is_file() and path.name == MODEL_FILE:
         path = path.parent
+    # -m models/r2/dist (or a file in it) means models/r2; a kws-convert --out elsewhere, its source run
     if not path.is_dir():
-        raise SourceError(f"{path}: not a training run folder (kws-convert takes the folder kws-train wrote)")
+        raise SourceError(f"{path}: not a training run folder ("
+                          + (run_to_give(path, "kws-convert -m") or "kws-convert takes the folder kws-train wrote")
+                          + ")")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing and (path / MANIFEST_NAME).is_file():
-        raise SourceError(f"{path}: holds converted models, not a training run (give the run folder that "
-                          "kws-train wrote, with model.keras and config.yaml)")
+        raise SourceError(f"{path}: holds converted models, not a training run ("
+                          + (run_to_give(path, "kws-convert -m")
+                             or "give the run folder that kws-train wrote, with model.keras and config.yaml") + ")")
     if missing:
         hint = (" (training still running, interrupted or failed? resume with kws-train --resume)"
                 if (path / "state.json").is_file() or (path / "ckpts").is_dir() else "")

@@ -243,15 +243,14 @@ class Miner:
                  say: Callable[[str], None] | None = None):
         from kws.trainer.config import load_config
         from kws.trainer.negatives import MINED_FILE, index_negatives
-        from kws.trainer.run import RunDir, enclosing_run
+        from kws.trainer.run import RunDir, run_to_give
 
         self.run = RunDir(Path(run_path))
         if not self.run.config.is_file() or not self.run.model.is_file():
-            parent = enclosing_run(self.run.path)  # kws-mine -m models/r2/dist means models/r2
+            # kws-mine -m models/r2/dist means models/r2; a kws-convert --out elsewhere, its source run
             raise KwsError(f"{self.run.path}: not a finished training run (no {self.run.config.name} / "
                            f"{self.run.model.name}); "
-                           + (f"it lies inside the run {parent}: kws-mine -m {parent}" if parent
-                              else "train it with kws-train first"))
+                           + (run_to_give(self.run.path, "kws-mine -m") or "train it with kws-train first"))
         self.cfg = load_config(self.run.config)
         from kws.trainer.models import EMBEDDING_ARCHITECTURE
 

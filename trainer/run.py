@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kws.edge.errors import KwsError, naming
 from kws.edge.locate import TIMESTAMP_FORMAT, models_dir
-from kws.edge.manifest import atomic_write_text
+from kws.edge.manifest import MANIFEST_NAME, atomic_write_text, load_manifest
 from kws.edge.stopping import removed_after
 
 CONFIG_FILE = "config.yaml"
@@ -111,6 +111,31 @@ def enclosing_run(path: Path) -> Path | None:
     """The nearest folder above ``path`` that ``kws-train --resume`` can go on from (``path`` being,
     say, a run's dist/ from kws-convert, or its ckpts/), or None where no folder above is a run."""
     return next((p for p in path.parents if RunDir(p).resumable), None)
+
+
+def converted_from(path: Path) -> Path | None:
+    """The training run that the kws-convert folder ``path`` (or a file in it) records as its
+    source (the manifest's extra.source_run), where that run still exists; None otherwise (no
+    manifest, an unreadable one, a run since deleted or moved)."""
+    folder = path if path.is_dir() else path.parent
+    if not (folder / MANIFEST_NAME).is_file():
+        return None
+    try:
+        source = load_manifest(folder).extra.get("source_run")
+    except KwsError:  # a damaged manifest names no run: the caller's own error stands
+        return None
+    return Path(source) if isinstance(source, str) and source and RunDir(Path(source)).resumable else None
+
+
+def run_to_give(path: Path, command: str) -> str | None:
+    """For a path given where a training run was wanted: "it lies inside the run R: COMMAND R" (a run's
+    dist/ or ckpts/, or a file in them), "it was converted from the run R: COMMAND R" (a kws-convert
+    --out folder elsewhere), or None where no run is known."""
+    parent = enclosing_run(path)
+    if parent is not None:
+        return f"it lies inside the run {parent}: {command} {parent}"
+    source = converted_from(path)
+    return f"it was converted from the run {source}: {command} {source}" if source is not None else None
 
 
 def read_json_object(path: Path, what: str) -> dict:

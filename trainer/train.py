@@ -33,7 +33,7 @@ from .augment import AugmentSources, load_rirs, mixup
 from .config import Config, load_config, save_config
 from .features import eval_features, partial_items, training_features
 from .metrics import classification_report, group_report, plot_confusion
-from .run import RunDir, enclosing_run, new_run_dir, save_keras_atomic
+from .run import RunDir, new_run_dir, run_to_give, save_keras_atomic
 from .tfimport import import_tensorflow
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multiworker")
@@ -368,9 +368,10 @@ def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distr
         if not run.path.is_dir():
             raise KwsError(f"{run.path}: no such run folder")
         if not run.resumable:
-            parent = enclosing_run(run.path)  # kws-train --resume models/r2/dist means models/r2
+            # kws-train --resume models/r2/dist means models/r2; a kws-convert --out elsewhere, its source run
+            hint = run_to_give(run.path, "kws-train --resume")
             raise KwsError(f"{run.path}: not a resumable run (no {run.config.name} / {run.split.name})"
-                           + (f"; it lies inside the run {parent}: kws-train --resume {parent}" if parent else ""))
+                           + (f"; {hint}" if hint else ""))
         if changed_on_resume(overrides):
             raise KwsError("--resume keeps the run's config; only --set train.epochs=N may change")
         _lock_run(run)
