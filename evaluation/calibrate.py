@@ -231,12 +231,14 @@ def calibrated_fa(result: dict) -> tuple[float | None, float]:
 
 
 def write_calibration(manifest_path: Path, manifest: Manifest, result: dict, target_fa: float,
-                      hours: float, negatives_sources: Sequence[str] = (), negatives_trained_on: int = 0) -> Path:
+                      hours: float, negatives_sources: Sequence[str] = (), negatives_trained_on: int = 0,
+                      model_file: str = "") -> Path:
     """Write thresholds, smoothing window and the measured operating point into the manifest,
-    atomically, after copying the old one to ``manifest.json.bak``."""
+    atomically, after copying the old one to ``manifest.json.bak``. ``model_file`` names the model
+    whose scores chose them (int8 and float share the manifest: the thresholds fit one of them)."""
     rep = result["report"]
     fa, fa_hours = calibrated_fa(result)
-    cal = {"fa_per_hour": fa, "frr": rep["frr"], "hours": round(hours, 4),
+    cal = {"model_file": model_file, "fa_per_hour": fa, "frr": rep["frr"], "hours": round(hours, 4),
            "keyword_free_hours": rep["keyword_free_hours"], "keywords": rep["keywords"],
            "target": target_fa, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "average_window_ms": result["average_window_ms"]}

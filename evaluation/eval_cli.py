@@ -148,7 +148,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
       kws-eval -m dist/ --keywords data/val --calibrate --target-fa-per-hour 1 --shared-threshold
       kws-eval -m dist/ --keywords data/test --negatives ~/podcasts --calibrate --target-fa-per-hour 0.5
     """
-    from .models import manifest_path_for, named_model_file
+    from .models import manifest_path_for, named_model_file, scored_model_name
 
     snr_db = parse_snr(snr)
     if not do_calibrate:  # options of --calibrate alone would be ignored silently
@@ -260,10 +260,11 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                 if any(e.label in keywords for e in events) else None)
         result, off = None, []
         if do_calibrate:
+            scored_name = scored_model_name(manifest, named_model_file(model))
             result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour,
                                negatives=negative_parts, tail=not no_tail, shared=shared_threshold)
             write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR,
-                              negative_sources, seen_in_training)
+                              negative_sources, seen_in_training, scored_name)
             off = keywords_off(result)
             if off:
                 click.echo(f"kws-eval: warning: {', '.join(off)}: no threshold that meets {target_fa_per_hour:g} "
@@ -300,6 +301,7 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                                  "fa_per_hour": fa, "frr": result["report"]["frr"],
                                  "fa_measured_on": "negatives" if result.get("negatives") else "stream",
                                  "fa_hours": fa_hours, "target": target_fa_per_hour, "manifest": str(mpath),
+                                 "model_file": scored_name,
                                  "fa_per_hour_expected": result["expected"]["fa_per_hour"],
                                  "near_misses": result["expected"]["near_misses"],
                                  "keywords_off": off,
@@ -400,7 +402,7 @@ def format_report(report: dict) -> str:
                      + (f" (expected {_fa_rate(c['fa_per_hour_expected'])} with the near misses' tail)"
                         if c["tail"] else "")
                      + ", "
-                     f"FRR {_percent(c['frr'])} (target {c['target']}); "
+                     f"FRR {_percent(c['frr'])} (target {c['target']}), chosen on {c['model_file']}'s scores; "
                      f"written to {c['manifest']} (backup .bak)")
     return "\n".join(lines)
 

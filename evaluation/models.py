@@ -26,6 +26,7 @@ RUN_CONFIG = "config.yaml"
 RUN_LABELS = "labels.txt"
 DIST_DIR = "dist"
 TFLITE_SUFFIX = ".tflite"
+ENSEMBLE_SCORED = "ensemble"  # what kws-eval --calibrate records as the model of an ensemble's manifest
 KERAS_BATCH = 256
 
 
@@ -137,6 +138,16 @@ def named_model_file(path: str | os.PathLike | None) -> Path | None:
         return None
     path = Path(path)
     return path if path.is_file() and path.suffix == TFLITE_SUFFIX else None
+
+
+def scored_model_name(manifest: Manifest, named: Path | None) -> str:
+    """The model file whose scores kws-eval measures: the .tflite named (model_float.tflite), else the
+    manifest's default model's file; "ensemble" for an ensemble, whose members have files of their own."""
+    if named is not None:
+        return named.name
+    if manifest.ensemble is not None:
+        return ENSEMBLE_SCORED
+    return manifest.models[manifest.default_model()].file
 
 
 def manifest_path_for(path: str | os.PathLike | None) -> Path:

@@ -203,6 +203,24 @@ def test_eval_scores_the_tflite_file_named_not_the_manifests_default(dist, tmp_p
     assert json.loads(res.stdout)["model"] == str(dist / "model_float.tflite")
 
 
+def test_calibration_records_the_model_file_it_was_chosen_on(converted_run, tmp_path):
+    """kws-eval --calibrate -m dist/model_float.tflite chose the thresholds on the float model's scores and
+    wrote them into the manifest int8 shares, without saying so: its calibration section and the
+    calibrated line now name the model file, and a folder given names the default int8 model."""
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    audio, truth = keyword_stream(("up", "down", "beep"), np.random.default_rng(3), gap_s=2.5)
+    write_wav(tmp_path / "stream.wav", audio, SR)
+    (tmp_path / "labels.csv").write_text("".join(f"{w},{end - 1.0:f},{end:f}\n" for w, end in truth))
+    stream = ["--stream", str(tmp_path / "stream.wav"), "--labels", str(tmp_path / "labels.csv"),
+              "--calibrate", "--target-fa-per-hour", "100"]
+    for given, file in ((dist / "model_float.tflite", "model_float.tflite"), (dist, "model_int8.tflite")):
+        res = CliRunner().invoke(eval_main, ["-m", str(given)] + stream)
+        assert res.exit_code == 0, res.output
+        assert f"(target 100.0), chosen on {file}'s scores; written to {dist / 'manifest.json'}" in res.stdout
+        assert load_manifest(dist).calibration["model_file"] == file
+
+
 def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset, tmp_path):
     """Unreadable keyword/noise files and labels the model lacks are said in one line each; a stream
     with no keyword-free time has no false-accept rate, said in words (not 'None'). Recordings at a
