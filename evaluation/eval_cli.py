@@ -31,7 +31,8 @@ from .scoring import file_scores, negatives_false_accepts, smooth, stream_scores
 from .stream import (KWS_FORMAT, build_stream, check_events_fit, check_keywords_apart, load_clips, load_noise,
                      read_ground_truth, write_labels)
 from .stopping import stop_cleanly
-from .streaming_metrics import SECONDS_PER_HOUR, TOLERANCE_S, keyword_events, keyword_free_seconds, streaming_report
+from .streaming_metrics import (NO_RATE, SECONDS_PER_HOUR, TOLERANCE_S, fa_rate_text, keyword_events,
+                                keyword_free_seconds, streaming_report)
 
 REPORT_JSON = "eval.json"
 CURVE_PNG = "fa_frr_curve.png"
@@ -323,21 +324,14 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         click.echo(format_report(report))
 
 
-NO_RATE = "n/a"  # a rate the stream cannot give: FA/h without keyword-free time, FRR without keywords
 NO_KEYWORDS = "no keywords in the stream"
-# the text report's precision: FA/h to 1/100 (one false accept in 100 h), thresholds as the grid's
-FA_DECIMALS = 2
+# the text report's precision for thresholds: the grid's (FA/h: streaming_metrics.FA_DECIMALS)
 THRESHOLD_DECIMALS = 3
-
-
-def _fa_rate(rate) -> str:
-    """False accepts per hour at one fixed precision (eval.json keeps them exact), or NO_RATE."""
-    return NO_RATE if rate is None else f"{rate:.{FA_DECIMALS}f}"
 
 
 def _per_hour(rate) -> str:
     """' = R per hour', or why there is no rate (the stream is all keywords)."""
-    return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {_fa_rate(rate)} per hour"
+    return " (no keyword-free audio to rate them per hour)" if rate is None else f" = {fa_rate_text(rate)} per hour"
 
 
 def _inside_keywords(kinds: dict) -> str:
@@ -383,7 +377,7 @@ def format_report(report: dict) -> str:
         "threshold  FA/h    FRR",
     ]
     for r in report["curve"][::4] + ([report["curve"][-1]] if len(report["curve"]) % 4 != 1 else []):
-        lines.append(f"  {r['threshold']:<7.{THRESHOLD_DECIMALS}f} {_fa_rate(r['fa_per_hour']):<7} "
+        lines.append(f"  {r['threshold']:<7.{THRESHOLD_DECIMALS}f} {fa_rate_text(r['fa_per_hour']):<7} "
                      f"{_percent(r['frr'])}")
     best = report.get("best_possible")
     if best and best["recall_at_zero_fa"] is not None:
@@ -393,13 +387,13 @@ def format_report(report: dict) -> str:
     if "negatives" in report:
         n = report["negatives"]["at_manifest_thresholds"]
         lines.append(f"negatives: {report['negatives']['files']} files, {n['hours']:.3f} h: {n['false_accepts']} "
-                     f"false accepts = {_fa_rate(n['fa_per_hour'])} per hour at the manifest thresholds")
+                     f"false accepts = {fa_rate_text(n['fa_per_hour'])} per hour at the manifest thresholds")
     if "calibration" in report:
         c = report["calibration"]
         lines.append(f"calibrated{' (one threshold shared by the keywords)' if c.get('shared_threshold') else ''}: "
                      f"thresholds {c['thresholds']}, window {c['average_window_ms']:g} ms -> "
-                     f"FA/h {_fa_rate(c['fa_per_hour'])} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}"
-                     + (f" (expected {_fa_rate(c['fa_per_hour_expected'])} with the near misses' tail)"
+                     f"FA/h {fa_rate_text(c['fa_per_hour'])} on {c['fa_hours']:.3f} h of {c['fa_measured_on']}"
+                     + (f" (expected {fa_rate_text(c['fa_per_hour_expected'])} with the near misses' tail)"
                         if c["tail"] else "")
                      + ", "
                      f"FRR {_percent(c['frr'])} (target {c['target']}), chosen on {c['model_file']}'s scores; "

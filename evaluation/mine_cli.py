@@ -14,6 +14,7 @@ from kws.trainer.run import MODEL_FILE
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      RECORDED_RANGES, MiningOptions, measured_alike, mine)
 from .models import DIST_DIR
+from .streaming_metrics import fa_rate_text
 
 EXAMPLES = """
 \b
@@ -79,9 +80,10 @@ def main(run_path, negatives, rounds, epochs_per_round, windows_per_round, margi
     if len(alike) < len(done):  # round 1's count before against the last one's after would mix two measures
         how = (f"in {rounds_named(first['round'], last['round'])}, at {how}; {rounds_named(1, first['round'] - 1)} "
                "counted at another threshold, hop or on other negatives")
-    click.echo(f"kws-mine: {len(done)} rounds, {len(record['windows'])} hard negatives; FA/h on "
-               f"{last['fa_after']['hours']:.3f} h of negatives {first['fa_before']['fa_per_hour']} -> "
-               f"{last['fa_after']['fa_per_hour']} ({how}){cut_short(done)}; model: {run_path}")
+    before, after = fa_rate_text(first["fa_before"]["fa_per_hour"]), fa_rate_text(last["fa_after"]["fa_per_hour"])
+    click.echo(f"kws-mine: {counted(len(done), 'round')}, {counted(len(record['windows']), 'hard negative')}; "
+               f"FA/h on {last['fa_after']['hours']:.3f} h of negatives {before} -> {after} ({how}){cut_short(done)}; "
+               f"model: {run_path}")
     stale = stale_conversion(Path(run_path))
     if stale is not None:
         click.echo(f"kws-mine: note: {stale} was converted before the run's last training, and kws-listen, "
@@ -106,6 +108,11 @@ def cut_short(rounds: list[dict]) -> str:
              for r in rounds if isinstance(r.get("epochs_trained"), int)
              and r["epochs_trained"] < r["target_epochs"] - r["start_epoch"]]
     return f"; {', '.join(short)} (train.time_budget_s)" if short else ""
+
+
+def counted(n: int, thing: str) -> str:
+    """'1 round', '3 rounds'."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def rounds_named(first: int, last: int) -> str:

@@ -33,6 +33,7 @@ from kws.edge.smoothing import check_decides
 from kws.edge.stopping import removed_after
 
 from .scoring import ScoredAudio, negatives_false_accepts
+from .streaming_metrics import fa_rate_text
 
 SCORE_BATCH = 512  # windows per model call while scoring a recording
 MIN_SEPARATION_S = 0.5  # two kept windows of one file start at least this far apart
@@ -455,7 +456,8 @@ class Miner:
                 self.record["windows"].extend(new)
                 self._save()
                 self.say(f"mining round {number}: {before_value['false_accepts']} false accepts = "
-                         f"{before_value['fa_per_hour']} FA/h on {before_value['hours']:.3f} h of negatives at "
+                         f"{fa_rate_text(before_value['fa_per_hour'])} FA/h on {before_value['hours']:.3f} h of "
+                         "negatives at "
                          f"threshold {self.threshold}; kept {len(new)} windows scoring >= "
                          f"{self.threshold - self.margin:.2f} ({rounds[-1]['windows_total']} in all)")
             entry = rounds[number - 1]
@@ -475,9 +477,10 @@ class Miner:
             entry["seconds"] = round(entry.get("seconds", 0.0) + time.time() - t0, 1)
             self._save()
             self._record_in_metrics()
-            self.say(f"mining round {number}: FA/h on the negatives {entry['fa_before']['fa_per_hour']} -> "
-                     f"{after['fa_per_hour']} ({entry['fa_before']['false_accepts']} -> {after['false_accepts']} "
-                     f"false accepts in {after['hours']:.3f} h)")
+            self.say(f"mining round {number}: FA/h on the negatives "
+                     f"{fa_rate_text(entry['fa_before']['fa_per_hour'])} -> {fa_rate_text(after['fa_per_hour'])} "
+                     f"({entry['fa_before']['false_accepts']} -> {after['false_accepts']} false accepts in "
+                     f"{after['hours']:.3f} h)")
         return self.record
 
     def _trains_on_cut_short(self, number: int) -> bool:

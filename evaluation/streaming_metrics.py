@@ -45,6 +45,10 @@ from .stream import Event
 
 TOLERANCE_S = 1.5
 SECONDS_PER_HOUR = 3600.0
+NO_RATE = "n/a"  # a rate the stream cannot give: FA/h without keyword-free time, FRR without keywords
+# the precision reports print false accepts per hour at (kws-eval, kws-mine): 1/100, one false accept
+# in 100 h; their JSON keeps them exact
+FA_DECIMALS = 2
 
 
 @dataclass(frozen=True)
@@ -198,3 +202,8 @@ def streaming_report(detections: Sequence[Detection], events: Sequence[Event], d
                       "p90": round(float(np.percentile(latencies, 90)), 4) if len(latencies) else None},
         "per_label": per_label,
     }
+
+
+def fa_rate_text(rate: float | None) -> str:
+    """False accepts per hour as reports print them (FA_DECIMALS), or NO_RATE where there is none."""
+    return NO_RATE if rate is None else f"{rate:.{FA_DECIMALS}f}"

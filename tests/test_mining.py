@@ -485,21 +485,21 @@ def _round(number: int, threshold: float, before: float, after: float, hours: fl
 
 @pytest.mark.parametrize("rounds,now,said", [
     ([_round(1, 0.7, 900.0, 300.0), _round(2, 0.7, 300.0, 100.0)], 0.7,
-     "FA/h on 0.500 h of negatives 900.0 -> 100.0 (threshold 0.7);"),
+     "FA/h on 0.500 h of negatives 900.00 -> 100.00 (threshold 0.7);"),
     # a rerun with --threshold 0.9: round 1's 900 before at 0.7 against round 3's 20 after at 0.9
     # read as mining taking the false accepts from 900 to 20
     ([_round(1, 0.7, 900.0, 300.0), _round(2, 0.9, 100.0, 50.0), _round(3, 0.9, 50.0, 20.0)], 0.9,
-     "FA/h on 0.500 h of negatives 100.0 -> 20.0 (in rounds 2-3, at threshold 0.9; round 1 counted at another "
+     "FA/h on 0.500 h of negatives 100.00 -> 20.00 (in rounds 2-3, at threshold 0.9; round 1 counted at another "
      "threshold, hop or on other negatives);"),
     ([_round(1, 0.7, 900.0, 300.0), _round(2, 0.7, 300.0, 100.0), _round(3, 0.7, 40.0, 20.0, hours=2.0)], 0.7,
-     "FA/h on 2.000 h of negatives 40.0 -> 20.0 (in round 3, at threshold 0.7; rounds 1-2 counted at another "
+     "FA/h on 2.000 h of negatives 40.00 -> 20.00 (in round 3, at threshold 0.7; rounds 1-2 counted at another "
      "threshold, hop or on other negatives);"),
     # a round begun at 0.5 and finished by a rerun given --threshold 0.9 was counted at 0.5
-    ([_round(1, 0.5, 900.0, 300.0)], 0.9, "FA/h on 0.500 h of negatives 900.0 -> 300.0 (threshold 0.5);"),
+    ([_round(1, 0.5, 900.0, 300.0)], 0.9, "FA/h on 0.500 h of negatives 900.00 -> 300.00 (threshold 0.5);"),
     # the run's train.time_budget_s stopped round 1 after one of its three epochs
     ([{**_round(1, 0.7, 900.0, 300.0), "start_epoch": 8, "target_epochs": 11, "epochs_trained": 1},
       {**_round(2, 0.7, 300.0, 100.0), "start_epoch": 9, "target_epochs": 12, "epochs_trained": 3}], 0.7,
-     "FA/h on 0.500 h of negatives 900.0 -> 100.0 (threshold 0.7); round 1 trained 1 of its 3 epochs "
+     "FA/h on 0.500 h of negatives 900.00 -> 100.00 (threshold 0.7); round 1 trained 1 of its 3 epochs "
      "(train.time_budget_s);"),
 ], ids=["one-threshold", "threshold-changed", "other-negatives", "finished-by-another-threshold", "cut-short"])
 def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, rounds, now, said):
@@ -509,8 +509,21 @@ def test_the_summary_compares_only_rounds_counted_alike(tmp_path, monkeypatch, r
     monkeypatch.setattr(mine_cli, "mine", lambda *args, **kwargs: record)
     res = CliRunner().invoke(mine_cli.main, ["-m", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    assert res.stdout == (f"kws-mine: {len(rounds)} rounds, {4 * len(rounds)} hard negatives; {said} "
-                          f"model: {tmp_path}\n")
+    assert res.stdout == (f"kws-mine: {len(rounds)} round{'s' * (len(rounds) > 1)}, {4 * len(rounds)} hard "
+                          f"negatives; {said} model: {tmp_path}\n")
+
+
+def test_the_summary_says_fa_per_hour_as_kws_eval_does_and_counts_in_words(tmp_path, monkeypatch):
+    """kws-mine's summary said '1 rounds, 1 hard negatives' and FA/h to four decimals ('475.2165')
+    where kws-eval says two: one round, one window, and kws-eval's precision now."""
+    import kws.evaluation.mine_cli as mine_cli
+
+    record = {"threshold": 0.7, "hop_ms": 40.0, "rounds": [_round(1, 0.7, 475.2165, 12.3456)], "windows": [{}]}
+    monkeypatch.setattr(mine_cli, "mine", lambda *args, **kwargs: record)
+    res = CliRunner().invoke(mine_cli.main, ["-m", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == (f"kws-mine: 1 round, 1 hard negative; FA/h on 0.500 h of negatives 475.22 -> 12.35 "
+                          f"(threshold 0.7); model: {tmp_path}\n")
 
 
 @pytest.mark.parametrize("converted_after", [False, True])
@@ -593,7 +606,7 @@ def test_a_rerun_trains_on_the_last_round_a_raised_time_budget_leaves_time_for(r
     assert ("kws-mine: round 1 trained 1 of its 3 epochs before the run's train.time_budget_s stopped it; training "
             "it on and measuring it again") in err
     assert [l for l in err if l.startswith("mining round 1: FA/h on the negatives")]
-    assert "(train.time_budget_s)" not in res.stdout and "kws-mine: 1 rounds" in res.stdout
+    assert "(train.time_budget_s)" not in res.stdout and "kws-mine: 1 round," in res.stdout
 
 
 def test_a_rounds_count_after_is_the_next_rounds_before_without_scoring_again(run_copy, confusers, monkeypatch,
