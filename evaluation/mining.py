@@ -464,7 +464,7 @@ class Miner:
             state = self.run.read_state()
             if int(state.get("epochs_done", 0)) == entry["start_epoch"] and state.get("best_val_accuracy", -1) != -1:
                 # the best checkpoint must come from the epochs that saw the mined windows
-                self.run.write_state({**state, "best_val_accuracy": -1.0})
+                self.run.reset_best("kws-mine")
             # measured after training as before it, whatever a rerun that finishes the round was given
             began = {key: self._recorded(entry, key, self._earlier[key], f"round {number}'s ")
                      for key in self._earlier}

@@ -609,6 +609,27 @@ def test_a_rerun_trains_on_the_last_round_a_raised_time_budget_leaves_time_for(r
     assert "(train.time_budget_s)" not in res.stdout and "kws-mine: 1 round," in res.stdout
 
 
+def test_training_after_mining_says_the_best_epoch_is_chosen_anew(run_copy, confusers, monkeypatch, score_once):
+    """kws-mine resets the run's best score so that the best checkpoint comes from the epochs that saw
+    the mined windows; the resumed training then said "(no best epoch chosen yet)", as of a run that
+    never chose one. It now says that mining reset it; other runs say what they said."""
+    import kws.evaluation.mining as mining
+    import kws.trainer.train as train_module
+    from kws.evaluation.mining import Miner, MiningOptions
+    from kws.trainer.run import RunDir
+    from kws.trainer.train import best_so_far
+
+    said = []
+    monkeypatch.setattr(mining, "float_tflite_scores", score_once)
+    monkeypatch.setattr(train_module, "train",
+                        lambda resume, overrides, quiet: said.append(best_so_far(RunDir(resume).read_state())))
+    opts = MiningOptions(rounds=1, epochs_per_round=1, windows_per_round=4, negatives=(str(confusers),))
+    Miner(run_copy, opts, quiet=True).run_rounds()
+    assert said == ["best epoch chosen anew after kws-mine, among the epochs trained from here on"]
+    assert best_so_far({"epochs_done": 3, "best_val_accuracy": -1.0}) == "no best epoch chosen yet"
+    assert best_so_far({"epochs_done": 3, "best_val_accuracy": 0.875}) == "best validation accuracy 0.8750"
+
+
 def test_a_rounds_count_after_is_the_next_rounds_before_without_scoring_again(run_copy, confusers, monkeypatch,
                                                                              score_once):
     """Round r's count after training and round r+1's count before score the same model.keras on the

@@ -31,6 +31,9 @@ BEST_CKPT = "best.keras"
 PENDING_CKPT = "epoch-{epoch}.{kind}.keras"
 PENDING_GLOB = "epoch-*.keras"
 LOG_DIR = "logs"
+# state.json: the command that reset best_val_accuracy (kws-mine, so that the best checkpoint comes from
+# the epochs that saw its windows); kws-train --resume says so, and the next epoch's state drops it
+BEST_RESET_BY = "best_reset_by"
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,11 @@ class RunDir:
 
     def write_state(self, state: dict) -> None:
         atomic_write_text(self.state, json.dumps(state, indent=1))
+
+    def reset_best(self, by: str) -> None:
+        """Forget the best validation accuracy so that the next epochs choose the best checkpoint
+        anew, recording the command ``by`` that asked for it."""
+        self.write_state({**self.read_state(), "best_val_accuracy": -1.0, BEST_RESET_BY: by})
 
     def read_labels(self) -> list[str]:
         return [line.strip() for line in self.labels.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -33,7 +33,7 @@ from .augment import AugmentSources, load_rirs, mixup
 from .config import Config, load_config, save_config
 from .features import eval_features, partial_items, training_features
 from .metrics import classification_report, group_report, plot_confusion
-from .run import RunDir, new_run_dir, run_to_give, save_keras_atomic
+from .run import BEST_RESET_BY, RunDir, new_run_dir, run_to_give, save_keras_atomic
 from .tfimport import import_tensorflow
 
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multiworker")
@@ -361,6 +361,17 @@ def _what_is_kept(run: RunDir) -> str:
     return f"{run.path} {kept}. Resume with: kws-train --resume {run.path}"
 
 
+def best_so_far(state: dict) -> str:
+    """What a resumed run's state says of its best epoch: its validation accuracy, or why none is
+    chosen (a command that reset it, kws-mine, so that the best comes from the epochs after it)."""
+    best = float(state.get("best_val_accuracy", -1.0))
+    if best >= 0:
+        return f"best validation accuracy {best:.4f}"
+    by = state.get(BEST_RESET_BY)
+    return (f"best epoch chosen anew after {by}, among the epochs trained from here on" if isinstance(by, str) and by
+            else "no best epoch chosen yet")
+
+
 def _open_run(cfg: Config | None, out, resume, overrides: tuple[str, ...], distribute: str):
     """The run folder (created or resumed), its config, saved state and whether it was made now."""
     if resume is not None:
@@ -570,8 +581,7 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
         say(f"{run.path}: all {start_epoch} epochs are done; evaluating it again "
             f"(--set train.epochs=N with N > {start_epoch} trains on)")
     elif start_epoch:
-        best = f"best validation accuracy {best_acc:.4f}" if best_acc >= 0 else "no best epoch chosen yet"
-        say(f"resuming {run.path} after epoch {start_epoch} ({best})")
+        say(f"resuming {run.path} after epoch {start_epoch} ({best_so_far(state)})")
     budget_start = time.time() - float(state.get("train_seconds", 0.0))
     try:
         pending = pool.submit(epoch_features, start_epoch) if start_epoch < cfg.train.epochs else None
