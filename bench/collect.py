@@ -21,6 +21,11 @@ HEADER = """# Benchmarks
 Every number here was measured on the project's reference machine (x86_64, 2 cores, 24 GiB, no GPU,
 Debian 12, Python 3.11) by the command printed with it. `make bench` reruns them all
 (`python -m bench.run_all`), and `python -m bench.collect` rebuilds this page from `bench/results/`.
+
+Results written before 2026-12-04 counted kws-eval's overall false accepts without the keywords
+detected on another spoken keyword (a wrong-label match); the per-keyword counts, `--calibrate` and
+the "best any thresholds could do" bounds always counted them. The same detections counted now give
+as many overall false accepts or more, never fewer (README, kws-eval: what a false accept is).
 """
 
 
