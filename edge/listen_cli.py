@@ -16,6 +16,7 @@ from typing import Callable
 import click
 
 from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from .calibration_fit import ENSEMBLE_SCORED, calibrated_on_other_model
 from .clitypes import FiniteFloatRange
 from .errors import KwsError, os_error_line
 from .manifest_schema import SMOOTHING_RANGES
@@ -340,13 +341,15 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
         error: str | None = None
         try:
             from .locate import resolve_model
+            from .model_loader import locate
             from .sources import FileSource, MicrophoneSource, RawSource, stdin_binary
 
             if summary_json:  # a summary that cannot be written fails now, not after the listening
                 from .manifest import check_writable_dir
 
                 check_writable_dir(os.path.dirname(os.path.abspath(summary_json)), "--summary-json")
-            rec = Recognizer.from_manifest(resolve_model(model), hop_ms=hop_ms, threshold=threshold,
+            resolved = resolve_model(model)
+            rec = Recognizer.from_manifest(resolved, hop_ms=hop_ms, threshold=threshold,
                                            num_threads=threads, runtime=runtime, streaming=not no_streaming)
             limit = None if duration is None else duration_samples(duration, rec.sample_rate)
             if wav_path:
@@ -363,6 +366,11 @@ def main(model, list_devices, device, device_rate, wav_path, use_stdin, rate, ch
                             f"{rec.runtime.name} {rec.runtime.version}); hop {rec.hop_ms:g} ms; "
                             f"{rec.describe_form()}")
             _say(quiet, f"listening to {source.describe()}" + ("" if wav_path or use_stdin else "; Ctrl-C to stop"))
+            mismatch = None if threshold is not None else calibrated_on_other_model(
+                rec.manifest, ENSEMBLE_SCORED if getattr(rec, "members", None) else rec.model.path.name,
+                str(locate(resolved)[0]))
+            if mismatch:  # thresholds chosen on another model's scores (float's, run here on int8)
+                tell(f"{PROG}: warning: {mismatch}")
             band = rec.manifest.frontend.missing_band(source.input_rate)
             if band:  # a warning, so said under -q too
                 tell(f"{PROG}: warning: {band}")

@@ -12,6 +12,7 @@ import click
 import numpy as np
 
 from kws.edge.audio import audio_info, load_audio, write_wav
+from kws.edge.calibration_fit import calibrated_on_other_model
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
 from kws.edge.locate import chosen_model_line
@@ -181,6 +182,12 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
         manifest = load_manifest(mpath)
         if model is None:  # the newest of several runs may not be the one the user means
             click.echo(chosen_model_line("kws-eval", mpath), err=True)
+        scored_name = scored_model_name(manifest, named_model_file(model))
+        # thresholds chosen on another model's scores (float's, run here on int8) may not hold on these;
+        # --calibrate replaces them, so it is said only where they are the ones measured
+        mismatch = None if do_calibrate else calibrated_on_other_model(manifest, scored_name, str(mpath))
+        if mismatch:
+            click.echo(f"kws-eval: warning: {mismatch}", err=True)
         # what the run ends by writing must be writable before the minutes of scoring start
         if report_dir:
             check_writable_dir(report_dir, "the report")
@@ -261,7 +268,6 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
                 if any(e.label in keywords for e in events) else None)
         result, off = None, []
         if do_calibrate:
-            scored_name = scored_model_name(manifest, named_model_file(model))
             result = calibrate(times, scores, manifest, events, duration, target_fa_per_hour,
                                negatives=negative_parts, tail=not no_tail, shared=shared_threshold)
             write_calibration(mpath, manifest, result, target_fa_per_hour, duration / SECONDS_PER_HOUR,

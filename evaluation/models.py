@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kws.edge.calibration_fit import ENSEMBLE_SCORED
 from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
 from kws.edge.locate import KERAS_SUFFIX, SINGLE_MODEL, convert_first, keras_given, resolve_model
@@ -26,7 +27,6 @@ RUN_CONFIG = "config.yaml"
 RUN_LABELS = "labels.txt"
 DIST_DIR = "dist"
 TFLITE_SUFFIX = ".tflite"
-ENSEMBLE_SCORED = "ensemble"  # what kws-eval --calibrate records as the model of an ensemble's manifest
 KERAS_BATCH = 256
 
 

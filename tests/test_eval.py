@@ -221,6 +221,36 @@ def test_calibration_records_the_model_file_it_was_chosen_on(converted_run, tmp_
         assert load_manifest(dist).calibration["model_file"] == file
 
 
+def test_thresholds_calibrated_on_another_model_file_are_said_by_eval_and_listen(converted_run, tmp_path):
+    """Thresholds kws-eval --calibrate chose on model_float.tflite's scores were run on int8 by
+    kws-listen and kws-eval without a word: both now say it in one warning line naming both files,
+    and nothing where the model that runs is the one they were chosen on (or --threshold replaces them)."""
+    from kws.edge.listen_cli import main as listen_main
+    from kws.edge.manifest import save_manifest
+
+    dist = tmp_path / "dist"
+    shutil.copytree(converted_run, dist)
+    manifest = load_manifest(dist / "manifest.json")
+    save_manifest(manifest.with_updates(calibration={"model_file": "model_float.tflite"}), dist / "manifest.json")
+    audio, truth = keyword_stream(("up",), np.random.default_rng(3), gap_s=1.0)
+    write_wav(tmp_path / "stream.wav", audio, SR)
+    (tmp_path / "labels.csv").write_text("".join(f"{w},{end - 1.0:f},{end:f}\n" for w, end in truth))
+    stream = ["--stream", str(tmp_path / "stream.wav"), "--labels", str(tmp_path / "labels.csv")]
+    warning = (f"warning: {dist / 'manifest.json'}: its thresholds were calibrated on model_float.tflite's "
+               "scores and model_int8.tflite runs with them: its scores are distributed differently, so they "
+               "may not hold; kws-eval --calibrate on model_int8.tflite chooses its own")
+    runs = {"kws-eval": (eval_main, stream), "kws-listen": (listen_main, ["-q", "--wav", str(tmp_path / "stream.wav")])}
+    for prog, (main, args) in runs.items():
+        said = CliRunner().invoke(main, ["-m", str(dist)] + args)
+        assert said.exit_code == 0, said.output
+        assert [l for l in said.stderr.splitlines() if "calibrated on" in l] == [f"{prog}: {warning}"]
+        quiet = CliRunner().invoke(main, ["-m", str(dist / "model_float.tflite")] + args)
+        assert quiet.exit_code == 0, quiet.output
+        assert "calibrated on" not in quiet.stderr
+    replaced = CliRunner().invoke(listen_main, ["-m", str(dist), "--threshold", "0.5"] + runs["kws-listen"][1])
+    assert replaced.exit_code == 0 and "calibrated on" not in replaced.stderr
+
+
 def test_eval_names_what_it_left_out_and_what_it_cannot_rate(dist, tiny_dataset, tmp_path):
     """Unreadable keyword/noise files and labels the model lacks are said in one line each; a stream
     with no keyword-free time has no false-accept rate, said in words (not 'None'). Recordings at a
