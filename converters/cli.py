@@ -39,7 +39,7 @@ def _fail(message: str, code: int) -> None:
               help="Comma-separated: int8, float, pb, c.")
 @click.option("--out", metavar="DIR", help="Output folder (default: <model>/dist/).")
 @click.option("--max-accuracy-drop", type=str, default=None, metavar="POINTS",
-              help="Largest int8 accuracy loss vs Keras, overall and per class, in percentage points "
+              help="Largest int8 accuracy loss vs Keras, overall and per class, in percentage points (0..100) "
               "(default: the run's convert.max_accuracy_drop, 1.0).")
 @click.option("--calibration-clips", type=str, default=None, metavar="N",
               help="Training clips used to calibrate int8 (default: convert.calibration_clips, 400).")

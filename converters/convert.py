@@ -31,7 +31,7 @@ from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_bytes,
                                atomic_write_text, process_umask, save_manifest)
 from kws.edge.stopping import cleanup_held, signals_held
-from kws.trainer.config import EMBEDDING_QUANTIZATIONS
+from kws.trainer.config import EMBEDDING_QUANTIZATIONS, MAX_ACCURACY_DROP
 from kws.trainer.models import EMBEDDING_ARCHITECTURE
 
 from . import carray, frozen, opcheck, stream_export
@@ -269,9 +269,10 @@ def convert(opts: ConvertOptions, say: Callable[[str], None] = lambda m: print(m
     for f in formats:
         if f not in FORMATS:
             raise FormatError(f"unknown format {f!r} (choose from {', '.join(FORMATS)})")
-    if opts.max_accuracy_drop is not None and not 0 <= opts.max_accuracy_drop < math.inf:
+    if opts.max_accuracy_drop is not None and not 0 <= opts.max_accuracy_drop <= MAX_ACCURACY_DROP:
         # the run's convert.max_accuracy_drop obeys the same rule (trainer.config)
-        raise FormatError(f"--max-accuracy-drop must be a number of points >= 0, got {opts.max_accuracy_drop:g}")
+        raise FormatError(f"--max-accuracy-drop must be a number of points in [0, {MAX_ACCURACY_DROP:g}], "
+                          f"got {opts.max_accuracy_drop:g}")
     if opts.calibration_clips is not None and opts.calibration_clips < 1:
         raise FormatError(f"--calibration-clips must be >= 1, got {opts.calibration_clips}")
     if opts.embedding_quantization is not None and opts.embedding_quantization not in EMBEDDING_QUANTIZATIONS:

@@ -24,13 +24,13 @@ def test_non_finite_stream_step_is_a_usage_error(tmp_path, value):
     assert not (tmp_path / "dist").exists()
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "150"])
 def test_max_accuracy_drop_must_be_a_finite_number_of_points(tmp_path, value):
-    """A negative drop would reject every int8 model, inf would turn the guard off without saying so;
-    the run's convert.max_accuracy_drop obeys the same rule."""
+    """A negative drop would reject every int8 model, inf (or any drop over 100 points) would turn the
+    guard off without saying so; the run's convert.max_accuracy_drop obeys the same rule."""
     res = CliRunner().invoke(convert_main, ["-m", str(tmp_path / "nowhere"), "--out", str(tmp_path / "dist"),
                                             "--max-accuracy-drop", value])
     assert res.exit_code == 2, res.output
     assert res.output.strip().splitlines()[-1] == (
-        f"kws-convert: error: --max-accuracy-drop must be a number of points >= 0, got {float(value):g}")
+        f"kws-convert: error: --max-accuracy-drop must be a number of points in [0, 100], got {float(value):g}")
     assert not (tmp_path / "dist").exists()

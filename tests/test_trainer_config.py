@@ -169,6 +169,8 @@ def test_bad_values_name_the_key(override, message):
     # unknown choices
     ("data.negatives_label=_noise_", "data.negatives_label must be one of _unknown_, _silence_, got '_noise_'"),
     ("convert.embedding_quantization=half", "convert.embedding_quantization must be one of full, dynamic, got 'half'"),
+    # points of accuracy: above 100 the int8 guard could never fail, without saying so
+    ("convert.max_accuracy_drop=150", "convert.max_accuracy_drop must be in [0, 100] (points of accuracy), got 150.0"),
     # each named alone with its value (before: "epochs and batch_size must be >= 1, got 30, 0",
     # "learning rates must be positive", "warmup_epochs, weight_decay and max_train_eval_clips must be >= 0",
     # "width must be in 1..1024 and blocks in 0..32, got 128, 100", "embedding_weights must be auto or a folder")

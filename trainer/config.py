@@ -302,6 +302,7 @@ class TrainConfig:
 # (int8 weights and activations, calibrated on mel windows) or "dynamic" (int8 weights; the runtime
 # quantizes each layer's input as it runs, so no calibrated activation range)
 EMBEDDING_QUANTIZATIONS = ("full", "dynamic")
+MAX_ACCURACY_DROP = 100.0  # convert.max_accuracy_drop is in points of accuracy (percent)
 
 
 @dataclass(frozen=True)
@@ -318,8 +319,9 @@ class ConvertConfig:
         if self.embedding_quantization not in EMBEDDING_QUANTIZATIONS:
             raise ValueError(f"embedding_quantization must be one of {', '.join(EMBEDDING_QUANTIZATIONS)}, "
                              f"got {self.embedding_quantization!r}")
-        if self.max_accuracy_drop < 0:
-            raise ValueError(f"max_accuracy_drop must be >= 0, got {self.max_accuracy_drop}")
+        if not 0 <= self.max_accuracy_drop <= MAX_ACCURACY_DROP:
+            raise ValueError(f"max_accuracy_drop must be in [0, {MAX_ACCURACY_DROP:g}] (points of accuracy), "
+                             f"got {self.max_accuracy_drop}")
 
 
 @dataclass(frozen=True)
