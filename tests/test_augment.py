@@ -336,3 +336,18 @@ def test_mixup_blends_each_example_with_one_partner_and_keeps_it_the_larger_shar
     assert not np.array_equal(other[0], mx)
     off = aug.mixup(x, y, 0.0, np.random.default_rng(0))
     assert off[0] is x and off[1] is y
+
+
+def test_a_mask_wider_than_the_input_never_blanks_all_of_it():
+    """A mask's width is drawn from 0 up to time_mask_frames / freq_mask_bins; where that was the
+    whole input (clip_ms 100: 8 frames, against the default 10) a draw blanked every frame. It is now
+    drawn at most one short of the input, so each masked clip keeps some of its own values."""
+    from kws.trainer.augment import spec_augment
+    from kws.trainer.config import AugmentConfig
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(8, 40)).astype(np.float32)
+    for cfg, axis in ((AugmentConfig(time_masks=1, time_mask_frames=10, freq_masks=0), 1),
+                      (AugmentConfig(time_masks=0, freq_masks=1, freq_mask_bins=40), 0)):
+        kept = [int(np.any(spec_augment(features, cfg, rng) == features, axis=axis).sum()) for _ in range(200)]
+        assert min(kept) >= 1 and max(kept) == features.shape[1 - axis]

@@ -371,3 +371,29 @@ def test_a_threshold_that_never_detects_is_refused_when_training_starts(threshol
                                    f"not {threshold}: {why}"), lines[0]
         assert not (tmp_path / "run").exists()
     check_new_run(load_config(path, ["smoothing.detection_threshold=0.5"]), path)  # a --set mends the file's
+
+
+@pytest.mark.parametrize("overrides, warning", [
+    # masks are drawn 0..width wide: one as wide as the clip (98 frames) or the features (40) blanked it all
+    (["augment.time_mask_frames=120"], "augment.time_mask_frames 120 is not narrower than the clip's 98 frames: "
+                                       "one mask could blank the whole input, so masks are drawn at most 97 wide"),
+    (["features.clip_ms=100"], "augment.time_mask_frames 10 is not narrower than the clip's 8 frames: "
+                               "one mask could blank the whole input, so masks are drawn at most 7 wide"),
+    (["augment.freq_mask_bins=40"], "augment.freq_mask_bins 40 is not narrower than features.num_features (40): "
+                                    "one mask could blank the whole input, so masks are drawn at most 39 wide"),
+    # linear warm-up over epoch + 1 of warmup_epochs + 1 steps: the last epoch trains at 3/4 of the peak
+    (["train.epochs=3", "train.warmup_epochs=3", "train.learning_rate=0.002"],
+     "train.warmup_epochs 3 is not below train.epochs 3: the learning rate never reaches its peak 0.002 "
+     "(at most 0.0015); lower train.warmup_epochs or raise train.epochs"),
+])
+def test_settings_that_do_not_do_what_they_say_are_warned_of(overrides, warning):
+    from kws.trainer.config import config_warnings
+
+    assert config_warnings(load_config(None, overrides)) == [warning]
+
+
+def test_default_settings_and_masks_turned_off_warn_of_nothing():
+    from kws.trainer.config import config_warnings
+
+    assert config_warnings(load_config(None)) == []
+    assert config_warnings(load_config(None, ["augment.time_masks=0", "augment.time_mask_frames=500"])) == []

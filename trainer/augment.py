@@ -37,6 +37,7 @@ STRETCH_HOP = 128  # ... and hop (75% overlap)
 WORD_POSITIONS = ("shift", "centre", "end", "anywhere")  # where a word clip's speech is put in the window
 SPEECH_FRAME_MS = 10.0  # speech bounds: energy frames of this length ...
 SPEECH_DB_BELOW_PEAK = 25.0  # ... within this many dB of the loudest frame (kws-eval's stream rule)
+MASK_LEAVES = 1  # a SpecAugment mask leaves at least this many frames (bins) of the input unmasked
 
 
 # ---- levels and resampling ---------------------------------------------------------------------
@@ -491,20 +492,27 @@ def _input_level(audio: np.ndarray, cfg: "AugmentConfig", rng: np.random.Generat
     return np.clip(audio, -CLIP_LIMIT, CLIP_LIMIT).astype(np.float32)
 
 
+def widest_mask(configured: int, extent: int) -> int:
+    """The widest mask drawn over ``extent`` frames (or bins): the configured width, but at most all
+    of them but MASK_LEAVES (kws-train warns where the configuration asks for more)."""
+    return max(0, min(configured, extent - MASK_LEAVES))
+
+
 def spec_augment(features: np.ndarray, cfg: "AugmentConfig", rng: np.random.Generator) -> np.ndarray:
-    """SpecAugment masks on (frames, bins): masked cells take the clip's mean value."""
+    """SpecAugment masks on (frames, bins): masked cells take the clip's mean value. Each mask's width
+    is drawn uniformly from 0 up to its widest (``widest_mask``), so no one mask blanks the whole input."""
     if not (cfg.time_masks and cfg.time_mask_frames) and not (cfg.freq_masks and cfg.freq_mask_bins):
         return features
     out = features.copy()
     fill = out.mean()
     frames, bins = out.shape
     for _ in range(cfg.time_masks):
-        width = int(rng.integers(0, cfg.time_mask_frames + 1))
+        width = int(rng.integers(0, widest_mask(cfg.time_mask_frames, frames) + 1))
         if width:
             start = int(rng.integers(0, max(1, frames - width)))
             out[start:start + width, :] = fill
     for _ in range(cfg.freq_masks):
-        width = int(rng.integers(0, cfg.freq_mask_bins + 1))
+        width = int(rng.integers(0, widest_mask(cfg.freq_mask_bins, bins) + 1))
         if width:
             start = int(rng.integers(0, max(1, bins - width)))
             out[:, start:start + width] = fill

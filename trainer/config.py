@@ -576,6 +576,29 @@ def check_new_run(cfg: Config, path: str | Path | None = None, overrides: typing
                       f"{USELESS_THRESHOLDS[threshold]}")
 
 
+def config_warnings(cfg: Config) -> list[str]:
+    """Settings that are valid but do not do what they say, one line each (kws-train prints them at
+    the start of a run): a SpecAugment mask allowed to cover the whole input (it is drawn narrower,
+    kws.trainer.augment.widest_mask), a warm-up as long as the training (the peak learning rate is
+    never reached)."""
+    from .augment import MASK_LEAVES
+
+    out = []
+    aug, fe, t = cfg.augment, cfg.features, cfg.train
+    for count, key, width, extent, what in (
+            ("time_masks", "time_mask_frames", aug.time_mask_frames, fe.num_frames, "the clip's {} frames"),
+            ("freq_masks", "freq_mask_bins", aug.freq_mask_bins, fe.num_features, "features.num_features ({})")):
+        if getattr(aug, count) and width > extent - MASK_LEAVES:
+            out.append(f"augment.{key} {width} is not narrower than {what.format(extent)}: one mask could blank "
+                       f"the whole input, so masks are drawn at most {max(0, extent - MASK_LEAVES)} wide")
+    if t.warmup_epochs >= t.epochs:
+        reached = t.learning_rate * t.epochs / (t.warmup_epochs + 1)
+        out.append(f"train.warmup_epochs {t.warmup_epochs} is not below train.epochs {t.epochs}: the learning "
+                   f"rate never reaches its peak {t.learning_rate:g} (at most {reached:.3g}); lower "
+                   "train.warmup_epochs or raise train.epochs")
+    return out
+
+
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the resolved config as YAML, atomically."""
     from kws.edge.manifest import atomic_write_text

@@ -30,7 +30,7 @@ from . import dataset as ds
 from . import distill
 from . import negatives as neg
 from .augment import AugmentSources, load_rirs, mixup
-from .config import Config, load_config, save_config
+from .config import Config, config_warnings, load_config, save_config
 from .features import eval_features, partial_items, training_features
 from .metrics import classification_report, group_report, plot_confusion
 from .run import BEST_RESET_BY, RunDir, new_run_dir, run_to_give, save_keras_atomic
@@ -435,6 +435,8 @@ def _train_run(run: RunDir, cfg: Config, state: dict, created: bool, resume: str
                quiet: bool, download, say, stop: StopRequest) -> TrainResult:
     """Read the data, build or load the model, train the remaining epochs and finish the run
     (``resume``: the run folder given to --resume, None for a new run)."""
+    for line in config_warnings(cfg):  # valid settings that do not do what they say: said first
+        print(f"warning: {line}", file=sys.stderr)
     # data first: a bad folder is reported before TensorFlow's few seconds of start-up, and a
     # run that fails here leaves no folder behind
     try:
