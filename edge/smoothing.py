@@ -102,15 +102,16 @@ class _ScoreQueue:
         self.head = 0
 
 
-def never_decides(config: SmoothingConfig) -> str | None:
+def never_decides(config: SmoothingConfig, hop_named: str = "") -> str | None:
     """Why a smoother with ``config`` fed one result every ``hop_ms`` could never decide (rule 2:
     the results of one average window never span the time a decision needs, e.g. a hop longer
-    than the window), in one line; None when it can."""
+    than the window), in one line; None when it can. The line starts with the hop as the caller's
+    user set it: ``hop_named`` (a config's "smoothing.hop_ms 600"), else "hop 600 ms"."""
     need = max(config.minimum_span_ms, config.average_window_ms * MIN_WINDOW_FRACTION)
     span = math.floor(config.average_window_ms / config.hop_ms + TIME_SLACK_MS) * config.hop_ms
     if span + TIME_SLACK_MS >= need:
         return None
-    return (f"hop {config.hop_ms:g} ms: results that far apart never span the {need:g} ms a decision needs "
+    return (f"{hop_named or f'hop {config.hop_ms:g} ms'}: results that far apart never span the {need:g} ms a decision needs "
             f"within the {config.average_window_ms:g} ms smoothing window, so nothing would ever be detected; "
             f"use a shorter hop")
 

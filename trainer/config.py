@@ -347,9 +347,10 @@ class Config:
         if round(frames) < 1 or abs(frames - round(frames)) > 1e-6:
             raise ValueError(f"smoothing.hop_ms {self.smoothing.hop_ms:g} must be a whole multiple of "
                              f"features.stride_ms ({self.features.stride_ms:g})")
-        problem = never_decides(self.smoothing)  # the model would train, convert, and never detect
+        # the model would train, convert, and never detect
+        problem = never_decides(self.smoothing, f"smoothing.hop_ms {self.smoothing.hop_ms:g}")
         if problem:
-            raise ValueError(f"smoothing.{problem}")
+            raise ValueError(problem)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
