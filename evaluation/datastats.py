@@ -206,16 +206,24 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
                              "detail": "identical to " + ", ".join(paths[1:])})
     word_labels = {k: v for k, v in labels.items() if k not in (BACKGROUND_DIR, ".")}
     unusable = set()  # label folders kws-train would refuse or find empty
+    # the problems a folder has only as a wanted word (its name, no audio), and which folders hold audio
+    # directly (as kws-train reads them): said only of the folders kws-train trains as words (below)
+    as_word: dict[int, str] = {}
+    direct_audio: set[str] = set()
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
         audio = [p for p in folder.rglob("*")
                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, folder)]
+        if any(p.parent == folder for p in audio):
+            direct_audio.add(folder.name)
         if not audio:
             problems.append({"kind": "empty_label", "label": folder.name,
                              "detail": "no audio files (kws-train refuses it as a wanted word)"})
+            as_word[id(problems[-1])] = folder.name
         elif folder.name not in labels:  # each of its files is listed as unreadable above
             problems.append({"kind": "empty_label", "label": folder.name,
                              "detail": f"none of its {len(audio)} audio files is readable "
                                        "(kws-train refuses it as a wanted word)"})
+            as_word[id(problems[-1])] = folder.name
         elif not any(p.parent == folder for p in audio):
             unusable.add(folder.name)
             deeper = sorted({p.relative_to(folder).parts[0] for p in audio})
@@ -230,6 +238,7 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
                              "detail": f"a label is 1..{MAX_LABEL_CHARS} printable characters with no space at "
                                        "either end; rename the folder "
                                        "or leave it out with --words"})
+            as_word[id(problems[-1])] = folder.name
     for folder in unread:
         n = sum(1 for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not passed_by(p, folder))
         problems.append({"kind": "unread_folder", "label": folder.name,
@@ -256,6 +265,12 @@ def dataset_stats(root: str | os.PathLike, expected_rate: int = EXPECTED_RATE, g
     unknown_folders = speakers.pop("unknown_folders") if speakers is not None else []
     if not wanted_words:  # every label folder is a word; those left out above are flagged as unusable
         unknown_folders = []
+    elif speakers is not None:
+        # kws-train's scan took the wanted words: it refuses a wanted folder without audio directly in it
+        # or with a bad name, so the others without audio, and those it folds into _unknown_, are no
+        # word, and what they would lack as one is no problem of theirs
+        words_trained = direct_audio - set(unknown_folders)
+        problems = [p for p in problems if id(p) not in as_word or as_word[id(p)] in words_trained]
     if unknown_folders:
         word_labels = {k: v for k, v in word_labels.items() if k not in unknown_folders}
         word_labels[UNKNOWN_DIR] = merged([labels[k] for k in (UNKNOWN_DIR, *unknown_folders) if k in labels])

@@ -305,6 +305,24 @@ def test_data_stats_counts_the_folders_a_configs_wanted_words_leave_out_as_unkno
         "(folders: left, no, yes)"]
 
 
+def test_data_stats_says_what_a_word_would_lack_only_of_the_wanted_words(tmp_path):
+    """With data.wanted_words, a folder kws-train folds into _unknown_ (or passes by, empty) was still
+    told to rename itself 'or leave it out with --words', or that 'kws-train refuses it as a wanted
+    word': it is no wanted word. Those problems are now given for wanted word folders only."""
+    rng = np.random.default_rng(7)
+    for label, n in (("yes", FEW_FILES), ("no", FEW_FILES), (" left", FEW_FILES)):
+        for i in range(n):
+            write_wav(tmp_path / label / f"spk{i}_nohash_0.wav", word_audio("up", rng), SAMPLE_RATE)
+    (tmp_path / "empty").mkdir()
+    config = tmp_path / "words.yaml"
+    config.write_text("data:\n  wanted_words: [yes, no]\n")
+    plain = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json"]).output)
+    assert {(p["kind"], p["label"]) for p in plain["problems"]} == {("label_name", " left"), ("empty_label", "empty")}
+    stats = json.loads(CliRunner().invoke(data_stats_cmd, [str(tmp_path), "--json", "--config", str(config)]).output)
+    assert stats["unknown_folders"] == [" left"]
+    assert [p for p in stats["problems"] if p["kind"] in ("label_name", "empty_label")] == []
+
+
 def test_data_stats_warns_when_the_split_leaves_validation_or_test_empty(tmp_path):
     """As kws-train would split it: one speaker group for every file leaves both empty, and says so."""
     rng = np.random.default_rng(2)
