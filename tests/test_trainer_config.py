@@ -279,6 +279,45 @@ def test_yes_no_on_off_stay_words(tmp_path):
     assert load_config(None, ["data.wanted_words=[on,off]"]).data.wanted_words == ("on", "off")
 
 
+@pytest.mark.parametrize("written, words", [
+    ("[0, 1, 2]", ("0", "1", "2")),  # spoken digits: folders 0 .. 9
+    ("[1.0, 10, -1, 1e3, '01', 08]", ("1.0", "10", "-1", "1e3", "01", "08")),  # 1e3, 08: text to YAML
+    ("7", ("7",)),  # one word, not a list
+])
+def test_number_words_in_a_config_name_the_folders_as_written(written, words, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  wanted_words: {written}\n")
+    cfg = load_config(path)
+    assert cfg.data.wanted_words == words
+    save_config(cfg, tmp_path / "saved.yaml")  # kws-train --resume reads the run's copy back
+    assert load_config(tmp_path / "saved.yaml").data.wanted_words == words
+
+
+def test_number_words_given_with_set_name_the_folders_as_written():
+    assert load_config(None, ["data.wanted_words=[0,1]"]).data.wanted_words == ("0", "1")
+    assert load_config(None, ["data.wanted_words=0,01"]).data.wanted_words == ("0", "01")
+    assert load_config(None, ["data.wanted_words=5"]).data.wanted_words == ("5",)
+
+
+@pytest.mark.parametrize("written, message", [
+    ("[01, 2]", 'YAML reads 01 as the number 1, not the name 01; write it in quotes ("01")'),
+    ("[007]", 'YAML reads 007 as the number 7, not the name 007; write it in quotes ("007")'),
+    ("[1.50]", 'YAML reads 1.50 as the number 1.5, not the name 1.50; write it in quotes ("1.50")'),
+    ("[1_000]", 'YAML reads 1_000 as the number 1000, not the name 1_000; write it in quotes ("1_000")'),
+    ("[true]", 'YAML reads true as a true/false value, not a name; write it in quotes ("true")'),
+    ("[up, null]", 'an empty or null name; write the name, in quotes ("null") if it is null'),
+])
+def test_a_word_yaml_reads_as_another_value_is_refused_with_a_hint_to_quote_it(written, message, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data:\n  wanted_words: {written}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: data.wanted_words: {message}")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=re.escape(f"config + --set: data.wanted_words: {message}")):
+        load_config(None, [f"data.wanted_words={written}"])
+
+
 def test_with_data_rejects_empty_word():
     with pytest.raises(ConfigError, match="empty word"):
         with_data(Config(), "/data", ["yes", "", "no"])

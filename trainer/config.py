@@ -52,6 +52,34 @@ class _Yaml12Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _WrittenInt(int):
+    """An integer read from YAML that keeps the text it was written as (``written``): 1, 01, 0x1F, 1_000."""
+
+    written: str
+
+
+class _WrittenFloat(float):
+    """A float read from YAML that keeps the text it was written as (``written``): 1.0, 1.50, .5."""
+
+    written: str
+
+
+def _construct_written(number_type: type, construct: typing.Callable[[Any, Any], Any]):
+    """A YAML constructor of ``number_type`` numbers that keep their scalar's text, so a number given
+    where a name is expected (wanted_words: [0, 1]) is read as the name it was written as."""
+
+    def constructor(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        number = number_type(construct(loader, node))
+        number.written = node.value
+        return number
+
+    return constructor
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int",
+                              _construct_written(_WrittenInt, yaml.SafeLoader.construct_yaml_int))
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:float",
+                              _construct_written(_WrittenFloat, yaml.SafeLoader.construct_yaml_float))
 _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -415,10 +443,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+        return name_as_written(value, where)
     if origin is tuple:
+        if isinstance(value, (bool, int, float)) and typing.get_args(annotation)[0] is str:
+            value = [value]  # wanted_words: 7, --set data.wanted_words=7: a list of that one name
         if isinstance(value, str):
             value = [w.strip() for w in value.split(",") if w.strip()] if value.strip() else []
         if value is None:
@@ -430,6 +458,31 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             value = [_number_or_text(v) for v in value]
         return tuple(_coerce(v, item_type, where) for v in value)
     raise ConfigError(f"{where}: unsupported type {annotation}")  # pragma: no cover
+
+
+def name_as_written(value: Any, where: str) -> str:
+    """The name (a folder, a word) a YAML value gives: text as it is, and a number YAML read from an
+    unquoted scalar as the text it was written as where that text is the number's own spelling
+    (wanted_words: [0, 1] names the folders 0 and 1, [1.5] the folder 1.5). A number spelt otherwise
+    (01 and 007 are read as 1 and 7, 1_000 as 1000) or true/false/null is ConfigError naming ``where``
+    with a hint to quote it: the folder meant cannot be told from the value YAML read."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise ConfigError(f'{where}: an empty or null name; write the name, in quotes ("null") if it is null')
+    if isinstance(value, bool):
+        spelt = str(value).lower()
+        raise ConfigError(f'{where}: YAML reads {spelt} as a true/false value, not a name; '
+                          f'write it in quotes ("{spelt}") to mean the text {spelt}')
+    if isinstance(value, (int, float)):
+        # an int built in Python or read from JSON has no other spelling; a float may (1.50, 1e3)
+        written = getattr(value, "written", str(value) if isinstance(value, int) else None)
+        if written == str(value):
+            return written
+        shown = written if written is not None else repr(value)
+        raise ConfigError(f'{where}: YAML reads {shown} as the number {value!r}, not the name {shown}; '
+                          f'write it in quotes ("{shown}") to mean the text {shown}')
+    raise ConfigError(f"{where}: expected a string, got {value!r}")
 
 
 def _non_finite(value: Any) -> bool:
