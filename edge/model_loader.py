@@ -135,7 +135,10 @@ class LoadedModel:
         return self.model.path
 
 
-def _pick(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[str, ModelEntry]:
+def pick_model(manifest: Manifest, manifest_path: Path, model: str | None) -> tuple[str, ModelEntry]:
+    """The key and entry of the model that runs for ``model``: a key ("int8", "float"), a file the
+    manifest lists (a window model; a streaming form or an embedding model stands for the model it
+    belongs to), or None for the manifest's default; ManifestError naming ``manifest_path`` otherwise."""
     if model is None:
         key = manifest.default_model(str(manifest_path))
         return key, manifest.models[key]
@@ -223,7 +226,7 @@ def open_model(path: str | os.PathLike, model: str | None = None, num_threads: i
         folders = ", ".join(str(manifest_path.parent / m.path) for m in manifest.ensemble.members)
         raise ManifestError(f"{manifest_path}: an ensemble of {len(manifest.ensemble.members)} models, which "
                             f"kws-listen and kws-eval run; here give one of its members ({folders})")
-    key, entry = _pick(manifest, manifest_path, model_file or model)
+    key, entry = pick_model(manifest, manifest_path, model_file or model)
     model_path = checked_file(manifest_path, entry.file, entry.sha256, entry.size_bytes)
     if defer:
         return LoadedModel(manifest, manifest_path, key, entry,

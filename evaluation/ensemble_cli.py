@@ -15,7 +15,7 @@ import click
 from kws.edge.errors import KwsError, ManifestError, os_error_line
 from kws.edge.manifest import (MANIFEST_NAME, EnsembleMember, EnsembleSection, Manifest, load_manifest,
                                save_manifest)
-from kws.edge.model_loader import checked_file, locate
+from kws.edge.model_loader import checked_file, locate, pick_model
 from kws.edge.manifest_schema import MAX_ENSEMBLE_MEMBERS
 from kws.edge.stopping import exit_interrupted, removed_after, signals_held
 
@@ -49,13 +49,14 @@ def runtime_files(manifest: Manifest) -> list[tuple[str, str, int]]:
 
 def member_source(path: str, model: str | None) -> MemberSource:
     """The converted model at ``path`` (a folder, manifest or .tflite) and the key of the model that
-    will run (``model``, the .tflite named, else the manifest's default); KwsError, one line."""
+    will run (``model``, the .tflite named, else the manifest's default); a streaming form's or
+    embedding model's file names the model it belongs to, as in kws-listen. KwsError, one line."""
     manifest_path, model_file = locate(path)
     manifest = load_manifest(manifest_path)
     if manifest.ensemble is not None:
         raise ManifestError(f"{manifest_path}: an ensemble cannot be a member of another; name its members")
     if model_file is not None:
-        key = manifest.entry_for_file(model_file, str(manifest_path))[0]
+        key = pick_model(manifest, manifest_path, model_file)[0]
         if model is not None and model != key:
             raise KwsError(f"{path}: the file is the {key!r} model, --model asks for {model!r}")
     else:

@@ -268,6 +268,26 @@ def test_kws_ensemble_says_each_member_runs_as_kws_listen_runs_it(tcn_dist, conv
                                 "(the manifest lists no streaming form of this model))"), res.output
 
 
+def test_kws_ensemble_takes_a_stream_file_as_the_model_it_streams(tcn_dist, converted_run, tmp_path):
+    """kws-listen takes dist/stream_int8.tflite as its window model, streamed; kws ensemble refused it
+    ("does not describe stream_int8.tflite"): the member is now that int8 model, run streaming."""
+    from click.testing import CliRunner
+
+    from kws.evaluation.ensemble_cli import main as ensemble_main
+
+    out, _ = tcn_dist
+    stream_file = str(out / "stream_int8.tflite")
+    res = CliRunner().invoke(ensemble_main, [stream_file, str(converted_run), "--out", str(tmp_path / "pair")])
+    assert res.exit_code == 0, res.output
+    assert [m.model for m in load_manifest(tmp_path / "pair").ensemble.members] == ["int8", "int8"]
+    assert f"  member1: {out.resolve()} (int8, hop 30 ms; streaming: stream_int8.tflite" in res.output
+    res = CliRunner().invoke(ensemble_main, [stream_file, str(converted_run), "--model", "float",
+                                             "--out", str(tmp_path / "other")])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == (
+        f"Error: {stream_file}: the file is the 'int8' model, --model asks for 'float'")
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.update(step_frames=0), "streaming.step_frames must be in [1, 1000]"),
     (lambda s: s.pop("step_frames"), "streaming.step_frames is missing"),
