@@ -140,14 +140,15 @@ def named_model_file(path: str | os.PathLike | None) -> Path | None:
     return path if path.is_file() and path.suffix == TFLITE_SUFFIX else None
 
 
-def scored_model_name(manifest: Manifest, named: Path | None) -> str:
+def scored_model_name(manifest: Manifest, named: Path | None, source: str = "manifest") -> str:
     """The model file whose scores kws-eval measures: the .tflite named (model_float.tflite), else the
-    manifest's default model's file; "ensemble" for an ensemble, whose members have files of their own."""
+    manifest's default model's file; "ensemble" for an ensemble, whose members have files of their own.
+    A manifest listing no model is a ManifestError naming ``source``, its path."""
     if named is not None:
         return named.name
     if manifest.ensemble is not None:
         return ENSEMBLE_SCORED
-    return manifest.models[manifest.default_model()].file
+    return manifest.models[manifest.default_model(source)].file
 
 
 def manifest_path_for(path: str | os.PathLike | None) -> Path:

@@ -232,3 +232,19 @@ def test_ignore_labels_may_not_silence_every_keyword_or_name_a_label_the_model_l
                               "(the model's labels: _silence_, _unknown_, up, down)")
     data["ignore_labels"] = ["_silence_", "_unknown_", "down"]
     assert load_manifest(write(tmp_path, data)).ignore_labels == ("_silence_", "_unknown_", "down")
+
+
+def test_kws_eval_names_a_manifest_that_lists_no_model(tmp_path):
+    """kws-eval -m of such a folder said 'manifest: lists no model files', naming no file, when it
+    looked up the model file whose scores it measures."""
+    from click.testing import CliRunner
+
+    from kws.evaluation.eval_cli import main as eval_main
+
+    data = valid_dict()
+    data["models"] = {}
+    path = write(tmp_path, data)
+    (tmp_path / "words").mkdir()
+    res = CliRunner().invoke(eval_main, ["-m", str(tmp_path), "--keywords", str(tmp_path / "words")])
+    assert res.exit_code == 1
+    assert res.output == f"Error: {path}: lists no model files (its models section is empty; re-run kws-convert)\n"
