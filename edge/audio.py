@@ -77,21 +77,7 @@ class AudioInfo:
 
 WavInfo = AudioInfo  # the name before the reader took every format
 
-# how the formats AUDIO_SUFFIXES names begin (RIFF/RF64 WAV, FLAC, OGG, MP3 with or without an ID3 tag)
-MAGIC_PREFIXES = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"ID3")
-MAGIC_BYTES = 12  # how much of a file looks_like_audio needs
-
-
-def looks_like_audio(head: bytes) -> bool:
-    """Whether the first MAGIC_BYTES of a file start like one of the formats kws reads (a cheap check
-    before a download is handed to the reader, which has the final word)."""
-    if head[:4] == b"RIFF":
-        return head[8:12] == b"WAVE"
-    if head.startswith(MAGIC_PREFIXES):
-        return True
-    return len(head) >= 2 and (int.from_bytes(head[:2], "big") & MPEG_SYNC) == MPEG_SYNC
-
-
+MAGIC_BYTES = 12  # how much of a file container_of and looks_like_audio need
 # how a file of each format kws reads begins, where no raw int16 PCM plausibly begins so (a bare MPEG
 # frame sync, two bytes, is left out: as little-endian PCM it is just a quiet negative sample)
 CONTAINER_MAGICS = ((b"RIFF", "WAV"), (b"RIFX", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"OggS", "OGG"),
@@ -106,6 +92,15 @@ def container_of(head: bytes) -> str | None:
         if head.startswith(magic) and (name != "WAV" or head[8:12] == b"WAVE"):
             return name
     return None
+
+
+def looks_like_audio(head: bytes) -> bool:
+    """Whether the first MAGIC_BYTES of a file start like one of the formats kws reads: a container's
+    header, or an MPEG frame sync (an MP3 without an ID3 tag). A cheap check before a download is
+    handed to the reader, which has the final word."""
+    if container_of(head) is not None:
+        return True
+    return len(head) >= 2 and (int.from_bytes(head[:2], "big") & MPEG_SYNC) == MPEG_SYNC
 
 
 def _soundfile():
