@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from kws.edge.locate import REJECTED_SUFFIX
+from kws.edge.locate import DIST_DIR, REJECTED_SUFFIX
 from kws.edge.runtime import TFLITE_RUNTIME
 from kws.edge.manifest import (MANIFEST_NAME, Manifest, ModelEntry, TensorSpec, atomic_write_bytes,
                                atomic_write_text, process_umask, save_manifest)
@@ -44,7 +44,6 @@ from .source import AUGMENTED_CALIBRATION_SHARE, RunData, load_keras_model, open
 
 FORMATS = ("int8", "float", "pb", "c")
 DEFAULT_FORMATS = FORMATS
-DIST_DIR = "dist"
 INT8_FILE = "model_int8.tflite"
 INT8_REJECTED_FILE = "model_int8.rejected.tflite"
 FLOAT_FILE = "model_float.tflite"

@@ -56,7 +56,7 @@ def incomplete_runs(root: Path | None = None) -> list[Path]:
 
 def is_ensemble(path: Path) -> bool:
     """Whether the folder's converted model (manifest.json here, else in dist/) is a kws ensemble."""
-    for manifest in (path / "manifest.json", path / "dist" / "manifest.json"):
+    for manifest in (path / "manifest.json", path / DIST_DIR / "manifest.json"):
         if manifest.is_file():
             try:
                 return bool(json.loads(manifest.read_text(encoding="utf-8")).get("ensemble"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ManifestError
-from .locate import KERAS_SUFFIX, convert_first, keras_given
+from .locate import DIST_DIR, KERAS_SUFFIX, convert_first, keras_given
 from .manifest import MANIFEST_NAME, Manifest, ModelEntry, StreamEntry, load_manifest, not_a_manifest_file
 from .manifest_schema import model_file_name
 from .runtime import TFLiteModel, pick_runtime
@@ -57,7 +57,7 @@ def locate(path: str | os.PathLike) -> tuple[Path, str | None]:
         raise ManifestError(keras_given(p))
     if p.is_file():
         return p, None
-    candidates = (p / MANIFEST_NAME, p / "dist" / MANIFEST_NAME)
+    candidates = (p / MANIFEST_NAME, p / DIST_DIR / MANIFEST_NAME)
     for candidate in candidates:
         if candidate.is_file():
             return candidate, None

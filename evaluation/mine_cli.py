@@ -7,13 +7,13 @@ import click
 
 from kws.edge.clitypes import FiniteFloatRange
 from kws.edge.errors import KwsError, os_error_line
+from kws.edge.locate import DIST_DIR
 from kws.edge.manifest import MANIFEST_NAME
 from kws.edge.stopping import StopRequest, exit_interrupted
 from kws.trainer.run import MODEL_FILE
 
 from .mining import (DEFAULT_EPOCHS_PER_ROUND, DEFAULT_MARGIN, DEFAULT_ROUNDS, DEFAULT_WINDOWS_PER_ROUND,
                      RECORDED_RANGES, MiningOptions, measured_alike, mine)
-from .models import DIST_DIR
 from .streaming_metrics import fa_rate_text
 
 EXAMPLES = """

@@ -19,13 +19,12 @@ import numpy as np
 from kws.edge.calibration_fit import ENSEMBLE_SCORED
 from kws.edge.errors import KwsError, ModelNotFoundError
 from kws.edge.frontend import FrontendConfig
-from kws.edge.locate import KERAS_SUFFIX, SINGLE_MODEL, convert_first, keras_given, resolve_model
+from kws.edge.locate import DIST_DIR, KERAS_SUFFIX, SINGLE_MODEL, convert_first, keras_given, resolve_model
 from kws.edge.manifest import EMBEDDING_FAMILY, MANIFEST_NAME, Manifest
 
 KERAS_FILE = "model.keras"
 RUN_CONFIG = "config.yaml"
 RUN_LABELS = "labels.txt"
-DIST_DIR = "dist"
 TFLITE_SUFFIX = ".tflite"
 KERAS_BATCH = 256
 
