@@ -635,16 +635,17 @@ def config_warnings(cfg: Config) -> list[str]:
     the start of a run): a SpecAugment mask allowed to cover the whole input (it is drawn narrower,
     kws.trainer.augment.widest_mask), a warm-up as long as the training (the peak learning rate is
     never reached)."""
-    from .augment import MASK_LEAVES
+    from .augment import widest_mask
 
     out = []
     aug, fe, t = cfg.augment, cfg.features, cfg.train
     for count, key, width, extent, what in (
             ("time_masks", "time_mask_frames", aug.time_mask_frames, fe.num_frames, "the clip's {} frames"),
             ("freq_masks", "freq_mask_bins", aug.freq_mask_bins, fe.num_features, "features.num_features ({})")):
-        if getattr(aug, count) and width > extent - MASK_LEAVES:
+        drawn = widest_mask(width, extent)
+        if getattr(aug, count) and drawn < width:
             out.append(f"augment.{key} {width} is not narrower than {what.format(extent)}: one mask could blank "
-                       f"the whole input, so masks are drawn at most {max(0, extent - MASK_LEAVES)} wide")
+                       f"the whole input, so masks are drawn at most {drawn} wide")
     if t.warmup_epochs >= t.epochs:
         reached = t.learning_rate * t.epochs / (t.warmup_epochs + 1)
         out.append(f"train.warmup_epochs {t.warmup_epochs} is not below train.epochs {t.epochs}: the learning "
