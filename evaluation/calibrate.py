@@ -134,6 +134,7 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
             fa_tables = {l: [r["per_label"][l]["false_accepts"] for r in rows] for l in keywords}
         # where false accepts are counted: on the negatives, else on the stream
         where = negatives or [ScoredAudio(times=times, scores=scores, duration_s=duration_s, events=tuple(events))]
+        hours = keyword_free_hours(where)  # unrounded, as the reported rate divides by them
         peaks = (near_misses_by_label(where, manifest.labels, keywords, window, sm.suppression_ms) if tail
                  else dict.fromkeys(keywords, np.zeros(0)))
         expected = {l: expected_counts(peaks[l], grid) for l in keywords}
@@ -154,9 +155,7 @@ def calibrate(times, scores, manifest: Manifest, events, duration_s: float, targ
             rep = streaming_report(smooth(times, scores, manifest, sm, th, stream_averages), events, duration_s,
                                    keywords)
             neg = negatives_false_accepts(negatives, manifest, th, sm, negative_averages) if negatives else None
-            # the hours unrounded, as the reported rate divides by them
-            hours, seen = (keyword_free_hours(where),
-                           neg["per_label"] if neg else {l: rep["per_label"][l]["false_accepts"] for l in keywords})
+            seen = neg["per_label"] if neg else {l: rep["per_label"][l]["false_accepts"] for l in keywords}
             if plan:
                 by_label = {l: float(seen[l]) for l in keywords}
                 fa_now = plan.counted(seen, idx[keywords[0]]) / hours if hours else None

@@ -178,11 +178,12 @@ def main(model, keywords_dir, noise_dir, hours, snr, seed, stream_wav, labels_cs
     try:
         mpath = manifest_path_for(model)
         # the .tflite named is the one scored (model_float.tflite, not the manifest's default int8)
-        scored = named_model_file(model) or mpath
+        named = named_model_file(model)
+        scored = named or mpath
         manifest = load_manifest(mpath)
         if model is None:  # the newest of several runs may not be the one the user means
             click.echo(chosen_model_line("kws-eval", mpath), err=True)
-        scored_name = scored_model_name(manifest, named_model_file(model), str(mpath))
+        scored_name = scored_model_name(manifest, named, str(mpath))
         # thresholds chosen on another model's scores (float's, run here on int8) may not hold on these;
         # --calibrate replaces them, so it is said only where they are the ones measured
         mismatch = None if do_calibrate else calibrated_on_other_model(manifest, scored_name, str(mpath))
